@@ -1,0 +1,57 @@
+# ckpt — see README.md. `make demo` runs the main job, `make test` the tests.
+GO        ?= go
+PKGS      := ./...
+FUZZTIME  ?= 30s
+BIN       := bin
+
+.PHONY: all build test test-unit fmt-check vet lint deps demo bench fuzz fuzz-smoke clean workloads
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# deps installs CRIU >= 4 and runc (and crit) when missing; quick when done.
+deps:
+	bash scripts/deps.sh
+
+# workloads builds the static test workload used by the engine tests and the demo.
+workloads:
+	$(MAKE) -C testdata/workloads
+
+# test is the README's test command and what .ci/run runs: set-up, static
+# checks, then every test (the real-CRIU ones need root, CRIU and runc; under
+# CI=true they fail instead of skipping when those are missing).
+test: deps fmt-check vet lint workloads
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+# test-unit runs the tests without installing anything.
+test-unit:
+	$(GO) test -count=1 $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint:
+	$(GO) tool staticcheck $(PKGS)
+
+fuzz-smoke:
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./format
+
+# fuzz runs each native fuzz target for FUZZTIME; crashers land in testdata/fuzz.
+fuzz:
+	@set -e; for t in $$($(GO) test -list '^Fuzz' ./format | grep '^Fuzz'); do \
+		echo "== $$t"; $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./format; done
+
+demo: deps build workloads
+	bash scripts/demo.sh
+
+bench: deps build workloads
+	bash bench/run.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,41 @@
+// Package format reads, writes, verifies and safely extracts ckpt checkpoint
+// archives, format version 1, and reads podman, CRI-O and containerd
+// checkpoint archives in a legacy mode. docs/FORMAT.md is the normative
+// description; this comment lists the rules the code enforces.
+//
+// An archive is a tar stream, compressed with zstd (default), gzip, or not
+// at all; readers detect the compression by its magic bytes.
+//
+// Invariants of a v1 archive, enforced by [Writer] and checked by [Reader]:
+//
+//   - The first member is [ManifestName], at most [MaxManifestSize] bytes of
+//     JSON that [ParseManifest] accepts: a known major [Version], no unknown
+//     fields, no trailing data. In compressed archives it fills a compression
+//     frame of its own, so reading it decodes nothing else.
+//   - Every other member is a regular file listed in the manifest, in the
+//     manifest's order (sorted by name), with the listed size and sha256
+//     digest. No member is missing, unlisted or repeated. There are no
+//     directory, link, device, FIFO or sparse entries.
+//   - Names pass [CheckName] (relative, clean, valid UTF-8, at most
+//     [MaxNameLength] bytes and [MaxNameDepth] elements), have a [Kind] other
+//     than [KindOther], and no two differ only in case.
+//   - Tar headers are normalized: mode 0600, owner 0:0 without names, every
+//     modification time equal to the manifest's creation time. The same
+//     inputs and options give the same bytes.
+//   - The tar stream ends with its two zero blocks; only zero padding (at
+//     most [MaxTrailingPadding] bytes) may follow.
+//
+// Readers treat every archive as hostile: sizes are bounded by the limits
+// in limits.go before anything is allocated, zstd windows and decoder memory
+// are capped, each member is read through a verifying reader that checks
+// size and digest at EOF, and a failed check is an error, never a warning.
+// Legacy archives (no manifest) get the same structural checks; their
+// manifest is synthesized from the tar headers and [Reader.Legacy] reports
+// them as unverifiable. [Extract] writes only below its target directory,
+// through os.Root, creating regular files and directories with fixed modes;
+// owners and modes from the archive are not trusted.
+//
+// Package format imports only the standard library, the zstd and gzip
+// codecs of github.com/klauspost/compress, and go-criu's magic table; it
+// never imports the engine or os/exec (depcheck_test.go).
+package format
