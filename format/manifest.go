@@ -129,11 +129,19 @@ type Member struct {
 
 // Member returns the manifest entry called name, or nil.
 func (m *Manifest) Member(name string) *Member {
+	if i := m.index(name); i >= 0 {
+		return &m.Members[i]
+	}
+	return nil
+}
+
+// index returns the position of name in the sorted Members, or -1.
+func (m *Manifest) index(name string) int {
 	i, ok := slices.BinarySearchFunc(m.Members, name, func(e Member, n string) int { return strings.Compare(e.Name, n) })
 	if !ok {
-		return nil
+		return -1
 	}
-	return &m.Members[i]
+	return i
 }
 
 // TotalSize returns the sum of the members' sizes.

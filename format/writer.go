@@ -1,0 +1,382 @@
+package format
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Source yields a member's content. Open is called twice: once to measure
+// and digest the content before the manifest is written, once to copy it
+// into the archive. Both reads must give the same bytes; the writer checks
+// (CRC-32C of both reads) and fails with ErrSourceChanged otherwise.
+type Source interface {
+	Open() (io.ReadCloser, error)
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func() (io.ReadCloser, error)
+
+// Open calls f.
+func (f SourceFunc) Open() (io.ReadCloser, error) { return f() }
+
+// BytesSource returns a Source of b.
+func BytesSource(b []byte) Source {
+	return SourceFunc(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+}
+
+// FileSource returns a Source reading the regular file at name. It refuses
+// a symlink or a non-regular file.
+func FileSource(name string) Source {
+	return SourceFunc(func() (io.ReadCloser, error) { return openRegular(name) })
+}
+
+// StreamSource returns a Source whose content gen writes, e.g. an inner tar
+// generated on the fly: nothing is written to disk, gen runs once per Open
+// and must be deterministic.
+func StreamSource(gen func(w io.Writer) error) Source {
+	return SourceFunc(func() (io.ReadCloser, error) {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(gen(pw)) }()
+		return pr, nil
+	})
+}
+
+// WriterOptions configure a Writer. The zero value, or nil, means zstd at
+// its default level with up to 4 goroutines.
+type WriterOptions struct {
+	// Compression is the outer compression; empty means Zstd.
+	Compression Compression
+	// Level is the compression level in the codec's own scale (zstd 1–22,
+	// gzip 1–9); 0 means the codec's default.
+	Level int
+	// Concurrency is how many goroutines digest members and compress; 0
+	// means min(4, GOMAXPROCS). Output does not depend on it.
+	Concurrency int
+}
+
+// Writer writes a v1 archive. Members are added with Add (or AddBytes,
+// AddFile, AddDir) and written, manifest first, by Close: a manifest-first
+// archive needs every member's digest before the first byte is written, so
+// Close reads each Source twice (see Source). Nothing is staged on disk.
+//
+// A Writer enforces the reader's rules on every call, so a successful Close
+// produces an archive that Reader and Verify accept. Errors are sticky.
+type Writer struct {
+	w       io.Writer
+	opts    WriterOptions
+	header  Manifest
+	entries []*entry
+	names   *nameSet
+	closed  bool
+	result  *Manifest
+	digest  Digest
+	// err is the first error; once set, every method returns it
+	// (the same rule as archive/tar's Writer.err).
+	err error
+}
+
+type entry struct {
+	name   string
+	src    Source
+	size   int64
+	digest Digest
+	crc    uint32
+}
+
+// NewWriter returns a Writer that writes an archive to w, with the
+// container, host and option fields of header (its Version and Members are
+// ignored; a zero Created means now).
+func NewWriter(w io.Writer, header Manifest, opts *WriterOptions) *Writer {
+	zw := &Writer{w: w, header: header, names: newNameSet()}
+	if opts != nil {
+		zw.opts = *opts
+	}
+	if zw.opts.Compression == "" {
+		zw.opts.Compression = Zstd
+	}
+	if zw.opts.Concurrency <= 0 {
+		zw.opts.Concurrency = defaultConcurrency()
+	}
+	if _, err := ParseCompression(string(zw.opts.Compression)); err != nil {
+		zw.err = err
+	}
+	zw.header.Options.Compression = string(zw.opts.Compression)
+	return zw
+}
+
+// Add adds the member name with content from src. name must pass CheckName
+// and be a v1 member name (KindOf(name) != KindOther), and must not repeat
+// or collide with an earlier name.
+func (w *Writer) Add(name string, src Source) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriteAfterClose
+	}
+	if err := CheckName(name); err != nil {
+		return &Error{Op: "write", Member: name, Err: err}
+	}
+	if name == ManifestName || KindOf(name) == KindOther {
+		return &Error{Op: "write", Member: name, Err: errorf(ErrFormat, "not a v1 member name")}
+	}
+	if len(w.entries) >= MaxMembers-1 {
+		return &Error{Op: "write", Member: name, Err: errorf(ErrTooLarge, "more than %d members", MaxMembers)}
+	}
+	if err := w.names.add(name, false); err != nil {
+		return &Error{Op: "write", Member: name, Err: err}
+	}
+	w.entries = append(w.entries, &entry{name: name, src: src})
+	return nil
+}
+
+// AddBytes adds the member name with content b.
+func (w *Writer) AddBytes(name string, b []byte) error { return w.Add(name, BytesSource(b)) }
+
+// AddFile adds the member name with the content of the regular file at
+// file.
+func (w *Writer) AddFile(name, file string) error {
+	if w.err == nil && !w.closed {
+		fi, err := os.Lstat(file)
+		if err != nil {
+			return &Error{Op: "write", Member: name, Err: err}
+		}
+		if !fi.Mode().IsRegular() {
+			return &Error{Op: "write", Member: name, Err: fmt.Errorf("%s is not a regular file", file)}
+		}
+	}
+	return w.Add(name, FileSource(file))
+}
+
+// AddDir adds every regular file directly in dir as prefix/<file name>
+// (prefix is CheckpointDir or PreCheckpointDir for CRIU images). A symlink
+// called "parent" (CRIU's link to parent images) is skipped: the manifest's
+// Parent records it. Any other symlink, subdirectory or special file is an
+// error.
+func (w *Writer) AddDir(prefix, dir string) error {
+	if w.err != nil {
+		return w.err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("add %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		if e.Name() == "parent" && e.Type()&fs.ModeSymlink != 0 {
+			continue
+		}
+		if !e.Type().IsRegular() {
+			return fmt.Errorf("add %s: %s is not a regular file", dir, e.Name())
+		}
+		if err := w.AddFile(prefix+"/"+e.Name(), dir+"/"+e.Name()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close digests every member, writes the manifest and the members, and
+// ends the compression. It does not close the underlying writer. On error
+// the output is incomplete and must be discarded.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriteAfterClose
+	}
+	w.closed = true
+	w.err = w.write()
+	return w.err
+}
+
+// Manifest returns the manifest written and the digest of its bytes as
+// stored (what a child checkpoint's Parent.Manifest refers to). It is nil
+// before a successful Close.
+func (w *Writer) Manifest() (*Manifest, Digest) { return w.result, w.digest }
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func (w *Writer) write() error {
+	slices.SortFunc(w.entries, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
+	if err := w.digestAll(); err != nil {
+		return err
+	}
+	m := w.header
+	m.Version = Version
+	if m.Created.IsZero() {
+		m.Created = time.Now()
+	}
+	m.Created = m.Created.UTC().Truncate(time.Second)
+	m.Members = make([]Member, len(w.entries))
+	var total int64
+	for i, e := range w.entries {
+		m.Members[i] = Member{Name: e.name, Kind: KindOf(e.name), Size: e.size, Digest: e.digest}
+		total += e.size
+	}
+	mb, err := m.Marshal()
+	if err != nil {
+		return &Error{Op: "write", Member: ManifestName, Err: err}
+	}
+	if len(mb) > MaxManifestSize {
+		return &Error{Op: "write", Member: ManifestName, Err: errorf(ErrTooLarge, "manifest of %d bytes (limit %d)", len(mb), MaxManifestSize)}
+	}
+
+	// The manifest gets a compression frame of its own.
+	sw := &switchWriter{}
+	tw := tar.NewWriter(sw)
+	enc, err := newEncoder(w.opts.Compression, w.w, w.opts.Level, 1)
+	if err != nil {
+		return err
+	}
+	sw.w = enc
+	if err := tw.WriteHeader(header(ManifestName, int64(len(mb)), m.Created)); err != nil {
+		return err
+	}
+	if _, err := tw.Write(mb); err != nil {
+		return err
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	enc, err = newEncoder(w.opts.Compression, w.w, w.opts.Level, w.opts.Concurrency)
+	if err != nil {
+		return err
+	}
+	sw.w = enc
+	for _, e := range w.entries {
+		if err := w.copyEntry(tw, e, m.Created); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	w.result, w.digest = &m, DigestBytes(mb)
+	return nil
+}
+
+// digestAll reads every source once to learn its size, digest and CRC.
+func (w *Writer) digestAll() error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan *entry)
+	)
+	for range min(w.opts.Concurrency, max(1, len(w.entries))) {
+		wg.Go(func() {
+			for e := range next {
+				if err := e.measure(); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, e := range w.entries {
+		next <- e
+	}
+	close(next)
+	wg.Wait()
+	return firstErr
+}
+
+func (e *entry) measure() (err error) {
+	rc, err := e.src.Open()
+	if err != nil {
+		return &Error{Op: "write", Member: e.name, Err: err}
+	}
+	defer func() {
+		if cerr := rc.Close(); err == nil && cerr != nil {
+			err = &Error{Op: "write", Member: e.name, Err: cerr}
+		}
+	}()
+	sh := sha256.New()
+	crc := crc32.New(crcTable)
+	n, err := io.Copy(io.MultiWriter(sh, crc), io.LimitReader(rc, MaxMemberSize+1))
+	if err != nil {
+		return &Error{Op: "write", Member: e.name, Err: err}
+	}
+	if n > MaxMemberSize {
+		return &Error{Op: "write", Member: e.name, Err: errorf(ErrTooLarge, "member larger than %d bytes", int64(MaxMemberSize))}
+	}
+	e.size, e.digest, e.crc = n, digestOf(sh), crc.Sum32()
+	return nil
+}
+
+func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
+	if err := tw.WriteHeader(header(e.name, e.size, mtime)); err != nil {
+		return err
+	}
+	rc, err := e.src.Open()
+	if err != nil {
+		return &Error{Op: "write", Member: e.name, Err: err}
+	}
+	defer func() {
+		if cerr := rc.Close(); err == nil && cerr != nil {
+			err = &Error{Op: "write", Member: e.name, Err: cerr}
+		}
+	}()
+	crc := crc32.New(crcTable)
+	n, err := io.Copy(io.MultiWriter(tw, crc), io.LimitReader(rc, e.size+1))
+	switch {
+	case errors.Is(err, tar.ErrWriteTooLong) || err == nil && n != e.size:
+		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.size)}
+	case err != nil:
+		return &Error{Op: "write", Member: e.name, Err: err}
+	case crc.Sum32() != e.crc:
+		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "content changed between reads")}
+	}
+	return nil
+}
+
+// header returns the normalized tar header of a member.
+func header(name string, size int64, mtime time.Time) *tar.Header {
+	return &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		Size:     size,
+		Mode:     0o600,
+		ModTime:  mtime,
+		Format:   formatFor(name),
+	}
+}
+
+// formatFor picks USTAR when the name fits it and PAX otherwise, so the
+// choice depends on the name alone.
+func formatFor(name string) tar.Format {
+	if len(name) <= 100 {
+		return tar.FormatUSTAR
+	}
+	if i := strings.LastIndexByte(name[:min(len(name), 156)], '/'); i > 0 && len(name)-i-1 <= 100 {
+		return tar.FormatUSTAR
+	}
+	return tar.FormatPAX
+}
+
+// switchWriter lets the tar stream move from one compression frame to the
+// next.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
