@@ -1,0 +1,254 @@
+package format
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+)
+
+// VerifyOptions configure Verify. nil means the defaults.
+type VerifyOptions struct {
+	// Reader are the reader's limits and options.
+	Reader ReaderOptions
+	// PageSize is the page size of the source machine for the pagemap and
+	// pages consistency check; 0 means 4096.
+	PageSize int
+}
+
+// Report is the result of Verify: every problem found in one pass.
+type Report struct {
+	// Manifest is the archive's manifest; synthesized for legacy archives.
+	Manifest *Manifest
+	// ManifestDigest is the digest of the stored manifest; empty for legacy
+	// archives.
+	ManifestDigest Digest
+	// Legacy reports an archive without a manifest: its contents could be
+	// checked for structure but not verified against digests.
+	Legacy bool
+	// Compression is the archive's compression.
+	Compression Compression
+	// Problems lists every problem, each an *Error naming the member where
+	// one is concerned.
+	Problems []error
+	// Images summarizes each CRIU image set (checkpoint/, pre-checkpoint/).
+	Images []ImageSet
+}
+
+// ImageSet summarizes one directory of CRIU images.
+type ImageSet struct {
+	// Dir is CheckpointDir or PreCheckpointDir.
+	Dir string
+	// Files is the number of files in the set.
+	Files int
+	// Processes is the number of tasks pstree.img lists.
+	Processes int
+	// PagesSize is the total size of the pages-*.img files.
+	PagesSize int64
+	// ParentPages is the number of pages the pagemaps mark as in the
+	// parent.
+	ParentPages int64
+}
+
+// Err returns nil when the report has no problems, otherwise an error
+// with one line per problem.
+func (r *Report) Err() error { return errors.Join(r.Problems...) }
+
+// imageFile is what Verify keeps of a CRIU image while reading.
+type imageFile struct {
+	size int64
+	head []byte // the first 8 bytes
+	data []byte // the whole content, for the metadata images it decodes
+}
+
+// parsedImage reports whether Verify keeps the content of the image base
+// to decode it.
+func parsedImage(base string) bool {
+	return base == "inventory.img" || base == "pstree.img" || strings.HasPrefix(base, "pagemap-") && strings.HasSuffix(base, ".img")
+}
+
+// maxKeptImages bounds the total of decoded metadata kept in memory.
+const maxKeptImages = 256 << 20
+
+// Verify reads the whole archive once and reports every problem: members
+// whose size or digest differ from the manifest (named), missing and
+// unlisted members, CRIU images with wrong magics, required images missing,
+// pagemap and pages files that disagree, pages marked in a parent that the
+// archive does not reference. Structural errors that make further reading
+// impossible (a corrupt tar or compressed stream, an insecure name, a limit
+// exceeded) end the pass and are reported as the last problem.
+//
+// The returned error is non-nil only for trouble reading r itself (I/O);
+// problems of the archive are in the Report.
+func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
+	var o VerifyOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 4096
+	}
+	ro := o.Reader
+	ro.collect = true
+	rep := &Report{}
+	zr, err := NewReader(r, &ro)
+	if err != nil {
+		return rep, rep.fatal(err)
+	}
+	defer zr.Close()
+	rep.Legacy, rep.Compression = zr.Legacy(), zr.Compression()
+	rep.Manifest, rep.ManifestDigest = zr.Manifest(), zr.ManifestDigest()
+
+	sets := map[string]map[string]*imageFile{}
+	var kept int64
+	hasParentLink := false
+	for {
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			rep.Problems = append(rep.Problems, zr.problemsSeen()...)
+			return rep, rep.fatal(err)
+		}
+		if h.Name == ParentLinkName {
+			hasParentLink = true
+			continue
+		}
+		if h.Kind != KindImage && h.Kind != KindPreImage {
+			continue // the Reader verifies the content at Next
+		}
+		dir, base := path.Split(h.Name)
+		dir = strings.TrimSuffix(dir, "/")
+		if sets[dir] == nil {
+			sets[dir] = map[string]*imageFile{}
+		}
+		f := &imageFile{size: h.Size}
+		sets[dir][base] = f
+		keep := parsedImage(base) && h.Size <= MaxParsedImageSize && kept+h.Size <= maxKeptImages
+		if keep {
+			kept += h.Size
+			b, err := io.ReadAll(io.LimitReader(zr, h.Size))
+			if err != nil && !errors.Is(err, ErrChecksum) {
+				rep.Problems = append(rep.Problems, zr.problemsSeen()...)
+				return rep, rep.fatal(err)
+			}
+			f.data = b
+			f.head = b[:min(8, len(b))]
+		} else {
+			head := make([]byte, 8)
+			n, err := io.ReadFull(zr, head)
+			f.head = head[:n]
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrChecksum) {
+				rep.Problems = append(rep.Problems, zr.problemsSeen()...)
+				return rep, rep.fatal(err)
+			}
+		}
+	}
+	rep.Problems = append(rep.Problems, zr.problemsSeen()...)
+	rep.Manifest = zr.Manifest()
+
+	for _, dir := range []string{CheckpointDir, PreCheckpointDir} {
+		files, ok := sets[dir]
+		if !ok {
+			continue
+		}
+		// Pages marked in-parent need a parent: in the manifest, or in a
+		// legacy archive its checkpoint/parent link.
+		hasParent := false
+		switch {
+		case dir == CheckpointDir && rep.Manifest.Parent != nil:
+			hasParent = true
+		case dir == CheckpointDir && hasParentLink:
+			hasParent = true
+		}
+		set, problems := checkImageSet(dir, files, hasParent, o.PageSize)
+		rep.Images = append(rep.Images, set)
+		rep.Problems = append(rep.Problems, problems...)
+	}
+	if !rep.Legacy && rep.Manifest.Parent != nil && len(sets[CheckpointDir]) == 0 {
+		rep.Problems = append(rep.Problems, &Error{Op: "verify", Err: errorf(ErrParent, "the manifest names a parent but the archive has no checkpoint images")})
+	}
+	return rep, nil
+}
+
+// fatal records err as the report's last problem, or returns it when it is
+// trouble with the source rather than a problem of the archive.
+func (r *Report) fatal(err error) error {
+	var se *sourceError
+	if errors.As(err, &se) {
+		return err
+	}
+	r.Problems = append(r.Problems, err)
+	return nil
+}
+
+// Link is one archive of a checkpoint chain: its manifest and the digest
+// of its stored manifest.
+type Link struct {
+	Manifest *Manifest
+	Digest   Digest
+}
+
+// CheckChain checks a chain of incremental checkpoints, chain[0] the final
+// checkpoint and chain[i+1] the parent of chain[i]: every parent reference
+// is satisfied by the next link (manifest digest, image-set digest and
+// depth), the last link has no parent, no manifest appears twice, and the
+// chain is at most MaxParentDepth long. Errors wrap ErrParent.
+func CheckChain(chain []Link) error {
+	if len(chain) > MaxParentDepth+1 {
+		return fmt.Errorf("%w: chain of %d checkpoints is longer than %d", ErrParent, len(chain), MaxParentDepth+1)
+	}
+	seen := map[Digest]int{}
+	for i, l := range chain {
+		if l.Manifest == nil {
+			return fmt.Errorf("%w: link %d has no manifest (legacy archives cannot be verified as parents)", ErrParent, i)
+		}
+		if j, dup := seen[l.Digest]; dup {
+			return fmt.Errorf("%w: checkpoint %s appears twice (links %d and %d): the chain is cyclic", ErrParent, l.Digest, j, i)
+		}
+		seen[l.Digest] = i
+		p := l.Manifest.Parent
+		if p == nil {
+			if i != len(chain)-1 {
+				return fmt.Errorf("%w: link %d has no parent but %d more were given", ErrParent, i, len(chain)-1-i)
+			}
+			return nil
+		}
+		if i+1 >= len(chain) {
+			return fmt.Errorf("%w: parent %s is missing: pass the pre-checkpoint archive (--import-previous)", ErrParent, p.Manifest)
+		}
+		parent := chain[i+1]
+		if parent.Digest != p.Manifest {
+			return fmt.Errorf("%w: parent manifest is %s, the checkpoint expects %s: wrong pre-checkpoint archive", ErrParent, parent.Digest, p.Manifest)
+		}
+		if got := ImagesDigest(parent.Manifest.Members, parent.Manifest.ImagesDir()); got != p.Images {
+			return fmt.Errorf("%w: parent images digest is %s, the checkpoint expects %s", ErrParent, got, p.Images)
+		}
+		want := 1
+		if parent.Manifest.Parent != nil {
+			want = parent.Manifest.Parent.Depth + 1
+		}
+		if p.Depth != want {
+			return fmt.Errorf("%w: parent depth %d, the chain gives %d", ErrParent, p.Depth, want)
+		}
+	}
+	return nil
+}
+
+// ImagesDir returns the directory holding the archive's CRIU images:
+// PreCheckpointDir for a pre-checkpoint archive, else CheckpointDir.
+func (m *Manifest) ImagesDir() string {
+	for _, e := range m.Members {
+		if e.Kind == KindImage {
+			return CheckpointDir
+		}
+	}
+	for _, e := range m.Members {
+		if e.Kind == KindPreImage {
+			return PreCheckpointDir
+		}
+	}
+	return CheckpointDir
+}
