@@ -1,0 +1,484 @@
+package criuimg
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// DefaultPageSize is the page size CheckImages assumes when
+// [CheckOptions.PageSize] is 0: 4 KiB, as on amd64. arm64 and ppc64 hosts
+// may use 16 KiB or 64 KiB pages; CRIU images record no page size, so the
+// caller must know the dumping host's.
+const DefaultPageSize = 4096
+
+// imagesVersion is the only images version (inventory img_version) the
+// package reads: CRTOOLS_IMAGES_V1_1, with a magic header in every image.
+const imagesVersion = 2
+
+// Info describes one file of an image directory for [CheckImages].
+type Info struct {
+	// Size is the file's size in bytes.
+	Size int64
+	// Data holds the file's contents: all of them for the images
+	// [NeedsContent] names, and at least the first 8 bytes (or the whole
+	// file if shorter) of every other image with a magic. Data may be nil
+	// for raw images (pages-<id>.img) and files that are not images.
+	Data []byte
+}
+
+// CheckOptions tunes [CheckImages]. A nil *CheckOptions means the zero
+// value.
+type CheckOptions struct {
+	// PageSize is the dumping host's page size, a power of two; 0 means
+	// [DefaultPageSize].
+	PageSize int64
+	// HasParent reports that the image set has a parent image set (a
+	// "parent" link), so pagemap entries may carry PEParent.
+	HasParent bool
+}
+
+// Report lists the problems [CheckImages] found, sorted by file name.
+type Report struct {
+	// Problems holds one *Error per problem; each names its image file.
+	Problems []*Error
+}
+
+// Err returns nil if the report holds no problem, else an error joining
+// all of them, one per line.
+func (r *Report) Err() error {
+	if r == nil || len(r.Problems) == 0 {
+		return nil
+	}
+	errs := make([]error, len(r.Problems))
+	for i, p := range r.Problems {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// NeedsContent reports whether [CheckImages] needs the full contents of
+// the image called name: inventory.img, pstree.img, files.img and the
+// core, mm, ids, fdinfo and pagemap images. All of them are metadata, small
+// next to the pages images.
+func NeedsContent(name string) bool {
+	m, kind := ExpectedMagic(name)
+	if kind != KindProto {
+		return false
+	}
+	switch m {
+	case "INVENTORY", "PSTREE", "FILES", "CORE", "MM", "IDS", "FDINFO", "PAGEMAP":
+		return true
+	}
+	return false
+}
+
+// checker accumulates problems for CheckImages.
+type checker struct {
+	files    map[string]Info
+	pageSize uint64
+	parent   bool
+	problems []*Error
+	bad      map[string]bool // images already reported as unreadable
+}
+
+func (c *checker) add(file string, err error) {
+	var fe *Error
+	if errors.As(err, &fe) {
+		c.problems = append(c.problems, fe)
+		return
+	}
+	c.problems = append(c.problems, &Error{File: file, Offset: -1, Err: err})
+}
+
+// content returns the full contents of name, reporting a missing image
+// (with why, when it is required) or one whose contents were not given.
+func (c *checker) content(name, why string) ([]byte, bool) {
+	if c.bad[name] {
+		return nil, false
+	}
+	fi, ok := c.files[name]
+	if !ok {
+		if why != "" {
+			c.add(name, fmt.Errorf("find image: %s: %w", why, ErrMissing))
+		}
+		c.bad[name] = true
+		return nil, false
+	}
+	if int64(len(fi.Data)) != fi.Size {
+		c.add(name, fmt.Errorf("read image: %d of %d bytes provided: %w", len(fi.Data), fi.Size, ErrMissing))
+		c.bad[name] = true
+		return nil, false
+	}
+	return fi.Data, true
+}
+
+// failed records err (if any) for name and reports whether there was one.
+func (c *checker) failed(name string, err error) bool {
+	if err == nil {
+		return false
+	}
+	c.add(name, err)
+	c.bad[name] = true
+	return true
+}
+
+// CheckImages checks the consistency of one CRIU image set (one image
+// directory, CRIU images v1.1) whose files are described by files, keyed
+// by base name. It reports every problem it finds, never stopping at the
+// first; see the package documentation for the list of checks. Files that
+// are not CRIU images (dump.log, descriptors.json, "parent") are ignored.
+func CheckImages(files map[string]Info, opts *CheckOptions) *Report {
+	c := &checker{files: files, pageSize: DefaultPageSize, bad: map[string]bool{}}
+	if opts != nil {
+		c.parent = opts.HasParent
+		if opts.PageSize != 0 {
+			c.pageSize = uint64(opts.PageSize)
+			if opts.PageSize < 0 || bits.OnesCount64(c.pageSize) != 1 {
+				c.add("", fmt.Errorf("check page size %d: not a power of two: %w", opts.PageSize, ErrImage))
+				return c.report()
+			}
+		}
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	c.checkHeaders(names)
+	inv, invOK := c.checkInventory()
+	c.checkTasks(inv, invOK)
+	c.checkPagemaps(names)
+	return c.report()
+}
+
+func (c *checker) report() *Report {
+	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].File < c.problems[j].File })
+	return &Report{Problems: c.problems}
+}
+
+// checkHeaders checks every image's magic and, for images whose contents
+// are given, the entry framing.
+func (c *checker) checkHeaders(names []string) {
+	for _, name := range names {
+		fi := c.files[name]
+		_, kind := ExpectedMagic(name)
+		if kind == KindRaw || (kind == KindUnknown && !strings.HasSuffix(name, ".img")) {
+			continue
+		}
+		if fi.Size < 0 {
+			c.failed(name, fmt.Errorf("check size %d: %w", fi.Size, ErrImage))
+			continue
+		}
+		head := fi.Data
+		if int64(len(head)) < min(fi.Size, 8) {
+			c.failed(name, fmt.Errorf("read magic: %d bytes provided: %w", len(head), ErrMissing))
+			continue
+		}
+		if int64(len(head)) > fi.Size {
+			c.failed(name, fmt.Errorf("read image: %d bytes provided, size %d: %w", len(head), fi.Size, ErrImage))
+			continue
+		}
+		if _, err := Magic(name, head); err != nil {
+			c.failed(name, fileError(name, 0, err))
+			continue
+		}
+		if int64(len(head)) == fi.Size {
+			if err := eachEntry(name, head, func(int, []byte) error { return nil }); err != nil {
+				c.failed(name, err)
+			}
+		}
+	}
+}
+
+func (c *checker) checkInventory() (Inventory, bool) {
+	const name = "inventory.img"
+	data, ok := c.content(name, "every image set has one")
+	if !ok {
+		return Inventory{}, false
+	}
+	inv, err := ReadInventory(data)
+	if c.failed(name, err) {
+		return inv, false
+	}
+	if inv.ImgVersion != imagesVersion {
+		c.add(name, fmt.Errorf("check images version: %d, want %d: %w", inv.ImgVersion, imagesVersion, ErrImage))
+	}
+	return inv, true
+}
+
+// checkTasks checks pstree.img and the per-task images it calls for.
+func (c *checker) checkTasks(inv Inventory, invOK bool) {
+	const name = "pstree.img"
+	data, ok := c.content(name, "every image set has one")
+	if !ok {
+		return
+	}
+	tasks, err := ReadPstree(data)
+	if c.failed(name, err) {
+		return
+	}
+	if len(tasks) == 0 {
+		c.add(name, fmt.Errorf("read process tree: no task: %w", ErrImage))
+		return
+	}
+	pids := make(map[uint32]bool, len(tasks))
+	for _, t := range tasks {
+		if pids[t.PID] {
+			c.add(name, fmt.Errorf("check task %d: listed twice: %w", t.PID, ErrImage))
+		}
+		pids[t.PID] = true
+	}
+	tids := map[uint32]uint32{}
+	for i, t := range tasks {
+		if i > 0 && !pids[t.PPID] {
+			c.add(name, fmt.Errorf("check task %d: parent %d not in the tree: %w", t.PID, t.PPID, ErrImage))
+		}
+		c.checkTask(t, tids, inv, invOK)
+	}
+}
+
+// checkTask checks the images of one task.
+func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory, invOK bool) {
+	pid := strconv.FormatUint(uint64(t.PID), 10)
+	coreName := "core-" + pid + ".img"
+	data, ok := c.content(coreName, "task "+pid+" is in pstree.img")
+	if !ok {
+		return
+	}
+	core, err := ReadCore(coreName, data)
+	if c.failed(coreName, err) {
+		return
+	}
+	if core.TC == nil {
+		c.add(coreName, fmt.Errorf("check task %s: core of a leader lacks task core (tc): %w", pid, ErrImage))
+		return
+	}
+	switch core.TC.TaskState {
+	case TaskDead:
+		// A zombie: CRIU writes its core image only, and its pstree
+		// threads are not meaningful.
+		return
+	case TaskAlive, TaskStopped:
+	default:
+		c.add(coreName, fmt.Errorf("check task %s: task state %d: %w", pid, core.TC.TaskState, ErrImage))
+		return
+	}
+	leader := false
+	for _, tid := range t.Threads {
+		if other, dup := tids[tid]; dup {
+			c.add("pstree.img", fmt.Errorf("check thread %d of task %s: also a thread of task %d: %w", tid, pid, other, ErrImage))
+			continue
+		}
+		tids[tid] = t.PID
+		if tid == t.PID {
+			leader = true
+			continue
+		}
+		name := "core-" + strconv.FormatUint(uint64(tid), 10) + ".img"
+		if d, ok := c.content(name, "thread of task "+pid+" in pstree.img"); ok {
+			_, err := ReadCore(name, d)
+			c.failed(name, err)
+		}
+	}
+	if !leader {
+		c.add("pstree.img", fmt.Errorf("check task %s: its threads do not include it: %w", pid, ErrImage))
+	}
+	why := "task " + pid + " is alive"
+	mmName := "mm-" + pid + ".img"
+	if d, ok := c.content(mmName, why); ok {
+		_, err := ReadMm(mmName, d)
+		c.failed(mmName, err)
+	}
+	pmName := "pagemap-" + pid + ".img"
+	if _, ok := c.files[pmName]; !ok {
+		c.add(pmName, fmt.Errorf("find image: %s: %w", why, ErrMissing))
+		c.bad[pmName] = true
+	}
+	ids := core.IDs
+	if ids == nil {
+		idsName := "ids-" + pid + ".img"
+		if d, ok := c.content(idsName, why); ok {
+			v, err := ReadIDs(idsName, d)
+			if !c.failed(idsName, err) {
+				ids = &v
+			}
+		}
+	}
+	if invOK && ids != nil {
+		n := pid
+		if inv.FdinfoPerID {
+			n = strconv.FormatUint(uint64(ids.FilesID), 10)
+		}
+		fdName := "fdinfo-" + n + ".img"
+		if d, ok := c.content(fdName, why); ok {
+			_, err := ReadFdinfo(fdName, d)
+			c.failed(fdName, err)
+		}
+	}
+}
+
+// pageSet is what the pagemaps say about one pages-<id>.img.
+type pageSet struct {
+	pagemap string // the pagemap naming it
+	pages   uint64 // pages stored in it
+}
+
+// checkPagemaps checks every pagemap image and the pages images they name.
+func (c *checker) checkPagemaps(names []string) {
+	sets := map[uint32]pageSet{}
+	for _, name := range names {
+		if m, kind := ExpectedMagic(name); kind != KindProto || m != "PAGEMAP" {
+			continue
+		}
+		data, ok := c.content(name, "")
+		if !ok {
+			continue
+		}
+		head, entries, err := ReadPagemap(name, data)
+		if c.failed(name, err) {
+			continue
+		}
+		var mm *MmEntry
+		if pid, ok := strings.CutPrefix(strings.TrimSuffix(name, ".img"), "pagemap-"); ok && isDecimal(pid) {
+			mmName := "mm-" + pid + ".img"
+			if d, ok := c.content(mmName, ""); ok {
+				if v, err := ReadMm(mmName, d); err == nil {
+					mm = &v
+				}
+			}
+		}
+		pages := c.checkEntries(name, entries, mm)
+		if prev, dup := sets[head.PagesID]; dup {
+			c.add(name, fmt.Errorf("check pages_id %d: also used by %s: %w", head.PagesID, prev.pagemap, ErrImage))
+			continue
+		}
+		sets[head.PagesID] = pageSet{pagemap: name, pages: pages}
+	}
+	for id, s := range sets {
+		pname := "pages-" + strconv.FormatUint(uint64(id), 10) + ".img"
+		fi, ok := c.files[pname]
+		if !ok {
+			c.add(pname, fmt.Errorf("find image: named by %s: %w", s.pagemap, ErrMissing))
+			continue
+		}
+		hi, lo := bits.Mul64(s.pages, c.pageSize)
+		if hi != 0 || lo > 1<<63-1 || int64(lo) != fi.Size {
+			c.add(pname, fmt.Errorf("check size: %d bytes, %s lists %d pages of %d bytes: %w",
+				fi.Size, s.pagemap, s.pages, c.pageSize, ErrImage))
+		}
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, "pages-") {
+			continue
+		}
+		_, kind, n := lookupName(name)
+		if kind != KindRaw || n < 0 {
+			continue
+		}
+		if n > 1<<32-1 {
+			c.add(name, fmt.Errorf("check pages image: named by no pagemap: %w", ErrImage))
+			continue
+		}
+		if _, ok := sets[uint32(n)]; !ok {
+			c.add(name, fmt.Errorf("check pages image: named by no pagemap: %w", ErrImage))
+		}
+	}
+}
+
+// checkEntries checks the entries of one pagemap and returns the number of
+// pages they store in the pages image: PEPresent and not PEParent.
+func (c *checker) checkEntries(name string, entries []PagemapEntry, mm *MmEntry) uint64 {
+	var pages, prevEnd uint64
+	parentReported := false
+	vmas := sortedVmas(mm)
+	for i, e := range entries {
+		where := fmt.Sprintf("entry %d at %#x", i+1, e.Vaddr)
+		if e.Flags&^(PEParent|PELazy|PEPresent) != 0 {
+			c.add(name, fmt.Errorf("check %s: unknown flags %#x: %w", where, e.Flags, ErrImage))
+		}
+		if e.Parent() && e.Present() {
+			c.add(name, fmt.Errorf("check %s: both PE_PARENT and PE_PRESENT: %w", where, ErrImage))
+		}
+		if e.Parent() && !c.parent && !parentReported {
+			c.add(name, fmt.Errorf("check %s: pages in parent, but the image set has no parent: %w", where, ErrParent))
+			parentReported = true
+		}
+		if e.NrPages == 0 {
+			c.add(name, fmt.Errorf("check %s: no pages: %w", where, ErrImage))
+			continue
+		}
+		if e.Vaddr%c.pageSize != 0 {
+			c.add(name, fmt.Errorf("check %s: not aligned to %d-byte pages: %w", where, c.pageSize, ErrImage))
+		}
+		hi, size := bits.Mul64(e.NrPages, c.pageSize)
+		end, carry := bits.Add64(e.Vaddr, size, 0)
+		if hi != 0 || carry != 0 {
+			c.add(name, fmt.Errorf("check %s: %d pages run past the address space: %w", where, e.NrPages, ErrImage))
+			return pages
+		}
+		if i > 0 && e.Vaddr < prevEnd {
+			if e.Vaddr < entries[i-1].Vaddr {
+				c.add(name, fmt.Errorf("check %s: not sorted by address: %w", where, ErrImage))
+			} else {
+				c.add(name, fmt.Errorf("check %s: overlaps the previous entry (ends at %#x): %w", where, prevEnd, ErrImage))
+			}
+		}
+		if end > prevEnd {
+			prevEnd = end
+		}
+		if vmas != nil && !covered(vmas, e.Vaddr, end) {
+			c.add(name, fmt.Errorf("check %s: pages outside the VMAs of the mm image: %w", where, ErrImage))
+		}
+		if e.Present() && !e.Parent() {
+			var carry uint64
+			pages, carry = bits.Add64(pages, e.NrPages, 0)
+			if carry != 0 {
+				c.add(name, fmt.Errorf("check %s: page count overflows: %w", where, ErrImage))
+				return pages
+			}
+		}
+	}
+	return pages
+}
+
+// sortedVmas returns mm's VMAs sorted by start, or nil without mm.
+func sortedVmas(mm *MmEntry) []VmaEntry {
+	if mm == nil {
+		return nil
+	}
+	v := append([]VmaEntry{}, mm.Vmas...)
+	sort.Slice(v, func(i, j int) bool { return v[i].Start < v[j].Start })
+	return v
+}
+
+// covered reports whether [start, end) lies inside the union of vmas
+// (sorted by start).
+func covered(vmas []VmaEntry, start, end uint64) bool {
+	i := sort.Search(len(vmas), func(i int) bool { return vmas[i].End > start })
+	for ; i < len(vmas) && start < end; i++ {
+		if vmas[i].Start > start {
+			return false
+		}
+		if vmas[i].End > start {
+			start = vmas[i].End
+		}
+	}
+	return start >= end
+}
+
+func isDecimal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
