@@ -27,8 +27,9 @@
 #     -file /data/counter (crun fails on cgroup v1 hybrid hosts);
 #  4. after ~2 s: podman container checkpoint --leave-running
 #     --compress none -e counter.tar; after ~1 s more:
-#     podman container checkpoint --print-stats -e counter.tar.zst
-#     (default zstd; this one stops the container);
+#     podman container checkpoint --keep --print-stats -e counter.tar.zst
+#     (default zstd; this one stops the container; --keep leaves CRIU's
+#     dump.log behind, which is copied to testdata/podman/dump.log);
 #  5. checks the zstd archive by restoring it (after removing the container
 #     and volume): the counter must go on from where it was checkpointed;
 #  6. writes testdata/podman/README.md (versions, commands, stats, listings)
@@ -126,9 +127,13 @@ diff_out=$("${podman[@]}" diff "$ctr")
 ckpt_none=("${podman[@]}" container checkpoint --leave-running --compress none -e "$out/counter.tar" "$ctr")
 "${ckpt_none[@]}" >/dev/null
 sleep 1
-ckpt_zstd=("${podman[@]}" container checkpoint --print-stats -e "$out/counter.tar.zst" "$ctr")
+ckpt_zstd=("${podman[@]}" container checkpoint --keep --print-stats -e "$out/counter.tar.zst" "$ctr")
 "${ckpt_zstd[@]}" >"$out/checkpoint-stats.json"
 chmod 0644 "$out/counter.tar" "$out/counter.tar.zst"
+# --keep leaves CRIU's dump.log (not part of podman's export) in the
+# container's userdata directory; the legacy corpus reuses it.
+cp "$("${podman[@]}" container inspect --format '{{.StaticDir}}' "$ctr")/dump.log" "$out/dump.log"
+chmod 0644 "$out/dump.log"
 
 # The value the zstd checkpoint holds is the last one the workload wrote
 # to its volume before it was frozen.
@@ -172,6 +177,7 @@ $(date -u +%Y-%m-%d) with:
 | \`counter.tar.zst\` | \`podman container checkpoint -e\` (default zstd), the final checkpoint (the container stopped) |
 | \`counter.tar\` | \`podman container checkpoint --leave-running --compress none -e\`, taken ~1 s earlier from the same container |
 | \`checkpoint-stats.json\` | \`--print-stats\` output of the zstd checkpoint |
+| \`dump.log\` | CRIU's log of the zstd checkpoint (kept by \`--keep\`; podman does not export it) |
 | \`restore-stats.json\` | \`--print-stats\` output of restoring \`counter.tar.zst\` |
 
 The image is a docker-archive made from \`rootfs.tar.gz\` with a fixed config
