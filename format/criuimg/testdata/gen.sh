@@ -1,0 +1,24 @@
+#!/bin/sh
+# gen.sh OUTDIR: build tiny.c statically, run it in a new session, dump it
+# with CRIU into OUTDIR (without dump.log) and write crit's JSON for every
+# image with a magic into OUTDIR.crit/<image>.json. Needs root, gcc, criu
+# and crit. Used by hand to refresh testdata/tiny and by TestLiveDump.
+set -eu
+out=$1
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+gcc -static -Os -o "$work/tiny" "$here/tiny.c" -lpthread
+mkfifo "$work/ready"
+setsid "$work/tiny" "$work/ghost" </dev/null >"$work/ready" 2>/dev/null &
+pid=$!
+read -r line <"$work/ready"
+rm -rf "$out" "$out.crit"
+mkdir -p "$out" "$out.crit"
+criu dump -t "$pid" -D "$out" -o dump.log -v4 || { tail -20 "$out/dump.log" >&2; exit 1; }
+rm -f "$out/dump.log"
+for f in "$out"/*; do
+	n=$(basename "$f")
+	case $n in pages-*) continue ;; esac
+	crit decode -i "$f" >"$out.crit/$n.json"
+done
