@@ -291,6 +291,11 @@ func (r *Reader) Next() (*Header, error) {
 // nextTar reads the next tar header, checking that the archive ends with
 // its two zero blocks rather than at a truncation point.
 func (r *Reader) nextTar() (*tar.Header, error) {
+	// Drain what is left of the previous entry (a member collect mode
+	// skipped) before marking: its content is not end-of-archive padding.
+	if _, err := io.Copy(io.Discard, r.tr); err != nil {
+		return nil, r.dataErr(err)
+	}
 	start := r.zc.n
 	r.zc.mark()
 	hdr, err := r.tr.Next()
@@ -365,7 +370,7 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 	}
 	h = &Header{Name: hdr.Name, Kind: KindOf(hdr.Name), Size: hdr.Size, Typeflag: hdr.Typeflag}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reports TypeRegA as TypeReg (or TypeDir)
 		h.Typeflag = tar.TypeReg
 	case tar.TypeDir:
 		if !r.legacy {
@@ -383,6 +388,11 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 		return nil, false, errorf(ErrFormat, "entry type %q is not allowed: only regular files", hdr.Typeflag)
 	}
 	if r.legacy {
+		// A manifest further down means a v1 archive reordered to be read
+		// as an unverified legacy one; no legacy writer uses the name.
+		if hdr.Name == ManifestName {
+			return nil, false, errorf(ErrFormat, "%s is not the first member", ManifestName)
+		}
 		r.cur, r.curWant, r.curHash, r.curN, r.curDone = h, nil, sha256.New(), 0, false
 		return h, false, nil
 	}
@@ -395,7 +405,7 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 	}
 	switch {
 	case idx < 0:
-		if err := r.problem(errorf(ErrFormat, "member %q is not listed in the manifest", hdr.Name)); err != nil {
+		if err := r.problem(&Error{Op: "read", Member: hdr.Name, Err: errorf(ErrFormat, "member %q is not listed in the manifest", hdr.Name)}); err != nil {
 			return nil, false, err
 		}
 		return nil, true, nil

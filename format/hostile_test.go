@@ -1,0 +1,582 @@
+package format_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/klauspost/compress/zstd"
+)
+
+// caseTimeout bounds one read, verify or extract of a test archive: a
+// hostile archive must be rejected, not spun on.
+const caseTimeout = 20 * time.Second
+
+// sentinels maps the names a test case may give in wantIs.
+var sentinels = map[string]error{
+	"ErrFormat":             format.ErrFormat,
+	"ErrChecksum":           format.ErrChecksum,
+	"ErrInsecurePath":       format.ErrInsecurePath,
+	"ErrTooLarge":           format.ErrTooLarge,
+	"ErrUnsupportedVersion": format.ErrUnsupportedVersion,
+	"ErrManifest":           format.ErrManifest,
+	"ErrNoManifest":         format.ErrNoManifest,
+	"ErrCompression":        format.ErrCompression,
+	"ErrParent":             format.ErrParent,
+	"ErrImage":              format.ErrImage,
+}
+
+// hostileKeys are the keys a testdata/hostile/*.txtar comment may use.
+//
+//	wantErr=S       the error of NewReader+read-all and of Extract, and a
+//	                problem of Verify's report, contains S (required)
+//	wantIs=ErrX     those errors wrap the sentinel ErrX
+//	verifyErr=S     Verify's report contains S instead of wantErr
+//	verifyProblems=N  Verify's report has exactly N problems
+//	manifest=none   no manifest member (a legacy archive); by default a
+//	                manifest listing every regular entry with a v1 name is
+//	                generated, unless the case has a ckpt.manifest.json file
+//	unlist=NAME     leave NAME out of the generated manifest
+//	missing=NAME    list NAME (empty content) without storing it
+//	digest=NAME     list a wrong digest for NAME
+//	size=NAME=N     list size N for NAME
+//	version=N       the generated manifest's version
+//	parentDepth=N   give the generated manifest a parent of depth N
+//	compress=C      compress the tar: none (default), zstd or gzip
+//	noend=true      leave out the tar end blocks
+//	trailing=Q      append the Go-quoted Q after the compressed stream
+//	cut=N           drop the last N bytes of the compressed stream
+//	raw=Q           the archive is exactly the Go-quoted Q
+//	zeros=N         followed by (or, without raw, only) N zero bytes
+//	maxMember=N, maxTotal=N, maxMembers=N, requireManifest=true:
+//	                ReaderOptions
+//
+// A file's name is a member name (Go-quoted when it needs to be) followed
+// by attributes: type=reg|dir|symlink|hardlink|char|block|fifo|sparse|cont,
+// link=TARGET, size=N (the header's size field) and pax.KEY=VALUE.
+var hostileKeys = []string{
+	"wantErr", "wantIs", "verifyErr", "verifyProblems", "manifest", "unlist", "missing", "digest", "size",
+	"version", "parentDepth", "compress", "noend", "trailing", "cut", "raw", "zeros",
+	"maxMember", "maxTotal", "maxMembers", "requireManifest",
+}
+
+var typeflags = map[string]byte{
+	"reg": '0', "dir": '5', "symlink": '2', "hardlink": '1', "char": '3',
+	"block": '4', "fifo": '6', "sparse": 'S', "cont": '7',
+}
+
+// hostileCase is one archive that every reading path must reject.
+type hostileCase struct {
+	name      string
+	archive   []byte
+	gen       func() io.Reader // instead of archive, for archives too big to keep
+	opts      format.ReaderOptions
+	wantErr   string
+	wantIs    error
+	verifyErr string
+	problems  int // Verify's exact problem count; 0: any
+}
+
+func (c *hostileCase) open() io.Reader {
+	if c.gen != nil {
+		return c.gen()
+	}
+	return bytes.NewReader(c.archive)
+}
+
+// readHostile parses one testdata/hostile txtar file.
+func readHostile(file string) (*hostileCase, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	a := tartest.ParseTxtar(data)
+	keys, err := tartest.Keys(a.Comment, hostileKeys...)
+	if err != nil {
+		return nil, err
+	}
+	one := func(k string) string {
+		if v := keys[k]; len(v) > 0 {
+			return v[len(v)-1]
+		}
+		return ""
+	}
+	atoi := func(k string) (int64, error) {
+		if one(k) == "" {
+			return 0, nil
+		}
+		return strconv.ParseInt(one(k), 10, 64)
+	}
+	c := &hostileCase{name: strings.TrimSuffix(filepath.Base(file), ".txtar"), wantErr: one("wantErr"), verifyErr: one("verifyErr")}
+	if c.wantErr == "" {
+		return nil, fmt.Errorf("no wantErr")
+	}
+	if s := one("wantIs"); s != "" {
+		if c.wantIs = sentinels[s]; c.wantIs == nil {
+			return nil, fmt.Errorf("wantIs=%s: unknown sentinel", s)
+		}
+	}
+	for k, dst := range map[string]*int64{"maxMember": &c.opts.MaxMemberSize, "maxTotal": &c.opts.MaxTotalSize} {
+		if *dst, err = atoi(k); err != nil {
+			return nil, err
+		}
+	}
+	n, err := atoi("maxMembers")
+	if err != nil {
+		return nil, err
+	}
+	c.opts.MaxMembers = int(n)
+	if n, err = atoi("verifyProblems"); err != nil {
+		return nil, err
+	}
+	c.problems = int(n)
+	c.opts.RequireManifest = one("requireManifest") == "true"
+	if raw := one("raw"); raw != "" || one("zeros") != "" {
+		b, err := strconv.Unquote(raw)
+		if raw == "" {
+			b, err = "", nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("raw: %v", err)
+		}
+		zeros, err := atoi("zeros")
+		if err != nil {
+			return nil, err
+		}
+		c.archive = append([]byte(b), make([]byte, zeros)...)
+		return c, nil
+	}
+
+	// The tar entries.
+	var entries []tartest.Entry
+	for _, f := range a.Files {
+		fields, err := tartest.Fields(f.Name)
+		if err != nil {
+			return nil, err
+		}
+		e := tartest.Entry{Name: fields[0], Content: f.Data}
+		for _, attr := range fields[1:] {
+			k, v, _ := strings.Cut(attr, "=")
+			switch {
+			case k == "type":
+				if e.Type = typeflags[v]; e.Type == 0 {
+					return nil, fmt.Errorf("%s: unknown type %q", f.Name, v)
+				}
+			case k == "link":
+				e.Linkname = v
+			case k == "size":
+				if e.Size, err = strconv.ParseInt(v, 10, 64); err != nil {
+					return nil, err
+				}
+				e.SetSize = true
+			case strings.HasPrefix(k, "pax."):
+				e.PAX = append(e.PAX, strings.TrimPrefix(k, "pax.")+"="+v)
+			default:
+				return nil, fmt.Errorf("%s: unknown attribute %q", f.Name, attr)
+			}
+		}
+		entries = append(entries, e)
+	}
+	hasManifest := slices.ContainsFunc(entries, func(e tartest.Entry) bool { return e.Name == format.ManifestName })
+	if one("manifest") != "none" && !hasManifest {
+		m, err := caseManifest(entries, keys)
+		if err != nil {
+			return nil, err
+		}
+		entries = append([]tartest.Entry{{Name: format.ManifestName, Content: m}}, entries...)
+	} else if one("manifest") != "" && one("manifest") != "none" {
+		return nil, fmt.Errorf("manifest=%s: want none", one("manifest"))
+	}
+	var b []byte
+	if one("noend") == "true" {
+		b = tartest.TarNoEnd(entries...)
+	} else {
+		b = tartest.Tar(entries...)
+	}
+	switch one("compress") {
+	case "", "none":
+	case "zstd":
+		b = tartest.Zstd(b)
+	case "gzip":
+		b = tartest.Gzip(b)
+	default:
+		return nil, fmt.Errorf("compress=%s: want none, zstd or gzip", one("compress"))
+	}
+	cut, err := atoi("cut")
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-int(cut)]
+	if q := one("trailing"); q != "" {
+		s, err := strconv.Unquote(q)
+		if err != nil {
+			return nil, fmt.Errorf("trailing: %v", err)
+		}
+		b = append(b, s...)
+	}
+	c.archive = b
+	return c, nil
+}
+
+// caseManifest generates the manifest of a hostile case: every regular
+// entry with a v1 member name, sorted, then the keys' changes.
+func caseManifest(entries []tartest.Entry, keys map[string][]string) ([]byte, error) {
+	m := format.Manifest{
+		Version: format.Version,
+		Created: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC),
+		Engine:  format.Engine{Name: "ckpt", Version: "test"},
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if (e.Type != 0 && e.Type != '0') || seen[e.Name] || slices.Contains(keys["unlist"], e.Name) ||
+			format.CheckName(e.Name) != nil || format.KindOf(e.Name) == format.KindOther {
+			continue
+		}
+		seen[e.Name] = true
+		m.Members = append(m.Members, format.Member{Name: e.Name, Kind: format.KindOf(e.Name), Size: int64(len(e.Content)), Digest: format.DigestBytes(e.Content)})
+	}
+	for _, name := range keys["missing"] {
+		m.Members = append(m.Members, format.Member{Name: name, Kind: format.KindOf(name), Digest: format.DigestBytes(nil)})
+	}
+	slices.SortFunc(m.Members, func(a, b format.Member) int { return strings.Compare(a.Name, b.Name) })
+	for _, name := range keys["digest"] {
+		if e := m.Member(name); e != nil {
+			e.Digest = format.DigestBytes([]byte("something else"))
+		} else {
+			return nil, fmt.Errorf("digest=%s: no such member", name)
+		}
+	}
+	for _, kv := range keys["size"] {
+		name, v, _ := strings.Cut(kv, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("size=%s: %v", kv, err)
+		}
+		if e := m.Member(name); e != nil {
+			e.Size = n
+		} else {
+			return nil, fmt.Errorf("size=%s: no such member", kv)
+		}
+	}
+	for _, v := range keys["version"] {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, err
+		}
+		m.Version = n
+	}
+	for _, v := range keys["parentDepth"] {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, err
+		}
+		m.Parent = &format.Parent{Manifest: format.DigestBytes([]byte("parent")), Images: format.DigestBytes([]byte("images")), Depth: n}
+	}
+	// Not m.Marshal: it validates, and these manifests are meant to fail.
+	b, err := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n'), err
+}
+
+// withTimeout runs f and fails the test if it does not return within
+// caseTimeout (a hang); a panic in f fails the test too.
+func withTimeout(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan any, 1)
+	go func() {
+		defer func() { done <- recover() }()
+		f()
+	}()
+	select {
+	case p := <-done:
+		if p != nil {
+			t.Fatalf("%s panicked: %v", what, p)
+		}
+	case <-time.After(caseTimeout):
+		t.Fatalf("%s did not return within %v", what, caseTimeout)
+	}
+}
+
+// readArchive reads every member of the archive in r, as a consumer
+// would, and returns the first error.
+func readArchive(r io.Reader, opts *format.ReaderOptions) (err error) {
+	zr, err := format.NewReader(r, opts)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	for {
+		if _, err := zr.Next(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			return err
+		}
+	}
+}
+
+// stage is an extraction directory with a sentinel file beside it: after
+// any Extract into dir, check proves nothing was written outside dir.
+type stage struct {
+	parent, dir, sentinel string
+	mtime                 time.Time
+}
+
+const sentinelContent = "sentinel: nothing may write here\n"
+
+func newStage(t *testing.T) *stage {
+	t.Helper()
+	tmp := t.TempDir()
+	s := &stage{parent: tmp, dir: filepath.Join(tmp, "stage"), sentinel: filepath.Join(tmp, "sentinel"), mtime: time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)}
+	if err := os.Mkdir(s.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.sentinel, []byte(sentinelContent), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(s.sentinel, s.mtime, s.mtime); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// check verifies the sentinel is unchanged, that nothing but it and the
+// staging directory exists beside it, and, when wantEmpty, that the
+// staging directory is empty.
+func (s *stage) check(t *testing.T, wantEmpty bool) {
+	t.Helper()
+	b, err := os.ReadFile(s.sentinel)
+	if err != nil || string(b) != sentinelContent {
+		t.Errorf("sentinel = %q, %v, want %q", b, err, sentinelContent)
+	}
+	if fi, err := os.Lstat(s.sentinel); err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Equal(s.mtime) {
+		t.Errorf("sentinel changed: %v, %v", fi, err)
+	}
+	ents, err := os.ReadDir(s.parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"sentinel", "stage"}) {
+		t.Errorf("beside the staging directory: %q, want [sentinel stage]", names)
+	}
+	if fi, err := os.Lstat(s.dir); err != nil || !fi.IsDir() {
+		t.Errorf("staging directory is no longer a directory: %v, %v", fi, err)
+	}
+	if wantEmpty {
+		if ents, err := os.ReadDir(s.dir); err != nil || len(ents) != 0 {
+			t.Errorf("staging directory after a failed Extract holds %v (%v), want nothing", ents, err)
+		}
+	}
+}
+
+// checkRejected runs c through NewReader+read-all, Verify and Extract and
+// checks that each rejects it as c says, and that Extract wrote nothing.
+func checkRejected(t *testing.T, c *hostileCase) {
+	t.Helper()
+	match := func(what string, err error, want string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s = nil, want error containing %q", what, want)
+		}
+		t.Logf("%s = %v", what, err)
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s = %v, want error containing %q", what, err, want)
+		}
+		if c.wantIs != nil && !errors.Is(err, c.wantIs) {
+			t.Errorf("%s = %v, want errors.Is(err, %v)", what, err, c.wantIs)
+		}
+	}
+	opts := c.opts
+	withTimeout(t, "read", func() {
+		match("NewReader+read-all", readArchive(c.open(), &opts), c.wantErr)
+	})
+	withTimeout(t, "Verify", func() {
+		rep, err := format.Verify(c.open(), &format.VerifyOptions{Reader: opts})
+		if err != nil {
+			t.Fatalf("Verify() error = %v, want a report", err)
+		}
+		want := c.wantErr
+		if c.verifyErr != "" {
+			want = c.verifyErr
+		}
+		match("Verify().Err()", rep.Err(), want)
+		if c.problems > 0 && len(rep.Problems) != c.problems {
+			t.Errorf("Verify() found %d problems, want %d: %v", len(rep.Problems), c.problems, rep.Problems)
+		}
+	})
+	s := newStage(t)
+	withTimeout(t, "Extract", func() {
+		_, err := format.Extract(context.Background(), c.open(), s.dir, &format.ExtractOptions{Reader: opts})
+		match("Extract()", err, c.wantErr)
+	})
+	s.check(t, true)
+}
+
+// TestHostile rejects every archive of testdata/hostile (one txtar per
+// case) and every generated case of hostileGenerated.
+func TestHostile(t *testing.T) {
+	files, err := filepath.Glob("testdata/hostile/*.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []*hostileCase
+	for _, f := range files {
+		c, err := readHostile(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		cases = append(cases, c)
+	}
+	cases = append(cases, hostileGenerated(t)...)
+	if len(cases) < 30 {
+		t.Errorf("%d hostile cases, want at least 30", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			checkRejected(t, c)
+		})
+	}
+}
+
+// manyFiles streams a legacy tar of n empty members without keeping it:
+// 10^5 members are 51 MB of headers.
+type manyFiles struct {
+	i, n int
+	buf  []byte
+}
+
+func (m *manyFiles) Read(p []byte) (int, error) {
+	for len(m.buf) == 0 {
+		switch {
+		case m.i < m.n:
+			m.buf = tartest.Header(tartest.Entry{Name: fmt.Sprintf("checkpoint/f-%06d.img", m.i)})
+		case m.i == m.n:
+			m.buf = make([]byte, 2*tartest.BlockSize)
+		default:
+			return 0, io.EOF
+		}
+		m.i++
+	}
+	n := copy(p, m.buf)
+	m.buf = m.buf[n:]
+	return n, nil
+}
+
+// v1Tar returns a tar whose first member is a valid manifest of the
+// regular entries among entries, followed by entries.
+func v1Tar(t *testing.T, entries ...tartest.Entry) []byte {
+	t.Helper()
+	m, err := caseManifest(entries, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tartest.Tar(append([]tartest.Entry{{Name: format.ManifestName, Content: m}}, entries...)...)
+}
+
+// hostileGenerated returns the cases whose archives are binary or big:
+// built here with tartest rather than described in a txtar file.
+func hostileGenerated(t *testing.T) []*hostileCase {
+	config := tartest.Entry{Name: format.ConfigName, Content: []byte("{}\n")}
+	zeros := make([]byte, 4<<20)
+
+	// A manifest of MaxManifestSize+1 real bytes (a long engine version).
+	big := fmt.Sprintf(`{"version":1,"created":"2026-11-23T12:00:00Z","engine":{"name":"ckpt","version":%q},"container":{"name":"","id":""},"host":{"cpu":{}},"options":{},"members":[]}`, "")
+	big = strings.Replace(big, `"version":""`, `"version":"`+strings.Repeat("v", format.MaxManifestSize+1-len(big))+`"`, 1)
+
+	// zstd frames declaring a 64 MiB window, over MaxDecoderWindow.
+	window := tartest.Zstd(v1Tar(t, tartest.Entry{Name: format.RootfsDiffName, Content: zeros}),
+		zstdWindow(64<<20)...)
+
+	// An old GNU sparse entry: type 'S' with a one-region map.
+	sparse := tartest.Entry{Name: format.SpecName, Type: 'S', GNU: true, Content: []byte("abc"), Fix: func(h []byte) {
+		copy(h[386:398], "00000000000\x00") // offset 0
+		copy(h[398:410], "00000000003\x00") // 3 bytes
+		copy(h[483:495], "00000010000\x00") // real size 4096
+	}}
+
+	return []*hostileCase{{
+		name:    "manifest_oversized",
+		archive: tartest.Zstd(tartest.Tar(tartest.Entry{Name: format.ManifestName, Content: []byte(big)})),
+		wantErr: "manifest of 4194305 bytes", wantIs: format.ErrTooLarge,
+	}, {
+		name:    "bomb_v1_total",
+		archive: tartest.Zstd(v1Tar(t, config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		opts:    format.ReaderOptions{MaxTotalSize: 1 << 20},
+		wantErr: "members add up to", wantIs: format.ErrTooLarge,
+	}, {
+		// The manifest lists a small member; the tar header expands it.
+		name: "bomb_v1_header",
+		archive: tartest.Zstd(tartest.Tar(
+			tartest.Entry{Name: format.ManifestName, Content: mustManifest(t, config)},
+			config,
+			tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		opts:    format.ReaderOptions{MaxTotalSize: 1 << 20},
+		wantErr: "members add up to more than", wantIs: format.ErrTooLarge,
+	}, {
+		name:    "bomb_legacy_total",
+		archive: tartest.Zstd(tartest.Tar(config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		opts:    format.ReaderOptions{MaxTotalSize: 1 << 20},
+		wantErr: "members add up to more than", wantIs: format.ErrTooLarge,
+	}, {
+		name:    "bomb_member_size",
+		archive: tartest.Zstd(v1Tar(t, config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		opts:    format.ReaderOptions{MaxMemberSize: 1 << 20},
+		wantErr: "of 4194304 bytes (limit 1048576)", wantIs: format.ErrTooLarge,
+	}, {
+		name:    "bomb_legacy_member_size",
+		archive: tartest.Zstd(tartest.Tar(config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		opts:    format.ReaderOptions{MaxMemberSize: 1 << 20},
+		wantErr: "member of 4194304 bytes (limit 1048576)", wantIs: format.ErrTooLarge,
+	}, {
+		name:    "zstd_window",
+		archive: window,
+		wantErr: "window size", wantIs: format.ErrCompression,
+	}, {
+		name:    "zstd_truncated_frame",
+		archive: tartest.Zstd(v1Tar(t, config))[:40],
+		wantErr: "compressed stream is truncated", wantIs: format.ErrCompression,
+	}, {
+		name:    "sparse_gnu",
+		archive: v1Tar(t, config, sparse),
+		wantErr: "sparse", wantIs: format.ErrFormat,
+	}, {
+		name:    "pax_huge_record",
+		archive: v1Tar(t, config, tartest.Entry{Name: format.SpecName, PAX: []string{"comment=" + strings.Repeat("x", 2<<20)}}),
+		wantErr: "header field too long", wantIs: format.ErrFormat,
+	}, {
+		name:    "many_files",
+		gen:     func() io.Reader { return &manyFiles{n: 100_000} },
+		wantErr: "more than 50000 members", wantIs: format.ErrTooLarge,
+	}}
+}
+
+func mustManifest(t *testing.T, entries ...tartest.Entry) []byte {
+	t.Helper()
+	m, err := caseManifest(entries, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func zstdWindow(n int) []zstd.EOption {
+	return []zstd.EOption{zstd.WithWindowSize(n), zstd.WithSingleSegment(false)}
+}
