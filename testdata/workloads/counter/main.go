@@ -1,3 +1,9 @@
+// containermaxprocs=0: the Go runtime would otherwise keep
+// /sys/fs/cgroup/cpu/cpu.cfs_{quota,period}_us open (Go 1.25+), files that
+// CRIU must then find again at the same path on restore.
+
+//go:debug containermaxprocs=0
+
 // Command counter is the test workload of ckpt: a tiny, static program whose
 // state lives in memory, so that a restored copy proves what was restored.
 //
@@ -21,7 +27,9 @@
 //	                                       (fixed seed), second half repetitive text
 //	-dirty-percent P    [DIRTY_PERCENT]    each tick rewrite P% of the ballast pages with new bytes
 //	-tcp                [COUNTER_TCP]      keep one established loopback TCP connection and exchange a
-//	                                       ping/pong on it every tick, printing "tcp ok N"
+//	                                       ping/pong on it every tick, printing "tcp ok N" (both ends
+//	                                       plain TCP, not Go's default Multipath TCP, which CRIU
+//	                                       cannot dump)
 //	-tcp-port PORT      [COUNTER_TCP_PORT] server port on 127.0.0.1 (default 0: the kernel picks one)
 //	-tcp-timeout D      [COUNTER_TCP_TIMEOUT] deadline of one ping/pong (default 0: none; a deadline
 //	                                       set before a checkpoint may expire during it)
@@ -381,8 +389,14 @@ type tcpPair struct {
 	timeout time.Duration
 }
 
+// newTCPPair listens on 127.0.0.1:port and connects to itself. Both ends
+// are plain TCP: since Go 1.24 a listener uses Multipath TCP by default
+// where the kernel has it, and CRIU cannot dump MPTCP sockets ("inet:
+// Unsupported proto 262").
 func newTCPPair(port int, timeout time.Duration) (*tcpPair, error) {
-	ln, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -396,7 +410,9 @@ func newTCPPair(port int, timeout time.Duration) (*tcpPair, error) {
 		accepted <- conn
 		serve(conn)
 	}()
-	client, err := net.Dial("tcp4", ln.Addr().String())
+	var d net.Dialer
+	d.SetMultipathTCP(false)
+	client, err := d.Dial("tcp4", ln.Addr().String())
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("dial: %w", err)
