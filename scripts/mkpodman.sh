@@ -170,6 +170,7 @@ $(date -u +%Y-%m-%d) with:
 - $(runc --version | head -1)
 - CRIU $(criu --version | sed -n 's/^Version: *//p')
 - kernel $(uname -r), cgroup v1 hybrid, cgroup manager cgroupfs, events backend file
+- $(go version) (builds \`/bin/counter\`; the same Go version gives a byte-identical \`rootfs.tar\`)
 
 | file | what |
 |---|---|
