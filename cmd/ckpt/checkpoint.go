@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ckpt/ckpt/engine"
+)
+
+// checkpointStatsJSON is the --print-stats document of checkpoint:
+// podman's shape (same keys) plus the engine's phases.
+type checkpointStatsJSON struct {
+	Duration   int64                     `json:"podman_checkpoint_duration"`
+	Containers []checkpointContainerJSON `json:"container_statistics"`
+}
+
+type checkpointContainerJSON struct {
+	ID              string                 `json:"Id"`
+	RuntimeDuration int64                  `json:"runtime_checkpoint_duration"`
+	CRIU            *engine.CRIUStatistics `json:"criu_statistics"`
+	Phases          []engine.Phase         `json:"ckpt_phases"`
+}
+
+// restoreStatsJSON is the --print-stats document of restore.
+type restoreStatsJSON struct {
+	Duration   int64                  `json:"podman_restore_duration"`
+	Containers []restoreContainerJSON `json:"container_statistics"`
+}
+
+type restoreContainerJSON struct {
+	ID              string                 `json:"Id"`
+	RuntimeDuration int64                  `json:"runtime_restore_duration"`
+	CRIU            *engine.CRIUStatistics `json:"criu_statistics"`
+	Phases          []engine.Phase         `json:"ckpt_phases"`
+}
+
+// selectContainers applies podman's rule for -a/-l/names and returns the
+// references to act on, or a usage message.
+func selectContainers(ctx context.Context, env *cmdEnv, all, latest bool, args []string, want engine.Status) ([]string, string, error) {
+	n := 0
+	for _, b := range []bool{all, latest, len(args) > 0} {
+		if b {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, "you must provide at least one name or id", nil
+	case n > 1:
+		return nil, "--all, --latest and containers cannot be used together", nil
+	case latest:
+		c, err := env.eng.Latest(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		return []string{c.ID}, "", nil
+	case all:
+		list, err := env.eng.List(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		var refs []string
+		for _, c := range list {
+			if c.Status == want {
+				refs = append(refs, c.ID)
+			}
+		}
+		return refs, "", nil
+	}
+	return args, "", nil
+}
+
+func checkpointCmd() *command {
+	c := &command{
+		name:     "checkpoint",
+		synopsis: "checkpoint running containers with CRIU",
+		usage:    "ckpt checkpoint [flags] CONTAINER... | -a | -l",
+		desc: `Dumps each container's processes with CRIU (through runc) into
+<root>/containers/<id>/checkpoint and stops the container, which can then be
+restored with 'ckpt restore'. With --leave-running it keeps running.
+If CRIU fails the container keeps running and the error quotes CRIU's log.
+
+--print-stats prints one JSON document in podman's shape (durations in
+microseconds) with the engine's phases added as "ckpt_phases".`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		all := fs.BoolP("all", "a", false, "checkpoint all running containers")
+		latest := fs.BoolP("latest", "l", false, "checkpoint the most recently created container")
+		var o engine.CheckpointOptions
+		fs.BoolVarP(&o.LeaveRunning, "leave-running", "R", false, "leave the container running after checkpointing")
+		fs.BoolVar(&o.TCPEstablished, "tcp-established", false, "checkpoint established TCP connections")
+		fs.BoolVar(&o.FileLocks, "file-locks", false, "checkpoint file locks")
+		fs.BoolVarP(&o.Keep, "keep", "k", false, "keep CRIU's log and statistics files")
+		printStats := fs.Bool("print-stats", false, "print statistics as JSON")
+		rest, code := parse(c, env, fs, args, 0, -1)
+		if code >= 0 {
+			return code
+		}
+		refs, msg, err := selectContainers(ctx, env, *all, *latest, rest, engine.StatusRunning)
+		if msg != "" {
+			return usageError(env, c, "%s", msg)
+		}
+		if err != nil {
+			return env.fail(err)
+		}
+		stats := checkpointStatsJSON{Containers: []checkpointContainerJSON{}}
+		rc := exitOK
+		for _, ref := range refs {
+			res, err := env.eng.Checkpoint(ctx, ref, &o)
+			if err != nil {
+				rc = env.fail(err)
+				continue
+			}
+			stats.Duration += res.Total.Microseconds()
+			stats.Containers = append(stats.Containers, checkpointContainerJSON{
+				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
+			})
+			if !*printStats {
+				fmt.Fprintln(env.stdout, ref)
+			}
+		}
+		if *printStats {
+			if err := writeJSON(env.stdout, stats); err != nil {
+				return env.fail(err)
+			}
+		}
+		return rc
+	}
+	return c
+}
+
+func restoreCmd() *command {
+	c := &command{
+		name:     "restore",
+		synopsis: "restore checkpointed containers",
+		usage:    "ckpt restore [flags] CONTAINER... | -a | -l",
+		desc: `Restores each checkpointed container in place from its CRIU images; it
+runs again with its memory, open files and output pipes as they were, and
+logs, exec, stop and checkpoint work as before. The images are removed after
+a successful restore unless --keep. If CRIU fails the container stays
+checkpointed (restorable) and the error quotes CRIU's log.
+
+--print-stats prints one JSON document in podman's shape (durations in
+microseconds) with the engine's phases added as "ckpt_phases".`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		all := fs.BoolP("all", "a", false, "restore all checkpointed containers")
+		latest := fs.BoolP("latest", "l", false, "restore the most recently created container")
+		var o engine.RestoreOptions
+		fs.BoolVarP(&o.Keep, "keep", "k", false, "keep the checkpoint images and CRIU's log")
+		fs.BoolVar(&o.TCPEstablished, "tcp-established", false, "restore established TCP connections")
+		fs.BoolVar(&o.TCPClose, "tcp-close", false, "restore but close established TCP connections")
+		fs.BoolVar(&o.FileLocks, "file-locks", false, "restore file locks")
+		printStats := fs.Bool("print-stats", false, "print statistics as JSON")
+		rest, code := parse(c, env, fs, args, 0, -1)
+		if code >= 0 {
+			return code
+		}
+		if o.TCPEstablished && o.TCPClose {
+			return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")
+		}
+		refs, msg, err := selectContainers(ctx, env, *all, *latest, rest, engine.StatusCheckpointed)
+		if msg != "" {
+			return usageError(env, c, "%s", msg)
+		}
+		if err != nil {
+			return env.fail(err)
+		}
+		stats := restoreStatsJSON{Containers: []restoreContainerJSON{}}
+		rc := exitOK
+		for _, ref := range refs {
+			res, err := env.eng.Restore(ctx, ref, &o)
+			if err != nil {
+				rc = env.fail(err)
+				continue
+			}
+			stats.Duration += res.Total.Microseconds()
+			stats.Containers = append(stats.Containers, restoreContainerJSON{
+				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
+			})
+			if !*printStats {
+				fmt.Fprintln(env.stdout, ref)
+			}
+		}
+		if *printStats {
+			if err := writeJSON(env.stdout, stats); err != nil {
+				return env.fail(err)
+			}
+		}
+		return rc
+	}
+	return c
+}

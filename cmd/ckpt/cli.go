@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ckpt/ckpt/engine"
+	"github.com/spf13/pflag"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// globalOptions are the flags before the command name.
+type globalOptions struct {
+	root, storageRoot, runRoot, runtime, criu string
+}
+
+// command is one subcommand.
+type command struct {
+	name     string
+	synopsis string // one line
+	usage    string // "ckpt NAME [flags] ARGS"
+	desc     string // paragraph(s)
+	exits    string // exit-code meanings, "" for the default
+	run      func(ctx context.Context, env *cmdEnv, args []string) int
+}
+
+// cmdEnv is what a subcommand runs with.
+type cmdEnv struct {
+	eng            *engine.Engine
+	stdout, stderr io.Writer
+}
+
+func (c *cmdEnv) errorf(format string, a ...any) {
+	fmt.Fprintf(c.stderr, "ckpt: "+format+"\n", a...)
+}
+
+// fail prints err and returns exitFailure.
+func (c *cmdEnv) fail(err error) int {
+	c.errorf("%v", err)
+	return exitFailure
+}
+
+const defaultExits = `Exit status:
+  0  success
+  1  failure (the message says what to do)
+  2  usage error`
+
+func commands() []*command {
+	return []*command{
+		imageCmd(), runCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), rmCmd(),
+		checkpointCmd(), restoreCmd(), checkCmd(),
+	}
+}
+
+func globalFlags(g *globalOptions) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("ckpt", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetInterspersed(false)
+	fs.StringVar(&g.root, "root", engine.DefaultRoot, "engine state directory")
+	fs.StringVar(&g.storageRoot, "storage-root", "", "containers/storage graph root (default <root>/storage)")
+	fs.StringVar(&g.runRoot, "runroot", "", "runtime state directory (default /run/ckpt-<hash of --root>)")
+	fs.StringVar(&g.runtime, "runtime", engine.DefaultRuntime, "OCI runtime binary")
+	fs.StringVar(&g.criu, "criu", engine.DefaultCRIU, "CRIU binary")
+	return fs
+}
+
+func mainUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, `ckpt runs containers under runc and checkpoints and restores them with CRIU.
+
+Usage:
+  ckpt [global flags] COMMAND [flags] [ARGS]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.synopsis)
+	}
+	fmt.Fprintf(w, "\nGlobal flags:\n%s\nRun 'ckpt COMMAND --help' for a command's flags.\n\n%s\n", fs.FlagUsages(), defaultExits)
+}
+
+// run is the whole program: args without the program name; it returns the
+// exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == engine.MonitorCommand {
+		return engine.RunMonitor(args[1:])
+	}
+	var g globalOptions
+	fs := globalFlags(&g)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			mainUsage(stdout, fs)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "ckpt: %v\n", err)
+		mainUsage(stderr, fs)
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		mainUsage(stderr, fs)
+		return exitUsage
+	}
+	if rest[0] == "help" {
+		if len(rest) == 1 {
+			mainUsage(stdout, fs)
+			return exitOK
+		}
+		rest = []string{rest[1], "--help"}
+	}
+	var cmd *command
+	for _, c := range commands() {
+		if c.name == rest[0] {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "ckpt: unknown command %q\n", rest[0])
+		mainUsage(stderr, fs)
+		return exitUsage
+	}
+	eng := &engine.Engine{
+		Root: g.root, StorageRoot: g.storageRoot, RunRoot: g.runRoot,
+		RuntimePath: g.runtime, CRIUPath: g.criu,
+	}
+	defer eng.Close()
+	return cmd.run(ctx, &cmdEnv{eng: eng, stdout: stdout, stderr: stderr}, rest[1:])
+}
+
+// newFlags returns a subcommand's flag set.
+func newFlags(c *command) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses a subcommand's flags and checks the positional count
+// (max < 0: unlimited). It returns (args, -1) to go on or (nil, code).
+func parse(c *command, env *cmdEnv, fs *pflag.FlagSet, args []string, min, max int) ([]string, int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			usage(env.stdout, c, fs)
+			return nil, exitOK
+		}
+		env.errorf("%s: %v", c.name, err)
+		fmt.Fprintf(env.stderr, "Usage:\n  %s\n", c.usage)
+		return nil, exitUsage
+	}
+	n := fs.NArg()
+	if n < min || (max >= 0 && n > max) {
+		switch {
+		case max == 0:
+			env.errorf("%s: takes no arguments", c.name)
+		case n < min:
+			env.errorf("%s: too few arguments", c.name)
+		default:
+			env.errorf("%s: too many arguments", c.name)
+		}
+		fmt.Fprintf(env.stderr, "Usage:\n  %s\n", c.usage)
+		return nil, exitUsage
+	}
+	return fs.Args(), -1
+}
+
+func usage(w io.Writer, c *command, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "ckpt %s - %s\n\nUsage:\n  %s\n\n%s\n", c.name, c.synopsis, c.usage, strings.TrimSpace(c.desc))
+	if f := fs.FlagUsages(); f != "" {
+		fmt.Fprintf(w, "\nFlags:\n%s", f)
+	}
+	exits := c.exits
+	if exits == "" {
+		exits = defaultExits
+	}
+	fmt.Fprintf(w, "\n%s\n", exits)
+}
+
+// usageError prints a usage error for c and returns exitUsage.
+func usageError(env *cmdEnv, c *command, format string, a ...any) int {
+	env.errorf("%s: %s", c.name, fmt.Sprintf(format, a...))
+	fmt.Fprintf(env.stderr, "Usage:\n  %s\n", c.usage)
+	return exitUsage
+}

@@ -1,0 +1,502 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ckpt/ckpt/engine"
+)
+
+// jsonVersion is the "version" of every --json document.
+const jsonVersion = 1
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func imageCmd() *command {
+	c := &command{
+		name:     "image",
+		synopsis: "import, list and remove images",
+		usage:    "ckpt image import SOURCE NAME | ckpt image ls [--json] | ckpt image rm IMAGE...",
+		desc: `import stores a root filesystem (a directory, or a tar archive compressed
+with gzip, zstd, xz or none) as a one-layer image called NAME (stored as
+localhost/NAME:latest unless NAME has a registry or a tag). ls lists the
+images; rm removes images no container uses.`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		fs.SetInterspersed(false)
+		rest, code := parse(c, env, fs, args, 1, -1)
+		if code >= 0 {
+			return code
+		}
+		sub, subArgs := rest[0], rest[1:]
+		switch sub {
+		case "import":
+			return imageImport(ctx, env, c, subArgs)
+		case "ls", "list":
+			return imageList(ctx, env, c, subArgs)
+		case "rm", "remove":
+			return imageRemove(ctx, env, c, subArgs)
+		}
+		return usageError(env, c, "unknown subcommand %q", sub)
+	}
+	return c
+}
+
+func imageImport(ctx context.Context, env *cmdEnv, c *command, args []string) int {
+	sc := &command{name: "image import", synopsis: "import a root filesystem as an image",
+		usage: "ckpt image import SOURCE NAME", desc: c.desc}
+	fs := newFlags(sc)
+	rest, code := parse(sc, env, fs, args, 2, 2)
+	if code >= 0 {
+		return code
+	}
+	img, err := env.eng.ImageImport(ctx, rest[0], rest[1])
+	if err != nil {
+		return env.fail(err)
+	}
+	fmt.Fprintln(env.stdout, img.ID)
+	return exitOK
+}
+
+// imageJSON is the --json schema of `image ls`.
+type imageJSON struct {
+	Version int             `json:"version"`
+	Images  []*engine.Image `json:"images"`
+}
+
+func imageList(ctx context.Context, env *cmdEnv, c *command, args []string) int {
+	sc := &command{name: "image ls", synopsis: "list images", usage: "ckpt image ls [--json]",
+		desc: "Lists the images in the store. The human format may change; --json is stable."}
+	fs := newFlags(sc)
+	asJSON := fs.Bool("json", false, "print one JSON document")
+	if _, code := parse(sc, env, fs, args, 0, 0); code >= 0 {
+		return code
+	}
+	imgs, err := env.eng.Images(ctx)
+	if err != nil {
+		return env.fail(err)
+	}
+	if *asJSON {
+		if imgs == nil {
+			imgs = []*engine.Image{}
+		}
+		if err := writeJSON(env.stdout, imageJSON{Version: jsonVersion, Images: imgs}); err != nil {
+			return env.fail(err)
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE ID\tNAMES\tCREATED\tSIZE")
+	for _, i := range imgs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", shortID(i.ID), strings.Join(i.Names, ","), i.Created.Format(time.RFC3339), i.Size)
+	}
+	_ = tw.Flush()
+	return exitOK
+}
+
+func imageRemove(ctx context.Context, env *cmdEnv, c *command, args []string) int {
+	sc := &command{name: "image rm", synopsis: "remove images", usage: "ckpt image rm IMAGE...", desc: c.desc}
+	fs := newFlags(sc)
+	rest, code := parse(sc, env, fs, args, 1, -1)
+	if code >= 0 {
+		return code
+	}
+	rc := exitOK
+	for _, ref := range rest {
+		if err := env.eng.ImageRemove(ctx, ref); err != nil {
+			rc = env.fail(err)
+			continue
+		}
+		fmt.Fprintln(env.stdout, ref)
+	}
+	return rc
+}
+
+func runCmd() *command {
+	c := &command{
+		name:     "run",
+		synopsis: "run a command in a new container",
+		usage:    "ckpt run [-d] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] IMAGE CMD [ARG...]",
+		desc: `Creates a container from IMAGE and runs CMD in it under runc, in its own PID,
+mount, UTS and IPC namespaces and (with --network none, the default) a
+private network namespace with only loopback up. A small monitor process
+holds the container's stdio as pipes, writes its output to the container
+log and records its exit status; it outlives this command.
+
+-v NAME:/path mounts the named volume NAME (created if missing);
+-v /host/path:/path bind-mounts a host path. Append :ro for read-only.
+
+Without -d, ckpt prints the container's output until it exits and exits
+with its status; with -d it prints the container ID and returns.`,
+		exits: `Exit status:
+  0    success (with -d), or the container's exit status
+  1    failure
+  2    usage error`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		fs.SetInterspersed(false)
+		detach := fs.BoolP("detach", "d", false, "run in the background and print the container ID")
+		name := fs.String("name", "", "container name (default ckpt-<short ID>)")
+		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
+		vols := fs.StringArrayP("volume", "v", nil, "mount a named volume or host path: SRC:/path[:ro] (repeatable)")
+		network := fs.String("network", engine.NetworkNone, "network mode: none or host")
+		rest, code := parse(c, env, fs, args, 2, -1)
+		if code >= 0 {
+			return code
+		}
+		if *network != engine.NetworkNone && *network != engine.NetworkHost {
+			return usageError(env, c, "--network must be none or host, not %q", *network)
+		}
+		for _, kv := range *envs {
+			if !strings.Contains(kv, "=") || strings.HasPrefix(kv, "=") {
+				return usageError(env, c, "invalid --env %q (want K=V)", kv)
+			}
+		}
+		ctr, err := env.eng.Run(ctx, rest[0], &engine.RunOptions{
+			Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network,
+		})
+		if err != nil {
+			return env.fail(err)
+		}
+		if *detach {
+			fmt.Fprintln(env.stdout, ctr.ID)
+			return exitOK
+		}
+		if err := env.eng.Logs(ctx, ctr.ID, env.stdout, true); err != nil {
+			return env.fail(err)
+		}
+		if ctx.Err() != nil {
+			env.errorf("interrupted; container %s keeps running", ctr.Name)
+			return exitFailure
+		}
+		x, err := env.eng.Inspect(ctx, ctr.ID)
+		if err != nil {
+			return env.fail(err)
+		}
+		if x.Status == engine.StatusExited {
+			if x.ExitCode < 0 {
+				return exitFailure
+			}
+			return x.ExitCode
+		}
+		return exitOK
+	}
+	return c
+}
+
+// psJSON is the --json schema of `ps`.
+type psJSON struct {
+	Version    int                 `json:"version"`
+	Containers []*engine.Container `json:"containers"`
+}
+
+func psCmd() *command {
+	c := &command{
+		name:     "ps",
+		synopsis: "list containers",
+		usage:    "ckpt ps [-a] [--json]",
+		desc: `Lists running containers, or all with -a. The human format may change;
+--json prints one stable JSON document.`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		all := fs.BoolP("all", "a", false, "show all containers, not only running ones")
+		asJSON := fs.Bool("json", false, "print one JSON document")
+		if _, code := parse(c, env, fs, args, 0, 0); code >= 0 {
+			return code
+		}
+		list, err := env.eng.List(ctx)
+		if err != nil {
+			return env.fail(err)
+		}
+		shown := []*engine.Container{}
+		for _, x := range list {
+			if *all || x.Status == engine.StatusRunning {
+				shown = append(shown, x)
+			}
+		}
+		if *asJSON {
+			if err := writeJSON(env.stdout, psJSON{Version: jsonVersion, Containers: shown}); err != nil {
+				return env.fail(err)
+			}
+			return exitOK
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CONTAINER ID\tNAME\tIMAGE\tCOMMAND\tSTATUS\tCREATED")
+		for _, x := range shown {
+			st := string(x.Status)
+			if x.Status == engine.StatusExited {
+				st = fmt.Sprintf("exited (%d)", x.ExitCode)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(x.ID), x.Name, x.Image,
+				strings.Join(x.Command, " "), st, x.CreatedAt.Format(time.RFC3339))
+		}
+		_ = tw.Flush()
+		return exitOK
+	}
+	return c
+}
+
+func logsCmd() *command {
+	c := &command{
+		name:     "logs",
+		synopsis: "print a container's output",
+		usage:    "ckpt logs [-f] CONTAINER",
+		desc: `Prints what the container wrote to stdout and stderr, across checkpoints
+and restores. With -f, keeps printing until the container stops.`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		follow := fs.BoolP("follow", "f", false, "follow the log until the container stops")
+		rest, code := parse(c, env, fs, args, 1, 1)
+		if code >= 0 {
+			return code
+		}
+		if err := env.eng.Logs(ctx, rest[0], env.stdout, *follow); err != nil {
+			return env.fail(err)
+		}
+		return exitOK
+	}
+	return c
+}
+
+func execCmd() *command {
+	c := &command{
+		name:     "exec",
+		synopsis: "run a command in a running container",
+		usage:    "ckpt exec [-e K=V]... CONTAINER CMD [ARG...]",
+		desc:     `Runs CMD inside the running container with this command's stdio.`,
+		exits: `Exit status:
+  the command's exit status, or
+  1    failure to run it
+  2    usage error`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		fs.SetInterspersed(false)
+		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
+		workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
+		rest, code := parse(c, env, fs, args, 2, -1)
+		if code >= 0 {
+			return code
+		}
+		rc, err := env.eng.Exec(ctx, rest[0], rest[1:], &engine.ExecOptions{
+			Env: *envs, Cwd: *workdir, Stdin: os.Stdin, Stdout: env.stdout, Stderr: env.stderr,
+		})
+		if err != nil {
+			return env.fail(err)
+		}
+		return rc
+	}
+	return c
+}
+
+func stopCmd() *command {
+	c := &command{
+		name:     "stop",
+		synopsis: "stop containers",
+		usage:    "ckpt stop [-t SECONDS] CONTAINER...",
+		desc:     `Sends SIGTERM, waits up to --time seconds, then sends SIGKILL.`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		secs := fs.UintP("time", "t", 10, "seconds to wait before killing the container")
+		rest, code := parse(c, env, fs, args, 1, -1)
+		if code >= 0 {
+			return code
+		}
+		rc := exitOK
+		for _, ref := range rest {
+			if _, err := env.eng.Stop(ctx, ref, time.Duration(*secs)*time.Second+time.Millisecond); err != nil {
+				rc = env.fail(err)
+				continue
+			}
+			fmt.Fprintln(env.stdout, ref)
+		}
+		return rc
+	}
+	return c
+}
+
+func parseSignal(s string) (syscall.Signal, bool) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), true
+	}
+	s = strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGCONT, syscall.SIGSTOP} {
+		if strings.TrimPrefix(strings.ToUpper(sig.String()), "SIG") == s ||
+			strings.EqualFold(unixName(sig), s) {
+			return sig, true
+		}
+	}
+	return 0, false
+}
+
+func unixName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGHUP:
+		return "HUP"
+	case syscall.SIGINT:
+		return "INT"
+	case syscall.SIGQUIT:
+		return "QUIT"
+	case syscall.SIGKILL:
+		return "KILL"
+	case syscall.SIGUSR1:
+		return "USR1"
+	case syscall.SIGUSR2:
+		return "USR2"
+	case syscall.SIGTERM:
+		return "TERM"
+	case syscall.SIGCONT:
+		return "CONT"
+	case syscall.SIGSTOP:
+		return "STOP"
+	}
+	return ""
+}
+
+func killCmd() *command {
+	c := &command{
+		name:     "kill",
+		synopsis: "send a signal to containers",
+		usage:    "ckpt kill [-s SIGNAL] CONTAINER...",
+		desc:     `Sends SIGNAL (default KILL) to each container's init process.`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		sigName := fs.StringP("signal", "s", "KILL", "signal name or number")
+		rest, code := parse(c, env, fs, args, 1, -1)
+		if code >= 0 {
+			return code
+		}
+		sig, ok := parseSignal(*sigName)
+		if !ok {
+			return usageError(env, c, "unknown signal %q", *sigName)
+		}
+		rc := exitOK
+		for _, ref := range rest {
+			if err := env.eng.Kill(ctx, ref, sig); err != nil {
+				rc = env.fail(err)
+				continue
+			}
+			fmt.Fprintln(env.stdout, ref)
+		}
+		return rc
+	}
+	return c
+}
+
+func rmCmd() *command {
+	c := &command{
+		name:     "rm",
+		synopsis: "remove containers",
+		usage:    "ckpt rm [-f] CONTAINER...",
+		desc: `Removes containers with their logs and checkpoint images. A running
+container is refused unless --force, which kills it first.`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		force := fs.BoolP("force", "f", false, "kill a running container first")
+		rest, code := parse(c, env, fs, args, 1, -1)
+		if code >= 0 {
+			return code
+		}
+		rc := exitOK
+		for _, ref := range rest {
+			if err := env.eng.Remove(ctx, ref, *force); err != nil {
+				rc = env.fail(err)
+				continue
+			}
+			fmt.Fprintln(env.stdout, ref)
+		}
+		return rc
+	}
+	return c
+}
+
+// checkJSON is the --json schema of `check`.
+type checkJSON struct {
+	Version int `json:"version"`
+	*engine.HostReport
+}
+
+func checkCmd() *command {
+	c := &command{
+		name:     "check",
+		synopsis: "report what this host supports",
+		usage:    "ckpt check [--json]",
+		desc: `Reports CRIU and runtime versions, whether soft-dirty memory tracking
+(needed for pre-copy with pre-dumps) is available, the cgroup version and
+the storage driver. The human format may change; --json is stable.`,
+		exits: `Exit status:
+  0  checkpoint/restore can work here
+  1  something is missing (listed)
+  2  usage error`,
+	}
+	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
+		fs := newFlags(c)
+		asJSON := fs.Bool("json", false, "print one JSON document")
+		if _, code := parse(c, env, fs, args, 0, 0); code >= 0 {
+			return code
+		}
+		r, err := env.eng.Check(ctx)
+		if err != nil {
+			return env.fail(err)
+		}
+		if *asJSON {
+			if err := writeJSON(env.stdout, checkJSON{Version: jsonVersion, HostReport: r}); err != nil {
+				return env.fail(err)
+			}
+		} else {
+			yn := func(b bool) string {
+				if b {
+					return "yes"
+				}
+				return "no"
+			}
+			orNone := func(s string) string {
+				if s == "" {
+					return "missing"
+				}
+				return s
+			}
+			fmt.Fprintf(env.stdout, "root:            %s\n", yn(r.Root))
+			fmt.Fprintf(env.stdout, "criu:            %s\n", orNone(r.CRIUVersion))
+			fmt.Fprintf(env.stdout, "runtime:         %s\n", orNone(r.RuntimeVersion))
+			fmt.Fprintf(env.stdout, "memory tracking: %s (soft-dirty; needed for pre-dump)\n", yn(r.MemoryTracking))
+			fmt.Fprintf(env.stdout, "cgroup:          %s\n", r.CgroupVersion)
+			fmt.Fprintf(env.stdout, "storage driver:  %s\n", orNone(r.StorageDriver))
+			for _, p := range r.Problems {
+				fmt.Fprintf(env.stdout, "problem:         %s\n", p)
+			}
+		}
+		if len(r.Problems) > 0 {
+			return exitFailure
+		}
+		return exitOK
+	}
+	return c
+}

@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MinCRIUVersion is the oldest CRIU the engine accepts, as CRIU's integer
+// version (major*10000 + minor*100 + sublevel).
+const MinCRIUVersion = 40000
+
+// HostReport is the result of [Engine.Check].
+type HostReport struct {
+	// Root reports whether the process runs as root.
+	Root bool `json:"root"`
+	// CRIUVersion is CRIU's version ("4.1.1"), or "" if missing.
+	CRIUVersion string `json:"criu_version"`
+	// CRIUOK reports that CRIU is present and at least 4.0.
+	CRIUOK bool `json:"criu_ok"`
+	// RuntimeVersion is the first line of `runc --version`, or "".
+	RuntimeVersion string `json:"runtime_version"`
+	// MemoryTracking reports soft-dirty memory tracking (`criu check
+	// --feature mem_dirty_track`), needed for pre-copy with pre-dumps.
+	MemoryTracking bool `json:"memory_tracking"`
+	// CgroupVersion is "v2", "v1 (hybrid)" or "v1".
+	CgroupVersion string `json:"cgroup_version"`
+	// StorageDriver is the image store's graph driver, or "" on error.
+	StorageDriver string `json:"storage_driver"`
+	// Problems lists what prevents checkpoint/restore, one per line.
+	Problems []string `json:"problems,omitempty"`
+}
+
+var criuVersionRE = regexp.MustCompile(`(?m)^Version:\s*(\d+)\.(\d+)(?:\.(\d+))?`)
+
+func (e *Engine) criuVersionArgs() []string { return []string{e.criuPath(), "--version"} }
+
+func (e *Engine) criuFeatureArgs(feature string) []string {
+	return []string{e.criuPath(), "check", "--feature", feature}
+}
+
+// criuVersion runs `criu --version` and returns the version string and
+// CRIU's integer form of it.
+func (e *Engine) criuVersion(ctx context.Context) (string, int, error) {
+	out, err := runTool(ctx, "criu --version", e.criuVersionArgs(), "", ErrCRIUMissing)
+	if err != nil {
+		return "", 0, err
+	}
+	m := criuVersionRE.FindSubmatch(out)
+	if m == nil {
+		return "", 0, fmt.Errorf("%w: cannot parse `criu --version` output %q", ErrCRIUMissing, strings.TrimSpace(string(out)))
+	}
+	maj, _ := strconv.Atoi(string(m[1]))
+	minor, _ := strconv.Atoi(string(m[2]))
+	sub := 0
+	if len(m[3]) > 0 {
+		sub, _ = strconv.Atoi(string(m[3]))
+	}
+	v := fmt.Sprintf("%d.%d", maj, minor)
+	if len(m[3]) > 0 {
+		v += "." + string(m[3])
+	}
+	return v, maj*10000 + minor*100 + sub, nil
+}
+
+// preflight checks what checkpoint and restore need: root, CRIU >= 4.0
+// and the runtime.
+func (e *Engine) preflight(ctx context.Context) error {
+	if err := requireRoot(); err != nil {
+		return err
+	}
+	v, n, err := e.criuVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if n < MinCRIUVersion {
+		return fmt.Errorf("%w: found CRIU %s at %s", ErrCRIUMissing, v, e.criuPath())
+	}
+	if _, err := exec.LookPath(e.runtimePath()); err != nil {
+		return fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
+	}
+	return nil
+}
+
+// Check reports on the host: CRIU and runtime versions, soft-dirty memory
+// tracking, cgroup version and storage driver. Missing pieces are listed
+// in Problems, not returned as errors; the error is for the context only.
+func (e *Engine) Check(ctx context.Context) (*HostReport, error) {
+	r := &HostReport{Root: requireRoot() == nil}
+	if !r.Root {
+		r.Problems = append(r.Problems, ErrNotRoot.Error())
+	}
+	v, n, err := e.criuVersion(ctx)
+	switch {
+	case err != nil:
+		r.Problems = append(r.Problems, err.Error())
+	case n < MinCRIUVersion:
+		r.CRIUVersion = v
+		r.Problems = append(r.Problems, fmt.Sprintf("%v: found CRIU %s", ErrCRIUMissing, v))
+	default:
+		r.CRIUVersion, r.CRIUOK = v, true
+	}
+	if r.CRIUOK {
+		// A failing feature check means "not available", not an error.
+		_, err := runTool(ctx, "criu check", e.criuFeatureArgs("mem_dirty_track"), "", ErrCRIUMissing)
+		r.MemoryTracking = err == nil
+	}
+	if out, err := runTool(ctx, "runc --version", []string{e.runtimePath(), "--version"}, "", ErrRuntimeMissing); err != nil {
+		r.Problems = append(r.Problems, err.Error())
+	} else {
+		r.RuntimeVersion, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	}
+	r.CgroupVersion = cgroupVersion()
+	if d, err := e.StorageDriverName(ctx); err != nil {
+		r.Problems = append(r.Problems, err.Error())
+	} else {
+		r.StorageDriver = d
+	}
+	return r, ctx.Err()
+}
+
+func cgroupVersion() string {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return "unknown"
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "v2"
+	}
+	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "v1 (hybrid)"
+	}
+	return "v1"
+}
+
+// IsCRIUMissing reports whether err says CRIU is missing or too old.
+func IsCRIUMissing(err error) bool { return errors.Is(err, ErrCRIUMissing) }

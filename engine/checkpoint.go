@@ -1,0 +1,324 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/checkpoint-restore/go-criu/v8/crit"
+)
+
+// CheckpointOptions configures [Engine.Checkpoint]; the zero value
+// checkpoints and stops the container, as `podman container checkpoint`.
+type CheckpointOptions struct {
+	// LeaveRunning leaves the container running after the dump (-R).
+	LeaveRunning bool `json:"leave_running,omitempty"`
+	// TCPEstablished dumps established TCP connections.
+	TCPEstablished bool `json:"tcp_established,omitempty"`
+	// FileLocks dumps file locks.
+	FileLocks bool `json:"file_locks,omitempty"`
+	// Keep keeps CRIU's dump.log and stats-dump after a successful dump.
+	Keep bool `json:"keep,omitempty"`
+	// AfterDump, if set, is called with the CRIU image directory after a
+	// successful dump, while the container's lock is still held and before
+	// temporary files are removed (export hooks in here). Its error is
+	// returned; the checkpoint itself stays valid.
+	AfterDump func(ctx context.Context, c *Container, imageDir string) error `json:"-"`
+}
+
+// RestoreOptions configures [Engine.Restore].
+type RestoreOptions struct {
+	// TCPEstablished restores established TCP connections.
+	TCPEstablished bool `json:"tcp_established,omitempty"`
+	// TCPClose restores the container but closes its TCP connections.
+	TCPClose bool `json:"tcp_close,omitempty"`
+	// FileLocks restores file locks.
+	FileLocks bool `json:"file_locks,omitempty"`
+	// Keep keeps the CRIU images and restore.log after a successful
+	// restore; by default they are removed.
+	Keep bool `json:"keep,omitempty"`
+}
+
+// Phase is one timed step of a checkpoint or restore.
+type Phase struct {
+	// Name of the step, e.g. "runtime_checkpoint".
+	Name string `json:"name"`
+	// Microseconds it took.
+	Microseconds int64 `json:"us"`
+}
+
+// CRIUStatistics are CRIU's own timings (µs) and page counts, read from
+// stats-dump or stats-restore; the JSON names are podman's.
+type CRIUStatistics struct {
+	FreezingTime  uint32 `json:"freezing_time,omitempty"`
+	FrozenTime    uint32 `json:"frozen_time,omitempty"`
+	MemdumpTime   uint32 `json:"memdump_time,omitempty"`
+	MemwriteTime  uint32 `json:"memwrite_time,omitempty"`
+	PagesScanned  uint64 `json:"pages_scanned,omitempty"`
+	PagesWritten  uint64 `json:"pages_written,omitempty"`
+	ForkingTime   uint32 `json:"forking_time,omitempty"`
+	RestoreTime   uint32 `json:"restore_time,omitempty"`
+	PagesRestored uint64 `json:"pages_restored,omitempty"`
+}
+
+// CheckpointResult describes one container's checkpoint.
+type CheckpointResult struct {
+	// Container is the state after the checkpoint.
+	Container *Container
+	// ImageDir holds the CRIU images.
+	ImageDir string
+	// Runtime is how long `runc checkpoint` took.
+	Runtime time.Duration
+	// Total is the whole operation's duration.
+	Total time.Duration
+	// CRIU holds CRIU's statistics, or nil if stats-dump was unreadable.
+	CRIU *CRIUStatistics
+	// Phases are the engine's steps, in order.
+	Phases []Phase
+}
+
+// RestoreResult describes one container's restore.
+type RestoreResult struct {
+	// Container is the state after the restore (running).
+	Container *Container
+	// Runtime is how long `runc restore` took (measured by the monitor).
+	Runtime time.Duration
+	// Total is the whole operation's duration.
+	Total time.Duration
+	// CRIU holds CRIU's statistics, or nil if stats-restore was unreadable.
+	CRIU *CRIUStatistics
+	// Phases are the engine's steps, in order.
+	Phases []Phase
+}
+
+type phaseTimer struct {
+	last   time.Time
+	phases []Phase
+}
+
+func newPhaseTimer() *phaseTimer { return &phaseTimer{last: time.Now()} }
+
+func (p *phaseTimer) done(name string) {
+	now := time.Now()
+	p.phases = append(p.phases, Phase{Name: name, Microseconds: now.Sub(p.last).Microseconds()})
+	p.last = now
+}
+
+// CheckpointDir returns the directory that holds a container's CRIU images.
+func (e *Engine) CheckpointDir(id string) string {
+	return filepath.Join(e.containerDir(id), "checkpoint")
+}
+
+func (e *Engine) workDir(id string) string { return filepath.Join(e.containerDir(id), "work") }
+
+// Checkpoint dumps a running container with CRIU through `runc
+// checkpoint`, keeping the images under Root/containers/<id>/checkpoint.
+// Without LeaveRunning the container is stopped and becomes
+// "checkpointed". If CRIU fails, the container keeps running and the
+// error (an *ExitError) names dump.log and quotes its last error lines.
+func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOptions) (_ *CheckpointResult, err error) {
+	if o == nil {
+		o = &CheckpointOptions{}
+	}
+	start := time.Now()
+	pt := newPhaseTimer()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("checkpoint %s: %w", ref, err)
+		}
+	}()
+	if err := e.preflight(ctx); err != nil {
+		return nil, err
+	}
+	c, l, err := e.lock(ref, "checkpoint")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	if c.Status != StatusRunning {
+		return nil, fmt.Errorf("%w: container %s is %s, not running", ErrState, c.Name, c.Status)
+	}
+	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
+	for _, d := range []string{imgDir, work} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, fmt.Errorf("clear %s: %w", d, err)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	pt.done("prepare")
+	dumpLog := filepath.Join(work, "dump.log")
+	t0 := time.Now()
+	_, err = runcTool(ctx, e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog)
+	runtimeDur := time.Since(t0)
+	pt.done("runtime_checkpoint")
+	if err != nil {
+		_ = os.RemoveAll(imgDir) // not restorable; dump.log stays in work/
+		if x, lerr := e.loadState(c.ID); lerr == nil && x.Status != StatusRunning {
+			return nil, fmt.Errorf("%w (the container is no longer running: %s)", err, x.Status)
+		}
+		return nil, fmt.Errorf("%w (the container is still running)", err)
+	}
+	res := &CheckpointResult{ImageDir: imgDir, Runtime: runtimeDur}
+	// runc has CRIU write stats-dump to the work directory.
+	for _, d := range []string{work, imgDir} {
+		if st, err := crit.GetDumpStats(d); err == nil && st != nil {
+			res.CRIU = &CRIUStatistics{
+				FreezingTime: st.GetFreezingTime(), FrozenTime: st.GetFrozenTime(),
+				MemdumpTime: st.GetMemdumpTime(), MemwriteTime: st.GetMemwriteTime(),
+				PagesScanned: st.GetPagesScanned(), PagesWritten: st.GetPagesWritten(),
+			}
+			break
+		}
+	}
+	pt.done("read_stats")
+	c.CheckpointedAt = time.Now().UTC()
+	c.CheckpointTCP = o.TCPEstablished
+	oldMonitor := c.MonitorPID
+	if !o.LeaveRunning {
+		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
+	}
+	if err := e.saveState(c); err != nil {
+		return nil, err
+	}
+	if !o.LeaveRunning && oldMonitor > 0 {
+		// The old monitor runs `runc delete` for the ID as it exits; make
+		// sure that is over before a restore can reuse the ID.
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(oldMonitor) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	pt.done("save_state")
+	if o.AfterDump != nil {
+		if err := o.AfterDump(ctx, c, imgDir); err != nil {
+			return nil, err
+		}
+		pt.done("after_dump")
+	}
+	if !o.Keep {
+		_ = os.Remove(dumpLog)
+		_ = os.Remove(filepath.Join(work, crit.StatsDump))
+	}
+	res.Container, res.Total, res.Phases = c, time.Since(start), pt.phases
+	return res, nil
+}
+
+// Restore restores a checkpointed container in place: a new monitor runs
+// `runc restore` with fresh stdio pipes, which runc wires to the restored
+// process in place of the old ones, so logs keep flowing. If CRIU fails
+// the container stays checkpointed (restorable) and the error (an
+// *ExitError) names restore.log and quotes its last error lines.
+func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ *RestoreResult, err error) {
+	if o == nil {
+		o = &RestoreOptions{}
+	}
+	start := time.Now()
+	pt := newPhaseTimer()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("restore %s: %w", ref, err)
+		}
+	}()
+	if o.TCPEstablished && o.TCPClose {
+		return nil, errors.New("--tcp-established and --tcp-close are mutually exclusive")
+	}
+	if err := e.preflight(ctx); err != nil {
+		return nil, err
+	}
+	c, l, err := e.lock(ref, "restore")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
+	if c.Status == StatusRunning {
+		return nil, fmt.Errorf("%w: container %s is running", ErrState, c.Name)
+	}
+	if _, err := os.Stat(filepath.Join(imgDir, "inventory.img")); err != nil {
+		return nil, fmt.Errorf("%w: container %s has no checkpoint to restore", ErrState, c.Name)
+	}
+	if c.CheckpointTCP && !o.TCPEstablished && !o.TCPClose {
+		return nil, fmt.Errorf("%w: the checkpoint of %s has established TCP connections: restore with --tcp-established (or --tcp-close)", ErrState, c.Name)
+	}
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", work, err)
+	}
+	_ = os.Remove(filepath.Join(work, "restore.log"))
+	_ = os.Remove(filepath.Join(e.containerDir(c.ID), exitFile))
+	s, err := e.storeOpen()
+	if err != nil {
+		return nil, err
+	}
+	// Mounting again is idempotent for a mounted layer and needed after
+	// a reboot; the path is stable.
+	rootfs, err := s.Mount(c.ID, "")
+	if err != nil {
+		return nil, fmt.Errorf("mount container layer: %w", err)
+	}
+	if rootfs != c.Rootfs {
+		c.Rootfs = rootfs
+		if err := e.writeBundle(c); err != nil {
+			return nil, err
+		}
+	}
+	if o.TCPClose {
+		if err := e.writeCRIUConfig(c, work, "tcp-close\n"); err != nil {
+			return nil, err
+		}
+		defer func() { _ = e.writeBundle(c) }()
+	}
+	pt.done("prepare")
+	res, err := e.startMonitor(ctx, &monitorConfig{
+		Mode: monitorRestore, ID: c.ID, Dir: e.containerDir(c.ID),
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), Network: c.Network,
+		ImageDir: imgDir, WorkDir: work, Restore: o,
+	})
+	pt.done("monitor_restore")
+	if err != nil {
+		return nil, fmt.Errorf("%w (the container stays checkpointed and can be restored again)", err)
+	}
+	out := &RestoreResult{Runtime: time.Duration(res.RuntimeUS) * time.Microsecond}
+	for _, d := range []string{imgDir, work} {
+		if st, err := crit.GetRestoreStats(d); err == nil && st != nil {
+			out.CRIU = &CRIUStatistics{
+				ForkingTime: st.GetForkingTime(), RestoreTime: st.GetRestoreTime(),
+				PagesRestored: st.GetPagesRestored(),
+			}
+			break
+		}
+	}
+	now := time.Now().UTC()
+	c.Status, c.PID, c.MonitorPID = StatusRunning, res.PID, res.MonitorPID
+	c.StartedAt, c.RestoredAt, c.FinishedAt, c.ExitCode = now, now, time.Time{}, 0
+	if err := e.saveState(c); err != nil {
+		return nil, err
+	}
+	pt.done("save_state")
+	if !o.Keep {
+		_ = os.RemoveAll(imgDir)
+		_ = os.Remove(filepath.Join(work, "restore.log"))
+		_ = os.Remove(filepath.Join(work, crit.StatsRestore))
+	}
+	out.Container, out.Total, out.Phases = c, time.Since(start), pt.phases
+	return out, nil
+}
+
+// writeCRIUConfig writes a CRIU configuration file into work and points
+// the bundle's spec at it with runc's org.criu.config annotation.
+func (e *Engine) writeCRIUConfig(c *Container, work, conf string) error {
+	path := filepath.Join(work, "criu.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("write CRIU configuration: %w", err)
+	}
+	spec, err := specFor(c)
+	if err != nil {
+		return err
+	}
+	spec.Annotations = map[string]string{"org.criu.config": path}
+	return writeSpec(filepath.Join(e.containerDir(c.ID), "config.json"), spec)
+}

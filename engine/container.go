@@ -1,0 +1,461 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ckpt/ckpt/internal/fsutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.podman.io/storage"
+)
+
+// RunOptions configures [Engine.Run]. The zero value runs the image's
+// command with no extra environment in a private network namespace.
+type RunOptions struct {
+	// Name is the container's name; default "ckpt-" + the first 12 ID digits.
+	Name string
+	// Command is the process' argv. Required: imported root filesystems
+	// carry no default command.
+	Command []string
+	// Env adds K=V variables to the process' environment.
+	Env []string
+	// Volumes are podman-style -v specs: NAME:/path[:ro] for a named volume
+	// (Root/volumes/NAME/_data, created if missing) or /host/path:/path[:ro]
+	// for a bind mount of an existing host path.
+	Volumes []string
+	// Network is NetworkNone (default) or NetworkHost.
+	Network string
+}
+
+// ExecOptions configures [Engine.Exec].
+type ExecOptions struct {
+	// Env adds K=V variables to the exec'd process' environment.
+	Env []string
+	// Cwd is its working directory; default the container's.
+	Cwd string
+	// Stdin, Stdout and Stderr are its stdio; nil means /dev/null.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// parseVolume turns a -v spec into a Mount, creating a named volume's
+// directory if it does not exist yet (as podman does).
+func (e *Engine) parseVolume(spec string) (Mount, error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return Mount{}, fmt.Errorf("invalid volume %q (want NAME:/path[:ro] or /host/path:/path[:ro])", spec)
+	}
+	m := Mount{Destination: parts[1]}
+	if !filepath.IsAbs(m.Destination) {
+		return Mount{}, fmt.Errorf("invalid volume %q: destination must be absolute", spec)
+	}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.ReadOnly = true
+		case "rw":
+		default:
+			return Mount{}, fmt.Errorf("invalid volume %q: unknown option %q", spec, parts[2])
+		}
+	}
+	if strings.HasPrefix(parts[0], "/") {
+		m.Type, m.Source = "bind", filepath.Clean(parts[0])
+		if _, err := os.Stat(m.Source); err != nil {
+			return Mount{}, fmt.Errorf("bind mount source: %w", err)
+		}
+		return m, nil
+	}
+	if !nameRE.MatchString(parts[0]) {
+		return Mount{}, fmt.Errorf("invalid volume name %q", parts[0])
+	}
+	m.Type, m.Name = "volume", parts[0]
+	m.Source = filepath.Join(e.volumesDir(), m.Name, "_data")
+	if err := os.MkdirAll(m.Source, 0o755); err != nil {
+		return Mount{}, fmt.Errorf("create volume %s: %w", m.Name, err)
+	}
+	return m, nil
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run creates a container from image and starts it under a monitor, then
+// returns its state (status running). On failure nothing is left behind.
+func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
+	if o == nil {
+		o = &RunOptions{}
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("run %s: %w", image, err)
+		}
+	}()
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath(e.runtimePath()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
+	}
+	if len(o.Command) == 0 {
+		return nil, errors.New("no command given (imported images have no default command)")
+	}
+	network := o.Network
+	if network == "" {
+		network = NetworkNone
+	}
+	if network != NetworkNone && network != NetworkHost {
+		return nil, fmt.Errorf("unknown network mode %q (want none or host)", network)
+	}
+	s, err := e.storeOpen()
+	if err != nil {
+		return nil, err
+	}
+	img, err := e.resolveImage(s, image)
+	if err != nil {
+		return nil, err
+	}
+	var mounts []Mount
+	for _, v := range o.Volumes {
+		m, err := e.parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, m)
+	}
+	c := &Container{
+		ID: newID(), Name: o.Name, Image: image, ImageID: img.ID,
+		Command: o.Command, Env: o.Env, Network: network, Mounts: mounts,
+		Status: StatusCreated, CreatedAt: time.Now().UTC(),
+	}
+	if c.Name == "" {
+		c.Name = "ckpt-" + c.ID[:12]
+	}
+	if !nameRE.MatchString(c.Name) {
+		return nil, fmt.Errorf("invalid container name %q", c.Name)
+	}
+	l, err := e.reserve(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			e.removeArtifacts(c.ID)
+		}
+	}()
+	if _, err := s.CreateContainer(c.ID, nil, img.ID, "", "", nil); err != nil {
+		return nil, fmt.Errorf("create storage container: %w", err)
+	}
+	if c.Rootfs, err = s.Mount(c.ID, ""); err != nil {
+		return nil, fmt.Errorf("mount container layer: %w", err)
+	}
+	if err := e.writeBundle(c); err != nil {
+		return nil, err
+	}
+	if err := e.saveState(c); err != nil {
+		return nil, err
+	}
+	res, err := e.startMonitor(ctx, &monitorConfig{
+		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), Network: c.Network,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Status, c.PID, c.MonitorPID, c.StartedAt = StatusRunning, res.PID, res.MonitorPID, time.Now().UTC()
+	if err := e.saveState(c); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// reserve creates the container's directory under the engine-wide lock,
+// refusing a name in use, and returns the new container's lock.
+func (e *Engine) reserve(ctx context.Context, c *Container) (*fsutil.Lock, error) {
+	if err := os.MkdirAll(e.containersDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	g, err := fsutil.WaitLock(filepath.Join(e.root(), "containers.lock"), "create "+c.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Unlock()
+	all, err := e.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range all {
+		if x.Name == c.Name {
+			return nil, fmt.Errorf("%w: container %s exists (%s)", ErrNameInUse, c.Name, x.ID[:12])
+		}
+	}
+	dir := e.containerDir(c.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create container directory: %w", err)
+	}
+	l, err := fsutil.TryLock(filepath.Join(dir, lockFile), "run")
+	if err != nil {
+		return nil, err
+	}
+	if err := e.saveState(c); err != nil {
+		l.Unlock()
+		return nil, err
+	}
+	return l, nil
+}
+
+// writeBundle writes the OCI spec to the container directory, which is
+// the runc bundle.
+func (e *Engine) writeBundle(c *Container) error {
+	spec, err := specFor(c)
+	if err != nil {
+		return err
+	}
+	return writeSpec(filepath.Join(e.containerDir(c.ID), "config.json"), spec)
+}
+
+func writeSpec(path string, spec *specs.Spec) error {
+	data, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode OCI spec: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(path, data, 0o600); err != nil {
+		return fmt.Errorf("write OCI spec: %w", err)
+	}
+	return nil
+}
+
+// removeArtifacts deletes runc state, the storage container and the state
+// directory of a container, ignoring what is already gone.
+func (e *Engine) removeArtifacts(id string) error {
+	_, _ = runcTool(context.Background(), e.runc("").deleteArgs(id, true), "")
+	var errs []error
+	if s, err := e.storeOpen(); err == nil {
+		if _, err := s.Unmount(id, true); err != nil && !errors.Is(err, storage.ErrContainerUnknown) && !errors.Is(err, storage.ErrLayerUnknown) {
+			errs = append(errs, fmt.Errorf("unmount container layer: %w", err))
+		}
+		if err := s.DeleteContainer(id); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
+			errs = append(errs, fmt.Errorf("delete storage container: %w", err))
+		}
+	} else {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(e.containerDir(id)); err != nil {
+		errs = append(errs, fmt.Errorf("remove state directory: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// waitExit polls until the container is no longer running or timeout
+// passes, and returns its latest state.
+func (e *Engine) waitExit(ctx context.Context, id string, timeout time.Duration) (*Container, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := e.loadState(id)
+		if err != nil {
+			return nil, err
+		}
+		if c.Status != StatusRunning || time.Now().After(deadline) {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return c, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Stop sends SIGTERM to the container's init, waits up to timeout (10s if
+// zero) for it to exit, then sends SIGKILL. Stopping a container that is
+// not running is not an error.
+func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (_ *Container, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("stop %s: %w", ref, err)
+		}
+	}()
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
+	c, l, err := e.lock(ref, "stop")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	return e.stopLocked(ctx, c, timeout)
+}
+
+func (e *Engine) stopLocked(ctx context.Context, c *Container, timeout time.Duration) (*Container, error) {
+	if c.Status != StatusRunning {
+		return c, nil
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	if _, err := runcTool(ctx, e.runc("").killArgs(c.ID, int(syscall.SIGTERM), false), ""); err != nil {
+		if x, _ := e.loadState(c.ID); x == nil || x.Status == StatusRunning {
+			return nil, err
+		}
+	}
+	x, err := e.waitExit(ctx, c.ID, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if x.Status == StatusRunning {
+		_, _ = runcTool(ctx, e.runc("").killArgs(c.ID, int(syscall.SIGKILL), false), "")
+		if x, err = e.waitExit(ctx, c.ID, 10*time.Second); err != nil {
+			return nil, err
+		}
+		if x.Status == StatusRunning {
+			return nil, fmt.Errorf("container %s did not exit after SIGKILL", c.Name)
+		}
+	}
+	if err := e.saveState(x); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// Kill sends signal sig to the container's init process.
+func (e *Engine) Kill(ctx context.Context, ref string, sig syscall.Signal) error {
+	if err := requireRoot(); err != nil {
+		return err
+	}
+	c, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.Status != StatusRunning {
+		return fmt.Errorf("kill %s: %w: container is %s", ref, ErrState, c.Status)
+	}
+	if _, err := runcTool(ctx, e.runc("").killArgs(c.ID, int(sig), false), ""); err != nil {
+		return fmt.Errorf("kill %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Remove deletes a container: runc state, storage container, state
+// directory, logs and checkpoint images. A running container is refused
+// unless force, which kills it first.
+func (e *Engine) Remove(ctx context.Context, ref string, force bool) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("remove %s: %w", ref, err)
+		}
+	}()
+	if err := requireRoot(); err != nil {
+		return err
+	}
+	c, l, err := e.lock(ref, "rm")
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	if c.Status == StatusRunning {
+		if !force {
+			return fmt.Errorf("%w: container %s is running (stop it first or use --force)", ErrState, c.Name)
+		}
+		if _, err := e.stopLocked(ctx, c, time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return e.removeArtifacts(c.ID)
+}
+
+// Exec runs cmd inside the running container (runc exec) and returns its
+// exit code. A non-zero exit code is not an error; failing to start it is.
+func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOptions) (int, error) {
+	if o == nil {
+		o = &ExecOptions{}
+	}
+	if err := requireRoot(); err != nil {
+		return -1, err
+	}
+	if len(cmd) == 0 {
+		return -1, errors.New("exec: no command given")
+	}
+	c, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", ref, err)
+	}
+	if c.Status != StatusRunning {
+		return -1, fmt.Errorf("exec in %s: %w: container is %s", ref, ErrState, c.Status)
+	}
+	argv := e.runc("").execArgs(c.ID, o, cmd)
+	x := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	x.Stdin, x.Stdout, x.Stderr = o.Stdin, o.Stdout, o.Stderr
+	err = x.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", ref, err)
+	}
+	return 0, nil
+}
+
+// LogPath returns the path of the container's output log.
+func (e *Engine) LogPath(ctx context.Context, ref string) (string, error) {
+	c, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(e.containerDir(c.ID), logFile), nil
+}
+
+// Logs copies the container's output (stdout and stderr, as written) to w.
+// With follow it keeps copying until the container stops running or ctx
+// is done.
+func (e *Engine) Logs(ctx context.Context, ref string, w io.Writer, follow bool) error {
+	c, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("logs of %s: %w", ref, err)
+	}
+	f, err := os.Open(filepath.Join(e.containerDir(c.ID), logFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("logs of %s: %w", ref, err)
+	}
+	defer f.Close()
+	for {
+		if _, err := io.Copy(w, f); err != nil {
+			return fmt.Errorf("logs of %s: %w", ref, err)
+		}
+		if !follow {
+			return nil
+		}
+		x, err := e.loadState(c.ID)
+		if err != nil || x.Status != StatusRunning {
+			_, _ = io.Copy(w, f)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

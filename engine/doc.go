@@ -1,0 +1,50 @@
+// Package engine is ckpt's minimal container engine: it runs containers
+// from a containers/storage image store under runc and checkpoints and
+// restores them in place with CRIU (driven by runc).
+//
+// # Layout
+//
+// Everything lives under [Engine.Root] (default /var/lib/ckpt):
+//
+//	containers/<id>/state.json   the container's state ([Container]), replaced atomically
+//	containers/<id>/lock         flock(2) held by the one operation in progress
+//	containers/<id>/config.json  the OCI spec; the directory is runc's bundle
+//	containers/<id>/ctr.log      the container's stdout and stderr
+//	containers/<id>/exit.json    written by the monitor when init exits
+//	containers/<id>/checkpoint/  CRIU images of the last checkpoint
+//	containers/<id>/work/        CRIU's dump.log, restore.log and statistics
+//	volumes/<name>/_data         named volumes
+//	storage/                     containers/storage graph root (StorageRoot)
+//
+// Runtime state (runc's --root and the storage run root) is under
+// [Engine.RunRoot], by default /run/ckpt-<hash of Root>, so two engines
+// with different roots never share anything.
+//
+// # Invariants
+//
+//   - state.json is only written with write-temp, fsync, rename, fsync-dir;
+//     a reader never sees a partial record.
+//   - Every operation that changes a container (run, stop, rm, checkpoint,
+//     restore) holds the container's lock and refuses with [ErrBusy] if
+//     another holds it; it never waits behind it.
+//   - A running container has a monitor: `ckpt __monitor` ([RunMonitor]),
+//     a detached child subreaper that created the container's stdio as
+//     pipes, runs runc, copies the output to ctr.log, reaps init and writes
+//     exit.json. It never takes the lock: the exit record is merged into
+//     the state when it is read, if it comes from the current monitor.
+//     CRIU can dump the container because its stdio are pipes (not host
+//     files); on restore runc re-wires them to the new monitor's pipes.
+//   - With network "none" the monitor brings the loopback interface up in
+//     the container's network namespace between `runc create` and `runc
+//     start` (runc does not); CRIU dumps and restores it with the netns.
+//   - A failed checkpoint leaves the container running; a failed restore
+//     leaves it checkpointed with its images. Errors from runc and CRIU are
+//     [*ExitError] values naming the log file and quoting its last errors.
+//   - Checkpoint and restore refuse to start without root ([ErrNotRoot]) or
+//     CRIU 4.0 or newer ([ErrCRIUMissing]).
+//
+// Every method takes a context first; external tools run with
+// exec.CommandContext, except the monitor, which must outlive the call.
+// Command lines are built by small functions that the tests check
+// against fake runc and criu scripts.
+package engine

@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Sentinel errors. Callers match them with [errors.Is]; the returned errors
+// carry the detail (container name, versions, paths) around them.
+var (
+	// ErrNotRoot reports that an operation needs root privileges.
+	ErrNotRoot = errors.New("engine: must run as root")
+	// ErrCRIUMissing reports that CRIU is not installed or is older than 4.0.
+	ErrCRIUMissing = errors.New("engine: CRIU 4.0 or newer is required (install it with `make deps`)")
+	// ErrRuntimeMissing reports that the OCI runtime (runc) is not installed.
+	ErrRuntimeMissing = errors.New("engine: OCI runtime not found (install runc with `make deps`)")
+	// ErrUnknownContainer reports that no container matches a name or ID.
+	ErrUnknownContainer = errors.New("engine: no such container")
+	// ErrUnknownImage reports that no image matches a name or ID.
+	ErrUnknownImage = errors.New("engine: no such image")
+	// ErrAmbiguous reports that an ID prefix matches more than one container.
+	ErrAmbiguous = errors.New("engine: ambiguous container ID prefix")
+	// ErrNameInUse reports that a container or image name is taken.
+	ErrNameInUse = errors.New("engine: name already in use")
+	// ErrBusy reports that another ckpt operation holds the container's lock.
+	ErrBusy = errors.New("engine: container is busy")
+	// ErrState reports that the container is not in a state that allows the
+	// operation (for example restoring a running container).
+	ErrState = errors.New("engine: wrong container state")
+	// ErrUnsupported reports an option the engine does not implement.
+	ErrUnsupported = errors.New("engine: unsupported")
+)
+
+// ExitError reports that an external tool (runc, CRIU) failed. It is
+// wrapped with %w on every path, so errors.As finds it.
+type ExitError struct {
+	// Tool is the program that failed, e.g. "runc checkpoint".
+	Tool string
+	// Code is its exit status, or -1 if it was killed by a signal.
+	Code int
+	// LogPath is the log file with the details (CRIU's dump.log or
+	// restore.log, or runc's log), or "" if there is none.
+	LogPath string
+	// Stderr is the tool's standard error (or the relevant log lines).
+	Stderr []byte
+	// LogTail holds the last error lines of LogPath, quoted in Error.
+	LogTail []string
+}
+
+// Error returns a message that names the tool, its status, the log file and
+// quotes the log's last error lines.
+func (e *ExitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s exited with status %d", e.Tool, e.Code)
+	if s := lastLine(e.Stderr); s != "" {
+		fmt.Fprintf(&b, ": %s", s)
+	}
+	if e.LogPath != "" {
+		fmt.Fprintf(&b, " (log: %s)", e.LogPath)
+	}
+	for _, l := range e.LogTail {
+		fmt.Fprintf(&b, "\n    %s", l)
+	}
+	return b.String()
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if s := strings.TrimSpace(lines[i]); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// harmlessCRIU lists CRIU log lines that say "Error" but mean nothing on
+// the hosts ckpt runs on (REFERENCE.md §1).
+var harmlessCRIU = []string{"Can't setup RLIMIT_NOFILE"}
+
+// logTail returns the last n error lines of a CRIU or runc log file,
+// skipping known-harmless ones; if there are none it returns the last n
+// lines. It returns nil if the file cannot be read.
+func logTail(path string, n int) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var all, errs []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+lines:
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" {
+			continue
+		}
+		all = append(all, l)
+		if strings.Contains(l, "Error") || strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"fatal"`) {
+			for _, h := range harmlessCRIU {
+				if strings.Contains(l, h) {
+					continue lines
+				}
+			}
+			errs = append(errs, l)
+		}
+	}
+	pick := errs
+	if len(pick) == 0 {
+		pick = all
+	}
+	if len(pick) > n {
+		pick = pick[len(pick)-n:]
+	}
+	return pick
+}

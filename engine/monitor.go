@@ -1,0 +1,398 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ckpt/ckpt/internal/fsutil"
+	"golang.org/x/sys/unix"
+)
+
+// Monitor modes.
+const (
+	monitorRun     = "run"
+	monitorRestore = "restore"
+)
+
+// monitorConfig is the JSON argument of the monitor subcommand.
+type monitorConfig struct {
+	Mode     string          `json:"mode"`
+	ID       string          `json:"id"`
+	Dir      string          `json:"dir"` // container directory = OCI bundle
+	RuncPath string          `json:"runc_path"`
+	RuncRoot string          `json:"runc_root"`
+	Network  string          `json:"network"`
+	ImageDir string          `json:"image_dir,omitempty"`
+	WorkDir  string          `json:"work_dir,omitempty"`
+	Restore  *RestoreOptions `json:"restore,omitempty"`
+}
+
+// monitorResult is what the monitor reports on its sync pipe once the
+// container runs (or failed to start).
+type monitorResult struct {
+	PID       int        `json:"pid,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	Exit      *ExitError `json:"exit_error,omitempty"`
+	RuntimeUS int64      `json:"runtime_us,omitempty"`
+
+	// MonitorPID is filled in by startMonitor, not sent.
+	MonitorPID int `json:"-"`
+}
+
+// startMonitor starts a detached monitor (own session, not tied to ctx: it
+// must outlive this call) and waits for its report. The monitor's own
+// diagnostics go to <dir>/monitor.log.
+func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitorResult, error) {
+	exe, err := e.monitorPath()
+	if err != nil {
+		return nil, err
+	}
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode monitor config: %w", err)
+	}
+	mlog, err := os.OpenFile(filepath.Join(cfg.Dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open monitor log: %w", err)
+	}
+	defer mlog.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create sync pipe: %w", err)
+	}
+	defer r.Close()
+	// Not exec.CommandContext: the monitor must survive this call and ctx.
+	cmd := exec.Command(exe, MonitorCommand, string(arg))
+	cmd.Stdout, cmd.Stderr = mlog, mlog
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	w.Close()
+	// Reap the monitor if this process lives longer than it (tests, API users).
+	go func() { _ = cmd.Wait() }()
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read monitor report: %w", err)
+	}
+	var res monitorResult
+	if len(bytes.TrimSpace(data)) == 0 {
+		tail := logTail(filepath.Join(cfg.Dir, "monitor.log"), 5)
+		return nil, fmt.Errorf("monitor exited without a report (see %s): %s",
+			filepath.Join(cfg.Dir, "monitor.log"), strings.Join(tail, "; "))
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, fmt.Errorf("decode monitor report: %w", err)
+	}
+	res.MonitorPID = cmd.Process.Pid
+	if res.Exit != nil {
+		return &res, res.Exit
+	}
+	if res.Error != "" {
+		return &res, errors.New(res.Error)
+	}
+	return &res, nil
+}
+
+// RunMonitor is the body of the hidden monitor subcommand: args are the
+// arguments after [MonitorCommand]. It starts (or restores) the container
+// with pipes as its stdio, reports the container's PID on file descriptor
+// 3, copies the container's output to ctr.log, reaps its init process as a
+// child subreaper, records the exit status in exit.json and exits. It
+// returns the monitor's exit code.
+func RunMonitor(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "ckpt monitor: want one JSON argument")
+		return 2
+	}
+	var cfg monitorConfig
+	if err := json.Unmarshal([]byte(args[0]), &cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "ckpt monitor: decode config: %v\n", err)
+		return 2
+	}
+	syncPipe := os.NewFile(3, "sync")
+	report := func(res monitorResult) {
+		if syncPipe == nil {
+			return
+		}
+		_ = json.NewEncoder(syncPipe).Encode(res)
+		_ = syncPipe.Close()
+		syncPipe = nil
+	}
+	m := &monitor{cfg: cfg, r: runc{path: cfg.RuncPath, root: cfg.RuncRoot, log: filepath.Join(cfg.Dir, "runc.log")}}
+	pid, runtimeDur, err := m.start()
+	if err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			report(monitorResult{Exit: ee, Error: err.Error()})
+		} else {
+			report(monitorResult{Error: err.Error()})
+		}
+		fmt.Fprintf(os.Stderr, "%s ckpt monitor %s: %v\n", time.Now().UTC().Format(time.RFC3339), cfg.ID, err)
+		return 1
+	}
+	report(monitorResult{PID: pid, RuntimeUS: runtimeDur.Microseconds()})
+	code := m.wait(pid)
+	m.finish(code)
+	return 0
+}
+
+type monitor struct {
+	cfg monitorConfig
+	r   runc
+
+	log     *os.File
+	stdinW  *os.File // kept open so the container's stdin never sees EOF
+	copiers sync.WaitGroup
+}
+
+// start creates the pipes, runs runc (create+start or restore) with them as
+// stdio and returns the container's init PID.
+func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return 0, 0, fmt.Errorf("become subreaper: %w", err)
+	}
+	m.log, err = os.OpenFile(filepath.Join(m.cfg.Dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, 0, fmt.Errorf("open container log: %w", err)
+	}
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return 0, 0, fmt.Errorf("create stdin pipe: %w", err)
+	}
+	m.stdinW = stdinW
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return 0, 0, fmt.Errorf("create stdout pipe: %w", err)
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		return 0, 0, fmt.Errorf("create stderr pipe: %w", err)
+	}
+	var logMu sync.Mutex
+	for _, p := range []*os.File{stdoutR, stderrR} {
+		m.copiers.Add(1)
+		go func() {
+			defer m.copiers.Done()
+			defer p.Close()
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := p.Read(buf)
+				if n > 0 {
+					logMu.Lock()
+					_, _ = m.log.Write(buf[:n])
+					logMu.Unlock()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	stdio := func(cmd *exec.Cmd) {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
+	}
+	closeChildEnds := func() {
+		stdinR.Close()
+		stdoutW.Close()
+		stderrW.Close()
+	}
+	ctx := context.Background()
+	pidFile := filepath.Join(m.cfg.Dir, "init.pid")
+	_ = os.Remove(pidFile)
+	t0 := time.Now()
+	switch m.cfg.Mode {
+	case monitorRun:
+		if err := m.run(ctx, stdio, m.r.createArgs(m.cfg.ID, m.cfg.Dir, pidFile), ""); err != nil {
+			closeChildEnds()
+			m.cleanupFailed()
+			return 0, 0, err
+		}
+		closeChildEnds()
+		pid, err = readPID(pidFile)
+		if err == nil && (m.cfg.Network == NetworkNone || m.cfg.Network == "") {
+			err = loopbackUp(pid)
+		}
+		if err == nil {
+			err = m.run(ctx, nil, m.r.startArgs(m.cfg.ID), "")
+		}
+		if err != nil {
+			m.cleanupFailed()
+			return 0, 0, err
+		}
+	case monitorRestore:
+		logPath := filepath.Join(m.cfg.WorkDir, "restore.log")
+		err := m.run(ctx, stdio, m.r.restoreArgs(m.cfg.ID, m.cfg.Dir, pidFile, m.cfg.ImageDir, m.cfg.WorkDir, m.cfg.Restore), logPath)
+		closeChildEnds()
+		if err != nil {
+			m.cleanupFailed()
+			return 0, 0, err
+		}
+		if pid, err = readPID(pidFile); err != nil {
+			m.cleanupFailed()
+			return 0, 0, err
+		}
+	default:
+		return 0, 0, fmt.Errorf("unknown monitor mode %q", m.cfg.Mode)
+	}
+	return pid, time.Since(t0), nil
+}
+
+// run runs one runc command synchronously (before the reap loop starts, so
+// exec's Wait and the subreaper's wait4 never compete).
+func (m *monitor) run(ctx context.Context, stdio func(*exec.Cmd), argv []string, logPath string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	if stdio != nil {
+		stdio(cmd)
+	} else {
+		cmd.Stderr = &stderr
+	}
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	tool := "runc " + argv[indexOfSub(argv)]
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %s: %w", ErrRuntimeMissing, argv[0], err)
+		}
+		return fmt.Errorf("run %s: %w", tool, err)
+	}
+	x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: logPath, Stderr: stderr.Bytes()}
+	if logPath == "" {
+		// runc's own JSON log holds its error message.
+		x.LogPath = m.r.log
+	}
+	x.LogTail = logTail(x.LogPath, 5)
+	return x
+}
+
+// cleanupFailed removes whatever runc left of a container that failed to
+// start or restore, so the container stays restorable.
+func (m *monitor) cleanupFailed() {
+	cmd := exec.Command(m.r.path, m.r.deleteArgs(m.cfg.ID, true)[1:]...)
+	_ = cmd.Run()
+}
+
+// wait reaps children until the container's init exits and returns its
+// exit code (128+signal if killed, -1 if unknown).
+func (m *monitor) wait(pid int) int {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			// init is not our child (it was not reparented to us): poll.
+			for alive(pid) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			return -1
+		}
+		if got != pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus()
+		case ws.Signaled():
+			return 128 + int(ws.Signal())
+		}
+		return -1
+	}
+}
+
+// finish records the exit, drains the output and removes runc's state.
+func (m *monitor) finish(code int) {
+	x := exitRecord{MonitorPID: os.Getpid(), ExitCode: code, FinishedAt: time.Now().UTC()}
+	if data, err := json.Marshal(x); err == nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(m.cfg.Dir, exitFile), data, 0o600); err != nil {
+			fmt.Fprintf(os.Stderr, "ckpt monitor %s: record exit: %v\n", m.cfg.ID, err)
+		}
+	}
+	m.stdinW.Close()
+	done := make(chan struct{})
+	go func() { m.copiers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	_ = m.log.Sync()
+	_ = m.log.Close()
+	// After a checkpoint runc has already removed the container; this
+	// then fails harmlessly.
+	_ = exec.Command(m.r.path, m.r.deleteArgs(m.cfg.ID, false)[1:]...).Run()
+}
+
+func readPID(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("parse pid file %s: %q", path, data)
+	}
+	return pid, nil
+}
+
+// loopbackUp brings up the loopback interface in the network namespace of
+// pid. runc does not do it; the monitor does it between `runc create` and
+// `runc start`, from a thread that enters the namespace and is then
+// discarded (the goroutine never unlocks its OS thread).
+func loopbackUp(pid int) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- func() error {
+			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+			if err != nil {
+				return err
+			}
+			defer ns.Close()
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("enter network namespace: %w", err)
+			}
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open socket: %w", err)
+			}
+			defer unix.Close(fd)
+			ifr, err := unix.NewIfreq("lo")
+			if err != nil {
+				return err
+			}
+			if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+				return fmt.Errorf("get lo flags: %w", err)
+			}
+			ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+			if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+				return fmt.Errorf("set lo up: %w", err)
+			}
+			return nil
+		}()
+	}()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	return nil
+}

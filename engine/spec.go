@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Network modes of [RunOptions.Network].
+const (
+	// NetworkNone gives the container a private network namespace with
+	// only the loopback interface, brought up by the monitor.
+	NetworkNone = "none"
+	// NetworkHost shares the host's network namespace.
+	NetworkHost = "host"
+)
+
+// defaultPath is the PATH of a container process unless Env sets one.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// defaultCaps is the capability set of container processes (podman's
+// default set).
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
+	"CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+// specFor generates the OCI runtime spec of a container: its own PID,
+// mount, UTS and IPC namespaces, a private network namespace unless the
+// network is "host", and the container's volumes and bind mounts.
+func specFor(c *Container) (*specs.Spec, error) {
+	if len(c.Command) == 0 {
+		return nil, fmt.Errorf("container %s has no command", c.Name)
+	}
+	env := []string{defaultPath, "TERM=xterm", "HOSTNAME=" + hostname(c)}
+	for _, kv := range c.Env {
+		if strings.HasPrefix(kv, "PATH=") {
+			env[0] = kv
+			continue
+		}
+		env = append(env, kv)
+	}
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace},
+		{Type: specs.MountNamespace},
+		{Type: specs.UTSNamespace},
+		{Type: specs.IPCNamespace},
+	}
+	switch c.Network {
+	case NetworkNone, "":
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	case NetworkHost:
+	default:
+		return nil, fmt.Errorf("unknown network mode %q (want none or host)", c.Network)
+	}
+	s := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Args: c.Command,
+			Env:  env,
+			Cwd:  "/",
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  defaultCaps,
+				Effective: defaultCaps,
+				Permitted: defaultCaps,
+			},
+		},
+		Root:     &specs.Root{Path: c.Rootfs},
+		Hostname: hostname(c),
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		},
+		Linux: &specs.Linux{
+			Namespaces:  ns,
+			CgroupsPath: "/ckpt/" + c.ID,
+			Resources: &specs.LinuxResources{
+				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+			},
+			MaskedPaths: []string{
+				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+			},
+			ReadonlyPaths: []string{
+				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+			},
+		},
+	}
+	for _, m := range c.Mounts {
+		opts := []string{"rbind"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{
+			Destination: filepath.Clean(m.Destination), Type: "bind", Source: m.Source, Options: opts,
+		})
+	}
+	return s, nil
+}
+
+func hostname(c *Container) string { return c.ID[:12] }

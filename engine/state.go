@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ckpt/ckpt/internal/fsutil"
+)
+
+// Status is a container's life-cycle state.
+type Status string
+
+// Container states.
+const (
+	// StatusCreated: the storage container and bundle exist, not yet started.
+	StatusCreated Status = "created"
+	// StatusRunning: the container's init process runs under a monitor.
+	StatusRunning Status = "running"
+	// StatusExited: the container's init process has exited.
+	StatusExited Status = "exited"
+	// StatusCheckpointed: the container was checkpointed and stopped; its
+	// CRIU images are in CheckpointDir and it can be restored.
+	StatusCheckpointed Status = "checkpointed"
+)
+
+// stateVersion is the version of state.json written by this engine.
+const stateVersion = 1
+
+// Container is a container's persistent state, stored as
+// Root/containers/<id>/state.json and replaced atomically on every change.
+type Container struct {
+	// Version of this record's layout.
+	Version int `json:"version"`
+	// ID is the container's unique 64-hex-digit ID (also the runc and
+	// storage container ID).
+	ID string `json:"id"`
+	// Name is the container's unique name.
+	Name string `json:"name"`
+	// Image is the image name given to Run; ImageID its resolved ID.
+	Image   string `json:"image"`
+	ImageID string `json:"image_id"`
+	// Command is the process' argv.
+	Command []string `json:"command"`
+	// Env holds the process' environment (K=V).
+	Env []string `json:"env,omitempty"`
+	// Network is "none" (private netns with loopback) or "host".
+	Network string `json:"network"`
+	// Mounts are the volumes and bind mounts given to Run.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// Rootfs is the mounted container layer (the OCI root.path).
+	Rootfs string `json:"rootfs"`
+	// Status is the life-cycle state (see [Status]).
+	Status Status `json:"status"`
+	// PID is the init process' host PID while running.
+	PID int `json:"pid,omitempty"`
+	// MonitorPID is the pid of the monitor process of the current run.
+	MonitorPID int `json:"monitor_pid,omitempty"`
+	// ExitCode is the init process' exit status once exited (128+signal
+	// if killed; -1 if unknown because its monitor vanished).
+	ExitCode int `json:"exit_code"`
+	// CreatedAt, StartedAt and FinishedAt are life-cycle times.
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// CheckpointedAt is the time of the last successful checkpoint and
+	// RestoredAt of the last successful restore.
+	CheckpointedAt time.Time `json:"checkpointed_at,omitzero"`
+	RestoredAt     time.Time `json:"restored_at,omitzero"`
+	// CheckpointTCP records that the last checkpoint included established
+	// TCP connections (restore then needs --tcp-established or --tcp-close).
+	CheckpointTCP bool `json:"checkpoint_tcp,omitempty"`
+}
+
+// Mount is a volume or bind mount of a container.
+type Mount struct {
+	// Type is "volume" (named volume under Root/volumes) or "bind".
+	Type string `json:"type"`
+	// Name is the volume's name (Type "volume").
+	Name string `json:"name,omitempty"`
+	// Source is the host directory mounted.
+	Source string `json:"source"`
+	// Destination is the path inside the container.
+	Destination string `json:"destination"`
+	// ReadOnly mounts it read-only.
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// exitRecord is written by the monitor when the container's init exits. It
+// is separate from state.json so the monitor never needs the container
+// lock; Load merges it when its MonitorPID matches the state's.
+type exitRecord struct {
+	MonitorPID int       `json:"monitor_pid"`
+	ExitCode   int       `json:"exit_code"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+const (
+	stateFile = "state.json"
+	exitFile  = "exit.json"
+	lockFile  = "lock"
+	logFile   = "ctr.log"
+)
+
+func (e *Engine) saveState(c *Container) error {
+	c.Version = stateVersion
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(e.containerDir(c.ID), stateFile), data, 0o600); err != nil {
+		return fmt.Errorf("save state of %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// loadState reads a container's state by full ID and merges the monitor's
+// exit record and liveness into it.
+func (e *Engine) loadState(id string) (*Container, error) {
+	dir := e.containerDir(id)
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownContainer, id)
+		}
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var c Container
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("decode state of %s: %w", id, err)
+	}
+	if c.Status == StatusRunning {
+		if x, ok := readExit(dir); ok && x.MonitorPID == c.MonitorPID {
+			c.Status, c.ExitCode, c.FinishedAt, c.PID = StatusExited, x.ExitCode, x.FinishedAt, 0
+		} else if c.MonitorPID > 0 && !alive(c.MonitorPID) {
+			// The monitor vanished without recording an exit (killed, or
+			// the host rebooted): the container cannot be running.
+			if c.PID <= 0 || !alive(c.PID) {
+				c.Status, c.ExitCode, c.PID = StatusExited, -1, 0
+			}
+		}
+	}
+	return &c, nil
+}
+
+func readExit(dir string) (exitRecord, bool) {
+	var x exitRecord
+	data, err := os.ReadFile(filepath.Join(dir, exitFile))
+	if err != nil || json.Unmarshal(data, &x) != nil {
+		return x, false
+	}
+	return x, true
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z' && s[i+2] != 'X'
+	}
+	return true
+}
+
+// List returns every container, oldest first.
+func (e *Engine) List(ctx context.Context) ([]*Container, error) {
+	ents, err := os.ReadDir(e.containersDir())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []*Container
+	for _, d := range ents {
+		if !d.IsDir() {
+			continue
+		}
+		c, err := e.loadState(d.Name())
+		if err != nil {
+			if errors.Is(err, ErrUnknownContainer) {
+				continue // being created or removed
+			}
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+// Inspect returns the container named by ref: a name, a full ID or a
+// unique ID prefix.
+func (e *Engine) Inspect(ctx context.Context, ref string) (*Container, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("%w: empty name", ErrUnknownContainer)
+	}
+	all, err := e.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var prefix []*Container
+	for _, c := range all {
+		if c.ID == ref || c.Name == ref {
+			return c, nil
+		}
+		if strings.HasPrefix(c.ID, ref) {
+			prefix = append(prefix, c)
+		}
+	}
+	switch len(prefix) {
+	case 0:
+		return nil, fmt.Errorf("%w: %s", ErrUnknownContainer, ref)
+	case 1:
+		return prefix[0], nil
+	}
+	return nil, fmt.Errorf("%w: %s matches %d containers", ErrAmbiguous, ref, len(prefix))
+}
+
+// Latest returns the most recently created container.
+func (e *Engine) Latest(ctx context.Context) (*Container, error) {
+	all, err := e.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%w: there are no containers", ErrUnknownContainer)
+	}
+	return all[len(all)-1], nil
+}
+
+// lock takes the container's exclusive operation lock without waiting and
+// reloads its state under the lock. The caller must Unlock.
+func (e *Engine) lock(ref, purpose string) (*Container, *fsutil.Lock, error) {
+	c, err := e.Inspect(context.Background(), ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := fsutil.TryLock(filepath.Join(e.containerDir(c.ID), lockFile), purpose)
+	if err != nil {
+		if errors.Is(err, fsutil.ErrLocked) {
+			return nil, nil, fmt.Errorf("%w: %s: another operation is in progress, held %w", ErrBusy, c.Name, err)
+		}
+		return nil, nil, err
+	}
+	c, err = e.loadState(c.ID)
+	if err != nil {
+		l.Unlock()
+		return nil, nil, err
+	}
+	return c, l, nil
+}
