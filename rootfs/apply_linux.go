@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -46,17 +47,6 @@ func Apply(ctx context.Context, root string, diff io.Reader, deleted []string, o
 		return &Error{Op: "apply", Err: err}
 	}
 	defer r.close()
-	for _, rel := range rels {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := removePath(r, rel, nil); err != nil {
-			return pathErr("delete", rel, err)
-		}
-	}
-	if diff == nil {
-		return nil
-	}
 	a := &applier{
 		r:          r,
 		opts:       opts,
@@ -66,6 +56,18 @@ func Apply(ctx context.Context, root string, diff io.Reader, deleted []string, o
 		seen:       make(map[string]struct{}),
 		regular:    make(map[string]string),
 		setid:      make(map[string]*setidFile),
+		touched:    make(map[string][2]unix.Timespec),
+	}
+	for _, rel := range rels {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.remove(rel); err != nil {
+			return pathErr("delete", rel, err)
+		}
+	}
+	if diff == nil {
+		return a.finish(ctx)
 	}
 	tr := tar.NewReader(diff)
 	for {
@@ -90,12 +92,11 @@ func Apply(ctx context.Context, root string, diff io.Reader, deleted []string, o
 	return a.finish(ctx)
 }
 
-// removePath removes rel and everything below it. A missing path is not an
+// remove removes rel and everything below it. A missing path is not an
 // error; a parent that is a symbolic link or not a directory is
-// ErrInsecurePath. visit, if not nil, is called with each path about to be
-// removed and may stop the removal.
-func removePath(r *dirRoot, rel string, visit func(string) error) error {
-	pfd, base, err := r.parent(rel, false)
+// ErrInsecurePath.
+func (a *applier) remove(rel string) error {
+	pfd, base, err := a.r.parent(rel, false)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -103,7 +104,25 @@ func removePath(r *dirRoot, rel string, visit func(string) error) error {
 		return err
 	}
 	defer unix.Close(pfd)
-	return removeAllAt(pfd, base, rel, visit)
+	if err := a.touch(pfd, path.Dir(rel)); err != nil {
+		return err
+	}
+	return removeAllAt(pfd, base, rel, nil)
+}
+
+// touch records the times of the directory dir (open as pfd) before Apply
+// first adds or removes an entry in it, so finish can put them back on
+// directories the diff has no entry for.
+func (a *applier) touch(pfd int, dir string) error {
+	if _, ok := a.touched[dir]; ok {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	a.touched[dir] = [2]unix.Timespec{st.Atim, st.Mtim}
+	return nil
 }
 
 type meta struct {
@@ -133,10 +152,11 @@ type applier struct {
 	maxEntry, maxTotal int64
 	entries            int
 	total              int64
-	seen               map[string]struct{}   // every entry name, to refuse duplicates
-	regular            map[string]string     // regular file entry -> first name of its inode
-	setid              map[string]*setidFile // first name -> held-back mode
-	dirs               []dirMeta             // directory metadata, applied at the end
+	seen               map[string]struct{}         // every entry name, to refuse duplicates
+	regular            map[string]string           // regular file entry -> first name of its inode
+	setid              map[string]*setidFile       // first name -> held-back mode
+	dirs               []dirMeta                   // directory metadata, applied at the end
+	touched            map[string][2]unix.Timespec // directory -> times before Apply changed it
 }
 
 // entryName returns the checked name of a tar entry. Directories may end in
@@ -243,6 +263,9 @@ func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 // a directory is wanted, anything else there is removed (a directory with
 // everything below it). It reports whether a directory was kept.
 func (a *applier) prepare(pfd int, base, name string, wantDir bool) (bool, error) {
+	if err := a.touch(pfd, path.Dir(name)); err != nil {
+		return false, err
+	}
 	var st unix.Stat_t
 	err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == unix.ENOENT {
@@ -502,6 +525,18 @@ func chmodAt(pfd int, base, name string, mode uint32) error {
 // modes and mtimes stick) and gives setuid and setgid bits back to the
 // files allowed to keep them.
 func (a *applier) finish(ctx context.Context) error {
+	inDiff := make(map[string]bool, len(a.dirs))
+	for _, d := range a.dirs {
+		inDiff[d.name] = true
+	}
+	for _, dir := range slices.Sorted(maps.Keys(a.touched)) {
+		if inDiff[dir] {
+			continue
+		}
+		if err := a.restoreTimes(dir, a.touched[dir]); err != nil {
+			return pathErr("apply", dir, err)
+		}
+	}
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -539,6 +574,23 @@ func (a *applier) finish(ctx context.Context) error {
 		if err != nil {
 			return pathErr("apply", first, err)
 		}
+	}
+	return nil
+}
+
+// restoreTimes puts back the times a directory had before Apply added or
+// removed entries in it. A directory that is gone since is skipped.
+func (a *applier) restoreTimes(dir string, ts [2]unix.Timespec) error {
+	fd, err := a.r.open(dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.UtimesNanoAt(fd, "", ts[:], unix.AT_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "utimensat", Path: dir, Err: err}
 	}
 	return nil
 }
