@@ -33,8 +33,39 @@ type HostReport struct {
 	CgroupVersion string `json:"cgroup_version"`
 	// StorageDriver is the image store's graph driver, or "" on error.
 	StorageDriver string `json:"storage_driver"`
+	// Kernel is the running kernel's release.
+	Kernel string `json:"kernel"`
 	// Problems lists what prevents checkpoint/restore, one per line.
 	Problems []string `json:"problems,omitempty"`
+	// Warnings lists known limitations of this CRIU on this kernel.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// inetSocketWarning explains the known failure of CRIU before 4.2 to dump
+// any inet socket on Linux 6.16 and newer.
+const inetSocketWarning = "CRIU before 4.2 cannot dump TCP/UDP sockets on Linux 6.16 or newer " +
+	"(\"Can't get 1:16 opt\": SO_PASSCRED is refused on inet sockets, criu#2705, criu#2718); " +
+	"containers with sockets, and --tcp-established, need a newer CRIU"
+
+// inetSocketBug reports whether CRIU version criu (integer form) has the
+// inet socket option bug on kernel release rel.
+func inetSocketBug(criu int, rel string) bool {
+	if criu >= 40200 {
+		return false
+	}
+	var maj, minor int
+	if _, err := fmt.Sscanf(rel, "%d.%d", &maj, &minor); err != nil {
+		return false
+	}
+	return maj > 6 || (maj == 6 && minor >= 16)
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 var criuVersionRE = regexp.MustCompile(`(?m)^Version:\s*(\d+)\.(\d+)(?:\.(\d+))?`)
@@ -106,6 +137,10 @@ func (e *Engine) Check(ctx context.Context) (*HostReport, error) {
 	default:
 		r.CRIUVersion, r.CRIUOK = v, true
 	}
+	r.Kernel = kernelRelease()
+	if r.CRIUOK && inetSocketBug(n, r.Kernel) {
+		r.Warnings = append(r.Warnings, inetSocketWarning)
+	}
 	if r.CRIUOK {
 		// A failing feature check means "not available", not an error.
 		_, err := runTool(ctx, "criu check", e.criuFeatureArgs("mem_dirty_track"), "", ErrCRIUMissing)
@@ -137,6 +172,17 @@ func cgroupVersion() string {
 		return "v1 (hybrid)"
 	}
 	return "v1"
+}
+
+// HasInetSocketBug reports whether this host's CRIU cannot dump inet
+// sockets because of the kernel 6.16 socket-option change (see
+// [HostReport.Warnings]).
+func (e *Engine) HasInetSocketBug(ctx context.Context) (bool, error) {
+	_, n, err := e.criuVersion(ctx)
+	if err != nil {
+		return false, err
+	}
+	return inetSocketBug(n, kernelRelease()), nil
 }
 
 // IsCRIUMissing reports whether err says CRIU is missing or too old.

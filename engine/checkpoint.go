@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -158,10 +159,15 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	pt.done("runtime_checkpoint")
 	if err != nil {
 		_ = os.RemoveAll(imgDir) // not restorable; dump.log stays in work/
+		state := "the container is still running"
 		if x, lerr := e.loadState(c.ID); lerr == nil && x.Status != StatusRunning {
-			return nil, fmt.Errorf("%w (the container is no longer running: %s)", err, x.Status)
+			state = "the container is no longer running: " + string(x.Status)
 		}
-		return nil, fmt.Errorf("%w (the container is still running)", err)
+		err = fmt.Errorf("%w\n(%s)", err, state)
+		if hint := dumpHint(dumpLog, o); hint != "" {
+			err = fmt.Errorf("%w\nhint: %s", err, hint)
+		}
+		return nil, err
 	}
 	res := &CheckpointResult{ImageDir: imgDir, Runtime: runtimeDur}
 	// runc has CRIU write stats-dump to the work directory.
@@ -321,4 +327,19 @@ func (e *Engine) writeCRIUConfig(c *Container, work, conf string) error {
 	}
 	spec.Annotations = map[string]string{"org.criu.config": path}
 	return writeSpec(filepath.Join(e.containerDir(c.ID), "config.json"), spec)
+}
+
+// dumpHint returns advice for known CRIU dump failures found in dump.log.
+func dumpHint(dumpLog string, o *CheckpointOptions) string {
+	data, err := os.ReadFile(dumpLog)
+	if err != nil {
+		return ""
+	}
+	switch {
+	case bytes.Contains(data, []byte("Can't get 1:16 opt")):
+		return inetSocketWarning
+	case bytes.Contains(data, []byte("--tcp-established")) && !o.TCPEstablished:
+		return "the container has established TCP connections: checkpoint with --tcp-established"
+	}
+	return ""
 }

@@ -489,6 +489,10 @@ the storage driver. The human format may change; --json is stable.`,
 			fmt.Fprintf(env.stdout, "memory tracking: %s (soft-dirty; needed for pre-dump)\n", yn(r.MemoryTracking))
 			fmt.Fprintf(env.stdout, "cgroup:          %s\n", r.CgroupVersion)
 			fmt.Fprintf(env.stdout, "storage driver:  %s\n", orNone(r.StorageDriver))
+			fmt.Fprintf(env.stdout, "kernel:          %s\n", r.Kernel)
+			for _, w := range r.Warnings {
+				fmt.Fprintf(env.stdout, "warning:         %s\n", w)
+			}
 			for _, p := range r.Problems {
 				fmt.Fprintf(env.stdout, "problem:         %s\n", p)
 			}

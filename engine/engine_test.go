@@ -1,0 +1,410 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckpt/ckpt/internal/fsutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// fakeBin writes an executable shell script named name into dir.
+func fakeBin(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func testEngine(t *testing.T) *Engine {
+	t.Helper()
+	dir := t.TempDir()
+	e := &Engine{
+		Root:        filepath.Join(dir, "root"),
+		RunRoot:     filepath.Join(dir, "run"),
+		RuntimePath: fakeBin(t, dir, "runc", "exit 0"),
+		CRIUPath:    fakeBin(t, dir, "criu", `echo "Version: 4.1.1"`),
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func TestRuncArgs(t *testing.T) {
+	r := runc{path: "runc", root: "/run/x/runc", log: "/l/runc.log"}
+	base := []string{"runc", "--root", "/run/x/runc", "--log", "/l/runc.log", "--log-format", "json"}
+	tests := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"create", r.createArgs("id", "/b", "/b/pid"), []string{"create", "--bundle", "/b", "--pid-file", "/b/pid", "id"}},
+		{"start", r.startArgs("id"), []string{"start", "id"}},
+		{"kill", r.killArgs("id", 15, false), []string{"kill", "id", "15"}},
+		{"kill all", r.killArgs("id", 9, true), []string{"kill", "--all", "id", "9"}},
+		{"delete", r.deleteArgs("id", false), []string{"delete", "id"}},
+		{"delete force", r.deleteArgs("id", true), []string{"delete", "--force", "id"}},
+		{"exec", r.execArgs("id", &ExecOptions{Env: []string{"A=1"}, Cwd: "/tmp"}, []string{"ls", "-l"}),
+			[]string{"exec", "--env", "A=1", "--cwd", "/tmp", "id", "ls", "-l"}},
+		{"checkpoint default", r.checkpointArgs("id", "/i", "/w", nil),
+			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "id"}},
+		{"checkpoint all", r.checkpointArgs("id", "/i", "/w", &CheckpointOptions{LeaveRunning: true, TCPEstablished: true, FileLocks: true, Keep: true}),
+			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "--leave-running", "--tcp-established", "--file-locks", "id"}},
+		{"restore default", r.restoreArgs("id", "/b", "/p", "/i", "/w", nil),
+			[]string{"restore", "--detach", "--image-path", "/i", "--work-path", "/w", "--bundle", "/b", "--pid-file", "/p", "id"}},
+		{"restore tcp", r.restoreArgs("id", "/b", "/p", "/i", "/w", &RestoreOptions{TCPEstablished: true, FileLocks: true}),
+			[]string{"restore", "--detach", "--image-path", "/i", "--work-path", "/w", "--bundle", "/b", "--pid-file", "/p", "--tcp-established", "--file-locks", "id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := append(append([]string{}, base...), tt.want...)
+			if !reflect.DeepEqual(tt.got, want) {
+				t.Errorf("args = %q, want %q", tt.got, want)
+			}
+			if sub := tt.got[indexOfSub(tt.got)]; sub != tt.want[0] {
+				t.Errorf("indexOfSub found %q, want %q", sub, tt.want[0])
+			}
+		})
+	}
+	noLog := runc{path: "runc", root: "/r"}
+	if got, want := noLog.startArgs("x"), []string{"runc", "--root", "/r", "start", "x"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("startArgs without log = %q, want %q", got, want)
+	}
+}
+
+func TestCRIUVersion(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		script  string
+		want    int
+		wantErr error
+	}{
+		{"4.1.1", `echo "Version: 4.1.1"; echo "GitID: v4.1.1"`, 40101, nil},
+		{"4.0", `echo "Version: 4.0"`, 40000, nil},
+		{"3.17.1", `echo "Version: 3.17.1"`, 31701, nil},
+		{"garbage", `echo "hello"`, 0, ErrCRIUMissing},
+		{"fails", `echo boom >&2; exit 1`, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &Engine{CRIUPath: fakeBin(t, dir, "criu-"+tt.name, tt.script)}
+			_, got, err := e.criuVersion(context.Background())
+			if tt.name == "fails" {
+				var x *ExitError
+				if !errors.As(err, &x) || x.Code != 1 || !strings.Contains(x.Error(), "boom") {
+					t.Fatalf("criuVersion() error = %v, want *ExitError with status 1 quoting stderr", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("criuVersion() error = %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("criuVersion() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+	e := &Engine{CRIUPath: filepath.Join(dir, "does-not-exist")}
+	if _, _, err := e.criuVersion(context.Background()); !errors.Is(err, ErrCRIUMissing) {
+		t.Errorf("criuVersion(missing binary) error = %v, want ErrCRIUMissing", err)
+	}
+}
+
+func TestPreflight(t *testing.T) {
+	if os.Geteuid() != 0 {
+		e := testEngine(t)
+		if err := e.preflight(context.Background()); !errors.Is(err, ErrNotRoot) {
+			t.Fatalf("preflight() as non-root = %v, want ErrNotRoot", err)
+		}
+		return
+	}
+	dir := t.TempDir()
+	old := &Engine{CRIUPath: fakeBin(t, dir, "criu", `echo "Version: 3.17.1"`), RuntimePath: fakeBin(t, dir, "runc", "exit 0")}
+	err := old.preflight(context.Background())
+	if !errors.Is(err, ErrCRIUMissing) || !strings.Contains(err.Error(), "make deps") || !strings.Contains(err.Error(), "3.17.1") {
+		t.Errorf("preflight(CRIU 3.17.1) = %v, want ErrCRIUMissing naming the version and `make deps`", err)
+	}
+	noRunc := &Engine{CRIUPath: fakeBin(t, dir, "criu4", `echo "Version: 4.1.1"`), RuntimePath: filepath.Join(dir, "no-runc")}
+	if err := noRunc.preflight(context.Background()); !errors.Is(err, ErrRuntimeMissing) {
+		t.Errorf("preflight(no runc) = %v, want ErrRuntimeMissing", err)
+	}
+}
+
+func TestLogTail(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "dump.log")
+	log := `(00.000001) Version: 4.1.1
+(00.034964) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted
+(00.040000) some info
+(00.048333) Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported
+(00.128155) Error (criu/cr-dump.c:2111): Dumping FAILED.
+`
+	if err := os.WriteFile(p, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := logTail(p, 5)
+	want := []string{
+		"(00.048333) Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported",
+		"(00.128155) Error (criu/cr-dump.c:2111): Dumping FAILED.",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("logTail() = %q, want %q", got, want)
+	}
+	if got := logTail(filepath.Join(t.TempDir(), "missing"), 5); got != nil {
+		t.Errorf("logTail(missing) = %q, want nil", got)
+	}
+}
+
+func TestNormalizeImageName(t *testing.T) {
+	for in, want := range map[string]string{
+		"workload":                    "localhost/workload:latest",
+		"workload:v1":                 "localhost/workload:v1",
+		"localhost/workload":          "localhost/workload:latest",
+		"quay.io/x/y":                 "quay.io/x/y:latest",
+		"registry:5000/y:2":           "registry:5000/y:2",
+		"docker.io/library/busybox:1": "docker.io/library/busybox:1",
+		"library/busybox":             "localhost/library/busybox:latest",
+	} {
+		if got := NormalizeImageName(in); got != want {
+			t.Errorf("NormalizeImageName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSpecFor(t *testing.T) {
+	c := &Container{ID: strings.Repeat("ab", 32), Name: "x", Command: []string{"/bin/counter"},
+		Env: []string{"A=1", "PATH=/bin"}, Rootfs: "/r", Network: NetworkNone,
+		Mounts: []Mount{{Type: "volume", Name: "v", Source: "/vol/v/_data", Destination: "/data", ReadOnly: true}}}
+	s, err := specFor(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []specs.LinuxNamespaceType
+	for _, n := range s.Linux.Namespaces {
+		ns = append(ns, n.Type)
+	}
+	if want := []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.NetworkNamespace}; !reflect.DeepEqual(ns, want) {
+		t.Errorf("namespaces = %v, want %v", ns, want)
+	}
+	if s.Process.Env[0] != "PATH=/bin" || s.Process.Env[len(s.Process.Env)-1] != "A=1" {
+		t.Errorf("env = %q, want PATH replaced and A=1 appended", s.Process.Env)
+	}
+	last := s.Mounts[len(s.Mounts)-1]
+	if last.Destination != "/data" || last.Source != "/vol/v/_data" || !reflect.DeepEqual(last.Options, []string{"rbind", "ro"}) {
+		t.Errorf("volume mount = %+v", last)
+	}
+	c.Network = NetworkHost
+	s, _ = specFor(c)
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace {
+			t.Errorf("network host: spec has a network namespace")
+		}
+	}
+	c.Network = "bridge"
+	if _, err := specFor(c); err == nil {
+		t.Errorf("specFor(network bridge) succeeded, want error")
+	}
+}
+
+func TestParseVolume(t *testing.T) {
+	e := testEngine(t)
+	m, err := e.parseVolume("data:/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != "volume" || m.Source != filepath.Join(e.Root, "volumes", "data", "_data") {
+		t.Errorf("parseVolume(named) = %+v", m)
+	}
+	if fi, err := os.Stat(m.Source); err != nil || !fi.IsDir() {
+		t.Errorf("named volume directory not created: %v", err)
+	}
+	host := t.TempDir()
+	if m, err := e.parseVolume(host + ":/h:ro"); err != nil || m.Type != "bind" || !m.ReadOnly {
+		t.Errorf("parseVolume(bind) = %+v, %v", m, err)
+	}
+	for _, bad := range []string{"/does/not/exist:/x", "data", "data:rel", "data:/x:zz", "../x:/x", ":/x"} {
+		if _, err := e.parseVolume(bad); err == nil {
+			t.Errorf("parseVolume(%q) succeeded, want error", bad)
+		}
+	}
+}
+
+func TestInetSocketBug(t *testing.T) {
+	for _, tt := range []struct {
+		criu int
+		rel  string
+		want bool
+	}{
+		{40101, "6.18.44-fc", true},
+		{40101, "6.16.0", true},
+		{40101, "6.15.9", false},
+		{40200, "6.18.0", false},
+		{40101, "7.0.1", true},
+		{40101, "junk", false},
+	} {
+		if got := inetSocketBug(tt.criu, tt.rel); got != tt.want {
+			t.Errorf("inetSocketBug(%d, %q) = %v, want %v", tt.criu, tt.rel, got, tt.want)
+		}
+	}
+}
+
+// fakeRunning writes the state of a running container whose monitor is
+// this test process (so it counts as alive).
+func fakeRunning(t *testing.T, e *Engine, name string) *Container {
+	t.Helper()
+	c := &Container{ID: newID(), Name: name, Command: []string{"/bin/true"}, Status: StatusRunning,
+		MonitorPID: os.Getpid(), PID: os.Getpid(), CreatedAt: time.Now()}
+	if err := os.MkdirAll(e.containerDir(c.ID), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.saveState(c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func requireRootUnit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the engine refuses checkpoint/restore otherwise)")
+	}
+}
+
+func TestCheckpointCRIUFailure(t *testing.T) {
+	requireRootUnit(t)
+	e := testEngine(t)
+	// A fake runc that behaves like a failed CRIU dump: it writes dump.log
+	// into --work-path and exits 1.
+	e.RuntimePath = fakeBin(t, t.TempDir(), "runc", `
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--work-path) work=$2; shift ;;
+	esac
+	shift
+done
+cat > "$work/dump.log" <<'LOG'
+(00.01) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted
+(00.02) Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported
+(00.03) Error (criu/cr-dump.c:2111): Dumping FAILED.
+LOG
+echo "criu failed: type NOTIFY errno 0" >&2
+exit 1`)
+	c := fakeRunning(t, e, "c1")
+	_, err := e.Checkpoint(context.Background(), "c1", &CheckpointOptions{TCPEstablished: true})
+	var x *ExitError
+	if !errors.As(err, &x) {
+		t.Fatalf("Checkpoint() error = %v, want *ExitError", err)
+	}
+	if x.Tool != "runc checkpoint" || x.Code != 1 || filepath.Base(x.LogPath) != "dump.log" || len(x.LogTail) != 2 {
+		t.Errorf("ExitError = %+v", x)
+	}
+	for _, want := range []string{"dump.log", "Dumping FAILED", "still running", "hint:", "criu failed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	got, err := e.Inspect(context.Background(), c.ID)
+	if err != nil || got.Status != StatusRunning {
+		t.Errorf("after failed checkpoint: status %v, %v; want running", got.Status, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.workDir(c.ID), "dump.log")); err != nil {
+		t.Errorf("dump.log removed after failure: %v", err)
+	}
+}
+
+func TestCheckpointRefusals(t *testing.T) {
+	requireRootUnit(t)
+	e := testEngine(t)
+	ctx := context.Background()
+	c := fakeRunning(t, e, "busy")
+	l, err := fsutil.TryLock(filepath.Join(e.containerDir(c.ID), lockFile), "test holds it")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Checkpoint(ctx, "busy", nil)
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "test holds it") {
+		t.Errorf("Checkpoint(locked) = %v, want ErrBusy naming the holder", err)
+	}
+	l.Unlock()
+	if _, err := e.Restore(ctx, "busy", nil); !errors.Is(err, ErrState) {
+		t.Errorf("Restore(running) = %v, want ErrState", err)
+	}
+	if _, err := e.Checkpoint(ctx, "nope", nil); !errors.Is(err, ErrUnknownContainer) {
+		t.Errorf("Checkpoint(unknown) = %v, want ErrUnknownContainer", err)
+	}
+	c.Status, c.MonitorPID, c.PID = StatusCheckpointed, 0, 0
+	if err := e.saveState(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Restore(ctx, "busy", nil); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "no checkpoint") {
+		t.Errorf("Restore(no images) = %v, want ErrState: no checkpoint", err)
+	}
+	if _, err := e.Checkpoint(ctx, "busy", nil); !errors.Is(err, ErrState) {
+		t.Errorf("Checkpoint(checkpointed) = %v, want ErrState", err)
+	}
+	if _, err := e.Restore(ctx, "busy", &RestoreOptions{TCPEstablished: true, TCPClose: true}); err == nil {
+		t.Errorf("Restore(--tcp-established --tcp-close) succeeded")
+	}
+}
+
+func TestStateMergesExit(t *testing.T) {
+	e := testEngine(t)
+	c := fakeRunning(t, e, "x")
+	x := `{"monitor_pid":` + itoa(os.Getpid()) + `,"exit_code":3,"finished_at":"2026-01-01T00:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(e.containerDir(c.ID), exitFile), []byte(x), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.loadState(c.ID)
+	if err != nil || got.Status != StatusExited || got.ExitCode != 3 {
+		t.Errorf("loadState() = %+v, %v; want exited with code 3", got, err)
+	}
+	// An exit record of an older monitor is ignored.
+	c.MonitorPID = os.Getppid()
+	if err := e.saveState(c); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.loadState(c.ID); got.Status != StatusRunning {
+		t.Errorf("loadState() with a stale exit record = %v, want running", got.Status)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestInspectPrefix(t *testing.T) {
+	e := testEngine(t)
+	a := fakeRunning(t, e, "a")
+	if got, err := e.Inspect(context.Background(), a.ID[:8]); err != nil || got.ID != a.ID {
+		t.Errorf("Inspect(prefix) = %v, %v", got, err)
+	}
+	if _, err := e.Inspect(context.Background(), ""); !errors.Is(err, ErrUnknownContainer) {
+		t.Errorf("Inspect(\"\") = %v, want ErrUnknownContainer", err)
+	}
+	if got, err := e.Latest(context.Background()); err != nil || got.ID != a.ID {
+		t.Errorf("Latest() = %v, %v", got, err)
+	}
+}
+
+func TestDefaultRunRoot(t *testing.T) {
+	a, b := DefaultRunRoot("/var/lib/ckpt"), DefaultRunRoot("/tmp/other")
+	if a == b || !strings.HasPrefix(a, "/run/ckpt-") {
+		t.Errorf("DefaultRunRoot = %q, %q; want distinct /run/ckpt-* paths", a, b)
+	}
+	if DefaultRunRoot("/var/lib/ckpt/") != a {
+		t.Errorf("DefaultRunRoot is not stable under path cleaning")
+	}
+}
+
+func TestExitErrorMessage(t *testing.T) {
+	x := &ExitError{Tool: "runc restore", Code: 1, LogPath: "/w/restore.log", Stderr: []byte("a\nlast words\n"), LogTail: []string{"Error X"}}
+	want := "runc restore exited with status 1: last words (log: /w/restore.log)\n    Error X"
+	if got := x.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
