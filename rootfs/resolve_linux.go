@@ -42,7 +42,7 @@ func resolveErr(name string, err error) error {
 	case errors.Is(err, unix.EXDEV):
 		return errorf(ErrInsecurePath, "%s: resolution would leave the root", name)
 	case errors.Is(err, unix.ENOTDIR):
-		return errorf(ErrInsecurePath, "%s: a parent is not a directory", name)
+		return errorf(ErrInsecurePath, "%s: a path component is a symbolic link or not a directory", name)
 	}
 	return &os.PathError{Op: "openat", Path: name, Err: err}
 }
@@ -85,8 +85,8 @@ func (r *dirRoot) open(name string, flags int) (int, error) {
 	return r.walk(name, flags, false)
 }
 
-// walk resolves name one component at a time. With create, missing parent
-// directories are made with mode 0755.
+// walk resolves name one component at a time. With create, name is a
+// directory, and it and its missing parents are made with mode 0755.
 func (r *dirRoot) walk(name string, flags int, create bool) (int, error) {
 	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
 	parts := strings.Split(name, "/")
@@ -103,7 +103,7 @@ func (r *dirRoot) walk(name string, flags int, create bool) (int, error) {
 			f = flags
 		}
 		fd, err := openatRetry(dfd, p, f)
-		if err == unix.ENOENT && create && i < len(parts)-1 {
+		if err == unix.ENOENT && create {
 			if err = unix.Mkdirat(dfd, p, 0o755); err == nil || err == unix.EEXIST {
 				fd, err = openatRetry(dfd, p, f)
 			}

@@ -1,0 +1,491 @@
+package rootfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// breakoutCase is one hostile restore, after containerd's TestBreakouts.
+// Every case runs in base/ with the root at base/root, a sentinel file at
+// base/sentinel.txt and a directory base/outside holding victim; after
+// Apply, nothing outside base/root may have changed.
+type breakoutCase struct {
+	name    string
+	setup   func(t *testing.T, base, root string) // image content, may be nil
+	entries func(base string) []tarEntry          // nil means no diff
+	deleted func(base string) []string
+	opts    *ApplyOptions
+	root    bool  // needs root (mknod)
+	wantErr error // nil: Apply must succeed
+	check   func(t *testing.T, root string)
+}
+
+func entries(e ...tarEntry) func(string) []tarEntry {
+	return func(string) []tarEntry { return e }
+}
+
+func deleted(p ...string) func(string) []string {
+	return func(string) []string { return p }
+}
+
+func breakoutCases() []breakoutCase {
+	long := strings.Repeat("x", MaxNameLength+1)
+	return []breakoutCase{
+		{
+			name:    "symlink up and out, then write through it",
+			entries: entries(tSymlink("escape", "../outside"), tFile("escape/victim", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "absolute symlink, then write through it",
+			entries: func(base string) []tarEntry {
+				return []tarEntry{tSymlink("abs", filepath.Join(base, "outside")), tFile("abs/victim", "pwned", 0o644)}
+			},
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "absolute symlink to the sentinel, then write over the link",
+			entries: func(base string) []tarEntry {
+				return []tarEntry{tSymlink("s", filepath.Join(base, "sentinel.txt")), tFile("s", "pwned", 0o644)}
+			},
+			wantErr: ErrFormat, // duplicate name
+		},
+		{
+			name:    "symlink chain",
+			entries: entries(tSymlink("a", "b"), tSymlink("b", "c"), tSymlink("c", "../outside"), tFile("a/victim", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "symlink to the root's parent through a subdirectory",
+			entries: entries(tDir("d/", 0o755), tSymlink("d/up", "../.."),
+				tFile("d/up/sentinel.txt", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "dot-dot name",
+			entries: entries(tFile("../sentinel.txt", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "dot-dot inside a name",
+			entries: entries(tFile("a/../../sentinel.txt", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "absolute name",
+			entries: func(base string) []tarEntry {
+				return []tarEntry{tFile(filepath.Join(base, "sentinel.txt"), "pwned", 0o644)}
+			},
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "hardlink to outside",
+			entries: entries(tLink("hl", "../sentinel.txt")),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "hardlink to an absolute path",
+			entries: func(base string) []tarEntry {
+				return []tarEntry{tLink("hl", filepath.Join(base, "sentinel.txt"))}
+			},
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "hardlink through a symlink",
+			entries: entries(tSymlink("up", ".."), tLink("hl", "up/sentinel.txt")),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "hardlink through a symlink to a file of the diff",
+			entries: entries(tFile("f", "data", 0o644), tSymlink("d", "."), tLink("hl", "d/f")),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "hardlink to an image file",
+			setup: func(t *testing.T, _, root string) {
+				writeFile(t, filepath.Join(root, "etc/shadow"), "secret", 0o600)
+			},
+			entries: entries(tLink("readable", "etc/shadow")),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "directory replaced by a symlink, then a file under it",
+			setup: func(t *testing.T, _, root string) {
+				must(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			},
+			entries: entries(tSymlink("d", "../outside"), tFile("d/victim", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "file under a directory, then the directory replaced",
+			setup: func(t *testing.T, _, root string) {
+				must(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			},
+			entries: entries(tFile("d/f", "x", 0o644), tSymlink("d", "../outside")),
+			wantErr: ErrFormat,
+		},
+		{
+			name: "existing absolute symlink in the image is replaced, not followed",
+			setup: func(t *testing.T, base, root string) {
+				must(t, os.Symlink(filepath.Join(base, "sentinel.txt"), filepath.Join(root, "link")))
+			},
+			entries: entries(tFile("link", "replaced", 0o644)),
+			check: func(t *testing.T, root string) {
+				b, err := os.ReadFile(filepath.Join(root, "link"))
+				if err != nil || string(b) != "replaced" {
+					t.Errorf("root/link = %q, %v; want a regular file with \"replaced\"", b, err)
+				}
+			},
+		},
+		{
+			name: "existing symlinked parent in the image is not followed",
+			setup: func(t *testing.T, base, root string) {
+				must(t, os.Symlink("../outside", filepath.Join(root, "etc")))
+			},
+			entries: entries(tFile("etc/victim", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "symlinks with absolute and dot-dot targets are created, not followed",
+			entries: entries(tSymlink("etc/localtime", "/usr/share/zoneinfo/UTC"),
+				tSymlink("up", "../../.."), tSymlink("abs", "/")),
+			check: func(t *testing.T, root string) {
+				for p, want := range map[string]string{"etc/localtime": "/usr/share/zoneinfo/UTC", "up": "../../..", "abs": "/"} {
+					if got, err := os.Readlink(filepath.Join(root, p)); got != want || err != nil {
+						t.Errorf("Readlink(%s) = %q, %v; want %q", p, got, err, want)
+					}
+				}
+			},
+		},
+		{
+			name:    "whiteout file name",
+			entries: entries(tFile(".wh.etc", "", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "opaque whiteout marker",
+			entries: entries(tFile("etc/.wh..wh..opq", "", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "whiteout device even when devices are allowed",
+			entries: entries(tDev('3', "etc", 0, 0)),
+			opts:    &ApplyOptions{Devices: true},
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "overlay xattrs are dropped",
+			entries: entries(withXattrs(tDir("d/", 0o755), "trusted.overlay.opaque", "y", "user.overlay.opaque", "y", "user.ok", "1")),
+			check: func(t *testing.T, root string) {
+				for _, k := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+					if v, err := getxattr(filepath.Join(root, "d"), k); !errors.Is(err, unix.ENODATA) {
+						t.Errorf("xattr %s = %q, %v; want ENODATA", k, v, err)
+					}
+				}
+				if v, err := getxattr(filepath.Join(root, "d"), "user.ok"); v != "1" || err != nil {
+					t.Errorf("xattr user.ok = %q, %v; want 1", v, err)
+				}
+			},
+		},
+		{
+			name:    "device node refused by default",
+			entries: entries(tDev('3', "dev/mem", 1, 1)),
+			wantErr: ErrSpecialFile,
+		},
+		{
+			name:    "block device refused by default",
+			entries: entries(tDev('4', "dev/sda", 8, 0)),
+			wantErr: ErrSpecialFile,
+		},
+		{
+			name:    "device node allowed when opted in",
+			entries: entries(tDev('3', "dev/null", 1, 3)),
+			opts:    &ApplyOptions{Devices: true},
+			root:    true,
+			check: func(t *testing.T, root string) {
+				var st unix.Stat_t
+				must(t, unix.Lstat(filepath.Join(root, "dev/null"), &st))
+				if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+					t.Errorf("dev/null: mode %o rdev %d", st.Mode, st.Rdev)
+				}
+			},
+		},
+		{
+			name:    "FIFO refused by default",
+			entries: entries(tDev('6', "etc/passwd", 0, 0)),
+			wantErr: ErrSpecialFile,
+		},
+		{
+			name: "FIFO allowed when opted in",
+			entries: func(string) []tarEntry {
+				e := tDev('6', "run/fifo", 0, 0)
+				e.hdr.Mode = 0o4640
+				return []tarEntry{e}
+			},
+			opts: &ApplyOptions{FIFOs: true},
+			check: func(t *testing.T, root string) {
+				var st unix.Stat_t
+				must(t, unix.Lstat(filepath.Join(root, "run/fifo"), &st))
+				if st.Mode != unix.S_IFIFO|0o640 {
+					t.Errorf("run/fifo mode = %o, want %o (no setuid)", st.Mode, unix.S_IFIFO|0o640)
+				}
+			},
+		},
+		{
+			name: "setuid under a world-writable directory is stripped",
+			entries: entries(tDir("tmp/", 0o1777), tFile("tmp/su", "#!", 0o4755), tFile("tmp/sg", "#!", 0o2755),
+				tDir("usr/bin/", 0o755), tFile("usr/bin/su", "#!", 0o4755), tLink("tmp/su-link", "usr/bin/su"),
+				tFile("usr/bin/ok", "#!", 0o6755)),
+			check: func(t *testing.T, root string) {
+				for p, want := range map[string]uint32{"tmp/su": 0o755, "tmp/sg": 0o755, "usr/bin/su": 0o755, "usr/bin/ok": 0o6755} {
+					var st unix.Stat_t
+					must(t, unix.Lstat(filepath.Join(root, p), &st))
+					if st.Mode&0o7777 != want {
+						t.Errorf("%s mode = %o, want %o", p, st.Mode&0o7777, want)
+					}
+				}
+			},
+		},
+		{
+			name:    "huge declared size",
+			entries: entries(tHuge("big", 1<<50)),
+			wantErr: ErrTooLarge,
+		},
+		{
+			name:    "file over the entry limit",
+			entries: entries(tFile("a", "0123456789a", 0o644)),
+			opts:    &ApplyOptions{MaxEntrySize: 10},
+			wantErr: ErrTooLarge,
+		},
+		{
+			name:    "files over the total limit",
+			entries: entries(tFile("a", "0123456789", 0o644), tFile("b", "0123456789", 0o644)),
+			opts:    &ApplyOptions{MaxTotalSize: 15},
+			wantErr: ErrTooLarge,
+		},
+		{
+			name:    "too many entries",
+			entries: entries(tDir("a/", 0o755), tDir("b/", 0o755), tDir("c/", 0o755), tDir("d/", 0o755)),
+			opts:    &ApplyOptions{MaxEntries: 3},
+			wantErr: ErrTooLarge,
+		},
+		{
+			name:    "too many deleted paths",
+			deleted: deleted("a", "b", "c", "d"),
+			opts:    &ApplyOptions{MaxEntries: 3},
+			wantErr: ErrTooLarge,
+		},
+		{
+			name:    "name component too long",
+			entries: entries(tFile("d/"+long, "x", 0o644)),
+			wantErr: ErrTooLarge,
+		},
+		{
+			name:    "truncated entry",
+			entries: entries(tHuge("short", 100)),
+			wantErr: ErrFormat,
+		},
+		{
+			name:    "root replaced by a file",
+			entries: entries(tFile(".", "x", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "root replaced by a symlink",
+			entries: entries(tSymlink(".", "../outside")),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "file then a file below it",
+			entries: entries(tFile("a", "x", 0o644), tFile("a/b", "x", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "deleted ../x",
+			deleted: deleted("../outside/victim"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "deleted a/../../x",
+			deleted: deleted("a/../../sentinel.txt"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "deleted absolute host path is inside the root",
+			setup: func(t *testing.T, _, root string) {
+				writeFile(t, filepath.Join(root, "etc/passwd"), "root:x:0:0", 0o644)
+			},
+			deleted: func(base string) []string {
+				return []string{"/etc/passwd", filepath.Join(base, "sentinel.txt"), filepath.Join(base, "outside")}
+			},
+			check: func(t *testing.T, root string) {
+				if _, err := os.Lstat(filepath.Join(root, "etc/passwd")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("root/etc/passwd still there: %v", err)
+				}
+				if _, err := os.Stat("/etc/passwd"); err != nil {
+					t.Errorf("host /etc/passwd: %v", err)
+				}
+			},
+		},
+		{
+			name: "deleted through a relative symlinked parent",
+			setup: func(t *testing.T, _, root string) {
+				must(t, os.Symlink("../outside", filepath.Join(root, "a")))
+			},
+			deleted: deleted("/a/victim"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "deleted through an absolute symlinked parent",
+			setup: func(t *testing.T, base, root string) {
+				must(t, os.Symlink(filepath.Join(base, "outside"), filepath.Join(root, "a")))
+			},
+			deleted: deleted("a/victim"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "deleted symlink is removed, its target kept",
+			setup: func(t *testing.T, base, root string) {
+				must(t, os.Symlink(filepath.Join(base, "outside"), filepath.Join(root, "link")))
+				must(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+				must(t, os.Symlink("../../outside", filepath.Join(root, "d/up")))
+			},
+			deleted: deleted("/link", "/d"),
+			check: func(t *testing.T, root string) {
+				for _, p := range []string{"link", "d"} {
+					if _, err := os.Lstat(filepath.Join(root, p)); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("root/%s still there: %v", p, err)
+					}
+				}
+			},
+		},
+		{
+			name:    "deleted path with NUL",
+			deleted: deleted("etc\x00/passwd"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "deleted empty path",
+			deleted: deleted(""),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "deleted root",
+			deleted: deleted("."),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "deleted slash",
+			deleted: deleted("/"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "deleted whiteout name",
+			deleted: deleted("/etc/.wh.passwd"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name:    "deleted ../ checked before anything is removed",
+			setup:   func(t *testing.T, _, root string) { writeFile(t, filepath.Join(root, "keep"), "k", 0o644) },
+			deleted: deleted("/keep", "../sentinel.txt"),
+			wantErr: ErrInsecurePath,
+			check: func(t *testing.T, root string) {
+				if _, err := os.Lstat(filepath.Join(root, "keep")); err != nil {
+					t.Errorf("root/keep removed before the bad path was found: %v", err)
+				}
+			},
+		},
+	}
+}
+
+// outsideState records everything in base except the root.
+func outsideState(t *testing.T, base string) map[string]node {
+	return snapshot(t, base, "root")
+}
+
+func TestBreakouts(t *testing.T) {
+	for _, walk := range []bool{false, true} {
+		mode := "openat2"
+		if walk {
+			mode = "walk"
+		}
+		t.Run(mode, func(t *testing.T) {
+			if walk {
+				useOpenat2 = false
+				t.Cleanup(func() { useOpenat2 = true })
+			}
+			cases := breakoutCases()
+			if len(cases) < 20 {
+				t.Fatalf("only %d breakout cases", len(cases))
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					if tc.root {
+						requireRoot(t)
+					}
+					runBreakout(t, tc)
+				})
+			}
+		})
+	}
+}
+
+func runBreakout(t *testing.T, tc breakoutCase) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	must(t, os.Mkdir(root, 0o755))
+	writeFile(t, filepath.Join(base, "sentinel.txt"), "sentinel", 0o644)
+	writeFile(t, filepath.Join(base, "outside/victim"), "victim", 0o644)
+	if tc.setup != nil {
+		tc.setup(t, base, root)
+	}
+	setAllTimes(t, base, baseTime)
+	before := outsideState(t, base)
+
+	var diff *bytes.Reader
+	if tc.entries != nil {
+		diff = bytes.NewReader(buildTar(t, tc.entries(base)...))
+	}
+	var del []string
+	if tc.deleted != nil {
+		del = tc.deleted(base)
+	}
+	opts := tc.opts
+	if opts == nil {
+		opts = &ApplyOptions{}
+	}
+	if os.Geteuid() != 0 {
+		opts.NoChown = true
+	}
+	var err error
+	if diff != nil {
+		err = Apply(context.Background(), root, diff, del, opts)
+	} else {
+		err = Apply(context.Background(), root, nil, del, opts)
+	}
+	t.Logf("Apply() = %v", err)
+	switch {
+	case tc.wantErr == nil && err != nil:
+		t.Errorf("Apply() = %v, want success", err)
+	case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+		t.Errorf("Apply() = %v, want %v", err, tc.wantErr)
+	case err != nil:
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("Apply() = %T %v, want *rootfs.Error", err, err)
+		}
+	}
+	for _, d := range diffSnapshots(outsideState(t, base), before) {
+		t.Errorf("outside the root changed: %s", d)
+	}
+	if tc.check != nil {
+		tc.check(t, root)
+	}
+}
