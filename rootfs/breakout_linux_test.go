@@ -181,7 +181,7 @@ func breakoutCases() []breakoutCase {
 			wantErr: ErrInsecurePath,
 		},
 		{
-			name: "overlay xattrs are dropped",
+			name:    "overlay xattrs are dropped",
 			entries: entries(withXattrs(tDir("d/", 0o755), "trusted.overlay.opaque", "y", "user.overlay.opaque", "y", "user.ok", "1")),
 			check: func(t *testing.T, root string) {
 				for _, k := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
