@@ -19,6 +19,17 @@ const DefaultPageSize = 4096
 // package reads: CRTOOLS_IMAGES_V1_1, with a magic header in every image.
 const imagesVersion = 2
 
+// Report limits: a hostile image set could otherwise make CheckImages
+// build one problem per pagemap entry or per task.
+const (
+	// MaxProblemsPerFile caps the problems reported for one file; one more
+	// problem then says how many were left out.
+	MaxProblemsPerFile = 20
+	// MaxProblems caps the problems of one report; one more problem then
+	// says that the rest were left out.
+	MaxProblems = 1000
+)
+
 // Info describes one file of an image directory for [CheckImages].
 type Info struct {
 	// Size is the file's size in bytes.
@@ -82,16 +93,37 @@ type checker struct {
 	pageSize uint64
 	parent   bool
 	problems []*Error
+	perFile  map[string]int  // problems found per file, reported or not
 	bad      map[string]bool // images already reported as unreadable
 }
 
 func (c *checker) add(file string, err error) {
 	var fe *Error
-	if errors.As(err, &fe) {
-		c.problems = append(c.problems, fe)
+	if !errors.As(err, &fe) {
+		fe = &Error{File: file, Offset: -1, Err: err}
+	}
+	n := c.perFile[fe.File]
+	c.perFile[fe.File] = n + 1
+	switch {
+	case len(c.problems) > MaxProblems:
+		return
+	case len(c.problems) == MaxProblems:
+		fe = &Error{File: "", Offset: -1, Err: fmt.Errorf("check images: more than %d problems, rest left out: %w", MaxProblems, ErrImage)}
+	case n >= MaxProblemsPerFile:
 		return
 	}
-	c.problems = append(c.problems, &Error{File: file, Offset: -1, Err: err})
+	c.problems = append(c.problems, fe)
+}
+
+// flushLeftOut adds, for each file with more than MaxProblemsPerFile
+// problems, one problem counting those left out.
+func (c *checker) flushLeftOut() {
+	for file, n := range c.perFile {
+		if n > MaxProblemsPerFile && len(c.problems) < MaxProblems {
+			c.problems = append(c.problems, &Error{File: file, Offset: -1,
+				Err: fmt.Errorf("check image: %d more problems left out: %w", n-MaxProblemsPerFile, ErrImage)})
+		}
+	}
 }
 
 // content returns the full contents of name, reporting a missing image
@@ -132,7 +164,7 @@ func (c *checker) failed(name string, err error) bool {
 // first; see the package documentation for the list of checks. Files that
 // are not CRIU images (dump.log, descriptors.json, "parent") are ignored.
 func CheckImages(files map[string]Info, opts *CheckOptions) *Report {
-	c := &checker{files: files, pageSize: DefaultPageSize, bad: map[string]bool{}}
+	c := &checker{files: files, pageSize: DefaultPageSize, bad: map[string]bool{}, perFile: map[string]int{}}
 	if opts != nil {
 		c.parent = opts.HasParent
 		if opts.PageSize != 0 {
@@ -157,6 +189,7 @@ func CheckImages(files map[string]Info, opts *CheckOptions) *Report {
 }
 
 func (c *checker) report() *Report {
+	c.flushLeftOut()
 	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].File < c.problems[j].File })
 	return &Report{Problems: c.problems}
 }
@@ -368,8 +401,8 @@ func (c *checker) checkPagemaps(names []string) {
 		}
 		hi, lo := bits.Mul64(s.pages, c.pageSize)
 		if hi != 0 || lo > 1<<63-1 || int64(lo) != fi.Size {
-			c.add(pname, fmt.Errorf("check size: %d bytes, %s lists %d pages of %d bytes: %w",
-				fi.Size, s.pagemap, s.pages, c.pageSize, ErrImage))
+			c.add(pname, fmt.Errorf("check size: %d bytes, want %d pages of %d bytes listed by %s: %w",
+				fi.Size, s.pages, c.pageSize, s.pagemap, ErrImage))
 		}
 	}
 	for _, name := range names {
