@@ -99,8 +99,12 @@ func (d *diffWriter) entry(name string) error {
 	case unix.S_IFREG:
 		id := fileID{dev: st.Dev, ino: st.Ino}
 		if first, ok := d.links[id]; ok && st.Nlink > 1 {
+			// The inode's metadata goes on the link too: Apply ignores
+			// it, but containers/storage (podman) applies it to the
+			// shared inode.
 			hdr.Typeflag = tar.TypeLink
 			hdr.Linkname = first
+			setHeaderMeta(hdr, &st)
 			return d.tw.WriteHeader(hdr)
 		}
 		file, err := d.r.openChecked(name, &st)
@@ -144,10 +148,7 @@ func (d *diffWriter) entry(name string) error {
 	default:
 		return nil // sockets
 	}
-	hdr.Mode = int64(st.Mode & 0o7777)
-	hdr.Uid = int(st.Uid)
-	hdr.Gid = int(st.Gid)
-	hdr.ModTime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	setHeaderMeta(hdr, &st)
 	if f != nil {
 		xs, err := xattrs(int(f.Fd()), name)
 		if err != nil {
@@ -174,4 +175,13 @@ func (d *diffWriter) entry(name string) error {
 		return errorf(ErrChanged, "shrank from %d to %d bytes while being read", hdr.Size, n)
 	}
 	return nil
+}
+
+// setHeaderMeta records mode, owner and mtime (with nanoseconds, as a PAX
+// record) from st.
+func setHeaderMeta(hdr *tar.Header, st *unix.Stat_t) {
+	hdr.Mode = int64(st.Mode & 0o7777)
+	hdr.Uid = int(st.Uid)
+	hdr.Gid = int(st.Gid)
+	hdr.ModTime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
 }
