@@ -266,8 +266,19 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("mount container layer: %w", err)
 	}
-	if rootfs != c.Rootfs {
-		c.Rootfs = rootfs
+	rewrite := rootfs != c.Rootfs
+	c.Rootfs = rootfs
+	if c.NetNS != "" && !isNetns(c.NetNS) {
+		// Gone after a reboot: a new namespace with loopback up will do,
+		// CRIU restores the container's sockets into it.
+		_ = removeNetns(c.NetNS)
+		c.NetNS = e.netnsPath(c.ID)
+		if err := createNetns(c.NetNS); err != nil {
+			return nil, err
+		}
+		rewrite = true
+	}
+	if rewrite {
 		if err := e.writeBundle(c); err != nil {
 			return nil, err
 		}
@@ -281,7 +292,7 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	pt.done("prepare")
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRestore, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), Network: c.Network,
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), CRIUPath: e.CRIUPath,
 		ImageDir: imgDir, WorkDir: work, Restore: o,
 	})
 	pt.done("monitor_restore")

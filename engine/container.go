@@ -167,6 +167,12 @@ func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Conta
 	if c.Rootfs, err = s.Mount(c.ID, ""); err != nil {
 		return nil, fmt.Errorf("mount container layer: %w", err)
 	}
+	if c.Network == NetworkNone {
+		c.NetNS = e.netnsPath(c.ID)
+		if err := createNetns(c.NetNS); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.writeBundle(c); err != nil {
 		return nil, err
 	}
@@ -175,7 +181,7 @@ func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Conta
 	}
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), Network: c.Network,
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), CRIUPath: e.CRIUPath,
 	})
 	if err != nil {
 		return nil, err
@@ -257,6 +263,9 @@ func (e *Engine) removeArtifacts(id string) error {
 			errs = append(errs, fmt.Errorf("delete storage container: %w", err))
 		}
 	} else {
+		errs = append(errs, err)
+	}
+	if err := removeNetns(e.netnsPath(id)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(e.containerDir(id)); err != nil {

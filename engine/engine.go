@@ -121,6 +121,9 @@ func (e *Engine) monitorPath() (string, error) {
 // runcRoot is runc's --root: per engine, so runc state is never shared.
 func (e *Engine) runcRoot() string { return filepath.Join(e.runRoot(), "runc") }
 
+// netnsPath is where a container's network namespace is pinned.
+func (e *Engine) netnsPath(id string) string { return filepath.Join(e.runRoot(), "netns", id) }
+
 func (e *Engine) containersDir() string { return filepath.Join(e.root(), "containers") }
 
 func (e *Engine) containerDir(id string) string { return filepath.Join(e.containersDir(), id) }

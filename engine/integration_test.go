@@ -73,7 +73,8 @@ func realEngine(t *testing.T) *Engine {
 	}
 	tarPath := workloadTar(t)
 	dir := t.TempDir()
-	e := &Engine{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run")}
+	// CKPT_TEST_CRIU selects another CRIU binary (e.g. a newer one).
+	e := &Engine{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), CRIUPath: os.Getenv("CKPT_TEST_CRIU")}
 	ctx := context.Background()
 	if err := e.preflight(ctx); err != nil {
 		missing(t, "%v", err)

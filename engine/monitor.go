@@ -10,8 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
+		"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,7 +33,7 @@ type monitorConfig struct {
 	Dir      string          `json:"dir"` // container directory = OCI bundle
 	RuncPath string          `json:"runc_path"`
 	RuncRoot string          `json:"runc_root"`
-	Network  string          `json:"network"`
+	CRIUPath string          `json:"criu_path,omitempty"`
 	ImageDir string          `json:"image_dir,omitempty"`
 	WorkDir  string          `json:"work_dir,omitempty"`
 	Restore  *RestoreOptions `json:"restore,omitempty"`
@@ -135,7 +134,7 @@ func RunMonitor(args []string) int {
 		_ = syncPipe.Close()
 		syncPipe = nil
 	}
-	m := &monitor{cfg: cfg, r: runc{path: cfg.RuncPath, root: cfg.RuncRoot, log: filepath.Join(cfg.Dir, "runc.log")}}
+	m := &monitor{cfg: cfg, r: runc{path: cfg.RuncPath, root: cfg.RuncRoot, criu: cfg.CRIUPath, log: filepath.Join(cfg.Dir, "runc.log")}}
 	pid, runtimeDur, err := m.start()
 	if err != nil {
 		var ee *ExitError
@@ -226,9 +225,6 @@ func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
 		}
 		closeChildEnds()
 		pid, err = readPID(pidFile)
-		if err == nil && (m.cfg.Network == NetworkNone || m.cfg.Network == "") {
-			err = loopbackUp(pid)
-		}
 		if err == nil {
 			err = m.run(ctx, nil, m.r.startArgs(m.cfg.ID), "")
 		}
@@ -353,46 +349,4 @@ func readPID(path string) (int, error) {
 		return 0, fmt.Errorf("parse pid file %s: %q", path, data)
 	}
 	return pid, nil
-}
-
-// loopbackUp brings up the loopback interface in the network namespace of
-// pid. runc does not do it; the monitor does it between `runc create` and
-// `runc start`, from a thread that enters the namespace and is then
-// discarded (the goroutine never unlocks its OS thread).
-func loopbackUp(pid int) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- func() error {
-			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
-			if err != nil {
-				return err
-			}
-			defer ns.Close()
-			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("enter network namespace: %w", err)
-			}
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("open socket: %w", err)
-			}
-			defer unix.Close(fd)
-			ifr, err := unix.NewIfreq("lo")
-			if err != nil {
-				return err
-			}
-			if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-				return fmt.Errorf("get lo flags: %w", err)
-			}
-			ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-			if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-				return fmt.Errorf("set lo up: %w", err)
-			}
-			return nil
-		}()
-	}()
-	if err := <-errc; err != nil {
-		return fmt.Errorf("bring up loopback: %w", err)
-	}
-	return nil
 }

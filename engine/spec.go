@@ -51,7 +51,7 @@ func specFor(c *Container) (*specs.Spec, error) {
 	}
 	switch c.Network {
 	case NetworkNone, "":
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: c.NetNS})
 	case NetworkHost:
 	default:
 		return nil, fmt.Errorf("unknown network mode %q (want none or host)", c.Network)

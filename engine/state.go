@@ -53,6 +53,9 @@ type Container struct {
 	Env []string `json:"env,omitempty"`
 	// Network is "none" (private netns with loopback) or "host".
 	Network string `json:"network"`
+	// NetNS is the pinned network namespace the container joins (network
+	// "none"), under RunRoot/netns.
+	NetNS string `json:"netns,omitempty"`
 	// Mounts are the volumes and bind mounts given to Run.
 	Mounts []Mount `json:"mounts,omitempty"`
 	// Rootfs is the mounted container layer (the OCI root.path).
