@@ -47,6 +47,9 @@ func Apply(ctx context.Context, root string, diff io.Reader, deleted []string, o
 		return &Error{Op: "apply", Err: err}
 	}
 	defer r.close()
+	if err := notHostRoot(r); err != nil {
+		return &Error{Op: "apply", Path: root, Err: err}
+	}
 	a := &applier{
 		r:          r,
 		opts:       opts,
@@ -637,4 +640,20 @@ func (a *applier) underWorldWritable(name string, cache map[string]bool) (bool, 
 			return false, nil
 		}
 	}
+}
+
+// notHostRoot refuses a root that is the file system root of this process:
+// a mistaken "/" must not turn deleted.files into a host-wide rm -rf.
+func notHostRoot(r *dirRoot) error {
+	var st, host unix.Stat_t
+	if err := unix.Fstat(r.fd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: ".", Err: err}
+	}
+	if err := unix.Stat("/", &host); err != nil {
+		return &os.PathError{Op: "stat", Path: "/", Err: err}
+	}
+	if st.Dev == host.Dev && st.Ino == host.Ino {
+		return errorf(ErrInsecurePath, "refusing to apply to the host's root directory")
+	}
+	return nil
 }

@@ -437,6 +437,13 @@ func TestBreakouts(t *testing.T) {
 	}
 }
 
+func TestApplyRefusesHostRoot(t *testing.T) {
+	err := Apply(context.Background(), "/", nil, []string{"/nonexistent-ckpt-test-path"}, nil)
+	if !errors.Is(err, ErrInsecurePath) {
+		t.Errorf("Apply(\"/\") = %v, want ErrInsecurePath", err)
+	}
+}
+
 func runBreakout(t *testing.T, tc breakoutCase) {
 	base := t.TempDir()
 	root := filepath.Join(base, "root")

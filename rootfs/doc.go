@@ -76,6 +76,8 @@
 //     extended attributes or one over [MaxXattrSize]: [ErrTooLarge].
 //     Sizes are checked against the header before any byte is written.
 //
+// Apply refuses the host's own root directory as root ([ErrInsecurePath]).
+//
 // Apply allows: replacing an existing file, symbolic link or directory
 // (removed with everything below it) by an entry of another type; keeping
 // an existing directory when the entry is a directory; creating missing
