@@ -292,7 +292,7 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	pt.done("prepare")
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRestore, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), CRIUPath: e.CRIUPath,
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
 		ImageDir: imgDir, WorkDir: work, Restore: o,
 	})
 	pt.done("monitor_restore")

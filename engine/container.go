@@ -181,7 +181,7 @@ func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Conta
 	}
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), CRIUPath: e.CRIUPath,
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
 	})
 	if err != nil {
 		return nil, err

@@ -48,7 +48,9 @@ type Engine struct {
 	RunRoot string
 	// RuntimePath is the OCI runtime binary. Default DefaultRuntime.
 	RuntimePath string
-	// CRIUPath is the CRIU binary. Default DefaultCRIU.
+	// CRIUPath is the CRIU binary the engine checks (version, features).
+	// Default DefaultCRIU. runc 1.1 ignores its --criu flag and runs the
+	// "criu" found in PATH, so that must be the same binary.
 	CRIUPath string
 	// StorageDriver is the containers/storage graph driver. Default
 	// "overlay", falling back to "vfs" where overlay does not work.

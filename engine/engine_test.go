@@ -74,10 +74,6 @@ func TestRuncArgs(t *testing.T) {
 			}
 		})
 	}
-	withCRIU := runc{path: "runc", root: "/r", criu: "/opt/criu"}
-	if got, want := withCRIU.startArgs("x"), []string{"runc", "--root", "/r", "--criu", "/opt/criu", "start", "x"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("startArgs with criu = %q, want %q", got, want)
-	}
 	noLog := runc{path: "runc", root: "/r"}
 	if got, want := noLog.startArgs("x"), []string{"runc", "--root", "/r", "start", "x"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("startArgs without log = %q, want %q", got, want)

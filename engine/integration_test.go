@@ -73,8 +73,7 @@ func realEngine(t *testing.T) *Engine {
 	}
 	tarPath := workloadTar(t)
 	dir := t.TempDir()
-	// CKPT_TEST_CRIU selects another CRIU binary (e.g. a newer one).
-	e := &Engine{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), CRIUPath: os.Getenv("CKPT_TEST_CRIU")}
+	e := &Engine{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run")}
 	ctx := context.Background()
 	if err := e.preflight(ctx); err != nil {
 		missing(t, "%v", err)
@@ -344,5 +343,20 @@ func TestIntegrationTCPEstablished(t *testing.T) {
 	log := waitLog(t, e, "tcp", "tcp ok after restore", func(l string) bool { return lastOK(l) >= before+3 })
 	if strings.Contains(log, "tcp error") {
 		t.Fatalf("connection broke across checkpoint/restore:\n%s", tail(log, 10))
+	}
+	// --tcp-close restores the process but closes its connections: the
+	// workload notices and exits 3.
+	if _, err := e.Checkpoint(ctx, "tcp", &CheckpointOptions{TCPEstablished: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Restore(ctx, "tcp", &RestoreOptions{TCPClose: true}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.waitExit(ctx, res.Container.ID, 10*time.Second)
+	if err != nil || st.Status != StatusExited || st.ExitCode != 3 {
+		t.Fatalf("after restore --tcp-close: %+v, %v; want exited with status 3", st, err)
+	}
+	if log := logsOf(t, e, "tcp"); !strings.Contains(log, "tcp error") {
+		t.Errorf("after restore --tcp-close the workload saw no connection error:\n%s", tail(log, 5))
 	}
 }

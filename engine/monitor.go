@@ -33,7 +33,6 @@ type monitorConfig struct {
 	Dir      string          `json:"dir"` // container directory = OCI bundle
 	RuncPath string          `json:"runc_path"`
 	RuncRoot string          `json:"runc_root"`
-	CRIUPath string          `json:"criu_path,omitempty"`
 	ImageDir string          `json:"image_dir,omitempty"`
 	WorkDir  string          `json:"work_dir,omitempty"`
 	Restore  *RestoreOptions `json:"restore,omitempty"`
@@ -134,7 +133,7 @@ func RunMonitor(args []string) int {
 		_ = syncPipe.Close()
 		syncPipe = nil
 	}
-	m := &monitor{cfg: cfg, r: runc{path: cfg.RuncPath, root: cfg.RuncRoot, criu: cfg.CRIUPath, log: filepath.Join(cfg.Dir, "runc.log")}}
+	m := &monitor{cfg: cfg, r: runc{path: cfg.RuncPath, root: cfg.RuncRoot, log: filepath.Join(cfg.Dir, "runc.log")}}
 	pid, runtimeDur, err := m.start()
 	if err != nil {
 		var ee *ExitError

@@ -11,18 +11,14 @@ type runc struct {
 	path string // runc binary
 	root string // runc --root: per-engine state directory
 	log  string // runc --log file ("" for none)
-	criu string // runc --criu binary ("" for runc's default)
 }
 
 func (e *Engine) runc(logPath string) runc {
-	return runc{path: e.runtimePath(), root: e.runcRoot(), log: logPath, criu: e.CRIUPath}
+	return runc{path: e.runtimePath(), root: e.runcRoot(), log: logPath}
 }
 
 func (r runc) base(sub string) []string {
 	a := []string{r.path, "--root", r.root}
-	if r.criu != "" {
-		a = append(a, "--criu", r.criu)
-	}
 	if r.log != "" {
 		a = append(a, "--log", r.log, "--log-format", "json")
 	}
@@ -110,7 +106,7 @@ func indexOfSub(argv []string) int {
 	i := 1
 	for i < len(argv) {
 		switch argv[i] {
-		case "--root", "--criu", "--log", "--log-format":
+		case "--root", "--log", "--log-format":
 			i += 2
 		default:
 			return i
