@@ -1,0 +1,27 @@
+// Command ckptinspect shows, inspects, verifies, diffs and fuzzes
+// checkpoint archives offline: ckpt v1 archives and the legacy archives of
+// podman, CRI-O and containerd. It never runs CRIU and needs no root.
+//
+// Usage:
+//
+//	ckptinspect show ARCHIVE... [--json] [--verify]
+//	ckptinspect inspect ARCHIVE... [--ps-tree] [--ps-tree-cmd] [--ps-tree-env] [-p PID]
+//	        [--files] [--sockets] [--mounts] [--stats] [--metadata] [--all] [--format tree|json]
+//	ckptinspect memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json]
+//	ckptinspect verify ARCHIVE... [--json] [--require-manifest] [--parent FILE]...
+//	ckptinspect diff A B [--format tree|json]
+//	ckptinspect fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]
+//
+// show reads only the manifest of a ckpt archive. inspect, memparse and
+// diff read each archive once; CRIU images are bounded before they are
+// decoded and pages are copied to a private temporary directory only when
+// memory contents are needed. verify reports every problem in one pass.
+//
+// Exit codes: 0 success (verify: clean; diff: identical), 1 failure
+// (verify: problems found; diff: differences; fuzz: a finding), 2 usage or
+// trouble reading an archive (verify and diff, as diff(1)).
+//
+// --json and --format json write one document with "version": 1, whose
+// types are documented in package inspect. Human output may change between
+// releases; scripts should use JSON.
+package main

@@ -1,0 +1,451 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ckpt/ckpt/fuzz"
+	"github.com/ckpt/ckpt/inspect"
+	"github.com/spf13/pflag"
+)
+
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+const usage = `ckptinspect: show, inspect, verify, diff and fuzz checkpoint archives offline
+
+Usage:
+  ckptinspect COMMAND [flags] ARGS
+
+Commands:
+  show      one row per archive: container, engine, format, sizes
+  inspect   process tree, command lines, open files, sockets, mounts, stats
+  memparse  memory per process, hexdump of a process, memory search
+  verify    check digests, member list, CRIU images, parent chain
+  diff      compare two archives, memory page contents included
+  fuzz      fuzz the archive reader, verifier and extractor
+
+Run "ckptinspect COMMAND --help" for a command's flags.
+Exit codes: 0 success, 1 failure (verify: problems; diff: differences), 2 usage or trouble.
+Human output may change; use --json / --format json in scripts.
+`
+
+type command struct {
+	synopsis string
+	desc     string
+	exits    string
+	run      func(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int
+	flags    func(fs *pflag.FlagSet)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	cmds := commands()
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "ckptinspect: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	fs := pflag.NewFlagSet(args[0], pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard)
+	c.flags(fs)
+	help := func(w io.Writer) {
+		fmt.Fprintf(w, "ckptinspect %s: %s\n\nUsage:\n  ckptinspect %s\n\n%s\n\nFlags:\n%s\nExit codes:\n%s\nHuman output may change between releases; use JSON in scripts.\n",
+			args[0], strings.SplitN(c.desc, "\n", 2)[0], c.synopsis, c.desc, fs.FlagUsages(), c.exits)
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			help(stdout)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "ckptinspect %s: %v\n", args[0], err)
+		help(stderr)
+		return exitUsage
+	}
+	return c.run(ctx, fs, fs.Args(), stdout, stderr)
+}
+
+func fail(stderr io.Writer, cmd string, err error) {
+	fmt.Fprintf(stderr, "ckptinspect %s: %v\n", cmd, err)
+}
+
+func usageErr(stderr io.Writer, cmd, msg string) int {
+	fmt.Fprintf(stderr, "ckptinspect %s: %s (see --help)\n", cmd, msg)
+	return exitUsage
+}
+
+func commands() map[string]*command {
+	return map[string]*command{
+		"show": {
+			synopsis: "show ARCHIVE... [--json] [--verify]",
+			desc: "one row per archive: container, image, ID, runtime, created, checkpointed, engine,\n" +
+				"format, checkpoint size, memory pages size, rootfs diff size, verified.\n" +
+				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify.",
+			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
+			flags: func(fs *pflag.FlagSet) {
+				fs.Bool("json", false, "write one JSON document (version 1)")
+				fs.Bool("verify", false, "read and verify each whole archive")
+			},
+			run: runShow,
+		},
+		"inspect": {
+			synopsis: "inspect ARCHIVE... [flags]",
+			desc:     "show a checkpoint's process tree, command lines, environment, open files,\nsockets, mounts, CRIU statistics and metadata; reads each archive once.",
+			exits:    "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
+			flags: func(fs *pflag.FlagSet) {
+				fs.Bool("ps-tree", false, "show the process tree")
+				fs.Bool("ps-tree-cmd", false, "show each process's command line (from its memory)")
+				fs.Bool("ps-tree-env", false, "show each process's environment (from its memory)")
+				fs.Uint32P("pid", "p", 0, "only the subtree of this process")
+				fs.Bool("files", false, "show open files")
+				fs.Bool("sockets", false, "show sockets")
+				fs.Bool("mounts", false, "show the spec's mounts")
+				fs.Bool("stats", false, "show CRIU's dump statistics")
+				fs.Bool("metadata", false, "show manifest metadata, annotations and deleted files")
+				fs.Bool("all", false, "all of the above")
+				fs.String("format", "tree", "output format: tree or json")
+			},
+			run: runInspect,
+		},
+		"memparse": {
+			synopsis: "memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json]",
+			desc: "without flags: a table of processes with their stored memory and shared memory sizes.\n" +
+				"--pid N: hexdump of the process's stored memory (identical lines collapsed to '*').\n" +
+				"-s/-r: search the memory of every process (or of --pid) for a string or a regular expression.",
+			exits: "  0 done, 1 the archive could not be read, 2 usage\n",
+			flags: func(fs *pflag.FlagSet) {
+				fs.Uint32("pid", 0, "process to dump or search")
+				fs.StringP("search", "s", "", "search for a string")
+				fs.StringP("search-regex", "r", "", "search for a regular expression (Go syntax)")
+				fs.IntP("context", "c", 0, "bytes of context around each match (at most 4096)")
+				fs.Bool("json", false, "write one JSON document (version 1)")
+			},
+			run: runMemparse,
+		},
+		"verify": {
+			synopsis: "verify ARCHIVE... [--json] [--require-manifest] [--parent FILE]...",
+			desc: "verify archives in one pass each: member digests and sizes, the closed member list,\n" +
+				"CRIU image magics, required images, pagemap and pages consistency, the parent chain.\n" +
+				"Every problem is listed. Legacy archives (podman, CRI-O, containerd) get every structural\n" +
+				"check and are noted \"no manifest: contents unverifiable\"; --require-manifest makes that a problem.",
+			exits: "  0 clean, 1 problems found, 2 usage or trouble reading an archive\n",
+			flags: func(fs *pflag.FlagSet) {
+				fs.Bool("json", false, "write one JSON document (version 1)")
+				fs.Bool("require-manifest", false, "treat an archive without manifest as a problem")
+				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
+			},
+			run: runVerify,
+		},
+		"diff": {
+			synopsis: "diff A B [--format tree|json]",
+			desc: "compare two archives: manifest, config and spec fields; members; process tree (+/-/=);\n" +
+				"open files; sockets; memory pages whose contents changed, per process and mapping;\n" +
+				"files added, removed or changed in the rootfs diff and volumes.",
+			exits: "  0 identical, 1 different, 2 usage or trouble reading an archive\n",
+			flags: func(fs *pflag.FlagSet) {
+				fs.String("format", "tree", "output format: tree or json")
+			},
+			run: runDiff,
+		},
+		"fuzz": {
+			synopsis: "fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]",
+			desc: "mutate seed archives (tar headers, manifest fields, member bytes, compression frames,\n" +
+				"CRIU image entry sizes, names with .. and links) and run each through the reader,\n" +
+				"verifier and extractor in a sandbox with a sentinel file beside it. Panics, hangs,\n" +
+				"escapes and unbounded allocations are saved to --out.",
+			exits: "  0 nothing found, 1 findings saved, 2 usage or trouble\n",
+			flags: func(fs *pflag.FlagSet) {
+				fs.Duration("duration", 0, "how long to run (default 10s unless --iterations)")
+				fs.Int("iterations", 0, "how many inputs to run")
+				fs.Int64("seed", 0, "random seed (0: from the clock)")
+				fs.String("out", "fuzz-findings", "directory for findings")
+				fs.Duration("timeout", 10*time.Second, "time limit of one execution")
+				fs.Int64("max-alloc-mb", 1024, "heap limit of one execution, MiB")
+			},
+			run: runFuzz,
+		},
+	}
+}
+
+func getBool(fs *pflag.FlagSet, name string) bool { v, _ := fs.GetBool(name); return v }
+func getString(fs *pflag.FlagSet, name string) string {
+	v, _ := fs.GetString(name)
+	return v
+}
+
+func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usageErr(stderr, "show", "no archive given")
+	}
+	code := exitOK
+	var rows []*inspect.Summary
+	for _, a := range args {
+		s, err := inspect.Show(ctx, a, &inspect.ShowOptions{Verify: getBool(fs, "verify")})
+		if err != nil {
+			fail(stderr, "show", err)
+			code = exitFailure
+			continue
+		}
+		rows = append(rows, s)
+	}
+	var err error
+	if getBool(fs, "json") {
+		err = inspect.WriteJSON(stdout, inspect.ShowJSON{Version: inspect.JSONVersion, Archives: rows})
+	} else {
+		err = inspect.WriteShow(stdout, rows)
+	}
+	if err != nil {
+		fail(stderr, "show", err)
+		return exitFailure
+	}
+	return code
+}
+
+func runInspect(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usageErr(stderr, "inspect", "no archive given")
+	}
+	f := getString(fs, "format")
+	if f != "tree" && f != "json" {
+		return usageErr(stderr, "inspect", fmt.Sprintf("unknown format %q: want tree or json", f))
+	}
+	var o inspect.InspectOptions
+	if getBool(fs, "all") {
+		o = inspect.All()
+	}
+	set := func(p *bool, name string) {
+		if getBool(fs, name) {
+			*p = true
+		}
+	}
+	set(&o.PsTree, "ps-tree")
+	set(&o.Cmd, "ps-tree-cmd")
+	set(&o.Env, "ps-tree-env")
+	set(&o.Files, "files")
+	set(&o.Sockets, "sockets")
+	set(&o.Mounts, "mounts")
+	set(&o.Stats, "stats")
+	set(&o.Metadata, "metadata")
+	o.PID, _ = fs.GetUint32("pid")
+	code := exitOK
+	var all []*inspect.Inspection
+	for _, a := range args {
+		in, err := inspect.Inspect(ctx, a, &o)
+		if err != nil {
+			fail(stderr, "inspect", err)
+			code = exitFailure
+			continue
+		}
+		all = append(all, in)
+	}
+	if f == "json" {
+		if err := inspect.WriteJSON(stdout, inspect.InspectJSON{Version: inspect.JSONVersion, Archives: all}); err != nil {
+			fail(stderr, "inspect", err)
+			return exitFailure
+		}
+		return code
+	}
+	for i, in := range all {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if err := inspect.WriteInspection(stdout, in); err != nil {
+			fail(stderr, "inspect", err)
+			return exitFailure
+		}
+	}
+	return code
+}
+
+func runMemparse(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		return usageErr(stderr, "memparse", "want exactly one archive")
+	}
+	pid, _ := fs.GetUint32("pid")
+	s, r := getString(fs, "search"), getString(fs, "search-regex")
+	c, _ := fs.GetInt("context")
+	asJSON := getBool(fs, "json")
+	if s != "" && r != "" {
+		return usageErr(stderr, "memparse", "--search and --search-regex exclude each other")
+	}
+	if c < 0 || c > inspect.MaxSearchContext {
+		return usageErr(stderr, "memparse", fmt.Sprintf("--context must be in 0..%d", inspect.MaxSearchContext))
+	}
+	search := s != "" || r != ""
+	if pid != 0 && !search && asJSON {
+		return usageErr(stderr, "memparse", "--json is not available for a hexdump")
+	}
+	a, err := inspect.Load(ctx, args[0], &inspect.LoadOptions{Images: true, Pages: search || pid != 0})
+	if err != nil {
+		fail(stderr, "memparse", err)
+		return exitFailure
+	}
+	defer a.Close()
+	doc := inspect.MemparseJSON{Version: inspect.JSONVersion, Path: args[0]}
+	switch {
+	case search:
+		ms, err := a.Search(inspect.SearchOptions{String: s, Regexp: r, Context: c, PID: pid})
+		if err != nil {
+			fail(stderr, "memparse", err)
+			return exitFailure
+		}
+		if asJSON {
+			doc.Matches = ms
+			err = inspect.WriteJSON(stdout, doc)
+		} else {
+			err = inspect.WriteMatches(stdout, ms)
+		}
+		if err != nil {
+			fail(stderr, "memparse", err)
+			return exitFailure
+		}
+	case pid != 0:
+		if err := a.HexDump(stdout, pid); err != nil {
+			fail(stderr, "memparse", err)
+			return exitFailure
+		}
+	default:
+		rows, err := a.MemoryUsage()
+		if err != nil {
+			fail(stderr, "memparse", err)
+			return exitFailure
+		}
+		if asJSON {
+			doc.Processes = rows
+			err = inspect.WriteJSON(stdout, doc)
+		} else {
+			err = inspect.WriteMemUsage(stdout, rows)
+		}
+		if err != nil {
+			fail(stderr, "memparse", err)
+			return exitFailure
+		}
+	}
+	return exitOK
+}
+
+func runVerify(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usageErr(stderr, "verify", "no archive given")
+	}
+	parents, _ := fs.GetStringArray("parent")
+	if len(parents) > 0 && len(args) != 1 {
+		return usageErr(stderr, "verify", "--parent needs exactly one archive")
+	}
+	o := &inspect.VerifyOptions{RequireManifest: getBool(fs, "require-manifest"), Parents: parents}
+	code := exitOK
+	var rs []*inspect.VerifyResult
+	for _, a := range args {
+		r, err := inspect.Verify(ctx, a, o)
+		if err != nil {
+			fail(stderr, "verify", err)
+			code = exitUsage
+			continue
+		}
+		if !r.OK() && code == exitOK {
+			code = exitFailure
+		}
+		rs = append(rs, r)
+	}
+	var err error
+	if getBool(fs, "json") {
+		err = inspect.WriteJSON(stdout, inspect.VerifyJSON{Version: inspect.JSONVersion, Archives: rs})
+	} else {
+		err = inspect.WriteVerify(stdout, rs)
+	}
+	if err != nil {
+		fail(stderr, "verify", err)
+		return exitUsage
+	}
+	return code
+}
+
+func runDiff(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 {
+		return usageErr(stderr, "diff", "want exactly two archives")
+	}
+	f := getString(fs, "format")
+	if f != "tree" && f != "json" {
+		return usageErr(stderr, "diff", fmt.Sprintf("unknown format %q: want tree or json", f))
+	}
+	d, err := inspect.DiffArchives(ctx, args[0], args[1], nil)
+	if err != nil {
+		fail(stderr, "diff", err)
+		return exitUsage
+	}
+	if f == "json" {
+		err = inspect.WriteJSON(stdout, inspect.DiffJSON{Version: inspect.JSONVersion, Diff: d})
+	} else {
+		err = inspect.WriteDiff(stdout, d)
+	}
+	if err != nil {
+		fail(stderr, "diff", err)
+		return exitUsage
+	}
+	if d.Identical {
+		return exitOK
+	}
+	return exitFailure
+}
+
+func runFuzz(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return usageErr(stderr, "fuzz", "no seed archive given")
+	}
+	dur, _ := fs.GetDuration("duration")
+	iters, _ := fs.GetInt("iterations")
+	if dur != 0 && iters != 0 {
+		return usageErr(stderr, "fuzz", "--duration and --iterations exclude each other")
+	}
+	if dur < 0 || iters < 0 {
+		return usageErr(stderr, "fuzz", "--duration and --iterations must be positive")
+	}
+	if dur == 0 && iters == 0 {
+		dur = 10 * time.Second
+	}
+	seed, _ := fs.GetInt64("seed")
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	timeout, _ := fs.GetDuration("timeout")
+	maxMB, _ := fs.GetInt64("max-alloc-mb")
+	opts := &fuzz.Options{
+		Duration:   dur,
+		Iterations: iters,
+		Seed:       seed,
+		OutDir:     getString(fs, "out"),
+		Timeout:    timeout,
+		MaxAlloc:   maxMB << 20,
+		Log:        stderr,
+	}
+	res, err := fuzz.Run(ctx, args, opts)
+	if err != nil {
+		fail(stderr, "fuzz", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%d execs in %s (%.0f execs/s), seed %d, %d finding(s)\n",
+		res.Execs, res.Elapsed.Round(time.Millisecond), res.ExecsPerSec(), seed, len(res.Findings))
+	for _, f := range res.Findings {
+		fmt.Fprintf(stdout, "  %s: %s (%s)\n", f.Kind, f.Detail, f.File)
+	}
+	if len(res.Findings) > 0 {
+		return exitFailure
+	}
+	return exitOK
+}

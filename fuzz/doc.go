@@ -1,0 +1,26 @@
+// Package fuzz holds structure-aware mutators for checkpoint archives and
+// a harness that runs mutated archives through package format's reader,
+// verifier and extractor, watching for panics, hangs, sandbox escapes and
+// unbounded allocations. `ckptinspect fuzz` drives [Run]; native
+// `go test -fuzz` targets (FuzzMutatedArchive) reuse [Mutate] and [Exec].
+//
+// A seed archive is decoded once into a [Seed]: its compression and its
+// tar entries (headers and contents, the manifest parsed). Each mutation
+// copies the seed, changes one or more things a hostile archive could
+// change, and re-encodes it:
+//
+//   - tar header fields: size, type (links, devices, FIFOs, directories),
+//     mode, times, owners, PAX records, raw header bytes and checksums;
+//   - manifest fields: version, member names, types, sizes, digests, the
+//     parent reference, unknown fields, trailing data;
+//   - member bytes: flips, inserts, truncations, with the manifest's size
+//     and digest updated so the mutation reaches the CRIU image checks;
+//   - compression: recompressed as zstd, gzip or none, split into extra
+//     frames, truncated, garbage appended, frame headers corrupted;
+//   - CRIU image entry sizes: the u32 size of an entry set to large,
+//     off-by-one or zero values (digest fixed up);
+//   - names with ".." elements, absolute names, and links (symlinks and
+//     hard links out of the target, a file written through a link).
+//
+// The package imports format (and format/criuimg), never the reverse.
+package fuzz

@@ -1,0 +1,312 @@
+package inspect
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// MaxSmallFile is the largest top-level member (config.dump, spec.dump,
+// network.status, deleted.files, stats-dump, CRI-O's bind.mounts,
+// containerd's status files) the inspector reads into memory.
+const MaxSmallFile = 16 << 20
+
+// MaxTarEntries bounds the entries listed from one inner tar
+// (rootfs-diff.tar, volumes/*.tar).
+const MaxTarEntries = 1 << 20
+
+// LoadOptions select what Load keeps of an archive. The zero value keeps
+// the manifest, member list and small metadata files only.
+type LoadOptions struct {
+	// Images keeps the CRIU metadata images (pstree, core, mm, pagemap,
+	// ids, fdinfo, files, fs) in memory, each at most [MaxImageSize], all at
+	// most [MaxImagesTotal].
+	Images bool
+	// Pages copies the pages images to a private temporary directory
+	// (mode 0700, removed by [Archive.Close]) for reading memory contents.
+	Pages bool
+	// Tars lists the entries of rootfs-diff.tar and volumes/*.tar with a
+	// sha256 of each regular file's content, streaming (nothing stored).
+	Tars bool
+	// TempDir is where the private temporary directory is created; empty
+	// means os.TempDir().
+	TempDir string
+}
+
+// Archive is what Load read of an archive in one pass. Call Close to
+// remove its temporary files.
+type Archive struct {
+	// Path is the file the archive was read from.
+	Path string
+	// Manifest is the archive's manifest; synthesized for legacy archives.
+	Manifest *format.Manifest
+	// ManifestDigest is the digest of the stored manifest; empty for legacy
+	// archives.
+	ManifestDigest format.Digest
+	// Legacy reports an archive without manifest (podman, CRI-O,
+	// containerd).
+	Legacy bool
+	// Compression is the archive's outer compression.
+	Compression format.Compression
+	// Meta holds the small top-level members by name.
+	Meta map[string][]byte
+	// ImageDir is the member directory the CRIU images were read from
+	// (checkpoint or pre-checkpoint).
+	ImageDir string
+	// Images holds the CRIU metadata images of ImageDir by base name.
+	Images map[string][]byte
+	// ImageSizes holds the size of every file of ImageDir by base name.
+	ImageSizes map[string]int64
+	// HasParentLink reports a legacy checkpoint/parent link.
+	HasParentLink bool
+	// Tars lists the entries of each inner tar by member name.
+	Tars map[string][]TarEntry
+
+	pages map[string]string // base name -> temporary file
+	tmp   string
+}
+
+// TarEntry is one entry of an inner tar.
+type TarEntry struct {
+	// Name is the entry's cleaned path.
+	Name string `json:"name"`
+	// Type is "file", "dir", "symlink", "hardlink", "whiteout" or "other".
+	Type string `json:"type"`
+	// Size is the content size of a regular file.
+	Size int64 `json:"size"`
+	// Mode is the permission bits.
+	Mode int64 `json:"mode"`
+	// Link is the target of a link.
+	Link string `json:"link,omitempty"`
+	// Digest is "sha256:<hex>" of a regular file's content.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Close removes the archive's temporary files.
+func (a *Archive) Close() error {
+	if a == nil || a.tmp == "" {
+		return nil
+	}
+	err := os.RemoveAll(a.tmp)
+	a.tmp = ""
+	return err
+}
+
+// smallFiles are the top-level members Load keeps in memory.
+var smallFiles = map[string]bool{
+	format.ConfigName: true, format.SpecName: true, format.NetworkStatusName: true,
+	format.DeletedFilesName: true, format.StatsName: true,
+	"bind.mounts": true, "status": true, "status.dump": true,
+}
+
+// Load reads the archive at name in one pass, verifying every member as
+// it goes (v1 archives), and keeps what opts selects.
+func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err error) {
+	var o LoadOptions
+	if opts != nil {
+		o = *opts
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("load archive: %w", err)
+	}
+	defer f.Close()
+	a = &Archive{Path: name, Meta: map[string][]byte{}, Images: map[string][]byte{},
+		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{}}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+			err = fmt.Errorf("load %s: %w", name, err)
+		}
+	}()
+	zr, err := format.NewReader(&ctxReader{ctx, bufio.NewReaderSize(f, 1<<20)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	a.Legacy, a.Compression = zr.Legacy(), zr.Compression()
+	a.ManifestDigest = zr.ManifestDigest()
+	imgDir := ""
+	if !a.Legacy {
+		imgDir = zr.Manifest().ImagesDir()
+	}
+	var kept int64
+	for {
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Name == format.ParentLinkName {
+			a.HasParentLink = true
+			continue
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		dir, base := path.Split(h.Name)
+		dir = strings.TrimSuffix(dir, "/")
+		switch {
+		case smallFiles[h.Name]:
+			if h.Size > MaxSmallFile {
+				return nil, fmt.Errorf("read %s: %d bytes over %d", h.Name, h.Size, MaxSmallFile)
+			}
+			b, err := io.ReadAll(io.LimitReader(zr, h.Size))
+			if err != nil {
+				return nil, err
+			}
+			a.Meta[h.Name] = b
+		case h.Kind == format.KindImage || h.Kind == format.KindPreImage:
+			if imgDir == "" {
+				imgDir = dir
+			}
+			if dir != imgDir {
+				continue
+			}
+			a.ImageSizes[base] = h.Size
+			switch {
+			case o.Images && isMetadataImage(base):
+				if h.Size > MaxImageSize || kept+h.Size > MaxImagesTotal {
+					return nil, fmt.Errorf("read %s: %d bytes: %w", h.Name, h.Size, ErrImage)
+				}
+				kept += h.Size
+				b, err := io.ReadAll(io.LimitReader(zr, h.Size))
+				if err != nil {
+					return nil, err
+				}
+				a.Images[base] = b
+			case o.Pages && isPagesImage(base):
+				if err := a.spill(o.TempDir, base, zr); err != nil {
+					return nil, err
+				}
+			}
+		case o.Tars && (h.Kind == format.KindRootfsDiff || h.Kind == format.KindVolume):
+			entries, err := listTar(ctx, zr)
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", h.Name, err)
+			}
+			a.Tars[h.Name] = entries
+		}
+	}
+	if imgDir == "" {
+		imgDir = format.CheckpointDir
+	}
+	a.ImageDir = imgDir
+	a.Manifest = zr.Manifest()
+	return a, nil
+}
+
+// spill copies the current member into a file of the private temporary
+// directory.
+func (a *Archive) spill(parent, base string, r io.Reader) (err error) {
+	if a.tmp == "" {
+		a.tmp, err = os.MkdirTemp(parent, "ckptinspect-")
+		if err != nil {
+			return err
+		}
+	}
+	f, err := os.CreateTemp(a.tmp, "pages-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := io.Copy(f, r); err != nil {
+		return err
+	}
+	a.pages[base] = f.Name()
+	return nil
+}
+
+// listTar lists the entries of an inner tar, gzip-compressed or not
+// (containerd's rootfs-diff.tar is gzip despite its name), digesting each
+// regular file.
+func listTar(ctx context.Context, r io.Reader) ([]TarEntry, error) {
+	br := bufio.NewReader(r)
+	var src io.Reader = br
+	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		src = zr
+	}
+	tr := tar.NewReader(src)
+	var out []TarEntry
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(out) >= MaxTarEntries {
+			return nil, fmt.Errorf("more than %d entries", MaxTarEntries)
+		}
+		name := path.Clean("/" + h.Name)
+		e := TarEntry{Name: name, Size: h.Size, Mode: h.Mode & 0o7777, Link: h.Linkname}
+		switch h.Typeflag {
+		case tar.TypeReg:
+			e.Type = "file"
+			d := sha256.New()
+			if _, err := io.Copy(d, tr); err != nil {
+				return nil, err
+			}
+			e.Digest = "sha256:" + hex.EncodeToString(d.Sum(nil))
+		case tar.TypeDir:
+			e.Type, e.Size = "dir", 0
+		case tar.TypeSymlink:
+			e.Type, e.Size = "symlink", 0
+		case tar.TypeLink:
+			e.Type, e.Size = "hardlink", 0
+		default:
+			e.Type = "other"
+		}
+		if strings.HasPrefix(path.Base(name), ".wh.") {
+			e.Type = "whiteout"
+		}
+		out = append(out, e)
+	}
+	// Drain what follows the end blocks so the outer reader verifies it.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ctxReader stops reading when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,175 @@
+package inspect
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// InspectOptions select the views Inspect builds. The zero value gives
+// the summary only.
+type InspectOptions struct {
+	// PsTree adds the process tree.
+	PsTree bool
+	// Cmd adds each process's command line (read from its memory; implies
+	// PsTree).
+	Cmd bool
+	// Env adds each process's environment (implies PsTree).
+	Env bool
+	// PID restricts the process views to the subtree of this process.
+	PID uint32
+	// Files adds open files (implies PsTree).
+	Files bool
+	// Sockets adds sockets (implies PsTree).
+	Sockets bool
+	// Mounts adds the spec's mounts.
+	Mounts bool
+	// Stats adds CRIU's dump statistics.
+	Stats bool
+	// Metadata adds the manifest's host, options and parent, the spec's
+	// annotations and the deleted files.
+	Metadata bool
+	// TempDir is where pages are copied for Cmd and Env; empty means
+	// os.TempDir().
+	TempDir string
+}
+
+// All returns options with every view.
+func All() InspectOptions {
+	return InspectOptions{PsTree: true, Cmd: true, Env: true, Files: true, Sockets: true, Mounts: true, Stats: true, Metadata: true}
+}
+
+// Metadata is the archive metadata Inspect shows with
+// InspectOptions.Metadata.
+type Metadata struct {
+	Engine       format.Engine     `json:"engine"`
+	Host         *format.Host      `json:"host,omitempty"`
+	Options      *format.Options   `json:"options,omitempty"`
+	Parent       *format.Parent    `json:"parent,omitempty"`
+	Compression  string            `json:"compression"`
+	Members      int               `json:"members"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	DeletedFiles []string          `json:"deletedFiles,omitempty"`
+	ParentLink   bool              `json:"parentLink,omitempty"`
+}
+
+// Inspection is the result of Inspect.
+type Inspection struct {
+	Summary
+	Processes []*Process `json:"processTree,omitempty"`
+	Mounts    []Mount    `json:"mounts,omitempty"`
+	Stats     *DumpStats `json:"stats,omitempty"`
+	Metadata  *Metadata  `json:"metadata,omitempty"`
+}
+
+// Inspect reads the archive at name once and builds the views opts
+// selects. CRIU images are decoded through the bounded path of
+// DecodeImage; pages are copied to a private temporary directory only for
+// Cmd and Env.
+func Inspect(ctx context.Context, name string, opts *InspectOptions) (*Inspection, error) {
+	var o InspectOptions
+	if opts != nil {
+		o = *opts
+	}
+	procs := o.PsTree || o.Cmd || o.Env || o.Files || o.Sockets || o.PID != 0
+	a, err := Load(ctx, name, &LoadOptions{Images: procs, Pages: o.Cmd || o.Env, TempDir: o.TempDir})
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	in, err := inspectArchive(a, o, procs)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", name, err)
+	}
+	return in, nil
+}
+
+func inspectArchive(a *Archive, o InspectOptions, procs bool) (*Inspection, error) {
+	in := &Inspection{Summary: Summary{Path: a.Path}}
+	var err error
+	if in.Info, err = a.Info(); err != nil {
+		return nil, err
+	}
+	in.CheckpointSize, in.PagesSize, in.RootfsDiffSize = sizes(a.Manifest)
+	// Load read every member: v1 contents matched their digests.
+	in.Verified = VerifiedYes
+	if a.Legacy {
+		in.Verified = VerifiedUnverifiable
+	}
+	if procs {
+		roots, err := a.Tree()
+		if err != nil {
+			return nil, err
+		}
+		if o.PID != 0 {
+			var sel *Process
+			Walk(roots, func(p *Process, _ int) {
+				if p.PID == o.PID {
+					sel = p
+				}
+			})
+			if sel == nil {
+				return nil, fmt.Errorf("find process %d: not in the checkpoint", o.PID)
+			}
+			roots = []*Process{sel}
+		}
+		if o.Cmd || o.Env {
+			if err := a.ProcessArgs(roots, o.Env); err != nil {
+				return nil, err
+			}
+			if !o.Cmd {
+				Walk(roots, func(p *Process, _ int) { p.Cmdline = nil })
+			}
+		}
+		if o.Files {
+			files, err := a.Files()
+			if err != nil {
+				return nil, err
+			}
+			Walk(roots, func(p *Process, _ int) { p.Files = files[p.PID] })
+		}
+		if o.Sockets {
+			sks, err := a.Sockets()
+			if err != nil {
+				return nil, err
+			}
+			Walk(roots, func(p *Process, _ int) { p.Sockets = sks[p.PID] })
+		}
+		in.Processes = roots
+	}
+	if o.Mounts {
+		if in.Mounts, err = a.Mounts(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Stats {
+		if in.Stats, err = a.Stats(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Metadata {
+		md := &Metadata{Engine: a.Manifest.Engine, Compression: string(a.Compression), Members: len(a.Manifest.Members), ParentLink: a.HasParentLink}
+		if !a.Legacy {
+			h, op := a.Manifest.Host, a.Manifest.Options
+			md.Host, md.Options, md.Parent = &h, &op, a.Manifest.Parent
+		} else {
+			md.Engine.Name = in.Engine
+		}
+		s, err := a.spec()
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			md.Annotations = s.Annotations
+		}
+		if b, ok := a.Meta[format.DeletedFilesName]; ok {
+			if err := json.Unmarshal(b, &md.DeletedFiles); err != nil {
+				return nil, fmt.Errorf("parse %s: %w", format.DeletedFilesName, err)
+			}
+		}
+		in.Metadata = md
+	}
+	return in, nil
+}

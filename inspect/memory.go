@@ -1,0 +1,401 @@
+package inspect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
+	"github.com/ckpt/ckpt/format/criuimg"
+)
+
+// PageSize is the page size the inspector assumes for CRIU images (CRIU
+// records none): 4 KiB, as on amd64.
+const PageSize = 4096
+
+// MaxArgSize bounds the command line and environment read from a
+// process's memory.
+const MaxArgSize = 1 << 20
+
+// CRIU VMA status bits (criu/include/image.h).
+const (
+	vmaAreaRegular  = 1 << 0
+	vmaAreaStack    = 1 << 1
+	vmaAreaVsyscall = 1 << 2
+	vmaAreaVdso     = 1 << 3
+	vmaAreaHeap     = 1 << 5
+	vmaFilePrivate  = 1 << 6
+	vmaFileShared   = 1 << 7
+	vmaAnonShared   = 1 << 8
+	vmaAreaSysVIPC  = 1 << 10
+	vmaAreaVvar     = 1 << 12
+)
+
+// memRange is a run of pages of a pagemap.
+type memRange struct {
+	addr  uint64 // first page's address
+	pages uint64
+	off   int64 // offset in the pages file, -1 when not stored there
+	flags uint32
+}
+
+// procMem reads a process's memory from its pagemap and pages image.
+type procMem struct {
+	pid    uint32
+	ranges []memRange
+	f      *os.File // nil when the pages image is not available
+	size   int64    // pages file size
+	mm     *criuimg.MmEntry
+}
+
+// Close closes the pages file.
+func (m *procMem) Close() error {
+	if m.f != nil {
+		return m.f.Close()
+	}
+	return nil
+}
+
+// memory opens the memory of task pid. The pages image is needed only
+// when the archive was loaded with LoadOptions.Pages.
+func (a *Archive) memory(pid uint32) (*procMem, error) {
+	name := fmt.Sprintf("pagemap-%d.img", pid)
+	b, ok := a.Images[name]
+	if !ok {
+		return nil, fmt.Errorf("find %s: %w: missing", name, ErrImage)
+	}
+	head, ents, err := readPagemap(name, b)
+	if err != nil {
+		return nil, err
+	}
+	m := &procMem{pid: pid}
+	if mb, ok := a.Images[fmt.Sprintf("mm-%d.img", pid)]; ok {
+		mm, err := criuimg.ReadMm(fmt.Sprintf("mm-%d.img", pid), mb)
+		if err != nil {
+			return nil, wrapImg(err)
+		}
+		m.mm = &mm
+	}
+	pagesName := fmt.Sprintf("pages-%d.img", head.PagesID)
+	m.size = a.ImageSizes[pagesName]
+	var off int64
+	for _, e := range ents {
+		r := memRange{addr: e.Vaddr, pages: e.NrPages, off: -1, flags: e.Flags}
+		if e.Vaddr%PageSize != 0 || e.NrPages == 0 || e.NrPages > (1<<52)/PageSize || e.Vaddr > ^uint64(0)-e.NrPages*PageSize {
+			return nil, fmt.Errorf("decode %s: entry at %#x of %d pages: %w", name, e.Vaddr, e.NrPages, ErrImage)
+		}
+		if e.Present() && !e.Parent() {
+			n := int64(e.NrPages) * PageSize
+			if n > m.size-off {
+				return nil, fmt.Errorf("decode %s: pages past the end of %s (%d bytes): %w", name, pagesName, m.size, ErrImage)
+			}
+			r.off = off
+			off += n
+		}
+		m.ranges = append(m.ranges, r)
+	}
+	sort.SliceStable(m.ranges, func(i, j int) bool { return m.ranges[i].addr < m.ranges[j].addr })
+	for i := 1; i < len(m.ranges); i++ {
+		p := m.ranges[i-1]
+		if p.addr+p.pages*PageSize > m.ranges[i].addr {
+			return nil, fmt.Errorf("decode %s: overlapping entries at %#x: %w", name, m.ranges[i].addr, ErrImage)
+		}
+	}
+	if path, ok := a.pages[pagesName]; ok {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || fi.Size() != m.size {
+			f.Close()
+			return nil, fmt.Errorf("open %s: size changed", pagesName)
+		}
+		m.f = f
+	}
+	return m, nil
+}
+
+// stored returns the total size of the pages stored for the process.
+func (m *procMem) stored() int64 {
+	var n int64
+	for _, r := range m.ranges {
+		if r.off >= 0 {
+			n += int64(r.pages) * PageSize
+		}
+	}
+	return n
+}
+
+// readAt reads len(p) bytes of memory at addr. Pages not stored (not
+// present, or in a parent checkpoint) read as zeros; ok is false when
+// any byte was not stored.
+func (m *procMem) readAt(p []byte, addr uint64) (ok bool, err error) {
+	if m.f == nil {
+		return false, errors.New("read memory: pages not loaded")
+	}
+	clear(p)
+	ok = true
+	end := addr + uint64(len(p))
+	covered := uint64(0)
+	i := sort.Search(len(m.ranges), func(i int) bool {
+		r := m.ranges[i]
+		return r.addr+r.pages*PageSize > addr
+	})
+	for ; i < len(m.ranges) && m.ranges[i].addr < end; i++ {
+		r := m.ranges[i]
+		rs, re := r.addr, r.addr+r.pages*PageSize
+		s, e := max(rs, addr), min(re, end)
+		if r.off < 0 {
+			ok = false
+			continue
+		}
+		if _, err := m.f.ReadAt(p[s-addr:e-addr], r.off+int64(s-rs)); err != nil {
+			return false, fmt.Errorf("read pages: %w", err)
+		}
+		covered += e - s
+	}
+	return ok && covered == uint64(len(p)), nil
+}
+
+// strings reads the NUL-separated strings between start and end.
+func (m *procMem) strings(start, end uint64) ([]string, error) {
+	if end <= start {
+		return nil, nil
+	}
+	n := end - start
+	if n > MaxArgSize {
+		n = MaxArgSize
+	}
+	buf := make([]byte, n)
+	if _, err := m.readAt(buf, start); err != nil {
+		return nil, err
+	}
+	buf = bytes.TrimRight(buf, "\x00")
+	if len(buf) == 0 {
+		return nil, nil
+	}
+	var out []string
+	for _, s := range bytes.Split(buf, []byte{0}) {
+		out = append(out, string(s))
+	}
+	return out, nil
+}
+
+// ProcessArgs fills Cmdline (and Env when env is set) of every alive
+// process from its memory. The archive must have been loaded with Pages.
+func (a *Archive) ProcessArgs(roots []*Process, env bool) error {
+	var ferr error
+	Walk(roots, func(p *Process, _ int) {
+		if ferr != nil || p.State == "zombie" {
+			return
+		}
+		m, err := a.memory(p.PID)
+		if err != nil {
+			ferr = err
+			return
+		}
+		defer m.Close()
+		if m.mm == nil {
+			return
+		}
+		if p.Cmdline, err = m.strings(m.mm.ArgStart, m.mm.ArgEnd); err != nil {
+			ferr = err
+			return
+		}
+		if env {
+			if p.Env, err = m.strings(m.mm.EnvStart, m.mm.EnvEnd); err != nil {
+				ferr = err
+			}
+		}
+	})
+	return ferr
+}
+
+// MemUsage is one row of memparse's table.
+type MemUsage struct {
+	PID  uint32 `json:"pid"`
+	Comm string `json:"comm"`
+	// Memory is the size of the process's pages stored in the checkpoint.
+	Memory int64 `json:"memory"`
+	// Shared is the size of the process's shared anonymous mappings
+	// (MAP_SHARED|MAP_ANONYMOUS, SysV shm).
+	Shared int64 `json:"shared"`
+}
+
+// MemoryUsage returns memparse's table: the memory stored per process.
+func (a *Archive) MemoryUsage() ([]MemUsage, error) {
+	roots, err := a.Tree()
+	if err != nil {
+		return nil, err
+	}
+	var out []MemUsage
+	var ferr error
+	Walk(roots, func(p *Process, _ int) {
+		if ferr != nil || p.State == "zombie" {
+			return
+		}
+		m, err := a.memory(p.PID)
+		if err != nil {
+			ferr = err
+			return
+		}
+		defer m.Close()
+		u := MemUsage{PID: p.PID, Comm: p.Comm, Memory: m.stored()}
+		if m.mm != nil {
+			for _, v := range m.mm.Vmas {
+				if v.Status&(vmaAnonShared|vmaAreaSysVIPC) != 0 && v.End > v.Start {
+					u.Shared += int64(v.End - v.Start)
+				}
+			}
+		}
+		out = append(out, u)
+	})
+	return out, ferr
+}
+
+// mapping describes the VMA holding addr.
+func (a *Archive) mappingName(m *procMem, addr uint64) (start, end uint64, name string) {
+	if m.mm == nil {
+		return 0, 0, "?"
+	}
+	for _, v := range m.mm.Vmas {
+		if v.Start <= addr && addr < v.End {
+			return v.Start, v.End, a.vmaName(m.mm, v)
+		}
+	}
+	return 0, 0, "?"
+}
+
+func (a *Archive) vmaName(mm *criuimg.MmEntry, v criuimg.VmaEntry) string {
+	switch {
+	case v.Status&(vmaFilePrivate|vmaFileShared) != 0:
+		im := &images{a: a}
+		n, err := im.describe(fdinfo.FdTypes_REG, uint32(v.Shmid))
+		if err != nil {
+			return "file"
+		}
+		return n
+	case v.Status&vmaAreaVdso != 0:
+		return "[vdso]"
+	case v.Status&vmaAreaVvar != 0:
+		return "[vvar]"
+	case v.Status&vmaAreaVsyscall != 0:
+		return "[vsyscall]"
+	case v.Status&vmaAreaStack != 0, v.Flags&0x0100 != 0:
+		return "[stack]"
+	case v.Status&vmaAreaHeap != 0, v.Start <= mm.Brk && v.End >= mm.StartBrk && mm.Brk > mm.StartBrk:
+		return "[heap]"
+	case v.Status&vmaAnonShared != 0:
+		return "[shmem]"
+	case v.Status&vmaAreaSysVIPC != 0:
+		return "[sysv-shm]"
+	}
+	return "[anon]"
+}
+
+// HexDump writes the stored memory of task pid like `hexdump -C`: 16
+// bytes a line with their address, runs of identical lines collapsed into
+// one "*" line. The archive must have been loaded with Pages.
+func (a *Archive) HexDump(w io.Writer, pid uint32) error {
+	m, err := a.memory(pid)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if m.f == nil {
+		return errors.New("dump memory: pages not loaded")
+	}
+	bw := newErrWriter(w)
+	buf := make([]byte, 64<<10)
+	var prev [16]byte
+	havePrev, starred := false, false
+	var next uint64 // address following the last line printed or starred
+	for _, r := range m.ranges {
+		if r.off < 0 {
+			continue
+		}
+		n := int64(r.pages) * PageSize
+		if havePrev && r.addr != next {
+			havePrev, starred = false, false
+		}
+		for done := int64(0); done < n; {
+			c := min(int64(len(buf)), n-done)
+			if _, err := m.f.ReadAt(buf[:c], r.off+done); err != nil {
+				return fmt.Errorf("dump memory: %w", err)
+			}
+			for i := int64(0); i < c; i += 16 {
+				line := buf[i : i+16]
+				addr := r.addr + uint64(done+i)
+				if havePrev && bytes.Equal(line, prev[:]) {
+					if !starred {
+						bw.printf("*\n")
+						starred = true
+					}
+					next = addr + 16
+					continue
+				}
+				hexLine(bw, addr, line)
+				copy(prev[:], line)
+				havePrev, starred = true, false
+				next = addr + 16
+			}
+			done += c
+		}
+		if starred {
+			// hexdump prints the address after the last collapsed line.
+			bw.printf("%016x\n", next)
+			starred = false
+			havePrev = false
+		}
+	}
+	return bw.err
+}
+
+func hexLine(bw *errWriter, addr uint64, line []byte) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%016x  ", addr)
+	for j := 0; j < 16; j++ {
+		fmt.Fprintf(&b, "%02x ", line[j])
+		if j == 7 {
+			b.WriteByte(' ')
+		}
+	}
+	b.WriteString(" |")
+	b.Write(printable(line))
+	b.WriteString("|\n")
+	bw.write(b.Bytes())
+}
+
+func printable(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			c = '.'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func newErrWriter(w io.Writer) *errWriter { return &errWriter{w: w} }
+
+func (e *errWriter) write(b []byte) {
+	if e.err == nil {
+		_, e.err = e.w.Write(b)
+	}
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}

@@ -1,0 +1,262 @@
+package inspect
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// node is a line of a tree rendering and its children.
+type node struct {
+	label string
+	kids  []*node
+}
+
+func (n *node) add(format string, args ...any) *node {
+	k := &node{label: fmt.Sprintf(format, args...)}
+	n.kids = append(n.kids, k)
+	return k
+}
+
+func (n *node) write(w *errWriter) {
+	w.printf("%s\n", n.label)
+	var rec func(kids []*node, prefix string)
+	rec = func(kids []*node, prefix string) {
+		for i, k := range kids {
+			branch, next := "├── ", "│   "
+			if i == len(kids)-1 {
+				branch, next = "└── ", "    "
+			}
+			w.printf("%s%s%s\n", prefix, branch, k.label)
+			rec(k.kids, prefix+next)
+		}
+	}
+	rec(n.kids, "")
+}
+
+// Size formats a byte count with binary units.
+func Size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortID(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return dash(s)
+}
+
+// WriteShow writes show's table.
+func WriteShow(w io.Writer, rows []*Summary) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	ew := newErrWriter(tw)
+	ew.printf("CONTAINER\tIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tVERIFIED\n")
+	for _, r := range rows {
+		ew.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), dash(r.Image), shortID(r.ID), dash(r.Runtime),
+			when(r.Created), when(r.Checkpointed), r.Engine, r.Format, Size(r.CheckpointSize), Size(r.PagesSize),
+			Size(r.RootfsDiffSize), r.Verified)
+	}
+	if ew.err != nil {
+		return ew.err
+	}
+	return tw.Flush()
+}
+
+// WriteInspection writes an inspection as a tree.
+func WriteInspection(w io.Writer, in *Inspection) error {
+	ew := newErrWriter(w)
+	root := &node{label: fmt.Sprintf("%s (%s, %s)", dash(in.Name), in.Engine, in.Format)}
+	root.add("Archive: %s", in.Path)
+	root.add("Image: %s", dash(in.Image))
+	root.add("ID: %s", dash(in.ID))
+	root.add("Runtime: %s", dash(in.Runtime))
+	root.add("Created: %s", when(in.Created))
+	root.add("Checkpointed: %s", when(in.Checkpointed))
+	cs := root.add("Checkpoint size: %s", Size(in.CheckpointSize))
+	cs.add("Memory pages size: %s", Size(in.PagesSize))
+	root.add("Root FS diff size: %s", Size(in.RootfsDiffSize))
+	root.add("Verified: %s", in.Verified)
+	if md := in.Metadata; md != nil {
+		n := root.add("Metadata")
+		n.add("Engine: %s %s", md.Engine.Name, md.Engine.Version)
+		n.add("Compression: %s", md.Compression)
+		n.add("Members: %d", md.Members)
+		if h := md.Host; h != nil {
+			hn := n.add("Host")
+			hn.add("Kernel: %s", dash(h.Kernel))
+			hn.add("Arch: %s", dash(h.Arch))
+			hn.add("CRIU: %s", dash(h.CRIUVersion))
+			hn.add("Runtime: %s", dash(h.RuntimeVersion))
+			hn.add("CPU: %s", dash(strings.TrimSpace(h.CPU.Vendor+" "+h.CPU.Model)))
+		}
+		if o := md.Options; o != nil {
+			n.add("Options: leaveRunning=%t tcpEstablished=%t fileLocks=%t preCheckpoint=%t withPrevious=%t ignoreRootfs=%t ignoreVolumes=%t",
+				o.LeaveRunning, o.TCPEstablished, o.FileLocks, o.PreCheckpoint, o.WithPrevious, o.IgnoreRootfs, o.IgnoreVolumes)
+		}
+		if p := md.Parent; p != nil {
+			pn := n.add("Parent")
+			pn.add("Manifest: %s", p.Manifest)
+			pn.add("Images: %s", p.Images)
+			pn.add("Depth: %d", p.Depth)
+		}
+		if md.ParentLink {
+			n.add("Parent link: checkpoint/parent -> ../pre-checkpoint")
+		}
+		if len(md.Annotations) > 0 {
+			an := n.add("Annotations")
+			keys := make([]string, 0, len(md.Annotations))
+			for k := range md.Annotations {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				an.add("%s: %s", k, md.Annotations[k])
+			}
+		}
+		if len(md.DeletedFiles) > 0 {
+			dn := n.add("Deleted files")
+			for _, f := range md.DeletedFiles {
+				dn.add("%s", f)
+			}
+		}
+	}
+	if s := in.Stats; s != nil {
+		n := root.add("CRIU dump statistics")
+		n.add("Freezing time: %s", time.Duration(s.FreezingTime)*time.Microsecond)
+		n.add("Frozen time: %s", time.Duration(s.FrozenTime)*time.Microsecond)
+		n.add("Memdump time: %s", time.Duration(s.MemdumpTime)*time.Microsecond)
+		n.add("Memwrite time: %s", time.Duration(s.MemwriteTime)*time.Microsecond)
+		n.add("Pages scanned: %d", s.PagesScanned)
+		n.add("Pages written: %d", s.PagesWritten)
+	}
+	if len(in.Mounts) > 0 {
+		n := root.add("Mounts")
+		for _, m := range in.Mounts {
+			n.add("%s (%s, %s)", m.Destination, dash(m.Type), dash(m.Source))
+		}
+	}
+	if in.Processes != nil {
+		n := root.add("Process tree")
+		var add func(parent *node, p *Process)
+		add = func(parent *node, p *Process) {
+			pn := parent.add("[%d] %s (%s)", p.PID, p.Comm, p.State)
+			if len(p.Cmdline) > 0 {
+				pn.add("Command line: %s", strings.Join(p.Cmdline, " "))
+			}
+			if len(p.Env) > 0 {
+				en := pn.add("Environment")
+				for _, e := range p.Env {
+					en.add("%s", e)
+				}
+			}
+			if len(p.Files) > 0 {
+				fn := pn.add("Open files")
+				for _, f := range p.Files {
+					fn.add("[%s %s] %s", f.Type, f.Fd, f.Path)
+				}
+			}
+			if len(p.Sockets) > 0 {
+				sn := pn.add("Sockets")
+				for _, s := range p.Sockets {
+					sn.add("[%d] %s", s.Fd, socketLine(s))
+				}
+			}
+			for _, k := range p.Kids {
+				add(pn, k)
+			}
+		}
+		for _, p := range in.Processes {
+			add(n, p)
+		}
+	}
+	root.write(ew)
+	return ew.err
+}
+
+func socketLine(s Socket) string {
+	var parts []string
+	for _, v := range []string{s.Family, s.Proto, s.SockType, s.State} {
+		if v != "" {
+			parts = append(parts, v)
+		}
+	}
+	l := strings.Join(parts, " ")
+	if s.Src != "" || s.Dst != "" {
+		l += fmt.Sprintf(" %s -> %s", dash(s.Src), dash(s.Dst))
+	}
+	if s.Family == "UNIX" {
+		l += fmt.Sprintf(" ino %d peer %d", s.Ino, s.Peer)
+	}
+	return l
+}
+
+// WriteVerify writes verify results, one block per archive.
+func WriteVerify(w io.Writer, rs []*VerifyResult) error {
+	ew := newErrWriter(w)
+	for _, r := range rs {
+		status := "ok"
+		if !r.OK() {
+			status = fmt.Sprintf("%d problem(s)", len(r.Problems))
+		}
+		ew.printf("%s: %s (%s)\n", r.Path, status, r.Format)
+		for _, p := range r.Problems {
+			for _, line := range strings.Split(p, "\n") {
+				ew.printf("  problem: %s\n", line)
+			}
+		}
+		for _, n := range r.Notes {
+			ew.printf("  note: %s\n", n)
+		}
+	}
+	return ew.err
+}
+
+// WriteMemUsage writes memparse's table.
+func WriteMemUsage(w io.Writer, rows []MemUsage) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	ew := newErrWriter(tw)
+	ew.printf("PID\tPROCESS\tMEMORY\tSHARED MEMORY\n")
+	for _, r := range rows {
+		ew.printf("%d\t%s\t%s\t%s\n", r.PID, r.Comm, Size(r.Memory), Size(r.Shared))
+	}
+	if ew.err != nil {
+		return ew.err
+	}
+	return tw.Flush()
+}
+
+// WriteMatches writes memory search results.
+func WriteMatches(w io.Writer, ms []Match) error {
+	ew := newErrWriter(w)
+	for _, m := range ms {
+		ew.printf("%d %016x %q%q%q\n", m.PID, m.Addr, m.Before, m.Match, m.After)
+	}
+	return ew.err
+}

@@ -1,0 +1,98 @@
+package inspect
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// Verified values of a [Summary].
+const (
+	VerifiedYes          = "yes"
+	VerifiedNo           = "no"
+	VerifiedUnverifiable = "unverifiable"
+	VerifiedUnchecked    = "unchecked"
+)
+
+// Summary is one row of `ckptinspect show`.
+type Summary struct {
+	// Path is the archive's file name.
+	Path string `json:"path"`
+	Info
+	// CheckpointSize is the size of the CRIU images.
+	CheckpointSize int64 `json:"checkpointSize"`
+	// PagesSize is the size of the memory pages images.
+	PagesSize int64 `json:"memoryPagesSize"`
+	// RootfsDiffSize is the size of rootfs-diff.tar.
+	RootfsDiffSize int64 `json:"rootfsDiffSize"`
+	// Verified is VerifiedYes or VerifiedNo after a full verification,
+	// VerifiedUnverifiable for a legacy archive and VerifiedUnchecked for a
+	// v1 archive of which only the manifest was read.
+	Verified string `json:"verified"`
+	// Problems are the verification problems, when verified.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// ShowOptions configure Show.
+type ShowOptions struct {
+	// Verify reads and verifies the whole archive; without it a v1
+	// archive's manifest is all that is read.
+	Verify bool
+}
+
+// Show summarizes the archive at name. For a v1 archive it reads only
+// the manifest (a few KiB whatever the archive's size) unless
+// opts.Verify; a legacy archive is read once, keeping its small metadata
+// files.
+func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error) {
+	var o ShowOptions
+	if opts != nil {
+		o = *opts
+	}
+	s := &Summary{Path: name}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("show archive: %w", err)
+	}
+	m, _, err := format.ReadManifest(bufio.NewReaderSize(f, 16<<10))
+	f.Close()
+	switch {
+	case err == nil:
+		s.Info = manifestInfo(m)
+		s.CheckpointSize, s.PagesSize, s.RootfsDiffSize = sizes(m)
+		s.Verified = VerifiedUnchecked
+	case errors.Is(err, format.ErrNoManifest):
+		a, err := Load(ctx, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer a.Close()
+		if s.Info, err = a.Info(); err != nil {
+			return nil, fmt.Errorf("show %s: %w", name, err)
+		}
+		s.CheckpointSize, s.PagesSize, s.RootfsDiffSize = sizes(a.Manifest)
+		s.Verified = VerifiedUnverifiable
+	default:
+		return nil, fmt.Errorf("show %s: %w", name, err)
+	}
+	if o.Verify {
+		r, err := Verify(ctx, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		s.Problems = r.Problems
+		switch {
+		case len(r.Problems) > 0:
+			s.Verified = VerifiedNo
+		case r.Legacy:
+			s.Verified = VerifiedUnverifiable
+		default:
+			s.Verified = VerifiedYes
+		}
+	}
+	return s, nil
+}
