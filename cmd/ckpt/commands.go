@@ -339,43 +339,19 @@ func stopCmd() *command {
 	return c
 }
 
-func parseSignal(s string) (syscall.Signal, bool) {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return syscall.Signal(n), true
-	}
-	s = strings.TrimPrefix(strings.ToUpper(s), "SIG")
-	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGCONT, syscall.SIGSTOP} {
-		if strings.TrimPrefix(strings.ToUpper(sig.String()), "SIG") == s ||
-			strings.EqualFold(unixName(sig), s) {
-			return sig, true
-		}
-	}
-	return 0, false
+// signals are the names `kill -s` accepts (with or without "SIG").
+var signals = map[string]syscall.Signal{
+	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "KILL": syscall.SIGKILL,
+	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "TERM": syscall.SIGTERM, "CONT": syscall.SIGCONT,
+	"STOP": syscall.SIGSTOP,
 }
 
-func unixName(sig syscall.Signal) string {
-	switch sig {
-	case syscall.SIGHUP:
-		return "HUP"
-	case syscall.SIGINT:
-		return "INT"
-	case syscall.SIGQUIT:
-		return "QUIT"
-	case syscall.SIGKILL:
-		return "KILL"
-	case syscall.SIGUSR1:
-		return "USR1"
-	case syscall.SIGUSR2:
-		return "USR2"
-	case syscall.SIGTERM:
-		return "TERM"
-	case syscall.SIGCONT:
-		return "CONT"
-	case syscall.SIGSTOP:
-		return "STOP"
+func parseSignal(s string) (syscall.Signal, bool) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return syscall.Signal(n), n > 0 && n < 65
 	}
-	return ""
+	sig, ok := signals[strings.TrimPrefix(strings.ToUpper(s), "SIG")]
+	return sig, ok
 }
 
 func killCmd() *command {
