@@ -18,6 +18,11 @@ import (
 // testdata/gen.sh; tinyDir+".crit" holds crit's JSON for each image.
 const tinyDir = "testdata/tiny"
 
+// realDirs are all the committed real image sets: tinyDir, and the same
+// process tree dumped by CRIU 4.2.1 (which writes the 64-bit nr_pages
+// field of pagemap entries instead of compat_nr_pages).
+var realDirs = []string{tinyDir, "testdata/tiny-4.2.1"}
+
 // loadDir reads every file of an image directory into an Info map.
 func loadDir(t testing.TB, dir string) map[string]Info {
 	t.Helper()
@@ -127,6 +132,7 @@ func TestMagic(t *testing.T) {
 		{"core-1.img", le32(MagicCommon, core), "CORE"},
 		{"inventory.img", le32(MagicInventory, 10), "INVENTORY"},
 		{"inventory.img", le32(MagicCommon, MagicInventory), "!magic"},
+		{"inventory.img", le32(MagicCommon), "!magic"},
 		{"core-1.img", le32(MagicService, core), "!magic"},
 		{"core-1.img", le32(core, 0), "!magic"},
 		{"core-1.img", le32(MagicCommon, magicByName["MM"]), "!magic"},
@@ -158,20 +164,26 @@ func TestMagic(t *testing.T) {
 	}
 }
 
-// TestTinyClean checks that the committed real image set passes
+// TestTinyClean checks that the committed real image sets pass
 // CheckImages, and that the Reader finds as many entries in every image as
 // crit does (which exercises the extra payloads of pipes-data and
 // ghost-file).
 func TestTinyClean(t *testing.T) {
-	files := loadDir(t, tinyDir)
+	for _, dir := range realDirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkClean(t, dir) })
+	}
+}
+
+func checkClean(t *testing.T, dir string) {
+	files := loadDir(t, dir)
 	if err := CheckImages(files, nil).Err(); err != nil {
-		t.Fatalf("CheckImages(%s) = %v, want no problem", tinyDir, err)
+		t.Fatalf("CheckImages(%s) = %v, want no problem", dir, err)
 	}
 	for _, name := range sortedNames(files) {
 		if _, kind := ExpectedMagic(name); kind != KindProto {
 			continue
 		}
-		img := loadCrit(t, filepath.Join(tinyDir+".crit", name+".json"))
+		img := loadCrit(t, filepath.Join(dir+".crit", name+".json"))
 		data := files[name].Data
 		r := NewReader(name, bytes.NewReader(data), int64(len(data)), nil)
 		n := 0
@@ -363,7 +375,9 @@ func compareWithCrit(t *testing.T, files map[string]Info, crit func(name string)
 			for i := range min(len(entries), len(img.Entries)-1) {
 				e, p := img.Entries[i+1], entries[i]
 				check(name, "vaddr", fmt.Sprint(p.Vaddr), field(e, "vaddr", ""))
-				check(name, "nr_pages", fmt.Sprint(p.NrPages), field(e, "nr_pages", ""))
+				// CRIU 4.1's proto calls field 2 nr_pages; 4.2 renames it
+				// compat_nr_pages and adds a 64-bit nr_pages (field 5).
+				check(name, "nr_pages", fmt.Sprint(p.NrPages), field(e, "nr_pages", field(e, "compat_nr_pages", "")))
 				check(name, "flags", fmt.Sprint(p.Flags), field(e, "flags", ""))
 				check(name, "in_parent", fmt.Sprint(p.InParent), field(e, "in_parent", "false"))
 			}
@@ -452,22 +466,33 @@ func compareWithCrit(t *testing.T, files map[string]Info, crit func(name string)
 // TestCritCommitted compares the decoders with crit's JSON committed next
 // to the images.
 func TestCritCommitted(t *testing.T) {
-	files := loadDir(t, tinyDir)
-	compareWithCrit(t, files, func(name string) critImage {
-		return loadCrit(t, filepath.Join(tinyDir+".crit", name+".json"))
-	})
+	for _, dir := range realDirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			files := loadDir(t, dir)
+			compareWithCrit(t, files, func(name string) critImage {
+				return loadCrit(t, filepath.Join(dir+".crit", name+".json"))
+			})
+		})
+	}
 }
 
-// requireCrit skips the test when crit is not installed, except under
-// CI=true, where crit must be present.
+// missing fails under CI=true, where every prerequisite must be present,
+// and skips otherwise.
+func missing(t *testing.T, format string, a ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("prerequisite missing (CI=true, not skipping): "+format, a...)
+	}
+	t.Skipf("prerequisite missing: "+format, a...)
+}
+
+// requireCrit returns crit's path; without crit the test is skipped, or
+// fails under CI=true.
 func requireCrit(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("crit")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("crit not found under CI=true: %v", err)
-		}
-		t.Skip("crit not installed")
+		missing(t, "crit: %v", err)
 	}
 	return p
 }
@@ -489,25 +514,30 @@ func critDecode(t *testing.T, crit, path string) critImage {
 // TestCritLive runs crit on the committed images and compares.
 func TestCritLive(t *testing.T) {
 	crit := requireCrit(t)
-	files := loadDir(t, tinyDir)
-	compareWithCrit(t, files, func(name string) critImage {
-		return critDecode(t, crit, filepath.Join(tinyDir, name))
-	})
+	for _, dir := range realDirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			files := loadDir(t, dir)
+			compareWithCrit(t, files, func(name string) critImage {
+				return critDecode(t, crit, filepath.Join(dir, name))
+			})
+		})
+	}
 }
 
 // TestLiveDump dumps a fresh process tree with CRIU (testdata/gen.sh) and
 // checks the image set and the decoders against crit. It needs root, criu,
-// crit and gcc, and is skipped in -short mode.
+// crit and gcc (under CI=true it fails without them), and is skipped in
+// -short mode.
 func TestLiveDump(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: dumps a process with CRIU")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		missing(t, "not root")
 	}
 	for _, tool := range []string{"criu", "gcc", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			missing(t, "%s: %v", tool, err)
 		}
 	}
 	crit := requireCrit(t)

@@ -29,12 +29,14 @@ const fuzzMaxInput = 1 << 20
 // consume no more than the input; the typed decoders must agree with the
 // Reader on whether the framing is valid.
 func FuzzImage(f *testing.F) {
-	tiny := loadDir(f, tinyDir)
-	for i, name := range fuzzNames {
-		m, _ := ExpectedMagic(name)
-		for n, fi := range tiny {
-			if m2, k := ExpectedMagic(n); k == KindProto && m2 == m {
-				f.Add(uint8(i), fi.Data)
+	for _, dir := range realDirs {
+		tiny := loadDir(f, dir)
+		for i, name := range fuzzNames {
+			m, _ := ExpectedMagic(name)
+			for n, fi := range tiny {
+				if m2, k := ExpectedMagic(n); k == KindProto && m2 == m {
+					f.Add(uint8(i), fi.Data)
+				}
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,7 +57,13 @@ func decodeImage(name string, data []byte) error {
 // hang), except at an entry boundary of a multi-entry image, where the cut
 // image is still valid.
 func TestTruncation(t *testing.T) {
-	files := loadDir(t, tinyDir)
+	for _, dir := range realDirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkTruncation(t, dir) })
+	}
+}
+
+func checkTruncation(t *testing.T, dir string) {
+	files := loadDir(t, dir)
 	for _, name := range sortedNames(files) {
 		m, kind := ExpectedMagic(name)
 		if kind != KindProto {
@@ -119,7 +126,7 @@ func TestTruncation(t *testing.T) {
 			if n < 0 || n > len(data) {
 				continue
 			}
-			set := loadDir(t, tinyDir)
+			set := loadDir(t, dir)
 			set[name] = Info{Size: int64(n), Data: data[:n]}
 			if err := CheckImages(set, nil).Err(); err == nil && n < len(data) && !boundary[n] {
 				if m != "GHOST_FILE" && !(n == 8 && !single && m != "PAGEMAP") {
@@ -211,6 +218,28 @@ func TestHostileFraming(t *testing.T) {
 		if err != nil && (!errors.As(err, &fe) || fe.File != tt.name) {
 			t.Errorf("read %s: error %v does not name the file", tt.name, err)
 		}
+	}
+}
+
+// TestUnknownName reads a real inventory under a name the package does not
+// know: the Reader must find its 4-byte header and the same entry.
+func TestUnknownName(t *testing.T) {
+	data := loadDir(t, tinyDir)["inventory.img"].Data
+	want, err := readAllEntries("inventory.img", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAllEntries("other.img", data, nil)
+	if err != nil || len(got) != len(want) || got[0] != want[0] {
+		t.Errorf("read other.img = %v, %v, want %v", got, err, want)
+	}
+	r := NewReader("other.img", bytes.NewReader(data), int64(len(data)), nil)
+	b, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv, err := DecodeInventory(b); err != nil || inv.ImgVersion != 2 {
+		t.Errorf("DecodeInventory(entry of other.img) = %+v, %v", inv, err)
 	}
 }
 

@@ -275,6 +275,9 @@ func Magic(name string, head []byte) (MagicInfo, error) {
 	}
 	info := MagicInfo{Value: binary.LittleEndian.Uint32(head), HeaderSize: 4}
 	if info.Value == MagicCommon || info.Value == MagicService {
+		if want == "INVENTORY" {
+			return MagicInfo{}, fmt.Errorf("check magic INVENTORY: header prefix %#x, want none: %w", info.Value, ErrMagic)
+		}
 		if len(head) < 8 {
 			return MagicInfo{}, fmt.Errorf("read magic: %w", ErrTruncated)
 		}

@@ -1,13 +1,18 @@
 #!/bin/sh
 # gen.sh OUTDIR: build tiny.c statically, run it in a new session, dump it
 # with CRIU into OUTDIR (without dump.log) and write crit's JSON for every
-# image with a magic into OUTDIR.crit/<image>.json. Needs root, gcc, criu
-# and crit. Used by hand to refresh testdata/tiny and by TestLiveDump.
+# image with a magic into OUTDIR.crit/<image>.json, and CRIU's version into
+# OUTDIR.crit/criu-version. Needs root, gcc, criu and crit. Used by hand to
+# make testdata/tiny (CRIU 4.1.1) and testdata/tiny-4.2.1, and by
+# TestLiveDump.
 set -eu
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=
+# On exit, kill what is left of the process group of tiny (all of it
+# unless the dump failed) and keep the script's exit status.
+trap 'st=$?; if [ -n "$pid" ]; then kill -9 "-$pid" 2>/dev/null || true; fi; rm -rf "$work"; exit $st' EXIT
 gcc -static -Os -o "$work/tiny" "$here/tiny.c" -lpthread
 mkfifo "$work/ready"
 setsid "$work/tiny" "$work/ghost" </dev/null >"$work/ready" 2>/dev/null &
@@ -17,6 +22,7 @@ rm -rf "$out" "$out.crit"
 mkdir -p "$out" "$out.crit"
 criu dump -t "$pid" -D "$out" -o dump.log -v4 || { tail -20 "$out/dump.log" >&2; exit 1; }
 rm -f "$out/dump.log"
+criu --version >"$out.crit/criu-version"
 for f in "$out"/*; do
 	n=$(basename "$f")
 	case $n in pages-*) continue ;; esac
