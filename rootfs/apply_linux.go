@@ -186,7 +186,7 @@ func headerMeta(hdr *tar.Header) (meta, error) {
 		atime: hdr.AccessTime,
 		mtime: hdr.ModTime,
 	}
-	if hdr.Uid < 0 || hdr.Gid < 0 || hdr.Uid > 1<<32-2 || hdr.Gid > 1<<32-2 {
+	if hdr.Uid < 0 || hdr.Gid < 0 || int64(hdr.Uid) > 1<<32-2 || int64(hdr.Gid) > 1<<32-2 {
 		return m, errorf(ErrFormat, "owner %d:%d out of range", hdr.Uid, hdr.Gid)
 	}
 	n := 0

@@ -183,5 +183,5 @@ func setHeaderMeta(hdr *tar.Header, st *unix.Stat_t) {
 	hdr.Mode = int64(st.Mode & 0o7777)
 	hdr.Uid = int(st.Uid)
 	hdr.Gid = int(st.Gid)
-	hdr.ModTime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	hdr.ModTime = time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec))
 }
