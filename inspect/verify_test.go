@@ -1,0 +1,130 @@
+package inspect
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// memberOffsets returns the offset and size of each member's content in
+// an uncompressed tar.
+func memberOffsets(t *testing.T, b []byte) map[string][2]int64 {
+	t.Helper()
+	cr := &countReader{r: bytes.NewReader(b)}
+	tr := tar.NewReader(cr)
+	out := map[string][2]int64{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[h.Name] = [2]int64{cr.n, h.Size}
+	}
+}
+
+func TestVerifyFlippedByte(t *testing.T) {
+	dir := t.TempDir()
+	path := writeTiny(t, dir, "tiny.tar", tinyOptions{compression: format.None})
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if r, err := Verify(ctx, path, nil); err != nil || !r.OK() {
+		t.Fatalf("Verify(clean) = %+v, %v, want no problems", r, err)
+	}
+	offs := memberOffsets(t, orig)
+	if len(offs) < 10 {
+		t.Fatalf("only %d members", len(offs))
+	}
+	for name, o := range offs {
+		if o[1] == 0 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			b := bytes.Clone(orig)
+			b[o[0]+o[1]/2] ^= 0x20
+			p := filepath.Join(t.TempDir(), "flipped.tar")
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Verify(ctx, p, nil)
+			if err != nil {
+				t.Fatalf("Verify() error = %v, want problems", err)
+			}
+			if r.OK() {
+				t.Fatalf("Verify(flipped %s) found no problem", name)
+			}
+			named := false
+			for _, pr := range r.Problems {
+				if strings.Contains(pr, name) {
+					named = true
+				}
+			}
+			if !named {
+				t.Errorf("Verify(flipped %s) problems = %q, none names the member", name, r.Problems)
+			}
+		})
+	}
+}
+
+func TestVerifyLegacy(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(repoTestdata, "legacy", "crio.tar")
+	r, err := Verify(ctx, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Format != "legacy" || len(r.Notes) == 0 || r.Notes[0] != UnverifiableNote {
+		t.Errorf("Verify(crio) = %+v, want clean legacy with note %q", r, UnverifiableNote)
+	}
+	r, err = Verify(ctx, p, &VerifyOptions{RequireManifest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() {
+		t.Errorf("Verify(crio, RequireManifest) = clean, want %q", UnverifiableNote)
+	}
+}
+
+func TestVerifyParentChain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := writeTiny(t, dir, "a.ckpt", tinyOptions{})
+	b := writeTiny(t, dir, "b.ckpt", tinyOptions{rootfs: [][2]string{{"x", "y"}}})
+	// a has no parent: passing one is a chain error.
+	r, err := Verify(ctx, a, &VerifyOptions{Parents: []string{b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() {
+		t.Errorf("Verify(a, parent b) = clean, want a chain problem")
+	}
+	r, err = Verify(ctx, a, &VerifyOptions{Parents: []string{filepath.Join(dir, "missing")}})
+	if err != nil || r.OK() {
+		t.Errorf("Verify(a, missing parent) = %+v, %v, want a problem", r, err)
+	}
+}
