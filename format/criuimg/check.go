@@ -95,6 +95,35 @@ type checker struct {
 	problems []*Error
 	perFile  map[string]int  // problems found per file, reported or not
 	bad      map[string]bool // images already reported as unreadable
+
+	filesLoaded bool
+	fileIDs     map[uint32]bool // ids of files.img entries; nil if unreadable
+}
+
+// fileSet returns the ids of the entries of files.img (loaded once), or nil
+// if files.img is missing or unreadable (reported once, naming why).
+func (c *checker) fileSet(why string) map[uint32]bool {
+	if c.filesLoaded {
+		return c.fileIDs
+	}
+	c.filesLoaded = true
+	const name = "files.img"
+	data, ok := c.content(name, why)
+	if !ok {
+		return nil
+	}
+	entries, err := ReadFiles(data)
+	if c.failed(name, err) {
+		return nil
+	}
+	c.fileIDs = make(map[uint32]bool, len(entries))
+	for _, e := range entries {
+		if c.fileIDs[e.ID] {
+			c.add(name, fmt.Errorf("check file %d: listed twice: %w", e.ID, ErrImage))
+		}
+		c.fileIDs[e.ID] = true
+	}
+	return c.fileIDs
 }
 
 func (c *checker) add(file string, err error) {
@@ -200,7 +229,9 @@ func (c *checker) checkHeaders(names []string) {
 	for _, name := range names {
 		fi := c.files[name]
 		_, kind := ExpectedMagic(name)
-		if kind == KindRaw || (kind == KindUnknown && !strings.HasSuffix(name, ".img")) {
+		if kind != KindProto {
+			// Raw images have no header; unknown names are not CRIU
+			// images, or images of a newer CRIU this package cannot judge.
 			continue
 		}
 		if fi.Size < 0 {
@@ -324,8 +355,12 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 	why := "task " + pid + " is alive"
 	mmName := "mm-" + pid + ".img"
 	if d, ok := c.content(mmName, why); ok {
-		_, err := ReadMm(mmName, d)
-		c.failed(mmName, err)
+		mm, err := ReadMm(mmName, d)
+		if !c.failed(mmName, err) {
+			if ids := c.fileSet(mmName + " names an executable"); ids != nil && !ids[mm.ExeFileID] {
+				c.add(mmName, fmt.Errorf("check exe_file_id %d: not in files.img: %w", mm.ExeFileID, ErrImage))
+			}
+		}
 	}
 	pmName := "pagemap-" + pid + ".img"
 	if _, ok := c.files[pmName]; !ok {
@@ -349,8 +384,16 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 		}
 		fdName := "fdinfo-" + n + ".img"
 		if d, ok := c.content(fdName, why); ok {
-			_, err := ReadFdinfo(fdName, d)
-			c.failed(fdName, err)
+			fds, err := ReadFdinfo(fdName, d)
+			if !c.failed(fdName, err) && len(fds) > 0 {
+				if ids := c.fileSet(fdName + " lists descriptors"); ids != nil {
+					for _, fd := range fds {
+						if !ids[fd.ID] {
+							c.add(fdName, fmt.Errorf("check fd %d: file %d not in files.img: %w", fd.Fd, fd.ID, ErrImage))
+						}
+					}
+				}
+			}
 		}
 	}
 }

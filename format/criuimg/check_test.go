@@ -1,6 +1,7 @@
 package criuimg
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -82,6 +83,35 @@ func TestCheckImagesProblems(t *testing.T) {
 			func(s tinySet) string { return img("ids", s.leader) }, ErrMissing},
 		{"no fdinfo", func(t *testing.T, s tinySet) { delete(s.files, "fdinfo-2.img") }, nil,
 			func(s tinySet) string { return "fdinfo-2.img" }, ErrMissing},
+		{"no files", func(t *testing.T, s tinySet) { delete(s.files, "files.img") }, nil,
+			func(s tinySet) string { return "files.img" }, ErrMissing},
+		{"fd without file", func(t *testing.T, s tinySet) {
+			setData(s.files, "fdinfo-2.img", image("FDINFO", entry(enc(nil).u(1, 999).u(2, 0).u(3, 1).u(4, 0))))
+		}, nil, func(s tinySet) string { return "fdinfo-2.img" }, ErrImage},
+		{"exe without file", func(t *testing.T, s tinySet) {
+			files, err := ReadFiles(s.files["files.img"].Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Keep every file but the executables (mm exe_file_id).
+			mm, _ := ReadMm(img("mm", s.leader), s.files[img("mm", s.leader)].Data)
+			var parts [][]byte
+			r := NewReader("files.img", bytes.NewReader(s.files["files.img"].Data), s.files["files.img"].Size, nil)
+			for i := range files {
+				b, err := r.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if files[i].ID != mm.ExeFileID {
+					parts = append(parts, entry(append([]byte{}, b...)))
+				}
+			}
+			setData(s.files, "files.img", image("FILES", parts...))
+		}, nil, func(s tinySet) string { return img("mm", s.leader) }, ErrImage},
+		{"duplicate file", func(t *testing.T, s tinySet) {
+			d := s.files["files.img"].Data
+			setData(s.files, "files.img", append(append([]byte{}, d...), d[8:]...))
+		}, nil, func(s tinySet) string { return "files.img" }, ErrImage},
 		{"core contents not given", func(t *testing.T, s tinySet) {
 			n := img("core", s.leader)
 			s.files[n] = Info{Size: s.files[n].Size, Data: s.files[n].Data[:8]}

@@ -55,7 +55,8 @@
 // naming its image file:
 //
 //   - every image with a known name has its magic and header prefix, and
-//     its entries (when its contents are given) are framed correctly;
+//     its entries (when its contents are given) are framed correctly; files
+//     with other names are not judged (they may be a newer CRIU's images);
 //   - inventory.img and pstree.img exist and decode; the images version is
 //     2 (v1.1); pstree.img lists at least one task, no pid twice, no thread
 //     in two tasks, and every task but the root has its parent in the tree;
@@ -64,7 +65,9 @@
 //     among its threads and has core-<tid>.img for every thread,
 //     mm-<pid>.img, pagemap-<pid>.img, ids-<pid>.img (unless its core
 //     embeds the ids, as old images do) and fdinfo-<files_id>.img
-//     (fdinfo-<pid>.img without fdinfo_per_id), all decoding;
+//     (fdinfo-<pid>.img without fdinfo_per_id), all decoding; files.img
+//     decodes, lists no id twice, and holds the file of every descriptor in
+//     the fdinfo images and every mm image's exe_file_id;
 //   - every pagemap image (pagemap-<pid>, pagemap-shmem-<id>,
 //     pagemap-secretmem-<id>) decodes; its entries have known flags, not
 //     both [PEParent] and [PEPresent], at least one page, page-aligned
@@ -77,4 +80,9 @@
 //     dumps for a lazy-pages server), times the page size
 //     ([CheckOptions.PageSize], default [DefaultPageSize]); no two pagemaps
 //     share a pages_id and every pages image is named by a pagemap.
+//
+// A report holds at most [MaxProblemsPerFile] problems per file and
+// [MaxProblems] in all, plus one problem saying how many were left out.
+// Whether a parent image set holds the pages a child takes from it is
+// checked across two sets by [CheckParent].
 package criuimg

@@ -243,13 +243,42 @@ func TestUnknownName(t *testing.T) {
 	}
 }
 
+// TestLargeEntry reads an entry larger than the reader's growth step, and
+// one whose reader ends early although the declared size promised more.
+func TestLargeEntry(t *testing.T) {
+	msg := enc(nil).u(1, 1).u(2, 0).u(3, 1).u(4, 1).bytes(9, bytes.Repeat([]byte("x"), 3*entryChunk+5))
+	data := image("PSTREE", entry(msg), entry(msg))
+	r := NewReader("pstree.img", bytes.NewReader(data), int64(len(data)), nil)
+	for range 2 {
+		b, err := r.Next()
+		if err != nil || !bytes.Equal(b, msg) {
+			t.Fatalf("Next() = %d bytes, %v, want the %d-byte entry", len(b), err, len(msg))
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Errorf("Next() at end = %v, want io.EOF", err)
+	}
+	// The stream ends early in the second entry, although the caller
+	// declared the full size.
+	r = NewReader("pstree.img", bytes.NewReader(data[:8+4+len(msg)+100]), int64(len(data)), nil)
+	if _, err := r.Next(); err != nil {
+		t.Fatalf("Next() = %v", err)
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Next() on a short stream = %v, want ErrTruncated", err)
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Next() after an error = %v, want the same error (sticky)", err)
+	}
+}
+
 // TestExtraPayloads reads well-formed images of every kind with an extra
 // payload and checks the skipped sizes.
 func TestExtraPayloads(t *testing.T) {
 	tests := []struct {
 		name  string
 		data  []byte
-		extra []int64
+		extra []int64 // extra payload after each entry
 	}{
 		{"pipes-data.img", image("PIPES_DATA", entry(enc(nil).u(1, 1).u(2, 3)), []byte("abc"), entry(enc(nil).u(1, 2).u(2, 0))), []int64{3, 0}},
 		{"sk-queues.img", image("SK_QUEUES", entry(enc(nil).u(1, 1).u(2, 2)), []byte("ab")), []int64{2}},
@@ -271,12 +300,19 @@ func TestExtraPayloads(t *testing.T) {
 		r := NewReader(tt.name, bytes.NewReader(tt.data), int64(len(tt.data)), nil)
 		var got []int64
 		for {
-			_, err := r.Next()
+			b, err := r.Next()
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
 				t.Fatalf("read %s: %v", tt.name, err)
+			}
+			// The entry returned must be the one at Offset, even when
+			// its payload held framed messages of its own (ipcns-msg).
+			off := r.Offset()
+			want := tt.data[off+4 : off+4+int64(le32at(tt.data, int(off)))]
+			if !bytes.Equal(b, want) {
+				t.Errorf("read %s: entry at %d = % x, want % x", tt.name, off, b, want)
 			}
 			got = append(got, r.ExtraSize())
 		}

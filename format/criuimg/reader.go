@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Limits of the reader. Each can be lowered per [Reader] with [Limits].
@@ -66,6 +67,7 @@ type Reader struct {
 	info     MagicInfo
 	n        int    // entries returned
 	buf      []byte // entry buffer, reused
+	msgBuf   []byte // buffer for the messages of an ipcns-msg entry
 	extra    int64  // extra payload size of the last entry
 	chunks   bool   // ghost file stored in chunks: entries after the first are chunks
 
@@ -194,7 +196,7 @@ func (r *Reader) Next() ([]byte, error) {
 	if r.n >= r.lim.MaxEntries {
 		return nil, r.fail(r.off, fmt.Errorf("read entry: more than %d entries: %w", r.lim.MaxEntries, ErrTooLarge))
 	}
-	b, err := r.entry(r.lim.MaxEntrySize)
+	b, err := r.entry(&r.buf, r.lim.MaxEntrySize)
 	if err != nil {
 		return nil, r.fail(r.entryOff, err)
 	}
@@ -205,9 +207,14 @@ func (r *Reader) Next() ([]byte, error) {
 	return b, nil
 }
 
+// entryChunk is the step in which entry grows its buffer: an entry's
+// declared size is checked against the declared image size, but the
+// underlying reader may still end early, so memory follows the data read.
+const entryChunk = 1 << 20
+
 // entry reads a u32 size and a message of that size, at most max bytes,
-// into r.buf.
-func (r *Reader) entry(max int64) ([]byte, error) {
+// into *buf.
+func (r *Reader) entry(buf *[]byte, max int64) ([]byte, error) {
 	left := r.size - r.off
 	if left < 4 {
 		return nil, fmt.Errorf("read entry size: %d bytes left: %w", left, ErrTruncated)
@@ -223,13 +230,18 @@ func (r *Reader) entry(max int64) ([]byte, error) {
 	if n > left-4 {
 		return nil, fmt.Errorf("read entry: size %d, %d bytes left: %w", n, left-4, ErrTruncated)
 	}
-	if int64(cap(r.buf)) < n {
-		r.buf = make([]byte, n)
+	b := (*buf)[:0]
+	for int64(len(b)) < n {
+		step := min(n-int64(len(b)), entryChunk)
+		b = slices.Grow(b, int(step))
+		m := len(b)
+		b = b[:m+int(step)]
+		if err := r.readFull(b[m:]); err != nil {
+			*buf = b[:0]
+			return nil, fmt.Errorf("read entry: %w", err)
+		}
 	}
-	b := r.buf[:n]
-	if err := r.readFull(b); err != nil {
-		return nil, fmt.Errorf("read entry: %w", err)
-	}
+	*buf = b
 	return b, nil
 }
 
@@ -350,7 +362,7 @@ func (r *Reader) skipMessages(msg []byte) error {
 			// crit stops at the end of the file; CRIU writes qnum messages.
 			return fmt.Errorf("read message %d of %d: %w", i, q, ErrTruncated)
 		}
-		m, err := r.entry(r.lim.MaxEntrySize)
+		m, err := r.entry(&r.msgBuf, r.lim.MaxEntrySize)
 		if err != nil {
 			return fmt.Errorf("read message %d: %w", i, err)
 		}
