@@ -6,6 +6,8 @@ import (
 	"io"
 	"path"
 	"strings"
+
+	"github.com/ckpt/ckpt/format/criuimg"
 )
 
 // VerifyOptions configure Verify. nil means the defaults.
@@ -60,12 +62,6 @@ type imageFile struct {
 	size int64
 	head []byte // the first 8 bytes
 	data []byte // the whole content, for the metadata images it decodes
-}
-
-// parsedImage reports whether Verify keeps the content of the image base
-// to decode it.
-func parsedImage(base string) bool {
-	return base == "inventory.img" || base == "pstree.img" || strings.HasPrefix(base, "pagemap-") && strings.HasSuffix(base, ".img")
 }
 
 // maxKeptImages bounds the total of decoded metadata kept in memory.
@@ -126,7 +122,7 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 		}
 		f := &imageFile{size: h.Size}
 		sets[dir][base] = f
-		keep := parsedImage(base) && h.Size <= MaxParsedImageSize && kept+h.Size <= maxKeptImages
+		keep := criuimg.NeedsContent(base) && h.Size <= MaxParsedImageSize && kept+h.Size <= maxKeptImages
 		if keep {
 			kept += h.Size
 			b, err := io.ReadAll(io.LimitReader(zr, h.Size))
