@@ -195,10 +195,14 @@ func TestCritAgreement(t *testing.T) {
 	// tiny has a zombie, on which `crit x fds` fails (no ids image): only
 	// the process tree is compared there.
 	t.Run("tiny", func(t *testing.T) {
+		t.Parallel()
 		checkAgainstCrit(t, writeTiny(t, t.TempDir(), "tiny.ckpt", tinyOptions{}), false)
 	})
-	for _, name := range []string{"podman/counter.tar.zst", "legacy/crio.tar", "legacy/containerd.tar"} {
+	// The CRI-O- and containerd-shaped archives hold the podman archive's
+	// images: comparing them again would only cost time.
+	for _, name := range []string{"podman/counter.tar.zst"} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			checkAgainstCrit(t, filepath.Join(repoTestdata, name), true)
 		})
 	}
