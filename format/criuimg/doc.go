@@ -46,8 +46,11 @@
 //     present, as CRIU's protobuf-c and crit require.
 //   - Images that CRIU writes with one entry (inventory, core, mm, ids) must
 //     hold exactly one.
-//   - Every error names the image file and, where it applies, the byte
-//     offset: an *[Error] wrapping one of the package's sentinel errors.
+//   - Every error of a [Reader], of the Read functions and of [CheckImages]
+//     names the image file and, where it applies, the byte offset: an
+//     *[Error] wrapping one of the package's sentinel errors. The Decode
+//     functions, which see one message and no file, return errors wrapping
+//     [ErrProto] or [ErrTooLarge].
 //
 // # Image set checks
 //

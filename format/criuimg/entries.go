@@ -151,7 +151,7 @@ type Inventory struct {
 	HasPreDumpMode    bool         // HasPreDumpMode reports whether field 9 was present.
 	TCPClose          bool         // TCPClose is field 10, tcp_close.
 	NetworkLockMethod uint32       // NetworkLockMethod is field 11.
-	Plugins           []string     // Plugins is field 12, plugins_entry.plugins (field 12).
+	Plugins           []string     // Plugins is field 12, plugins_entry, and its field 12, plugins.
 	DumpCriuRunID     string       // DumpCriuRunID is field 13, dump_criu_run_id.
 	AllowUprobes      bool         // AllowUprobes is field 14, allow_uprobes.
 }

@@ -37,7 +37,8 @@ var (
 // sentinel errors, so errors.Is(err, ErrTruncated) works on it.
 type Error struct {
 	// File is the image's file name inside the image directory, such as
-	// "core-1.img".
+	// "core-1.img"; it is empty for a problem of the whole image set (an
+	// invalid [CheckOptions] value, too many problems).
 	File string
 	// Offset is the byte offset in File where the problem was found, or -1
 	// when the problem concerns the file as a whole.
@@ -46,8 +47,12 @@ type Error struct {
 	Err error
 }
 
-// Error returns "<file>: <err>" or "<file> at byte <offset>: <err>".
+// Error returns "<file>: <err>" or "<file> at byte <offset>: <err>", or
+// just "<err>" for a problem of the whole image set (empty File).
 func (e *Error) Error() string {
+	if e.File == "" {
+		return e.Err.Error()
+	}
 	if e.Offset < 0 {
 		return fmt.Sprintf("%s: %v", e.File, e.Err)
 	}
