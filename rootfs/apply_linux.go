@@ -18,8 +18,10 @@ import (
 
 // Apply restores a container root: it removes the deleted paths from the
 // directory root, then extracts diff (a rootfs-diff.tar stream; nil means
-// none) into it. root should be a new container's root holding the image;
-// nothing else may write to it meanwhile.
+// none) into it. root should be a new container's root holding the image,
+// as the container will see it: a plain directory or a mounted overlay, not
+// an overlay upper directory (deletions are removals, not whiteouts).
+// Nothing else may write to it meanwhile.
 //
 // Every path is resolved beneath root without following any symbolic
 // link, so no entry and no deleted path can reach outside root; see the

@@ -1,0 +1,33 @@
+package rootfs
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps rootfs below engine and cmd: it imports only the
+// standard library, golang.org/x/sys (openat2, *at system calls, xattrs)
+// and, if ever needed, format. Test-only imports are not checked.
+func TestDependencies(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		prerequisiteOrSkip(t, "go command: %v", err)
+	}
+	for _, goos := range []string{"linux", "darwin"} {
+		cmd := exec.Command(goBin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".")
+		cmd.Env = append(cmd.Environ(), "GOOS="+goos)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("GOOS=%s go list -deps = %v", goos, err)
+		}
+		for dep := range strings.FieldsSeq(string(out)) {
+			switch {
+			case dep == "github.com/ckpt/ckpt/rootfs", dep == "github.com/ckpt/ckpt/format":
+			case strings.HasPrefix(dep, "golang.org/x/sys/"):
+			default:
+				t.Errorf("GOOS=%s: rootfs depends on %s", goos, dep)
+			}
+		}
+	}
+}
