@@ -1,0 +1,68 @@
+// Package inspect reads checkpoint archives offline — ckpt v1 archives and
+// the legacy archives of podman, CRI-O and containerd — and builds the
+// views `ckptinspect` prints: a one-line summary ([Show]), the process
+// tree with command lines, environment, open files and sockets, the
+// spec's mounts, CRIU's statistics and the metadata ([Inspect]), memory
+// usage, hexdumps and searches ([Archive.MemoryUsage], [Archive.HexDump],
+// [Archive.Search]), verification ([Verify], on format.Verify and
+// format.CheckChain) and differences ([DiffArchives]).
+//
+// # Reading
+//
+// Every archive is read once. [Show] of a v1 archive reads only its
+// manifest (format.ReadManifest decodes the first compression frame, a
+// few KiB whatever the archive's size). [Load] streams the archive through
+// format's verifying reader and keeps what its [LoadOptions] select: the
+// small metadata members in memory (at most [MaxSmallFile] each), the CRIU
+// metadata images in memory (at most [MaxImageSize] each and
+// [MaxImagesTotal] together), the pages images in a private temporary
+// directory (mode 0700, removed by [Archive.Close]) only when memory
+// contents are needed, and a digest per file of the inner tars (rootfs
+// diff, volumes) without storing them.
+//
+// # Hostile images
+//
+// CRIU images are untrusted. go-criu's decoders allocate from sizes found
+// in the file, so no image reaches them directly: every image passes
+// format/criuimg's bounded reader first, which checks each entry's size
+// against the bytes left in the image and against its caps, then each
+// entry (at most criuimg.MaxEntrySize bytes) is decoded with go-criu's
+// protobuf types (crit/images) or criuimg's own decoders. Process trees
+// with cycles or duplicate PIDs, pagemaps with overlapping, misaligned or
+// out-of-file ranges, and files referenced by no table are errors or
+// "unknown", never panics. [DecodeImage] exposes this path; the fuzz
+// target FuzzInspectImage exercises it.
+//
+// # JSON documents
+//
+// Every report has a JSON form, written by `--json` (show, verify,
+// memparse) or `--format json` (inspect, diff). Each is one object with
+// "version": [JSONVersion] (1) and the fields of its type:
+//
+//   - show: [ShowJSON] {"version", "archives": [[Summary]]}; a Summary has
+//     path, name, id, image, imageID, runtime, created, checkpointed (RFC
+//     3339, omitted when unknown), engine ("ckpt", "Podman", "CRI-O",
+//     "containerd"), format ("ckpt v1", "legacy"), checkpointSize,
+//     memoryPagesSize, rootfsDiffSize (bytes), verified ("yes", "no",
+//     "unverifiable", "unchecked") and problems.
+//   - inspect: [InspectJSON] {"version", "archives": [[Inspection]]}; an
+//     Inspection is a Summary plus processTree ([Process]: pid, ppid, pgid,
+//     sid, threads, comm, state, cmdline, env, files ([File]: fd, type,
+//     path), sockets ([Socket]), children), mounts ([Mount]), stats
+//     ([DumpStats]) and metadata ([Metadata]).
+//   - memparse: [MemparseJSON] {"version", "path", "processes": [[MemUsage]]}
+//     or "matches": [[Match]].
+//   - verify: [VerifyJSON] {"version", "archives": [[VerifyResult]]}: path,
+//     format, legacy, manifestDigest, problems (one string each, naming the
+//     member), notes.
+//   - diff: [DiffJSON] {"version", "a", "b", "identical", "fields"
+//     ([FieldChange]), "processes" ([ProcChange]), "files" and "sockets"
+//     ([ItemChange]), "memory" ([MemChange] per process and mapping),
+//     "memoryTotal", "rootfs" ([FileChange])}.
+//
+// Fields are only added within a version; removing or changing one bumps
+// [JSONVersion]. The human (tree and table) output may change at any time.
+//
+// Package inspect depends on format, format/criuimg and go-criu's
+// protobuf image types; never on the engine (depcheck_test.go).
+package inspect
