@@ -112,7 +112,7 @@ func (a *applier) remove(rel string) error {
 	if err := a.touch(pfd, path.Dir(rel)); err != nil {
 		return err
 	}
-	return removeAllAt(pfd, base, rel, nil)
+	return a.r.removeAllAt(pfd, base, rel, nil)
 }
 
 // touch records the times of the directory dir (open as pfd) before Apply
@@ -283,7 +283,7 @@ func (a *applier) prepare(pfd int, base, name string, wantDir bool) (bool, error
 		if wantDir {
 			return true, nil
 		}
-		return false, removeAllAt(pfd, base, name, a.clash)
+		return false, a.r.removeAllAt(pfd, base, name, a.clash)
 	}
 	if err := unix.Unlinkat(pfd, base, 0); err != nil {
 		return false, &os.PathError{Op: "unlinkat", Path: name, Err: err}

@@ -143,11 +143,14 @@ func (c *comparer) addTree(p string) error {
 		if c.skip[q] {
 			continue
 		}
-		c.add(q, Added)
-		st, err := c.merged.lstat(q)
+		st, mount, err := c.merged.lstatMount(q)
 		if err != nil {
 			return err
 		}
+		if mount {
+			continue
+		}
+		c.add(q, Added)
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			if err := c.addTree(q); err != nil {
 				return err
@@ -179,19 +182,25 @@ func (c *comparer) compareDir(p string) error {
 		}
 		_, inMerged := slices.BinarySearch(mnames, n)
 		_, inLower := slices.BinarySearch(lnames, n)
+		var mst unix.Stat_t
+		if inMerged {
+			var mount bool
+			if mst, mount, err = c.merged.lstatMount(q); err != nil {
+				return err
+			}
+			if mount {
+				continue
+			}
+		}
 		switch {
 		case !inMerged:
 			c.add(q, Deleted)
 		case !inLower:
-			if err := c.added(q); err != nil {
+			if err := c.added(q, &mst); err != nil {
 				return err
 			}
 		default:
 			lst, err := c.lower.lstat(q)
-			if err != nil {
-				return err
-			}
-			mst, err := c.merged.lstat(q)
 			if err != nil {
 				return err
 			}
@@ -204,12 +213,8 @@ func (c *comparer) compareDir(p string) error {
 }
 
 // added lists p, a container path the image lacks, and its subtree.
-func (c *comparer) added(p string) error {
+func (c *comparer) added(p string, st *unix.Stat_t) error {
 	c.add(p, Added)
-	st, err := c.merged.lstat(p)
-	if err != nil {
-		return err
-	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return c.addTree(p)
 	}
@@ -390,10 +395,13 @@ func (c *comparer) upperDir(p string) error {
 		if err != nil {
 			return err
 		}
-		mst, err := c.merged.lstat(q)
+		mst, mount, err := c.merged.lstatMount(q)
 		inMerged := err == nil
 		if err != nil && !isNotExist(err) {
 			return err
+		}
+		if mount {
+			continue
 		}
 		whiteout := ust.Mode&unix.S_IFMT == unix.S_IFCHR && ust.Rdev == 0
 		switch {
@@ -402,7 +410,7 @@ func (c *comparer) upperDir(p string) error {
 				c.add(q, Deleted)
 			}
 		case !inLower:
-			if err := c.added(q); err != nil {
+			if err := c.added(q, &mst); err != nil {
 				return err
 			}
 		case mst.Mode&unix.S_IFMT == unix.S_IFDIR && lst.Mode&unix.S_IFMT == unix.S_IFDIR:

@@ -19,8 +19,12 @@
 //     and a directory marked opaque or redirected (trusted.overlay.* or
 //     user.overlay.* xattrs) is compared in full against the image.
 //
-// Paths listed in [ChangesOptions].Skip (mount points) are neither compared
-// nor reported. A deleted directory is listed once.
+// Mount points in the container root (volumes, bind-mounted files such as
+// /etc/hosts, /proc, /dev/shm) are not part of the container's layer: they
+// are skipped, with everything below them, whether or not the caller lists
+// them in [ChangesOptions].Skip, and nothing is read through them. Paths in
+// Skip are neither compared nor reported either. A deleted directory is
+// listed once.
 //
 // [WriteDiff] streams rootfs-diff.tar for the Added and Modified paths:
 // deterministic PAX tar, sorted names, hardlinks within the diff kept as
@@ -40,8 +44,9 @@
 //
 // [Apply] removes the deleted paths, then extracts the diff, into a new
 // container's root. Every path is resolved beneath the root with
-// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), or one component at a time
-// with O_NOFOLLOW where openat2 is unavailable; every change is then made
+// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV), or one
+// component at a time with O_NOFOLLOW and a mount check where openat2 is
+// unavailable; every change is then made
 // with a *at system call on the parent directory's descriptor, or on the
 // file's own descriptor, never by path. So no symbolic link is ever
 // followed, neither one already in the root nor one the diff created, and
@@ -57,7 +62,9 @@
 //     whiteouts): [ErrInsecurePath]; deleted.files entries may carry one
 //     leading slash, as podman writes them;
 //   - an entry or deleted path whose parent, in the root, is a symbolic
-//     link or not a directory: [ErrInsecurePath]. Symbolic links themselves
+//     link or not a directory, or that is or lies below a mount point (a
+//     volume mounted too early), including removing a directory that holds
+//     one: [ErrInsecurePath]. Symbolic links themselves
 //     may have any target, absolute or with "..": they are created, never
 //     followed;
 //   - "." as anything but a directory, and deleting ".": [ErrInsecurePath];

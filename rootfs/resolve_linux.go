@@ -17,9 +17,11 @@ import (
 var useOpenat2 = true
 
 // dirRoot is a directory file descriptor under which paths are resolved
-// without ever following a symbolic link and without leaving it.
+// without ever following a symbolic link, leaving it, or entering a mount
+// point below it.
 type dirRoot struct {
-	fd int
+	fd  int
+	dev uint64 // st_dev of the root, for kernels without STATX_ATTR_MOUNT_ROOT
 }
 
 func openDirRoot(dir string) (*dirRoot, error) {
@@ -27,7 +29,31 @@ func openDirRoot(dir string) (*dirRoot, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &dirRoot{fd: fd}, nil
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	return &dirRoot{fd: fd, dev: uint64(st.Dev)}, nil
+}
+
+// isMount reports whether base in dfd (dfd itself if base is empty) is the
+// root of a mount: a volume, a bind-mounted file or directory, /proc. It
+// uses STATX_ATTR_MOUNT_ROOT (Linux 5.8); on older kernels it can only
+// tell a directory on another device.
+func (r *dirRoot) isMount(dfd int, base string) (bool, error) {
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if base == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(dfd, base, flags, unix.STATX_TYPE, &stx); err != nil {
+		return false, &os.PathError{Op: "statx", Path: base, Err: err}
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+	}
+	return stx.Mode&unix.S_IFMT == unix.S_IFDIR && unix.Mkdev(stx.Dev_major, stx.Dev_minor) != r.dev, nil
 }
 
 func (r *dirRoot) close() error { return unix.Close(r.fd) }
@@ -40,7 +66,7 @@ func resolveErr(name string, err error) error {
 	case errors.Is(err, unix.ELOOP):
 		return errorf(ErrInsecurePath, "%s: resolution would follow a symbolic link", name)
 	case errors.Is(err, unix.EXDEV):
-		return errorf(ErrInsecurePath, "%s: resolution would leave the root", name)
+		return errorf(ErrInsecurePath, "%s: resolution would leave the root or cross a mount point", name)
 	case errors.Is(err, unix.ENOTDIR):
 		return errorf(ErrInsecurePath, "%s: a path component is a symbolic link or not a directory", name)
 	}
@@ -48,8 +74,8 @@ func resolveErr(name string, err error) error {
 }
 
 // open opens name, a checked relative path (or "."), beneath r with flags
-// plus O_NOFOLLOW|O_CLOEXEC. No symbolic link is followed, in the parents
-// or the last component.
+// plus O_NOFOLLOW|O_CLOEXEC. No symbolic link is followed and no mount
+// point entered, in the parents or the last component.
 func (r *dirRoot) open(name string, flags int) (int, error) {
 	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if name == "." {
@@ -62,7 +88,7 @@ func (r *dirRoot) open(name string, flags int) (int, error) {
 	if useOpenat2 {
 		how := &unix.OpenHow{
 			Flags:   uint64(flags),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 		}
 		for range 8 {
 			fd, err := unix.Openat2(r.fd, name, how)
@@ -85,8 +111,9 @@ func (r *dirRoot) open(name string, flags int) (int, error) {
 	return r.walk(name, flags, false)
 }
 
-// walk resolves name one component at a time. With create, name is a
-// directory, and it and its missing parents are made with mode 0755.
+// walk resolves name one component at a time, refusing mount points as
+// RESOLVE_NO_XDEV does. With create, name is a directory, and it and its
+// missing parents are made with mode 0755.
 func (r *dirRoot) walk(name string, flags int, create bool) (int, error) {
 	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
 	parts := strings.Split(name, "/")
@@ -110,6 +137,13 @@ func (r *dirRoot) walk(name string, flags int, create bool) (int, error) {
 		}
 		if err != nil {
 			return -1, resolveErr(name, err)
+		}
+		if m, err := r.isMount(fd, ""); m || err != nil {
+			unix.Close(fd)
+			if err != nil {
+				return -1, err
+			}
+			return -1, resolveErr(name, unix.EXDEV)
 		}
 		if i == len(parts)-1 {
 			return fd, nil
@@ -156,11 +190,12 @@ func (r *dirRoot) parent(name string, create bool) (int, string, error) {
 // path relative to the root; visit, if not nil, is called with the relative
 // path of each entry below it before it is removed, and its error stops the
 // removal.
-func removeAllAt(dfd int, base, rel string, visit func(string) error) error {
-	return removeTree(dfd, base, rel, visit, 0)
+// A mount point is never entered: removing one is ErrInsecurePath.
+func (r *dirRoot) removeAllAt(dfd int, base, rel string, visit func(string) error) error {
+	return r.removeTree(dfd, base, rel, visit, 0)
 }
 
-func removeTree(dfd int, base, rel string, visit func(string) error, depth int) error {
+func (r *dirRoot) removeTree(dfd int, base, rel string, visit func(string) error, depth int) error {
 	err := unix.Unlinkat(dfd, base, 0)
 	if err == nil || err == unix.ENOENT {
 		return nil
@@ -177,6 +212,12 @@ func removeTree(dfd int, base, rel string, visit func(string) error, depth int) 
 	}
 	d := os.NewFile(uintptr(fd), base)
 	defer d.Close()
+	if m, err := r.isMount(fd, ""); m || err != nil {
+		if err != nil {
+			return err
+		}
+		return errorf(ErrInsecurePath, "%s is a mount point", rel)
+	}
 	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return &os.PathError{Op: "readdir", Path: rel, Err: err}
@@ -188,7 +229,7 @@ func removeTree(dfd int, base, rel string, visit func(string) error, depth int) 
 				return err
 			}
 		}
-		if err := removeTree(fd, n, child, visit, depth+1); err != nil {
+		if err := r.removeTree(fd, n, child, visit, depth+1); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lstatMount is lstat that also reports whether name is a mount point.
+// The root itself is not a mount point below the root.
+func (r *dirRoot) lstatMount(name string) (unix.Stat_t, bool, error) {
+	if name == "." {
+		st, err := r.lstat(name)
+		return st, false, err
+	}
+	var st unix.Stat_t
+	pfd, base, err := r.parent(name, false)
+	if err != nil {
+		return st, false, err
+	}
+	defer unix.Close(pfd)
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return st, false, &os.PathError{Op: "fstatat", Path: name, Err: err}
+	}
+	m, err := r.isMount(pfd, base)
+	return st, m, err
+}
+
 // lstat returns the status of name beneath r without following a symbolic
 // link anywhere.
 func (r *dirRoot) lstat(name string) (unix.Stat_t, error) {

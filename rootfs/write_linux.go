@@ -77,12 +77,15 @@ type diffWriter struct {
 }
 
 func (d *diffWriter) entry(name string) error {
-	st, err := d.r.lstat(name)
+	st, mount, err := d.r.lstatMount(name)
 	if err != nil {
 		if isNotExist(err) || errors.Is(err, ErrInsecurePath) {
 			return errorf(ErrChanged, "%v", err)
 		}
 		return err
+	}
+	if mount {
+		return errorf(ErrInsecurePath, "%s is a mount point", name)
 	}
 	hdr := &tar.Header{Name: name, Format: tar.FormatPAX}
 	var f *os.File // open for directories and regular files
