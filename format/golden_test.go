@@ -38,13 +38,14 @@ var compressions = []format.Compression{format.Zstd, format.Gzip, format.None}
 //	options=a,b            Manifest.Options booleans by JSON name
 //	images=DIR             every file of DIR (relative to format/) as
 //	                       checkpoint/<file>: real CRIU images
+//	preImages=DIR          the same as pre-checkpoint/<file>
 //	parent=SRC             the parent is testdata/src/SRC.txtar written
 //	                       with the same compression
 //
 // A file whose name is followed by "gen=tar" is an inner tar generated
 // from its lines, "NAME CONTENT" each (CONTENT may be Go-quoted; a NAME
 // ending in / is a directory), through format.StreamSource.
-var goldenKeys = []string{"created", "engine", "container", "image", "runtime", "host", "cpu", "options", "images", "parent"}
+var goldenKeys = []string{"created", "engine", "container", "image", "runtime", "host", "cpu", "options", "images", "preImages", "parent"}
 
 // goldenSrc is one parsed testdata/src file.
 type goldenSrc struct {
@@ -125,7 +126,11 @@ func readGoldenSrc(name string) (*goldenSrc, error) {
 				}
 				*ptr = true
 			}
-		case "images":
+		case "images", "preImages":
+			dir := format.CheckpointDir
+			if k == "preImages" {
+				dir = format.PreCheckpointDir
+			}
 			ents, err := os.ReadDir(v)
 			if err != nil {
 				return nil, err
@@ -135,7 +140,7 @@ func readGoldenSrc(name string) (*goldenSrc, error) {
 				if err != nil {
 					return nil, err
 				}
-				g.add(format.CheckpointDir+"/"+e.Name(), b, nil)
+				g.add(dir+"/"+e.Name(), b, nil)
 			}
 		case "parent":
 			g.parent = v
