@@ -144,11 +144,11 @@ func (c *comparer) addTree(p string) error {
 			continue
 		}
 		st, mount, err := c.merged.lstatMount(q)
+		if isNotExist(err) || mount {
+			continue // removed since readdir, or not part of the layer
+		}
 		if err != nil {
 			return err
-		}
-		if mount {
-			continue
 		}
 		c.add(q, Added)
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -185,10 +185,13 @@ func (c *comparer) compareDir(p string) error {
 		var mst unix.Stat_t
 		if inMerged {
 			var mount bool
-			if mst, mount, err = c.merged.lstatMount(q); err != nil {
+			mst, mount, err = c.merged.lstatMount(q)
+			switch {
+			case isNotExist(err):
+				inMerged = false // removed since readdir
+			case err != nil:
 				return err
-			}
-			if mount {
+			case mount:
 				continue
 			}
 		}
