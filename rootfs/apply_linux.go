@@ -157,6 +157,7 @@ type applier struct {
 	maxEntry, maxTotal int64
 	entries            int
 	total              int64
+	nameBytes          int64
 	seen               map[string]struct{}         // every entry name, to refuse duplicates
 	regular            map[string]string           // regular file entry -> first name of its inode
 	setid              map[string]*setidFile       // first name -> held-back mode
@@ -225,6 +226,10 @@ func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 	}
 	if _, dup := a.seen[name]; dup {
 		return errorf(ErrFormat, "duplicate entry %q", name)
+	}
+	a.nameBytes += int64(len(name))
+	if a.nameBytes > MaxNamesSize {
+		return errorf(ErrTooLarge, "entry names over %d bytes in total", MaxNamesSize)
 	}
 	a.seen[name] = struct{}{}
 	m, err := headerMeta(hdr)
@@ -318,6 +323,20 @@ func (a *applier) dir(name string, m meta) error {
 			}
 		}
 	}
+	// Extended attributes go on now, so that only the small part of the
+	// metadata waits in memory for finish.
+	if len(m.xattrs) > 0 {
+		fd, err := a.r.open(name, unix.O_RDONLY|unix.O_DIRECTORY)
+		if err != nil {
+			return err
+		}
+		err = setXattrs(fd, m.xattrs)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		m.xattrs = nil
+	}
 	a.dirs = append(a.dirs, dirMeta{name: name, meta: m})
 	return nil
 }
@@ -385,13 +404,12 @@ func (a *applier) setMeta(fd int, m meta, mode uint32) error {
 	if err := unix.Fchmod(fd, mode); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
-	names := make([]string, 0, len(m.xattrs))
-	for k := range m.xattrs {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
-		if err := unix.Fsetxattr(fd, k, m.xattrs[k], 0); err != nil {
+	return setXattrs(fd, m.xattrs)
+}
+
+func setXattrs(fd int, xattrs map[string][]byte) error {
+	for _, k := range slices.Sorted(maps.Keys(xattrs)) {
+		if err := unix.Fsetxattr(fd, k, xattrs[k], 0); err != nil {
 			return fmt.Errorf("set extended attribute %s: %w", k, err)
 		}
 	}

@@ -78,7 +78,8 @@
 //     [ErrFormat];
 //   - more than [MaxEntries] entries, a file over [MaxEntrySize], more
 //     than [MaxTotalSize] in total (ApplyOptions may lower these three),
-//     paths over [MaxPathLength] or with a component over [MaxNameLength],
+//     names over [MaxNamesSize] in total, paths over [MaxPathLength] or
+//     with a component over [MaxNameLength],
 //     link targets over [MaxLinkTargetLength], more than [MaxXattrs]
 //     extended attributes or one over [MaxXattrSize]: [ErrTooLarge].
 //     Sizes are checked against the header before any byte is written.

@@ -27,4 +27,8 @@ const (
 	// MaxDeletedFilesSize is the largest deleted.files document ReadDeleted
 	// reads.
 	MaxDeletedFilesSize = 64 << 20
+	// MaxNamesSize is the largest sum of the lengths of all entry names in
+	// a diff. Apply keeps every name (to refuse duplicates and to check
+	// hardlinks), so this bounds its memory together with MaxEntries.
+	MaxNamesSize = 256 << 20
 )

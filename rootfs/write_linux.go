@@ -42,9 +42,13 @@ func WriteDiff(ctx context.Context, w io.Writer, root string, changes []Change, 
 	if len(names) > MaxEntries {
 		return &Error{Op: "write", Err: errorf(ErrTooLarge, "%d entries, limit %d", len(names), MaxEntries)}
 	}
+	var nameBytes int64
 	for _, n := range names {
 		if err := checkName(n); err != nil {
 			return &Error{Op: "write", Path: n, Err: err}
+		}
+		if nameBytes += int64(len(n)); nameBytes > MaxNamesSize {
+			return &Error{Op: "write", Err: errorf(ErrTooLarge, "entry names over %d bytes in total", MaxNamesSize)}
 		}
 	}
 	r, err := openDirRoot(root)
