@@ -37,6 +37,11 @@ type LoadOptions struct {
 	// Pages copies the pages images to a private temporary directory
 	// (mode 0700, removed by [Archive.Close]) for reading memory contents.
 	Pages bool
+	// Args keeps only the pages holding the processes' command lines and
+	// environments, captured while streaming, when the pagemap and mm
+	// images come before the pages (always in v1 archives, whose members
+	// are sorted); otherwise it behaves like Pages.
+	Args bool
 	// Tars lists the entries of rootfs-diff.tar and volumes/*.tar with a
 	// sha256 of each regular file's content, streaming (nothing stored).
 	Tars bool
@@ -71,11 +76,17 @@ type Archive struct {
 	ImageSizes map[string]int64
 	// HasParentLink reports a legacy checkpoint/parent link.
 	HasParentLink bool
+	// Args keeps only the pages holding the processes' command lines and
+	// environments, captured while streaming, when the pagemap and mm
+	// images come before the pages (always in v1 archives, whose members
+	// are sorted); otherwise it behaves like Pages.
+	Args bool
 	// Tars lists the entries of each inner tar by member name.
 	Tars map[string][]TarEntry
 
-	pages map[string]string // base name -> temporary file
-	tmp   string
+	pages  map[string]string       // base name -> temporary file
+	sparse map[string]*sparsePages // base name -> captured segments
+	tmp    string
 }
 
 // TarEntry is one entry of an inner tar.
@@ -124,7 +135,8 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 	}
 	defer f.Close()
 	a = &Archive{Path: name, Meta: map[string][]byte{}, Images: map[string][]byte{},
-		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{}}
+		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{},
+		sparse: map[string]*sparsePages{}}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -194,6 +206,19 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 				if err := a.spill(o.TempDir, base, zr); err != nil {
 					return nil, err
 				}
+			case o.Args && isPagesImage(base):
+				segs, ok := a.argSegments(base)
+				if a.Legacy || !ok {
+					if err := a.spill(o.TempDir, base, zr); err != nil {
+						return nil, err
+					}
+					break
+				}
+				sp, err := capture(zr, segs)
+				if err != nil {
+					return nil, err
+				}
+				a.sparse[base] = sp
 			}
 		case o.Tars && (h.Kind == format.KindRootfsDiff || h.Kind == format.KindVolume):
 			entries, err := listTar(ctx, zr)

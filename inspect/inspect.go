@@ -74,7 +74,7 @@ func Inspect(ctx context.Context, name string, opts *InspectOptions) (*Inspectio
 		o = *opts
 	}
 	procs := o.PsTree || o.Cmd || o.Env || o.Files || o.Sockets || o.PID != 0
-	a, err := Load(ctx, name, &LoadOptions{Images: procs, Pages: o.Cmd || o.Env, TempDir: o.TempDir})
+	a, err := Load(ctx, name, &LoadOptions{Images: procs, Args: o.Cmd || o.Env, TempDir: o.TempDir})
 	if err != nil {
 		return nil, err
 	}

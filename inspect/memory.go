@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/ckpt/ckpt/format/criuimg"
@@ -46,8 +47,8 @@ type memRange struct {
 type procMem struct {
 	pid    uint32
 	ranges []memRange
-	f      *os.File // nil when the pages image is not available
-	size   int64    // pages file size
+	f      pagesFile // nil when the pages image is not available
+	size   int64     // pages file size
 	mm     *criuimg.MmEntry
 }
 
@@ -104,7 +105,9 @@ func (a *Archive) memory(pid uint32) (*procMem, error) {
 			return nil, fmt.Errorf("decode %s: overlapping entries at %#x: %w", name, m.ranges[i].addr, ErrImage)
 		}
 	}
-	if path, ok := a.pages[pagesName]; ok {
+	if sp, ok := a.sparse[pagesName]; ok {
+		m.f = sp
+	} else if path, ok := a.pages[pagesName]; ok {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
@@ -116,6 +119,105 @@ func (a *Archive) memory(pid uint32) (*procMem, error) {
 		m.f = f
 	}
 	return m, nil
+}
+
+// pagesFile is a pages image being read: a temporary file, or the
+// segments captured while streaming.
+type pagesFile interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// segment is bytes of a pages image starting at off.
+type segment struct {
+	off  int64
+	data []byte
+}
+
+// sparsePages holds the segments of a pages image Load captured; reading
+// outside them is an error.
+type sparsePages struct{ segs []segment }
+
+func (s *sparsePages) ReadAt(p []byte, off int64) (int, error) {
+	for _, g := range s.segs {
+		if off >= g.off && off+int64(len(p)) <= g.off+int64(len(g.data)) {
+			return copy(p, g.data[off-g.off:]), nil
+		}
+	}
+	return 0, fmt.Errorf("read pages at %d: not captured", off)
+}
+
+func (s *sparsePages) Close() error { return nil }
+
+// argSegments returns the byte ranges of the pages image base that hold
+// the command lines and environments of the processes whose pagemap names
+// it, from the pagemap and mm images already loaded. ok is false when
+// they are not all there.
+func (a *Archive) argSegments(base string) (segs [][2]int64, ok bool) {
+	for name, b := range a.Images {
+		pidStr, isPM := strings.CutPrefix(name, "pagemap-")
+		if !isPM {
+			continue
+		}
+		pidStr = strings.TrimSuffix(pidStr, ".img")
+		head, ents, err := readPagemap(name, b)
+		if err != nil || fmt.Sprintf("pages-%d.img", head.PagesID) != base {
+			continue
+		}
+		mb, have := a.Images["mm-"+pidStr+".img"]
+		if !have {
+			return nil, false
+		}
+		mm, err := criuimg.ReadMm("mm-"+pidStr+".img", mb)
+		if err != nil {
+			return nil, false
+		}
+		for _, r := range [][2]uint64{{mm.ArgStart, mm.ArgEnd}, {mm.EnvStart, mm.EnvEnd}} {
+			if r[1] <= r[0] {
+				continue
+			}
+			end := min(r[1], r[0]+MaxArgSize)
+			var off int64
+			for _, e := range ents {
+				if !e.Present() || e.Parent() || e.NrPages > 1<<40 {
+					continue
+				}
+				n := int64(e.NrPages) * PageSize
+				s, t := max(e.Vaddr, r[0]), min(e.Vaddr+uint64(n), end)
+				if s < t {
+					segs = append(segs, [2]int64{off + int64(s-e.Vaddr), off + int64(t-e.Vaddr)})
+				}
+				off += n
+			}
+		}
+	}
+	return segs, true
+}
+
+// capture reads the current member (size bytes) from r, keeping the
+// bytes of segs.
+func capture(r io.Reader, segs [][2]int64) (*sparsePages, error) {
+	sort.Slice(segs, func(i, j int) bool { return segs[i][0] < segs[j][0] })
+	sp := &sparsePages{}
+	var pos int64
+	for _, g := range segs {
+		if g[0] < pos {
+			continue // overlapping: the earlier segment serves it only partly; rare
+		}
+		if _, err := io.CopyN(io.Discard, r, g[0]-pos); err != nil {
+			return nil, err
+		}
+		b := make([]byte, g[1]-g[0])
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		sp.segs = append(sp.segs, segment{off: g[0], data: b})
+		pos = g[1]
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 // stored returns the total size of the pages stored for the process.
