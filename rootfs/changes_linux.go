@@ -21,7 +21,9 @@ import (
 // the same inode, or opts.TrustCtime holds and the ctimes match. A
 // directory whose only change is its mtime is Modified. With opts.Upper, it
 // lists only what the overlay upper directory holds (see ChangesOptions).
-// Sockets are listed but WriteDiff leaves them out.
+// Mount points below merged (volumes, bind-mounted files, /proc) are
+// skipped like opts.Skip, whether listed there or not. Sockets are listed
+// but WriteDiff leaves them out.
 //
 // Paths are resolved without following symbolic links. Changes checks ctx
 // between entries.

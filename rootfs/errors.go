@@ -9,8 +9,8 @@ var (
 	// ErrInsecurePath reports a diff entry, hardlink target or deleted path
 	// that is not local and clean, that names the root itself where that is
 	// not allowed, that uses an overlay whiteout name (".wh." prefix), or
-	// whose resolution inside the root would have to follow a symbolic link
-	// or cross a non-directory.
+	// whose resolution inside the root would have to follow a symbolic
+	// link, cross a non-directory or enter a mount point.
 	ErrInsecurePath = errors.New("rootfs: insecure path")
 	// ErrTooLarge reports a diff or deleted list over one of the limits in
 	// limits.go (or the lower ones in ApplyOptions).
