@@ -1,0 +1,218 @@
+package format_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/internal/tartest"
+)
+
+// fuzzOpts caps what a fuzz input may make a reader allocate (zstd's
+// fuzz_test.go caps its decoder the same way): the package limits are
+// sized for real checkpoints, not for thousands of executions a second.
+func fuzzOpts() *format.ReaderOptions {
+	return &format.ReaderOptions{MaxMemberSize: 1 << 20, MaxTotalSize: 8 << 20, MaxMembers: 1000, Concurrency: 1}
+}
+
+// addGoldenSeeds adds every golden archive, and every small hostile case,
+// to f's corpus.
+func addGoldenSeeds(f *testing.F) {
+	files, err := filepath.Glob("testdata/golden/*.ckpt")
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no goldens: %v", err)
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	hostile, _ := filepath.Glob("testdata/hostile/*.txtar")
+	for _, file := range hostile {
+		c, err := readHostile(file)
+		if err != nil {
+			f.Fatalf("%s: %v", file, err)
+		}
+		if len(c.archive) < 64<<10 {
+			f.Add(c.archive)
+		}
+	}
+}
+
+// fuzzMember is a member as read.
+type fuzzMember struct {
+	name string
+	data []byte
+}
+
+// readMembers reads every regular member of data; complete reports that
+// the whole archive was read without error.
+func readMembers(data []byte) (members []fuzzMember, zr *format.Reader, complete bool) {
+	zr, err := format.NewReader(bytes.NewReader(data), fuzzOpts())
+	if err != nil {
+		return nil, nil, false
+	}
+	defer zr.Close()
+	for {
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			return members, zr, true
+		}
+		if err != nil {
+			return members, zr, false
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			return members, zr, false
+		}
+		if h.Typeflag == '0' {
+			members = append(members, fuzzMember{h.Name, b})
+		} else {
+			members = append(members, fuzzMember{h.Name + " (not a regular file)", nil})
+		}
+	}
+}
+
+// FuzzReader reads arbitrary bytes as an archive. Whatever reads fully
+// must write back with Writer (which may refuse nothing the reader
+// accepted, for v1 names) and read again to the same members and manifest.
+func FuzzReader(f *testing.F) {
+	addGoldenSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		members, zr, complete := readMembers(data)
+		if !complete {
+			return
+		}
+		m := zr.Manifest()
+		hdr := *m
+		if zr.Legacy() {
+			// A legacy archive may hold what v1 cannot (directories,
+			// the parent link, other names): round-trip the rest.
+			hdr = format.Manifest{Created: m.Created, Engine: format.Engine{Name: "fuzz"}}
+			if hdr.Created.IsZero() {
+				hdr.Created = time.Unix(0, 0)
+			}
+			var keep []fuzzMember
+			for _, e := range members {
+				if format.CheckName(e.name) == nil && format.KindOf(e.name) != format.KindOther && e.name != format.ManifestName {
+					keep = append(keep, e)
+				}
+			}
+			members = keep
+		}
+		var buf bytes.Buffer
+		w := format.NewWriter(&buf, hdr, &format.WriterOptions{Compression: format.None, Concurrency: 1})
+		for _, e := range members {
+			if err := w.AddBytes(e.name, e.data); err != nil {
+				t.Fatalf("AddBytes(%q) of a member the reader accepted = %v", e.name, err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+		again, zr2, complete := readMembers(buf.Bytes())
+		if !complete || zr2.Legacy() {
+			t.Fatalf("re-read of the re-written archive failed (legacy %v)", zr2 != nil && zr2.Legacy())
+		}
+		if !reflect.DeepEqual(again, members) {
+			t.Fatalf("re-read members = %d, want %d", len(again), len(members))
+		}
+		if !zr.Legacy() {
+			m2 := zr2.Manifest()
+			if !m2.Created.Equal(m.Created) || m2.Engine != m.Engine || m2.Container != m.Container ||
+				!reflect.DeepEqual(m2.Host, m.Host) || !reflect.DeepEqual(m2.Parent, m.Parent) ||
+				!reflect.DeepEqual(m2.Members, m.Members) {
+				t.Fatalf("re-read manifest = %+v, want %+v", m2, m)
+			}
+		}
+	})
+}
+
+// FuzzManifest parses arbitrary bytes as a manifest. Whatever parses must
+// marshal, parse again to an equal manifest, and marshal to the same
+// bytes.
+func FuzzManifest(f *testing.F) {
+	files, _ := filepath.Glob("testdata/golden/*.zstd.ckpt")
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		m, _, err := format.ReadManifest(bytes.NewReader(b))
+		if err != nil {
+			f.Fatalf("%s: %v", file, err)
+		}
+		mb, err := m.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(mb)
+	}
+	hostile, _ := filepath.Glob("testdata/hostile/*.txtar")
+	for _, file := range hostile {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, tf := range tartest.ParseTxtar(data).Files {
+			if tf.Name == format.ManifestName {
+				f.Add(tf.Data)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := format.ParseManifest(data)
+		if err != nil {
+			return
+		}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal() of a parsed manifest = %v", err)
+		}
+		m2, err := format.ParseManifest(b)
+		if err != nil {
+			t.Fatalf("ParseManifest(Marshal()) = %v\n%s", err, b)
+		}
+		if !m2.Created.Equal(m.Created) {
+			t.Fatalf("Created = %v, want %v", m2.Created, m.Created)
+		}
+		m2.Created = m.Created
+		if !reflect.DeepEqual(m2, m) {
+			t.Fatalf("ParseManifest(Marshal()) = %+v, want %+v", m2, m)
+		}
+		b2, err := m2.Marshal()
+		if err != nil || !bytes.Equal(b2, b) {
+			t.Fatalf("second Marshal() = %s, %v, want %s", b2, err, b)
+		}
+	})
+}
+
+// FuzzVerify verifies arbitrary bytes: Verify never panics, returns an
+// error only for trouble with its source (none here), and a report without
+// problems means a reader reads the archive to its end.
+func FuzzVerify(f *testing.F) {
+	addGoldenSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rep, err := format.Verify(bytes.NewReader(data), &format.VerifyOptions{Reader: *fuzzOpts()})
+		if err != nil {
+			t.Fatalf("Verify() error = %v, want problems in the report", err)
+		}
+		if rep == nil {
+			t.Fatal("Verify() returned no report")
+		}
+		if len(rep.Problems) > 0 {
+			return
+		}
+		if err := readArchive(bytes.NewReader(data), fuzzOpts()); err != nil {
+			t.Fatalf("Verify() found no problem, but reading fails: %v", err)
+		}
+	})
+}
