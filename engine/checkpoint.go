@@ -41,6 +41,10 @@ type RestoreOptions struct {
 	// Keep keeps the CRIU images and restore.log after a successful
 	// restore; by default they are removed.
 	Keep bool `json:"keep,omitempty"`
+	// ImageDir restores from these CRIU images instead of the container's
+	// checkpoint directory (an import's staging directory, for a container
+	// made with [Engine.Create]). They are never removed.
+	ImageDir string `json:"image_dir,omitempty"`
 }
 
 // Phase is one timed step of a checkpoint or restore.
@@ -242,6 +246,9 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	defer l.Unlock()
 	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
+	if o.ImageDir != "" {
+		imgDir = o.ImageDir
+	}
 	if c.Status == StatusRunning {
 		return nil, fmt.Errorf("%w: container %s is running", ErrState, c.Name)
 	}
@@ -317,7 +324,9 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	pt.done("save_state")
 	if !o.Keep {
-		_ = os.RemoveAll(imgDir)
+		if o.ImageDir == "" {
+			_ = os.RemoveAll(imgDir)
+		}
 		_ = os.Remove(filepath.Join(work, "restore.log"))
 		_ = os.Remove(filepath.Join(work, crit.StatsRestore))
 	}

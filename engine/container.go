@@ -37,6 +37,9 @@ type RunOptions struct {
 	Volumes []string
 	// Network is NetworkNone (default) or NetworkHost.
 	Network string
+	// ID is the container's ID (64 lowercase hex digits); default random.
+	// An import that keeps the checkpointed container's ID sets it.
+	ID string
 }
 
 // ExecOptions configures [Engine.Exec].
@@ -50,7 +53,10 @@ type ExecOptions struct {
 	Stdout, Stderr io.Writer
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+var (
+	nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	idRE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
 
 // parseVolume turns a -v spec into a Mount, creating a named volume's
 // directory if it does not exist yet (as podman does).
@@ -99,14 +105,32 @@ func newID() string {
 // Run creates a container from image and starts it under a monitor, then
 // returns its state (status running). On failure nothing is left behind.
 func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
-	if o == nil {
-		o = &RunOptions{}
-	}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("run %s: %w", image, err)
 		}
 	}()
+	return e.create(ctx, image, o, true)
+}
+
+// Create creates a container from image without starting it (status
+// created): storage container, network namespace and OCI bundle. It is the
+// first step of importing a checkpoint: fill the container layer (Rootfs),
+// then call [Engine.Restore] with [RestoreOptions.ImageDir]. Remove it with
+// [Engine.Remove] if the import fails.
+func (e *Engine) Create(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("create %s: %w", image, err)
+		}
+	}()
+	return e.create(ctx, image, o, false)
+}
+
+func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start bool) (_ *Container, err error) {
+	if o == nil {
+		o = &RunOptions{}
+	}
 	if err := requireRoot(); err != nil {
 		return nil, err
 	}
@@ -139,8 +163,14 @@ func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Conta
 		}
 		mounts = append(mounts, m)
 	}
+	id := o.ID
+	if id == "" {
+		id = newID()
+	} else if !idRE.MatchString(id) {
+		return nil, fmt.Errorf("invalid container ID %q (want 64 lowercase hex digits)", id)
+	}
 	c := &Container{
-		ID: newID(), Name: o.Name, Image: image, ImageID: img.ID,
+		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
 		Command: o.Command, Env: o.Env, Network: network, Mounts: mounts,
 		Status: StatusCreated, CreatedAt: time.Now().UTC(),
 	}
@@ -179,6 +209,10 @@ func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Conta
 	if err := e.saveState(c); err != nil {
 		return nil, err
 	}
+	if !start {
+		ok = true
+		return c, nil
+	}
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
 		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
@@ -212,6 +246,9 @@ func (e *Engine) reserve(ctx context.Context, c *Container) (*fsutil.Lock, error
 	for _, x := range all {
 		if x.Name == c.Name {
 			return nil, fmt.Errorf("%w: container %s exists (%s)", ErrNameInUse, c.Name, x.ID[:12])
+		}
+		if x.ID == c.ID {
+			return nil, fmt.Errorf("%w: container ID %s exists (%s)", ErrNameInUse, c.ID[:12], x.Name)
 		}
 	}
 	dir := e.containerDir(c.ID)

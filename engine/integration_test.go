@@ -360,3 +360,44 @@ func TestIntegrationTCPEstablished(t *testing.T) {
 		t.Errorf("after restore --tcp-close the workload saw no connection error:\n%s", tail(log, 5))
 	}
 }
+
+// TestIntegrationRestoreElsewhere restores one checkpoint into two new
+// containers made with Create (the path an import takes): each continues
+// the counter in its own PID namespace.
+func TestIntegrationRestoreElsewhere(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	cmd := []string{"/bin/counter", "-interval", "50ms", "-file", ""}
+	if _, err := e.Run(ctx, "workload", &RunOptions{Name: "src", Command: cmd}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, "src", "counter 3", func(l string) bool { return lastCounter(l) >= 3 })
+	res, err := e.Checkpoint(ctx, "src", &CheckpointOptions{Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := lastCounter(logsOf(t, e, "src"))
+	for _, name := range []string{"copy1", "copy2"} {
+		c, err := e.Create(ctx, "workload", &RunOptions{Name: name, Command: cmd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status != StatusCreated {
+			t.Fatalf("Create() status = %s, want created", c.Status)
+		}
+		if _, err := e.Restore(ctx, name, &RestoreOptions{ImageDir: res.ImageDir}); err != nil {
+			t.Fatal(err)
+		}
+		log := waitLog(t, e, name, "the copy to count on", func(l string) bool { return lastCounter(l) >= at+3 })
+		if cs := counters(log); cs[0] != at+1 {
+			t.Errorf("%s: first counter %d, want %d", name, cs[0], at+1)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(res.ImageDir, "inventory.img")); err != nil {
+		t.Errorf("restore with ImageDir removed the images: %v", err)
+	}
+	if _, err := e.Create(ctx, "workload", &RunOptions{Name: "copy1", Command: cmd}); !errors.Is(err, ErrNameInUse) {
+		t.Errorf("Create(existing name) = %v, want ErrNameInUse", err)
+	}
+}
