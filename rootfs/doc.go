@@ -102,13 +102,16 @@
 // Files are created with O_EXCL, owner is set before mode (chown clears
 // setuid bits) and mode before extended attributes (chown clears
 // security.capability). Directory metadata is set after all entries, so
-// read-only directories and directory mtimes come out right. Apply checks
-// its context before each deleted path and each entry.
+// read-only directories and directory mtimes come out right; a directory
+// the diff does not list gets back the times it had before Apply added or
+// removed entries in it. Apply checks its context before each deleted path
+// and each entry.
 //
 // Names are Linux file names: a backslash or a byte that is not UTF-8 is an
 // ordinary character, and case matters, so the archive-member rules about
 // backslashes and case-folding do not apply here.
 //
-// Everything but the portable types returns [errors.ErrUnsupported] on
-// systems other than Linux.
+// [Changes], [WriteDiff] and [Apply] return [errors.ErrUnsupported] on
+// systems other than Linux; [DeletedFiles], [WriteDeleted] and
+// [ReadDeleted] work everywhere.
 package rootfs
