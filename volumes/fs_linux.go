@@ -21,6 +21,15 @@ func renameNoReplace(oldpath, newpath string) error {
 	return nil
 }
 
+// renameOverEmptyDir renames the directory oldpath onto newpath, an empty
+// directory, which rename(2) replaces (os.Rename refuses to).
+func renameOverEmptyDir(oldpath, newpath string) error {
+	if err := unix.Rename(oldpath, newpath); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
 // syncFS flushes the file system holding dir (syncfs(2)), so what Apply
 // wrote into a staged volume is durable before the volume appears.
 func syncFS(dir string) error {

@@ -14,6 +14,10 @@ var errLocked = errors.New("volumes: staging directory in use")
 // errors.ErrUnsupported.
 func renameNoReplace(oldpath, newpath string) error { return errors.ErrUnsupported }
 
+// renameOverEmptyDir is only implemented on Linux; elsewhere it returns
+// errors.ErrUnsupported.
+func renameOverEmptyDir(oldpath, newpath string) error { return errors.ErrUnsupported }
+
 // syncFS needs syncfs(2); elsewhere it returns errors.ErrUnsupported.
 func syncFS(dir string) error { return errors.ErrUnsupported }
 

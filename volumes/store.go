@@ -285,11 +285,16 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) (err error)
 		return err
 	}
 	dir := filepath.Join(s.Root, name)
-	if _, err := os.Lstat(dir); err != nil {
+	fi, err := os.Lstat(dir)
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return ErrNotFound
 		}
 		return err
+	}
+	if !fi.IsDir() {
+		// Not a volume, but in its way: Remove is how to clear it.
+		return os.Remove(dir)
 	}
 	if !force && s.InUse != nil && s.InUse(name) {
 		return fmt.Errorf("%w by a container: remove the container first, or force", ErrInUse)
@@ -306,7 +311,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) (err error)
 		return errors.Join(err, st.discard())
 	}
 	defer lock.Close()
-	if err := os.Rename(dir, st.dir); err != nil {
+	if err := renameOverEmptyDir(dir, st.dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = ErrNotFound
 		}
