@@ -602,10 +602,11 @@ func (a *applier) finish(ctx context.Context) error {
 }
 
 // restoreTimes puts back the times a directory had before Apply added or
-// removed entries in it. A directory that is gone since is skipped.
+// removed entries in it. A directory that is gone since, or was replaced by
+// something else, is skipped.
 func (a *applier) restoreTimes(dir string, ts [2]unix.Timespec) error {
 	fd, err := a.r.open(dir, unix.O_RDONLY|unix.O_DIRECTORY)
-	if errors.Is(err, unix.ENOENT) {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, ErrInsecurePath) {
 		return nil
 	}
 	if err != nil {

@@ -367,6 +367,20 @@ func breakoutCases() []breakoutCase {
 			},
 		},
 		{
+			name: "deleted child of a directory the diff replaces by a file",
+			setup: func(t *testing.T, _, root string) {
+				writeFile(t, filepath.Join(root, "d/x"), "x", 0o644)
+				writeFile(t, filepath.Join(root, "e/y"), "y", 0o644)
+			},
+			deleted: deleted("/d/x", "/e/y"),
+			entries: entries(tFile("d", "now a file", 0o644), tSymlink("e", "d")),
+			check: func(t *testing.T, root string) {
+				if b, err := os.ReadFile(filepath.Join(root, "d")); string(b) != "now a file" || err != nil {
+					t.Errorf("root/d = %q, %v; want the new file", b, err)
+				}
+			},
+		},
+		{
 			name:    "deleted path with NUL",
 			deleted: deleted("etc\x00/passwd"),
 			wantErr: ErrInsecurePath,
