@@ -34,14 +34,30 @@
 //     the state when it is read, if it comes from the current monitor.
 //     CRIU can dump the container because its stdio are pipes (not host
 //     files); on restore runc re-wires them to the new monitor's pipes.
-//   - With network "none" the monitor brings the loopback interface up in
-//     the container's network namespace between `runc create` and `runc
-//     start` (runc does not); CRIU dumps and restores it with the netns.
+//   - With network "none" the engine creates the container's network
+//     namespace itself, brings loopback up in it and pins it at
+//     RunRoot/netns/<id>; the spec joins it by path. runc then hands it to
+//     CRIU as an external namespace, and a restore goes back into the same
+//     namespace with loopback up, so established loopback TCP connections
+//     survive (--tcp-established). runc alone would restore a fresh netns
+//     with loopback down. rm unpins it; a restore after a reboot pins a
+//     new one.
 //   - A failed checkpoint leaves the container running; a failed restore
 //     leaves it checkpointed with its images. Errors from runc and CRIU are
 //     [*ExitError] values naming the log file and quoting its last errors.
 //   - Checkpoint and restore refuse to start without root ([ErrNotRoot]) or
 //     CRIU 4.0 or newer ([ErrCRIUMissing]).
+//
+// # Seams for import
+//
+// [Engine.Create] makes a container (storage layer, netns, bundle) without
+// starting it; [RestoreOptions.ImageDir] restores any container that is not
+// running from CRIU images kept elsewhere (never removed), and
+// [RunOptions.ID] keeps a checkpointed container's ID. An import verifies
+// its archive into a staging directory, calls Create, fills the container
+// layer at [Container.Rootfs], then Restore with ImageDir; on failure it
+// calls [Engine.Remove]. [CheckpointOptions.AfterDump] runs an export while
+// the container's lock is still held.
 //
 // Every method takes a context first; external tools run with
 // exec.CommandContext, except the monitor, which must outlive the call.

@@ -150,6 +150,9 @@ func (e *Engine) Close() error {
 
 // storeOpen opens the containers/storage store once per Engine.
 func (e *Engine) storeOpen() (storage.Store, error) {
+	if err := requireRoot(); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.store != nil {
