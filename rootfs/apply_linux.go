@@ -2,6 +2,8 @@ package rootfs
 
 import (
 	"archive/tar"
+	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +20,8 @@ import (
 
 // Apply restores a container root: it removes the deleted paths from the
 // directory root, then extracts diff (a rootfs-diff.tar stream; nil means
-// none) into it. root should be a new container's root holding the image,
+// none; plain or gzip-compressed, as containerd writes it) into it. root
+// should be a new container's root holding the image,
 // as the container will see it: a plain directory or a mounted overlay, not
 // an overlay upper directory (deletions are removals, not whiteouts).
 // Nothing else may write to it meanwhile.
@@ -74,6 +77,10 @@ func Apply(ctx context.Context, root string, diff io.Reader, deleted []string, o
 	if diff == nil {
 		return a.finish(ctx)
 	}
+	diff, err = maybeGunzip(diff)
+	if err != nil {
+		return &Error{Op: "apply", Err: err}
+	}
 	tr := tar.NewReader(diff)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -95,6 +102,24 @@ func Apply(ctx context.Context, root string, diff io.Reader, deleted []string, o
 		}
 	}
 	return a.finish(ctx)
+}
+
+// maybeGunzip returns r decompressed if it starts with the gzip magic:
+// containerd writes rootfs-diff.tar gzip-compressed despite its name. The
+// decompressed size needs no cap of its own: Apply reads only as far as the
+// tar stream's limits allow.
+func maybeGunzip(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
+		return br, nil // an empty or short stream fails in the tar reader
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read gzip header: %w", ErrFormat, err)
+	}
+	zr.Multistream(false)
+	return zr, nil
 }
 
 // remove removes rel and everything below it. A missing path is not an
@@ -370,7 +395,7 @@ func (a *applier) file(name string, m meta, r io.Reader, size int64) (err error)
 			err = cerr
 		}
 	}()
-	n, err := io.Copy(f, io.LimitReader(r, size+1))
+	n, err := io.Copy(f, io.LimitReader(formatReader{r}, size+1))
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return errorf(ErrFormat, "truncated after %d of %d bytes", n, size)
@@ -391,6 +416,18 @@ func (a *applier) file(name string, m meta, r io.Reader, size int64) (err error)
 	}
 	a.regular[name] = name
 	return setTimes(pfd, base, name, m)
+}
+
+// formatReader marks errors reading the diff (a corrupt gzip stream, a
+// truncated tar) as ErrFormat, to tell them from errors writing the file.
+type formatReader struct{ r io.Reader }
+
+func (fr formatReader) Read(p []byte) (int, error) {
+	n, err := fr.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w: read diff: %w", ErrFormat, err)
+	}
+	return n, err
 }
 
 // setMeta sets owner, then mode (chown clears setuid bits), then extended

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -448,6 +449,28 @@ func TestBreakouts(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+func TestApplyGzip(t *testing.T) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(buildTar(t, tDir("etc/", 0o755), tFile("etc/motd", "hi\n", 0o644)))
+	zw.Close()
+	root := t.TempDir()
+	opts := &ApplyOptions{NoChown: os.Geteuid() != 0}
+	if err := Apply(context.Background(), root, bytes.NewReader(z.Bytes()), nil, opts); err != nil {
+		t.Fatalf("Apply(gzip) = %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc/motd")); string(b) != "hi\n" || err != nil {
+		t.Errorf("etc/motd = %q, %v; want hi", b, err)
+	}
+	bad := []byte{0x1f, 0x8b, 0, 0, 0}
+	if err := Apply(context.Background(), root, bytes.NewReader(bad), nil, opts); !errors.Is(err, ErrFormat) {
+		t.Errorf("Apply(bad gzip) = %v, want ErrFormat", err)
+	}
+	if err := Apply(context.Background(), root, bytes.NewReader(z.Bytes()[:z.Len()/2]), nil, opts); !errors.Is(err, ErrFormat) {
+		t.Errorf("Apply(truncated gzip) = %v, want ErrFormat", err)
 	}
 }
 

@@ -42,8 +42,8 @@
 //
 // # Apply
 //
-// [Apply] removes the deleted paths, then extracts the diff, into a new
-// container's root. Every path is resolved beneath the root with
+// [Apply] removes the deleted paths, then extracts the diff (plain tar, or
+// gzip as containerd writes it), into a new container's root. Every path is resolved beneath the root with
 // openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV), or one
 // component at a time with O_NOFOLLOW and a mount check where openat2 is
 // unavailable; every change is then made
