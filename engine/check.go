@@ -160,20 +160,6 @@ func (e *Engine) Check(ctx context.Context) (*HostReport, error) {
 	return r, ctx.Err()
 }
 
-func cgroupVersion() string {
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
-		return "unknown"
-	}
-	if st.Type == unix.CGROUP2_SUPER_MAGIC {
-		return "v2"
-	}
-	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-		return "v1 (hybrid)"
-	}
-	return "v1"
-}
-
 // HasInetSocketBug reports whether this host's CRIU cannot dump inet
 // sockets because of the kernel 6.16 socket-option change (see
 // [HostReport.Warnings]).

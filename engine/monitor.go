@@ -163,7 +163,7 @@ type monitor struct {
 // start creates the pipes, runs runc (create+start or restore) with them as
 // stdio and returns the container's init PID.
 func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+	if err := setSubreaper(); err != nil {
 		return 0, 0, fmt.Errorf("become subreaper: %w", err)
 	}
 	m.log, err = os.OpenFile(filepath.Join(m.cfg.Dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)

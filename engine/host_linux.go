@@ -1,0 +1,23 @@
+package engine
+
+import "golang.org/x/sys/unix"
+
+func cgroupVersion() string {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return "unknown"
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "v2"
+	}
+	if err := unix.Statfs("/sys/fs/cgroup/unified", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "v1 (hybrid)"
+	}
+	return "v1"
+}
+
+// setSubreaper makes the calling process a child subreaper, so orphaned
+// descendants (the container's init once runc exits) are reparented to it.
+func setSubreaper() error {
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+}
