@@ -175,6 +175,10 @@ func (s *Seed) tarBytes() (first, rest []byte) {
 
 func isLink(t byte) bool { return t == tar.TypeSymlink || t == tar.TypeLink }
 
+// zstdEncoder is shared by every encode: EncodeAll is safe for
+// concurrent use and writes one frame per call.
+var zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+
 // encode compresses the tar stream: the first member in a frame of its
 // own, as a v1 writer does.
 func encode(c format.Compression, first, rest []byte) []byte {
@@ -182,9 +186,9 @@ func encode(c format.Compression, first, rest []byte) []byte {
 	switch c {
 	case format.Zstd:
 		for _, part := range [][]byte{first, rest} {
-			w, _ := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-			w.Write(part)
-			w.Close()
+			if len(part) > 0 {
+				out.Write(zstdEncoder.EncodeAll(part, nil))
+			}
 		}
 	case format.Gzip:
 		for _, part := range [][]byte{first, rest} {

@@ -177,6 +177,7 @@ func commands() map[string]*command {
 				fs.String("out", "fuzz-findings", "directory for findings")
 				fs.Duration("timeout", 10*time.Second, "time limit of one execution")
 				fs.Int64("max-alloc-mb", 1024, "heap limit of one execution, MiB")
+				fs.String("sandbox", "", "directory for the extraction sandbox (default $TMPDIR; a tmpfs such as /dev/shm is much faster)")
 			},
 			run: runFuzz,
 		},
@@ -432,6 +433,7 @@ func runFuzz(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 		OutDir:     getString(fs, "out"),
 		Timeout:    timeout,
 		MaxAlloc:   maxMB << 20,
+		TempDir:    getString(fs, "sandbox"),
 		Log:        stderr,
 	}
 	res, err := fuzz.Run(ctx, args, opts)
