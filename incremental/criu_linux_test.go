@@ -116,25 +116,6 @@ func waitCounter(t *testing.T, file string, atLeast int, timeout time.Duration) 
 	}
 }
 
-// linkCopy copies the directory src to dst with hard links. Dedup never
-// writes a file in place (it renames new files over old ones), so the
-// copy keeps the image set as it was.
-func linkCopy(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.Mkdir(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestCRIU is the end-to-end check of issue 6 item 3 on real CRIU: the
 // counter workload with 256 MiB of ballast, 1% of it rewritten per tick,
 // runs alone in a PID namespace (so its restored copy gets its old PIDs

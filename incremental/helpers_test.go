@@ -160,3 +160,22 @@ func fileNames(t testing.TB, dir string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// linkCopy copies the directory src to dst with hard links. Dedup never
+// writes a file in place (it renames new files over old ones), so the
+// copy keeps the image set as it was.
+func linkCopy(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
