@@ -18,11 +18,6 @@ var (
 	// is not what the Store writes: _data missing or not a directory,
 	// metadata that does not parse or names another volume.
 	ErrCorrupt = errors.New("volumes: corrupt volume")
-	// ErrFormat reports an import stream with non-zero data after the tar
-	// trailer. Problems inside the tar stream wrap rootfs's sentinels
-	// (rootfs.ErrInsecurePath, rootfs.ErrSpecialFile, rootfs.ErrFormat,
-	// rootfs.ErrTooLarge) instead.
-	ErrFormat = errors.New("volumes: invalid volume tar")
 	// ErrInvalidMount reports a bind mount record that is not usable as
 	// given: a source or destination that is not absolute and clean, or an
 	// unknown option.

@@ -88,10 +88,10 @@ func (s *Store) Source(ctx context.Context, name string) format.Source {
 // hardlinks to anything but a file the same tar extracted earlier are
 // refused with rootfs.ErrInsecurePath; device nodes and FIFOs with
 // rootfs.ErrSpecialFile unless opts allows them). After the tar trailer,
-// Import reads r to its end, so a verifying reader (format.Reader) checks
-// the member's size and digest before the volume appears; anything but zero
-// padding there fails with ErrFormat. The staged volume is synced and
-// renamed into place without replacing anything.
+// Import reads r to its end (ignoring what follows the trailer), so a
+// verifying reader such as format.Reader checks the member's size and
+// digest before the volume appears. The staged volume is synced and renamed
+// into place without replacing anything.
 //
 // On any failure, including a read error from r and ctx being cancelled
 // (checked before each entry), nothing is left in Root: no volume and no
@@ -147,8 +147,11 @@ func (s *Store) Import(ctx context.Context, r io.Reader, name string, opts *Impo
 	if err != nil {
 		return err
 	}
-	if err := drainZeros(r); err != nil {
-		return err
+	// Read to the end, so a verifying reader checks size and digest
+	// before the volume appears. Data after the tar trailer is ignored, as
+	// tar(1) does.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("read after the tar trailer: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -158,26 +161,4 @@ func (s *Store) Import(ctx context.Context, r io.Reader, name string, opts *Impo
 		return err
 	}
 	return st.commit(s.Root, name)
-}
-
-// drainZeros reads r to its end and fails unless everything it reads is
-// zero bytes (the padding tar writers put after the trailer).
-func drainZeros(r io.Reader) error {
-	buf := make([]byte, 32<<10)
-	var off int64
-	for {
-		n, err := r.Read(buf)
-		for i, b := range buf[:n] {
-			if b != 0 {
-				return fmt.Errorf("%w: non-zero data %d bytes after the tar trailer", ErrFormat, off+int64(i))
-			}
-		}
-		off += int64(n)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read after the tar trailer: %w", err)
-		}
-	}
 }
