@@ -208,7 +208,7 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 				}
 			case o.Args && isPagesImage(base):
 				segs, ok := a.argSegments(base)
-				if a.Legacy || !ok {
+				if a.Legacy || !ok || segmentsSize(segs) > maxCapture {
 					if err := a.spill(o.TempDir, base, zr); err != nil {
 						return nil, err
 					}

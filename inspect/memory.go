@@ -194,6 +194,28 @@ func (a *Archive) argSegments(base string) (segs [][2]int64, ok bool) {
 	return segs, true
 }
 
+// maxCapture bounds the bytes of one pages image Load keeps in memory for
+// command lines and environments; more is spilled to disk.
+const maxCapture = 64 << 20
+
+// MaxArgsTotal bounds the command-line and environment bytes kept for
+// all the processes of an archive; further processes get none.
+const MaxArgsTotal = 64 << 20
+
+// maxArgStrings bounds the strings split from one process's arguments
+// or environment.
+const maxArgStrings = 1 << 16
+
+// segmentsSize returns the bytes segs cover, counting overlaps once per
+// segment (an upper bound).
+func segmentsSize(segs [][2]int64) int64 {
+	var n int64
+	for _, g := range segs {
+		n += g[1] - g[0]
+	}
+	return n
+}
+
 // capture reads the current member (size bytes) from r, keeping the
 // bytes of segs.
 func capture(r io.Reader, segs [][2]int64) (*sparsePages, error) {
@@ -280,7 +302,7 @@ func (m *procMem) strings(start, end uint64) ([]string, error) {
 		return nil, nil
 	}
 	var out []string
-	for _, s := range bytes.Split(buf, []byte{0}) {
+	for _, s := range bytes.SplitN(buf, []byte{0}, maxArgStrings) {
 		out = append(out, string(s))
 	}
 	return out, nil
@@ -290,10 +312,19 @@ func (m *procMem) strings(start, end uint64) ([]string, error) {
 // process from its memory. The archive must have been loaded with Pages.
 func (a *Archive) ProcessArgs(roots []*Process, env bool) error {
 	var ferr error
+	var total int64
 	Walk(roots, func(p *Process, _ int) {
-		if ferr != nil || p.State == "zombie" {
+		if ferr != nil || p.State == "zombie" || total > MaxArgsTotal {
 			return
 		}
+		defer func() {
+			for _, s := range p.Cmdline {
+				total += int64(len(s)) + 16
+			}
+			for _, s := range p.Env {
+				total += int64(len(s)) + 16
+			}
+		}()
 		m, err := a.memory(p.PID)
 		if err != nil {
 			ferr = err
