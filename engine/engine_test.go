@@ -408,3 +408,63 @@ func TestExitErrorMessage(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestRestoreCRIUFailure(t *testing.T) {
+	requireRootUnit(t)
+	if testing.Short() {
+		t.Skip("uses a real image store")
+	}
+	e := testEngine(t)
+	ctx := context.Background()
+	// A fake runc whose restore fails like CRIU does: restore.log in
+	// --work-path, exit 1.
+	e.RuntimePath = fakeBin(t, t.TempDir(), "runc", `
+sub=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--work-path) work=$2; shift ;;
+	--root|--log|--log-format|--image-path|--bundle|--pid-file) shift ;;
+	-*) ;;
+	*) [ -z "$sub" ] && sub=$1 ;;
+	esac
+	shift
+done
+[ "$sub" = restore ] || exit 0
+echo "(00.07) 1: Error (criu/files.c:1221): Unable to open fd=4 id=0x6" > "$work/restore.log"
+echo "(00.08) Error (criu/cr-restore.c:2331): Restoring FAILED." >> "$work/restore.log"
+exit 1`)
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ImageImport(ctx, src, "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e.Remove(context.Background(), "r", true)
+		if s, err := e.storeOpen(); err == nil {
+			_, _ = s.Shutdown(true)
+		}
+	})
+	c, err := e.Create(ctx, "tiny", &RunOptions{Name: "r", Command: []string{"/bin/x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(imgs, "inventory.img"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Restore(ctx, "r", &RestoreOptions{ImageDir: imgs})
+	var x *ExitError
+	if !errors.As(err, &x) || x.Tool != "runc restore" || filepath.Base(x.LogPath) != "restore.log" ||
+		!strings.Contains(err.Error(), "Restoring FAILED") || !strings.Contains(err.Error(), "can be restored again") {
+		t.Fatalf("Restore() error = %v, want *ExitError quoting restore.log", err)
+	}
+	got, err := e.Inspect(ctx, c.ID)
+	if err != nil || got.Status != StatusCreated {
+		t.Errorf("after failed restore: %v, %v; want the container still there, created", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(imgs, "inventory.img")); err != nil {
+		t.Errorf("images removed after a failed restore: %v", err)
+	}
+}
