@@ -18,26 +18,27 @@ type BindMount struct {
 	Source string `json:"source"`
 	// Destination is the absolute, clean path inside the container.
 	Destination string `json:"destination"`
-	// Options are mount options from BindOptions, such as "ro".
+	// Options are mount options such as "ro" (see Validate).
 	Options []string `json:"options,omitempty"`
 }
 
-// BindOptions lists the options a BindMount may carry: read-only or
-// read-write, recursive or not, propagation, nosuid/nodev/noexec and
-// their opposites, and SELinux relabelling. Options that would change the
-// host path itself (podman's "U", which chowns it) are not accepted.
-var BindOptions = []string{
-	"ro", "rw",
-	"bind", "rbind",
-	"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
-	"nosuid", "suid", "nodev", "dev", "noexec", "exec",
-	"z", "Z",
+// bindOptions are the options a BindMount may carry (see Validate).
+var bindOptions = map[string]bool{
+	"ro": true, "rw": true,
+	"bind": true, "rbind": true,
+	"private": true, "rprivate": true, "shared": true, "rshared": true,
+	"slave": true, "rslave": true, "unbindable": true, "runbindable": true,
+	"nosuid": true, "suid": true, "nodev": true, "dev": true, "noexec": true, "exec": true,
+	"z": true, "Z": true,
 }
 
 // Validate checks a record read from an archive before anything uses it:
-// Source and Destination absolute and clean without NUL bytes, Options from
-// BindOptions. Errors wrap ErrInvalidMount. It does not look at the host;
-// CheckBindSources does.
+// Source and Destination absolute and clean without NUL bytes, and each
+// option one of ro, rw, bind, rbind, the propagation modes ([r]private,
+// [r]shared, [r]slave, [r]unbindable), nosuid, suid, nodev, dev, noexec,
+// exec, z and Z. Options that would change the host path itself (podman's
+// "U", which chowns it) are refused. Errors wrap ErrInvalidMount. Validate
+// does not look at the host; CheckBindSources does.
 func (m BindMount) Validate() error {
 	for _, p := range []struct{ what, path string }{{"source", m.Source}, {"destination", m.Destination}} {
 		if p.path == "" || !filepath.IsAbs(p.path) || filepath.Clean(p.path) != p.path || strings.IndexByte(p.path, 0) >= 0 {
@@ -45,14 +46,7 @@ func (m BindMount) Validate() error {
 		}
 	}
 	for _, o := range m.Options {
-		ok := false
-		for _, b := range BindOptions {
-			if o == b {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if !bindOptions[o] {
 			return fmt.Errorf("%w: %s: unknown option %q", ErrInvalidMount, m.Destination, o)
 		}
 	}

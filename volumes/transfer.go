@@ -41,7 +41,8 @@ type ImportOptions struct {
 // as "./", then every file below it, sorted by name, with modes, owners,
 // nanosecond mtimes, user.* and security.capability extended attributes,
 // symbolic links and hardlinks (within the volume) kept, device nodes and
-// FIFOs included; sockets are left out. The same tree always gives the
+// FIFOs included (Import takes them only with ImportOptions.Devices and
+// FIFOs); sockets are left out. The same tree always gives the
 // same bytes (rootfs.WriteDiff writes it), and nothing is staged on disk.
 // w is not closed.
 //
