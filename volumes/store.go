@@ -133,10 +133,22 @@ func checkName(name string) error {
 	return nil
 }
 
+// errNoRoot reports a Store without Root: relative to the working
+// directory, its paths could name anything.
+var errNoRoot = errors.New("store has no root directory")
+
+// check checks that s has a Root and that name is a valid volume name.
+func (s *Store) check(name string) error {
+	if s.Root == "" {
+		return errNoRoot
+	}
+	return checkName(name)
+}
+
 // DataPath returns Root/<name>/_data, the directory containers mount for
 // the named volume. It checks the name, not that the volume exists.
 func (s *Store) DataPath(name string) (string, error) {
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return "", err
 	}
 	return filepath.Join(s.Root, name, DataDirName), nil
@@ -145,7 +157,7 @@ func (s *Store) DataPath(name string) (string, error) {
 // Exists reports whether anything exists at the named volume's path, a
 // valid volume or not (Create and Import would fail with ErrExists).
 func (s *Store) Exists(name string) (bool, error) {
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return false, err
 	}
 	_, err := os.Lstat(filepath.Join(s.Root, name))
@@ -168,7 +180,7 @@ func (s *Store) Create(ctx context.Context, name string, opts *CreateOptions) (_
 	if opts == nil {
 		opts = &CreateOptions{}
 	}
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return nil, err
 	}
 	if err := checkLabels(opts.Labels); err != nil {
@@ -221,7 +233,7 @@ func (s *Store) Create(ctx context.Context, name string, opts *CreateOptions) (_
 // without labels.
 func (s *Store) Get(ctx context.Context, name string) (_ *Volume, err error) {
 	defer wrap(&err, "get volume", name)
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -240,6 +252,9 @@ func (s *Store) List(ctx context.Context) (_ []*Volume, err error) {
 			err = fmt.Errorf("list volumes: %w", err)
 		}
 	}()
+	if s.Root == "" {
+		return nil, errNoRoot
+	}
 	ents, err := os.ReadDir(s.Root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return []*Volume{}, nil
@@ -278,7 +293,7 @@ func (s *Store) List(ctx context.Context) (_ []*Volume, err error) {
 // finishes it later.
 func (s *Store) Remove(ctx context.Context, name string, force bool) (err error) {
 	defer wrap(&err, "remove volume", name)
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -339,6 +354,9 @@ func (s *Store) Cleanup(ctx context.Context) (err error) {
 			err = fmt.Errorf("clean up volumes: %w", err)
 		}
 	}()
+	if s.Root == "" {
+		return errNoRoot
+	}
 	ents, err := os.ReadDir(s.Root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -531,7 +549,7 @@ type staging struct {
 // named op + name + random suffix.
 func (s *Store) stage(op, name string) (*staging, error) {
 	if s.Root == "" {
-		return nil, errors.New("store has no root directory")
+		return nil, errNoRoot
 	}
 	if err := os.MkdirAll(s.Root, 0o700); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -306,5 +307,35 @@ func TestCreateCancelled(t *testing.T) {
 	}
 	if e := entries(t, s.Root); len(e) != 0 {
 		t.Errorf("root holds %v", e)
+	}
+}
+
+// TestNoRoot: a Store without Root refuses everything instead of working
+// relative to the current directory.
+func TestNoRoot(t *testing.T) {
+	ctx := context.Background()
+	t.Chdir(t.TempDir())
+	must(t, os.MkdirAll("victim/_data", 0o755))
+	s := &Store{}
+	if _, err := s.Get(ctx, "victim"); err == nil {
+		t.Error("Get() on a Store without Root succeeded")
+	}
+	if err := s.Remove(ctx, "victim", true); err == nil {
+		t.Error("Remove() on a Store without Root succeeded")
+	}
+	if _, err := s.List(ctx); err == nil {
+		t.Error("List() on a Store without Root succeeded")
+	}
+	if _, err := s.Create(ctx, "x", nil); err == nil {
+		t.Error("Create() on a Store without Root succeeded")
+	}
+	if err := s.Export(ctx, io.Discard, "victim"); err == nil {
+		t.Error("Export() on a Store without Root succeeded")
+	}
+	if err := s.Cleanup(ctx); err == nil {
+		t.Error("Cleanup() on a Store without Root succeeded")
+	}
+	if _, err := os.Stat("victim/_data"); err != nil {
+		t.Errorf("victim: %v", err)
 	}
 }

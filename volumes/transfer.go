@@ -53,7 +53,7 @@ type ImportOptions struct {
 // since Import could not restore it. Export checks ctx before each entry.
 func (s *Store) Export(ctx context.Context, w io.Writer, name string) (err error) {
 	defer wrap(&err, "export volume", name)
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return err
 	}
 	if _, err := s.get(name); err != nil {
@@ -108,7 +108,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, name string, opts *Impo
 	if opts == nil {
 		opts = &ImportOptions{}
 	}
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return err
 	}
 	if err := checkLabels(opts.Labels); err != nil {
