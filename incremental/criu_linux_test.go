@@ -1,7 +1,9 @@
 package incremental
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -148,8 +150,12 @@ func TestCRIU(t *testing.T) {
 	// --shell-job. (Not unshare --kill-child: CRIU would restore its
 	// parent-death signal, and the restored counter would die with the
 	// criu that restored it.)
+	ballast := "256"
+	if mb := os.Getenv("CKPT_TEST_BALLAST_MB"); mb != "" { // for measurements by hand, e.g. 1024
+		ballast = mb
+	}
 	cmd := exec.Command("unshare", "--pid", "--fork", "setsid", counter,
-		"-ballast-mb", "256", "-dirty-percent", "1", "-file", file, "-interval", "200ms")
+		"-ballast-mb", ballast, "-dirty-percent", "1", "-file", file, "-interval", "200ms")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -161,7 +167,7 @@ func TestCRIU(t *testing.T) {
 			cmd.Wait()
 		}
 	}()
-	waitCounter(t, file, 2, 30*time.Second)
+	waitCounter(t, file, 2, 60*time.Second)
 	pid := childPID(t, cmd.Process.Pid)
 	dumped := false
 	defer func() {
@@ -215,6 +221,7 @@ func TestCRIU(t *testing.T) {
 	dDedup := time.Since(start)
 	t.Logf("parent dump %v, final dump %v (counter %d -> %d), dedup %v", dPre, dFinal, atPre, atFinal, dDedup)
 	t.Logf("stats %+v", *st)
+	t.Logf("CRIU frozen time: parent %v, final %v", frozenTime(t, parent), frozenTime(t, final))
 	t.Logf("pages: parent full %d B, final full %d B, final deduplicated %d B (%.2f%%)",
 		dirPagesSize(t, parent), st.BytesBefore, st.BytesAfter, 100*float64(st.BytesAfter)/float64(st.BytesBefore))
 	if st.PagesParent == 0 || st.PagesWritten == 0 {
@@ -361,4 +368,62 @@ func readPagemapFile(t *testing.T, path string) (criuimg.PagemapHead, []criuimg.
 func tail(b []byte, n int) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// frozenTime returns dump_stats_entry.frozen_time (field 2 of field 1,
+// dump, of the stats_entry in stats-dump), or -1 if it cannot be read.
+func frozenTime(t *testing.T, dir string) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "stats-dump"))
+	if err != nil {
+		return -1
+	}
+	msg, err := criuimg.NewReader("stats-dump", bytes.NewReader(b), int64(len(b)), nil).Next()
+	if err != nil {
+		return -1
+	}
+	dump, _, ok := protoField(msg, 1)
+	if !ok {
+		return -1
+	}
+	if _, us, ok := protoField(dump, 2); ok {
+		return time.Duration(us) * time.Microsecond
+	}
+	return -1
+}
+
+// protoField finds field n of a protobuf message holding only varint and
+// length-delimited fields: it returns the field's bytes (length-delimited)
+// or its value (varint).
+func protoField(msg []byte, n uint64) ([]byte, uint64, bool) {
+	for len(msg) > 0 {
+		key, k := binary.Uvarint(msg)
+		if k <= 0 {
+			return nil, 0, false
+		}
+		msg = msg[k:]
+		v, k := binary.Uvarint(msg)
+		if k <= 0 {
+			return nil, 0, false
+		}
+		msg = msg[k:]
+		switch key & 7 {
+		case 0:
+			if key>>3 == n {
+				return nil, v, true
+			}
+		case 2:
+			if uint64(len(msg)) < v {
+				return nil, 0, false
+			}
+			body := msg[:v]
+			msg = msg[v:]
+			if key>>3 == n {
+				return body, 0, true
+			}
+		default:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
 }

@@ -30,7 +30,10 @@
 // addresses, and compares page by page with bytes.Equal. A page equal to
 // the parent's becomes part of a PE_PARENT run; any other page, and any
 // page the parent has no data for, stays stored and keeps the entry's
-// flags (PE_PRESENT, PE_PRESENT|PE_LAZY). Each entry is split into such
+// flags (PE_PRESENT, PE_PRESENT|PE_LAZY). CRIU marks anonymous private
+// pages PE_PRESENT|PE_LAZY in every dump: they are stored pages, and are
+// deduplicated like the others; a run in parent carries PE_PARENT alone,
+// as CRIU writes its own in-parent holes. Each entry is split into such
 // runs; entries are never merged, so every new entry lies inside an entry
 // CRIU wrote. The kept pages go, in order, to a new pages file; the new
 // entries to a new pagemap, encoded as CRIU 4.x encodes it (pagemap_head
