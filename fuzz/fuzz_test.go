@@ -112,8 +112,9 @@ func TestSandboxDetectsEscape(t *testing.T) {
 	}
 }
 
-func TestGuardedFindsPanicAndHang(t *testing.T) {
-	// The guard itself: a panicking and a hanging execution are reported.
+var sink [][]byte
+
+func TestGuardedFindings(t *testing.T) {
 	sb, err := NewSandbox(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +122,51 @@ func TestGuardedFindsPanicAndHang(t *testing.T) {
 	defer sb.Close()
 	if o := guarded(context.Background(), []byte("not an archive"), sb, 5*time.Second, 1<<30); o != nil {
 		t.Errorf("guarded(garbage) = %+v, want nil", o)
+	}
+	defer func() { execFunc = Exec }()
+	tests := []struct {
+		kind string
+		exec func(ctx context.Context, data []byte, sb *Sandbox) error
+	}{
+		{KindPanic, func(context.Context, []byte, *Sandbox) error { panic("boom") }},
+		{KindHang, func(ctx context.Context, _ []byte, _ *Sandbox) error { <-ctx.Done(); return nil }},
+		{KindAlloc, func(context.Context, []byte, *Sandbox) error {
+			for i := 0; i < 64; i++ {
+				sink = append(sink, make([]byte, 1<<20))
+			}
+			time.Sleep(20 * time.Millisecond)
+			sink = nil
+			return nil
+		}},
+		{KindEscape, func(_ context.Context, _ []byte, sb *Sandbox) error {
+			os.WriteFile(filepath.Join(sb.Dir, "escaped"), nil, 0o600)
+			defer os.Remove(filepath.Join(sb.Dir, "escaped"))
+			return sb.check()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			execFunc = tt.exec
+			o := guarded(context.Background(), nil, sb, 200*time.Millisecond, 16<<20)
+			if o == nil || o.kind != tt.kind {
+				t.Errorf("guarded() = %+v, want a %s finding", o, tt.kind)
+			}
+		})
+	}
+	// Run saves findings to OutDir.
+	execFunc = tests[0].exec
+	dir := t.TempDir()
+	seed := filepath.Join(dir, "seed.ckpt")
+	os.WriteFile(seed, seedArchive(t, format.None, false), 0o600)
+	res, err := Run(context.Background(), []string{seed}, &Options{Iterations: 2, OutDir: filepath.Join(dir, "out"), TempDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 2 || res.Findings[0].File == "" {
+		t.Fatalf("Run() findings = %+v, want 2 saved panics", res.Findings)
+	}
+	if _, err := os.Stat(res.Findings[0].File); err != nil {
+		t.Errorf("finding not saved: %v", err)
 	}
 }
 

@@ -142,6 +142,9 @@ func Exec(ctx context.Context, data []byte, sb *Sandbox) error {
 	return err
 }
 
+// execFunc is what guarded runs; tests replace it to check the guard.
+var execFunc = Exec
+
 // Options configure Run.
 type Options struct {
 	// Duration is how long to run; 0 with Iterations 0 means 10 seconds.
@@ -206,7 +209,7 @@ func guarded(ctx context.Context, data []byte, sb *Sandbox, timeout time.Duratio
 				done <- &outcome{KindPanic, fmt.Sprintf("panic: %v\n%s", v, debug.Stack())}
 			}
 		}()
-		if err := Exec(ectx, data, sb); err != nil {
+		if err := execFunc(ectx, data, sb); err != nil {
 			done <- &outcome{KindEscape, err.Error()}
 			return
 		}

@@ -31,7 +31,9 @@ type Summary struct {
 	RootfsDiffSize int64 `json:"rootfsDiffSize"`
 	// Verified is VerifiedYes or VerifiedNo after a full verification,
 	// VerifiedUnverifiable for a legacy archive and VerifiedUnchecked for a
-	// v1 archive of which only the manifest was read.
+	// v1 archive of which only the manifest was read. In an [Inspection]
+	// VerifiedYes means every member was read and matched its manifest
+	// digest; `verify` also checks the CRIU images.
 	Verified string `json:"verified"`
 	// Problems are the verification problems, when verified.
 	Problems []string `json:"problems,omitempty"`
