@@ -75,7 +75,7 @@ func TestRunFindsNothing(t *testing.T) {
 	if err := os.WriteFile(seed, seedArchive(t, format.Zstd, false), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := 300
+	n := 150
 	if testing.Short() {
 		n = 50
 	}
