@@ -1,0 +1,163 @@
+package format_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// exampleArchive writes the small archive the examples read.
+func exampleArchive() []byte {
+	var buf bytes.Buffer
+	w := format.NewWriter(&buf, format.Manifest{
+		Created:   time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC),
+		Engine:    format.Engine{Name: "ckpt", Version: "0.1.0"},
+		Container: format.Container{Name: "counter", ID: "3f1a9c0d5e7b"},
+	}, nil)
+	w.AddBytes(format.ConfigName, []byte(`{"name":"counter"}`))
+	w.AddBytes(format.SpecName, []byte(`{"ociVersion":"1.2.0"}`))
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func ExampleNewWriter() {
+	var buf bytes.Buffer
+	w := format.NewWriter(&buf, format.Manifest{
+		Created:   time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC),
+		Engine:    format.Engine{Name: "ckpt", Version: "0.1.0"},
+		Container: format.Container{Name: "counter", ID: "3f1a9c0d5e7b"},
+	}, &format.WriterOptions{Compression: format.Zstd})
+	// Members may be added in any order; the archive stores them sorted.
+	if err := w.AddBytes(format.SpecName, []byte(`{"ociVersion":"1.2.0"}`)); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.AddBytes(format.ConfigName, []byte(`{"name":"counter"}`)); err != nil {
+		log.Fatal(err)
+	}
+	// An inner tar is generated while the archive is written, never
+	// staged on disk.
+	diff := format.StreamSource(func(out io.Writer) error {
+		tw := tar.NewWriter(out)
+		data := "hello\n"
+		tw.WriteHeader(&tar.Header{Name: "etc/motd", Mode: 0o644, Size: int64(len(data))})
+		io.WriteString(tw, data)
+		return tw.Close()
+	})
+	if err := w.Add(format.RootfsDiffName, diff); err != nil {
+		log.Fatal(err)
+	}
+	// A name that is not a member of the format is refused at once.
+	fmt.Println(w.AddBytes("../etc/passwd", nil) != nil)
+	// Close writes the manifest, then the members.
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	m, _ := w.Manifest()
+	for _, e := range m.Members {
+		fmt.Println(e.Name, e.Kind, e.Size)
+	}
+	// Output:
+	// true
+	// config.dump config 18
+	// rootfs-diff.tar rootfs-diff 2048
+	// spec.dump spec 22
+}
+
+func ExampleNewReader() {
+	archive := exampleArchive()
+	zr, err := format.NewReader(bytes.NewReader(archive), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer zr.Close()
+	fmt.Println("compression:", zr.Compression(), "legacy:", zr.Legacy())
+	for {
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			break // every listed member was read and verified
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		// Read returns io.EOF only once the size and digest matched.
+		data, err := io.ReadAll(zr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s (%s): %s\n", h.Name, h.Kind, data)
+	}
+	// Output:
+	// compression: zstd legacy: false
+	// config.dump (config): {"name":"counter"}
+	// spec.dump (spec): {"ociVersion":"1.2.0"}
+}
+
+func ExampleReadManifest() {
+	archive := exampleArchive()
+	m, digest, err := format.ReadManifest(bytes.NewReader(archive))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(m.Version, m.Container.Name, m.Created.Format(time.RFC3339))
+	for _, e := range m.Members {
+		fmt.Println(e.Name, e.Size, e.Digest.Hex()[:12])
+	}
+	fmt.Println(len(digest.Hex()))
+	// Output:
+	// 1 counter 2026-11-23T12:00:00Z
+	// config.dump 18 4ae0e79ec230
+	// spec.dump 22 dfa629d951a5
+	// 64
+}
+
+func ExampleExtract() {
+	archive := exampleArchive()
+	dir, err := os.MkdirTemp("", "ckpt-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	// Extract verifies every member and writes only below dir; on any
+	// error dir is left empty.
+	if _, err := format.Extract(context.Background(), bytes.NewReader(archive), dir, nil); err != nil {
+		log.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, format.ConfigName))
+	fmt.Println(string(b), err)
+
+	// A corrupted archive is refused, and nothing is left behind.
+	bad := bytes.Clone(archive)
+	bad[len(bad)-12] ^= 0xff
+	dir2, err := os.MkdirTemp("", "ckpt-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir2)
+	_, err = format.Extract(context.Background(), bytes.NewReader(bad), dir2, nil)
+	ents, _ := os.ReadDir(dir2)
+	fmt.Println(err != nil, len(ents))
+	// Output:
+	// {"name":"counter"} <nil>
+	// true 0
+}
+
+func ExampleVerify() {
+	rep, err := format.Verify(bytes.NewReader(exampleArchive()), nil)
+	if err != nil {
+		log.Fatal(err) // trouble reading, not a problem of the archive
+	}
+	fmt.Println(len(rep.Problems), rep.Err())
+	// Output:
+	// 0 <nil>
+}
