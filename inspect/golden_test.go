@@ -74,3 +74,36 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestGoldenMemparse(t *testing.T) {
+	ctx := context.Background()
+	path := writeTiny(t, t.TempDir(), "tiny.ckpt", tinyOptions{})
+	a, err := Load(ctx, path, &LoadOptions{Images: true, Pages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var b bytes.Buffer
+	if err := a.HexDump(&b, 22558); err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(b.Bytes(), []byte("\n"))
+	if len(lines) < 300 || !bytes.Contains(b.Bytes(), []byte("\n*\n")) {
+		t.Fatalf("HexDump() gave %d lines without a collapsed run", len(lines))
+	}
+	golden(t, "tiny-22558.hexdump-head", bytes.Join(lines[:300], nil))
+	ms, err := a.Search(SearchOptions{Regexp: "ghost|pipe data", Context: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if err := WriteMatches(&b, ms); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "tiny.search", b.Bytes())
+	b.Reset()
+	if err := WriteJSON(&b, MemparseJSON{Version: JSONVersion, Path: "tiny.ckpt", Matches: ms}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "tiny.search.json", b.Bytes())
+}

@@ -256,7 +256,25 @@ func WriteMemUsage(w io.Writer, rows []MemUsage) error {
 func WriteMatches(w io.Writer, ms []Match) error {
 	ew := newErrWriter(w)
 	for _, m := range ms {
-		ew.printf("%d %016x %q%q%q\n", m.PID, m.Addr, m.Before, m.Match, m.After)
+		ew.printf("pid %d at %#x: %s[%s]%s\n", m.PID, m.Addr, quoteBytes(m.Before), quoteBytes(m.Match), quoteBytes(m.After))
 	}
 	return ew.err
+}
+
+// quoteBytes shows s with non-printable bytes escaped as \xNN.
+func quoteBytes(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' || c == '[' || c == ']':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c >= 0x20 && c < 0x7f:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	return b.String()
 }
