@@ -65,7 +65,8 @@ var sentinels = map[string]error{
 //
 // A file's name is a member name (Go-quoted when it needs to be) followed
 // by attributes: type=reg|dir|symlink|hardlink|char|block|fifo|sparse|cont,
-// link=TARGET, size=N (the header's size field) and pax.KEY=VALUE.
+// link=TARGET, size=N (the header's size field), mode=N, uid=N (and gid),
+// uname=NAME, mtime=UNIX and pax.KEY=VALUE.
 var hostileKeys = []string{
 	"wantErr", "wantIs", "verifyErr", "verifyProblems", "manifest", "unlist", "missing", "digest", "size",
 	"version", "parentDepth", "compress", "noend", "trailing", "cut", "raw", "zeros",
@@ -181,6 +182,14 @@ func readHostile(file string) (*hostileCase, error) {
 					return nil, err
 				}
 				e.SetSize = true
+			case k == "mode" || k == "uid" || k == "mtime":
+				n, err := strconv.ParseInt(v, 0, 64)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %v", attr, err)
+				}
+				*map[string]*int64{"mode": &e.Mode, "uid": &e.Uid, "mtime": &e.ModTime}[k] = n
+			case k == "uname":
+				e.Uname = v
 			case strings.HasPrefix(k, "pax."):
 				e.PAX = append(e.PAX, strings.TrimPrefix(k, "pax.")+"="+v)
 			default:

@@ -154,7 +154,7 @@ func (m *Manifest) TotalSize() int64 {
 }
 
 // Validate checks the manifest's rules: the known major version, a creation
-// time, an engine name, members sorted by name without duplicates or
+// time in UTC with second precision, an engine name, members sorted by name without duplicates or
 // collisions, each with a valid name, a kind matching its name, a size within
 // limits and a digest; a parent reference with valid digests and a depth in
 // 1..MaxParentDepth. It returns the first violation, wrapping ErrManifest,
@@ -167,6 +167,8 @@ func (m *Manifest) Validate() error {
 		return errorf(ErrManifest, "version %d is not a valid format version", m.Version)
 	case m.Created.IsZero():
 		return errorf(ErrManifest, "no creation time")
+	case m.Created.Nanosecond() != 0 || zoneOffset(m.Created) != 0:
+		return errorf(ErrManifest, "creation time %s is not UTC with second precision", m.Created.Format(time.RFC3339Nano))
 	case m.Engine.Name == "":
 		return errorf(ErrManifest, "no engine name")
 	case len(m.Members) > MaxMembers:
@@ -216,6 +218,11 @@ func (m *Manifest) Validate() error {
 		}
 	}
 	return nil
+}
+
+func zoneOffset(t time.Time) int {
+	_, off := t.Zone()
+	return off
 }
 
 // ParseManifest decodes and validates a manifest. It rejects more than

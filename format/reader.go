@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ReaderOptions configure a Reader. The zero value, or nil, means the
@@ -188,6 +189,9 @@ func (r *Reader) readManifest(hdr *tar.Header) error {
 		return errorf(ErrTooLarge, "members add up to %d bytes (limit %d)", t, r.opts.MaxTotalSize)
 	}
 	r.man, r.manDigest = m, DigestBytes(b)
+	if err := r.checkNormalized(hdr); err != nil {
+		return err
+	}
 	r.dataEnd = r.zc.n
 	return nil
 }
@@ -362,6 +366,21 @@ func (r *Reader) checkHeader(hdr *tar.Header) error {
 	return r.names.add(name, isDir)
 }
 
+// checkNormalized checks that a v1 member's tar header is normalized as
+// the Writer writes it: mode 0600, owner 0:0 without names, modification
+// time equal to the manifest's creation time.
+func (r *Reader) checkNormalized(hdr *tar.Header) error {
+	switch {
+	case hdr.Mode != 0o600:
+		return errorf(ErrFormat, "tar header mode %#o, want 0600", hdr.Mode)
+	case hdr.Uid != 0 || hdr.Gid != 0 || hdr.Uname != "" || hdr.Gname != "":
+		return errorf(ErrFormat, "tar header owner %d:%d (%q:%q), want 0:0 without names", hdr.Uid, hdr.Gid, truncate(hdr.Uname, 40), truncate(hdr.Gname, 40))
+	case !hdr.ModTime.Equal(r.man.Created):
+		return errorf(ErrFormat, "tar header time %s, want the manifest's creation time %s", hdr.ModTime.UTC().Format(time.RFC3339Nano), r.man.Created.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // begin checks hdr and positions the reader at its content. skip reports a
 // member that collect mode recorded as a problem and passed over.
 func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
@@ -395,6 +414,9 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 		}
 		r.cur, r.curWant, r.curHash, r.curN, r.curDone = h, nil, sha256.New(), 0, false
 		return h, false, nil
+	}
+	if err := r.checkNormalized(hdr); err != nil {
+		return nil, false, err
 	}
 	// v1: members come in manifest order; anything else is unlisted,
 	// repeated, or means earlier members are missing.

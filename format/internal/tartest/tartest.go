@@ -18,6 +18,10 @@ import (
 // BlockSize is the tar block size.
 const BlockSize = 512
 
+// MTime is the modification time of every entry: 2026-11-23 12:00:00 UTC,
+// the creation time of the test manifests, as format's Writer would write.
+const MTime = 1795435200
+
 // Entry is one tar entry as written, header field by header field.
 type Entry struct {
 	// Name is the entry name. Names longer than 100 bytes get a PAX path
@@ -29,6 +33,11 @@ type Entry struct {
 	Linkname string
 	// Mode is the permission bits; 0 means 0600.
 	Mode int64
+	// Uid and Uname are the owner (Gid is Uid); zero means 0 and none.
+	Uid   int64
+	Uname string
+	// ModTime is the modification time in Unix seconds; 0 means MTime.
+	ModTime int64
 	// Size is the header's size field when SetSize is true; otherwise
 	// len(Content). It is encoded in base-256 when it does not fit octal.
 	Size    int64
@@ -126,14 +135,18 @@ func block(e Entry) []byte {
 		mode = 0o600
 	}
 	octal(h[100:108], mode)
-	octal(h[108:116], 0)
-	octal(h[116:124], 0)
+	octal(h[108:116], e.Uid)
+	octal(h[116:124], e.Uid)
 	size := int64(len(e.Content))
 	if e.SetSize {
 		size = e.Size
 	}
 	numeric(h[124:136], size)
-	octal(h[136:148], 1795953600) // 2026-11-23 12:00:00 UTC
+	mtime := e.ModTime
+	if mtime == 0 {
+		mtime = MTime
+	}
+	octal(h[136:148], mtime)
 	typ := e.Type
 	if typ == 0 {
 		typ = '0'
@@ -145,6 +158,7 @@ func block(e Entry) []byte {
 	} else {
 		copy(h[257:265], "ustar\x0000")
 	}
+	copy(h[265:297], e.Uname)
 	if e.Fix != nil {
 		e.Fix(h)
 	}
