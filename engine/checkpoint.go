@@ -196,8 +196,8 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		return nil, err
 	}
 	if !o.LeaveRunning && oldMonitor > 0 {
-		// The old monitor runs `runc delete` for the ID as it exits; make
-		// sure that is over before a restore can reuse the ID.
+		// Let the old monitor drain the output and exit, so that its last
+		// log lines come before the restored container's.
 		deadline := time.Now().Add(10 * time.Second)
 		for alive(oldMonitor) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
@@ -263,15 +263,24 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	_ = os.Remove(filepath.Join(work, "restore.log"))
 	_ = os.Remove(filepath.Join(e.containerDir(c.ID), exitFile))
-	s, err := e.storeOpen()
-	if err != nil {
-		return nil, err
+	rootfs := c.Rootfs
+	if !isMounted(rootfs) {
+		// After a reboot (or a Create elsewhere): mount the layer again;
+		// the path is stable.
+		s, err := e.storeOpen()
+		if err != nil {
+			return nil, err
+		}
+		if rootfs, err = s.Mount(c.ID, ""); err != nil {
+			return nil, fmt.Errorf("mount container layer: %w", err)
+		}
 	}
-	// Mounting again is idempotent for a mounted layer and needed after
-	// a reboot; the path is stable.
-	rootfs, err := s.Mount(c.ID, "")
-	if err != nil {
-		return nil, fmt.Errorf("mount container layer: %w", err)
+	// runc keeps the state of a container that exited by itself until it
+	// is deleted; the ID must be free for `runc restore`.
+	if _, err := os.Stat(filepath.Join(e.runcRoot(), c.ID)); err == nil {
+		if _, err := runcTool(ctx, e.runc("").deleteArgs(c.ID, true), ""); err != nil {
+			return nil, fmt.Errorf("remove stale runtime state: %w", err)
+		}
 	}
 	rewrite := rootfs != c.Rootfs
 	c.Rootfs = rootfs

@@ -1,6 +1,10 @@
 package engine
 
-import "golang.org/x/sys/unix"
+import (
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
 
 func cgroupVersion() string {
 	var st unix.Statfs_t
@@ -20,4 +24,14 @@ func cgroupVersion() string {
 // descendants (the container's init once runc exits) are reparented to it.
 func setSubreaper() error {
 	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+}
+
+// isMounted reports whether path is a mount point other than its parent's
+// file system (the mounted container layer).
+func isMounted(path string) bool {
+	var st, parent unix.Stat_t
+	if path == "" || unix.Stat(path, &st) != nil || unix.Stat(filepath.Dir(path), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }

@@ -23,3 +23,5 @@ func createNetns(string) error {
 func isNetns(string) bool { return false }
 
 func removeNetns(string) error { return nil }
+
+func isMounted(string) bool { return false }

@@ -283,6 +283,21 @@ func TestIntegrationLeaveRunning(t *testing.T) {
 	if err := e.Remove(ctx, "lr", false); !errors.Is(err, ErrState) {
 		t.Errorf("Remove(running) without force = %v, want ErrState", err)
 	}
+	// Stopped, it can be restored from the last --leave-running images
+	// (runc's state of the stopped container is cleared first).
+	if _, err := e.Stop(ctx, "lr", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	atStop := logsOf(t, e, "lr")
+	if _, err := e.Restore(ctx, "lr", nil); err != nil {
+		t.Fatal(err)
+	}
+	log := waitLog(t, e, "lr", "counter after restoring a stopped container", func(l string) bool {
+		return len(counters(l[len(atStop):])) >= 2
+	})
+	if first, last := counters(log[len(atStop):])[0], lastCounter(atStop); first <= 1 || first > last {
+		t.Errorf("restored counter starts at %d, want a value in (1, %d]", first, last)
+	}
 	if err := e.Remove(ctx, "lr", true); err != nil {
 		t.Fatal(err)
 	}

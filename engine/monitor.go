@@ -316,7 +316,9 @@ func (m *monitor) wait(pid int) int {
 	}
 }
 
-// finish records the exit, drains the output and removes runc's state.
+// finish records the exit and drains the output. It leaves runc's state
+// of a stopped container for the next restore or rm to delete (after a
+// checkpoint runc has already removed it), so it exits at once.
 func (m *monitor) finish(code int) {
 	x := exitRecord{MonitorPID: os.Getpid(), ExitCode: code, FinishedAt: time.Now().UTC()}
 	if data, err := json.Marshal(x); err == nil {
@@ -333,9 +335,6 @@ func (m *monitor) finish(code int) {
 	}
 	_ = m.log.Sync()
 	_ = m.log.Close()
-	// After a checkpoint runc has already removed the container; this
-	// then fails harmlessly.
-	_ = exec.Command(m.r.path, m.r.deleteArgs(m.cfg.ID, false)[1:]...).Run()
 }
 
 func readPID(path string) (int, error) {
