@@ -709,3 +709,18 @@ func TestVerifyParentWithoutImages(t *testing.T) {
 		t.Errorf("Verify() = %v, %v, want one ErrParent problem", rep.Err(), err)
 	}
 }
+
+// TestManyFilesStopsEarly: an archive of 10^5 members is refused at member
+// MaxMembers+1, without reading the rest of it.
+func TestManyFilesStopsEarly(t *testing.T) {
+	gen := &manyFiles{n: 100_000}
+	err := readArchive(gen, nil)
+	if !errors.Is(err, format.ErrTooLarge) {
+		t.Fatalf("read of 10^5 members = %v, want ErrTooLarge", err)
+	}
+	// The reader buffers a little ahead; it must not get anywhere near
+	// the end.
+	if gen.i > format.MaxMembers+64 {
+		t.Errorf("reader generated %d headers, want about %d", gen.i, format.MaxMembers+1)
+	}
+}
