@@ -138,7 +138,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
-	c, l, err := e.lock(ref, "checkpoint")
+	c, l, err := e.lock(ctx, ref, "checkpoint")
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
-	c, l, err := e.lock(ref, "restore")
+	c, l, err := e.lock(ctx, ref, "restore")
 	if err != nil {
 		return nil, err
 	}

@@ -343,7 +343,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) (_
 	if err := requireRoot(); err != nil {
 		return nil, err
 	}
-	c, l, err := e.lock(ref, "stop")
+	c, l, err := e.lock(ctx, ref, "stop")
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +412,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) (err error)
 	if err := requireRoot(); err != nil {
 		return err
 	}
-	c, l, err := e.lock(ref, "rm")
+	c, l, err := e.lock(ctx, ref, "rm")
 	if err != nil {
 		return err
 	}

@@ -401,6 +401,18 @@ func TestDefaultRunRoot(t *testing.T) {
 	}
 }
 
+func TestLastLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"":         "",
+		"a\nb\n\n": "b",
+		`time="x" level=error msg="container still running"` + "\n" + `time="x" level=error msg="criu failed: type NOTIFY errno 0\nlog file: /w/dump.log"`: "criu failed: type NOTIFY errno 0",
+	} {
+		if got := lastLine([]byte(in)); got != want {
+			t.Errorf("lastLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestExitErrorMessage(t *testing.T) {
 	x := &ExitError{Tool: "runc restore", Code: 1, LogPath: "/w/restore.log", Stderr: []byte("a\nlast words\n"), LogTail: []string{"Error X"}}
 	want := "runc restore exited with status 1: last words (log: /w/restore.log)\n    Error X"

@@ -68,8 +68,23 @@ func (e *ExitError) Error() string {
 	return b.String()
 }
 
+// lastLine returns the message of a tool's stderr worth quoting: the first
+// line of the last logrus-style msg="..." (runc), else the last line.
 func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	s := string(b)
+	if i := strings.LastIndex(s, `msg="`); i >= 0 {
+		msg := s[i+len(`msg="`):]
+		if j := strings.IndexAny(msg, "\"\n"); j >= 0 {
+			msg = msg[:j]
+		}
+		if k := strings.Index(msg, `\n`); k >= 0 {
+			msg = msg[:k]
+		}
+		if msg = strings.TrimSpace(msg); msg != "" {
+			return msg
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(s), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		if s := strings.TrimSpace(lines[i]); s != "" {
 			return s

@@ -225,7 +225,7 @@ func TestIntegrationCheckpointRestore(t *testing.T) {
 	}
 
 	// A second operation while one holds the lock is refused.
-	_, l, err := e.lock("ctr", "test")
+	_, l, err := e.lock(ctx, "ctr", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,15 +248,15 @@ func (e *Engine) Latest(ctx context.Context) (*Container, error) {
 
 // lock takes the container's exclusive operation lock without waiting and
 // reloads its state under the lock. The caller must Unlock.
-func (e *Engine) lock(ref, purpose string) (*Container, *fsutil.Lock, error) {
-	c, err := e.Inspect(context.Background(), ref)
+func (e *Engine) lock(ctx context.Context, ref, purpose string) (*Container, *fsutil.Lock, error) {
+	c, err := e.Inspect(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
 	l, err := fsutil.TryLock(filepath.Join(e.containerDir(c.ID), lockFile), purpose)
 	if err != nil {
 		if errors.Is(err, fsutil.ErrLocked) {
-			return nil, nil, fmt.Errorf("%w: %s: another operation is in progress, held %w", ErrBusy, c.Name, err)
+			return nil, nil, fmt.Errorf("%w: %s: another ckpt operation is in progress (%v)", ErrBusy, c.Name, err)
 		}
 		return nil, nil, err
 	}
