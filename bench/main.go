@@ -1,0 +1,449 @@
+// Command bench measures ckpt against podman 5 (with runc) on the same
+// workload, side by side in one run, and against the floors: a bare
+// `criu dump` to tmpfs and the compressor's throughput on the same images.
+//
+// Usage (as root, after `make deps` and `make build workloads`; podman is
+// optional — `bash scripts/deps.sh --podman` installs it):
+//
+//	go run ./bench [-sizes 256,1024] [-runs 3] [-out bench/RESULTS.md]
+//
+// For each ballast size (MiB; the workload's ballast is half pseudo-random,
+// half repetitive text) and each run, alternating which engine goes first,
+// it runs testdata/workloads' counter, waits until the ballast is touched,
+// and measures:
+//
+//   - checkpoint --export wall time (default zstd compression), the CRIU
+//     frozen time from --print-stats, the archive size, and the peak RSS of
+//     the engine's CLI process;
+//   - restore --import wall time and peak RSS.
+//
+// It writes a Markdown report with the raw figures, medians, ratios
+// ckpt/podman, the machine and the versions. It is not a test: timings are
+// noisy, which is why every figure is kept and runs alternate.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/checkpoint-restore/go-criu/v8/crit"
+	"github.com/klauspost/compress/zstd"
+)
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("bench: ")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	sizes  []int
+	runs   int
+	ckpt   string
+	podman bool
+	out    string
+	work   string
+	shm    string
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	sizes := fs.String("sizes", "256,1024", "ballast sizes in MiB, comma-separated")
+	runs := fs.Int("runs", 3, "runs per engine and size")
+	ckpt := fs.String("ckpt", "bin/ckpt", "ckpt binary")
+	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
+	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
+	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench"}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad -sizes entry %q", s)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root (CRIU and runc need it)")
+	}
+	var err error
+	if cfg.ckpt, err = filepath.Abs(*ckpt); err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.ckpt); err != nil {
+		return fmt.Errorf("ckpt binary: %w (run `make build`)", err)
+	}
+	if _, err := exec.LookPath("podman"); err == nil && !*noPodman {
+		cfg.podman = true
+	}
+	for _, f := range []string{"testdata/workloads/bin/rootfs.tar"} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%w (run `make workloads` from the repository root)", err)
+		}
+	}
+	os.RemoveAll(cfg.work)
+	os.RemoveAll(cfg.shm)
+	if err := os.MkdirAll(cfg.work, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(cfg.shm)
+
+	engines := []engine{newCkpt(cfg)}
+	if cfg.podman {
+		engines = append(engines, newPodman(cfg))
+	}
+	for _, e := range engines {
+		if err := e.setup(ctx); err != nil {
+			return fmt.Errorf("set up %s: %w", e.name(), err)
+		}
+		defer e.teardown()
+	}
+
+	rep := &report{started: time.Now(), cfg: cfg}
+	for _, size := range cfg.sizes {
+		for i := range cfg.runs {
+			order := engines
+			if i%2 == 1 {
+				order = slices.Clone(engines)
+				slices.Reverse(order)
+			}
+			for _, e := range order {
+				r := measure(ctx, e, cfg.work, size, i)
+				log.Printf("%s %d MiB run %d: %s", e.name(), size, i+1, r)
+				rep.add(size, e.name(), r)
+			}
+		}
+		f, err := floors(ctx, cfg, size)
+		if err != nil {
+			log.Printf("floors %d MiB: %v", size, err)
+		}
+		rep.floors = append(rep.floors, f)
+	}
+	return rep.write()
+}
+
+// result is one checkpoint+restore round of one engine.
+type result struct {
+	Export, Import time.Duration
+	Frozen         time.Duration
+	Size           int64
+	ExportRSS      int64 // KiB
+	ImportRSS      int64 // KiB
+	Err            string
+}
+
+func (r result) String() string {
+	if r.Err != "" {
+		return "error: " + r.Err
+	}
+	return fmt.Sprintf("export %.2fs (frozen %.2fs, %s, RSS %d MiB), import %.2fs (RSS %d MiB)",
+		r.Export.Seconds(), r.Frozen.Seconds(), mb(r.Size), r.ExportRSS>>10, r.Import.Seconds(), r.ImportRSS>>10)
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+// engine is ckpt or podman behind podman's command-line interface.
+type engine interface {
+	name() string
+	setup(ctx context.Context) error
+	teardown()
+	cmd(args ...string) []string
+	image() string
+}
+
+func measure(ctx context.Context, e engine, work string, sizeMiB, i int) (r result) {
+	name := fmt.Sprintf("bench-%d-%d", sizeMiB, i)
+	archive := filepath.Join(work, name+"."+e.name()+".tar.zst")
+	defer os.Remove(archive)
+	defer func() { rm := e.cmd("rm", "-f", name); exec.Command(rm[0], rm[1:]...).Run() }()
+	fail := func(format string, args ...any) result {
+		r.Err = fmt.Sprintf(format, args...)
+		return r
+	}
+	if _, _, err := runCmd(ctx, e.cmd("run", "-d", "--name", name, "--network", "none", e.image(),
+		"/bin/counter", "-ballast-mb", strconv.Itoa(sizeMiB), "-file", "/tmp/counter")); err != nil {
+		return fail("run: %v", err)
+	}
+	if err := waitLog(ctx, e, name, "ballast "); err != nil {
+		return fail("%v", err)
+	}
+	out, st, err := runCmd(ctx, e.cmd("container", "checkpoint", "--print-stats", "-e", archive, name))
+	if err != nil {
+		return fail("checkpoint: %v", err)
+	}
+	r.Export, r.ExportRSS = st.wall, st.maxRSS
+	r.Frozen = frozenTime(out)
+	fi, err := os.Stat(archive)
+	if err != nil {
+		return fail("archive: %v", err)
+	}
+	r.Size = fi.Size()
+	if _, _, err := runCmd(ctx, e.cmd("rm", "-f", name)); err != nil {
+		return fail("rm: %v", err)
+	}
+	_, st, err = runCmd(ctx, e.cmd("container", "restore", "-i", archive))
+	if err != nil {
+		return fail("restore: %v", err)
+	}
+	r.Import, r.ImportRSS = st.wall, st.maxRSS
+	return r
+}
+
+// frozenTime reads CRIU's frozen time from podman-shaped --print-stats.
+func frozenTime(out []byte) time.Duration {
+	var s struct {
+		Containers []struct {
+			CRIU struct {
+				FrozenTime int64 `json:"frozen_time"`
+			} `json:"criu_statistics"`
+		} `json:"container_statistics"`
+	}
+	i := bytes.IndexByte(out, '{')
+	if i < 0 || json.Unmarshal(out[i:], &s) != nil || len(s.Containers) == 0 {
+		return 0
+	}
+	return time.Duration(s.Containers[0].CRIU.FrozenTime) * time.Microsecond
+}
+
+func waitLog(ctx context.Context, e engine, name, want string) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		out, _, _ := runCmd(ctx, e.cmd("logs", name))
+		if bytes.Contains(out, []byte(want)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("workload %s did not print %q", name, want)
+}
+
+type procStats struct {
+	wall   time.Duration
+	maxRSS int64 // KiB
+}
+
+// runCmd runs argv and returns its combined output, wall time and peak RSS.
+func runCmd(ctx context.Context, argv []string) ([]byte, procStats, error) {
+	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var buf bytes.Buffer
+	c.Stdout, c.Stderr = &buf, &buf
+	t0 := time.Now()
+	err := c.Run()
+	st := procStats{wall: time.Since(t0)}
+	if c.ProcessState == nil {
+		return buf.Bytes(), st, err
+	}
+	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		st.maxRSS = ru.Maxrss
+	}
+	if err != nil {
+		return buf.Bytes(), st, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, tail(buf.String(), 400))
+	}
+	return buf.Bytes(), st, nil
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+type ckptEngine struct{ cfg config }
+
+func newCkpt(cfg config) *ckptEngine { return &ckptEngine{cfg: cfg} }
+
+func (e *ckptEngine) name() string  { return "ckpt" }
+func (e *ckptEngine) image() string { return "bench-counter" }
+func (e *ckptEngine) cmd(args ...string) []string {
+	// podman's "container checkpoint/restore" is ckpt's "checkpoint/restore".
+	if len(args) > 1 && args[0] == "container" {
+		args = args[1:]
+	}
+	return append([]string{e.cfg.ckpt, "--root", filepath.Join(e.cfg.work, "ckpt-root")}, args...)
+}
+
+func (e *ckptEngine) setup(ctx context.Context) error {
+	_, _, err := runCmd(ctx, e.cmd("image", "import", "testdata/workloads/bin/rootfs.tar", e.image()))
+	return err
+}
+
+func (e *ckptEngine) teardown() {
+	rm := e.cmd("rm", "-f", "-a")
+	exec.Command(rm[0], rm[1:]...).Run()
+}
+
+type podmanEngine struct{ cfg config }
+
+func newPodman(cfg config) *podmanEngine { return &podmanEngine{cfg: cfg} }
+
+func (e *podmanEngine) name() string  { return "podman" }
+func (e *podmanEngine) image() string { return "localhost/ckpt-counter:mkpodman" }
+func (e *podmanEngine) cmd(args ...string) []string {
+	a := []string{"podman", "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc"}
+	return append(a, args...)
+}
+
+func (e *podmanEngine) setup(ctx context.Context) error {
+	// The same rootfs, loaded under a fixed image ID (scripts/mkpodman.sh).
+	_, _, err := runCmd(ctx, []string{"bash", "scripts/mkpodman.sh", "image"})
+	return err
+}
+
+func (e *podmanEngine) teardown() {}
+
+// floor is what CRIU and the compressor alone need for one size.
+type floor struct {
+	SizeMiB     int
+	Dump        time.Duration // bare criu dump to tmpfs (wall)
+	Frozen      time.Duration
+	ImagesBytes int64
+	Compress    time.Duration // tar + zstd (default level, all cores) of the images
+	Compressed  int64
+	Err         string
+}
+
+// floors dumps the workload with bare CRIU to tmpfs and compresses the
+// images as ckpt's writer does.
+func floors(ctx context.Context, cfg config, sizeMiB int) (f floor, err error) {
+	f.SizeMiB = sizeMiB
+	defer func() {
+		if err != nil {
+			f.Err = err.Error()
+		}
+	}()
+	dir := filepath.Join(cfg.shm, fmt.Sprintf("floor-%d", sizeMiB))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return f, err
+	}
+	defer os.RemoveAll(dir)
+	counter, _ := filepath.Abs("testdata/workloads/bin/counter")
+	// Its own PID namespace, so the dump is of a fresh tree; stdio to
+	// /dev/null inside a new session, as CRIU needs for a plain process.
+	c := exec.CommandContext(ctx, "unshare", "--pid", "--fork", "setsid", counter, "-ballast-mb", strconv.Itoa(sizeMiB), "-file", "")
+	var out bytes.Buffer
+	c.Stdout = &out
+	if err := c.Start(); err != nil {
+		return f, err
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	deadline := time.Now().Add(5 * time.Minute)
+	for !bytes.Contains(out.Bytes(), []byte("ballast ")) {
+		if time.Now().After(deadline) {
+			return f, errors.New("workload did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pid, err := childPID(c.Process.Pid)
+	if err != nil {
+		return f, err
+	}
+	_, st, err := runCmd(ctx, []string{"criu", "dump", "-t", strconv.Itoa(pid), "-D", dir, "--shell-job", "-o", "dump.log"})
+	if err != nil {
+		return f, err
+	}
+	f.Dump = st.wall
+	f.Frozen = criuFrozen(dir)
+	t0 := time.Now()
+	n, in, err := tarZstd(dir)
+	if err != nil {
+		return f, err
+	}
+	f.Compress, f.Compressed, f.ImagesBytes = time.Since(t0), n, in
+	return f, nil
+}
+
+// childPID returns the one child of pid (unshare's forked child).
+func childPID(pid int) (int, error) {
+	for range 50 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				return strconv.Atoi(f[0])
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("no child of %d", pid)
+}
+
+// criuFrozen returns the frozen time CRIU recorded in the images' stats-dump.
+func criuFrozen(dir string) time.Duration {
+	st, err := crit.GetDumpStats(dir)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(st.GetFrozenTime()) * time.Microsecond
+}
+
+// tarZstd writes dir as a zstd-compressed tar to nowhere and returns the
+// compressed and input sizes.
+func tarZstd(dir string) (compressed, input int64, err error) {
+	cw := &countWriter{}
+	enc, err := zstd.NewWriter(cw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	if err != nil {
+		return 0, 0, err
+	}
+	tw := tar.NewWriter(enc)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: d.Name(), Size: fi.Size(), Mode: 0o600}); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		n, err := io.Copy(tw, f)
+		input += n
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = enc.Close()
+	}
+	return cw.n, input, err
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }

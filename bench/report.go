@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type report struct {
+	started time.Time
+	cfg     config
+	results map[int]map[string][]result // size -> engine -> runs
+	floors  []floor
+}
+
+func (r *report) add(size int, engine string, res result) {
+	if r.results == nil {
+		r.results = map[int]map[string][]result{}
+	}
+	if r.results[size] == nil {
+		r.results[size] = map[string][]result{}
+	}
+	r.results[size][engine] = append(r.results[size][engine], res)
+}
+
+// median of the successful runs' values of f.
+func median(rs []result, f func(result) float64) (float64, bool) {
+	var v []float64
+	for _, r := range rs {
+		if r.Err == "" {
+			v = append(v, f(r))
+		}
+	}
+	if len(v) == 0 {
+		return 0, false
+	}
+	slices.Sort(v)
+	return v[len(v)/2], true
+}
+
+func (r *report) write() error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Benchmark results\n\n")
+	fmt.Fprintf(&b, "Made by `make bench` (`go run ./bench -sizes %s -runs %d`) on %s.\n\n",
+		joinInts(r.cfg.sizes), r.cfg.runs, r.started.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s\n\n", machine())
+	fmt.Fprintf(&b, "Workload: testdata/workloads counter with `-ballast-mb N` (half pseudo-random, half text), `--network none`. ")
+	fmt.Fprintf(&b, "Archives are written to disk (%s), default zstd compression. Runs alternate which engine goes first. ", r.cfg.work)
+	fmt.Fprintf(&b, "Times are wall-clock seconds of the CLI command; frozen is CRIU's frozen_time from --print-stats; RSS is the CLI process's peak.\n\n")
+	for _, size := range r.cfg.sizes {
+		fmt.Fprintf(&b, "## %d MiB\n\n", size)
+		engines := r.results[size]
+		fmt.Fprintf(&b, "| metric (median) | ckpt | podman | ckpt/podman | target |\n|---|---|---|---|---|\n")
+		metrics := []struct {
+			name, target string
+			f            func(result) float64
+			unit         string
+		}{
+			{"checkpoint --export (s)", "≤ 0.33", func(x result) float64 { return x.Export.Seconds() }, "%.2f"},
+			{"CRIU frozen time (s)", "", func(x result) float64 { return x.Frozen.Seconds() }, "%.2f"},
+			{"archive size (MB)", "≤ 1.00", func(x result) float64 { return float64(x.Size) / 1e6 }, "%.1f"},
+			{"restore --import (s)", "≤ 0.33", func(x result) float64 { return x.Import.Seconds() }, "%.2f"},
+			{"peak RSS export (MiB)", "ckpt ≤ 256 MiB", func(x result) float64 { return float64(x.ExportRSS) / 1024 }, "%.0f"},
+			{"peak RSS import (MiB)", "ckpt ≤ 256 MiB", func(x result) float64 { return float64(x.ImportRSS) / 1024 }, "%.0f"},
+		}
+		for _, m := range metrics {
+			c, okc := median(engines["ckpt"], m.f)
+			p, okp := median(engines["podman"], m.f)
+			cell := func(v float64, ok bool) string {
+				if !ok {
+					return "—"
+				}
+				return fmt.Sprintf(m.unit, v)
+			}
+			ratio := "—"
+			if okc && okp && p > 0 {
+				ratio = fmt.Sprintf("%.2f", c/p)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.name, cell(c, okc), cell(p, okp), ratio, m.target)
+		}
+		for _, f := range r.floors {
+			if f.SizeMiB != size {
+				continue
+			}
+			if f.Err != "" {
+				fmt.Fprintf(&b, "\nFloors: error: %s\n", f.Err)
+				continue
+			}
+			fmt.Fprintf(&b, "\nFloors: bare `criu dump` to tmpfs %.2f s (frozen ≈ %.2f s), images %s; tar+zstd of the images %.2f s (%.0f MB/s) → %s.\n",
+				f.Dump.Seconds(), f.Frozen.Seconds(), mb(f.ImagesBytes), f.Compress.Seconds(), float64(f.ImagesBytes)/1e6/f.Compress.Seconds(), mb(f.Compressed))
+			if c, ok := median(engines["ckpt"], func(x result) float64 { return x.Frozen.Seconds() }); ok && f.Frozen > 0 {
+				fmt.Fprintf(&b, "ckpt frozen / bare CRIU frozen = %.2f (target ≤ 1.10).\n", c/f.Frozen.Seconds())
+			}
+		}
+		fmt.Fprintf(&b, "\nRaw runs:\n\n")
+		for _, e := range []string{"ckpt", "podman"} {
+			for i, x := range engines[e] {
+				fmt.Fprintf(&b, "- %s run %d: %s\n", e, i+1, x)
+			}
+		}
+		fmt.Fprintln(&b)
+	}
+	if r.cfg.out == "-" {
+		_, err := os.Stdout.Write(b.Bytes())
+		return err
+	}
+	tmp := r.cfg.out + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, r.cfg.out)
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// machine describes the host and the versions of the parts measured.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	ver := func(argv ...string) string {
+		out, err := exec.Command(argv[0], argv[1:]...).Output()
+		if err != nil {
+			return argv[0] + " (not installed)"
+		}
+		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d cores (%s), kernel %s, %s; CRIU %s; %s; %s; %s",
+		runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version(),
+		strings.TrimPrefix(ver("criu", "--version"), "Version: "), ver("runc", "--version"), ver("podman", "--version"), memTotal())
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return ""
+	}
+	l, _, _ := strings.Cut(string(b), "\n")
+	return strings.Join(strings.Fields(l), " ")
+}
