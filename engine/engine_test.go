@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -478,5 +481,73 @@ exit 1`)
 	}
 	if _, err := os.Stat(filepath.Join(imgs, "inventory.img")); err != nil {
 		t.Errorf("images removed after a failed restore: %v", err)
+	}
+}
+
+func TestImageImport(t *testing.T) {
+	requireRootUnit(t)
+	if testing.Short() {
+		t.Skip("uses a real image store")
+	}
+	e := testEngine(t)
+	ctx := context.Background()
+	t.Cleanup(func() {
+		if s, err := e.storeOpen(); err == nil {
+			_, _ = s.Shutdown(true)
+		}
+	})
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	for _, f := range []struct{ name, body string }{{"bin/", ""}, {"etc/hello", "hi\n"}} {
+		h := &tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}
+		if strings.HasSuffix(f.name, "/") {
+			h.Typeflag, h.Mode = tar.TypeDir, 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(raw.Bytes())
+	_ = zw.Close()
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{"plain.tar": raw.Bytes(), "packed.tar.gz": gz.Bytes()} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		img, err := e.ImageImport(ctx, p, strings.SplitN(name, ".", 2)[0])
+		if err != nil {
+			t.Fatalf("ImageImport(%s) = %v", name, err)
+		}
+		if img.Size <= 0 {
+			t.Errorf("ImageImport(%s) size = %d", name, img.Size)
+		}
+	}
+	imgs, err := e.Images(ctx)
+	if err != nil || len(imgs) != 2 {
+		t.Fatalf("Images() = %d images, %v; want 2", len(imgs), err)
+	}
+	if _, err := e.ImageImport(ctx, filepath.Join(dir, "plain.tar"), "plain"); !errors.Is(err, ErrNameInUse) {
+		t.Errorf("ImageImport(existing name) = %v, want ErrNameInUse", err)
+	}
+	if _, err := e.ImageInspect(ctx, "localhost/packed:latest"); err != nil {
+		t.Errorf("ImageInspect(normalized name) = %v", err)
+	}
+	if err := e.ImageRemove(ctx, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ImageRemove(ctx, "plain"); !errors.Is(err, ErrUnknownImage) {
+		t.Errorf("ImageRemove(removed) = %v, want ErrUnknownImage", err)
+	}
+	if _, err := e.Run(ctx, "nosuch", &RunOptions{Command: []string{"/x"}}); !errors.Is(err, ErrUnknownImage) {
+		t.Errorf("Run(unknown image) = %v, want ErrUnknownImage", err)
 	}
 }
