@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -60,7 +59,9 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 	if err != nil {
 		return nil, fmt.Errorf("show archive: %w", err)
 	}
-	m, _, err := format.ReadManifest(bufio.NewReaderSize(f, 16<<10))
+	// No buffering here: the reader's own 4 KiB buffer reads only what
+	// the manifest's frame needs.
+	m, _, err := format.ReadManifest(f)
 	f.Close()
 	switch {
 	case err == nil:
