@@ -2,11 +2,13 @@ package format_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"flag"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,19 +19,38 @@ var benchSize = flag.Int64("benchsize", 1<<30, "total member size of the Writer 
 
 // genReader yields n deterministic bytes: 64 KiB blocks alternating
 // pseudo-random bytes (like memory pages of heap data, incompressible)
-// and log-like text (compressible), so throughput reflects both.
+// and log-like text (compressible), so throughput reflects both. The
+// random blocks are cut from a 32 MiB pool made once, so the generator
+// costs a copy, not a PRNG call per word; the pool is larger than any
+// compression window, so its repeats do not compress.
 type genReader struct {
-	rng  *rand.Rand
+	off  int64 // position in benchPool of the next random block
 	n    int64
-	buf  []byte
 	left []byte
 	i    int
 }
 
-var benchText = []byte("2026-11-23T12:00:00Z counter: tick 42 worker=3 state=running bytes=65536 path=/var/lib/counter/state.json\n")
+var benchText = bytes.Repeat([]byte("2026-11-23T12:00:00Z counter: tick 42 worker=3 state=running bytes=65536 path=/var/lib/counter/state.json\n"), 64<<10/100)[:64<<10]
+
+var (
+	benchPoolOnce sync.Once
+	benchPool     []byte
+)
+
+func initBenchPool() {
+	benchPoolOnce.Do(func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		benchPool = make([]byte, 32<<20)
+		for j := 0; j < len(benchPool); j += 8 {
+			binary.LittleEndian.PutUint64(benchPool[j:], rng.Uint64())
+		}
+	})
+}
 
 func newGen(seed uint64, n int64) *genReader {
-	return &genReader{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), n: n, buf: make([]byte, 64<<10)}
+	initBenchPool()
+	blocks := uint64(len(benchPool) / (64 << 10))
+	return &genReader{off: int64(seed*7919%blocks) * 64 << 10, n: n}
 }
 
 func (g *genReader) Read(p []byte) (int, error) {
@@ -38,19 +59,12 @@ func (g *genReader) Read(p []byte) (int, error) {
 	}
 	if len(g.left) == 0 {
 		if g.i%2 == 0 {
-			for j := 0; j+8 <= len(g.buf); j += 8 {
-				v := g.rng.Uint64()
-				for k := range 8 {
-					g.buf[j+k] = byte(v >> (8 * k))
-				}
-			}
+			g.left = benchPool[g.off : g.off+64<<10]
+			g.off = (g.off + 64<<10) % int64(len(benchPool))
 		} else {
-			for j := 0; j < len(g.buf); j += len(benchText) {
-				copy(g.buf[j:], benchText)
-			}
+			g.left = benchText
 		}
 		g.i++
-		g.left = g.buf
 	}
 	n := copy(p, g.left)
 	n = int(min(int64(n), g.n))
@@ -104,6 +118,7 @@ func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); re
 func BenchmarkWriter(b *testing.B) {
 	for _, c := range compressions {
 		b.Run(string(c), func(b *testing.B) {
+			initBenchPool()
 			b.SetBytes(*benchSize)
 			var out int64
 			for b.Loop() {
