@@ -142,6 +142,12 @@ func (e *Engine) Check(ctx context.Context) (*HostReport, error) {
 		r.Warnings = append(r.Warnings, inetSocketWarning)
 	}
 	if r.CRIUOK {
+		// `criu check` fails where this CRIU cannot work on this kernel
+		// (Debian 12's 3.17 on Linux 6.x: "Unexpected rt vDSO area bounds").
+		if _, err := runTool(ctx, "criu check", []string{e.criuPath(), "check"}, "", ErrCRIUMissing); err != nil {
+			r.CRIUOK = false
+			r.Problems = append(r.Problems, fmt.Sprintf("CRIU %s does not work on this kernel: %v", v, err))
+		}
 		// A failing feature check means "not available", not an error.
 		_, err := runTool(ctx, "criu check", e.criuFeatureArgs("mem_dirty_track"), "", ErrCRIUMissing)
 		r.MemoryTracking = err == nil

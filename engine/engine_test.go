@@ -551,3 +551,34 @@ func TestImageImport(t *testing.T) {
 		t.Errorf("Run(unknown image) = %v, want ErrUnknownImage", err)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	requireRootUnit(t)
+	e := testEngine(t)
+	e.CRIUPath = fakeBin(t, t.TempDir(), "criu", `
+case "$*" in
+--version) echo "Version: 4.2.1" ;;
+check) echo "Looks good." ;;
+"check --feature mem_dirty_track") echo "Dirty tracking is OFF" >&2; exit 1 ;;
+*) exit 9 ;;
+esac`)
+	e.RuntimePath = fakeBin(t, t.TempDir(), "runc", `echo "runc version 1.1.15"; echo "spec: 1.2.0"`)
+	t.Cleanup(func() {
+		if s, err := e.storeOpen(); err == nil {
+			_, _ = s.Shutdown(true)
+		}
+	})
+	r, err := e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Root || !r.CRIUOK || r.CRIUVersion != "4.2.1" || r.MemoryTracking || r.RuntimeVersion != "runc version 1.1.15" ||
+		r.StorageDriver == "" || r.CgroupVersion == "" || len(r.Problems) != 0 {
+		t.Errorf("Check() = %+v", r)
+	}
+	e.CRIUPath = fakeBin(t, t.TempDir(), "criu", `[ "$1" = --version ] && echo "Version: 4.1.1" && exit 0; echo "vdso: Unexpected rt vDSO area bounds" >&2; exit 1`)
+	r, _ = e.Check(context.Background())
+	if r.CRIUOK || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "vDSO") {
+		t.Errorf("Check() with a CRIU that fails `criu check` = %+v", r)
+	}
+}
