@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,10 +61,9 @@ func workloadTar(t *testing.T) string {
 	return tarPath
 }
 
-// realEngine returns an engine on real runc and CRIU with its own roots
-// under t.TempDir, with the workload imported as "workload". Its
-// containers are removed at the end.
-func realEngine(t *testing.T) *Engine {
+// prerequisites checks root, CRIU >= 4 and runc, and returns the
+// workload's root filesystem tar.
+func prerequisites(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real CRIU tests are slow; skipped with -short")
@@ -71,13 +71,21 @@ func realEngine(t *testing.T) *Engine {
 	if os.Geteuid() != 0 {
 		missing(t, "not root")
 	}
-	tarPath := workloadTar(t)
+	if err := (&Engine{}).preflight(context.Background()); err != nil {
+		missing(t, "%v", err)
+	}
+	return workloadTar(t)
+}
+
+// realEngine returns an engine on real runc and CRIU with its own roots
+// under t.TempDir, with the workload imported as "workload". Its
+// containers are removed at the end.
+func realEngine(t *testing.T) *Engine {
+	t.Helper()
+	tarPath := prerequisites(t)
 	dir := t.TempDir()
 	e := &Engine{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run")}
 	ctx := context.Background()
-	if err := e.preflight(ctx); err != nil {
-		missing(t, "%v", err)
-	}
 	t.Cleanup(func() {
 		list, _ := e.List(context.Background())
 		for _, c := range list {
@@ -415,4 +423,48 @@ func TestIntegrationRestoreElsewhere(t *testing.T) {
 	if _, err := e.Create(ctx, "workload", &RunOptions{Name: "copy1", Command: cmd}); !errors.Is(err, ErrNameInUse) {
 		t.Errorf("Create(existing name) = %v, want ErrNameInUse", err)
 	}
+}
+
+// TestIntegrationPodmanStore points --storage-root at a store podman made
+// and runs, checkpoints and restores podman's image from it.
+func TestIntegrationPodmanStore(t *testing.T) {
+	t.Parallel()
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		t.Skip("podman not installed (scripts/deps.sh --podman); not a prerequisite of the engine")
+	}
+	tarPath := prerequisites(t)
+	dir := t.TempDir()
+	graph := filepath.Join(dir, "graph")
+	cmd := exec.Command(podman, "--root", graph, "--runroot", filepath.Join(dir, "prun"), "--storage-driver", "overlay",
+		"import", tarPath, "podimg")
+	cmd.Env = append(os.Environ(), "PODMAN_IGNORE_CGROUPSV1_WARNING=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("podman import: %v\n%s", err, out)
+	}
+	e := &Engine{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), StorageRoot: graph}
+	ctx := context.Background()
+	t.Cleanup(func() {
+		_ = e.Remove(context.Background(), "p", true)
+		if s, err := e.storeOpen(); err == nil {
+			_, _ = s.Shutdown(true)
+		}
+		_ = e.Close()
+	})
+	img, err := e.ImageInspect(ctx, "podimg")
+	if err != nil || !slices.Contains(img.Names, "localhost/podimg:latest") {
+		t.Fatalf("podman's image in the shared store: %+v, %v", img, err)
+	}
+	if _, err := e.Run(ctx, "podimg", &RunOptions{Name: "p", Command: []string{"/bin/counter", "-interval", "50ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, "p", "counter 3", func(l string) bool { return lastCounter(l) >= 3 })
+	if _, err := e.Checkpoint(ctx, "p", nil); err != nil {
+		t.Fatal(err)
+	}
+	at := lastCounter(logsOf(t, e, "p"))
+	if _, err := e.Restore(ctx, "p", nil); err != nil {
+		t.Fatal(err)
+	}
+	checkContinues(t, waitLog(t, e, "p", "counter after restore", func(l string) bool { return lastCounter(l) >= at+2 }), at)
 }
