@@ -50,10 +50,7 @@ fuzz:
 	@set -e; for t in $$($(GO) test -list '^Fuzz' ./format | grep '^Fuzz'); do \
 		echo "== $$t"; $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./format; done
 
-# demo builds ckpt without containers/storage's btrfs driver (its cgo part
-# needs libbtrfs headers; ckpt uses overlay or vfs) and runs the demo.
-demo: deps workloads
-	$(GO) build -tags exclude_graphdriver_btrfs -o $(BIN)/ ./cmd/ckpt
+demo: deps build workloads
 	bash scripts/demo.sh
 
 bench: deps build workloads
