@@ -69,7 +69,7 @@ func globalFlags(g *globalOptions) *pflag.FlagSet {
 	fs.StringVar(&g.storageRoot, "storage-root", "", "containers/storage graph root (default <root>/storage)")
 	fs.StringVar(&g.runRoot, "runroot", "", "runtime state directory (default /run/ckpt-<hash of --root>)")
 	fs.StringVar(&g.runtime, "runtime", engine.DefaultRuntime, "OCI runtime binary")
-	fs.StringVar(&g.criu, "criu", engine.DefaultCRIU, "CRIU binary")
+	fs.StringVar(&g.criu, "criu", engine.DefaultCRIU, "CRIU binary ckpt checks (runc runs the criu in PATH)")
 	return fs
 }
 

@@ -12,7 +12,8 @@
 //	                    podman's /var/lib/containers/storage works)
 //	--runroot DIR       runtime state (default /run/ckpt-<hash of --root>)
 //	--runtime PATH      OCI runtime (default runc)
-//	--criu PATH         CRIU binary (default criu)
+//	--criu PATH         CRIU binary ckpt checks (default criu; runc 1.1 runs
+//	                    the criu found in PATH, so keep them the same)
 //
 // Commands:
 //
