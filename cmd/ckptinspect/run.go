@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/ckpt/ckpt/fuzz"
@@ -38,6 +37,7 @@ Human output may change; use --json / --format json in scripts.
 `
 
 type command struct {
+	short    string
 	synopsis string
 	desc     string
 	exits    string
@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.flags(fs)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "ckptinspect %s: %s\n\nUsage:\n  ckptinspect %s\n\n%s\n\nFlags:\n%s\nExit codes:\n%s\nHuman output may change between releases; use JSON in scripts.\n",
-			args[0], strings.SplitN(c.desc, "\n", 2)[0], c.synopsis, c.desc, fs.FlagUsages(), c.exits)
+			args[0], c.short, c.synopsis, c.desc, fs.FlagUsages(), c.exits)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -93,6 +93,7 @@ func usageErr(stderr io.Writer, cmd, msg string) int {
 func commands() map[string]*command {
 	return map[string]*command{
 		"show": {
+			short:    "summarize archives, one row each",
 			synopsis: "show ARCHIVE... [--json] [--verify]",
 			desc: "one row per archive: container, image, ID, runtime, created, checkpointed, engine,\n" +
 				"format, checkpoint size, memory pages size, rootfs diff size, verified.\n" +
@@ -105,6 +106,7 @@ func commands() map[string]*command {
 			run: runShow,
 		},
 		"inspect": {
+			short:    "show what a checkpoint holds",
 			synopsis: "inspect ARCHIVE... [flags]",
 			desc:     "show a checkpoint's process tree, command lines, environment, open files,\nsockets, mounts, CRIU statistics and metadata; reads each archive once.",
 			exits:    "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
@@ -124,6 +126,7 @@ func commands() map[string]*command {
 			run: runInspect,
 		},
 		"memparse": {
+			short:    "show, dump and search process memory",
 			synopsis: "memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json]",
 			desc: "without flags: a table of processes with their stored memory and shared memory sizes.\n" +
 				"--pid N: hexdump of the process's stored memory (identical lines collapsed to '*').\n" +
@@ -139,6 +142,7 @@ func commands() map[string]*command {
 			run: runMemparse,
 		},
 		"verify": {
+			short:    "verify archives and list every problem",
 			synopsis: "verify ARCHIVE... [--json] [--require-manifest] [--parent FILE]...",
 			desc: "verify archives in one pass each: member digests and sizes, the closed member list,\n" +
 				"CRIU image magics, required images, pagemap and pages consistency, the parent chain.\n" +
@@ -153,6 +157,7 @@ func commands() map[string]*command {
 			run: runVerify,
 		},
 		"diff": {
+			short:    "compare two archives",
 			synopsis: "diff A B [--format tree|json]",
 			desc: "compare two archives: manifest, config and spec fields; members; process tree (+/-/=);\n" +
 				"open files; sockets; memory pages whose contents changed, per process and mapping;\n" +
@@ -164,6 +169,7 @@ func commands() map[string]*command {
 			run: runDiff,
 		},
 		"fuzz": {
+			short:    "fuzz the archive reader, verifier and extractor",
 			synopsis: "fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]",
 			desc: "mutate seed archives (tar headers, manifest fields, member bytes, compression frames,\n" +
 				"CRIU image entry sizes, names with .. and links) and run each through the reader,\n" +
