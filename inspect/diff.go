@@ -64,7 +64,13 @@ type MemChange struct {
 	// AddedPages are stored only in B, RemovedPages only in A.
 	AddedPages   int64 `json:"addedPages"`
 	RemovedPages int64 `json:"removedPages"`
+	// Pages lists the addresses of the first changed pages (at most
+	// maxListedPages).
+	Pages []uint64 `json:"pages,omitempty"`
 }
+
+// maxListedPages bounds MemChange.Pages.
+const maxListedPages = 64
 
 // FileChange is a file of an inner tar (rootfs diff, volume) that
 // differs.
@@ -431,6 +437,9 @@ func (d *Diff) memory(ctx context.Context, a, b *Archive, pid uint32, comm strin
 			if !bytes.Equal(bufA, bufB) {
 				c := get(addrA)
 				c.ChangedPages++
+				if len(c.Pages) < maxListedPages {
+					c.Pages = append(c.Pages, addrA)
+				}
 				for k := range bufA {
 					if bufA[k] != bufB[k] {
 						c.ChangedBytes++
@@ -560,8 +569,19 @@ func WriteDiff(w io.Writer, d *Diff) error {
 		t := d.MemoryTotal
 		n := root.add("Memory: %d page(s) changed (%d bytes), %d added, %d removed", t.ChangedPages, t.ChangedBytes, t.AddedPages, t.RemovedPages)
 		for _, m := range d.Memory {
-			n.add("[%d] %s %x-%x %s: %d changed (%d bytes), %d added, %d removed", m.PID, m.Comm, m.Start, m.End, m.Mapping,
+			mn := n.add("[%d] %s %x-%x %s: %d changed (%d bytes), %d added, %d removed", m.PID, m.Comm, m.Start, m.End, m.Mapping,
 				m.ChangedPages, m.ChangedBytes, m.AddedPages, m.RemovedPages)
+			if len(m.Pages) > 0 {
+				var ps []string
+				for i, p := range m.Pages {
+					if i == 8 {
+						ps = append(ps, "...")
+						break
+					}
+					ps = append(ps, fmt.Sprintf("%x", p))
+				}
+				mn.add("changed pages: %s", strings.Join(ps, " "))
+			}
 		}
 	}
 	if len(d.Rootfs) > 0 {
