@@ -26,6 +26,7 @@ func TestDiffPodman(t *testing.T) {
 	if d.MemoryTotal.ChangedPages == 0 {
 		t.Errorf("memory = %+v, want changed pages", d.MemoryTotal)
 	}
+	checkCounterPages(t, d, b)
 	found := false
 	for _, f := range d.Rootfs {
 		if f.Tar == "volumes/ckptvol.tar" && f.Path == "/counter" && f.Change == Changed {
@@ -81,5 +82,40 @@ func TestDiffRootfs(t *testing.T) {
 	same, err := DiffArchives(ctx, a, a, nil)
 	if err != nil || !same.Identical {
 		t.Errorf("DiffArchives(a, a) = %+v, %v, want identical", same, err)
+	}
+}
+
+// checkCounterPages finds the counter workload's "counter N" lines in the
+// memory of archive b and checks that diff d lists each one's page as
+// changed (or the page as new in its mapping).
+func checkCounterPages(t *testing.T, d *Diff, b string) {
+	t.Helper()
+	a, err := Load(context.Background(), b, &LoadOptions{Images: true, Pages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ms, err := a.Search(SearchOptions{Regexp: `counter [0-9]+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 {
+		t.Fatal(`no "counter N" in the memory of the second checkpoint`)
+	}
+	for _, m := range ms {
+		page := m.Addr &^ (PageSize - 1)
+		ok := false
+		for _, c := range d.Memory {
+			if c.PID != m.PID || page < c.Start || page >= c.End {
+				continue
+			}
+			for _, p := range c.Pages {
+				ok = ok || p == page
+			}
+			ok = ok || c.AddedPages > 0 || len(c.Pages) == maxListedPages
+		}
+		if !ok {
+			t.Errorf("page %#x holding %q is not among the changed pages %+v", page, m.Match, d.Memory)
+		}
 	}
 }

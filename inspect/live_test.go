@@ -144,6 +144,7 @@ func TestLiveDiffCounter(t *testing.T) {
 	if !found {
 		t.Errorf("memory changes = %+v, want a changed page in the workload's memory", d.Memory)
 	}
+	checkCounterPages(t, d, b)
 	// A diff of an archive with itself is identical.
 	same, err := DiffArchives(ctx, a, a, nil)
 	if err != nil {
