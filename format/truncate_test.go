@@ -24,9 +24,9 @@ func cutPoints(n int, c format.Compression) []int {
 	const head = 2048
 	// Big archives cost a full read per cut near their end: their
 	// byte-by-byte stretches are sampled at a prime stride.
-	stride := 1
+	stride, prime := 1, 61
 	if n > 16<<10 {
-		stride = 13
+		stride, prime = 13, 157
 	}
 	if testing.Short() {
 		stride *= 5
@@ -38,7 +38,7 @@ func cutPoints(n int, c format.Compression) []int {
 			r := i % tartest.BlockSize
 			cut = r == 0 || (r == 1 || r == tartest.BlockSize-1 || i < head || i >= n-3*tartest.BlockSize) && i%stride == 0
 		} else {
-			cut = i%61 == 0 || (i < head/2 || i >= n-64) && i%stride == 0
+			cut = i%prime == 0 || (i < head/2 || i >= n-64) && i%stride == 0
 		}
 		if cut {
 			cuts = append(cuts, i)
