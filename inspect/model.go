@@ -546,6 +546,11 @@ type Info struct {
 	Checkpointed time.Time `json:"checkpointed,omitzero"`
 	Engine       string    `json:"engine"`
 	Format       string    `json:"format"`
+	// Pod, Namespace and IP come from the Kubernetes annotations of CRI-O
+	// and containerd archives.
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	IP        string `json:"ip,omitempty"`
 }
 
 // legacyConfig is the part of a config.dump (podman's ContainerConfig or
@@ -609,8 +614,23 @@ func (a *Archive) Info() (Info, error) {
 	if in.Created.Year() <= 1 {
 		in.Created = time.Time{}
 	}
-	if s != nil && in.Engine == "CRI-O" && in.Name == "" {
-		in.Name = s.Annotations["io.kubernetes.cri-o.Name"]
+	// Kubernetes engines name the container in the spec's annotations,
+	// as checkpointctl reads them.
+	if s != nil {
+		an := s.Annotations
+		switch in.Engine {
+		case "CRI-O":
+			var md struct {
+				Name string `json:"name"`
+			}
+			if json.Unmarshal([]byte(an["io.kubernetes.cri-o.Metadata"]), &md) == nil && md.Name != "" {
+				in.Name = md.Name
+			}
+			in.Pod, in.Namespace, in.IP = an["io.kubernetes.pod.name"], an["io.kubernetes.pod.namespace"], an["io.kubernetes.cri-o.IP.0"]
+		case "containerd":
+			in.Name = firstOf(an["io.kubernetes.cri.container-name"], in.Name)
+			in.Pod, in.Namespace = an["io.kubernetes.cri.sandbox-name"], an["io.kubernetes.cri.sandbox-namespace"]
+		}
 	}
 	return in, nil
 }

@@ -97,6 +97,12 @@ func WriteInspection(w io.Writer, in *Inspection) error {
 	root.add("Image: %s", dash(in.Image))
 	root.add("ID: %s", dash(in.ID))
 	root.add("Runtime: %s", dash(in.Runtime))
+	if in.Pod != "" {
+		root.add("Pod: %s/%s", dash(in.Namespace), in.Pod)
+	}
+	if in.IP != "" {
+		root.add("IP: %s", in.IP)
+	}
 	root.add("Created: %s", when(in.Created))
 	root.add("Checkpointed: %s", when(in.Checkpointed))
 	cs := root.add("Checkpoint size: %s", Size(in.CheckpointSize))
