@@ -103,7 +103,9 @@ func newID() string {
 }
 
 // Run creates a container from image and starts it under a monitor, then
-// returns its state (status running). On failure nothing is left behind.
+// returns its state (status running). If creating fails nothing is left
+// behind; if only starting fails the container stays, created, with its
+// logs (the error says so).
 func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
 	defer func() {
 		if err != nil {
@@ -209,8 +211,10 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if err := e.saveState(c); err != nil {
 		return nil, err
 	}
+	// From here on the container exists (created); a start failure leaves
+	// it, with its logs, for the user to inspect and remove, as podman does.
+	ok = true
 	if !start {
-		ok = true
 		return c, nil
 	}
 	res, err := e.startMonitor(ctx, &monitorConfig{
@@ -218,13 +222,12 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w\n(container %s is left created; remove it with `ckpt rm %s`)", err, c.Name, c.Name)
 	}
 	c.Status, c.PID, c.MonitorPID, c.StartedAt = StatusRunning, res.PID, res.MonitorPID, time.Now().UTC()
 	if err := e.saveState(c); err != nil {
 		return nil, err
 	}
-	ok = true
 	return c, nil
 }
 

@@ -161,6 +161,11 @@ func TestLogTail(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("logTail() = %q, want %q", got, want)
 	}
+	runcLog := filepath.Join(t.TempDir(), "runc.log")
+	_ = os.WriteFile(runcLog, []byte(`{"level":"error","msg":"runc create failed: no such file","time":"x"}`+"\n"), 0o600)
+	if got := logTail(runcLog, 5); !reflect.DeepEqual(got, []string{"runc create failed: no such file"}) {
+		t.Errorf("logTail(runc json) = %q", got)
+	}
 	if got := logTail(filepath.Join(t.TempDir(), "missing"), 5); got != nil {
 		t.Errorf("logTail(missing) = %q, want nil", got)
 	}

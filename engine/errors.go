@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -130,6 +131,13 @@ lines:
 	}
 	if len(pick) > n {
 		pick = pick[len(pick)-n:]
+	}
+	for i, l := range pick {
+		// runc's --log-format json lines: quote the message only.
+		var j struct{ Msg string }
+		if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &j) == nil && j.Msg != "" {
+			pick[i] = j.Msg
+		}
 	}
 	return pick
 }
