@@ -1,0 +1,522 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/checkpoint-restore/go-criu/v8/crit"
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fsutil"
+	"github.com/ckpt/ckpt/rootfs"
+	"github.com/ckpt/ckpt/volumes"
+)
+
+// Version is the engine version recorded in the manifests of exported
+// archives.
+const Version = "0.1.0"
+
+// ExportOptions configures [Engine.Export]; the zero value exports with
+// zstd, the container layer's changes and the named volumes, and stops the
+// container once the archive is durable, as `podman container checkpoint
+// --export` does.
+type ExportOptions struct {
+	// LeaveRunning keeps the container running after the export (-R). It
+	// keeps running whatever happens, including a failed export.
+	LeaveRunning bool
+	// TCPEstablished dumps established TCP connections.
+	TCPEstablished bool
+	// FileLocks dumps file locks.
+	FileLocks bool
+	// Keep keeps CRIU's dump.log and stats-dump in the container's work
+	// directory.
+	Keep bool
+	// Compression is the archive's outer compression; empty means zstd.
+	Compression format.Compression
+	// IgnoreRootfs leaves the container layer's changes (rootfs-diff.tar,
+	// deleted.files) out of the archive.
+	IgnoreRootfs bool
+	// IgnoreVolumes leaves the named volumes' content out of the archive.
+	IgnoreVolumes bool
+	// Progress, if set, is called from the writing goroutine with the
+	// number of archive bytes written so far.
+	Progress func(written int64)
+}
+
+// ExportResult describes an export.
+type ExportResult struct {
+	// Container is the state after the export: checkpointed, or running
+	// with LeaveRunning.
+	Container *Container
+	// Path is the archive written.
+	Path string
+	// Size is the archive's size in bytes.
+	Size int64
+	// Manifest is the archive's manifest.
+	Manifest *format.Manifest
+	// Runtime is how long `runc checkpoint` took.
+	Runtime time.Duration
+	// Total is the whole operation's duration.
+	Total time.Duration
+	// CRIU holds CRIU's dump statistics, or nil if they were unreadable.
+	CRIU *CRIUStatistics
+	// Phases are the steps, in order.
+	Phases []Phase
+}
+
+// Export checkpoints a running container and writes everything needed to
+// restore it on another host into a v1 archive at path (see
+// docs/FORMAT.md): the CRIU images, the container record (config.dump),
+// the OCI spec (spec.dump), CRIU's statistics and CPU description
+// (cpuinfo.img), the container layer's changes (rootfs-diff.tar,
+// deleted.files), the named volumes (volumes/<name>.tar) and ctr.log.
+//
+// The container is frozen (runc pause) before the dump and stays frozen,
+// dumped with --leave-running, while the archive is written, so the
+// archive's files match its memory. The archive is written to a temporary
+// file beside path (created with O_EXCL), synced, renamed to path and the
+// directory synced. Only then is the container stopped (without
+// LeaveRunning; it becomes checkpointed, restorable in place as well) or
+// thawed (with LeaveRunning). On any failure, including ctx being
+// cancelled, the temporary file is removed, nothing is left at path and
+// the container is thawed and keeps running. A watchdog process thaws the
+// container and removes the temporary file even if the calling process
+// is killed.
+func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions) (_ *ExportResult, err error) {
+	if o == nil {
+		o = &ExportOptions{}
+	}
+	start := time.Now()
+	pt := newPhaseTimer()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("export %s: %w", ref, err)
+		}
+	}()
+	comp, err := format.ParseCompression(string(o.Compression))
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, errors.New("no archive path given")
+	}
+	if err := e.preflight(ctx); err != nil {
+		return nil, err
+	}
+	c, l, err := e.lock(ctx, ref, "export")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	if c.Status != StatusRunning {
+		return nil, fmt.Errorf("%w: container %s is %s, not running", ErrState, c.Name, c.Status)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(abs)
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory: give a file name", abs)
+	}
+	// The temporary file first: an unwritable directory fails before the
+	// container is touched.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(abs)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create archive in %s: %w", dir, err)
+	}
+	tmp := f.Name()
+	committed := false
+	defer func() {
+		if !committed {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+
+	// Freeze, with a watchdog that thaws the container and removes the
+	// temporary file if this process dies before it finishes.
+	wd, err := e.startWatchdog(c.ID, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer wd.stop()
+	if _, err := runcTool(ctx, append(e.runc("").base("pause"), c.ID), ""); err != nil {
+		return nil, fmt.Errorf("freeze container: %w", err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			// Thaw even if ctx is cancelled.
+			if _, terr := runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), ""); terr != nil && err == nil {
+				err = fmt.Errorf("thaw container: %w", terr)
+			}
+		}
+	}()
+	pt.done("freeze")
+
+	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
+	for _, d := range []string{imgDir, work} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, fmt.Errorf("clear %s: %w", d, err)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	dumpLog := filepath.Join(work, "dump.log")
+	co := &CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks}
+	t0 := time.Now()
+	_, err = runcTool(ctx, e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
+	res := &ExportResult{Path: abs, Runtime: time.Since(t0)}
+	pt.done("runtime_checkpoint")
+	if err != nil {
+		_ = os.RemoveAll(imgDir)
+		err = fmt.Errorf("%w\n(the container keeps running)", err)
+		if hint := dumpHint(dumpLog, co); hint != "" {
+			err = fmt.Errorf("%w\nhint: %s", err, hint)
+		}
+		return nil, err
+	}
+	for _, d := range []string{work, imgDir} {
+		if st, err := crit.GetDumpStats(d); err == nil && st != nil {
+			res.CRIU = &CRIUStatistics{
+				FreezingTime: st.GetFreezingTime(), FrozenTime: st.GetFrozenTime(),
+				MemdumpTime: st.GetMemdumpTime(), MemwriteTime: st.GetMemwriteTime(),
+				PagesScanned: st.GetPagesScanned(), PagesWritten: st.GetPagesWritten(),
+			}
+			break
+		}
+	}
+	rec := *c
+	rec.CheckpointedAt = time.Now().UTC()
+	rec.CheckpointTCP = o.TCPEstablished
+	size, m, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, pt)
+	if err != nil {
+		return nil, fmt.Errorf("write archive: %w (the container keeps running; nothing was written to %s)", err, abs)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("sync archive: %w (the container keeps running; nothing was written to %s)", err, abs)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("close archive: %w (the container keeps running; nothing was written to %s)", err, abs)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, abs); err != nil {
+		return nil, fmt.Errorf("rename archive: %w", err)
+	}
+	committed = true
+	if err := fsutil.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", dir, err)
+	}
+	pt.done("commit")
+	res.Size, res.Manifest = size, m
+
+	c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
+	if !o.LeaveRunning {
+		// The archive is durable: stop the frozen container. SIGKILL is
+		// delivered when it is thawed, before it runs any instruction.
+		if _, err := runcTool(context.Background(), e.runc("").killArgs(c.ID, int(syscall.SIGKILL), false), ""); err != nil {
+			return nil, fmt.Errorf("stop container after export: %w (the archive %s is complete)", err, abs)
+		}
+		stopped = true
+		_, _ = runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), "")
+		oldMonitor := c.MonitorPID
+		deadline := time.Now().Add(10 * time.Second)
+		for oldMonitor > 0 && alive(oldMonitor) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
+	}
+	if err := e.saveState(c); err != nil {
+		return nil, err
+	}
+	pt.done("save_state")
+	if !o.Keep {
+		_ = os.Remove(dumpLog)
+		_ = os.Remove(filepath.Join(work, crit.StatsDump))
+	}
+	res.Container, res.Total, res.Phases = c, time.Since(start), pt.phases
+	return res, nil
+}
+
+// watchdog is a detached shell that waits for its stdin to close, then
+// thaws the container and removes the temporary archive, if still there.
+type watchdog struct {
+	cmd *exec.Cmd
+	w   *os.File
+}
+
+func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start watchdog: %w", err)
+	}
+	defer r.Close()
+	resume := append(e.runc("").base("resume"), id)
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `read -r _; "$@" >/dev/null 2>&1; rm -f -- "$0"`, tmp}, resume...)...)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("start watchdog: %w", err)
+	}
+	return &watchdog{cmd: cmd, w: w}, nil
+}
+
+// stop lets the watchdog run (its actions are no-ops after a clean finish)
+// and reaps it.
+func (wd *watchdog) stop() {
+	_ = wd.w.Close()
+	_ = wd.cmd.Wait()
+}
+
+// countingWriter counts bytes and reports them.
+type countingWriter struct {
+	w        io.Writer
+	n        int64
+	progress func(int64)
+	ctx      context.Context
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if c.progress != nil {
+		c.progress(c.n)
+	}
+	return n, err
+}
+
+// writeArchive writes the v1 archive of container c to f.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, pt *phaseTimer) (int64, *format.Manifest, error) {
+	host, err := e.hostInfo(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	header := format.Manifest{
+		Created:   c.CheckpointedAt.Truncate(time.Second),
+		Engine:    format.Engine{Name: "ckpt", Version: Version},
+		Container: format.Container{Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID, Runtime: filepath.Base(e.runtimePath())},
+		Host:      host,
+		Options: format.Options{
+			LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
+			IgnoreRootfs: o.IgnoreRootfs, IgnoreVolumes: o.IgnoreVolumes, Compression: string(comp),
+		},
+	}
+	cw := &countingWriter{w: f, progress: o.Progress, ctx: ctx}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	zw := format.NewWriter(bw, header, &format.WriterOptions{Compression: comp})
+	if err := zw.AddDir(format.CheckpointDir, imgDir); err != nil {
+		return 0, nil, err
+	}
+	cfg, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := zw.AddBytes(format.ConfigName, cfg); err != nil {
+		return 0, nil, err
+	}
+	if err := zw.AddFile(format.SpecName, filepath.Join(e.containerDir(c.ID), "config.json")); err != nil {
+		return 0, nil, err
+	}
+	if _, err := os.Stat(filepath.Join(work, crit.StatsDump)); err == nil {
+		if err := zw.AddFile(format.StatsName, filepath.Join(work, crit.StatsDump)); err != nil {
+			return 0, nil, err
+		}
+	}
+	cpuDir := filepath.Join(work, "cpuinfo")
+	_ = os.RemoveAll(cpuDir)
+	if err := os.Mkdir(cpuDir, 0o700); err != nil {
+		return 0, nil, err
+	}
+	defer os.RemoveAll(cpuDir)
+	if _, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", cpuDir}, "", ErrCRIUMissing); err != nil {
+		return 0, nil, fmt.Errorf("record CPU: %w", err)
+	}
+	if err := zw.AddFile(format.CPUInfoName, filepath.Join(cpuDir, "cpuinfo.img")); err != nil {
+		return 0, nil, err
+	}
+	if log, err := readTail(filepath.Join(e.containerDir(c.ID), logFile), 16<<20); err == nil {
+		if err := zw.AddBytes(format.ContainerLogName, log); err != nil {
+			return 0, nil, err
+		}
+	}
+	if !o.IgnoreRootfs {
+		release, err := e.addRootfs(ctx, zw, c)
+		if release != nil {
+			defer release()
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		pt.done("rootfs_changes")
+	}
+	if !o.IgnoreVolumes {
+		st := e.volumeStore()
+		for _, m := range c.Mounts {
+			if m.Type != "volume" {
+				continue
+			}
+			if err := zw.Add(volumes.MemberName(m.Name), st.Source(ctx, m.Name)); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return 0, nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, nil, err
+	}
+	pt.done("write_archive")
+	m, _ := zw.Manifest()
+	return cw.n, m, nil
+}
+
+// volumeStore is the engine's named volume store.
+func (e *Engine) volumeStore() *volumes.Store {
+	return &volumes.Store{Root: e.volumesDir(), InUse: func(name string) bool {
+		list, _ := e.List(context.Background())
+		for _, c := range list {
+			for _, m := range c.Mounts {
+				if m.Type == "volume" && m.Name == name {
+					return true
+				}
+			}
+		}
+		return false
+	}}
+}
+
+// addRootfs adds rootfs-diff.tar and deleted.files for the container
+// layer of c. The returned function unmounts the image.
+func (e *Engine) addRootfs(ctx context.Context, zw *format.Writer, c *Container) (func(), error) {
+	s, err := e.storeOpen()
+	if err != nil {
+		return nil, err
+	}
+	lower, err := s.MountImage(c.ImageID, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("mount image %s: %w", c.Image, err)
+	}
+	release := func() { _, _ = s.UnmountImage(c.ImageID, false) }
+	opts := &rootfs.ChangesOptions{Skip: []string{"/proc", "/sys", "/dev"}}
+	for _, m := range c.Mounts {
+		opts.Skip = append(opts.Skip, m.Destination)
+	}
+	if s.GraphDriverName() == "overlay" {
+		if sc, err := s.Container(c.ID); err == nil {
+			upper := filepath.Join(e.storageRoot(), "overlay", sc.LayerID, "diff")
+			if fi, err := os.Stat(upper); err == nil && fi.IsDir() {
+				opts.Upper = upper
+			}
+		}
+	}
+	changes, err := rootfs.Changes(ctx, lower, c.Rootfs, opts)
+	if err != nil {
+		return release, fmt.Errorf("list container layer changes: %w", err)
+	}
+	wo := &rootfs.WriteOptions{FIFOs: true}
+	root := c.Rootfs
+	if err := zw.Add(format.RootfsDiffName, format.StreamSource(func(w io.Writer) error {
+		return rootfs.WriteDiff(ctx, w, root, changes, wo)
+	})); err != nil {
+		return release, err
+	}
+	if del := rootfs.DeletedFiles(changes); len(del) > 0 {
+		var b strings.Builder
+		if err := rootfs.WriteDeleted(&b, changes); err != nil {
+			return release, err
+		}
+		if err := zw.AddBytes(format.DeletedFilesName, []byte(b.String())); err != nil {
+			return release, err
+		}
+	}
+	return release, nil
+}
+
+// readTail returns at most the last max bytes of the file at path.
+func readTail(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := fi.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	return io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+}
+
+// hostInfo describes this host for a manifest.
+func (e *Engine) hostInfo(ctx context.Context) (format.Host, error) {
+	h := format.Host{Kernel: kernelRelease(), Arch: runtime.GOARCH}
+	v, _, err := e.criuVersion(ctx)
+	if err != nil {
+		return h, err
+	}
+	h.CRIUVersion = v
+	if out, err := exec.CommandContext(ctx, e.runtimePath(), "--version").Output(); err == nil {
+		if first, _, _ := strings.Cut(string(out), "\n"); first != "" {
+			h.RuntimeVersion = strings.TrimPrefix(strings.TrimSpace(first), "runc version ")
+		}
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		h.CPU = parseCPUInfo(string(data))
+	}
+	return h, nil
+}
+
+// parseCPUInfo reads the first processor's vendor, model name and flags
+// from /proc/cpuinfo text.
+func parseCPUInfo(s string) format.CPU {
+	var cpu format.CPU
+	for _, line := range strings.Split(s, "\n") {
+		if line == "" && cpu.Vendor != "" {
+			break
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch strings.TrimSpace(k) {
+		case "vendor_id", "CPU implementer":
+			if cpu.Vendor == "" {
+				cpu.Vendor = v
+			}
+		case "model name", "CPU part":
+			if cpu.Model == "" {
+				cpu.Model = v
+			}
+		case "flags", "Features":
+			if cpu.Flags == nil {
+				cpu.Flags = strings.Fields(v)
+				sort.Strings(cpu.Flags)
+			}
+		}
+	}
+	return cpu
+}

@@ -1,0 +1,594 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/rootfs"
+	"github.com/ckpt/ckpt/volumes"
+)
+
+// ImportOptions configures [Engine.Import]; the zero value restores the
+// archive's container under its recorded name and ID, with its layer
+// changes and named volumes, as `podman container restore --import` does.
+type ImportOptions struct {
+	// Name restores the container under this name with a new ID, so one
+	// archive can be restored many times. Not with TCPEstablished (two
+	// copies cannot own one connection).
+	Name string
+	// IgnoreRootfs does not apply the archive's container layer changes.
+	IgnoreRootfs bool
+	// IgnoreVolumes does not import the archive's named volumes: volumes
+	// of those names are used as they are on this host (created empty if
+	// missing). Without it an existing volume of the same name is an
+	// error.
+	IgnoreVolumes bool
+	// IgnoreStaticIP and IgnoreStaticMAC are accepted for podman
+	// compatibility; ckpt containers have no static addresses (network
+	// "none" or "host"), so there is nothing to ignore.
+	IgnoreStaticIP, IgnoreStaticMAC bool
+	// TCPEstablished restores established TCP connections.
+	TCPEstablished bool
+	// TCPClose restores the container but closes its TCP connections.
+	TCPClose bool
+	// FileLocks restores file locks.
+	FileLocks bool
+	// Keep keeps the extracted CRIU images (as the container's checkpoint
+	// directory) and CRIU's restore.log.
+	Keep bool
+	// Progress, if set, is called with the archive bytes read so far and
+	// the archive's size.
+	Progress func(read, total int64)
+}
+
+// ImportResult describes an import.
+type ImportResult struct {
+	// Container is the restored, running container.
+	Container *Container
+	// Manifest is the archive's manifest (synthesized for legacy archives).
+	Manifest *format.Manifest
+	// Legacy reports an archive without a manifest (podman, CRI-O,
+	// containerd): its structure was checked but it carried no digests.
+	Legacy bool
+	// Restore is the restore's own result.
+	Restore *RestoreResult
+	// Total is the whole operation's duration.
+	Total time.Duration
+	// Phases are the steps, in order.
+	Phases []Phase
+}
+
+// ErrIncompatible reports an archive taken on a machine this host cannot
+// restore (another architecture, or a CPU missing features the source had).
+var ErrIncompatible = errors.New("engine: checkpoint incompatible with this host")
+
+// maxRecordSize bounds config.dump and spec.dump as the import reads them.
+const maxRecordSize = 16 << 20
+
+// importRecord is what an import takes from an archive: never spec.dump's
+// hooks, namespaces, devices or capabilities.
+type importRecord struct {
+	Name, ID, Image, ImageID string
+	Command, Env             []string
+	Network                  string
+	Volumes                  []Mount // named volumes
+	Binds                    []volumes.BindMount
+	Extra                    []string // destinations of engine-made bind mounts (podman: /etc/hosts...)
+	TCP                      bool
+}
+
+// Import restores a container from a checkpoint archive at path, written
+// by [Engine.Export] or by podman (legacy archives), treating the archive
+// as if it came from a stranger:
+//
+//   - The whole archive is extracted into a staging directory under Root
+//     and every member verified (format.Extract) before any container
+//     record, name, storage layer or volume is created.
+//   - The OCI spec is generated locally from the recorded process (command
+//     and environment), named volumes and bind mounts; spec.dump's hooks,
+//     namespace paths, devices and capabilities are never used. Bind mount
+//     sources must exist on this host (volumes.CheckBindSources).
+//   - The base image must be in the local store; it is never pulled.
+//   - The architecture recorded must match, and `criu cpuinfo check` must
+//     accept this CPU, before CRIU restores anything.
+//
+// Then it imports the named volumes, creates the container (new ID with
+// Name), applies the layer changes (rootfs.Apply) and restores from the
+// extracted images. On failure nothing is left behind: no container,
+// storage layer, volume or staging directory.
+func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *ImportResult, err error) {
+	if o == nil {
+		o = &ImportOptions{}
+	}
+	start := time.Now()
+	pt := newPhaseTimer()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("import %s: %w", path, err)
+		}
+	}()
+	if o.Name != "" && o.TCPEstablished {
+		return nil, errors.New("--tcp-established cannot be used with --name")
+	}
+	if o.TCPEstablished && o.TCPClose {
+		return nil, errors.New("--tcp-established and --tcp-close cannot be used together")
+	}
+	if err := e.preflight(ctx); err != nil {
+		return nil, err
+	}
+	staging, err := e.newStaging()
+	if err != nil {
+		return nil, err
+	}
+	keepImages := false
+	defer func() {
+		if !keepImages {
+			_ = os.RemoveAll(staging)
+		}
+	}()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	var r io.Reader = f
+	if o.Progress != nil {
+		r = &progressReader{r: f, total: fi.Size(), progress: o.Progress}
+	}
+	zr, err := format.Extract(ctx, r, staging, nil)
+	if err != nil {
+		return nil, fmt.Errorf("verify and extract archive: %w", err)
+	}
+	m, legacy := zr.Manifest(), zr.Legacy()
+	_ = zr.Close()
+	res := &ImportResult{Manifest: m, Legacy: legacy}
+	pt.done("extract")
+
+	rec, err := readRecord(staging, legacy)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkCompatible(ctx, staging, m); err != nil {
+		return nil, err
+	}
+	pt.done("cpu_check")
+	if _, err := os.Stat(filepath.Join(staging, format.CheckpointDir, "inventory.img")); err != nil {
+		return nil, fmt.Errorf("%w: the archive has no CRIU images (checkpoint/inventory.img)", format.ErrFormat)
+	}
+	if rec.TCP && !o.TCPEstablished && !o.TCPClose {
+		if o.Name != "" {
+			return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore it with --tcp-close, or without --name and with --tcp-established", ErrState)
+		}
+		return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore with --tcp-established (or --tcp-close)", ErrState)
+	}
+	// The base image must be here.
+	s, err := e.storeOpen()
+	if err != nil {
+		return nil, err
+	}
+	image := ""
+	for _, ref := range []string{rec.ImageID, rec.Image} {
+		if ref == "" {
+			continue
+		}
+		if img, err := e.resolveImage(s, ref); err == nil {
+			image = img.ID
+			break
+		}
+	}
+	if image == "" {
+		return nil, fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store; ckpt never pulls: import the same root filesystem first with `ckpt image import ROOTFS.tar %s`",
+			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID), orNone(rec.Image))
+	}
+	if err := volumes.CheckBindSources(rec.Binds); err != nil {
+		return nil, fmt.Errorf("bind mounts: %w (create them on this host first)", err)
+	}
+	name, id := rec.Name, rec.ID
+	if o.Name != "" {
+		name, id = o.Name, ""
+	}
+	if id != "" {
+		if _, err := e.loadState(id); err == nil {
+			return nil, fmt.Errorf("%w: container ID %s exists: restore with --name to make a copy with a new ID", ErrNameInUse, id[:12])
+		}
+	}
+	pt.done("checks")
+
+	// From here on, everything made is undone on failure.
+	st := e.volumeStore()
+	var imported []string
+	defer func() {
+		if err != nil {
+			for _, v := range imported {
+				_ = st.Remove(context.Background(), v, true)
+			}
+		}
+	}()
+	var vols []string
+	for _, v := range rec.Volumes {
+		spec := v.Name + ":" + v.Destination
+		if v.ReadOnly {
+			spec += ":ro"
+		}
+		vols = append(vols, spec)
+		member := filepath.Join(staging, filepath.FromSlash(volumes.MemberName(v.Name)))
+		if o.IgnoreVolumes {
+			continue
+		}
+		vf, err := os.Open(member)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // exported with --ignore-volumes
+		}
+		if err != nil {
+			return nil, err
+		}
+		err = st.Import(ctx, vf, v.Name, &volumes.ImportOptions{FIFOs: true})
+		vf.Close()
+		if err != nil {
+			return nil, fmt.Errorf("import volume %s: %w", v.Name, err)
+		}
+		imported = append(imported, v.Name)
+	}
+	for _, b := range rec.Binds {
+		spec := b.Source + ":" + b.Destination
+		for _, opt := range b.Options {
+			if opt == "ro" {
+				spec += ":ro"
+			}
+		}
+		vols = append(vols, spec)
+	}
+	pt.done("volumes")
+	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: rec.Network})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if rerr := e.Remove(context.Background(), c.ID, true); rerr != nil {
+				err = fmt.Errorf("%w\n(cleanup: %w)", err, rerr)
+			}
+		}
+	}()
+	if err := e.finishCreate(ctx, c, rec); err != nil {
+		return nil, err
+	}
+	pt.done("create")
+	if !o.IgnoreRootfs {
+		if err := applyRootfs(ctx, staging, c.Rootfs); err != nil {
+			return nil, err
+		}
+		pt.done("apply_rootfs")
+	}
+	imgDir := filepath.Join(staging, format.CheckpointDir)
+	rr, err := e.Restore(ctx, c.ID, &RestoreOptions{
+		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks,
+		Keep: o.Keep, ImageDir: imgDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pt.done("restore")
+	if o.Keep {
+		if err := os.Rename(imgDir, e.CheckpointDir(c.ID)); err != nil {
+			keepImages = true
+		}
+	}
+	res.Container, res.Restore = rr.Container, rr
+	res.Total, res.Phases = time.Since(start), pt.phases
+	return res, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// newStaging makes an empty staging directory under Root/import.
+func (e *Engine) newStaging() (string, error) {
+	base := filepath.Join(e.root(), "import")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", fmt.Errorf("create staging directory: %w", err)
+	}
+	d, err := os.MkdirTemp(base, "staging-")
+	if err != nil {
+		return "", fmt.Errorf("create staging directory: %w", err)
+	}
+	return d, nil
+}
+
+// finishCreate adds the bind mounts the engine itself provides for an
+// imported container (podman's /etc/hosts, /etc/hostname, /dev/shm,
+// /run/.containerenv, which CRIU restores as external mounts), with
+// sources made in the container's directory.
+func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importRecord) error {
+	if len(rec.Extra) == 0 {
+		return nil
+	}
+	x, l, err := e.lock(ctx, c.ID, "import")
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	dir := filepath.Join(e.containerDir(c.ID), "userdata")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, dest := range rec.Extra {
+		src := filepath.Join(dir, fmt.Sprintf("%d-%s", i, filepath.Base(dest)))
+		var err error
+		switch dest {
+		case "/dev/shm":
+			err = os.Mkdir(src, 0o1777)
+		case "/etc/hostname":
+			err = os.WriteFile(src, []byte(x.ID[:12]+"\n"), 0o644)
+		case "/etc/hosts":
+			err = os.WriteFile(src, []byte("127.0.0.1\tlocalhost\n::1\tlocalhost\n"), 0o644)
+		default:
+			err = os.WriteFile(src, nil, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("create mount source for %s: %w", dest, err)
+		}
+		x.Mounts = append(x.Mounts, Mount{Type: "bind", Source: src, Destination: dest})
+	}
+	if err := e.writeBundle(x); err != nil {
+		return err
+	}
+	if err := e.saveState(x); err != nil {
+		return err
+	}
+	*c = *x
+	return nil
+}
+
+// applyRootfs applies the staged rootfs-diff.tar and deleted.files to root.
+func applyRootfs(ctx context.Context, staging, root string) error {
+	var deleted []string
+	if df, err := os.Open(filepath.Join(staging, format.DeletedFilesName)); err == nil {
+		deleted, err = rootfs.ReadDeleted(df)
+		df.Close()
+		if err != nil {
+			return fmt.Errorf("read deleted.files: %w", err)
+		}
+	}
+	var diff io.Reader
+	if df, err := os.Open(filepath.Join(staging, format.RootfsDiffName)); err == nil {
+		defer df.Close()
+		diff = df
+	}
+	if diff == nil && len(deleted) == 0 {
+		return nil
+	}
+	if err := rootfs.Apply(ctx, root, diff, deleted, &rootfs.ApplyOptions{FIFOs: true}); err != nil {
+		return fmt.Errorf("apply container layer changes: %w", err)
+	}
+	return nil
+}
+
+// checkCompatible refuses an archive from another architecture or a CPU
+// whose features this one lacks, naming the source CPU.
+func (e *Engine) checkCompatible(ctx context.Context, staging string, m *format.Manifest) error {
+	src := strings.TrimSpace(m.Host.CPU.Vendor + " " + m.Host.CPU.Model)
+	if src == "" {
+		src = "unknown CPU"
+	}
+	if m.Host.Arch != "" && m.Host.Arch != runtime.GOARCH {
+		return fmt.Errorf("%w: the checkpoint was taken on %s (%s), this host is %s: restore it on a %s host",
+			ErrIncompatible, m.Host.Arch, src, runtime.GOARCH, m.Host.Arch)
+	}
+	if _, err := os.Stat(filepath.Join(staging, format.CPUInfoName)); err != nil {
+		return nil // legacy archives carry no CPU record
+	}
+	if _, err := runTool(ctx, "criu cpuinfo check", []string{e.criuPath(), "cpuinfo", "check", "-D", staging}, "", ErrCRIUMissing); err != nil {
+		return fmt.Errorf("%w: this CPU lacks features of the source CPU (%s, kernel %s) that the checkpointed processes may use; restoring would crash them with SIGILL: restore on a host with a compatible CPU\n(%w)",
+			ErrIncompatible, src, orNone(m.Host.Kernel), err)
+	}
+	return nil
+}
+
+// readRecord reads what the import needs from config.dump (and, for
+// podman archives, spec.dump's process section).
+func readRecord(staging string, legacy bool) (*importRecord, error) {
+	cfg, err := readSmall(filepath.Join(staging, format.ConfigName))
+	if err != nil {
+		return nil, fmt.Errorf("read config.dump: %w", err)
+	}
+	if !legacy {
+		var c Container
+		if err := json.Unmarshal(cfg, &c); err != nil {
+			return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
+		}
+		rec := &importRecord{
+			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
+			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
+		}
+		for _, m := range c.Mounts {
+			switch m.Type {
+			case "volume":
+				if !format.ValidVolumeName(m.Name) {
+					return nil, fmt.Errorf("%w: config.dump: invalid volume name %q", format.ErrFormat, m.Name)
+				}
+				if err := (volumes.BindMount{Source: "/", Destination: m.Destination}).Validate(); err != nil {
+					return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, m.Name, err)
+				}
+				rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: m.Name, Destination: m.Destination, ReadOnly: m.ReadOnly})
+			case "bind":
+				b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
+				if m.ReadOnly {
+					b.Options = []string{"ro"}
+				}
+				rec.Binds = append(rec.Binds, b)
+			default:
+				return nil, fmt.Errorf("%w: config.dump: unknown mount type %q", format.ErrFormat, m.Type)
+			}
+		}
+		if err := rec.check(); err != nil {
+			return nil, err
+		}
+		return rec, nil
+	}
+	return readPodmanRecord(staging, cfg)
+}
+
+// check validates a record's fields before they reach the engine.
+func (r *importRecord) check() error {
+	if len(r.Command) == 0 {
+		return fmt.Errorf("%w: the archive records no command", format.ErrFormat)
+	}
+	if r.Name != "" && !nameRE.MatchString(r.Name) {
+		return fmt.Errorf("%w: invalid container name %q", format.ErrFormat, r.Name)
+	}
+	if r.ID != "" && !idRE.MatchString(r.ID) {
+		return fmt.Errorf("%w: invalid container ID %q", format.ErrFormat, r.ID)
+	}
+	switch r.Network {
+	case "", NetworkNone, NetworkHost:
+	default:
+		return fmt.Errorf("%w: unknown network mode %q", format.ErrFormat, r.Network)
+	}
+	for _, kv := range r.Env {
+		if !strings.Contains(kv, "=") || strings.ContainsRune(kv, 0) {
+			return fmt.Errorf("%w: invalid environment entry %q", format.ErrFormat, kv)
+		}
+	}
+	return nil
+}
+
+// podmanConfig holds the few fields of libpod's ContainerConfig an import
+// reads.
+type podmanConfig struct {
+	Name            string `json:"name"`
+	ID              string `json:"id"`
+	RootfsImageID   string `json:"rootfsImageID"`
+	RootfsImageName string `json:"rootfsImageName"`
+	NamedVolumes    []struct {
+		Name    string   `json:"volumeName"`
+		Dest    string   `json:"dest"`
+		Options []string `json:"options"`
+	} `json:"namedVolumes"`
+	CreateNetNS bool `json:"createNetNS"`
+}
+
+// podmanSpec holds the parts of spec.dump an import reads: the process'
+// command and environment, and the mount list, only to learn which
+// destinations were bind mounts the engine provides.
+type podmanSpec struct {
+	Process *struct {
+		Args []string `json:"args"`
+		Env  []string `json:"env"`
+	} `json:"process"`
+	Mounts []struct {
+		Destination string `json:"destination"`
+		Type        string `json:"type"`
+	} `json:"mounts"`
+}
+
+// podmanProvided are the bind mounts podman provides itself; an import
+// provides them from the new container's directory.
+var podmanProvided = map[string]bool{
+	"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true,
+	"/dev/shm": true, "/run/.containerenv": true,
+}
+
+func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
+	var pc podmanConfig
+	if err := json.Unmarshal(cfg, &pc); err != nil {
+		return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
+	}
+	specData, err := readSmall(filepath.Join(staging, format.SpecName))
+	if err != nil {
+		return nil, fmt.Errorf("read spec.dump: %w", err)
+	}
+	var ps podmanSpec
+	if err := json.Unmarshal(specData, &ps); err != nil {
+		return nil, fmt.Errorf("%w: decode spec.dump: %w", format.ErrFormat, err)
+	}
+	if ps.Process == nil {
+		return nil, fmt.Errorf("%w: spec.dump has no process", format.ErrFormat)
+	}
+	rec := &importRecord{
+		Name: pc.Name, ID: pc.ID, Image: pc.RootfsImageName, ImageID: pc.RootfsImageID,
+		Command: ps.Process.Args, Network: NetworkNone,
+	}
+	for _, kv := range ps.Process.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "HOSTNAME" || k == "TERM" {
+			continue // the engine sets them
+		}
+		rec.Env = append(rec.Env, kv)
+	}
+	dests := map[string]bool{}
+	for _, v := range pc.NamedVolumes {
+		if !format.ValidVolumeName(v.Name) {
+			return nil, fmt.Errorf("%w: config.dump: invalid volume name %q", format.ErrFormat, v.Name)
+		}
+		if err := (volumes.BindMount{Source: "/", Destination: v.Dest}).Validate(); err != nil {
+			return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, v.Name, err)
+		}
+		ro := false
+		for _, o := range v.Options {
+			ro = ro || o == "ro"
+		}
+		rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: v.Name, Destination: v.Dest, ReadOnly: ro})
+		dests[v.Dest] = true
+	}
+	for _, m := range ps.Mounts {
+		if m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination] {
+			rec.Extra = append(rec.Extra, m.Destination)
+		}
+	}
+	if err := rec.check(); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// readSmall reads a file of at most maxRecordSize bytes.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecordSize {
+		return nil, fmt.Errorf("%w: %s is over %d bytes", format.ErrTooLarge, filepath.Base(path), maxRecordSize)
+	}
+	return b, nil
+}
+
+// progressReader reports bytes read.
+type progressReader struct {
+	r        io.Reader
+	n, total int64
+	progress func(read, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	p.progress(p.n, p.total)
+	return n, err
+}

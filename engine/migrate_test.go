@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/volumes"
+)
+
+// noLeftovers checks that a failed import left no container, staging
+// directory or named volume behind on e (besides the volumes in keep).
+func noLeftovers(t *testing.T, e *Engine, wantContainers int, keepVolumes ...string) {
+	t.Helper()
+	list, err := e.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != wantContainers {
+		t.Errorf("%d containers after a failed import, want %d", len(list), wantContainers)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.root(), "import")); len(ents) != 0 {
+		t.Errorf("staging directories left: %v", ents)
+	}
+	vols, err := e.volumeStore().List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vols) != len(keepVolumes) {
+		t.Errorf("volumes after a failed import: %d, want %v", len(vols), keepVolumes)
+	}
+	s, err := e.storeOpen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := s.Containers()
+	if len(cs) != wantContainers {
+		t.Errorf("%d storage containers after a failed import, want %d", len(cs), wantContainers)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestMigrate moves a container between two engines with their own roots
+// and stores (two hosts): the counter continues, the added, modified and
+// deleted files and the named volume come across, and the same archive
+// restores three more times under new names.
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	src, dst := realEngine(t), realEngine(t)
+	ctx := context.Background()
+	cmd := []string{"/bin/counter", "-write-files", "-interval", "50ms", "-file", "/data/counter"}
+	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "mig", Command: cmd, Volumes: []string{"vol1:/data"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, src, "mig", "counter 5", func(l string) bool { return lastCounter(l) >= 5 })
+	archive := filepath.Join(t.TempDir(), "mig.tar.zst")
+	var progress int64
+	xr, err := src.Export(ctx, "mig", archive, &ExportOptions{Progress: func(n int64) { progress = n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(archive)
+	if err != nil || fi.Size() != xr.Size || progress != xr.Size {
+		t.Fatalf("archive %v size %v, result size %d, progress %d", err, fi, xr.Size, progress)
+	}
+	if xr.Container.Status != StatusCheckpointed {
+		t.Errorf("after export: %s, want checkpointed", xr.Container.Status)
+	}
+	at := lastCounter(logsOf(t, src, "mig"))
+	t.Logf("exported at counter %d in %v (runc %v), %d bytes; phases %v", at, xr.Total, xr.Runtime, xr.Size, xr.Phases)
+	af, _ := os.Open(archive)
+	rep, err := format.Verify(af, nil)
+	af.Close()
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("Verify = %v, %v", err, rep.Err())
+	}
+	for _, name := range []string{format.ConfigName, format.SpecName, format.CPUInfoName, format.RootfsDiffName,
+		format.DeletedFilesName, volumes.MemberName("vol1"), format.ContainerLogName, "checkpoint/inventory.img"} {
+		if rep.Manifest.Member(name) == nil {
+			t.Errorf("archive has no %s", name)
+		}
+	}
+	if h := rep.Manifest.Host; h.Arch == "" || h.CRIUVersion == "" || h.CPU.Vendor == "" || len(h.CPU.Flags) == 0 {
+		t.Errorf("manifest host = %+v", h)
+	}
+
+	ir, err := dst.Import(ctx, archive, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("imported in %v; phases %v", ir.Total, ir.Phases)
+	c := ir.Container
+	if c.Name != "mig" || c.ID != xr.Container.ID || c.Status != StatusRunning {
+		t.Errorf("imported container %s %s %s, want mig %s running", c.Name, c.ID, c.Status, xr.Container.ID)
+	}
+	log := waitLog(t, dst, "mig", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+	if cs := counters(log); cs[0] != at+1 {
+		t.Errorf("imported counter starts at %d, want %d", cs[0], at+1)
+	}
+	if got := readFile(t, filepath.Join(c.Rootfs, "added.txt")); got != "added by counter\n" {
+		t.Errorf("/added.txt = %q", got)
+	}
+	if got := readFile(t, filepath.Join(c.Rootfs, "etc/modified.txt")); got != "modified by counter\n" {
+		t.Errorf("/etc/modified.txt = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(c.Rootfs, "etc/deleted.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("/etc/deleted.txt still there: %v", err)
+	}
+	dpath, _ := dst.volumeStore().DataPath("vol1")
+	time.Sleep(200 * time.Millisecond)
+	if n, _ := strconv.Atoi(strings.TrimSpace(readFile(t, filepath.Join(dpath, "counter")))); n <= at {
+		t.Errorf("volume counter on the target = %d, want > %d", n, at)
+	}
+
+	// The source still has vol1: importing there again needs
+	// --ignore-volumes, and the failed attempt leaves nothing behind.
+	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "copy0"}); !errors.Is(err, volumes.ErrExists) || !strings.Contains(err.Error(), "--ignore-volumes") {
+		t.Fatalf("Import over an existing volume = %v, want volumes.ErrExists naming --ignore-volumes", err)
+	}
+	noLeftovers(t, src, 1, "vol1")
+	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "x", TCPEstablished: true}); err == nil {
+		t.Errorf("Import with --name and --tcp-established succeeded")
+	}
+	for i := 1; i <= 3; i++ {
+		name := "copy" + strconv.Itoa(i)
+		r, err := src.Import(ctx, archive, &ImportOptions{Name: name, IgnoreVolumes: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Container.ID == xr.Container.ID {
+			t.Errorf("%s kept the archive's ID", name)
+		}
+		waitLog(t, src, name, name+" counting", func(l string) bool { return lastCounter(l) >= at+2 })
+	}
+	list, _ := src.List(ctx)
+	running := 0
+	for _, c := range list {
+		if c.Status == StatusRunning {
+			running++
+		}
+	}
+	if running != 3 {
+		t.Errorf("%d running containers after three imports with --name, want 3", running)
+	}
+	// The source container, checkpointed by the export, restores in place.
+	if _, err := src.Restore(ctx, "mig", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateTCP keeps an established loopback connection across hosts.
+func TestMigrateTCP(t *testing.T) {
+	t.Parallel()
+	src, dst := realEngine(t), realEngine(t)
+	ctx := context.Background()
+	if bug, err := src.HasInetSocketBug(ctx); err != nil || bug {
+		missing(t, "CRIU cannot dump TCP sockets on this kernel (%v): %s", err, inetSocketWarning)
+	}
+	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "tcp", Command: []string{"/bin/counter", "-tcp", "-interval", "50ms", "-file", ""}}); err != nil {
+		t.Fatal(err)
+	}
+	tcpOK := regexp.MustCompile(`(?m)^tcp ok (\d+)$`)
+	lastOK := func(l string) int {
+		m := tcpOK.FindAllStringSubmatch(l, -1)
+		if len(m) == 0 {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[len(m)-1][1])
+		return n
+	}
+	waitLog(t, src, "tcp", "tcp ok 3", func(l string) bool { return lastOK(l) >= 3 })
+	archive := filepath.Join(t.TempDir(), "tcp.tar")
+	if _, err := src.Export(ctx, "tcp", archive, &ExportOptions{TCPEstablished: true, Compression: format.None}); err != nil {
+		t.Fatal(err)
+	}
+	before := lastOK(logsOf(t, src, "tcp"))
+	if _, err := dst.Import(ctx, archive, nil); !errors.Is(err, ErrState) {
+		t.Errorf("Import without --tcp-established = %v, want ErrState", err)
+	}
+	noLeftovers(t, dst, 0)
+	if _, err := dst.Import(ctx, archive, &ImportOptions{TCPEstablished: true}); err != nil {
+		t.Fatal(err)
+	}
+	log := waitLog(t, dst, "tcp", "tcp ok after import", func(l string) bool { return lastOK(l) >= before+3 })
+	if strings.Contains(log, "tcp error") {
+		t.Fatalf("connection broke across the migration:\n%s", tail(log, 10))
+	}
+}
