@@ -63,7 +63,7 @@ func detect(br *bufio.Reader) (Compression, error) {
 func newDecoder(c Compression, r io.Reader, concurrency int) (io.ReadCloser, error) {
 	switch c {
 	case Zstd:
-		d, err := zstd.NewReader(r,
+		d, err := zstd.NewReader(&zstdFrames{r: r},
 			zstd.WithDecoderConcurrency(concurrency),
 			zstd.WithDecoderMaxWindow(MaxDecoderWindow),
 			zstd.WithDecoderMaxMemory(MaxDecoderMemory),
@@ -169,4 +169,123 @@ func defaultConcurrency() int {
 		n = 4
 	}
 	return n
+}
+
+// zstdFrames passes a zstd stream through to the decoder, following its
+// frame and block headers, and fails on a skippable frame: the decoder
+// skips those silently, so bytes that no digest covers could ride along
+// before, between or after the archive's frames. Anything else it does
+// not understand it passes on for the decoder to reject.
+type zstdFrames struct {
+	r        io.Reader
+	off      int64  // stream offset of the next byte
+	skip     int64  // block content (or checksum) bytes still to pass
+	hdr      []byte // header bytes gathered so far
+	state    int
+	fhdRest  int  // frame header bytes after the descriptor
+	checksum bool // the current frame ends with a checksum
+	err      error
+}
+
+const (
+	zfMagic   = iota // gathering a frame's 4 magic bytes
+	zfFHD            // its frame header descriptor
+	zfFHDRest        // the rest of its frame header
+	zfBlock          // a 3-byte block header
+	zfPass           // not understood: pass everything on
+)
+
+func (z *zstdFrames) Read(p []byte) (int, error) {
+	if z.err != nil {
+		return 0, z.err
+	}
+	n, err := z.r.Read(p)
+	if serr := z.scan(p[:n]); serr != nil {
+		z.err = serr
+		return n, serr
+	}
+	return n, err
+}
+
+func (z *zstdFrames) need() int {
+	switch z.state {
+	case zfMagic:
+		return 4
+	case zfFHD:
+		return 1
+	case zfFHDRest:
+		return z.fhdRest
+	}
+	return 3
+}
+
+func (z *zstdFrames) scan(b []byte) error {
+	for len(b) > 0 {
+		if z.state == zfPass {
+			return nil
+		}
+		if z.skip > 0 {
+			k := min(int64(len(b)), z.skip)
+			z.skip -= k
+			z.off += k
+			b = b[k:]
+			continue
+		}
+		need := z.need()
+		k := min(need-len(z.hdr), len(b))
+		z.hdr = append(z.hdr, b[:k]...)
+		z.off += int64(k)
+		b = b[k:]
+		if len(z.hdr) < need {
+			return nil
+		}
+		h := z.hdr
+		z.hdr = z.hdr[:0]
+		switch z.state {
+		case zfMagic:
+			m := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16 | uint32(h[3])<<24
+			switch {
+			case m&0xfffffff0 == 0x184d2a50:
+				return errorf(ErrCompression, "skippable zstd frame at byte %d: data outside the archive", z.off-4)
+			case m == 0xfd2fb528:
+				z.state = zfFHD
+			default:
+				z.state = zfPass
+			}
+		case zfFHD:
+			fhd := h[0]
+			single := fhd&0x20 != 0
+			z.checksum = fhd&0x04 != 0
+			n := [4]int{0, 1, 2, 4}[fhd&3] + [4]int{0, 2, 4, 8}[fhd>>6]
+			if !single {
+				n++ // window descriptor
+			} else if fhd>>6 == 0 {
+				n++ // one-byte content size
+			}
+			z.fhdRest, z.state = n, zfBlock
+			if n > 0 {
+				z.state = zfFHDRest
+			}
+		case zfFHDRest:
+			z.state = zfBlock
+		case zfBlock:
+			bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
+			switch (bh >> 1) & 3 {
+			case 1: // RLE: one byte
+				z.skip = 1
+			case 3: // reserved: the decoder rejects it
+				z.state = zfPass
+				continue
+			default:
+				z.skip = int64(bh >> 3)
+			}
+			if bh&1 != 0 { // last block
+				if z.checksum {
+					z.skip += 4
+				}
+				z.state = zfMagic
+			}
+		}
+	}
+	return nil
 }

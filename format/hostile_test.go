@@ -727,3 +727,45 @@ func TestManyFilesStopsEarly(t *testing.T) {
 		t.Errorf("reader generated %d headers, want about %d", gen.i, format.MaxMembers+1)
 	}
 }
+
+// TestZstdSkippableFrames: a skippable frame anywhere in a zstd archive is
+// refused, however the frames around it were encoded (the reader follows
+// frame and block headers to find frame starts: single-segment frames,
+// content sizes, RLE and raw blocks, with and without checksums).
+func TestZstdSkippableFrames(t *testing.T) {
+	skippable := []byte("\x5f\x2a\x4d\x18\x04\x00\x00\x00abcd")
+	config := tartest.Entry{Name: format.ConfigName, Content: []byte("{}\n")}
+	rle := tartest.Entry{Name: format.RootfsDiffName, Content: bytes.Repeat([]byte{'a'}, 300_000)}
+	tarball := v1Tar(t, config, rle)
+	for _, c := range []struct {
+		name string
+		opts []zstd.EOption
+	}{
+		{"default", nil},
+		{"no checksum", []zstd.EOption{zstd.WithEncoderCRC(false)}},
+		{"single segment", []zstd.EOption{zstd.WithSingleSegment(true)}},
+		{"fastest", []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest)}},
+		{"best", []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBestCompression)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			half := len(tarball) / 2 / tartest.BlockSize * tartest.BlockSize
+			first, second := tartest.Zstd(tarball[:half], c.opts...), tartest.Zstd(tarball[half:], c.opts...)
+			whole := append(bytes.Clone(first), second...)
+			if err := readArchive(bytes.NewReader(whole), nil); err != nil {
+				t.Fatalf("read of two frames = %v, want nil", err)
+			}
+			for _, at := range []struct {
+				name string
+				b    []byte
+			}{
+				{"between", append(append(bytes.Clone(first), skippable...), second...)},
+				{"after", append(bytes.Clone(whole), skippable...)},
+			} {
+				err := readArchive(bytes.NewReader(at.b), nil)
+				if !errors.Is(err, format.ErrCompression) || !strings.Contains(fmt.Sprint(err), "skippable zstd frame") {
+					t.Errorf("read with a skippable frame %s = %v, want ErrCompression", at.name, err)
+				}
+			}
+		})
+	}
+}
