@@ -187,6 +187,15 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 			if imgDir == "" {
 				imgDir = dir
 			}
+			if a.Legacy && imgDir == format.PreCheckpointDir && dir == format.CheckpointDir {
+				// A legacy archive with both (podman --with-previous)
+				// stores them in any order: the checkpoint's images win.
+				imgDir, kept = dir, 0
+				clear(a.Images)
+				clear(a.ImageSizes)
+				clear(a.pages)
+				clear(a.sparse)
+			}
 			if dir != imgDir {
 				continue
 			}
