@@ -158,3 +158,42 @@ func TestShowReadsOnlyManifest(t *testing.T) {
 		t.Errorf("Verify(damaged) = %+v, %v, want problems", r, err)
 	}
 }
+
+// TestLegacyPrefersCheckpoint builds a legacy archive holding
+// pre-checkpoint/ before checkpoint/ (podman --with-previous): the
+// checkpoint's images are the ones inspected.
+func TestLegacyPrefersCheckpoint(t *testing.T) {
+	ents, err := os.ReadDir(tinyImages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files [][2]string
+	for _, dir := range []string{format.PreCheckpointDir, format.CheckpointDir} {
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(tinyImages, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, [2]string{dir + "/" + e.Name(), string(b)})
+		}
+	}
+	p := filepath.Join(t.TempDir(), "legacy.tar")
+	if err := os.WriteFile(p, innerTar(t, files), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Load(context.Background(), p, &LoadOptions{Images: true, Args: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !a.Legacy || a.ImageDir != format.CheckpointDir {
+		t.Errorf("Load() legacy %v image dir %q, want a legacy archive read from %s", a.Legacy, a.ImageDir, format.CheckpointDir)
+	}
+	roots, err := a.Tree()
+	if err != nil || len(roots) != 1 {
+		t.Fatalf("Tree() = %v, %v", roots, err)
+	}
+	if err := a.ProcessArgs(roots, false); err != nil || len(roots[0].Cmdline) == 0 {
+		t.Errorf("ProcessArgs() = %v, cmdline %q", err, roots[0].Cmdline)
+	}
+}
