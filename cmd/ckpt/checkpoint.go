@@ -74,7 +74,7 @@ func checkpointCmd() *command {
 	c := &command{
 		name:     "checkpoint",
 		synopsis: "checkpoint running containers with CRIU",
-		usage:    "ckpt checkpoint [flags] CONTAINER... | -a | -l",
+		usage:    "ckpt checkpoint [flags] CONTAINER... | -a | -l   (--export FILE: one container)",
 		desc: `Dumps each container's processes with CRIU (through runc) into
 <root>/containers/<id>/checkpoint and stops the container, which can then be
 restored with 'ckpt restore'. With --leave-running it keeps running.
@@ -93,9 +93,13 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		fs.BoolVar(&o.FileLocks, "file-locks", false, "checkpoint file locks")
 		fs.BoolVarP(&o.Keep, "keep", "k", false, "keep CRIU's log and statistics files")
 		printStats := fs.Bool("print-stats", false, "print statistics as JSON")
+		xf := addExportFlags(fs)
 		rest, code := parse(c, env, fs, args, 0, -1)
 		if code >= 0 {
 			return code
+		}
+		if xf.used(fs) {
+			return runExport(ctx, env, c, fs, xf, &o, *all, *latest, rest, *printStats)
 		}
 		refs, msg, err := selectContainers(ctx, env, *all, *latest, rest, engine.StatusRunning)
 		if msg != "" {
@@ -134,7 +138,7 @@ func restoreCmd() *command {
 	c := &command{
 		name:     "restore",
 		synopsis: "restore checkpointed containers",
-		usage:    "ckpt restore [flags] CONTAINER... | -a | -l",
+		usage:    "ckpt restore [flags] CONTAINER... | -a | -l | --import FILE [--name NAME]",
 		desc: `Restores each checkpointed container in place from its CRIU images; it
 runs again with its memory, open files and output pipes as they were, and
 logs, exec, stop and checkpoint work as before. The images are removed after
@@ -154,9 +158,13 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		fs.BoolVar(&o.TCPClose, "tcp-close", false, "restore but close established TCP connections")
 		fs.BoolVar(&o.FileLocks, "file-locks", false, "restore file locks")
 		printStats := fs.Bool("print-stats", false, "print statistics as JSON")
+		imf := addImportFlags(fs)
 		rest, code := parse(c, env, fs, args, 0, -1)
 		if code >= 0 {
 			return code
+		}
+		if imf.used(fs) {
+			return runImport(ctx, env, c, fs, imf, &o, *all, *latest, rest, *printStats)
 		}
 		if o.TCPEstablished && o.TCPClose {
 			return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")

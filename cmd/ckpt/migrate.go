@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ckpt/ckpt/engine"
+	"github.com/ckpt/ckpt/format"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+)
+
+// exportFlags are checkpoint's --export flags.
+type exportFlags struct {
+	path, compress           string
+	ignoreRootfs, ignoreVols bool
+}
+
+func addExportFlags(fs *pflag.FlagSet) *exportFlags {
+	x := &exportFlags{}
+	fs.StringVarP(&x.path, "export", "e", "", "export the checkpoint to a tar archive `FILE` (for restore --import on another host)")
+	fs.StringVarP(&x.compress, "compress", "c", "zstd", "compression of the --export archive: zstd, gzip or none")
+	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
+	fs.BoolVar(&x.ignoreVols, "ignore-volumes", false, "with --export: leave the named volumes' content out")
+	return x
+}
+
+// used reports whether any export flag was given.
+func (x *exportFlags) used(fs *pflag.FlagSet) bool {
+	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes"} {
+		if fs.Changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// runExport is `ckpt checkpoint --export`: podman's flag rules, then
+// engine.Export.
+func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, x *exportFlags, o *engine.CheckpointOptions, all, latest bool, args []string, printStats bool) int {
+	if x.path == "" {
+		switch {
+		case fs.Changed("ignore-rootfs"):
+			return usageError(env, c, "--ignore-rootfs can only be used with --export")
+		case fs.Changed("ignore-volumes"):
+			return usageError(env, c, "--ignore-volumes can only be used with --export")
+		default:
+			return usageError(env, c, "--compress can only be used with --export")
+		}
+	}
+	comp, err := format.ParseCompression(x.compress)
+	if err != nil {
+		return usageError(env, c, "--compress: %q is not one of zstd, gzip, none", x.compress)
+	}
+	refs, msg, err := selectContainers(ctx, env, all, latest, args, engine.StatusRunning)
+	if msg != "" {
+		return usageError(env, c, "%s", msg)
+	}
+	if err != nil {
+		return env.fail(err)
+	}
+	if len(refs) != 1 {
+		return usageError(env, c, "--export needs exactly one container (%d selected)", len(refs))
+	}
+	xo := &engine.ExportOptions{
+		LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks, Keep: o.Keep,
+		Compression: comp, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
+	}
+	bar := newProgress(env.stderr, "export "+x.path)
+	if bar != nil {
+		xo.Progress = func(n int64) { bar.set(n, 0) }
+	}
+	res, err := env.eng.Export(ctx, refs[0], x.path, xo)
+	bar.done(err == nil)
+	if err != nil {
+		return env.fail(err)
+	}
+	if !printStats {
+		fmt.Fprintln(env.stdout, refs[0])
+		return exitOK
+	}
+	stats := checkpointStatsJSON{Duration: res.Total.Microseconds(), Containers: []checkpointContainerJSON{{
+		ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
+	}}}
+	if err := writeJSON(env.stdout, stats); err != nil {
+		return env.fail(err)
+	}
+	return exitOK
+}
+
+// importFlags are restore's --import flags.
+type importFlags struct {
+	path, name                                    string
+	ignoreRootfs, ignoreVols, ignoreIP, ignoreMAC bool
+}
+
+func addImportFlags(fs *pflag.FlagSet) *importFlags {
+	x := &importFlags{}
+	fs.StringVarP(&x.path, "import", "i", "", "restore a new container from the checkpoint archive `FILE` (from checkpoint --export or podman)")
+	fs.StringVarP(&x.name, "name", "n", "", "with --import: restore under this name with a new container ID")
+	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --import: do not apply the archive's container layer changes")
+	fs.BoolVar(&x.ignoreVols, "ignore-volumes", false, "with --import: do not import the archive's named volumes (use this host's)")
+	fs.BoolVar(&x.ignoreIP, "ignore-static-ip", false, "with --import: ignore a static IP address (ckpt containers have none)")
+	fs.BoolVar(&x.ignoreMAC, "ignore-static-mac", false, "with --import: ignore a static MAC address (ckpt containers have none)")
+	return x
+}
+
+func (x *importFlags) used(fs *pflag.FlagSet) bool {
+	for _, n := range []string{"import", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
+		if fs.Changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// runImport is `ckpt restore --import`: podman's flag rules, then
+// engine.Import.
+func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, x *importFlags, o *engine.RestoreOptions, all, latest bool, args []string, printStats bool) int {
+	if x.path == "" {
+		for _, n := range []string{"name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
+			if fs.Changed(n) {
+				return usageError(env, c, "--%s can only be used with --import", n)
+			}
+		}
+	}
+	switch {
+	case all || latest:
+		return usageError(env, c, "--import cannot be used with --all or --latest")
+	case len(args) > 0:
+		return usageError(env, c, "--import restores a new container: do not name one (use --name to choose its name)")
+	case x.name != "" && o.TCPEstablished:
+		return usageError(env, c, "--tcp-established cannot be used with --name")
+	case o.TCPEstablished && o.TCPClose:
+		return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")
+	}
+	im := &engine.ImportOptions{
+		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
+		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC,
+		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks, Keep: o.Keep,
+	}
+	bar := newProgress(env.stderr, "import "+x.path)
+	if bar != nil {
+		im.Progress = bar.set
+	}
+	res, err := env.eng.Import(ctx, x.path, im)
+	bar.done(err == nil)
+	if err != nil {
+		return env.fail(err)
+	}
+	if res.Legacy {
+		env.errorf("warning: %s has no manifest (made by another engine): its structure was checked, its contents could not be verified", x.path)
+	}
+	if !printStats {
+		fmt.Fprintln(env.stdout, res.Container.ID)
+		return exitOK
+	}
+	stats := restoreStatsJSON{Duration: res.Total.Microseconds(), Containers: []restoreContainerJSON{{
+		ID: res.Container.ID, RuntimeDuration: res.Restore.Runtime.Microseconds(), CRIU: res.Restore.CRIU,
+		Phases: append(res.Phases, res.Restore.Phases...),
+	}}}
+	if err := writeJSON(env.stdout, stats); err != nil {
+		return env.fail(err)
+	}
+	return exitOK
+}
+
+// progress draws a one-line progress indicator on a terminal. A nil
+// *progress (stderr is not a terminal) does nothing.
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	label string
+	start time.Time
+	last  time.Time
+	n, t  int64
+}
+
+// newProgress returns a progress line on w, or nil if w is not a terminal.
+func newProgress(w io.Writer, label string) *progress {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+		return nil
+	}
+	return &progress{w: w, label: label, start: time.Now()}
+}
+
+// set records n bytes done of total (0: unknown) and redraws at most ten
+// times a second.
+func (p *progress) set(n, total int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n, p.t = n, total
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
+	const mib = 1 << 20
+	el := time.Since(p.start).Truncate(100 * time.Millisecond)
+	if p.t > 0 {
+		pct := 100 * p.n / p.t
+		width := 30
+		fill := int(int64(width) * p.n / p.t)
+		bar := make([]byte, width)
+		for i := range bar {
+			bar[i] = '.'
+			if i < fill {
+				bar[i] = '#'
+			}
+		}
+		fmt.Fprintf(p.w, "\r%s [%s] %3d%% %.1f/%.1f MiB %v ", p.label, bar, pct, float64(p.n)/mib, float64(p.t)/mib, el)
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s %.1f MiB %v ", p.label, float64(p.n)/mib, el)
+}
+
+// done draws the final state and ends the line.
+func (p *progress) done(ok bool) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ok && p.t > 0 {
+		p.n = p.t
+	}
+	p.draw()
+	fmt.Fprintln(p.w)
+}
