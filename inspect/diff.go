@@ -35,6 +35,7 @@ type FieldChange struct {
 
 // ProcChange compares a process of both checkpoints.
 type ProcChange struct {
+	// Change is Added, Removed, Changed (Detail says what) or Unchanged.
 	PID    uint32 `json:"pid"`
 	Comm   string `json:"comm"`
 	Change string `json:"change"`
@@ -44,6 +45,8 @@ type ProcChange struct {
 // ItemChange is an open file or socket of a process present in only one
 // checkpoint.
 type ItemChange struct {
+	// Item is "<fd> <type> <path>" for a file, "<fd> <description>" for a
+	// socket; Change is Added or Removed.
 	PID    uint32 `json:"pid"`
 	Item   string `json:"item"`
 	Change string `json:"change"`
@@ -84,6 +87,8 @@ type FileChange struct {
 
 // Diff is the difference between two archives.
 type Diff struct {
+	// A and B are the archives compared; Identical reports no
+	// difference at all.
 	A         string        `json:"a"`
 	B         string        `json:"b"`
 	Identical bool          `json:"identical"`

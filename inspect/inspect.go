@@ -44,20 +44,27 @@ func All() InspectOptions {
 // Metadata is the archive metadata Inspect shows with
 // InspectOptions.Metadata.
 type Metadata struct {
-	Engine       format.Engine     `json:"engine"`
-	Host         *format.Host      `json:"host,omitempty"`
-	Options      *format.Options   `json:"options,omitempty"`
-	Parent       *format.Parent    `json:"parent,omitempty"`
-	Compression  string            `json:"compression"`
-	Members      int               `json:"members"`
+	// Engine is the writing program (the engine's name for legacy
+	// archives); Host, Options and Parent are the manifest's (v1 only).
+	Engine  format.Engine   `json:"engine"`
+	Host    *format.Host    `json:"host,omitempty"`
+	Options *format.Options `json:"options,omitempty"`
+	Parent  *format.Parent  `json:"parent,omitempty"`
+	// Compression is the outer compression; Members the member count.
+	Compression string `json:"compression"`
+	Members     int    `json:"members"`
+	// Annotations are spec.dump's; DeletedFiles deleted.files' paths.
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	DeletedFiles []string          `json:"deletedFiles,omitempty"`
-	ParentLink   bool              `json:"parentLink,omitempty"`
+	// ParentLink reports a legacy checkpoint/parent link.
+	ParentLink bool `json:"parentLink,omitempty"`
 }
 
 // Inspection is the result of Inspect.
 type Inspection struct {
 	Summary
+	// Processes is the process tree; Mounts, Stats and Metadata the other
+	// views, each set when asked for.
 	Processes []*Process `json:"processTree,omitempty"`
 	Mounts    []Mount    `json:"mounts,omitempty"`
 	Stats     *DumpStats `json:"stats,omitempty"`

@@ -11,6 +11,7 @@ const JSONVersion = 1
 
 // ShowJSON is show's --json document.
 type ShowJSON struct {
+	// Version is JSONVersion in every document.
 	Version  int        `json:"version"`
 	Archives []*Summary `json:"archives"`
 }

@@ -47,18 +47,27 @@ func readPagemap(name string, data []byte) (criuimg.PagemapHead, []criuimg.Pagem
 
 // Process is one task of a checkpoint's process tree.
 type Process struct {
-	PID     uint32     `json:"pid"`
-	PPID    uint32     `json:"ppid"`
-	PGID    uint32     `json:"pgid"`
-	SID     uint32     `json:"sid"`
-	Threads []uint32   `json:"threads,omitempty"`
-	Comm    string     `json:"comm"`
-	State   string     `json:"state"`
-	Cmdline []string   `json:"cmdline,omitempty"`
-	Env     []string   `json:"env,omitempty"`
-	Files   []File     `json:"files,omitempty"`
-	Sockets []Socket   `json:"sockets,omitempty"`
-	Kids    []*Process `json:"children,omitempty"`
+	// PID, PPID, PGID and SID are the task's IDs as CRIU recorded them
+	// (in the container's PID namespace).
+	PID  uint32 `json:"pid"`
+	PPID uint32 `json:"ppid"`
+	PGID uint32 `json:"pgid"`
+	SID  uint32 `json:"sid"`
+	// Threads are the thread IDs of the task.
+	Threads []uint32 `json:"threads,omitempty"`
+	// Comm is the task's command name.
+	Comm string `json:"comm"`
+	// State is "alive", "zombie", "stopped" or "unknown".
+	State string `json:"state"`
+	// Cmdline and Env are read from the task's memory when asked for.
+	Cmdline []string `json:"cmdline,omitempty"`
+	Env     []string `json:"env,omitempty"`
+	// Files and Sockets are the task's open files and sockets when asked
+	// for.
+	Files   []File   `json:"files,omitempty"`
+	Sockets []Socket `json:"sockets,omitempty"`
+	// Kids are the child tasks, sorted by PID.
+	Kids []*Process `json:"children,omitempty"`
 }
 
 // File is an open file descriptor of a process (or its cwd and root).
@@ -73,16 +82,25 @@ type File struct {
 
 // Socket is a socket held by a process.
 type Socket struct {
-	Fd       uint32 `json:"fd"`
-	Type     string `json:"fdType"`
-	Family   string `json:"family,omitempty"`
-	Proto    string `json:"protocol,omitempty"`
+	// Fd is the descriptor number.
+	Fd uint32 `json:"fd"`
+	// Type is CRIU's file type (INETSK, UNIXSK, PACKETSK, NETLINKSK).
+	Type string `json:"fdType"`
+	// Family is IPv4, IPv6, UNIX, PACKET or NETLINK.
+	Family string `json:"family,omitempty"`
+	// Proto is TCP, UDP or the protocol number.
+	Proto string `json:"protocol,omitempty"`
+	// SockType is STREAM, DGRAM, RAW, SEQPACKET or the type number.
 	SockType string `json:"type,omitempty"`
-	State    string `json:"state,omitempty"`
-	Src      string `json:"src,omitempty"`
-	Dst      string `json:"dst,omitempty"`
-	Ino      uint32 `json:"ino,omitempty"`
-	Peer     uint32 `json:"peer,omitempty"`
+	// State is the TCP state name (LISTEN, ESTABLISHED, ...).
+	State string `json:"state,omitempty"`
+	// Src and Dst are the local and peer addresses (host:port), or the
+	// socket path of a UNIX socket in Src.
+	Src string `json:"src,omitempty"`
+	Dst string `json:"dst,omitempty"`
+	// Ino is the socket's inode; Peer the peer's inode (UNIX sockets).
+	Ino  uint32 `json:"ino,omitempty"`
+	Peer uint32 `json:"peer,omitempty"`
 }
 
 // images gives decoded views of an archive's CRIU images, caching the
@@ -464,6 +482,8 @@ func hostPort(words []uint32, port uint32) string {
 
 // Mount is a mount of the container's OCI spec.
 type Mount struct {
+	// Destination is the mount point in the container; Type, Source and
+	// Options are the spec's.
 	Destination string   `json:"destination"`
 	Type        string   `json:"type,omitempty"`
 	Source      string   `json:"source,omitempty"`
@@ -505,6 +525,7 @@ func (a *Archive) Mounts() ([]Mount, error) {
 
 // DumpStats are CRIU's dump statistics (stats-dump).
 type DumpStats struct {
+	// The times are in microseconds, as CRIU records them.
 	FreezingTime       uint32 `json:"freezingTimeUs"`
 	FrozenTime         uint32 `json:"frozenTimeUs"`
 	MemdumpTime        uint32 `json:"memdumpTimeUs"`
@@ -537,15 +558,21 @@ func (a *Archive) Stats() (*DumpStats, error) {
 // Info is the identity of a checkpointed container, from the manifest of
 // a v1 archive or the config.dump and spec.dump of a legacy one.
 type Info struct {
-	Name         string    `json:"name"`
-	ID           string    `json:"id"`
-	Image        string    `json:"image"`
-	ImageID      string    `json:"imageID,omitempty"`
-	Runtime      string    `json:"runtime"`
+	// Name, ID, Image, ImageID and Runtime identify the container and
+	// its image.
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Image   string `json:"image"`
+	ImageID string `json:"imageID,omitempty"`
+	Runtime string `json:"runtime"`
+	// Created is when the container was created (legacy archives);
+	// Checkpointed when the checkpoint was taken.
 	Created      time.Time `json:"created,omitzero"`
 	Checkpointed time.Time `json:"checkpointed,omitzero"`
-	Engine       string    `json:"engine"`
-	Format       string    `json:"format"`
+	// Engine is ckpt, Podman, CRI-O or containerd; Format "ckpt v1" or
+	// "legacy".
+	Engine string `json:"engine"`
+	Format string `json:"format"`
 	// Pod, Namespace and IP come from the Kubernetes annotations of CRI-O
 	// and containerd archives.
 	Pod       string `json:"pod,omitempty"`
