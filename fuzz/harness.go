@@ -169,8 +169,11 @@ type Options struct {
 
 // Result summarizes a run.
 type Result struct {
-	Execs    int
-	Elapsed  time.Duration
+	// Execs is the number of inputs executed.
+	Execs int
+	// Elapsed is the run's duration.
+	Elapsed time.Duration
+	// Findings are the inputs that misbehaved.
 	Findings []Finding
 }
 
