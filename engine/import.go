@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkpoint-restore/go-criu/v8/crit"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/rootfs"
 	"github.com/ckpt/ckpt/volumes"
@@ -238,7 +241,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		if err != nil {
 			return nil, err
 		}
-		err = st.Import(ctx, vf, v.Name, &volumes.ImportOptions{FIFOs: true})
+		var vr io.Reader = vf
+		if legacy {
+			vr = stripDotSlash(vf)
+		}
+		err = st.Import(ctx, vr, v.Name, &volumes.ImportOptions{FIFOs: true})
 		vf.Close()
 		if err != nil {
 			return nil, fmt.Errorf("import volume %s: %w", v.Name, err)
@@ -277,6 +284,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		pt.done("apply_rootfs")
 	}
 	imgDir := filepath.Join(staging, format.CheckpointDir)
+	if err := matchRootMode(imgDir, c.Rootfs); err != nil {
+		return nil, err
+	}
 	rr, err := e.Restore(ctx, c.ID, &RestoreOptions{
 		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks,
 		Keep: o.Keep, ImageDir: imgDir,
@@ -333,6 +343,10 @@ func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importReco
 		return err
 	}
 	for i, dest := range rec.Extra {
+		if dest == "/sys/fs/cgroup" {
+			x.Mounts = append(x.Mounts, Mount{Type: "cgroup", Destination: dest})
+			continue
+		}
 		src := filepath.Join(dir, fmt.Sprintf("%d-%s", i, filepath.Base(dest)))
 		var err error
 		switch dest {
@@ -552,7 +566,8 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 		dests[v.Dest] = true
 	}
 	for _, m := range ps.Mounts {
-		if m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination] {
+		if (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
+			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup") {
 			rec.Extra = append(rec.Extra, m.Destination)
 		}
 	}
@@ -560,6 +575,91 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// stripDotSlash rewrites a tar stream whose names start with "./" (podman's
+// volume tars) into the form rootfs.Apply takes: "./x" becomes "x" and
+// "./" becomes ".". Everything else is copied as it is; Apply checks it.
+func stripDotSlash(r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
+		err := func() error {
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					return tw.Close()
+				}
+				if err != nil {
+					return err
+				}
+				h.Name = undot(h.Name)
+				if h.Typeflag == tar.TypeLink {
+					h.Linkname = undot(h.Linkname)
+				}
+				if err := tw.WriteHeader(h); err != nil {
+					return err
+				}
+				if _, err := io.Copy(tw, tr); err != nil {
+					return err
+				}
+			}
+		}()
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
+}
+
+func undot(name string) string {
+	if name == "./" || name == "." {
+		return "."
+	}
+	return strings.TrimPrefix(name, "./")
+}
+
+// maxFilesImage bounds files.img before crit decodes it (crit allocates
+// from sizes in the file).
+const maxFilesImage = 16 << 20
+
+// matchRootMode gives the container's root directory the permission bits
+// CRIU recorded for it ("File . has bad mode" otherwise): images from
+// another engine (podman's roots are 0555) may differ from this store's.
+func matchRootMode(imgDir, root string) error {
+	path := filepath.Join(imgDir, "files.img")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() > maxFilesImage {
+		return nil // older layouts, or too large to look at: CRIU decides
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	img, err := crit.New(f, nil, "", false, true).Decode(&fdinfo.FileEntry{})
+	if err != nil {
+		return nil
+	}
+	for _, ent := range img.Entries {
+		fe, ok := ent.Message.(*fdinfo.FileEntry)
+		if !ok || fe.GetReg() == nil || fe.GetReg().GetName() != "/" {
+			continue
+		}
+		want := os.FileMode(fe.GetReg().GetMode() & 0o777)
+		st, err := os.Stat(root)
+		if err != nil {
+			return fmt.Errorf("stat container root: %w", err)
+		}
+		if st.Mode().Perm() != want {
+			if err := os.Chmod(root, want); err != nil {
+				return fmt.Errorf("set container root mode: %w", err)
+			}
+		}
+		return nil
+	}
+	return nil
 }
 
 // readSmall reads a file of at most maxRecordSize bytes.

@@ -94,6 +94,13 @@ func specFor(c *Container) (*specs.Spec, error) {
 		},
 	}
 	for _, m := range c.Mounts {
+		if m.Type == "cgroup" {
+			// Imported podman checkpoints have /sys/fs/cgroup mounted;
+			// runc maps its controllers as CRIU external mounts.
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+				Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}})
+			continue
+		}
 		opts := []string{"rbind"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")
