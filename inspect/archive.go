@@ -134,12 +134,15 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 		return nil, fmt.Errorf("load archive: %w", err)
 	}
 	defer f.Close()
-	a = &Archive{Path: name, Meta: map[string][]byte{}, Images: map[string][]byte{},
+	// arch, not the named result, is what the deferred cleanup closes:
+	// "return nil, err" sets a to nil before deferred calls run.
+	arch := &Archive{Path: name, Meta: map[string][]byte{}, Images: map[string][]byte{},
 		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{},
 		sparse: map[string]*sparsePages{}}
+	a = arch
 	defer func() {
 		if err != nil {
-			a.Close()
+			arch.Close()
 			a = nil
 			err = fmt.Errorf("load %s: %w", name, err)
 		}

@@ -12,12 +12,20 @@ import (
 )
 
 // inspectAll runs every view of the inspector on the archive at p.
+// Temporary files must be gone afterwards, whatever happened.
 func inspectAll(t *testing.T, ctx context.Context, p, ref string) {
+	tmp := t.TempDir()
+	defer func() {
+		if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+			t.Errorf("temporary files left behind: %v", ents)
+		}
+	}()
 	o := All()
+	o.TempDir = tmp
 	Show(ctx, p, &ShowOptions{Verify: true})
 	Inspect(ctx, p, &o)
-	DiffArchives(ctx, ref, p, nil)
-	if a, err := Load(ctx, p, &LoadOptions{Images: true, Pages: true}); err == nil {
+	DiffArchives(ctx, ref, p, &DiffOptions{TempDir: tmp})
+	if a, err := Load(ctx, p, &LoadOptions{Images: true, Pages: true, TempDir: tmp}); err == nil {
 		a.MemoryUsage()
 		a.Search(SearchOptions{String: "tiny", Context: 8})
 		if roots, err := a.Tree(); err == nil {
