@@ -190,8 +190,8 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		if ref == "" {
 			continue
 		}
-		if img, err := e.resolveImage(s, ref); err == nil {
-			image = img.ID
+		if _, err := e.resolveImage(s, ref); err == nil {
+			image = ref
 			break
 		}
 	}
@@ -275,6 +275,15 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	}()
 	if err := e.finishCreate(ctx, c, rec); err != nil {
 		return nil, err
+	}
+	// The container's earlier output comes along, as podman does.
+	if log, err := readTail(filepath.Join(staging, format.ContainerLogName), 16<<20); err == nil {
+		if legacy {
+			log = fromK8sFile(log)
+		}
+		if err := os.WriteFile(filepath.Join(e.containerDir(c.ID), logFile), log, 0o600); err != nil {
+			return nil, fmt.Errorf("write container log: %w", err)
+		}
 	}
 	pt.done("create")
 	if !o.IgnoreRootfs {
@@ -660,6 +669,28 @@ func matchRootMode(imgDir, root string) error {
 		return nil
 	}
 	return nil
+}
+
+// fromK8sFile turns podman's k8s-file log lines ("TIME stdout F text")
+// into the plain output ckpt's logs hold; other lines are kept.
+func fromK8sFile(log []byte) []byte {
+	var out []byte
+	for _, line := range strings.SplitAfter(string(log), "\n") {
+		f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 4)
+		if len(f) >= 3 && (f[1] == "stdout" || f[1] == "stderr") && (f[2] == "F" || f[2] == "P") {
+			text := ""
+			if len(f) == 4 {
+				text = f[3]
+			}
+			if f[2] == "F" {
+				text += "\n"
+			}
+			out = append(out, text...)
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 // readSmall reads a file of at most maxRecordSize bytes.

@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// mountTmpfs mounts a tmpfs with opts on a new directory and unmounts it
+// at the end of the test.
+func mountTmpfs(t *testing.T, opts string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
+		missing(t, "mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// checkNoArchive checks that nothing, not even a temporary file, is left
+// in dir.
+func checkNoArchive(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left in %s after a failed export: %v", dir, ents)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkStillRunning checks that the container is running and counting.
+func checkStillRunning(t *testing.T, e *Engine, ref string) {
+	t.Helper()
+	c, err := e.Inspect(context.Background(), ref)
+	if err != nil || c.Status != StatusRunning {
+		t.Fatalf("after a failed export: %+v, %v; want running", c, err)
+	}
+	at := lastCounter(logsOf(t, e, ref))
+	waitLog(t, e, ref, "the counter to go on after a failed export", func(l string) bool { return lastCounter(l) >= at+2 })
+}
+
+// TestExportFailures injects failures into exports: a read-only target
+// directory, a full disk, a cancelled context and a SIGKILLed exporter.
+// Each leaves no file in the target directory and the container running.
+func TestExportFailures(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	if _, err := e.Run(ctx, "workload", &RunOptions{Name: "f", Command: []string{"/bin/counter", "-interval", "50ms", "-ballast-mb", "8"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, "f", "counter 3", func(l string) bool { return lastCounter(l) >= 3 })
+
+	t.Run("read-only", func(t *testing.T) {
+		dir := mountTmpfs(t, "ro,size=1m")
+		_, err := e.Export(ctx, "f", filepath.Join(dir, "a.tar"), nil)
+		if err == nil || !errors.Is(err, syscall.EROFS) {
+			t.Fatalf("Export to a read-only directory = %v, want EROFS", err)
+		}
+		checkNoArchive(t, dir)
+		checkStillRunning(t, e, "f")
+	})
+	t.Run("disk-full", func(t *testing.T) {
+		dir := mountTmpfs(t, "size=256k")
+		_, err := e.Export(ctx, "f", filepath.Join(dir, "a.tar"), &ExportOptions{Compression: format.None})
+		if err == nil || !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Export to a full disk = %v, want ENOSPC", err)
+		}
+		checkNoArchive(t, dir)
+		checkStillRunning(t, e, "f")
+	})
+	t.Run("cancel", func(t *testing.T) {
+		dir := t.TempDir()
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		_, err := e.Export(cctx, "f", filepath.Join(dir, "a.tar"), &ExportOptions{Progress: func(int64) { cancel() }})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Export = %v, want context.Canceled", err)
+		}
+		checkNoArchive(t, dir)
+		checkStillRunning(t, e, "f")
+	})
+	t.Run("sigkill", func(t *testing.T) {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestExportHelper$")
+		cmd.Env = append(os.Environ(), "CKPT_EXPORT_HELPER="+strings.Join([]string{e.Root, e.RunRoot, "f", filepath.Join(dir, "a.tar")}, "\n"))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		for sc.Scan() && !strings.Contains(sc.Text(), "writing") {
+		}
+		// The exporter is now writing the archive with the container
+		// frozen: kill it.
+		if c, _ := e.Inspect(ctx, "f"); c == nil || c.Status != StatusRunning {
+			t.Fatalf("container state during export: %+v", c)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		checkNoArchive(t, dir)
+		checkStillRunning(t, e, "f")
+	})
+	// After all that, an export works.
+	dir := t.TempDir()
+	if _, err := e.Export(ctx, "f", filepath.Join(dir, "a.tar"), &ExportOptions{LeaveRunning: true}); err != nil {
+		t.Fatal(err)
+	}
+	checkStillRunning(t, e, "f")
+}
+
+// TestExportHelper is the exporter TestExportFailures kills: it runs only
+// with CKPT_EXPORT_HELPER set, and stalls while writing the archive.
+func TestExportHelper(t *testing.T) {
+	arg := os.Getenv("CKPT_EXPORT_HELPER")
+	if arg == "" {
+		t.Skip("helper process of TestExportFailures")
+	}
+	p := strings.Split(arg, "\n")
+	e := &Engine{Root: p[0], RunRoot: p[1]}
+	once := false
+	_, err := e.Export(context.Background(), p[2], p[3], &ExportOptions{Progress: func(int64) {
+		if !once {
+			once = true
+			os.Stdout.WriteString("writing\n")
+			time.Sleep(time.Minute)
+		}
+	}})
+	t.Fatalf("helper export was not killed: %v", err)
+}
+
+// TestImportPodman restores the archive podman 5.4.2 exported
+// (testdata/podman): a legacy archive, its base image imported under the
+// name its config.dump records. The counter continues, the added and
+// deleted files and the volume come across.
+func TestImportPodman(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	archive := "../testdata/podman/counter.tar.zst"
+	_, err := e.Import(ctx, archive, nil)
+	if !errors.Is(err, ErrUnknownImage) || !strings.Contains(err.Error(), "ckpt image import") || !strings.Contains(err.Error(), "localhost/ckpt-counter:mkpodman") {
+		t.Fatalf("Import without the base image = %v, want ErrUnknownImage naming the image and `ckpt image import`", err)
+	}
+	noLeftovers(t, e, 0)
+	if _, err := e.ImageImport(ctx, "../testdata/podman/rootfs.tar.gz", "localhost/ckpt-counter:mkpodman"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Import(ctx, archive, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Legacy || res.Container.Name != "ckpt-mkpodman" {
+		t.Errorf("Import result legacy=%v name=%s", res.Legacy, res.Container.Name)
+	}
+	// podman took the archive at counter 35.
+	log := waitLog(t, e, "ckpt-mkpodman", "the counter to go on", func(l string) bool { return lastCounter(l) >= 38 })
+	checkContinues(t, log, 35)
+	root := res.Container.Rootfs
+	if got := readFile(t, filepath.Join(root, "added.txt")); got != "added by counter\n" {
+		t.Errorf("/added.txt = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/deleted.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("/etc/deleted.txt still there: %v", err)
+	}
+	dpath, _ := e.volumeStore().DataPath("ckptvol")
+	if _, err := os.Stat(filepath.Join(dpath, "counter")); err != nil {
+		t.Errorf("volume ckptvol: %v", err)
+	}
+}
+
+// TestImportIncompatible checks the portability pre-check: another
+// architecture, and a CPU record `criu cpuinfo check` refuses, are
+// reported with the source CPU named.
+func TestImportIncompatible(t *testing.T) {
+	requireRootUnit(t)
+	e := &Engine{}
+	if err := e.preflight(context.Background()); err != nil {
+		missing(t, "%v", err)
+	}
+	staging := t.TempDir()
+	m := &format.Manifest{Host: format.Host{Arch: "riscv64", CPU: format.CPU{Vendor: "Acme", Model: "Road Runner 9000"}}}
+	err := e.checkCompatible(context.Background(), staging, m)
+	if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "Road Runner 9000") {
+		t.Errorf("checkCompatible(other arch) = %v", err)
+	}
+	m.Host.Arch = ""
+	if err := e.checkCompatible(context.Background(), staging, m); err != nil {
+		t.Errorf("checkCompatible(no cpuinfo.img) = %v, want nil", err)
+	}
+	// This host's own record passes; a corrupt one is refused.
+	if out, err := exec.Command("criu", "cpuinfo", "dump", "-D", staging).CombinedOutput(); err != nil {
+		t.Fatalf("criu cpuinfo dump: %v\n%s", err, out)
+	}
+	if err := e.checkCompatible(context.Background(), staging, m); err != nil {
+		t.Errorf("checkCompatible(this CPU) = %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(staging, format.CPUInfoName), []byte("\x00\x01garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.checkCompatible(context.Background(), staging, m); !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "Road Runner 9000") {
+		t.Errorf("checkCompatible(foreign CPU) = %v", err)
+	}
+}
