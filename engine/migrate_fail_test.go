@@ -124,12 +124,40 @@ func TestExportFailures(t *testing.T) {
 		checkNoArchive(t, dir)
 		checkStillRunning(t, e, "f")
 	})
-	// After all that, an export works.
-	dir := t.TempDir()
-	if _, err := e.Export(ctx, "f", filepath.Join(dir, "a.tar"), &ExportOptions{LeaveRunning: true}); err != nil {
+	// After all that, an export works, and the archive restores three
+	// times under new names: three more running containers, each with its
+	// own ID and PID namespace, counting on from the same value.
+	archive := filepath.Join(t.TempDir(), "a.tar.zst")
+	if _, err := e.Export(ctx, "f", archive, &ExportOptions{LeaveRunning: true}); err != nil {
 		t.Fatal(err)
 	}
 	checkStillRunning(t, e, "f")
+	ids := map[string]bool{}
+	for _, name := range []string{"copy1", "copy2", "copy3"} {
+		r, err := e.Import(ctx, archive, &ImportOptions{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[r.Container.ID] = true
+	}
+	list, err := e.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, c := range list {
+		if c.Status == StatusRunning {
+			running++
+			ids[c.ID] = true
+		}
+	}
+	if running != 4 || len(ids) != 4 {
+		t.Errorf("%d running containers (%d IDs) after three imports with --name, want 4 and 4", running, len(ids))
+	}
+	for _, name := range []string{"copy1", "copy2", "copy3"} {
+		at := lastCounter(logsOf(t, e, name))
+		waitLog(t, e, name, name+" counting", func(l string) bool { return lastCounter(l) >= at+2 })
+	}
 }
 
 // TestExportHelper is the exporter TestExportFailures kills: it runs only
