@@ -55,9 +55,9 @@ func TestInspectMutated(t *testing.T) {
 	// Without the manifest the archive is legacy: nothing is checked
 	// against digests, so mutated images reach the decoders.
 	legacy := &fuzz.Seed{Compression: format.None, Entries: seed.Entries[1:]}
-	n := 300
+	n := 120
 	if testing.Short() {
-		n = 50
+		n = 30
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	ctx := context.Background()
