@@ -147,7 +147,7 @@ func TestMigrate(t *testing.T) {
 	}
 	noLeftovers(t, third, 0)
 
-		// The source container, checkpointed by the export, restores in place.
+	// The source container, checkpointed by the export, restores in place.
 	if _, err := src.Restore(ctx, "mig", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckpt/ckpt/engine"
+	"github.com/ckpt/ckpt/internal/testutil"
+)
+
+// TestMigrateUsage checks podman's flag rules for checkpoint --export and
+// restore --import; none of them touches a container.
+func TestMigrateUsage(t *testing.T) {
+	root := t.TempDir()
+	g := []string{"--root", root, "--runroot", filepath.Join(root, "run")}
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"checkpoint", "--ignore-rootfs", "x"}, 2, "--ignore-rootfs can only be used with --export"},
+		{[]string{"checkpoint", "--ignore-volumes", "x"}, 2, "--ignore-volumes can only be used with --export"},
+		{[]string{"checkpoint", "-c", "gzip", "x"}, 2, "--compress can only be used with --export"},
+		{[]string{"checkpoint", "-e", "a.tar", "-c", "lz4", "x"}, 2, `"lz4" is not one of zstd, gzip, none`},
+		{[]string{"checkpoint", "-e", "a.tar"}, 2, "at least one name or id"},
+		{[]string{"checkpoint", "-e", "a.tar", "-a"}, 2, "--export needs exactly one container"},
+		{[]string{"checkpoint", "-e", "a.tar", "x", "y"}, 2, "--export needs exactly one container"},
+		{[]string{"restore", "--name", "n", "x"}, 2, "--name can only be used with --import"},
+		{[]string{"restore", "--ignore-rootfs", "x"}, 2, "--ignore-rootfs can only be used with --import"},
+		{[]string{"restore", "--ignore-volumes", "x"}, 2, "--ignore-volumes can only be used with --import"},
+		{[]string{"restore", "--ignore-static-ip", "x"}, 2, "--ignore-static-ip can only be used with --import"},
+		{[]string{"restore", "--ignore-static-mac", "x"}, 2, "--ignore-static-mac can only be used with --import"},
+		{[]string{"restore", "-i", "a.tar", "x"}, 2, "do not name one"},
+		{[]string{"restore", "-i", "a.tar", "-a"}, 2, "cannot be used with --all or --latest"},
+		{[]string{"restore", "-i", "a.tar", "-l"}, 2, "cannot be used with --all or --latest"},
+		{[]string{"restore", "-i", "a.tar", "-n", "x", "--tcp-established"}, 2, "--tcp-established cannot be used with --name"},
+		{[]string{"restore", "-i", "a.tar", "--tcp-established", "--tcp-close"}, 2, "cannot be used together"},
+		{[]string{"restore", "-i", "a.tar", "--help"}, 0, ""},
+	}
+	for _, tt := range tests {
+		args := append(append([]string{}, g...), tt.args...)
+		code, _, errOut := ckpt(t, args...)
+		if code != tt.code || !strings.Contains(errOut, tt.stderr) {
+			t.Errorf("ckpt %q = exit %d, stderr %q; want %d and %q", tt.args, code, errOut, tt.code, tt.stderr)
+		}
+	}
+}
+
+// TestCLIMigrate moves a container between two engine roots with the CLI:
+// checkpoint --export --print-stats on one, restore --import --name on the
+// other; the counter continues there.
+func TestCLIMigrate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "criu")
+	testutil.RequireTool(t, "runc")
+	tarPath, _ := filepath.Abs("../../testdata/workloads/bin/rootfs.tar")
+	if _, err := os.Stat(tarPath); err != nil {
+		testutil.Missing(t, "workload: %v (run make workloads)", err)
+	}
+	dir := t.TempDir()
+	host := func(n string) func(args ...string) string {
+		g := []string{"--root", filepath.Join(dir, n, "root"), "--runroot", filepath.Join(dir, n, "run")}
+		t.Cleanup(func() {
+			ckpt(t, append(append([]string{}, g...), "rm", "-f", "m")...)
+			ckpt(t, append(append([]string{}, g...), "rm", "-f", "m2")...)
+			e := &engine.Engine{Root: filepath.Join(dir, n, "root"), RunRoot: filepath.Join(dir, n, "run")}
+			_ = e.ImageRemove(context.Background(), "workload")
+			_ = e.Close()
+		})
+		return func(args ...string) string {
+			t.Helper()
+			code, out, errOut := ckpt(t, append(append([]string{}, g...), args...)...)
+			if code != 0 {
+				t.Fatalf("ckpt %s %q = exit %d\nstderr: %s", n, args, code, errOut)
+			}
+			return out
+		}
+	}
+	a, b := host("a"), host("b")
+	a("image", "import", tarPath, "workload")
+	b("image", "import", tarPath, "workload")
+	a("run", "-d", "--name", "m", "workload", "/bin/counter", "-interval", "50ms")
+	waitFor(t, func() bool { return strings.Contains(a("logs", "m"), "counter 3\n") })
+	archive := filepath.Join(dir, "m.tar.gz")
+	out := a("checkpoint", "--print-stats", "-e", archive, "-c", "gzip", "m")
+	var st checkpointStatsJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Containers) != 1 || st.Containers[0].CRIU == nil {
+		t.Fatalf("checkpoint --export --print-stats = %s (%v)", out, err)
+	}
+	id := strings.TrimSpace(b("restore", "-i", archive, "-n", "m2"))
+	if len(id) != 64 || id == st.Containers[0].ID {
+		t.Fatalf("restore --import --name printed %q, want a new ID", id)
+	}
+	at := strings.Count(a("logs", "m"), "\n")
+	waitFor(t, func() bool { return strings.Count(b("logs", "m2"), "\n") > at+2 })
+}
