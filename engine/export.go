@@ -267,7 +267,12 @@ func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
 	}
 	defer r.Close()
 	resume := append(e.runc("").base("resume"), id)
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `read -r _; "$@" >/dev/null 2>&1; rm -f -- "$0"`, tmp}, resume...)...)
+	// If this process dies while CRIU still dumps, CRIU puts the freezer
+	// back to frozen when it ends: thaw again until no CRIU runs (at most
+	// ten minutes).
+	script := `read -r x; rm -f -- "$0"; [ "$x" = done ] && exit 0; "$@" >/dev/null 2>&1; i=0
+while [ $i -lt 600 ] && pgrep -x criu >/dev/null 2>&1; do sleep 1; "$@" >/dev/null 2>&1; i=$((i+1)); done`
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, tmp}, resume...)...)
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -277,11 +282,12 @@ func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
 	return &watchdog{cmd: cmd, w: w}, nil
 }
 
-// stop lets the watchdog run (its actions are no-ops after a clean finish)
-// and reaps it.
+// stop tells the watchdog that this process finished (thawing and
+// removing what it had to) and reaps it in the background.
 func (wd *watchdog) stop() {
+	_, _ = wd.w.WriteString("done\n")
 	_ = wd.w.Close()
-	_ = wd.cmd.Wait()
+	go func() { _ = wd.cmd.Wait() }()
 }
 
 // countingWriter counts bytes and reports them.
