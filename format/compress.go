@@ -73,14 +73,22 @@ func newDecoder(c Compression, r io.Reader, concurrency int) (io.ReadCloser, err
 		}
 		return &decodeErrReader{r: d, close: func() error { d.Close(); return nil }}, nil
 	case Gzip:
-		g, err := gzip.NewReader(r)
+		br, ok := r.(*bufio.Reader)
+		if !ok {
+			br = bufio.NewReader(r)
+		}
+		g, err := gzip.NewReader(br)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, errorf(ErrCompression, "gzip: truncated header")
 			}
 			return nil, errorf(ErrCompression, "gzip: %v", err)
 		}
-		return &decodeErrReader{r: g, close: g.Close}, nil
+		gm := &gzipMembers{g: g, r: br}
+		if err := gm.checkHeader(); err != nil {
+			return nil, err
+		}
+		return &decodeErrReader{r: gm, close: g.Close}, nil
 	}
 	return io.NopCloser(r), nil
 }
@@ -101,7 +109,7 @@ func (d *decodeErrReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		var se *sourceError
-		if errors.As(err, &se) {
+		if errors.As(err, &se) || errors.Is(err, ErrCompression) {
 			d.err = err
 		} else if errors.Is(err, io.ErrUnexpectedEOF) {
 			d.err = errorf(ErrCompression, "compressed stream is truncated")
@@ -288,4 +296,47 @@ func (z *zstdFrames) scan(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// gzipMembers reads a gzip stream member by member (a Writer writes two:
+// the manifest's and the rest) to check every member's header: an extra
+// field or a comment would carry bytes that no digest covers, and the
+// gzip reader's multistream mode skips the headers after the first
+// unseen.
+type gzipMembers struct {
+	g *gzip.Reader
+	r *bufio.Reader
+}
+
+func (m *gzipMembers) checkHeader() error {
+	if len(m.g.Extra) > 0 || m.g.Comment != "" {
+		return errorf(ErrCompression, "gzip member with an extra field or a comment: data outside the archive")
+	}
+	m.g.Multistream(false)
+	return nil
+}
+
+func (m *gzipMembers) Read(p []byte) (int, error) {
+	for {
+		n, err := m.g.Read(p)
+		if !errors.Is(err, io.EOF) {
+			return n, err
+		}
+		// The member ended and its checksum matched; is there another?
+		if _, perr := m.r.Peek(1); errors.Is(perr, io.EOF) {
+			return n, io.EOF
+		}
+		if err := m.g.Reset(m.r); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+		if err := m.checkHeader(); err != nil {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -571,6 +572,16 @@ func hostileGenerated(t *testing.T) []*hostileCase {
 		archive: v1Tar(t, config, tartest.Entry{Name: format.SpecName, PAX: []string{"comment=" + strings.Repeat("x", 2<<20)}}),
 		wantErr: "header field too long", wantIs: format.ErrFormat,
 	}, {
+		// A comment in a gzip member after the archive's: bytes outside
+		// every digest.
+		name:    "bug-gzip-comment-member",
+		archive: append(tartest.Gzip(v1Tar(t, config)), gzipWith(gzip.Header{Comment: "hidden payload"}, nil)...),
+		wantErr: "gzip member with an extra field or a comment", wantIs: format.ErrCompression,
+	}, {
+		name:    "bug-gzip-extra-field",
+		archive: gzipWith(gzip.Header{Extra: []byte("hidden payload")}, v1Tar(t, config)),
+		wantErr: "gzip member with an extra field or a comment", wantIs: format.ErrCompression,
+	}, {
 		// 10^5 members against a lowered limit, to keep the three passes
 		// cheap; TestManyFilesStopsEarly uses the package limit.
 		name:    "many_files",
@@ -587,6 +598,16 @@ func mustManifest(t *testing.T, entries ...tartest.Entry) []byte {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// gzipWith compresses b into one gzip member with header h.
+func gzipWith(h gzip.Header, b []byte) []byte {
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Header = h
+	zw.Write(b)
+	zw.Close()
+	return out.Bytes()
 }
 
 func zstdWindow(n int) []zstd.EOption {
@@ -767,5 +788,21 @@ func TestZstdSkippableFrames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGzipMembers: what the gzip command writes (a file name in the
+// header) and an empty trailing member carry nothing outside the archive
+// and are read; the hostile table has the members that do.
+func TestGzipMembers(t *testing.T) {
+	tarball := v1Tar(t, tartest.Entry{Name: format.ConfigName, Content: []byte("{}\n")})
+	for name, b := range map[string][]byte{
+		"file name":          gzipWith(gzip.Header{Name: "counter.tar"}, tarball),
+		"empty member after": append(tartest.Gzip(tarball), gzipWith(gzip.Header{}, nil)...),
+		"split in members":   append(tartest.Gzip(tarball[:512]), tartest.Gzip(tarball[512:])...),
+	} {
+		if err := readArchive(bytes.NewReader(b), nil); err != nil {
+			t.Errorf("read (%s) = %v, want nil", name, err)
+		}
 	}
 }
