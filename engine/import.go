@@ -16,6 +16,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/rootfs"
 	"github.com/ckpt/ckpt/volumes"
 )
@@ -128,7 +129,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
-	staging, err := e.newStaging()
+	staging, sl, err := e.newStaging()
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +137,13 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	defer func() {
 		if !keepImages {
 			_ = os.RemoveAll(staging)
+		}
+		_ = os.Remove(staging + ".lock")
+		sl.Unlock()
+	}()
+	defer func() {
+		if err != nil && strings.Contains(err.Error(), restorableNote) {
+			err = rolledBack{err}
 		}
 	}()
 	f, err := os.Open(path)
@@ -163,7 +171,10 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	res := &ImportResult{Manifest: m, Legacy: legacy}
 	pt.done("extract")
 
-	rec, err := readRecord(staging, legacy)
+	if m.Parent != nil || m.ImagesDir() != format.CheckpointDir {
+		return nil, fmt.Errorf("%w: the archive is a pre-checkpoint or depends on one; ckpt restore --import takes full checkpoints only", ErrUnsupported)
+	}
+		rec, err := readRecord(staging, legacy)
 	if err != nil {
 		return nil, err
 	}
@@ -321,18 +332,53 @@ func orNone(s string) string {
 	return s
 }
 
-// newStaging makes an empty staging directory under Root/import.
-func (e *Engine) newStaging() (string, error) {
+// newStaging makes an empty staging directory under Root/import, locked
+// (flock on <dir>.lock) while the import runs. Staging directories whose
+// lock is free belong to an import that was killed: they are removed
+// first.
+func (e *Engine) newStaging() (string, *fsutil.Lock, error) {
 	base := filepath.Join(e.root(), "import")
 	if err := os.MkdirAll(base, 0o700); err != nil {
-		return "", fmt.Errorf("create staging directory: %w", err)
+		return "", nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	if ents, err := os.ReadDir(base); err == nil {
+		for _, d := range ents {
+			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
+				continue
+			}
+			old := filepath.Join(base, d.Name())
+			if l, err := fsutil.TryLock(old+".lock", "import cleanup"); err == nil {
+				_ = os.RemoveAll(old)
+				_ = os.Remove(old + ".lock")
+				l.Unlock()
+			}
+		}
 	}
 	d, err := os.MkdirTemp(base, "staging-")
 	if err != nil {
-		return "", fmt.Errorf("create staging directory: %w", err)
+		return "", nil, fmt.Errorf("create staging directory: %w", err)
 	}
-	return d, nil
+	l, err := fsutil.TryLock(d+".lock", "import")
+	if err != nil {
+		_ = os.RemoveAll(d)
+		return "", nil, fmt.Errorf("lock staging directory: %w", err)
+	}
+	return d, l, nil
 }
+
+// restorableNote is what Restore adds to its errors; after a failed
+// import there is no container left to restore.
+const restorableNote = " (the container stays checkpointed and can be restored again)"
+
+// rolledBack is an import error whose container was removed again.
+type rolledBack struct{ err error }
+
+func (r rolledBack) Error() string {
+	return strings.Replace(r.err.Error(), restorableNote, "", 1) +
+		"\n(the import was rolled back: no container, volume or staging directory is left)"
+}
+
+func (r rolledBack) Unwrap() error { return r.err }
 
 // finishCreate adds the bind mounts the engine itself provides for an
 // imported container (podman's /etc/hosts, /etc/hostname, /dev/shm,

@@ -253,3 +253,32 @@ func TestImportIncompatible(t *testing.T) {
 		t.Errorf("checkCompatible(foreign CPU) = %v", err)
 	}
 }
+
+// TestStagingCleanup checks that a staging directory left by a killed
+// import is removed by the next one, and a live one is not.
+func TestStagingCleanup(t *testing.T) {
+	e := &Engine{Root: t.TempDir()}
+	stale := filepath.Join(e.Root, "import", "staging-stale")
+	if err := os.MkdirAll(filepath.Join(stale, "checkpoint"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	live, l, err := e.newStaging()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale staging directory still there: %v", err)
+	}
+	d2, l2, err := e.newStaging()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Unlock()
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("live staging directory removed: %v", err)
+	}
+	if d2 == live {
+		t.Errorf("two imports got the same staging directory")
+	}
+}
