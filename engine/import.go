@@ -174,7 +174,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if m.Parent != nil || m.ImagesDir() != format.CheckpointDir {
 		return nil, fmt.Errorf("%w: the archive is a pre-checkpoint or depends on one; ckpt restore --import takes full checkpoints only", ErrUnsupported)
 	}
-		rec, err := readRecord(staging, legacy)
+	rec, err := readRecord(staging, legacy)
 	if err != nil {
 		return nil, err
 	}
