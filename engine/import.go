@@ -217,6 +217,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if o.Name != "" {
 		name, id = o.Name, ""
 	}
+	if x, err := e.Inspect(ctx, name); err == nil && x.Name == name {
+		return nil, fmt.Errorf("%w: a container named %s exists: restore with --name to choose another name", ErrNameInUse, name)
+	}
 	if id != "" {
 		if _, err := e.loadState(id); err == nil {
 			return nil, fmt.Errorf("%w: container ID %s exists: restore with --name to make a copy with a new ID", ErrNameInUse, id[:12])

@@ -80,6 +80,13 @@ func checkpointCmd() *command {
 restored with 'ckpt restore'. With --leave-running it keeps running.
 If CRIU fails the container keeps running and the error quotes CRIU's log.
 
+With --export FILE it writes one container's checkpoint, container layer
+changes and named volumes into a verified archive for 'ckpt restore
+--import' on another host. The container stays frozen until the archive is
+durable (written beside FILE, synced, renamed), then stops (or, with -R,
+runs on); if the export fails or is interrupted there is no FILE and the
+container keeps running. See docs/MIGRATION.md.
+
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,
 	}
@@ -144,6 +151,13 @@ runs again with its memory, open files and output pipes as they were, and
 logs, exec, stop and checkpoint work as before. The images are removed after
 a successful restore unless --keep. If CRIU fails the container stays
 checkpointed (restorable) and the error quotes CRIU's log.
+
+With --import FILE it restores a new container from an archive made by
+'checkpoint --export' or by podman: the archive is verified into a staging
+directory first, the spec is generated here, the base image must already be
+in the store (ckpt image import ROOTFS.tar NAME; nothing is pulled), and a
+CPU the checkpoint cannot run on is refused. A failed import leaves nothing
+behind. --name restores a copy under a new name and ID.
 
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,
