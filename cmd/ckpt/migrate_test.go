@@ -101,3 +101,28 @@ func TestCLIMigrate(t *testing.T) {
 	at := strings.Count(a("logs", "m"), "\n")
 	waitFor(t, func() bool { return strings.Count(b("logs", "m2"), "\n") > at+2 })
 }
+
+func TestProgress(t *testing.T) {
+	var buf strings.Builder
+	if p := newProgress(&buf, "x"); p != nil {
+		t.Fatalf("newProgress(non-terminal) = %v, want nil", p)
+	}
+	var none *progress
+	none.set(1, 2) // a nil progress does nothing
+	none.done(true)
+	p := &progress{w: &buf, label: "import a.tar"}
+	p.set(50<<20, 100<<20)
+	if got := buf.String(); !strings.Contains(got, " 50% 50.0/100.0 MiB") || !strings.HasPrefix(got, "\rimport a.tar [###############...") {
+		t.Errorf("progress line = %q", got)
+	}
+	p.done(true)
+	if got := buf.String(); !strings.Contains(got, "100%") || !strings.HasSuffix(got, "\n") {
+		t.Errorf("final progress line = %q", got)
+	}
+	buf.Reset()
+	q := &progress{w: &buf, label: "export a.tar"}
+	q.set(3<<20, 0)
+	if got := buf.String(); !strings.Contains(got, "export a.tar 3.0 MiB") {
+		t.Errorf("progress line without total = %q", got)
+	}
+}
