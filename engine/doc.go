@@ -48,6 +48,16 @@
 //   - Checkpoint and restore refuse to start without root ([ErrNotRoot]) or
 //     CRIU 4.0 or newer ([ErrCRIUMissing]).
 //
+// # Migration
+//
+// [Engine.Export] writes a running container's checkpoint, layer changes
+// and named volumes into a v1 archive atomically, keeping the container
+// frozen until the archive is durable and thawing it on any failure;
+// [Engine.Import] restores such an archive, or a podman one, as a new
+// container after verifying it into a staging directory, generating the
+// spec locally and checking the CPU, and rolls everything back on failure.
+// docs/MIGRATION.md describes both.
+//
 // # Seams for import
 //
 // [Engine.Create] makes a container (storage layer, netns, bundle) without
