@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -147,6 +148,29 @@ func TestMigrate(t *testing.T) {
 	}
 	noLeftovers(t, third, 0)
 
+	// config.dump is checked before anything is created: a bind mount
+	// whose source this host lacks, a volume name that is a path.
+	var rec Container
+	if err := json.Unmarshal(extractMember(t, archive, format.ConfigName), &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mount Mount
+		want  error
+	}{
+		{Mount{Type: "bind", Source: "/nonexistent/ckpt-test", Destination: "/mnt"}, volumes.ErrBindSource},
+		{Mount{Type: "volume", Name: "../../etc", Destination: "/mnt"}, format.ErrFormat},
+		{Mount{Type: "volume", Name: "v2", Destination: "../mnt"}, format.ErrFormat},
+	} {
+		r := rec
+		r.Mounts = append(append([]Mount{}, rec.Mounts...), tc.mount)
+		b, _ := json.Marshal(r)
+		if _, err := third.Import(ctx, rewriteArchive(t, archive, format.ConfigName, b), nil); !errors.Is(err, tc.want) {
+			t.Errorf("Import with mount %+v = %v, want %v", tc.mount, err, tc.want)
+		}
+		noLeftovers(t, third, 0)
+	}
+
 	// The source container, checkpointed by the export, restores in place.
 	if _, err := src.Restore(ctx, "mig", nil); err != nil {
 		t.Fatal(err)
@@ -197,6 +221,34 @@ func rewriteArchive(t *testing.T, path, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// extractMember returns the content of one member of a v1 archive.
+func extractMember(t *testing.T, path, name string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := format.NewReader(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	for {
+		h, err := zr.Next()
+		if err != nil {
+			t.Fatalf("member %s: %v", name, err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
 }
 
 // TestMigrateTCP keeps an established loopback connection across hosts.
