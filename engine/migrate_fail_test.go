@@ -165,7 +165,7 @@ func TestExportFailures(t *testing.T) {
 func TestExportHelper(t *testing.T) {
 	arg := os.Getenv("CKPT_EXPORT_HELPER")
 	if arg == "" {
-		t.Skip("helper process of TestExportFailures")
+		return // only the helper process of TestExportFailures does something
 	}
 	p := strings.Split(arg, "\n")
 	e := &Engine{Root: p[0], RunRoot: p[1]}
