@@ -276,6 +276,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		vols = append(vols, spec)
 	}
 	pt.done("volumes")
+	for _, v := range rec.Volumes {
+		if ok, err := st.Exists(v.Name); err == nil && !ok {
+			imported = append(imported, v.Name) // Create makes it empty; undo that too
+		}
+	}
 	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: rec.Network})
 	if err != nil {
 		return nil, err
@@ -503,7 +508,15 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 					return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, m.Name, err)
 				}
 				rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: m.Name, Destination: m.Destination, ReadOnly: m.ReadOnly})
+			case "cgroup":
+				rec.Extra = append(rec.Extra, "/sys/fs/cgroup")
 			case "bind":
+				if podmanProvided[m.Destination] && filepath.Base(filepath.Dir(m.Source)) == "userdata" {
+					// Provided by the engine for a container imported
+					// from podman: provided again here.
+					rec.Extra = append(rec.Extra, m.Destination)
+					continue
+				}
 				b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
 				if m.ReadOnly {
 					b.Options = []string{"ro"}

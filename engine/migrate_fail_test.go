@@ -218,6 +218,23 @@ func TestImportPodman(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dpath, "counter")); err != nil {
 		t.Errorf("volume ckptvol: %v", err)
 	}
+
+	// The container that came from podman moves on again, as a ckpt
+	// archive, to another host (the mounts podman provided are provided
+	// there too).
+	archive2 := filepath.Join(t.TempDir(), "again.tar.zst")
+	if _, err := e.Export(ctx, "ckpt-mkpodman", archive2, &ExportOptions{LeaveRunning: true}); err != nil {
+		t.Fatal(err)
+	}
+	at := lastCounter(logsOf(t, e, "ckpt-mkpodman"))
+	other := realEngine(t)
+	if _, err := other.ImageImport(ctx, "../testdata/podman/rootfs.tar.gz", "localhost/ckpt-counter:mkpodman"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Import(ctx, archive2, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, other, "ckpt-mkpodman", "the counter to go on again", func(l string) bool { return lastCounter(l) >= at+3 })
 }
 
 // TestImportIncompatible checks the portability pre-check: another
