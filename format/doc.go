@@ -14,20 +14,23 @@
 //     frame of its own, so reading it decodes nothing else.
 //   - Every other member is a regular file listed in the manifest, in the
 //     manifest's order (sorted by name), with the listed size and sha256
-//     digest. No member is missing, unlisted or repeated. There are no
-//     directory, link, device, FIFO or sparse entries.
+//     digest. No member is missing, unlisted or repeated. The only other
+//     entries are one directory entry per parent directory of a listed
+//     member, before its first member (checkpointctl needs checkpoint/);
+//     there are no link, device, FIFO or sparse entries.
 //   - Names pass [CheckName] (relative, clean, valid UTF-8, at most
 //     [MaxNameLength] bytes and [MaxNameDepth] elements), have a [Kind] other
 //     than [KindOther], and no two differ only in case.
-//   - Tar headers are normalized: mode 0600, owner 0:0 without names, every
-//     modification time equal to the manifest's creation time. The same
-//     inputs and options give the same bytes.
+//   - Tar headers are normalized: mode 0600 (directories 0700), owner 0:0
+//     without names, every modification time equal to the manifest's
+//     creation time. The same inputs and options give the same bytes.
 //   - The tar stream ends with its two zero blocks; only zero padding (at
 //     most [MaxTrailingPadding] bytes) may follow.
 //
 // Readers treat every archive as hostile: sizes are bounded by the limits
 // in limits.go before anything is allocated, zstd windows and decoder memory
-// are capped, each member is read through a verifying reader that checks
+// are capped, skippable zstd frames and gzip extra fields or comments (bytes
+// no digest covers) are refused, each member is read through a verifying reader that checks
 // size and digest at EOF, and a failed check is an error, never a warning.
 // Legacy archives (no manifest) get the same structural checks; their
 // manifest is synthesized from the tar headers and [Reader.Legacy] reports

@@ -1,6 +1,8 @@
 package format
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -101,5 +103,33 @@ func TestLegacyArchives(t *testing.T) {
 				t.Errorf("Extract() did not write checkpoint/inventory.img: %v", err)
 			}
 		})
+	}
+}
+
+// TestLegacyDotSlash reads a hand-made legacy archive (`tar -C dir .`),
+// whose names start with "./" and whose first entry is "./" itself.
+func TestLegacyDotSlash(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755},
+		{Typeflag: tar.TypeReg, Name: "./config.dump", Mode: 0o644, Size: 2},
+		{Typeflag: tar.TypeDir, Name: "./volumes/", Mode: 0o755},
+		{Typeflag: tar.TypeReg, Name: "./volumes/v.tar", Mode: 0o644, Size: 2},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("{}"))
+		}
+	}
+	tw.Close()
+	got, zr, err := readAll(t, buf.Bytes())
+	if err != nil {
+		t.Fatalf("read = %v", err)
+	}
+	if !zr.Legacy() || got[ConfigName] != "{}" || got["volumes/v.tar"] != "{}" {
+		t.Errorf("read = %v (legacy %v), want config.dump and volumes/v.tar", got, zr.Legacy())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -99,6 +100,9 @@ type Reader struct {
 	total     int64
 	dataEnd   int64 // decompressed offset where the last member's data ended
 
+	impliedDirs map[string]bool // v1: parent directories of listed members
+	dirsSeen    map[string]bool // v1: directory entries read
+
 	cur      *Header
 	curWant  *Member // v1: the manifest entry of cur
 	curHash  hash.Hash
@@ -189,7 +193,7 @@ func (r *Reader) readManifest(hdr *tar.Header) error {
 		return errorf(ErrTooLarge, "members add up to %d bytes (limit %d)", t, r.opts.MaxTotalSize)
 	}
 	r.man, r.manDigest = m, DigestBytes(b)
-	if err := r.checkNormalized(hdr); err != nil {
+	if err := r.checkNormalized(hdr, 0o600); err != nil {
 		return err
 	}
 	r.dataEnd = r.zc.n
@@ -355,6 +359,10 @@ func (r *Reader) checkHeader(hdr *tar.Header) error {
 	}
 	r.total += hdr.Size
 	name := hdr.Name
+	if r.legacy {
+		// Hand-made archives (`tar -C dir .`) prefix every name with "./".
+		name = strings.TrimPrefix(name, "./")
+	}
 	isDir := hdr.Typeflag == tar.TypeDir
 	if isDir {
 		name = strings.TrimSuffix(name, "/")
@@ -367,12 +375,12 @@ func (r *Reader) checkHeader(hdr *tar.Header) error {
 }
 
 // checkNormalized checks that a v1 member's tar header is normalized as
-// the Writer writes it: mode 0600, owner 0:0 without names, modification
+// the Writer writes it: mode 0600 (0700 for directories), owner 0:0 without names, modification
 // time equal to the manifest's creation time.
-func (r *Reader) checkNormalized(hdr *tar.Header) error {
+func (r *Reader) checkNormalized(hdr *tar.Header, mode int64) error {
 	switch {
-	case hdr.Mode != 0o600:
-		return errorf(ErrFormat, "tar header mode %#o, want 0600", hdr.Mode)
+	case hdr.Mode != mode:
+		return errorf(ErrFormat, "tar header mode %#o, want %#o", hdr.Mode, mode)
 	case hdr.Uid != 0 || hdr.Gid != 0 || hdr.Uname != "" || hdr.Gname != "":
 		return errorf(ErrFormat, "tar header owner %d:%d (%q:%q), want 0:0 without names", hdr.Uid, hdr.Gid, truncate(hdr.Uname, 40), truncate(hdr.Gname, 40))
 	case !hdr.ModTime.Equal(r.man.Created):
@@ -381,9 +389,40 @@ func (r *Reader) checkNormalized(hdr *tar.Header) error {
 	return nil
 }
 
+// checkDirEntry checks a v1 directory entry: the parent directory of a
+// listed member, normalized (mode 0700), at most once, before anything
+// inside it.
+func (r *Reader) checkDirEntry(hdr *tar.Header) error {
+	if r.impliedDirs == nil {
+		r.impliedDirs = map[string]bool{}
+		for _, e := range r.man.Members {
+			for d := path.Dir(e.Name); d != "."; d = path.Dir(d) {
+				r.impliedDirs[d] = true
+			}
+		}
+		r.dirsSeen = map[string]bool{}
+	}
+	switch {
+	case !r.impliedDirs[hdr.Name]:
+		return errorf(ErrFormat, "directory entry %q is not the parent of a listed member", hdr.Name)
+	case r.dirsSeen[hdr.Name]:
+		return errorf(ErrFormat, "duplicate directory entry %q", hdr.Name)
+	case r.next > 0 && strings.HasPrefix(r.man.Members[r.next-1].Name, hdr.Name+"/"):
+		return errorf(ErrFormat, "directory entry %q comes after its contents", hdr.Name)
+	}
+	r.dirsSeen[hdr.Name] = true
+	return r.checkNormalized(hdr, 0o700)
+}
+
 // begin checks hdr and positions the reader at its content. skip reports a
-// member that collect mode recorded as a problem and passed over.
+// member that collect mode recorded as a problem and passed over, or a
+// directory entry with nothing to read.
 func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
+	if r.legacy && hdr.Typeflag == tar.TypeDir && (hdr.Name == "./" || hdr.Name == ".") {
+		// `tar -C dir .` archives start with the directory itself.
+		r.count++
+		return nil, true, nil
+	}
 	if err := r.checkHeader(hdr); err != nil {
 		return nil, false, err
 	}
@@ -393,7 +432,9 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 		h.Typeflag = tar.TypeReg
 	case tar.TypeDir:
 		if !r.legacy {
-			return nil, false, errorf(ErrFormat, "directory entries are not allowed in a v1 archive")
+			// Implied directories carry nothing; they are there for tools
+			// that expect them (checkpointctl needs checkpoint/).
+			return nil, true, r.checkDirEntry(hdr)
 		}
 		h.Size = 0
 		return h, false, nil
@@ -415,7 +456,7 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 		r.cur, r.curWant, r.curHash, r.curN, r.curDone = h, nil, sha256.New(), 0, false
 		return h, false, nil
 	}
-	if err := r.checkNormalized(hdr); err != nil {
+	if err := r.checkNormalized(hdr, 0o600); err != nil {
 		return nil, false, err
 	}
 	// v1: members come in manifest order; anything else is unlisted,

@@ -216,6 +216,9 @@ func CheckChain(chain []Link) error {
 			return fmt.Errorf("%w: parent %s is missing: pass the pre-checkpoint archive (--import-previous)", ErrParent, p.Manifest)
 		}
 		parent := chain[i+1]
+		if parent.Manifest == nil {
+			return fmt.Errorf("%w: link %d has no manifest (legacy archives cannot be verified as parents)", ErrParent, i+1)
+		}
 		if parent.Digest != p.Manifest {
 			return fmt.Errorf("%w: parent manifest is %s, the checkpoint expects %s: wrong pre-checkpoint archive", ErrParent, parent.Digest, p.Manifest)
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -258,7 +259,13 @@ func (w *Writer) write() error {
 		return err
 	}
 	sw.w = enc
+	dirs := map[string]bool{}
 	for _, e := range w.entries {
+		// Each parent directory gets an entry before its first member:
+		// checkpointctl looks for the checkpoint/ entry.
+		if err := writeDirs(tw, path.Dir(e.name), dirs, m.Created); err != nil {
+			return err
+		}
 		if err := w.copyEntry(tw, e, m.Created); err != nil {
 			return err
 		}
@@ -349,6 +356,20 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "content changed between reads")}
 	}
 	return nil
+}
+
+// writeDirs writes entries for dir and its parents not written yet, top
+// down.
+func writeDirs(tw *tar.Writer, dir string, done map[string]bool, mtime time.Time) error {
+	if dir == "." || done[dir] {
+		return nil
+	}
+	if err := writeDirs(tw, path.Dir(dir), done, mtime); err != nil {
+		return err
+	}
+	done[dir] = true
+	name := dir + "/"
+	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o700, ModTime: mtime, Format: formatFor(name)})
 }
 
 // header returns the normalized tar header of a member.
