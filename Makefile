@@ -45,10 +45,15 @@ lint:
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./format
 
-# fuzz runs each native fuzz target for FUZZTIME; crashers land in testdata/fuzz.
+# fuzz runs each native fuzz target for FUZZTIME; crashers land in the
+# package's testdata/fuzz and are committed (go test then runs them).
+FUZZPKGS := ./format ./format/criuimg ./inspect ./fuzz ./rootfs
 fuzz:
-	@set -e; for t in $$($(GO) test -list '^Fuzz' ./format | grep '^Fuzz'); do \
-		echo "== $$t"; $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./format; done
+	@set -e; for p in $(FUZZPKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			echo "== $$p $$t"; \
+			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$p; \
+		done; done
 
 demo: deps build workloads
 	bash scripts/demo.sh
