@@ -218,7 +218,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		name, id = o.Name, ""
 	}
 	if x, err := e.Inspect(ctx, name); err == nil && x.Name == name {
-		return nil, fmt.Errorf("%w: a container named %s exists: restore with --name to choose another name", ErrNameInUse, name)
+		hint := "restore with --name to choose another name"
+		if o.Name != "" {
+			hint = "choose another --name"
+		}
+		return nil, fmt.Errorf("%w: a container named %s exists: %s", ErrNameInUse, name, hint)
 	}
 	if id != "" {
 		if _, err := e.loadState(id); err == nil {
