@@ -151,7 +151,8 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	if err != nil {
 		return nil, err
 	}
-	defer wd.stop()
+	dumpEnded := true
+	defer func() { wd.stop(dumpEnded) }()
 	if _, err := runcTool(ctx, append(e.runc("").base("pause"), c.ID), ""); err != nil {
 		return nil, fmt.Errorf("freeze container: %w", err)
 	}
@@ -178,10 +179,19 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	dumpLog := filepath.Join(work, "dump.log")
 	co := &CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks}
 	t0 := time.Now()
-	_, err = runcTool(ctx, e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
+	// The dump is not interrupted when ctx is: killing runc while CRIU
+	// has the container's processes seized and infected with its parasite
+	// kills them. The container is frozen anyway; ctx is checked after.
+	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, Runtime: time.Since(t0)}
 	pt.done("runtime_checkpoint")
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
+		// If runc failed oddly, CRIU may still run and re-freeze the
+		// container when it ends: the watchdog thaws it after that.
+		dumpEnded = false
 		_ = os.RemoveAll(imgDir)
 		err = fmt.Errorf("%w\n(the container keeps running)", err)
 		if hint := dumpHint(dumpLog, co); hint != "" {
@@ -282,10 +292,13 @@ while [ $i -lt 600 ] && pgrep -x criu >/dev/null 2>&1; do sleep 1; "$@" >/dev/nu
 	return &watchdog{cmd: cmd, w: w}, nil
 }
 
-// stop tells the watchdog that this process finished (thawing and
-// removing what it had to) and reaps it in the background.
-func (wd *watchdog) stop() {
-	_, _ = wd.w.WriteString("done\n")
+// stop tells the watchdog that this process finished, and reaps it in the
+// background. With clean the watchdog exits at once (this process thawed
+// the container); otherwise it thaws it again until no CRIU runs.
+func (wd *watchdog) stop(clean bool) {
+	if clean {
+		_, _ = wd.w.WriteString("done\n")
+	}
 	_ = wd.w.Close()
 	go func() { _ = wd.cmd.Wait() }()
 }

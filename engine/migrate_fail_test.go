@@ -99,6 +99,25 @@ func TestExportFailures(t *testing.T) {
 		checkNoArchive(t, dir)
 		checkStillRunning(t, e, "f")
 	})
+	t.Run("cancel-during-dump", func(t *testing.T) {
+		// Wherever the cancel lands (freeze, CRIU, writing), the outcome
+		// is the same.
+		for _, after := range []time.Duration{20 * time.Millisecond, 80 * time.Millisecond, 200 * time.Millisecond} {
+			dir := t.TempDir()
+			cctx, cancel := context.WithTimeout(ctx, after)
+			_, err := e.Export(cctx, "f", filepath.Join(dir, "a.tar"), nil)
+			cancel()
+			if err == nil {
+				t.Logf("export finished within %v; nothing to interrupt", after)
+				if _, err := e.Restore(ctx, "f", nil); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			checkNoArchive(t, dir)
+			checkStillRunning(t, e, "f")
+		}
+	})
 	t.Run("sigkill", func(t *testing.T) {
 		dir := t.TempDir()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestExportHelper$")
