@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ckpt/ckpt/internal/testutil"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +22,7 @@ import (
 type breakoutCase struct {
 	name    string
 	setup   func(t *testing.T, base, root string) // image content, may be nil
-	entries func(base string) []tarEntry          // nil means no diff
+	entries func(base string) []tarbuild.Entry    // nil means no diff
 	deleted func(base string) []string
 	opts    *ApplyOptions
 	root    bool  // needs root (mknod)
@@ -28,8 +30,8 @@ type breakoutCase struct {
 	check   func(t *testing.T, root string)
 }
 
-func entries(e ...tarEntry) func(string) []tarEntry {
-	return func(string) []tarEntry { return e }
+func entries(e ...tarbuild.Entry) func(string) []tarbuild.Entry {
+	return func(string) []tarbuild.Entry { return e }
 }
 
 func deleted(p ...string) func(string) []string {
@@ -41,71 +43,71 @@ func breakoutCases() []breakoutCase {
 	return []breakoutCase{
 		{
 			name:    "symlink up and out, then write through it",
-			entries: entries(tSymlink("escape", "../outside"), tFile("escape/victim", "pwned", 0o644)),
+			entries: entries(tarbuild.Symlink("escape", "../outside"), tarbuild.File("escape/victim", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name: "absolute symlink, then write through it",
-			entries: func(base string) []tarEntry {
-				return []tarEntry{tSymlink("abs", filepath.Join(base, "outside")), tFile("abs/victim", "pwned", 0o644)}
+			entries: func(base string) []tarbuild.Entry {
+				return []tarbuild.Entry{tarbuild.Symlink("abs", filepath.Join(base, "outside")), tarbuild.File("abs/victim", "pwned", 0o644)}
 			},
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name: "absolute symlink to the sentinel, then write over the link",
-			entries: func(base string) []tarEntry {
-				return []tarEntry{tSymlink("s", filepath.Join(base, "sentinel.txt")), tFile("s", "pwned", 0o644)}
+			entries: func(base string) []tarbuild.Entry {
+				return []tarbuild.Entry{tarbuild.Symlink("s", filepath.Join(base, "sentinel.txt")), tarbuild.File("s", "pwned", 0o644)}
 			},
 			wantErr: ErrFormat, // duplicate name
 		},
 		{
 			name:    "symlink chain",
-			entries: entries(tSymlink("a", "b"), tSymlink("b", "c"), tSymlink("c", "../outside"), tFile("a/victim", "pwned", 0o644)),
+			entries: entries(tarbuild.Symlink("a", "b"), tarbuild.Symlink("b", "c"), tarbuild.Symlink("c", "../outside"), tarbuild.File("a/victim", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name: "symlink to the root's parent through a subdirectory",
-			entries: entries(tDir("d/", 0o755), tSymlink("d/up", "../.."),
-				tFile("d/up/sentinel.txt", "pwned", 0o644)),
+			entries: entries(tarbuild.Dir("d/", 0o755), tarbuild.Symlink("d/up", "../.."),
+				tarbuild.File("d/up/sentinel.txt", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "dot-dot name",
-			entries: entries(tFile("../sentinel.txt", "pwned", 0o644)),
+			entries: entries(tarbuild.File("../sentinel.txt", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "dot-dot inside a name",
-			entries: entries(tFile("a/../../sentinel.txt", "pwned", 0o644)),
+			entries: entries(tarbuild.File("a/../../sentinel.txt", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name: "absolute name",
-			entries: func(base string) []tarEntry {
-				return []tarEntry{tFile(filepath.Join(base, "sentinel.txt"), "pwned", 0o644)}
+			entries: func(base string) []tarbuild.Entry {
+				return []tarbuild.Entry{tarbuild.File(filepath.Join(base, "sentinel.txt"), "pwned", 0o644)}
 			},
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "hardlink to outside",
-			entries: entries(tLink("hl", "../sentinel.txt")),
+			entries: entries(tarbuild.Link("hl", "../sentinel.txt")),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name: "hardlink to an absolute path",
-			entries: func(base string) []tarEntry {
-				return []tarEntry{tLink("hl", filepath.Join(base, "sentinel.txt"))}
+			entries: func(base string) []tarbuild.Entry {
+				return []tarbuild.Entry{tarbuild.Link("hl", filepath.Join(base, "sentinel.txt"))}
 			},
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "hardlink through a symlink",
-			entries: entries(tSymlink("up", ".."), tLink("hl", "up/sentinel.txt")),
+			entries: entries(tarbuild.Symlink("up", ".."), tarbuild.Link("hl", "up/sentinel.txt")),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "hardlink through a symlink to a file of the diff",
-			entries: entries(tFile("f", "data", 0o644), tSymlink("d", "."), tLink("hl", "d/f")),
+			entries: entries(tarbuild.File("f", "data", 0o644), tarbuild.Symlink("d", "."), tarbuild.Link("hl", "d/f")),
 			wantErr: ErrInsecurePath,
 		},
 		{
@@ -113,7 +115,7 @@ func breakoutCases() []breakoutCase {
 			setup: func(t *testing.T, _, root string) {
 				writeFile(t, filepath.Join(root, "etc/shadow"), "secret", 0o600)
 			},
-			entries: entries(tLink("readable", "etc/shadow")),
+			entries: entries(tarbuild.Link("readable", "etc/shadow")),
 			wantErr: ErrInsecurePath,
 		},
 		{
@@ -121,7 +123,7 @@ func breakoutCases() []breakoutCase {
 			setup: func(t *testing.T, _, root string) {
 				must(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
 			},
-			entries: entries(tSymlink("d", "../outside"), tFile("d/victim", "pwned", 0o644)),
+			entries: entries(tarbuild.Symlink("d", "../outside"), tarbuild.File("d/victim", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
@@ -129,7 +131,7 @@ func breakoutCases() []breakoutCase {
 			setup: func(t *testing.T, _, root string) {
 				must(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
 			},
-			entries: entries(tFile("d/f", "x", 0o644), tSymlink("d", "../outside")),
+			entries: entries(tarbuild.File("d/f", "x", 0o644), tarbuild.Symlink("d", "../outside")),
 			wantErr: ErrFormat,
 		},
 		{
@@ -137,7 +139,7 @@ func breakoutCases() []breakoutCase {
 			setup: func(t *testing.T, base, root string) {
 				must(t, os.Symlink(filepath.Join(base, "sentinel.txt"), filepath.Join(root, "link")))
 			},
-			entries: entries(tFile("link", "replaced", 0o644)),
+			entries: entries(tarbuild.File("link", "replaced", 0o644)),
 			check: func(t *testing.T, root string) {
 				b, err := os.ReadFile(filepath.Join(root, "link"))
 				if err != nil || string(b) != "replaced" {
@@ -150,13 +152,13 @@ func breakoutCases() []breakoutCase {
 			setup: func(t *testing.T, base, root string) {
 				must(t, os.Symlink("../outside", filepath.Join(root, "etc")))
 			},
-			entries: entries(tFile("etc/victim", "pwned", 0o644)),
+			entries: entries(tarbuild.File("etc/victim", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name: "symlinks with absolute and dot-dot targets are created, not followed",
-			entries: entries(tSymlink("etc/localtime", "/usr/share/zoneinfo/UTC"),
-				tSymlink("up", "../../.."), tSymlink("abs", "/")),
+			entries: entries(tarbuild.Symlink("etc/localtime", "/usr/share/zoneinfo/UTC"),
+				tarbuild.Symlink("up", "../../.."), tarbuild.Symlink("abs", "/")),
 			check: func(t *testing.T, root string) {
 				for p, want := range map[string]string{"etc/localtime": "/usr/share/zoneinfo/UTC", "up": "../../..", "abs": "/"} {
 					if got, err := os.Readlink(filepath.Join(root, p)); got != want || err != nil {
@@ -167,23 +169,23 @@ func breakoutCases() []breakoutCase {
 		},
 		{
 			name:    "whiteout file name",
-			entries: entries(tFile(".wh.etc", "", 0o644)),
+			entries: entries(tarbuild.File(".wh.etc", "", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "opaque whiteout marker",
-			entries: entries(tFile("etc/.wh..wh..opq", "", 0o644)),
+			entries: entries(tarbuild.File("etc/.wh..wh..opq", "", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "whiteout device even when devices are allowed",
-			entries: entries(tDev('3', "etc", 0, 0)),
+			entries: entries(tarbuild.Dev('3', "etc", 0, 0)),
 			opts:    &ApplyOptions{Devices: true},
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "overlay xattrs are dropped",
-			entries: entries(withXattrs(tDir("d/", 0o755), "trusted.overlay.opaque", "y", "user.overlay.opaque", "y", "user.ok", "1")),
+			entries: entries(tarbuild.WithXattrs(tarbuild.Dir("d/", 0o755), "trusted.overlay.opaque", "y", "user.overlay.opaque", "y", "user.ok", "1")),
 			check: func(t *testing.T, root string) {
 				for _, k := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
 					if v, err := getxattr(filepath.Join(root, "d"), k); !errors.Is(err, unix.ENODATA) {
@@ -197,17 +199,17 @@ func breakoutCases() []breakoutCase {
 		},
 		{
 			name:    "device node refused by default",
-			entries: entries(tDev('3', "dev/mem", 1, 1)),
+			entries: entries(tarbuild.Dev('3', "dev/mem", 1, 1)),
 			wantErr: ErrSpecialFile,
 		},
 		{
 			name:    "block device refused by default",
-			entries: entries(tDev('4', "dev/sda", 8, 0)),
+			entries: entries(tarbuild.Dev('4', "dev/sda", 8, 0)),
 			wantErr: ErrSpecialFile,
 		},
 		{
 			name:    "device node allowed when opted in",
-			entries: entries(tDev('3', "dev/null", 1, 3)),
+			entries: entries(tarbuild.Dev('3', "dev/null", 1, 3)),
 			opts:    &ApplyOptions{Devices: true},
 			root:    true,
 			check: func(t *testing.T, root string) {
@@ -220,15 +222,15 @@ func breakoutCases() []breakoutCase {
 		},
 		{
 			name:    "FIFO refused by default",
-			entries: entries(tDev('6', "etc/passwd", 0, 0)),
+			entries: entries(tarbuild.Dev('6', "etc/passwd", 0, 0)),
 			wantErr: ErrSpecialFile,
 		},
 		{
 			name: "FIFO allowed when opted in",
-			entries: func(string) []tarEntry {
-				e := tDev('6', "run/fifo", 0, 0)
-				e.hdr.Mode = 0o4640
-				return []tarEntry{e}
+			entries: func(string) []tarbuild.Entry {
+				e := tarbuild.Dev('6', "run/fifo", 0, 0)
+				e.Header.Mode = 0o4640
+				return []tarbuild.Entry{e}
 			},
 			opts: &ApplyOptions{FIFOs: true},
 			check: func(t *testing.T, root string) {
@@ -241,9 +243,9 @@ func breakoutCases() []breakoutCase {
 		},
 		{
 			name: "setuid under a world-writable directory is stripped",
-			entries: entries(tDir("tmp/", 0o1777), tFile("tmp/su", "#!", 0o4755), tFile("tmp/sg", "#!", 0o2755),
-				tDir("usr/bin/", 0o755), tFile("usr/bin/su", "#!", 0o4755), tLink("tmp/su-link", "usr/bin/su"),
-				tFile("usr/bin/ok", "#!", 0o6755)),
+			entries: entries(tarbuild.Dir("tmp/", 0o1777), tarbuild.File("tmp/su", "#!", 0o4755), tarbuild.File("tmp/sg", "#!", 0o2755),
+				tarbuild.Dir("usr/bin/", 0o755), tarbuild.File("usr/bin/su", "#!", 0o4755), tarbuild.Link("tmp/su-link", "usr/bin/su"),
+				tarbuild.File("usr/bin/ok", "#!", 0o6755)),
 			check: func(t *testing.T, root string) {
 				for p, want := range map[string]uint32{"tmp/su": 0o755, "tmp/sg": 0o755, "usr/bin/su": 0o755, "usr/bin/ok": 0o6755} {
 					var st unix.Stat_t
@@ -256,24 +258,24 @@ func breakoutCases() []breakoutCase {
 		},
 		{
 			name:    "huge declared size",
-			entries: entries(tHuge("big", 1<<50)),
+			entries: entries(tarbuild.Huge("big", 1<<50)),
 			wantErr: ErrTooLarge,
 		},
 		{
 			name:    "file over the entry limit",
-			entries: entries(tFile("a", "0123456789a", 0o644)),
+			entries: entries(tarbuild.File("a", "0123456789a", 0o644)),
 			opts:    &ApplyOptions{MaxEntrySize: 10},
 			wantErr: ErrTooLarge,
 		},
 		{
 			name:    "files over the total limit",
-			entries: entries(tFile("a", "0123456789", 0o644), tFile("b", "0123456789", 0o644)),
+			entries: entries(tarbuild.File("a", "0123456789", 0o644), tarbuild.File("b", "0123456789", 0o644)),
 			opts:    &ApplyOptions{MaxTotalSize: 15},
 			wantErr: ErrTooLarge,
 		},
 		{
 			name:    "too many entries",
-			entries: entries(tDir("a/", 0o755), tDir("b/", 0o755), tDir("c/", 0o755), tDir("d/", 0o755)),
+			entries: entries(tarbuild.Dir("a/", 0o755), tarbuild.Dir("b/", 0o755), tarbuild.Dir("c/", 0o755), tarbuild.Dir("d/", 0o755)),
 			opts:    &ApplyOptions{MaxEntries: 3},
 			wantErr: ErrTooLarge,
 		},
@@ -285,27 +287,27 @@ func breakoutCases() []breakoutCase {
 		},
 		{
 			name:    "name component too long",
-			entries: entries(tFile("d/"+long, "x", 0o644)),
+			entries: entries(tarbuild.File("d/"+long, "x", 0o644)),
 			wantErr: ErrTooLarge,
 		},
 		{
 			name:    "truncated entry",
-			entries: entries(tHuge("short", 100)),
+			entries: entries(tarbuild.Huge("short", 100)),
 			wantErr: ErrFormat,
 		},
 		{
 			name:    "root replaced by a file",
-			entries: entries(tFile(".", "x", 0o644)),
+			entries: entries(tarbuild.File(".", "x", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "root replaced by a symlink",
-			entries: entries(tSymlink(".", "../outside")),
+			entries: entries(tarbuild.Symlink(".", "../outside")),
 			wantErr: ErrInsecurePath,
 		},
 		{
 			name:    "file then a file below it",
-			entries: entries(tFile("a", "x", 0o644), tFile("a/b", "x", 0o644)),
+			entries: entries(tarbuild.File("a", "x", 0o644), tarbuild.File("a/b", "x", 0o644)),
 			wantErr: ErrInsecurePath,
 		},
 		{
@@ -374,7 +376,7 @@ func breakoutCases() []breakoutCase {
 				writeFile(t, filepath.Join(root, "e/y"), "y", 0o644)
 			},
 			deleted: deleted("/d/x", "/e/y"),
-			entries: entries(tFile("d", "now a file", 0o644), tSymlink("e", "d")),
+			entries: entries(tarbuild.File("d", "now a file", 0o644), tarbuild.Symlink("e", "d")),
 			check: func(t *testing.T, root string) {
 				if b, err := os.ReadFile(filepath.Join(root, "d")); string(b) != "now a file" || err != nil {
 					t.Errorf("root/d = %q, %v; want the new file", b, err)
@@ -421,8 +423,8 @@ func breakoutCases() []breakoutCase {
 }
 
 // outsideState records everything in base except the root.
-func outsideState(t *testing.T, base string) map[string]node {
-	return snapshot(t, base, "root")
+func outsideState(t *testing.T, base string) map[string]testutil.Node {
+	return testutil.Snapshot(t, base, keepXattr, "root")
 }
 
 func TestBreakouts(t *testing.T) {
@@ -443,7 +445,7 @@ func TestBreakouts(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					if tc.root {
-						requireRoot(t)
+						testutil.RequireRoot(t)
 					}
 					runBreakout(t, tc)
 				})
@@ -455,7 +457,7 @@ func TestBreakouts(t *testing.T) {
 func TestApplyGzip(t *testing.T) {
 	var z bytes.Buffer
 	zw := gzip.NewWriter(&z)
-	zw.Write(buildTar(t, tDir("etc/", 0o755), tFile("etc/motd", "hi\n", 0o644)))
+	zw.Write(tarbuild.Build(t, tarbuild.Dir("etc/", 0o755), tarbuild.File("etc/motd", "hi\n", 0o644)))
 	zw.Close()
 	root := t.TempDir()
 	opts := &ApplyOptions{NoChown: os.Geteuid() != 0}
@@ -495,7 +497,7 @@ func runBreakout(t *testing.T, tc breakoutCase) {
 
 	var diff *bytes.Reader
 	if tc.entries != nil {
-		diff = bytes.NewReader(buildTar(t, tc.entries(base)...))
+		diff = bytes.NewReader(tarbuild.Build(t, tc.entries(base)...))
 	}
 	var del []string
 	if tc.deleted != nil {
@@ -526,7 +528,7 @@ func runBreakout(t *testing.T, tc breakoutCase) {
 			t.Errorf("Apply() = %T %v, want *rootfs.Error", err, err)
 		}
 	}
-	for _, d := range diffSnapshots(outsideState(t, base), before) {
+	for _, d := range testutil.DiffSnapshots(outsideState(t, base), before) {
 		t.Errorf("outside the root changed: %s", d)
 	}
 	if tc.check != nil {

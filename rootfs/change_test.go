@@ -3,7 +3,6 @@ package rootfs
 import (
 	"bytes"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 )
@@ -107,13 +106,4 @@ func TestChangeKindString(t *testing.T) {
 			t.Errorf("ChangeKind(%d).String() = %q, want %q", int(k), got, want)
 		}
 	}
-}
-
-// prerequisiteOrSkip fails under CI=true and skips otherwise.
-func prerequisiteOrSkip(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("prerequisite missing (CI=true: not skipping): "+format, args...)
-	}
-	t.Skipf("prerequisite missing: "+format, args...)
 }

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // TestDependencies keeps rootfs below engine and cmd: it imports only the
@@ -12,7 +14,7 @@ import (
 func TestDependencies(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		prerequisiteOrSkip(t, "go command: %v", err)
+		testutil.Missing(t, "go command: %v", err)
 	}
 	for _, goos := range []string{"linux", "darwin"} {
 		cmd := exec.Command(goBin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".")

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ckpt/ckpt/internal/testutil"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 // FuzzApply feeds arbitrary bytes to Apply as a diff. Whatever the input,
@@ -19,10 +22,10 @@ import (
 func FuzzApply(f *testing.F) {
 	for _, tc := range breakoutCases() {
 		if tc.entries != nil {
-			f.Add(buildTar(f, tc.entries("/base")...))
+			f.Add(tarbuild.Build(f, tc.entries("/base")...))
 		}
 	}
-	f.Add(buildTar(f, tDir("a/", 0o755), tFile("a/f", "data", 0o4755), tLink("a/g", "a/f"), tSymlink("a/s", "../..")))
+	f.Add(tarbuild.Build(f, tarbuild.Dir("a/", 0o755), tarbuild.File("a/f", "data", 0o4755), tarbuild.Link("a/g", "a/f"), tarbuild.Symlink("a/s", "../..")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base := t.TempDir()
 		root := filepath.Join(base, "root")
@@ -38,7 +41,7 @@ func FuzzApply(f *testing.F) {
 			MaxTotalSize: 1 << 20,
 		}
 		_ = Apply(context.Background(), root, bytes.NewReader(data), nil, opts)
-		for _, d := range diffSnapshots(outsideState(t, base), before) {
+		for _, d := range testutil.DiffSnapshots(outsideState(t, base), before) {
 			t.Errorf("outside the root changed: %s", d)
 		}
 	})

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ckpt/ckpt/internal/testutil"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,7 +19,7 @@ import (
 func bind(t *testing.T, src, dst string) {
 	t.Helper()
 	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
-		prerequisite(t, "bind mount %s on %s: %v", src, dst, err)
+		testutil.Missing(t, "bind mount %s on %s: %v", src, dst, err)
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(dst, unix.MNT_DETACH); err != nil {
@@ -30,7 +32,7 @@ func bind(t *testing.T, src, dst string) {
 // are not part of its layer: Changes skips them even when the caller
 // forgot to list them, and WriteDiff reads nothing through them.
 func TestChangesSkipsMounts(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	base := t.TempDir()
 	lower, merged := filepath.Join(base, "lower"), filepath.Join(base, "merged")
 	writeFile(t, filepath.Join(lower, "etc/hosts"), "image hosts\n", 0o644)
@@ -62,7 +64,7 @@ func TestChangesSkipsMounts(t *testing.T) {
 // Apply never writes into, chmods, or empties a mount point below the
 // root: a volume the engine mounted too early stays untouched.
 func TestApplyRefusesMounts(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	for _, walk := range []bool{false, true} {
 		t.Run(map[bool]string{false: "openat2", true: "walk"}[walk], func(t *testing.T) {
 			if walk {
@@ -71,13 +73,13 @@ func TestApplyRefusesMounts(t *testing.T) {
 			}
 			cases := []struct {
 				name    string
-				tar     []tarEntry
+				tar     []tarbuild.Entry
 				deleted []string
 			}{
-				{"file into a volume", []tarEntry{tFile("vol/new", "x", 0o644)}, nil},
-				{"file over a volume file", []tarEntry{tFile("vol/data", "x", 0o644)}, nil},
-				{"volume root metadata", []tarEntry{tDir("vol/", 0o777)}, nil},
-				{"volume replaced by a file", []tarEntry{tFile("vol", "x", 0o644)}, nil},
+				{"file into a volume", []tarbuild.Entry{tarbuild.File("vol/new", "x", 0o644)}, nil},
+				{"file over a volume file", []tarbuild.Entry{tarbuild.File("vol/data", "x", 0o644)}, nil},
+				{"volume root metadata", []tarbuild.Entry{tarbuild.Dir("vol/", 0o777)}, nil},
+				{"volume replaced by a file", []tarbuild.Entry{tarbuild.File("vol", "x", 0o644)}, nil},
 				{"deleted volume", nil, []string{"/vol"}},
 				{"deleted file in a volume", nil, []string{"/vol/data"}},
 				{"deleted parent of a volume", nil, []string{"/srv"}},
@@ -92,16 +94,16 @@ func TestApplyRefusesMounts(t *testing.T) {
 					setAllTimes(t, base, baseTime)
 					bind(t, filepath.Join(base, "hostvol"), filepath.Join(root, "vol"))
 					bind(t, filepath.Join(base, "hostvol"), filepath.Join(root, "srv/inner"))
-					before := snapshot(t, filepath.Join(base, "hostvol"))
+					before := testutil.Snapshot(t, filepath.Join(base, "hostvol"), keepXattr)
 					var diff io.Reader
 					if tc.tar != nil {
-						diff = bytes.NewReader(buildTar(t, tc.tar...))
+						diff = bytes.NewReader(tarbuild.Build(t, tc.tar...))
 					}
 					err := Apply(context.Background(), root, diff, tc.deleted, nil)
 					if !errors.Is(err, ErrInsecurePath) {
 						t.Errorf("Apply() = %v, want ErrInsecurePath", err)
 					}
-					for _, d := range diffSnapshots(snapshot(t, filepath.Join(base, "hostvol")), before) {
+					for _, d := range testutil.DiffSnapshots(testutil.Snapshot(t, filepath.Join(base, "hostvol"), keepXattr), before) {
 						t.Errorf("volume changed: %s", d)
 					}
 				})

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ckpt/ckpt/internal/testutil"
 	"go.podman.io/storage/pkg/archive"
 )
 
@@ -16,20 +17,20 @@ import (
 // (podman neither records nor restores those of unchanged directories).
 // With seconds, mtimes are compared to the second: containers/storage
 // writes no sub-second times.
-func comparePodmanStyle(t *testing.T, got, want map[string]node, seconds bool) {
+func comparePodmanStyle(t *testing.T, got, want map[string]testutil.Node, seconds bool) {
 	t.Helper()
-	for _, m := range []map[string]node{got, want} {
+	for _, m := range []map[string]testutil.Node{got, want} {
 		for k, n := range m {
-			if n.typ == "dir" {
-				n.mtime.Sec, n.mtime.Nsec = 0, 0
+			if n.Type == "dir" {
+				n.Mtime.Sec, n.Mtime.Nsec = 0, 0
 			}
 			if seconds {
-				n.mtime.Nsec = 0
+				n.Mtime.Nsec = 0
 			}
 			m[k] = n
 		}
 	}
-	for _, d := range diffSnapshots(got, want) {
+	for _, d := range testutil.DiffSnapshots(got, want) {
 		t.Errorf("restored tree differs from container: %s", d)
 	}
 }
@@ -38,11 +39,7 @@ func comparePodmanStyle(t *testing.T, got, want map[string]node, seconds bool) {
 // way podman 5 does (os.RemoveAll of filepath.Join(root, path) for each
 // deleted path, then containers/storage archive.Untar).
 func TestPodmanReadsOurDiff(t *testing.T) {
-	base := t.TempDir()
-	lower, merged := filepath.Join(base, "lower"), filepath.Join(base, "merged")
-	buildLower(t, lower)
-	copyTree(t, lower, merged)
-	mutate(t, merged)
+	base, lower, merged := mutatedTrees(t)
 	ctx := context.Background()
 	changes, err := Changes(ctx, lower, merged, &ChangesOptions{Skip: []string{"proc"}})
 	if err != nil {
@@ -68,7 +65,7 @@ func TestPodmanReadsOurDiff(t *testing.T) {
 	if err := archive.Untar(bytes.NewReader(diff.Bytes()), target, opts); err != nil {
 		t.Fatalf("archive.Untar(our diff) = %v", err)
 	}
-	comparePodmanStyle(t, snapshot(t, target, "proc"), snapshot(t, merged, "proc"), false)
+	comparePodmanStyle(t, testutil.Snapshot(t, target, keepXattr, "proc"), testutil.Snapshot(t, merged, keepXattr, "proc"), false)
 }
 
 // TestWeReadPodmanDiff applies a diff made the way podman 5 makes one
@@ -76,11 +73,7 @@ func TestPodmanReadsOurDiff(t *testing.T) {
 // added and modified paths, names relative, directories with a trailing
 // slash), with podman's deleted.files style.
 func TestWeReadPodmanDiff(t *testing.T) {
-	base := t.TempDir()
-	lower, merged := filepath.Join(base, "lower"), filepath.Join(base, "merged")
-	buildLower(t, lower)
-	copyTree(t, lower, merged)
-	mutate(t, merged)
+	base, lower, merged := mutatedTrees(t)
 	ctx := context.Background()
 	changes, err := Changes(ctx, lower, merged, &ChangesOptions{Skip: []string{"proc"}})
 	if err != nil {
@@ -114,7 +107,7 @@ func TestWeReadPodmanDiff(t *testing.T) {
 	if err := Apply(ctx, target, bytes.NewReader(tarball), DeletedFiles(changes), opts); err != nil {
 		t.Fatalf("Apply(podman-style diff) = %v", err)
 	}
-	got, want := snapshot(t, target, "proc"), snapshot(t, merged, "proc")
+	got, want := testutil.Snapshot(t, target, keepXattr, "proc"), testutil.Snapshot(t, merged, keepXattr, "proc")
 	// Podman's tar does not carry the root directory's metadata.
 	delete(got, ".")
 	delete(want, ".")

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckpt/ckpt/internal/testutil"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,7 +85,7 @@ func mutate(t *testing.T, merged string) {
 	must(t, os.Link(m("data/h1"), m("data/h2")))
 	writeFile(t, m("etc/xattr.txt"), "x\n", 0o644)
 	if err := unix.Setxattr(m("etc/xattr.txt"), "user.test", []byte("value"), 0); err != nil {
-		prerequisite(t, "user.* xattrs on %s: %v", merged, err)
+		testutil.Missing(t, "user.* xattrs on %s: %v", merged, err)
 	}
 	must(t, unix.Setxattr(m("newdir"), "user.dir", []byte("d"), 0))
 	must(t, os.RemoveAll(m("typechange")))
@@ -155,6 +157,18 @@ func cmpString(a, b string) int {
 	return 0
 }
 
+// mutatedTrees builds a lower tree and a copy of it changed by mutate,
+// as base/lower and base/merged in a fresh directory base.
+func mutatedTrees(t *testing.T) (base, lower, merged string) {
+	t.Helper()
+	base = t.TempDir()
+	lower, merged = filepath.Join(base, "lower"), filepath.Join(base, "merged")
+	buildLower(t, lower)
+	copyTree(t, lower, merged)
+	mutate(t, merged)
+	return base, lower, merged
+}
+
 // roundTrip captures merged against lower, applies the result to a copy of
 // lower and checks the copy equals merged exactly, then that capturing the
 // copy gives the same changes and the same bytes.
@@ -189,9 +203,9 @@ func roundTrip(t *testing.T, lower, merged string, copts *ChangesOptions) []Chan
 	if err := Apply(ctx, target, bytes.NewReader(diff.Bytes()), deleted, aopts); err != nil {
 		t.Fatalf("Apply() = %v", err)
 	}
-	got := snapshot(t, target, "proc")
-	want := snapshot(t, merged, "proc")
-	for _, d := range diffSnapshots(got, want) {
+	got := testutil.Snapshot(t, target, keepXattr, "proc")
+	want := testutil.Snapshot(t, merged, keepXattr, "proc")
+	for _, d := range testutil.DiffSnapshots(got, want) {
 		t.Errorf("applied tree differs from container: %s", d)
 	}
 
@@ -213,17 +227,12 @@ func roundTrip(t *testing.T, lower, merged string, copts *ChangesOptions) []Chan
 }
 
 func TestRoundTripPlainDirs(t *testing.T) {
-	base := t.TempDir()
-	lower := filepath.Join(base, "lower")
-	merged := filepath.Join(base, "merged")
-	buildLower(t, lower)
-	copyTree(t, lower, merged)
-	mutate(t, merged)
+	_, lower, merged := mutatedTrees(t)
 	roundTrip(t, lower, merged, &ChangesOptions{Skip: []string{"/proc"}})
 }
 
 func TestRoundTripOverlay(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	base := t.TempDir()
 	lower := filepath.Join(base, "lower")
 	upper := filepath.Join(base, "upper")
@@ -235,7 +244,7 @@ func TestRoundTripOverlay(t *testing.T) {
 	}
 	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
-		prerequisite(t, "mount overlay: %v", err)
+		testutil.Missing(t, "mount overlay: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil {
@@ -277,7 +286,7 @@ func getxattr(p, name string) (string, error) {
 // TestOverlayUpperByHand builds an upper directory in the userxattr
 // style (user.overlay.opaque) with a whiteout, without mounting.
 func TestOverlayUpperByHand(t *testing.T) {
-	requireRoot(t) // mknod of the whiteout
+	testutil.RequireRoot(t) // mknod of the whiteout
 	base := t.TempDir()
 	lower, upper, merged := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "merged")
 	writeFile(t, filepath.Join(lower, "d/a"), "a", 0o644)
@@ -306,11 +315,7 @@ func TestOverlayUpperByHand(t *testing.T) {
 }
 
 func TestWriteDiffDeterministic(t *testing.T) {
-	base := t.TempDir()
-	lower, merged := filepath.Join(base, "lower"), filepath.Join(base, "merged")
-	buildLower(t, lower)
-	copyTree(t, lower, merged)
-	mutate(t, merged)
+	_, lower, merged := mutatedTrees(t)
 	ctx := context.Background()
 	changes, err := Changes(ctx, lower, merged, &ChangesOptions{Skip: []string{"proc"}})
 	if err != nil {
@@ -345,7 +350,7 @@ func TestChangesCancelled(t *testing.T) {
 	if err := WriteDiff(ctx, &buf, merged, []Change{{"etc/hosts", Modified}}, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("WriteDiff(cancelled) = %v, want context.Canceled", err)
 	}
-	tarball := buildTar(t, tFile("a", "a", 0o644))
+	tarball := tarbuild.Build(t, tarbuild.File("a", "a", 0o644))
 	if err := Apply(ctx, merged, bytes.NewReader(tarball), nil, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply(cancelled) = %v, want context.Canceled", err)
 	}
