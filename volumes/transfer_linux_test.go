@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/testutil"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 	"github.com/ckpt/ckpt/rootfs"
 	"golang.org/x/sys/unix"
 )
@@ -98,8 +100,8 @@ func roundTrip(t *testing.T, withRoot bool) {
 	if err := dst.Import(ctx, bytes.NewReader(first.Bytes()), "copy", opts); err != nil {
 		t.Fatalf("Import(copy) = %v", err)
 	}
-	want, got := snapshot(t, v.Mountpoint), snapshot(t, filepath.Join(dst.Root, "copy", "_data"))
-	if d := diffSnapshots(got, want); len(d) > 0 {
+	want, got := testutil.Snapshot(t, v.Mountpoint, userXattr), testutil.Snapshot(t, filepath.Join(dst.Root, "copy", "_data"), userXattr)
+	if d := testutil.DiffSnapshots(got, want); len(d) > 0 {
 		t.Errorf("imported tree differs:\n%s", strings.Join(d, "\n"))
 	}
 	cv, err := dst.Get(ctx, "copy")
@@ -145,7 +147,7 @@ func roundTrip(t *testing.T, withRoot bool) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	roundTrip(t, true)
 }
 
@@ -196,7 +198,7 @@ func TestThroughArchive(t *testing.T) {
 	if imported != 1 {
 		t.Fatalf("imported %d volumes, want 1", imported)
 	}
-	if d := diffSnapshots(snapshot(t, filepath.Join(dst.Root, "data", "_data")), snapshot(t, v.Mountpoint)); len(d) > 0 {
+	if d := testutil.DiffSnapshots(testutil.Snapshot(t, filepath.Join(dst.Root, "data", "_data"), userXattr), testutil.Snapshot(t, v.Mountpoint, userXattr)); len(d) > 0 {
 		t.Errorf("imported tree differs:\n%s", strings.Join(d, "\n"))
 	}
 }
@@ -263,8 +265,8 @@ func TestImportExisting(t *testing.T) {
 	v, err := s.Create(ctx, "data", nil)
 	must(t, err)
 	writeFile(t, filepath.Join(v.Mountpoint, "keep"), "original", 0o644)
-	before := snapshot(t, filepath.Join(s.Root, "data"))
-	tarball := buildTar(t, tDir("./", 0o700), tFile("keep", "from the archive", 0o600), tFile("new", "x", 0o644))
+	before := testutil.Snapshot(t, filepath.Join(s.Root, "data"), userXattr)
+	tarball := tarbuild.Build(t, tarbuild.Dir("./", 0o700), tarbuild.File("keep", "from the archive", 0o600), tarbuild.File("new", "x", 0o644))
 	r := bytes.NewReader(tarball)
 	err = s.Import(ctx, r, "data", &ImportOptions{NoChown: true})
 	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "--ignore-volumes") {
@@ -273,7 +275,7 @@ func TestImportExisting(t *testing.T) {
 	if r.Len() != len(tarball) {
 		t.Errorf("Import read %d bytes before refusing", len(tarball)-r.Len())
 	}
-	if d := diffSnapshots(snapshot(t, filepath.Join(s.Root, "data")), before); len(d) > 0 {
+	if d := testutil.DiffSnapshots(testutil.Snapshot(t, filepath.Join(s.Root, "data"), userXattr), before); len(d) > 0 {
 		t.Errorf("existing volume changed:\n%s", strings.Join(d, "\n"))
 	}
 	if e := entries(t, s.Root); len(e) != 1 {
@@ -286,7 +288,7 @@ func TestImportExisting(t *testing.T) {
 func TestImportRace(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	tarball := buildTar(t, tFile("f", "archive", 0o644))
+	tarball := tarbuild.Build(t, tarbuild.File("f", "archive", 0o644))
 	r := &hookReader{r: bytes.NewReader(tarball), hook: func() {
 		v, err := s.Create(ctx, "data", nil)
 		must(t, err)
@@ -336,29 +338,29 @@ func TestHostileImports(t *testing.T) {
 		opts    ImportOptions
 		wantErr error
 	}{
-		{"dotdot", buildTar(t, tFile(up, "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"dotdot-inner", buildTar(t, tDir("a/", 0o755), tFile("a/../../x", "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"absolute", buildTar(t, tFile(sentinel, "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"symlink-dir-out", buildTar(t, tSymlink("out", sentinelDir), tFile("out/pwned", "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"symlink-up-out", buildTar(t, tSymlink("out", "../../.."), tFile("out/sentinel", "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"symlink-then-file", buildTar(t, tSymlink("s", sentinel), tFile("s", "pwned", 0o644)), ImportOptions{}, rootfs.ErrFormat},
-		{"symlink-chain", buildTar(t, tSymlink("a", "b"), tSymlink("b", sentinelDir), tFile("a/pwned", "x", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"hardlink-up", buildTar(t, tLink("h", up)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"hardlink-absolute", buildTar(t, tLink("h", sentinel)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"hardlink-via-symlink", buildTar(t, tSymlink("d", base), tLink("h", "d/sentinel")), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"hardlink-to-symlink", buildTar(t, tSymlink("s", sentinel), tLink("h", "s")), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"hardlink-not-yet", buildTar(t, tLink("h", "later"), tFile("later", "x", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"root-as-symlink", buildTar(t, tSymlink("./", base)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"root-as-file", buildTar(t, tFile(".", "x", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"char-device", buildTar(t, tDev(tar.TypeChar, "mem", 1, 1)), ImportOptions{}, rootfs.ErrSpecialFile},
-		{"block-device", buildTar(t, tDev(tar.TypeBlock, "sda", 8, 0)), ImportOptions{}, rootfs.ErrSpecialFile},
-		{"fifo", buildTar(t, tDev(tar.TypeFifo, "p", 0, 0)), ImportOptions{}, rootfs.ErrSpecialFile},
-		{"whiteout-device", buildTar(t, tDev(tar.TypeChar, "wh", 0, 0)), ImportOptions{Devices: true}, rootfs.ErrInsecurePath},
-		{"whiteout-name", buildTar(t, tFile(".wh.plain", "", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
-		{"duplicate", buildTar(t, tFile("f", "a", 0o644), tFile("f", "b", 0o644)), ImportOptions{}, rootfs.ErrFormat},
-		{"truncated", buildTar(t, tFile("ok", "x", 0o644), tHuge("huge", 1<<20)), ImportOptions{}, rootfs.ErrFormat},
-		{"too-large", buildTar(t, tFile("f", "123456789", 0o644)), ImportOptions{MaxEntrySize: 8}, rootfs.ErrTooLarge},
-		{"too-many", buildTar(t, tFile("a", "", 0o644), tFile("b", "", 0o644), tFile("c", "", 0o644)), ImportOptions{MaxEntries: 2}, rootfs.ErrTooLarge},
+		{"dotdot", tarbuild.Build(t, tarbuild.File(up, "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"dotdot-inner", tarbuild.Build(t, tarbuild.Dir("a/", 0o755), tarbuild.File("a/../../x", "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"absolute", tarbuild.Build(t, tarbuild.File(sentinel, "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"symlink-dir-out", tarbuild.Build(t, tarbuild.Symlink("out", sentinelDir), tarbuild.File("out/pwned", "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"symlink-up-out", tarbuild.Build(t, tarbuild.Symlink("out", "../../.."), tarbuild.File("out/sentinel", "pwned", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"symlink-then-file", tarbuild.Build(t, tarbuild.Symlink("s", sentinel), tarbuild.File("s", "pwned", 0o644)), ImportOptions{}, rootfs.ErrFormat},
+		{"symlink-chain", tarbuild.Build(t, tarbuild.Symlink("a", "b"), tarbuild.Symlink("b", sentinelDir), tarbuild.File("a/pwned", "x", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"hardlink-up", tarbuild.Build(t, tarbuild.Link("h", up)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"hardlink-absolute", tarbuild.Build(t, tarbuild.Link("h", sentinel)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"hardlink-via-symlink", tarbuild.Build(t, tarbuild.Symlink("d", base), tarbuild.Link("h", "d/sentinel")), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"hardlink-to-symlink", tarbuild.Build(t, tarbuild.Symlink("s", sentinel), tarbuild.Link("h", "s")), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"hardlink-not-yet", tarbuild.Build(t, tarbuild.Link("h", "later"), tarbuild.File("later", "x", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"root-as-symlink", tarbuild.Build(t, tarbuild.Symlink("./", base)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"root-as-file", tarbuild.Build(t, tarbuild.File(".", "x", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"char-device", tarbuild.Build(t, tarbuild.Dev(tar.TypeChar, "mem", 1, 1)), ImportOptions{}, rootfs.ErrSpecialFile},
+		{"block-device", tarbuild.Build(t, tarbuild.Dev(tar.TypeBlock, "sda", 8, 0)), ImportOptions{}, rootfs.ErrSpecialFile},
+		{"fifo", tarbuild.Build(t, tarbuild.Dev(tar.TypeFifo, "p", 0, 0)), ImportOptions{}, rootfs.ErrSpecialFile},
+		{"whiteout-device", tarbuild.Build(t, tarbuild.Dev(tar.TypeChar, "wh", 0, 0)), ImportOptions{Devices: true}, rootfs.ErrInsecurePath},
+		{"whiteout-name", tarbuild.Build(t, tarbuild.File(".wh.plain", "", 0o644)), ImportOptions{}, rootfs.ErrInsecurePath},
+		{"duplicate", tarbuild.Build(t, tarbuild.File("f", "a", 0o644), tarbuild.File("f", "b", 0o644)), ImportOptions{}, rootfs.ErrFormat},
+		{"truncated", tarbuild.Build(t, tarbuild.File("ok", "x", 0o644), tarbuild.Huge("huge", 1<<20)), ImportOptions{}, rootfs.ErrFormat},
+		{"too-large", tarbuild.Build(t, tarbuild.File("f", "123456789", 0o644)), ImportOptions{MaxEntrySize: 8}, rootfs.ErrTooLarge},
+		{"too-many", tarbuild.Build(t, tarbuild.File("a", "", 0o644), tarbuild.File("b", "", 0o644), tarbuild.File("c", "", 0o644)), ImportOptions{MaxEntries: 2}, rootfs.ErrTooLarge},
 		{"garbage", []byte(strings.Repeat("not a tar ", 100)), ImportOptions{}, rootfs.ErrFormat},
 	}
 	for _, tt := range tests {
@@ -387,7 +389,7 @@ func TestHostileImports(t *testing.T) {
 	// and ignored.
 	t.Run("trailing-data", func(t *testing.T) {
 		s := &Store{Root: filepath.Join(base, "store-trailing")}
-		r := bytes.NewReader(append(buildTar(t, tFile("f", "x", 0o644)), strings.Repeat("after the trailer", 1000)...))
+		r := bytes.NewReader(append(tarbuild.Build(t, tarbuild.File("f", "x", 0o644)), strings.Repeat("after the trailer", 1000)...))
 		if err := s.Import(ctx, r, "x", &ImportOptions{NoChown: true}); err != nil {
 			t.Fatalf("Import(trailing data) = %v", err)
 		}
@@ -397,9 +399,9 @@ func TestHostileImports(t *testing.T) {
 	})
 	// Devices and FIFOs are accepted when asked for (as root for devices).
 	t.Run("allowed-special", func(t *testing.T) {
-		requireRoot(t)
+		testutil.RequireRoot(t)
 		s := &Store{Root: filepath.Join(base, "store-allowed")}
-		tarball := buildTar(t, tDev(tar.TypeChar, "null", 1, 3), tDev(tar.TypeFifo, "p", 0, 0))
+		tarball := tarbuild.Build(t, tarbuild.Dev(tar.TypeChar, "null", 1, 3), tarbuild.Dev(tar.TypeFifo, "p", 0, 0))
 		if err := s.Import(ctx, bytes.NewReader(tarball), "x", &ImportOptions{Devices: true, FIFOs: true}); err != nil {
 			t.Fatalf("Import(devices allowed) = %v", err)
 		}
