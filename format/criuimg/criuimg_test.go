@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // tinyDir holds a real CRIU 4.1.1 image set of testdata/tiny.c, made by
@@ -476,27 +478,6 @@ func TestCritCommitted(t *testing.T) {
 	}
 }
 
-// missing fails under CI=true, where every prerequisite must be present,
-// and skips otherwise.
-func missing(t *testing.T, format string, a ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("prerequisite missing (CI=true, not skipping): "+format, a...)
-	}
-	t.Skipf("prerequisite missing: "+format, a...)
-}
-
-// requireCrit returns crit's path; without crit the test is skipped, or
-// fails under CI=true.
-func requireCrit(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("crit")
-	if err != nil {
-		missing(t, "crit: %v", err)
-	}
-	return p
-}
-
 // critDecode runs crit on one image file.
 func critDecode(t *testing.T, crit, path string) critImage {
 	t.Helper()
@@ -513,7 +494,7 @@ func critDecode(t *testing.T, crit, path string) critImage {
 
 // TestCritLive runs crit on the committed images and compares.
 func TestCritLive(t *testing.T) {
-	crit := requireCrit(t)
+	crit := testutil.RequireTool(t, "crit")
 	for _, dir := range realDirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			files := loadDir(t, dir)
@@ -532,15 +513,11 @@ func TestLiveDump(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: dumps a process with CRIU")
 	}
-	if os.Geteuid() != 0 {
-		missing(t, "not root")
-	}
+	testutil.RequireRoot(t)
 	for _, tool := range []string{"criu", "gcc", "sh"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing(t, "%s: %v", tool, err)
-		}
+		testutil.RequireTool(t, tool)
 	}
-	crit := requireCrit(t)
+	crit := testutil.RequireTool(t, "crit")
 	dir := filepath.Join(t.TempDir(), "dump")
 	out, err := exec.Command("sh", "testdata/gen.sh", dir).CombinedOutput()
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // allowedDeps are the only packages outside the standard library that
@@ -15,10 +17,7 @@ var allowedDeps = map[string]bool{
 }
 
 func TestDependencies(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		missing(t, "go: %v", err)
-	}
+	goTool := testutil.RequireTool(t, "go")
 	out, err := exec.Command(goTool, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
