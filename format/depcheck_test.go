@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // allowedDeps are the only packages outside the standard library that
@@ -44,16 +46,6 @@ var forbiddenDeps = []string{
 	"github.com/ckpt/ckpt/internal",
 }
 
-// goTool returns the go command, or skips the test without one.
-func goTool(t *testing.T) string {
-	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command: %v", err)
-	}
-	return gobin
-}
-
 // allowed reports whether the non-standard package pkg is in allowedDeps:
 // equal to an entry, or below an entry ending in "/...".
 func allowed(pkg string) bool {
@@ -69,7 +61,7 @@ func allowed(pkg string) bool {
 // against the allow-list; a forbidden one fails whatever the allow-list
 // says.
 func TestDeps(t *testing.T) {
-	cmd := exec.Command(goTool(t), "list", "-deps", "-f", "{{if .Standard}}std {{end}}{{.ImportPath}}", ".")
+	cmd := exec.Command(testutil.RequireTool(t, "go"), "list", "-deps", "-f", "{{if .Standard}}std {{end}}{{.ImportPath}}", ".")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v\n%s", err, stderrOf(err))
@@ -98,7 +90,7 @@ func TestBuildAnyGOOS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiling is slow the first time; skipped in -short mode")
 	}
-	gobin := goTool(t)
+	gobin := testutil.RequireTool(t, "go")
 	for _, goos := range []string{"darwin", "windows"} {
 		t.Run(goos, func(t *testing.T) {
 			t.Parallel()
