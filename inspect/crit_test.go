@@ -15,21 +15,8 @@ import (
 	"testing"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/testutil"
 )
-
-// needCrit returns the path of CRIU's crit, skipping the test when it is
-// missing, unless CI=true, where it must be installed.
-func needCrit(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("crit")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("crit not found under CI=true: install criu (make deps): %v", err)
-		}
-		t.Skip("crit not installed")
-	}
-	return p
-}
 
 func critOut(t *testing.T, crit string, args ...string) string {
 	t.Helper()
@@ -134,7 +121,7 @@ func critSockets(t *testing.T, crit, dir string, pids []uint32) map[uint32][]str
 // checkAgainstCrit compares the process tree, fds and sockets of the
 // archive with crit's on the same images.
 func checkAgainstCrit(t *testing.T, archive string, fds bool) {
-	crit := needCrit(t)
+	crit := testutil.RequireTool(t, "crit")
 	dir := extractImages(t, archive)
 	a, err := Load(context.Background(), archive, &LoadOptions{Images: true})
 	if err != nil {

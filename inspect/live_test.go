@@ -12,17 +12,8 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/testutil"
 )
-
-// missing fails under CI=true, where every prerequisite must be present,
-// and skips otherwise.
-func missing(t *testing.T, format string, a ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("prerequisite missing (CI=true, not skipping): "+format, a...)
-	}
-	t.Skipf("prerequisite missing: "+format, a...)
-}
 
 // counterBinary returns the workload binary, building it if needed.
 func counterBinary(t *testing.T) string {
@@ -34,7 +25,7 @@ func counterBinary(t *testing.T) string {
 	bin := filepath.Join(dir, "bin", "counter")
 	if _, err := os.Stat(bin); err != nil {
 		if out, err := exec.Command("make", "-C", dir, "bin/counter").CombinedOutput(); err != nil {
-			missing(t, "build workload (make -C testdata/workloads): %v\n%s", err, out)
+			testutil.Missing(t, "build workload (make -C testdata/workloads): %v\n%s", err, out)
 		}
 	}
 	return bin
@@ -44,12 +35,8 @@ func counterBinary(t *testing.T) string {
 // given flags; it is killed at the end of the test.
 func liveCounter(t *testing.T, args ...string) int {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		missing(t, "not root")
-	}
-	if _, err := exec.LookPath("criu"); err != nil {
-		missing(t, "criu: %v", err)
-	}
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "criu")
 	cmd := exec.Command(counterBinary(t), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = t.TempDir()
@@ -167,7 +154,7 @@ func TestLiveDiffCounter(t *testing.T) {
 // TestLiveSocketsAgainstCrit dumps the counter with an established TCP
 // connection and compares the sockets with crit's view of the images.
 func TestLiveSocketsAgainstCrit(t *testing.T) {
-	needCrit(t)
+	testutil.RequireTool(t, "crit")
 	pid := liveCounter(t, "-file", "", "-tcp", "-interval", "50ms")
 	a := dumpArchive(t, pid, "tcp.ckpt", "--tcp-established")
 	checkAgainstCrit(t, a, true)
