@@ -71,17 +71,6 @@ func synthesize(b *testing.B, parent, final string, tasks int, size int64, dirty
 	}
 }
 
-// benchDir returns a directory on tmpfs if possible: the benchmark
-// measures Dedup, not the disk.
-func benchDir(b *testing.B) string {
-	b.Helper()
-	if d, err := os.MkdirTemp("/dev/shm", "ckpt-bench-"); err == nil {
-		b.Cleanup(func() { os.RemoveAll(d) })
-		return d
-	}
-	return b.TempDir()
-}
-
 // BenchmarkDedup deduplicates a synthesized 1 GiB final image set (1% of
 // its pages changed) against its parent; the throughput is bytes of the
 // final set scanned per second, maxrss-MiB the process's peak resident
@@ -95,7 +84,7 @@ func BenchmarkDedup(b *testing.B) {
 	}{{1, 1}, {4, 1}, {4, 4}} {
 		b.Run(fmt.Sprintf("1GiB/tasks=%d/parallel=%d", bc.tasks, bc.parallelism), func(b *testing.B) {
 			const size = 1 << 30
-			base := benchDir(b)
+			base := scratchDir(b)
 			parent, tmpl := filepath.Join(base, "p"), filepath.Join(base, "tmpl")
 			synthesize(b, parent, tmpl, bc.tasks, size, 10)
 			b.SetBytes(size)

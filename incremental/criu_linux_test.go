@@ -16,32 +16,18 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format/criuimg"
+	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // requireCRIU returns the path of criu, or skips the test when it cannot
-// run here (not root, no criu, no unshare). Under CI=true it never skips:
-// a missing requirement fails the test.
+// run here (not root, no criu, no unshare or setsid). Under CI=true it
+// never skips: a missing requirement fails the test.
 func requireCRIU(t *testing.T) string {
 	t.Helper()
-	ci := os.Getenv("CI") == "true"
-	miss := func(format string, args ...any) {
-		t.Helper()
-		if ci {
-			t.Fatalf("CI=true: "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	if os.Geteuid() != 0 {
-		miss("real CRIU test needs root")
-	}
-	criu, err := exec.LookPath("criu")
-	if err != nil {
-		miss("criu: %v", err)
-	}
+	testutil.RequireRoot(t)
+	criu := testutil.RequireTool(t, "criu")
 	for _, tool := range []string{"unshare", "setsid"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			miss("%s: %v", tool, err)
-		}
+		testutil.RequireTool(t, tool)
 	}
 	return criu
 }
@@ -61,18 +47,6 @@ func counterBinary(t *testing.T) string {
 		}
 	}
 	return bin
-}
-
-// scratchDir returns a fresh directory on tmpfs when /dev/shm is usable
-// (CRIU dumps of hundreds of MiB to a disk-backed /tmp take seconds of
-// writeback), else t.TempDir().
-func scratchDir(t *testing.T) string {
-	t.Helper()
-	if d, err := os.MkdirTemp("/dev/shm", "ckpt-incremental-"); err == nil {
-		t.Cleanup(func() { os.RemoveAll(d) })
-		return d
-	}
-	return t.TempDir()
 }
 
 // runCRIU runs criu with args; on failure it fails the test with the tail

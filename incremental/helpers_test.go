@@ -179,3 +179,16 @@ func linkCopy(t testing.TB, src, dst string) {
 		}
 	}
 }
+
+// scratchDir returns a fresh directory on tmpfs when /dev/shm is usable,
+// else tb.TempDir(): the tests and benchmarks measure CRIU and Dedup, not
+// the disk (dumps of hundreds of MiB to a disk-backed /tmp take seconds of
+// writeback).
+func scratchDir(tb testing.TB) string {
+	tb.Helper()
+	if d, err := os.MkdirTemp("/dev/shm", "ckpt-incremental-"); err == nil {
+		tb.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return tb.TempDir()
+}
