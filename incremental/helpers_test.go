@@ -2,6 +2,7 @@ package incremental
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -191,4 +192,39 @@ func scratchDir(tb testing.TB) string {
 		return d
 	}
 	return tb.TempDir()
+}
+
+// checkParents checks with criuimg.CheckParent that parent holds every
+// page each task of child takes from it.
+func checkParents(t *testing.T, child, parent string) {
+	t.Helper()
+	ps, err := pids(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range ps {
+		name := fmt.Sprintf("pagemap-%d.img", pid)
+		_, ce := readPagemapFile(t, filepath.Join(child, name))
+		_, pe := readPagemapFile(t, filepath.Join(parent, name))
+		if err := criuimg.CheckParent(ce, pe, 0); err != nil {
+			t.Errorf("CheckParent(%s) = %v", name, err)
+		}
+	}
+}
+
+// readPagemapFile decodes a pagemap image with criuimg.
+func readPagemapFile(t *testing.T, path string) (criuimg.PagemapHead, []criuimg.PagemapEntry) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return criuimg.PagemapHead{}, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, e, err := criuimg.ReadPagemap(filepath.Base(path), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, e
 }
