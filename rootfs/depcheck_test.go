@@ -12,10 +12,7 @@ import (
 // standard library, golang.org/x/sys (openat2, *at system calls, xattrs)
 // and, if ever needed, format. Test-only imports are not checked.
 func TestDependencies(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		testutil.Missing(t, "go command: %v", err)
-	}
+	goBin := testutil.RequireTool(t, "go")
 	for _, goos := range []string{"linux", "darwin"} {
 		cmd := exec.Command(goBin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".")
 		cmd.Env = append(cmd.Environ(), "GOOS="+goos)
