@@ -14,10 +14,7 @@ import (
 // depends on, however indirectly, is engine or a command. Test-only
 // imports are not checked.
 func TestDependencies(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		testutil.Missing(t, "go command: %v", err)
-	}
+	goBin := testutil.RequireTool(t, "go")
 	for _, goos := range []string{"linux", "darwin"} {
 		list := func(tmpl string) []string {
 			cmd := exec.Command(goBin, "list", "-f", tmpl, ".")
