@@ -164,7 +164,7 @@ func (e *Engine) storeOpen() (storage.Store, error) {
 	}
 	var errs []error
 	for _, d := range drivers {
-		s, err := storage.GetStore(types.StoreOptions{
+		s, err := getStore(types.StoreOptions{
 			GraphRoot:       e.storageRoot(),
 			RunRoot:         filepath.Join(e.runRoot(), "storage"),
 			GraphDriverName: d,
