@@ -153,9 +153,6 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	dumpEnded := true
 	defer func() { wd.stop(dumpEnded) }()
-	if _, err := runcTool(ctx, append(e.runc("").base("pause"), c.ID), ""); err != nil {
-		return nil, fmt.Errorf("freeze container: %w", err)
-	}
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -165,6 +162,15 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 			}
 		}
 	}()
+	// runc pause is not interrupted either: a killed one can leave the
+	// freezer half-way, which runc resume then refuses to undo. (The thaw
+	// above is registered first: it is harmless if pause failed.)
+	if _, err := runcTool(context.Background(), append(e.runc("").base("pause"), c.ID), ""); err != nil {
+		return nil, fmt.Errorf("freeze container: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	pt.done("freeze")
 
 	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
@@ -277,6 +283,11 @@ func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
 	}
 	defer r.Close()
 	resume := append(e.runc("").base("resume"), id)
+	if fl, err := exec.LookPath("flock"); err == nil {
+		// Only while no other ckpt operation holds the container's lock:
+		// a later export's freeze is not the watchdog's to undo.
+		resume = append([]string{fl, "-n", filepath.Join(e.containerDir(id), lockFile)}, resume...)
+	}
 	// If this process dies while CRIU still dumps, CRIU puts the freezer
 	// back to frozen when it ends: thaw again until no CRIU runs (at most
 	// ten minutes).
