@@ -158,7 +158,10 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	pt.done("prepare")
 	dumpLog := filepath.Join(work, "dump.log")
 	t0 := time.Now()
-	_, err = runcTool(ctx, e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog)
+	// The dump is never interrupted: killing runc while CRIU is inside the
+	// container's processes kills the container. A cancellation (Ctrl-C)
+	// takes effect once the dump is over.
+	_, err = runcTool(context.WithoutCancel(ctx), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog)
 	runtimeDur := time.Since(t0)
 	pt.done("runtime_checkpoint")
 	if err != nil {
