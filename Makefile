@@ -41,6 +41,7 @@ vet:
 
 lint:
 	$(GO) tool staticcheck $(PKGS)
+	$(GO) mod tidy -diff
 
 fuzz-smoke:
 	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./format
