@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -279,14 +280,8 @@ func fakeRunning(t *testing.T, e *Engine, name string) *Container {
 	return c
 }
 
-func requireRootUnit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (the engine refuses checkpoint/restore otherwise)")
-	}
-}
-
 func TestCheckpointCRIUFailure(t *testing.T) {
-	requireRootUnit(t)
+	testutil.RequireRoot(t)
 	e := testEngine(t)
 	// A fake runc that behaves like a failed CRIU dump: it writes dump.log
 	// into --work-path and exits 1.
@@ -328,7 +323,7 @@ exit 1`)
 }
 
 func TestCheckpointRefusals(t *testing.T) {
-	requireRootUnit(t)
+	testutil.RequireRoot(t)
 	e := testEngine(t)
 	ctx := context.Background()
 	c := fakeRunning(t, e, "busy")
@@ -430,7 +425,7 @@ func TestExitErrorMessage(t *testing.T) {
 }
 
 func TestRestoreCRIUFailure(t *testing.T) {
-	requireRootUnit(t)
+	testutil.RequireRoot(t)
 	if testing.Short() {
 		t.Skip("uses a real image store")
 	}
@@ -490,7 +485,7 @@ exit 1`)
 }
 
 func TestImageImport(t *testing.T) {
-	requireRootUnit(t)
+	testutil.RequireRoot(t)
 	if testing.Short() {
 		t.Skip("uses a real image store")
 	}
@@ -558,7 +553,7 @@ func TestImageImport(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	requireRootUnit(t)
+	testutil.RequireRoot(t)
 	e := testEngine(t)
 	e.CRIUPath = fakeBin(t, t.TempDir(), "criu", `
 case "$*" in

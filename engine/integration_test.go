@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,20 +30,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// ci reports whether missing prerequisites must fail instead of skip.
-func ci() bool { return os.Getenv("CI") == "true" }
-
-// missing fails under CI=true and skips otherwise.
-func missing(t *testing.T, format string, a ...any) {
-	t.Helper()
-	if ci() {
-		t.Fatalf("prerequisite missing (CI=true, not skipping): "+format, a...)
-	}
-	t.Skipf("prerequisite missing: "+format, a...)
-}
-
 // workloadTar returns the workload root filesystem, building it if needed.
-func workloadTar(t *testing.T) string {
+func workloadTar(t testing.TB) string {
 	t.Helper()
 	dir, err := filepath.Abs("../testdata/workloads")
 	if err != nil {
@@ -52,27 +41,25 @@ func workloadTar(t *testing.T) string {
 	if _, err := os.Stat(tarPath); err != nil {
 		out, err := exec.Command("make", "-C", dir, "bin/rootfs.tar").CombinedOutput()
 		if err != nil {
-			missing(t, "build workload (make -C testdata/workloads): %v\n%s", err, out)
+			testutil.Missing(t, "build workload (make -C testdata/workloads): %v\n%s", err, out)
 		}
 	}
 	if _, err := os.Stat(tarPath); err != nil {
-		missing(t, "workload %s: %v", tarPath, err)
+		testutil.Missing(t, "workload %s: %v", tarPath, err)
 	}
 	return tarPath
 }
 
 // prerequisites checks root, CRIU >= 4 and runc, and returns the
 // workload's root filesystem tar.
-func prerequisites(t *testing.T) string {
+func prerequisites(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real CRIU tests are slow; skipped with -short")
 	}
-	if os.Geteuid() != 0 {
-		missing(t, "not root")
-	}
+	testutil.RequireRoot(t)
 	if err := (&Engine{}).preflight(context.Background()); err != nil {
-		missing(t, "%v", err)
+		testutil.Missing(t, "%v", err)
 	}
 	return workloadTar(t)
 }
@@ -80,7 +67,7 @@ func prerequisites(t *testing.T) string {
 // realEngine returns an engine on real runc and CRIU with its own roots
 // under t.TempDir, with the workload imported as "workload". Its
 // containers are removed at the end.
-func realEngine(t *testing.T) *Engine {
+func realEngine(t testing.TB) *Engine {
 	t.Helper()
 	tarPath := prerequisites(t)
 	dir := t.TempDir()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,7 @@ func mountTmpfs(t *testing.T, opts string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
-		missing(t, "mount tmpfs: %v", err)
+		testutil.Missing(t, "mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 	return dir
@@ -260,10 +261,10 @@ func TestImportPodman(t *testing.T) {
 // architecture, and a CPU record `criu cpuinfo check` refuses, are
 // reported with the source CPU named.
 func TestImportIncompatible(t *testing.T) {
-	requireRootUnit(t)
+	testutil.RequireRoot(t)
 	e := &Engine{}
 	if err := e.preflight(context.Background()); err != nil {
-		missing(t, "%v", err)
+		testutil.Missing(t, "%v", err)
 	}
 	staging := t.TempDir()
 	m := &format.Manifest{Host: format.Host{Arch: "riscv64", CPU: format.CPU{Vendor: "Acme", Model: "Road Runner 9000"}}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -257,7 +258,7 @@ func TestMigrateTCP(t *testing.T) {
 	src, dst := realEngine(t), realEngine(t)
 	ctx := context.Background()
 	if bug, err := src.HasInetSocketBug(ctx); err != nil || bug {
-		missing(t, "CRIU cannot dump TCP sockets on this kernel (%v): %s", err, inetSocketWarning)
+		testutil.Missing(t, "CRIU cannot dump TCP sockets on this kernel (%v): %s", err, inetSocketWarning)
 	}
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "tcp", Command: []string{"/bin/counter", "-tcp", "-interval", "50ms", "-file", ""}}); err != nil {
 		t.Fatal(err)

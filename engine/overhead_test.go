@@ -6,24 +6,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 )
 
-// TestOverheadVsRunc measures the engine's checkpoint and restore next to
-// bare `runc checkpoint`/`runc restore` on an identical container,
-// interleaved so that load changes hit both alike. It is opt-in:
+// BenchmarkOverheadVsRunc measures the engine's checkpoint and restore
+// next to bare `runc checkpoint`/`runc restore` on an identical container,
+// interleaved so that load changes hit both alike, and reports the medians:
 //
-//	CKPT_OVERHEAD=15 go test -run TestOverheadVsRunc -v ./engine
+//	go test -run '^$' -bench OverheadVsRunc -benchtime 15x ./engine
 //
-// (CKPT_OVERHEAD is the number of rounds; CKPT_OVERHEAD_BALLAST adds MiB
-// of touched memory to the workload.)
-func TestOverheadVsRunc(t *testing.T) {
-	rounds, _ := strconv.Atoi(os.Getenv("CKPT_OVERHEAD"))
-	if rounds <= 0 {
-		t.Skip("set CKPT_OVERHEAD=N to measure")
-	}
+// (CKPT_OVERHEAD_BALLAST adds MiB of touched memory to the workload.)
+func BenchmarkOverheadVsRunc(bm *testing.B) {
+	var t testing.TB = bm
+	rounds := bm.N
 	e := realEngine(t)
 	ctx := context.Background()
 	cmd := []string{"/bin/counter", "-interval", "50ms"}
@@ -93,6 +89,12 @@ func TestOverheadVsRunc(t *testing.T) {
 	}
 	t.Logf("rounds %d, medians: engine checkpoint %v, runc checkpoint %v; engine restore %v, runc restore %v",
 		rounds, med(ec), med(rc), med(er), med(rr))
+	ms := func(d []time.Duration) float64 { return float64(med(d)) / float64(time.Millisecond) }
+	bm.ReportMetric(ms(ec), "ckpt-checkpoint-ms")
+	bm.ReportMetric(ms(rc), "runc-checkpoint-ms")
+	bm.ReportMetric(ms(er), "ckpt-restore-ms")
+	bm.ReportMetric(ms(rr), "runc-restore-ms")
+	bm.ReportMetric(0, "ns/op")
 	t.Logf("engine checkpoint %v", ec)
 	t.Logf("runc checkpoint   %v", rc)
 	t.Logf("engine restore    %v", er)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,20 +118,10 @@ func TestCLIEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	ci := os.Getenv("CI") == "true"
-	need := func(format string, a ...any) {
-		t.Helper()
-		if ci {
-			t.Fatalf("prerequisite missing (CI=true, not skipping): "+format, a...)
-		}
-		t.Skipf(format, a...)
-	}
-	if os.Geteuid() != 0 {
-		need("not root")
-	}
+	testutil.RequireRoot(t)
 	tarPath, _ := filepath.Abs("../../testdata/workloads/bin/rootfs.tar")
 	if _, err := os.Stat(tarPath); err != nil {
-		need("workload: %v (run make workloads)", err)
+		testutil.Missing(t, "workload: %v (run make workloads)", err)
 	}
 	dir := t.TempDir()
 	g := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run")}
@@ -147,7 +138,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		return out
 	}
 	if code, out, errOut := c("check"); code != 0 {
-		need("ckpt check: %s%s", out, errOut)
+		testutil.Missing(t, "ckpt check: %s%s", out, errOut)
 	}
 	t.Cleanup(func() {
 		c("rm", "-f", "cli")
