@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/incremental"
 )
 
 // CheckpointOptions configures [Engine.Checkpoint]; the zero value
@@ -23,6 +25,16 @@ type CheckpointOptions struct {
 	FileLocks bool `json:"file_locks,omitempty"`
 	// Keep keeps CRIU's dump.log and stats-dump after a successful dump.
 	Keep bool `json:"keep,omitempty"`
+	// PreCheckpoint takes a pre-checkpoint (-P) into the container's
+	// pre-checkpoint directory: a full dump that leaves the container
+	// running (LeaveRunning is implied). Not with WithPrevious.
+	PreCheckpoint bool `json:"pre_checkpoint,omitempty"`
+	// WithPrevious deduplicates the (full) dump against the last
+	// pre-checkpoint with incremental.Dedup: the checkpoint directory
+	// keeps only the pages that changed and links to the pre-checkpoint
+	// (checkpoint/parent -> ../pre-checkpoint), which CRIU's restore
+	// follows. The container must have a pre-checkpoint.
+	WithPrevious bool `json:"with_previous,omitempty"`
 	// AfterDump, if set, is called with the CRIU image directory after a
 	// successful dump, while the container's lock is still held and before
 	// temporary files are removed (export hooks in here). Its error is
@@ -83,6 +95,9 @@ type CheckpointResult struct {
 	CRIU *CRIUStatistics
 	// Phases are the engine's steps, in order.
 	Phases []Phase
+	// Dedup is what the deduplication against the pre-checkpoint did
+	// (WithPrevious), else nil.
+	Dedup *incremental.Stats
 }
 
 // RestoreResult describes one container's restore.
@@ -117,6 +132,30 @@ func (e *Engine) CheckpointDir(id string) string {
 	return filepath.Join(e.containerDir(id), "checkpoint")
 }
 
+// PreCheckpointDir returns the directory that holds a container's last
+// pre-checkpoint (checkpoint -P), the sibling of [Engine.CheckpointDir].
+func (e *Engine) PreCheckpointDir(id string) string {
+	return filepath.Join(e.containerDir(id), format.PreCheckpointDir)
+}
+
+// errNoPreCheckpoint is the advice for a --with-previous without -P.
+const errNoPreCheckpoint = "no pre-checkpoint: run checkpoint -P first"
+
+// checkPrevious checks that c has a pre-checkpoint to deduplicate
+// against: recorded, on disk, and with an archive if exported is set.
+func (e *Engine) checkPrevious(c *Container, exported bool) error {
+	if c.PreCheckpoint == nil {
+		return fmt.Errorf("%w: %s (container %s)", ErrState, errNoPreCheckpoint, c.Name)
+	}
+	if _, err := os.Stat(filepath.Join(e.PreCheckpointDir(c.ID), "inventory.img")); err != nil {
+		return fmt.Errorf("%w: %s (container %s: the pre-checkpoint images are gone)", ErrState, errNoPreCheckpoint, c.Name)
+	}
+	if exported && c.PreCheckpoint.Manifest == "" {
+		return fmt.Errorf("%w: the pre-checkpoint of %s was taken in place, without an archive: run checkpoint -P --export first", ErrState, c.Name)
+	}
+	return nil
+}
+
 func (e *Engine) workDir(id string) string { return filepath.Join(e.containerDir(id), "work") }
 
 // Checkpoint dumps a running container with CRIU through `runc
@@ -135,6 +174,14 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 			err = fmt.Errorf("checkpoint %s: %w", ref, err)
 		}
 	}()
+	if o.PreCheckpoint && o.WithPrevious {
+		return nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
+	}
+	if o.PreCheckpoint {
+		oo := *o
+		oo.LeaveRunning = true
+		o = &oo
+	}
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
@@ -146,7 +193,15 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	if c.Status != StatusRunning {
 		return nil, fmt.Errorf("%w: container %s is %s, not running", ErrState, c.Name, c.Status)
 	}
-	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
+	if o.WithPrevious {
+		if err := e.checkPrevious(c, false); err != nil {
+			return nil, err
+		}
+	}
+	imgDir, work, preDir := e.CheckpointDir(c.ID), e.workDir(c.ID), e.PreCheckpointDir(c.ID)
+	if o.PreCheckpoint {
+		imgDir = preDir
+	}
 	for _, d := range []string{imgDir, work} {
 		if err := os.RemoveAll(d); err != nil {
 			return nil, fmt.Errorf("clear %s: %w", d, err)
@@ -189,6 +244,29 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		}
 	}
 	pt.done("read_stats")
+	if o.WithPrevious {
+		// The container is stopped already (without LeaveRunning): a
+		// failed deduplication leaves the full dump, still restorable.
+		st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
+		if err != nil {
+			err = fmt.Errorf("deduplicate against the pre-checkpoint: %w (the full checkpoint is kept)", err)
+			if !o.LeaveRunning {
+				c.CheckpointedAt = time.Now().UTC()
+				c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
+				_ = e.saveState(c)
+			}
+			return nil, err
+		}
+		res.Dedup = st
+		pt.done("dedup")
+	}
+	if o.PreCheckpoint {
+		d, err := incremental.ImagesDigest(preDir)
+		if err != nil {
+			return nil, fmt.Errorf("digest pre-checkpoint: %w", err)
+		}
+		c.PreCheckpoint = &PreCheckpointRecord{Images: d, At: time.Now().UTC()}
+	}
 	c.CheckpointedAt = time.Now().UTC()
 	c.CheckpointTCP = o.TCPEstablished
 	oldMonitor := c.MonitorPID
@@ -260,6 +338,11 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	if c.CheckpointTCP && !o.TCPEstablished && !o.TCPClose {
 		return nil, fmt.Errorf("%w: the checkpoint of %s has established TCP connections: restore with --tcp-established (or --tcp-close)", ErrState, c.Name)
+	}
+	if o.ImageDir == "" {
+		if err := e.checkInPlaceParent(c, imgDir); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", work, err)
@@ -344,6 +427,30 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	out.Container, out.Total, out.Phases = c, time.Since(start), pt.phases
 	return out, nil
+}
+
+// checkInPlaceParent checks, before CRIU runs, that a checkpoint taken
+// --with-previous in place still has the pre-checkpoint it was
+// deduplicated against: the parent link and the images recorded.
+func (e *Engine) checkInPlaceParent(c *Container, imgDir string) error {
+	target, err := os.Readlink(filepath.Join(imgDir, "parent"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil || target != format.ParentLinkTarget {
+		return fmt.Errorf("%w: the checkpoint of %s has an unexpected parent link %q", ErrState, c.Name, target)
+	}
+	if c.PreCheckpoint == nil {
+		return fmt.Errorf("%w: the checkpoint of %s depends on a pre-checkpoint that is no longer recorded", ErrState, c.Name)
+	}
+	d, err := incremental.ImagesDigest(e.PreCheckpointDir(c.ID))
+	if err != nil {
+		return fmt.Errorf("%w: the pre-checkpoint of %s cannot be read: %w", ErrState, c.Name, err)
+	}
+	if d != c.PreCheckpoint.Images {
+		return fmt.Errorf("%w: the pre-checkpoint images of %s changed (digest %s, recorded %s)", ErrState, c.Name, d, c.PreCheckpoint.Images)
+	}
+	return nil
 }
 
 // writeCRIUConfig writes a CRIU configuration file into work and points

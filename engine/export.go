@@ -18,6 +18,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/incremental"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/rootfs"
 	"github.com/ckpt/ckpt/volumes"
@@ -52,6 +53,19 @@ type ExportOptions struct {
 	// Progress, if set, is called from the writing goroutine with the
 	// number of archive bytes written so far.
 	Progress func(written int64)
+	// PreCheckpoint takes a pre-checkpoint (-P): a full dump that leaves
+	// the container running (LeaveRunning is implied), kept in the
+	// container's pre-checkpoint directory as the parent of the next
+	// WithPrevious export, and written to an archive whose images are
+	// under pre-checkpoint/. Not with WithPrevious.
+	PreCheckpoint bool
+	// WithPrevious takes the final checkpoint of a pre-copy: a full dump,
+	// deduplicated against the last pre-checkpoint (incremental.Dedup)
+	// before the archive is written, so the archive carries only the pages
+	// that changed and its manifest's Parent names the pre-checkpoint
+	// archive. The container must have a pre-checkpoint exported with
+	// PreCheckpoint.
+	WithPrevious bool
 }
 
 // ExportResult describes an export.
@@ -73,6 +87,9 @@ type ExportResult struct {
 	CRIU *CRIUStatistics
 	// Phases are the steps, in order.
 	Phases []Phase
+	// Dedup is what the deduplication against the pre-checkpoint did
+	// (WithPrevious), else nil.
+	Dedup *incremental.Stats
 }
 
 // Export checkpoints a running container and writes everything needed to
@@ -111,6 +128,14 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	if path == "" {
 		return nil, errors.New("no archive path given")
 	}
+	if o.PreCheckpoint && o.WithPrevious {
+		return nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
+	}
+	if o.PreCheckpoint {
+		oo := *o
+		oo.LeaveRunning = true
+		o = &oo
+	}
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
@@ -121,6 +146,12 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	defer l.Unlock()
 	if c.Status != StatusRunning {
 		return nil, fmt.Errorf("%w: container %s is %s, not running", ErrState, c.Name, c.Status)
+	}
+	preDir := e.PreCheckpointDir(c.ID)
+	if o.WithPrevious {
+		if err := e.checkPrevious(c, true); err != nil {
+			return nil, err
+		}
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -174,6 +205,9 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	pt.done("freeze")
 
 	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
+	if o.PreCheckpoint {
+		imgDir = preDir
+	}
 	for _, d := range []string{imgDir, work} {
 		if err := os.RemoveAll(d); err != nil {
 			return nil, fmt.Errorf("clear %s: %w", d, err)
@@ -215,10 +249,22 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 			break
 		}
 	}
+	var parent *format.Parent
+	if o.WithPrevious {
+		st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
+		if err != nil {
+			_ = os.RemoveAll(imgDir)
+			return nil, fmt.Errorf("deduplicate against the pre-checkpoint: %w (the container keeps running)", err)
+		}
+		res.Dedup = st
+		parent = &format.Parent{Manifest: c.PreCheckpoint.Manifest, Images: c.PreCheckpoint.Images, Depth: 1}
+		pt.done("dedup")
+	}
 	rec := *c
+	rec.PreCheckpoint = nil
 	rec.CheckpointedAt = time.Now().UTC()
 	rec.CheckpointTCP = o.TCPEstablished
-	size, m, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, pt)
+	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt)
 	if err != nil {
 		return nil, fmt.Errorf("write archive: %w (the container keeps running; nothing was written to %s)", err, abs)
 	}
@@ -242,6 +288,11 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	res.Size, res.Manifest = size, m
 
 	c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
+	if o.PreCheckpoint {
+		c.PreCheckpoint = &PreCheckpointRecord{
+			Manifest: md, Images: format.ImagesDigest(m.Members, format.PreCheckpointDir), At: rec.CheckpointedAt,
+		}
+	}
 	if !o.LeaveRunning {
 		// The archive is durable: stop the frozen container. SIGKILL is
 		// delivered when it is thawed, before it runs any instruction.
@@ -334,11 +385,13 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeArchive writes the v1 archive of container c to f.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, pt *phaseTimer) (int64, *format.Manifest, error) {
+// writeArchive writes the v1 archive of container c to f, with the images
+// of imgDir under pre-checkpoint/ (o.PreCheckpoint) or checkpoint/, and
+// returns its size, manifest and manifest digest.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer) (int64, *format.Manifest, format.Digest, error) {
 	host, err := e.hostInfo(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	header := format.Manifest{
 		Created:   c.CheckpointedAt.Truncate(time.Second),
@@ -348,44 +401,50 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 		Options: format.Options{
 			LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
 			IgnoreRootfs: o.IgnoreRootfs, IgnoreVolumes: o.IgnoreVolumes, Compression: string(comp),
+			PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious,
 		},
+		Parent: parent,
+	}
+	dirName := format.CheckpointDir
+	if o.PreCheckpoint {
+		dirName = format.PreCheckpointDir
 	}
 	cw := &countingWriter{w: f, progress: o.Progress, ctx: ctx}
 	bw := bufio.NewWriterSize(cw, 1<<20)
 	zw := format.NewWriter(bw, header, &format.WriterOptions{Compression: comp})
-	if err := zw.AddDir(format.CheckpointDir, imgDir); err != nil {
-		return 0, nil, err
+	if err := zw.AddDir(dirName, imgDir); err != nil {
+		return 0, nil, "", err
 	}
 	cfg, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if err := zw.AddBytes(format.ConfigName, cfg); err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if err := zw.AddFile(format.SpecName, filepath.Join(e.containerDir(c.ID), "config.json")); err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if _, err := os.Stat(filepath.Join(work, crit.StatsDump)); err == nil {
 		if err := zw.AddFile(format.StatsName, filepath.Join(work, crit.StatsDump)); err != nil {
-			return 0, nil, err
+			return 0, nil, "", err
 		}
 	}
 	cpuDir := filepath.Join(work, "cpuinfo")
 	_ = os.RemoveAll(cpuDir)
 	if err := os.Mkdir(cpuDir, 0o700); err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	defer os.RemoveAll(cpuDir)
 	if _, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", cpuDir}, "", ErrCRIUMissing); err != nil {
-		return 0, nil, fmt.Errorf("record CPU: %w", err)
+		return 0, nil, "", fmt.Errorf("record CPU: %w", err)
 	}
 	if err := zw.AddFile(format.CPUInfoName, filepath.Join(cpuDir, "cpuinfo.img")); err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if log, err := readTail(filepath.Join(e.containerDir(c.ID), logFile), 16<<20); err == nil {
 		if err := zw.AddBytes(format.ContainerLogName, log); err != nil {
-			return 0, nil, err
+			return 0, nil, "", err
 		}
 	}
 	if !o.IgnoreRootfs {
@@ -394,7 +453,7 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 			defer release()
 		}
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, "", err
 		}
 		pt.done("rootfs_changes")
 	}
@@ -405,19 +464,19 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 				continue
 			}
 			if err := zw.Add(volumes.MemberName(m.Name), st.Source(ctx, m.Name)); err != nil {
-				return 0, nil, err
+				return 0, nil, "", err
 			}
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	pt.done("write_archive")
-	m, _ := zw.Manifest()
-	return cw.n, m, nil
+	m, md := zw.Manifest()
+	return cw.n, m, md, nil
 }
 
 // volumeStore is the engine's named volume store.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
@@ -80,6 +81,23 @@ type Container struct {
 	// CheckpointTCP records that the last checkpoint included established
 	// TCP connections (restore then needs --tcp-established or --tcp-close).
 	CheckpointTCP bool `json:"checkpoint_tcp,omitempty"`
+	// PreCheckpoint records the last pre-checkpoint (checkpoint -P),
+	// whose images stay in the container's pre-checkpoint directory as
+	// the parent of the next --with-previous checkpoint; nil if none.
+	PreCheckpoint *PreCheckpointRecord `json:"pre_checkpoint,omitempty"`
+}
+
+// PreCheckpointRecord describes a container's last pre-checkpoint, what a
+// final checkpoint's format.Parent refers to.
+type PreCheckpointRecord struct {
+	// Manifest is the digest of the pre-checkpoint archive's manifest, or
+	// empty for a pre-checkpoint taken in place (without an archive).
+	Manifest format.Digest `json:"manifest,omitempty"`
+	// Images is the image-set digest of the pre-checkpoint's images
+	// (format.ImagesDigest).
+	Images format.Digest `json:"images"`
+	// At is when it was taken.
+	At time.Time `json:"at"`
 }
 
 // Mount is a volume or bind mount of a container.
