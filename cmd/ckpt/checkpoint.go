@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ckpt/ckpt/engine"
+	"github.com/ckpt/ckpt/incremental"
 )
 
 // checkpointStatsJSON is the --print-stats document of checkpoint:
@@ -19,6 +20,28 @@ type checkpointContainerJSON struct {
 	RuntimeDuration int64                  `json:"runtime_checkpoint_duration"`
 	CRIU            *engine.CRIUStatistics `json:"criu_statistics"`
 	Phases          []engine.Phase         `json:"ckpt_phases"`
+	Incremental     *incrementalStatsJSON  `json:"ckpt_incremental,omitempty"`
+}
+
+// incrementalStatsJSON reports the deduplication of a --with-previous
+// checkpoint against its pre-checkpoint (incremental.Stats).
+type incrementalStatsJSON struct {
+	PagesScanned int64 `json:"pages_scanned"`
+	PagesWritten int64 `json:"pages_written"`
+	PagesParent  int64 `json:"pages_skipped_parent"`
+	BytesBefore  int64 `json:"bytes_before"`
+	BytesAfter   int64 `json:"bytes_after"`
+}
+
+// newIncrementalStats converts Dedup's statistics; nil stays nil.
+func newIncrementalStats(st *incremental.Stats) *incrementalStatsJSON {
+	if st == nil {
+		return nil
+	}
+	return &incrementalStatsJSON{
+		PagesScanned: st.PagesScanned, PagesWritten: st.PagesWritten, PagesParent: st.PagesParent,
+		BytesBefore: st.BytesBefore, BytesAfter: st.BytesAfter,
+	}
 }
 
 // restoreStatsJSON is the --print-stats document of restore.
@@ -80,6 +103,14 @@ func checkpointCmd() *command {
 restored with 'ckpt restore'. With --leave-running it keeps running.
 If CRIU fails the container keeps running and the error quotes CRIU's log.
 
+-P/--pre-checkpoint takes a pre-checkpoint for pre-copy migration: a full
+dump into <root>/containers/<id>/pre-checkpoint while the container keeps
+running. --with-previous then takes the final checkpoint: a full dump whose
+pages equal to the pre-checkpoint's are dropped (marked in parent), so only
+the changed pages remain. This works without the kernel's soft-dirty
+tracking; the final freeze is as long as a full dump's, the final transfer
+small. -P and --with-previous cannot be used together.
+
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
 --import' on another host. The container stays frozen until the archive is
@@ -99,11 +130,16 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		fs.BoolVar(&o.TCPEstablished, "tcp-established", false, "checkpoint established TCP connections")
 		fs.BoolVar(&o.FileLocks, "file-locks", false, "checkpoint file locks")
 		fs.BoolVarP(&o.Keep, "keep", "k", false, "keep CRIU's log and statistics files")
+		fs.BoolVarP(&o.PreCheckpoint, "pre-checkpoint", "P", false, "take a pre-checkpoint; the container keeps running")
+		fs.BoolVar(&o.WithPrevious, "with-previous", false, "final checkpoint: keep only the pages changed since the pre-checkpoint")
 		printStats := fs.Bool("print-stats", false, "print statistics as JSON")
 		xf := addExportFlags(fs)
 		rest, code := parse(c, env, fs, args, 0, -1)
 		if code >= 0 {
 			return code
+		}
+		if o.PreCheckpoint && o.WithPrevious {
+			return usageError(env, c, "--pre-checkpoint and --with-previous cannot be used together")
 		}
 		if xf.used(fs) {
 			return runExport(ctx, env, c, fs, xf, &o, *all, *latest, rest, *printStats)
@@ -126,6 +162,7 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 			stats.Duration += res.Total.Microseconds()
 			stats.Containers = append(stats.Containers, checkpointContainerJSON{
 				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
+				Incremental: newIncrementalStats(res.Dedup),
 			})
 			if !*printStats {
 				fmt.Fprintln(env.stdout, ref)

@@ -69,6 +69,7 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 	xo := &engine.ExportOptions{
 		LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks, Keep: o.Keep,
 		Compression: comp, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
+		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious,
 	}
 	bar := newProgress(env.stderr, "export "+x.path)
 	if bar != nil {
@@ -85,6 +86,7 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 	}
 	stats := checkpointStatsJSON{Duration: res.Total.Microseconds(), Containers: []checkpointContainerJSON{{
 		ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
+		Incremental: newIncrementalStats(res.Dedup),
 	}}}
 	if err := writeJSON(env.stdout, stats); err != nil {
 		return env.fail(err)
@@ -94,7 +96,7 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 
 // importFlags are restore's --import flags.
 type importFlags struct {
-	path, name                                    string
+	path, name, previous                          string
 	ignoreRootfs, ignoreVols, ignoreIP, ignoreMAC bool
 }
 
@@ -102,6 +104,7 @@ func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	x := &importFlags{}
 	fs.StringVarP(&x.path, "import", "i", "", "restore a new container from the checkpoint archive `FILE` (from checkpoint --export or podman)")
 	fs.StringVarP(&x.name, "name", "n", "", "with --import: restore under this name with a new container ID")
+	fs.StringVar(&x.previous, "import-previous", "", "with --import: the pre-checkpoint archive `FILE` the imported checkpoint depends on (checkpoint --with-previous)")
 	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --import: do not apply the archive's container layer changes")
 	fs.BoolVar(&x.ignoreVols, "ignore-volumes", false, "with --import: do not import the archive's named volumes (use this host's)")
 	fs.BoolVar(&x.ignoreIP, "ignore-static-ip", false, "with --import: ignore a static IP address (ckpt containers have none)")
@@ -110,7 +113,7 @@ func addImportFlags(fs *pflag.FlagSet) *importFlags {
 }
 
 func (x *importFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"import", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
+	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -122,7 +125,7 @@ func (x *importFlags) used(fs *pflag.FlagSet) bool {
 // engine.Import.
 func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, x *importFlags, o *engine.RestoreOptions, all, latest bool, args []string, printStats bool) int {
 	if x.path == "" {
-		for _, n := range []string{"name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
+		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
 			if fs.Changed(n) {
 				return usageError(env, c, "--%s can only be used with --import", n)
 			}
@@ -140,7 +143,7 @@ func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 	}
 	im := &engine.ImportOptions{
 		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
-		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC,
+		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC, Previous: x.previous,
 		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks, Keep: o.Keep,
 	}
 	bar := newProgress(env.stderr, "import "+x.path)

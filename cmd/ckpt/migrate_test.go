@@ -40,6 +40,10 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"restore", "-i", "a.tar", "-n", "x", "--tcp-established"}, 2, "--tcp-established cannot be used with --name"},
 		{[]string{"restore", "-i", "a.tar", "--tcp-established", "--tcp-close"}, 2, "cannot be used together"},
 		{[]string{"restore", "-i", "a.tar", "--help"}, 0, ""},
+		{[]string{"checkpoint", "-P", "--with-previous", "x"}, 2, "--pre-checkpoint and --with-previous cannot be used together"},
+		{[]string{"checkpoint", "-P", "--with-previous", "-e", "a.tar", "x"}, 2, "--pre-checkpoint and --with-previous cannot be used together"},
+		{[]string{"restore", "--import-previous", "pre.tar", "x"}, 2, "--import-previous can only be used with --import"},
+		{[]string{"restore", "--import-previous", "pre.tar"}, 2, "--import-previous can only be used with --import"},
 	}
 	for _, tt := range tests {
 		args := append(append([]string{}, g...), tt.args...)
