@@ -58,7 +58,7 @@ func TestUsage(t *testing.T) {
 		{name: "checkpoint no target", args: []string{"checkpoint"}, code: 2, stderr: "at least one name or id", emptyOut: true},
 		{name: "checkpoint all and name", args: []string{"checkpoint", "-a", "x"}, code: 2, stderr: "cannot be used together"},
 		{name: "checkpoint all and latest", args: []string{"checkpoint", "-a", "-l"}, code: 2, stderr: "cannot be used together"},
-		{name: "checkpoint unknown flag", args: []string{"checkpoint", "--pre-checkpoint", "x"}, code: 2, stderr: "unknown flag: --pre-checkpoint"},
+		{name: "checkpoint unknown flag", args: []string{"checkpoint", "--create-image", "x"}, code: 2, stderr: "unknown flag: --create-image"},
 		{name: "restore tcp both", args: []string{"restore", "--tcp-established", "--tcp-close", "x"}, code: 2, stderr: "cannot be used together"},
 		{name: "run missing cmd", args: []string{"run", "img"}, code: 2, stderr: "too few arguments"},
 		{name: "run bad network", args: []string{"run", "--network", "bridge", "img", "/bin/x"}, code: 2, stderr: "--network must be none or host"},
