@@ -57,7 +57,11 @@ type ExportOptions struct {
 	// the container running (LeaveRunning is implied), kept in the
 	// container's pre-checkpoint directory as the parent of the next
 	// WithPrevious export, and written to an archive whose images are
-	// under pre-checkpoint/. Not with WithPrevious.
+	// under pre-checkpoint/. As for any export, the container stays
+	// frozen until the archive is written, so the final checkpoint
+	// finds only what changed after that. The archive carries no
+	// container layer or volumes (IgnoreRootfs and IgnoreVolumes are
+	// implied): the final archive brings them. Not with WithPrevious.
 	PreCheckpoint bool
 	// WithPrevious takes the final checkpoint of a pre-copy: a full dump,
 	// deduplicated against the last pre-checkpoint (incremental.Dedup)
@@ -132,8 +136,10 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 		return nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
 	}
 	if o.PreCheckpoint {
+		// A pre-checkpoint only carries memory: the import takes the
+		// container layer and volumes from the final archive.
 		oo := *o
-		oo.LeaveRunning = true
+		oo.LeaveRunning, oo.IgnoreRootfs, oo.IgnoreVolumes = true, true, true
 		o = &oo
 	}
 	if err := e.preflight(ctx); err != nil {
