@@ -130,3 +130,60 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress line without total = %q", got)
 	}
 }
+
+// TestCLIPreCopy is pre-copy migration with the CLI: checkpoint -P -e,
+// then --with-previous -e --print-stats (deduplication statistics) on one
+// root, restore --import --import-previous on the other; the counter
+// continues there. A final archive alone is refused.
+func TestCLIPreCopy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "criu")
+	testutil.RequireTool(t, "runc")
+	tarPath, _ := filepath.Abs("../../testdata/workloads/bin/rootfs.tar")
+	if _, err := os.Stat(tarPath); err != nil {
+		testutil.Missing(t, "workload: %v (run make workloads)", err)
+	}
+	dir := t.TempDir()
+	host := func(n string) ([]string, func(args ...string) string) {
+		g := []string{"--root", filepath.Join(dir, n, "root"), "--runroot", filepath.Join(dir, n, "run")}
+		t.Cleanup(func() {
+			ckpt(t, append(append([]string{}, g...), "rm", "-f", "pc")...)
+			e := &engine.Engine{Root: filepath.Join(dir, n, "root"), RunRoot: filepath.Join(dir, n, "run")}
+			_ = e.ImageRemove(context.Background(), "workload")
+			_ = e.Close()
+		})
+		return g, func(args ...string) string {
+			t.Helper()
+			code, out, errOut := ckpt(t, append(append([]string{}, g...), args...)...)
+			if code != 0 {
+				t.Fatalf("ckpt %s %q = exit %d\nstderr: %s", n, args, code, errOut)
+			}
+			return out
+		}
+	}
+	_, a := host("a")
+	gb, b := host("b")
+	a("image", "import", tarPath, "workload")
+	b("image", "import", tarPath, "workload")
+	a("run", "-d", "--name", "pc", "workload", "/bin/counter", "-interval", "50ms", "-ballast-mb", "16", "-dirty-percent", "1", "-file", "")
+	waitFor(t, func() bool { return strings.Contains(a("logs", "pc"), "counter 3\n") })
+	pre, final := filepath.Join(dir, "pre.tar.zst"), filepath.Join(dir, "final.tar.zst")
+	a("checkpoint", "-P", "-e", pre, "pc")
+	out := a("checkpoint", "--with-previous", "--print-stats", "-e", final, "pc")
+	var st checkpointStatsJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Containers) != 1 || st.Containers[0].Incremental == nil {
+		t.Fatalf("checkpoint --with-previous --print-stats = %s (%v)", out, err)
+	}
+	if inc := st.Containers[0].Incremental; inc.PagesParent == 0 || inc.PagesScanned != inc.PagesWritten+inc.PagesParent {
+		t.Errorf("no page skipped as in parent: %+v", inc)
+	}
+	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final)...); code != 1 || !strings.Contains(errOut, "--import-previous") {
+		t.Errorf("restore -i FINAL without --import-previous = exit %d, stderr %q; want 1 naming --import-previous", code, errOut)
+	}
+	b("restore", "-i", final, "--import-previous", pre)
+	at := strings.Count(a("logs", "pc"), "\n")
+	waitFor(t, func() bool { return strings.Count(b("logs", "pc"), "\n") > at+2 })
+}
