@@ -35,6 +35,9 @@ type CheckpointOptions struct {
 	// (checkpoint/parent -> ../pre-checkpoint), which CRIU's restore
 	// follows. The container must have a pre-checkpoint.
 	WithPrevious bool `json:"with_previous,omitempty"`
+	// beforeDedup, if set (tests only), is called with the image
+	// directory of a WithPrevious dump before it is deduplicated.
+	beforeDedup func(imgDir string) error
 	// AfterDump, if set, is called with the CRIU image directory after a
 	// successful dump, while the container's lock is still held and before
 	// temporary files are removed (export hooks in here). Its error is
@@ -247,7 +250,13 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	if o.WithPrevious {
 		// The container is stopped already (without LeaveRunning): a
 		// failed deduplication leaves the full dump, still restorable.
-		st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
+		var st *incremental.Stats
+		if o.beforeDedup != nil {
+			err = o.beforeDedup(imgDir)
+		}
+		if err == nil {
+			st, err = incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
+		}
 		if err != nil {
 			err = fmt.Errorf("deduplicate against the pre-checkpoint: %w (the full checkpoint is kept)", err)
 			if !o.LeaveRunning {

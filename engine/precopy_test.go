@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/incremental"
 )
 
 // TestPreCopyMigrate is pre-copy migration without soft-dirty tracking: a
@@ -142,12 +143,33 @@ func TestPreCheckpointInPlace(t *testing.T) {
 	if pr.Container.Status != StatusRunning || pr.Container.PreCheckpoint == nil {
 		t.Fatalf("after -P: %s, record %+v", pr.Container.Status, pr.Container.PreCheckpoint)
 	}
-	fr, err := e.Checkpoint(ctx, "ip", &CheckpointOptions{WithPrevious: true})
+	// Keep the full final dump (hard links: Dedup never writes in place)
+	// to compare its memory with the deduplicated chain's.
+	fullDir := filepath.Join(t.TempDir(), "full")
+	keep := func(imgDir string) error {
+		if err := os.Mkdir(fullDir, 0o700); err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(imgDir)
+		if err != nil {
+			return err
+		}
+		for _, d := range ents {
+			if err := os.Link(filepath.Join(imgDir, d.Name()), filepath.Join(fullDir, d.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fr, err := e.Checkpoint(ctx, "ip", &CheckpointOptions{WithPrevious: true, beforeDedup: keep})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fr.Dedup == nil || fr.Dedup.PagesParent == 0 {
 		t.Fatalf("dedup stats %+v, want pages in parent", fr.Dedup)
+	}
+	if eq, err := incremental.Equal(ctx, fullDir, fr.ImageDir); err != nil || !eq {
+		t.Fatalf("incremental.Equal(full dump, deduplicated chain) = %v, %v; want true", eq, err)
 	}
 	at := lastCounter(logsOf(t, e, "ip"))
 	if _, err := e.Restore(ctx, "ip", nil); err != nil {
