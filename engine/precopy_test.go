@@ -24,7 +24,7 @@ func TestPreCopyMigrate(t *testing.T) {
 	t.Parallel()
 	src, dst := realEngine(t), realEngine(t)
 	ctx := context.Background()
-	cmd := []string{"/bin/counter", "-ballast-mb", "256", "-dirty-percent", "1", "-interval", "200ms", "-file", ""}
+	cmd := []string{"/bin/counter", "-ballast-mb", "256", "-dirty-percent", "1", "-interval", "1s", "-file", ""}
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "pc", Command: cmd}); err != nil {
 		t.Fatal(err)
 	}
