@@ -44,7 +44,12 @@
 //     3339, omitted when unknown), engine ("ckpt", "Podman", "CRI-O",
 //     "containerd"), format ("ckpt v1", "legacy"), checkpointSize,
 //     memoryPagesSize, rootfsDiffSize (bytes), verified ("yes", "no",
-//     "unverifiable", "unchecked") and problems.
+//     "unverifiable", "unchecked"), problems, and for checkpoint chains
+//     preCheckpoint (true for a pre-checkpoint archive) and parent (the
+//     manifest's {"manifest", "images", "depth"} of an incremental
+//     checkpoint, whose checkpointSize is then the delta's size), both
+//     omitted for a full checkpoint. The human table's CHAIN column says
+//     "full", "pre-checkpoint" or "delta of sha256:<12 hex> depth N".
 //   - inspect: [InspectJSON] {"version", "archives": [[Inspection]]}; an
 //     Inspection is a Summary plus processTree ([Process]: pid, ppid, pgid,
 //     sid, threads, comm, state, cmdline, env, files ([File]: fd, type,

@@ -100,6 +100,9 @@ func inspectArchive(a *Archive, o InspectOptions, procs bool) (*Inspection, erro
 		return nil, err
 	}
 	in.CheckpointSize, in.PagesSize, in.RootfsDiffSize = sizes(a.Manifest)
+	if !a.Legacy {
+		in.chainOf(a.Manifest)
+	}
 	// Load read every member: v1 contents matched their digests.
 	in.Verified = VerifiedYes
 	if a.Legacy {

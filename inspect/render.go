@@ -77,16 +77,39 @@ func shortID(s string) string {
 func WriteShow(w io.Writer, rows []*Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	ew := newErrWriter(tw)
-	ew.printf("CONTAINER\tIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tVERIFIED\n")
+	ew.printf("CONTAINER\tIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tCHAIN\tVERIFIED\n")
 	for _, r := range rows {
-		ew.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), dash(r.Image), shortID(r.ID), dash(r.Runtime),
+		ew.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), dash(r.Image), shortID(r.ID), dash(r.Runtime),
 			when(r.Created), when(r.Checkpointed), r.Engine, r.Format, Size(r.CheckpointSize), Size(r.PagesSize),
-			Size(r.RootfsDiffSize), r.Verified)
+			Size(r.RootfsDiffSize), chain(r), r.Verified)
 	}
 	if ew.err != nil {
 		return ew.err
 	}
 	return tw.Flush()
+}
+
+// chain describes a summary's place in a checkpoint chain: "full",
+// "pre-checkpoint", or "delta of sha256:<12 hex> depth N" (CHKPT SIZE is
+// then the delta's size).
+func chain(r *Summary) string {
+	switch {
+	case r.Format == "legacy" && r.Parent == nil && !r.PreCheckpoint:
+		return "-"
+	case r.Parent != nil:
+		return fmt.Sprintf("delta of %s depth %d", shortDigest(string(r.Parent.Manifest)), r.Parent.Depth)
+	case r.PreCheckpoint:
+		return "pre-checkpoint"
+	}
+	return "full"
+}
+
+// shortDigest abbreviates "sha256:<hex>" to 12 hex digits.
+func shortDigest(s string) string {
+	if len(s) > len("sha256:")+12 {
+		s = s[:len("sha256:")+12]
+	}
+	return s
 }
 
 // WriteInspection writes an inspection as a tree.
@@ -105,6 +128,9 @@ func WriteInspection(w io.Writer, in *Inspection) error {
 	}
 	root.add("Created: %s", when(in.Created))
 	root.add("Checkpointed: %s", when(in.Checkpointed))
+	if c := chain(&in.Summary); c != "full" && c != "-" {
+		root.add("Chain: %s", c)
+	}
 	cs := root.add("Checkpoint size: %s", Size(in.CheckpointSize))
 	cs.add("Memory pages size: %s", Size(in.PagesSize))
 	root.add("Root FS diff size: %s", Size(in.RootfsDiffSize))

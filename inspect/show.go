@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/ckpt/ckpt/format"
 )
@@ -22,7 +23,8 @@ type Summary struct {
 	// Path is the archive's file name.
 	Path string `json:"path"`
 	Info
-	// CheckpointSize is the size of the CRIU images.
+	// CheckpointSize is the size of the CRIU images; for an incremental
+	// checkpoint (Parent set) the size of the delta only.
 	CheckpointSize int64 `json:"checkpointSize"`
 	// PagesSize is the size of the memory pages images.
 	PagesSize int64 `json:"memoryPagesSize"`
@@ -36,6 +38,33 @@ type Summary struct {
 	Verified string `json:"verified"`
 	// Problems are the verification problems, when verified.
 	Problems []string `json:"problems,omitempty"`
+	// PreCheckpoint reports a pre-checkpoint archive (images under
+	// pre-checkpoint/, manifest option preCheckpoint).
+	PreCheckpoint bool `json:"preCheckpoint,omitempty"`
+	// Parent is the manifest's parent reference of an incremental
+	// checkpoint: the parent's manifest digest, image-set digest and
+	// chain depth. Nil for a full checkpoint and for legacy archives.
+	Parent *format.Parent `json:"parent,omitempty"`
+}
+
+// chainOf fills the chain fields of s from m.
+func (s *Summary) chainOf(m *format.Manifest) {
+	if m == nil {
+		return
+	}
+	s.PreCheckpoint = m.Options.PreCheckpoint
+	if !s.PreCheckpoint {
+		for _, e := range m.Members {
+			if strings.HasPrefix(e.Name, format.PreCheckpointDir+"/") {
+				s.PreCheckpoint = true
+				break
+			}
+		}
+	}
+	if m.Parent != nil {
+		p := *m.Parent
+		s.Parent = &p
+	}
 }
 
 // ShowOptions configure Show.
@@ -67,6 +96,7 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 	case err == nil:
 		s.Info = manifestInfo(m)
 		s.CheckpointSize, s.PagesSize, s.RootfsDiffSize = sizes(m)
+		s.chainOf(m)
 		s.Verified = VerifiedUnchecked
 	case errors.Is(err, format.ErrNoManifest):
 		a, err := Load(ctx, name, nil)
