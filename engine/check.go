@@ -29,6 +29,9 @@ type HostReport struct {
 	// MemoryTracking reports soft-dirty memory tracking (`criu check
 	// --feature mem_dirty_track`), needed for pre-copy with pre-dumps.
 	MemoryTracking bool `json:"memory_tracking"`
+	// PreCopy is the pre-copy method that follows from MemoryTracking
+	// (empty if CRIU does not work).
+	PreCopy PreCopyMethod `json:"pre_copy,omitempty"`
 	// CgroupVersion is "v2", "v1 (hybrid)" or "v1".
 	CgroupVersion string `json:"cgroup_version"`
 	// StorageDriver is the image store's graph driver, or "" on error.
@@ -149,8 +152,8 @@ func (e *Engine) Check(ctx context.Context) (*HostReport, error) {
 			r.Problems = append(r.Problems, fmt.Sprintf("CRIU %s does not work on this kernel: %v", v, err))
 		}
 		// A failing feature check means "not available", not an error.
-		_, err := runTool(ctx, "criu check", e.criuFeatureArgs("mem_dirty_track"), "", ErrCRIUMissing)
-		r.MemoryTracking = err == nil
+		r.MemoryTracking = e.memoryTracking(ctx)
+		r.PreCopy = preCopyMethodFor(r.MemoryTracking)
 	}
 	if out, err := runTool(ctx, "runc --version", []string{e.runtimePath(), "--version"}, "", ErrRuntimeMissing); err != nil {
 		r.Problems = append(r.Problems, err.Error())
@@ -179,3 +182,45 @@ func (e *Engine) HasInetSocketBug(ctx context.Context) (bool, error) {
 
 // IsCRIUMissing reports whether err says CRIU is missing or too old.
 func IsCRIUMissing(err error) bool { return errors.Is(err, ErrCRIUMissing) }
+
+// PreCopyMethod is how a pre-copy (checkpoint -P, then --with-previous)
+// is taken on a host.
+type PreCopyMethod string
+
+const (
+	// PreCopyPreDump is used where CRIU has memory tracking (soft-dirty):
+	// -P is `runc checkpoint --pre-dump` (CRIU pre-dump with --track-mem)
+	// and --with-previous a dump with `--parent-path ../pre-checkpoint`,
+	// which only writes the pages dirtied since and links the parent
+	// itself, as podman does. The final freeze is short.
+	PreCopyPreDump PreCopyMethod = "criu-pre-dump"
+	// PreCopyDedup is used without memory tracking: -P is a full dump that
+	// leaves the container running and --with-previous a full dump
+	// deduplicated page by page against it (incremental.Dedup). The final
+	// freeze is not shorter, the final images are as small.
+	PreCopyDedup PreCopyMethod = "full-dump+dedup"
+)
+
+// preCopyMethodFor chooses the pre-copy method from the result of the
+// memory tracking feature check.
+func preCopyMethodFor(memoryTracking bool) PreCopyMethod {
+	if memoryTracking {
+		return PreCopyPreDump
+	}
+	return PreCopyDedup
+}
+
+// memoryTracking runs `criu check --feature mem_dirty_track`; a failing
+// check means "not available".
+func (e *Engine) memoryTracking(ctx context.Context) bool {
+	_, err := runTool(ctx, "criu check", e.criuFeatureArgs("mem_dirty_track"), "", ErrCRIUMissing)
+	return err == nil
+}
+
+// PreCopyMethod reports how this host takes pre-checkpoints: with CRIU
+// pre-dumps if CRIU has memory tracking, else with full dumps and page
+// deduplication. (runc 1.1 runs the "criu" in PATH: [Engine.CRIUPath]
+// must be that binary.)
+func (e *Engine) PreCopyMethod(ctx context.Context) PreCopyMethod {
+	return preCopyMethodFor(e.memoryTracking(ctx))
+}

@@ -26,15 +26,25 @@ type CheckpointOptions struct {
 	// Keep keeps CRIU's dump.log and stats-dump after a successful dump.
 	Keep bool `json:"keep,omitempty"`
 	// PreCheckpoint takes a pre-checkpoint (-P) into the container's
-	// pre-checkpoint directory: a full dump that leaves the container
-	// running (LeaveRunning is implied). Not with WithPrevious.
+	// pre-checkpoint directory; the container keeps running (LeaveRunning
+	// is implied). With memory tracking it is a CRIU pre-dump
+	// (PreCopyPreDump), else a full dump (PreCopyDedup): see
+	// [Engine.PreCopyMethod]. Not with WithPrevious.
 	PreCheckpoint bool `json:"pre_checkpoint,omitempty"`
-	// WithPrevious deduplicates the (full) dump against the last
-	// pre-checkpoint with incremental.Dedup: the checkpoint directory
-	// keeps only the pages that changed and links to the pre-checkpoint
+	// WithPrevious takes the final checkpoint against the last
+	// pre-checkpoint, by the method that pre-checkpoint was taken with:
+	// after a pre-dump, CRIU dumps with the pre-checkpoint as parent
+	// (runc --parent-path) and writes only the dirtied pages; after a
+	// full dump, the full dump is deduplicated against it with
+	// incremental.Dedup. Either way the checkpoint directory keeps only
+	// the pages that changed and links to the pre-checkpoint
 	// (checkpoint/parent -> ../pre-checkpoint), which CRIU's restore
 	// follows. The container must have a pre-checkpoint.
 	WithPrevious bool `json:"with_previous,omitempty"`
+	// preDump and parentPath are runc's --pre-dump and --parent-path,
+	// set by the engine for the PreCopyPreDump method.
+	preDump    bool
+	parentPath string
 	// beforeDedup, if set (tests only), is called with the image
 	// directory of a WithPrevious dump before it is deduplicated.
 	beforeDedup func(imgDir string) error
@@ -99,8 +109,11 @@ type CheckpointResult struct {
 	// Phases are the engine's steps, in order.
 	Phases []Phase
 	// Dedup is what the deduplication against the pre-checkpoint did
-	// (WithPrevious), else nil.
+	// (WithPrevious with PreCopyDedup), else nil.
 	Dedup *incremental.Stats
+	// PreCopy is the method of a PreCheckpoint or WithPrevious
+	// checkpoint, else empty.
+	PreCopy PreCopyMethod
 }
 
 // RestoreResult describes one container's restore.
@@ -159,6 +172,37 @@ func (e *Engine) checkPrevious(c *Container, exported bool) error {
 	return nil
 }
 
+// preCopyMethod returns the pre-copy method of a checkpoint: for a
+// pre-checkpoint the host's ([Engine.PreCopyMethod]), for a final one the
+// method its pre-checkpoint was taken with, else empty.
+func (e *Engine) preCopyMethod(ctx context.Context, c *Container, pre, withPrevious bool) PreCopyMethod {
+	switch {
+	case pre:
+		return e.PreCopyMethod(ctx)
+	case withPrevious && c.PreCheckpoint != nil && c.PreCheckpoint.Method == PreCopyPreDump:
+		return PreCopyPreDump
+	case withPrevious:
+		return PreCopyDedup
+	}
+	return ""
+}
+
+// withPreCopyArgs returns o with runc's pre-dump arguments set for
+// method PreCopyPreDump: --pre-dump for a pre-checkpoint, --parent-path
+// ../pre-checkpoint for the final checkpoint (CRIU then tracks memory
+// and writes the parent link itself). Otherwise o is returned unchanged.
+func withPreCopyArgs(o *CheckpointOptions, method PreCopyMethod) *CheckpointOptions {
+	if method != PreCopyPreDump {
+		return o
+	}
+	oo := *o
+	oo.preDump = o.PreCheckpoint
+	if o.WithPrevious {
+		oo.parentPath = format.ParentLinkTarget
+	}
+	return &oo
+}
+
 func (e *Engine) workDir(id string) string { return filepath.Join(e.containerDir(id), "work") }
 
 // Checkpoint dumps a running container with CRIU through `runc
@@ -201,6 +245,8 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 			return nil, err
 		}
 	}
+	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
+	o = withPreCopyArgs(o, method)
 	imgDir, work, preDir := e.CheckpointDir(c.ID), e.workDir(c.ID), e.PreCheckpointDir(c.ID)
 	if o.PreCheckpoint {
 		imgDir = preDir
@@ -234,7 +280,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		}
 		return nil, err
 	}
-	res := &CheckpointResult{ImageDir: imgDir, Runtime: runtimeDur}
+	res := &CheckpointResult{ImageDir: imgDir, Runtime: runtimeDur, PreCopy: method}
 	// runc has CRIU write stats-dump to the work directory.
 	for _, d := range []string{work, imgDir} {
 		if st, err := crit.GetDumpStats(d); err == nil && st != nil {
@@ -247,7 +293,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		}
 	}
 	pt.done("read_stats")
-	if o.WithPrevious {
+	if o.WithPrevious && method == PreCopyDedup {
 		// The container is stopped already (without LeaveRunning): a
 		// failed deduplication leaves the full dump, still restorable.
 		var st *incremental.Stats
@@ -274,7 +320,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		if err != nil {
 			return nil, fmt.Errorf("digest pre-checkpoint: %w", err)
 		}
-		c.PreCheckpoint = &PreCheckpointRecord{Images: d, At: time.Now().UTC()}
+		c.PreCheckpoint = &PreCheckpointRecord{Images: d, At: time.Now().UTC(), Method: method}
 	}
 	c.CheckpointedAt = time.Now().UTC()
 	c.CheckpointTCP = o.TCPEstablished

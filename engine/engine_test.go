@@ -62,6 +62,10 @@ func TestRuncArgs(t *testing.T) {
 			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "id"}},
 		{"checkpoint all", r.checkpointArgs("id", "/i", "/w", &CheckpointOptions{LeaveRunning: true, TCPEstablished: true, FileLocks: true, Keep: true}),
 			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "--leave-running", "--tcp-established", "--file-locks", "id"}},
+		{"pre-dump", r.checkpointArgs("id", "/i", "/w", &CheckpointOptions{LeaveRunning: true, PreCheckpoint: true, preDump: true}),
+			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "--pre-dump", "id"}},
+		{"parent path", r.checkpointArgs("id", "/i", "/w", &CheckpointOptions{WithPrevious: true, parentPath: "../pre-checkpoint"}),
+			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "--parent-path", "../pre-checkpoint", "id"}},
 		{"restore default", r.restoreArgs("id", "/b", "/p", "/i", "/w", nil),
 			[]string{"restore", "--detach", "--image-path", "/i", "--work-path", "/w", "--bundle", "/b", "--pid-file", "/p", "id"}},
 		{"restore tcp", r.restoreArgs("id", "/b", "/p", "/i", "/w", &RestoreOptions{TCPEstablished: true, FileLocks: true}),
@@ -572,7 +576,7 @@ esac`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.Root || !r.CRIUOK || r.CRIUVersion != "4.2.1" || r.MemoryTracking || r.RuntimeVersion != "runc version 1.1.15" ||
+	if !r.Root || !r.CRIUOK || r.CRIUVersion != "4.2.1" || r.MemoryTracking || r.PreCopy != PreCopyDedup || r.RuntimeVersion != "runc version 1.1.15" ||
 		r.StorageDriver == "" || r.CgroupVersion == "" || len(r.Problems) != 0 {
 		t.Errorf("Check() = %+v", r)
 	}

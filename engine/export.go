@@ -53,8 +53,9 @@ type ExportOptions struct {
 	// Progress, if set, is called from the writing goroutine with the
 	// number of archive bytes written so far.
 	Progress func(written int64)
-	// PreCheckpoint takes a pre-checkpoint (-P): a full dump that leaves
-	// the container running (LeaveRunning is implied), kept in the
+	// PreCheckpoint takes a pre-checkpoint (-P): a CRIU pre-dump where
+	// CRIU has memory tracking, else a full dump ([Engine.PreCopyMethod]);
+	// it leaves the container running (LeaveRunning is implied), kept in the
 	// container's pre-checkpoint directory as the parent of the next
 	// WithPrevious export, and written to an archive whose images are
 	// under pre-checkpoint/. As for any export, the container stays
@@ -63,8 +64,9 @@ type ExportOptions struct {
 	// container layer or volumes (IgnoreRootfs and IgnoreVolumes are
 	// implied): the final archive brings them. Not with WithPrevious.
 	PreCheckpoint bool
-	// WithPrevious takes the final checkpoint of a pre-copy: a full dump,
-	// deduplicated against the last pre-checkpoint (incremental.Dedup)
+	// WithPrevious takes the final checkpoint of a pre-copy: a CRIU dump
+	// with the pre-checkpoint as parent after a pre-dump, else a full
+	// dump deduplicated against the last pre-checkpoint (incremental.Dedup)
 	// before the archive is written, so the archive carries only the pages
 	// that changed and its manifest's Parent names the pre-checkpoint
 	// archive. The container must have a pre-checkpoint exported with
@@ -92,8 +94,11 @@ type ExportResult struct {
 	// Phases are the steps, in order.
 	Phases []Phase
 	// Dedup is what the deduplication against the pre-checkpoint did
-	// (WithPrevious), else nil.
+	// (WithPrevious with PreCopyDedup), else nil.
 	Dedup *incremental.Stats
+	// PreCopy is the method of a PreCheckpoint or WithPrevious export,
+	// else empty.
+	PreCopy PreCopyMethod
 }
 
 // Export checkpoints a running container and writes everything needed to
@@ -210,6 +215,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	pt.done("freeze")
 
+	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
 	if o.PreCheckpoint {
 		imgDir = preDir
@@ -223,13 +229,14 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 	}
 	dumpLog := filepath.Join(work, "dump.log")
-	co := &CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks}
+	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
+		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
 	t0 := time.Now()
 	// The dump is not interrupted when ctx is: killing runc while CRIU
 	// has the container's processes seized and infected with its parasite
 	// kills them. The container is frozen anyway; ctx is checked after.
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
-	res := &ExportResult{Path: abs, Runtime: time.Since(t0)}
+	res := &ExportResult{Path: abs, Runtime: time.Since(t0), PreCopy: method}
 	pt.done("runtime_checkpoint")
 	if err == nil {
 		err = ctx.Err()
@@ -257,14 +264,18 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	var parent *format.Parent
 	if o.WithPrevious {
-		st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
-		if err != nil {
-			_ = os.RemoveAll(imgDir)
-			return nil, fmt.Errorf("deduplicate against the pre-checkpoint: %w (the container keeps running)", err)
+		// After a pre-dump CRIU wrote the parent link and only the dirtied
+		// pages itself; after a full dump, deduplicate.
+		if method == PreCopyDedup {
+			st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
+			if err != nil {
+				_ = os.RemoveAll(imgDir)
+				return nil, fmt.Errorf("deduplicate against the pre-checkpoint: %w (the container keeps running)", err)
+			}
+			res.Dedup = st
+			pt.done("dedup")
 		}
-		res.Dedup = st
 		parent = &format.Parent{Manifest: c.PreCheckpoint.Manifest, Images: c.PreCheckpoint.Images, Depth: 1}
-		pt.done("dedup")
 	}
 	rec := *c
 	rec.PreCheckpoint = nil
@@ -297,6 +308,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	if o.PreCheckpoint {
 		c.PreCheckpoint = &PreCheckpointRecord{
 			Manifest: md, Images: format.ImagesDigest(m.Members, format.PreCheckpointDir), At: rec.CheckpointedAt,
+			Method: method,
 		}
 	}
 	if !o.LeaveRunning {

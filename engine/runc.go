@@ -66,7 +66,8 @@ func (r runc) execArgs(id string, o *ExecOptions, cmd []string) []string {
 func (r runc) checkpointArgs(id, imageDir, workDir string, o *CheckpointOptions) []string {
 	a := append(r.base("checkpoint"), "--image-path", imageDir, "--work-path", workDir)
 	if o != nil {
-		if o.LeaveRunning {
+		// runc leaves the container running after a pre-dump by itself.
+		if o.LeaveRunning && !o.preDump {
 			a = append(a, "--leave-running")
 		}
 		if o.TCPEstablished {
@@ -74,6 +75,12 @@ func (r runc) checkpointArgs(id, imageDir, workDir string, o *CheckpointOptions)
 		}
 		if o.FileLocks {
 			a = append(a, "--file-locks")
+		}
+		if o.preDump {
+			a = append(a, "--pre-dump")
+		}
+		if o.parentPath != "" {
+			a = append(a, "--parent-path", o.parentPath)
 		}
 	}
 	return append(a, id)

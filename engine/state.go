@@ -98,6 +98,11 @@ type PreCheckpointRecord struct {
 	Images format.Digest `json:"images"`
 	// At is when it was taken.
 	At time.Time `json:"at"`
+	// Method is how it was taken: PreCopyPreDump (CRIU pre-dump with
+	// memory tracking) or PreCopyDedup (a full dump; empty in records
+	// written before the method was recorded). The final checkpoint
+	// follows the same method.
+	Method PreCopyMethod `json:"method,omitempty"`
 }
 
 // Mount is a volume or bind mount of a container.
