@@ -213,6 +213,9 @@ func preCopyMethodFor(memoryTracking bool) PreCopyMethod {
 // memoryTracking runs `criu check --feature mem_dirty_track`; a failing
 // check means "not available".
 func (e *Engine) memoryTracking(ctx context.Context) bool {
+	if e.memoryTrackingCheck != nil {
+		return e.memoryTrackingCheck(ctx)
+	}
 	_, err := runTool(ctx, "criu check", e.criuFeatureArgs("mem_dirty_track"), "", ErrCRIUMissing)
 	return err == nil
 }

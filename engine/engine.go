@@ -62,6 +62,9 @@ type Engine struct {
 
 	mu    sync.Mutex
 	store storage.Store // opened lazily by storeOpen
+	// memoryTrackingCheck, if set (tests only), replaces the memory
+	// tracking feature check (`criu check --feature mem_dirty_track`).
+	memoryTrackingCheck func(context.Context) bool
 }
 
 func (e *Engine) root() string {

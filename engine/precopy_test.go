@@ -23,6 +23,7 @@ import (
 func TestPreCopyMigrate(t *testing.T) {
 	t.Parallel()
 	src, dst := realEngine(t), realEngine(t)
+	src.memoryTrackingCheck = noMemoryTracking // the path this test measures, on any host
 	ctx := context.Background()
 	cmd := []string{"/bin/counter", "-ballast-mb", "256", "-dirty-percent", "1", "-interval", "1s", "-file", ""}
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "pc", Command: cmd}); err != nil {
@@ -125,6 +126,7 @@ func TestPreCopyMigrate(t *testing.T) {
 func TestPreCheckpointInPlace(t *testing.T) {
 	t.Parallel()
 	e := realEngine(t)
+	e.memoryTrackingCheck = noMemoryTracking // the deduplication path, on any host
 	ctx := context.Background()
 	if _, err := e.Run(ctx, "workload", &RunOptions{Name: "ip", Command: []string{"/bin/counter", "-ballast-mb", "16", "-dirty-percent", "1", "-interval", "100ms", "-file", ""}}); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,10 @@ case "$*" in
 esac`)
 }
 
+// noMemoryTracking is an Engine.memoryTrackingCheck for a host without
+// soft-dirty.
+func noMemoryTracking(context.Context) bool { return false }
+
 func TestPreCopyMethodSelection(t *testing.T) {
 	for _, tracking := range []bool{true, false} {
 		e := testEngine(t)
@@ -58,6 +62,12 @@ func TestPreCopyMethodSelection(t *testing.T) {
 			t.Errorf("final after %+v: method %q, want %q", tt.rec, got, tt.want)
 		}
 	}
+	// The feature check can be replaced (injected) in tests.
+	e.memoryTrackingCheck = noMemoryTracking
+	if got := e.preCopyMethod(ctx, &Container{}, true, false); got != PreCopyDedup {
+		t.Errorf("-P with an injected check saying no: method %q, want %q", got, PreCopyDedup)
+	}
+	e.memoryTrackingCheck = nil
 	if got := e.preCopyMethod(ctx, &Container{}, false, false); got != "" {
 		t.Errorf("plain checkpoint: method %q, want none", got)
 	}

@@ -21,6 +21,9 @@ type checkpointContainerJSON struct {
 	CRIU            *engine.CRIUStatistics `json:"criu_statistics"`
 	Phases          []engine.Phase         `json:"ckpt_phases"`
 	Incremental     *incrementalStatsJSON  `json:"ckpt_incremental,omitempty"`
+	// PreCopy is the pre-copy method of -P and --with-previous:
+	// "criu-pre-dump" or "full-dump+dedup".
+	PreCopy engine.PreCopyMethod `json:"ckpt_pre_copy,omitempty"`
 }
 
 // incrementalStatsJSON reports the deduplication of a --with-previous
@@ -103,13 +106,16 @@ func checkpointCmd() *command {
 restored with 'ckpt restore'. With --leave-running it keeps running.
 If CRIU fails the container keeps running and the error quotes CRIU's log.
 
--P/--pre-checkpoint takes a pre-checkpoint for pre-copy migration: a full
-dump into <root>/containers/<id>/pre-checkpoint while the container keeps
-running. --with-previous then takes the final checkpoint: a full dump whose
-pages equal to the pre-checkpoint's are dropped (marked in parent), so only
-the changed pages remain. This works without the kernel's soft-dirty
-tracking; the final freeze is as long as a full dump's, the final transfer
-small. -P and --with-previous cannot be used together.
+-P/--pre-checkpoint takes a pre-checkpoint for pre-copy migration into
+<root>/containers/<id>/pre-checkpoint while the container keeps running;
+--with-previous then takes the final checkpoint, in which only the pages
+changed since remain (the others are marked in parent). How depends on
+'ckpt check': with memory tracking (soft-dirty) -P is a CRIU pre-dump and
+the final dump names it as parent, so the final freeze is short, as with
+podman; without, -P is a full dump and the final full dump's pages equal
+to the pre-checkpoint's are dropped: the final freeze is as long as a full
+dump's, the final transfer as small. --print-stats reports the method as
+"ckpt_pre_copy". -P and --with-previous cannot be used together.
 
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
@@ -162,7 +168,7 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 			stats.Duration += res.Total.Microseconds()
 			stats.Containers = append(stats.Containers, checkpointContainerJSON{
 				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
-				Incremental: newIncrementalStats(res.Dedup),
+				Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy,
 			})
 			if !*printStats {
 				fmt.Fprintln(env.stdout, ref)

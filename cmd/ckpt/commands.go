@@ -425,8 +425,9 @@ func checkCmd() *command {
 		synopsis: "report what this host supports",
 		usage:    "ckpt check [--json]",
 		desc: `Reports CRIU and runtime versions, whether soft-dirty memory tracking
-(needed for pre-copy with pre-dumps) is available, the cgroup version and
-the storage driver. The human format may change; --json is stable.`,
+is available and so how checkpoint -P/--with-previous work (yes: CRIU
+pre-dump; no: full dump + page dedup), the cgroup version and the storage
+driver. The human format may change; --json is stable.`,
 		exits: `Exit status:
   0  checkpoint/restore can work here
   1  something is missing (listed)
@@ -462,7 +463,7 @@ the storage driver. The human format may change; --json is stable.`,
 			fmt.Fprintf(env.stdout, "root:            %s\n", yn(r.Root))
 			fmt.Fprintf(env.stdout, "criu:            %s\n", orNone(r.CRIUVersion))
 			fmt.Fprintf(env.stdout, "runtime:         %s\n", orNone(r.RuntimeVersion))
-			fmt.Fprintf(env.stdout, "memory tracking: %s (soft-dirty; needed for pre-dump)\n", yn(r.MemoryTracking))
+			fmt.Fprintf(env.stdout, "memory tracking: %s\n", memoryTrackingLine(r))
 			fmt.Fprintf(env.stdout, "cgroup:          %s\n", r.CgroupVersion)
 			fmt.Fprintf(env.stdout, "storage driver:  %s\n", orNone(r.StorageDriver))
 			fmt.Fprintf(env.stdout, "kernel:          %s\n", r.Kernel)
@@ -479,4 +480,19 @@ the storage driver. The human format may change; --json is stable.`,
 		return exitOK
 	}
 	return c
+}
+
+// memoryTrackingLine is check's "memory tracking" value: whether CRIU has
+// soft-dirty tracking, and the pre-copy method that follows.
+func memoryTrackingLine(r *engine.HostReport) string {
+	switch r.PreCopy {
+	case engine.PreCopyPreDump:
+		return "yes (soft-dirty) -> pre-copy: CRIU pre-dump"
+	case engine.PreCopyDedup:
+		return "no (soft-dirty) -> pre-copy: full dump + page dedup"
+	}
+	if r.MemoryTracking {
+		return "yes (soft-dirty)"
+	}
+	return "no (soft-dirty)"
 }
