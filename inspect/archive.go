@@ -48,6 +48,14 @@ type LoadOptions struct {
 	// TempDir is where the private temporary directory is created; empty
 	// means os.TempDir().
 	TempDir string
+	// Parents are the parent archives of an incremental checkpoint,
+	// nearest first. Load checks the chain with format.CheckChain from
+	// their manifests (errors wrap format.ErrParent), then reads each
+	// once, keeping its images (and its pages when Pages or Args is
+	// set), so that memory marked in parent (PE_PARENT) is read from
+	// the parents by address. Without them such memory is reported as
+	// [ErrParentNotGiven].
+	Parents []string
 }
 
 // Archive is what Load read of an archive in one pass. Call Close to
@@ -83,6 +91,9 @@ type Archive struct {
 	Args bool
 	// Tars lists the entries of each inner tar by member name.
 	Tars map[string][]TarEntry
+	// Parent is the loaded parent archive (LoadOptions.Parents), whose own
+	// Parent is the next one; nil when none was given.
+	Parent *Archive
 
 	pages  map[string]string       // base name -> temporary file
 	sparse map[string]*sparsePages // base name -> captured segments
@@ -107,12 +118,56 @@ type TarEntry struct {
 
 // Close removes the archive's temporary files.
 func (a *Archive) Close() error {
-	if a == nil || a.tmp == "" {
+	if a == nil {
 		return nil
 	}
-	err := os.RemoveAll(a.tmp)
+	var err error
+	if a.Parent != nil {
+		err = a.Parent.Close()
+		a.Parent = nil
+	}
+	if a.tmp == "" {
+		return err
+	}
+	if e := os.RemoveAll(a.tmp); err == nil {
+		err = e
+	}
 	a.tmp = ""
 	return err
+}
+
+// loadParents checks the chain of a and its parent archives names
+// (nearest first) with format.CheckChain, reading their manifests only,
+// then loads them (each once) and links them as a.Parent.
+func (a *Archive) loadParents(ctx context.Context, names []string, o LoadOptions) error {
+	if a.Legacy {
+		return fmt.Errorf("parent given for an archive without manifest: %w", format.ErrParent)
+	}
+	chain := []format.Link{{Manifest: a.Manifest, Digest: a.ManifestDigest}}
+	for _, p := range names {
+		l, err := readLink(p)
+		if err != nil {
+			return fmt.Errorf("parent %s: %w", p, err)
+		}
+		chain = append(chain, l)
+	}
+	if err := format.CheckChain(chain); err != nil {
+		return err
+	}
+	po := LoadOptions{Images: true, Pages: o.Pages || o.Args, TempDir: o.TempDir}
+	child := a
+	for i, p := range names {
+		pa, err := Load(ctx, p, &po)
+		if err != nil {
+			return err
+		}
+		child.Parent = pa
+		if pa.ManifestDigest != chain[i+1].Digest {
+			return fmt.Errorf("parent %s changed while read: %w", p, format.ErrParent)
+		}
+		child = pa
+	}
+	return nil
 }
 
 // smallFiles are the top-level members Load keeps in memory.
@@ -245,6 +300,11 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 	}
 	a.ImageDir = imgDir
 	a.Manifest = zr.Manifest()
+	if len(o.Parents) > 0 {
+		if err := a.loadParents(ctx, o.Parents, o); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 

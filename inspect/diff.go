@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -100,6 +101,10 @@ type Diff struct {
 	// MemoryTotal sums Memory.
 	MemoryTotal MemChange    `json:"memoryTotal"`
 	Rootfs      []FileChange `json:"rootfs"`
+	// Notes are what could not be compared: memory of an incremental
+	// checkpoint stored in a parent archive that was not given. A diff
+	// with notes is not Identical.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // DiffOptions configure DiffArchives.
@@ -107,6 +112,12 @@ type DiffOptions struct {
 	// TempDir is where pages are copied to compare memory; empty means
 	// os.TempDir().
 	TempDir string
+	// Parents are the parent archives, nearest first, of whichever of the
+	// two archives is an incremental checkpoint (of both, when both are
+	// incremental checkpoints of the same chain); each chain is checked
+	// with format.CheckChain before use, and memory in parent is compared
+	// with the parents' pages at the same addresses.
+	Parents []string
 }
 
 // DiffArchives compares the archives a and b: metadata fields, members,
@@ -117,13 +128,32 @@ func DiffArchives(ctx context.Context, a, b string, opts *DiffOptions) (*Diff, e
 	if opts != nil {
 		o = *opts
 	}
-	lo := &LoadOptions{Images: true, Pages: true, Tars: true, TempDir: o.TempDir}
-	aa, err := Load(ctx, a, lo)
+	load := func(name string) (*Archive, error) {
+		lo := &LoadOptions{Images: true, Pages: true, Tars: true, TempDir: o.TempDir}
+		if len(o.Parents) > 0 {
+			l, err := readLink(name)
+			if err != nil && !errors.Is(err, format.ErrNoManifest) {
+				return nil, fmt.Errorf("load %s: %w", name, err)
+			}
+			if err == nil && l.Manifest.Parent != nil {
+				lo.Parents = o.Parents
+			}
+		}
+		return Load(ctx, name, lo)
+	}
+	if len(o.Parents) > 0 {
+		la, errA := readLink(a)
+		lb, errB := readLink(b)
+		if (errA != nil || la.Manifest.Parent == nil) && (errB != nil || lb.Manifest.Parent == nil) {
+			return nil, fmt.Errorf("diff %s %s: parent given, but neither is an incremental checkpoint: %w", a, b, format.ErrParent)
+		}
+	}
+	aa, err := load(a)
 	if err != nil {
 		return nil, err
 	}
 	defer aa.Close()
-	ab, err := Load(ctx, b, lo)
+	ab, err := load(b)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +179,7 @@ func diffArchives(ctx context.Context, a, b *Archive) (*Diff, error) {
 		}
 	}
 	d.tars(a, b)
-	d.Identical = len(d.Fields) == 0 && len(d.Files) == 0 && len(d.Sockets) == 0 && len(d.Memory) == 0 && len(d.Rootfs) == 0
+	d.Identical = len(d.Fields) == 0 && len(d.Files) == 0 && len(d.Sockets) == 0 && len(d.Memory) == 0 && len(d.Rootfs) == 0 && len(d.Notes) == 0
 	for _, p := range d.Processes {
 		if p.Change != Unchanged {
 			d.Identical = false
@@ -367,15 +397,29 @@ func diffItems(pid uint32, a, b []string) []ItemChange {
 	return out
 }
 
-// storedRuns lists m's stored pages in address order, in runs.
+// storedRuns lists m's readable pages (stored, or in a given parent) in
+// address order, in runs.
 func (m *procMem) storedRuns() []memRange {
 	var out []memRange
 	for _, r := range m.ranges {
-		if r.off >= 0 {
+		if m.readable(r) {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// notGiven reports whether the page at addr is in a parent that was not
+// given.
+func (m *procMem) notGiven(addr uint64) bool {
+	if m.parentGiven {
+		return false
+	}
+	i := sort.Search(len(m.ranges), func(i int) bool {
+		r := m.ranges[i]
+		return r.addr+r.pages*PageSize > addr
+	})
+	return i < len(m.ranges) && m.ranges[i].addr <= addr && m.ranges[i].inParent()
 }
 
 // memory compares the memory of pid page by page.
@@ -409,6 +453,23 @@ func (d *Diff) memory(ctx context.Context, a, b *Archive, pid uint32, comm strin
 		return c
 	}
 	ra, rb := ma.storedRuns(), mb.storedRuns()
+	var skipA, skipB int // pages not compared: in a parent not given
+	for _, r := range ma.ranges {
+		if r.inParent() && !ma.parentGiven {
+			skipA += int(r.pages)
+		}
+	}
+	for _, r := range mb.ranges {
+		if r.inParent() && !mb.parentGiven {
+			skipB += int(r.pages)
+		}
+	}
+	if skipA > 0 {
+		d.Notes = append(d.Notes, fmt.Sprintf("memory of [%d] in %s: %d page(s) %v, not compared (pass its parent with --parent)", pid, a.Path, skipA, ErrParentNotGiven))
+	}
+	if skipB > 0 {
+		d.Notes = append(d.Notes, fmt.Sprintf("memory of [%d] in %s: %d page(s) %v, not compared (pass its parent with --parent)", pid, b.Path, skipB, ErrParentNotGiven))
+	}
 	// Walk both lists of runs page by page in address order.
 	i, j := 0, 0
 	var pa, pb uint64 // page index within the current run
@@ -429,14 +490,18 @@ func (d *Diff) memory(ctx context.Context, a, b *Archive, pid uint32, comm strin
 		}
 		switch {
 		case addrA < addrB:
-			get(addrA).RemovedPages++
+			if !mb.notGiven(addrA) {
+				get(addrA).RemovedPages++
+			}
 		case addrB < addrA:
-			get(addrB).AddedPages++
+			if !ma.notGiven(addrB) {
+				get(addrB).AddedPages++
+			}
 		default:
-			if _, err := ma.f.ReadAt(bufA, ra[i].off+int64(pa*PageSize)); err != nil && err != io.EOF {
+			if err := ma.readRun(ra[i], bufA, int64(pa*PageSize)); err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read memory: %w", err)
 			}
-			if _, err := mb.f.ReadAt(bufB, rb[j].off+int64(pb*PageSize)); err != nil && err != io.EOF {
+			if err := mb.readRun(rb[j], bufB, int64(pb*PageSize)); err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("read memory: %w", err)
 			}
 			if !bytes.Equal(bufA, bufB) {
@@ -587,6 +652,12 @@ func WriteDiff(w io.Writer, d *Diff) error {
 				}
 				mn.add("changed pages: %s", strings.Join(ps, " "))
 			}
+		}
+	}
+	if len(d.Notes) > 0 {
+		n := root.add("Not compared")
+		for _, s := range d.Notes {
+			n.add("%s", s)
 		}
 	}
 	if len(d.Rootfs) > 0 {

@@ -34,6 +34,12 @@ type InspectOptions struct {
 	// TempDir is where pages are copied for Cmd and Env; empty means
 	// os.TempDir().
 	TempDir string
+	// Parents are the parent archives of an incremental checkpoint,
+	// nearest first (see [LoadOptions.Parents]): checked with
+	// format.CheckChain, then read for the command lines and environments
+	// stored in parent. Without them those are reported in
+	// Process.MemoryNote.
+	Parents []string
 }
 
 // All returns options with every view.
@@ -81,7 +87,7 @@ func Inspect(ctx context.Context, name string, opts *InspectOptions) (*Inspectio
 		o = *opts
 	}
 	procs := o.PsTree || o.Cmd || o.Env || o.Files || o.Sockets || o.PID != 0
-	a, err := Load(ctx, name, &LoadOptions{Images: procs, Args: o.Cmd || o.Env, TempDir: o.TempDir})
+	a, err := Load(ctx, name, &LoadOptions{Images: procs, Args: o.Cmd || o.Env, TempDir: o.TempDir, Parents: o.Parents})
 	if err != nil {
 		return nil, err
 	}

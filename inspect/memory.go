@@ -43,6 +43,10 @@ type memRange struct {
 	flags uint32
 }
 
+// inParent reports a run whose pages are in the parent checkpoint
+// (PE_PARENT).
+func (r memRange) inParent() bool { return r.off < 0 && r.flags&criuimg.PEParent != 0 }
+
 // procMem reads a process's memory from its pagemap and pages image.
 type procMem struct {
 	pid    uint32
@@ -50,14 +54,83 @@ type procMem struct {
 	f      pagesFile // nil when the pages image is not available
 	size   int64     // pages file size
 	mm     *criuimg.MmEntry
+	// parent is the same task's memory in the parent archive, which
+	// resolves the runs in parent; nil when no parent was given (or the
+	// parent has no such task: then such runs cannot be read).
+	parent *procMem
+	// parentGiven reports that the archive's parents were loaded.
+	parentGiven bool
 }
 
-// Close closes the pages file.
+// Close closes the pages file and the parents'.
 func (m *procMem) Close() error {
+	var err error
+	if m.parent != nil {
+		err = m.parent.Close()
+	}
 	if m.f != nil {
-		return m.f.Close()
+		if e := m.f.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// ErrParentNotGiven reports memory of an incremental checkpoint that
+// lives in a parent archive that was not given (see [LoadOptions.Parents]).
+var ErrParentNotGiven = errors.New("in parent (not given)")
+
+// errNoTask reports a task without pagemap.
+var errNoTask = errors.New("missing")
+
+// readable reports whether the pages of r can be read: stored here, or
+// in parent with the parent given.
+func (m *procMem) readable(r memRange) bool {
+	return r.off >= 0 || (r.inParent() && m.parentGiven)
+}
+
+// readRun reads len(p) bytes of run r starting off bytes into it, from
+// the pages file or, for a run in parent, from the parent chain by
+// address.
+func (m *procMem) readRun(r memRange, p []byte, off int64) error {
+	if r.off >= 0 {
+		if _, err := m.f.ReadAt(p, r.off+off); err != nil {
+			return fmt.Errorf("read pages: %w", err)
+		}
+		return nil
+	}
+	addr := r.addr + uint64(off)
+	if !r.inParent() {
+		return fmt.Errorf("memory at %#x: not stored", addr)
+	}
+	if !m.parentGiven {
+		return fmt.Errorf("memory at %#x: %w", addr, ErrParentNotGiven)
+	}
+	if m.parent == nil {
+		return fmt.Errorf("memory at %#x: marked in parent, but the parent has no task %d", addr, m.pid)
+	}
+	ok, err := m.parent.readAt(p, addr)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("memory at %#x: marked in parent, but not stored in the parent chain", addr)
 	}
 	return nil
+}
+
+// inParent returns the bytes of [start, end) marked in parent.
+func (m *procMem) inParent(start, end uint64) uint64 {
+	var n uint64
+	for _, r := range m.ranges {
+		if r.inParent() {
+			s, e := max(start, r.addr), min(end, r.addr+r.pages*PageSize)
+			if s < e {
+				n += e - s
+			}
+		}
+	}
+	return n
 }
 
 // memory opens the memory of task pid. The pages image is needed only
@@ -66,7 +139,7 @@ func (a *Archive) memory(pid uint32) (*procMem, error) {
 	name := fmt.Sprintf("pagemap-%d.img", pid)
 	b, ok := a.Images[name]
 	if !ok {
-		return nil, fmt.Errorf("find %s: %w: missing", name, ErrImage)
+		return nil, fmt.Errorf("find %s: %w: %w", name, ErrImage, errNoTask)
 	}
 	head, ents, err := readPagemap(name, b)
 	if err != nil {
@@ -105,15 +178,26 @@ func (a *Archive) memory(pid uint32) (*procMem, error) {
 			return nil, fmt.Errorf("decode %s: overlapping entries at %#x: %w", name, m.ranges[i].addr, ErrImage)
 		}
 	}
+	if a.Parent != nil {
+		m.parentGiven = true
+		pm, err := a.Parent.memory(pid)
+		if err != nil && !errors.Is(err, errNoTask) {
+			m.Close()
+			return nil, fmt.Errorf("parent %s: %w", a.Parent.Path, err)
+		}
+		m.parent = pm
+	}
 	if sp, ok := a.sparse[pagesName]; ok {
 		m.f = sp
 	} else if path, ok := a.pages[pagesName]; ok {
 		f, err := os.Open(path)
 		if err != nil {
+			m.Close()
 			return nil, err
 		}
 		if fi, err := f.Stat(); err != nil || fi.Size() != m.size {
 			f.Close()
+			m.Close()
 			return nil, fmt.Errorf("open %s: size changed", pagesName)
 		}
 		m.f = f
@@ -272,6 +356,15 @@ func (m *procMem) readAt(p []byte, addr uint64) (ok bool, err error) {
 		r := m.ranges[i]
 		rs, re := r.addr, r.addr+r.pages*PageSize
 		s, e := max(rs, addr), min(re, end)
+		if r.inParent() && m.parent != nil {
+			pok, err := m.parent.readAt(p[s-addr:e-addr], s)
+			if err != nil {
+				return false, err
+			}
+			ok = ok && pok
+			covered += e - s
+			continue
+		}
 		if r.off < 0 {
 			ok = false
 			continue
@@ -334,12 +427,23 @@ func (a *Archive) ProcessArgs(roots []*Process, env bool) error {
 		if m.mm == nil {
 			return
 		}
-		if p.Cmdline, err = m.strings(m.mm.ArgStart, m.mm.ArgEnd); err != nil {
+		notGiven := func(start, end uint64) bool {
+			return !m.parentGiven && end > start && m.inParent(start, min(end, start+MaxArgSize)) > 0
+		}
+		if notGiven(m.mm.ArgStart, m.mm.ArgEnd) {
+			p.MemoryNote = "command line " + ErrParentNotGiven.Error()
+		} else if p.Cmdline, err = m.strings(m.mm.ArgStart, m.mm.ArgEnd); err != nil {
 			ferr = err
 			return
 		}
 		if env {
-			if p.Env, err = m.strings(m.mm.EnvStart, m.mm.EnvEnd); err != nil {
+			if notGiven(m.mm.EnvStart, m.mm.EnvEnd) {
+				if p.MemoryNote != "" {
+					p.MemoryNote = "command line and environment " + ErrParentNotGiven.Error()
+				} else {
+					p.MemoryNote = "environment " + ErrParentNotGiven.Error()
+				}
+			} else if p.Env, err = m.strings(m.mm.EnvStart, m.mm.EnvEnd); err != nil {
 				ferr = err
 			}
 		}
@@ -356,6 +460,10 @@ type MemUsage struct {
 	// Shared is the size of the process's shared anonymous mappings
 	// (MAP_SHARED|MAP_ANONYMOUS, SysV shm).
 	Shared int64 `json:"shared"`
+	// InParent is the size of the process's pages marked in parent
+	// (PE_PARENT) in an incremental checkpoint: stored in the parent
+	// archive, not in this one; omitted when 0.
+	InParent int64 `json:"inParent,omitempty"`
 }
 
 // MemoryUsage returns memparse's table: the memory stored per process.
@@ -376,7 +484,7 @@ func (a *Archive) MemoryUsage() ([]MemUsage, error) {
 			return
 		}
 		defer m.Close()
-		u := MemUsage{PID: p.PID, Comm: p.Comm, Memory: m.stored()}
+		u := MemUsage{PID: p.PID, Comm: p.Comm, Memory: m.stored(), InParent: int64(m.inParent(0, ^uint64(0)))}
 		if m.mm != nil {
 			for _, v := range m.mm.Vmas {
 				if v.Status&(vmaAnonShared|vmaAreaSysVIPC) != 0 && v.End > v.Start {
@@ -446,17 +554,32 @@ func (a *Archive) HexDump(w io.Writer, pid uint32) error {
 	var prev [16]byte
 	havePrev, starred := false, false
 	var next uint64 // address following the last line printed or starred
+	// flush ends a run of lines: hexdump prints the address after the
+	// last collapsed line.
+	flush := func() {
+		if starred {
+			bw.printf("%016x\n", next)
+		}
+		havePrev, starred = false, false
+	}
 	for _, r := range m.ranges {
-		if r.off < 0 {
+		n := int64(r.pages) * PageSize
+		if r.inParent() && !m.parentGiven {
+			flush()
+			bw.printf("%016x-%016x  %d pages %s\n", r.addr, r.addr+uint64(n), r.pages, ErrParentNotGiven)
 			continue
 		}
-		n := int64(r.pages) * PageSize
+		if !m.readable(r) {
+			continue
+		}
+		// Contiguous runs continue one another, whether stored here or
+		// in parent, so a chain dumps like the full checkpoint.
 		if havePrev && r.addr != next {
-			havePrev, starred = false, false
+			flush()
 		}
 		for done := int64(0); done < n; {
 			c := min(int64(len(buf)), n-done)
-			if _, err := m.f.ReadAt(buf[:c], r.off+done); err != nil {
+			if err := m.readRun(r, buf[:c], done); err != nil {
 				return fmt.Errorf("dump memory: %w", err)
 			}
 			for i := int64(0); i < c; i += 16 {
@@ -477,13 +600,8 @@ func (a *Archive) HexDump(w io.Writer, pid uint32) error {
 			}
 			done += c
 		}
-		if starred {
-			// hexdump prints the address after the last collapsed line.
-			bw.printf("%016x\n", next)
-			starred = false
-			havePrev = false
-		}
 	}
+	flush()
 	return bw.err
 }
 

@@ -62,6 +62,10 @@ type Process struct {
 	// Cmdline and Env are read from the task's memory when asked for.
 	Cmdline []string `json:"cmdline,omitempty"`
 	Env     []string `json:"env,omitempty"`
+	// MemoryNote says why Cmdline or Env is missing: "command line in
+	// parent (not given)" when they live in the parent archive of an
+	// incremental checkpoint and it was not given.
+	MemoryNote string `json:"memoryNote,omitempty"`
 	// Files and Sockets are the task's open files and sockets when asked
 	// for.
 	Files   []File   `json:"files,omitempty"`

@@ -199,6 +199,9 @@ func WriteInspection(w io.Writer, in *Inspection) error {
 		var add func(parent *node, p *Process)
 		add = func(parent *node, p *Process) {
 			pn := parent.add("[%d] %s (%s)", p.PID, p.Comm, p.State)
+			if p.MemoryNote != "" {
+				pn.add("Memory: %s", p.MemoryNote)
+			}
 			if len(p.Cmdline) > 0 {
 				pn.add("Command line: %s", strings.Join(p.Cmdline, " "))
 			}
@@ -274,9 +277,21 @@ func WriteVerify(w io.Writer, rs []*VerifyResult) error {
 func WriteMemUsage(w io.Writer, rows []MemUsage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	ew := newErrWriter(tw)
-	ew.printf("PID\tPROCESS\tMEMORY\tSHARED MEMORY\n")
+	inParent := false
 	for _, r := range rows {
-		ew.printf("%d\t%s\t%s\t%s\n", r.PID, r.Comm, Size(r.Memory), Size(r.Shared))
+		inParent = inParent || r.InParent > 0
+	}
+	if !inParent {
+		ew.printf("PID\tPROCESS\tMEMORY\tSHARED MEMORY\n")
+		for _, r := range rows {
+			ew.printf("%d\t%s\t%s\t%s\n", r.PID, r.Comm, Size(r.Memory), Size(r.Shared))
+		}
+	} else {
+		// An incremental checkpoint: MEMORY is the delta.
+		ew.printf("PID\tPROCESS\tMEMORY\tIN PARENT\tSHARED MEMORY\n")
+		for _, r := range rows {
+			ew.printf("%d\t%s\t%s\t%s\t%s\n", r.PID, r.Comm, Size(r.Memory), Size(r.InParent), Size(r.Shared))
+		}
 	}
 	if ew.err != nil {
 		return ew.err

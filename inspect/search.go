@@ -43,8 +43,9 @@ type SearchOptions struct {
 	PID uint32
 }
 
-// Search searches the stored memory of the archive's processes. The
-// archive must have been loaded with Pages.
+// Search searches the stored memory of the archive's processes, and the
+// memory they hold in parent when the parents were loaded
+// ([LoadOptions.Parents]). The archive must have been loaded with Pages.
 func (a *Archive) Search(opts SearchOptions) ([]Match, error) {
 	if (opts.String == "") == (opts.Regexp == "") {
 		return nil, errors.New("search memory: give a string or a regular expression")
@@ -84,8 +85,8 @@ func (a *Archive) Search(opts SearchOptions) ([]Match, error) {
 		const chunk = 1 << 20
 		ctx := int64(opts.Context)
 		for _, r := range m.ranges {
-			if r.off < 0 {
-				continue
+			if !m.readable(r) {
+				continue // not stored, or in a parent not given (see MemoryUsage)
 			}
 			n := int64(r.pages) * PageSize
 			for start := int64(0); start < n; start += chunk {
@@ -93,7 +94,7 @@ func (a *Archive) Search(opts SearchOptions) ([]Match, error) {
 				lo := max(0, start-ctx)
 				hi := min(n, start+chunk+int64(ov)+ctx)
 				buf := make([]byte, hi-lo)
-				if _, err := m.f.ReadAt(buf, r.off+lo); err != nil {
+				if err := m.readRun(r, buf, lo); err != nil {
 					ferr = fmt.Errorf("search memory: %w", err)
 					return
 				}

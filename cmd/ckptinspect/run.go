@@ -96,7 +96,9 @@ func commands() map[string]*command {
 			short:    "summarize archives, one row each",
 			synopsis: "show ARCHIVE... [--json] [--verify]",
 			desc: "one row per archive: container, image, ID, runtime, created, checkpointed, engine,\n" +
-				"format, checkpoint size, memory pages size, rootfs diff size, verified.\n" +
+				"format, checkpoint size, memory pages size, rootfs diff size, chain, verified.\n" +
+				"CHAIN is full, pre-checkpoint, or \"delta of <parent manifest digest> depth N\" for an\n" +
+				"incremental checkpoint, whose checkpoint size is then the delta's.\n" +
 				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify.",
 			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
@@ -107,9 +109,12 @@ func commands() map[string]*command {
 		},
 		"inspect": {
 			short:    "show what a checkpoint holds",
-			synopsis: "inspect ARCHIVE... [flags]",
-			desc:     "show a checkpoint's process tree, command lines, environment, open files,\nsockets, mounts, CRIU statistics and metadata; reads each archive once.",
-			exits:    "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
+			synopsis: "inspect ARCHIVE... [flags] [--parent FILE]...",
+			desc: "show a checkpoint's process tree, command lines, environment, open files,\nsockets, mounts, CRIU statistics and metadata; reads each archive once.\n" +
+				"--parent gives the parent archives of an incremental checkpoint (nearest first): the chain\n" +
+				"is checked, then memory marked in parent is read from them; without them it is reported\n" +
+				"as \"in parent (not given)\".",
+			exits: "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				fs.Bool("ps-tree", false, "show the process tree")
 				fs.Bool("ps-tree-cmd", false, "show each process's command line (from its memory)")
@@ -122,15 +127,19 @@ func commands() map[string]*command {
 				fs.Bool("metadata", false, "show manifest metadata, annotations and deleted files")
 				fs.Bool("all", false, "all of the above")
 				fs.String("format", "tree", "output format: tree or json")
+				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
 			run: runInspect,
 		},
 		"memparse": {
 			short:    "show, dump and search process memory",
-			synopsis: "memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json]",
+			synopsis: "memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json] [--parent FILE]...",
 			desc: "without flags: a table of processes with their stored memory and shared memory sizes.\n" +
 				"--pid N: hexdump of the process's stored memory (identical lines collapsed to '*').\n" +
-				"-s/-r: search the memory of every process (or of --pid) for a string or a regular expression.",
+				"-s/-r: search the memory of every process (or of --pid) for a string or a regular expression.\n" +
+				"--parent FILE (repeatable, nearest first): the parent archives of an incremental checkpoint;\n" +
+				"the chain is checked, then pages marked in parent are read from them by address. Without\n" +
+				"them such pages are shown as \"in parent (not given)\" and not searched.",
 			exits: "  0 done, 1 the archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				fs.Uint32("pid", 0, "process to dump or search")
@@ -138,6 +147,7 @@ func commands() map[string]*command {
 				fs.StringP("search-regex", "r", "", "search for a regular expression (Go syntax)")
 				fs.IntP("context", "c", 0, "bytes of context around each match (at most 4096)")
 				fs.Bool("json", false, "write one JSON document (version 1)")
+				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
 			run: runMemparse,
 		},
@@ -158,13 +168,17 @@ func commands() map[string]*command {
 		},
 		"diff": {
 			short:    "compare two archives",
-			synopsis: "diff A B [--format tree|json]",
+			synopsis: "diff A B [--format tree|json] [--parent FILE]...",
 			desc: "compare two archives: manifest, config and spec fields; members; process tree (+/-/=);\n" +
 				"open files; sockets; memory pages whose contents changed, per process and mapping;\n" +
-				"files added, removed or changed in the rootfs diff and volumes.",
+				"files added, removed or changed in the rootfs diff and volumes.\n" +
+				"--parent FILE (repeatable, nearest first): the parent archives of whichever of A and B is an\n" +
+				"incremental checkpoint; the chain is checked and memory in parent compared by contents.\n" +
+				"Without them such memory is listed under \"Not compared\" and the archives are not identical.",
 			exits: "  0 identical, 1 different, 2 usage or trouble reading an archive\n",
 			flags: func(fs *pflag.FlagSet) {
 				fs.String("format", "tree", "output format: tree or json")
+				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
 			run: runDiff,
 		},
@@ -250,6 +264,10 @@ func runInspect(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, s
 	set(&o.Stats, "stats")
 	set(&o.Metadata, "metadata")
 	o.PID, _ = fs.GetUint32("pid")
+	o.Parents, _ = fs.GetStringArray("parent")
+	if len(o.Parents) > 0 && len(args) != 1 {
+		return usageErr(stderr, "inspect", "--parent needs exactly one archive")
+	}
 	code := exitOK
 	var all []*inspect.Inspection
 	for _, a := range args {
@@ -298,7 +316,8 @@ func runMemparse(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, 
 	if pid != 0 && !search && asJSON {
 		return usageErr(stderr, "memparse", "--json is not available for a hexdump")
 	}
-	a, err := inspect.Load(ctx, args[0], &inspect.LoadOptions{Images: true, Pages: search || pid != 0})
+	parents, _ := fs.GetStringArray("parent")
+	a, err := inspect.Load(ctx, args[0], &inspect.LoadOptions{Images: true, Pages: search || pid != 0, Parents: parents})
 	if err != nil {
 		fail(stderr, "memparse", err)
 		return exitFailure
@@ -307,6 +326,9 @@ func runMemparse(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, 
 	doc := inspect.MemparseJSON{Version: inspect.JSONVersion, Path: args[0]}
 	switch {
 	case search:
+		if a.Manifest.Parent != nil && len(parents) == 0 {
+			fmt.Fprintf(stderr, "memparse: note: %s is an incremental checkpoint: its memory in parent (not given) is not searched; pass the parent with --parent\n", args[0])
+		}
 		ms, err := a.Search(inspect.SearchOptions{String: s, Regexp: r, Context: c, PID: pid})
 		if err != nil {
 			fail(stderr, "memparse", err)
@@ -391,7 +413,8 @@ func runDiff(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 	if f != "tree" && f != "json" {
 		return usageErr(stderr, "diff", fmt.Sprintf("unknown format %q: want tree or json", f))
 	}
-	d, err := inspect.DiffArchives(ctx, args[0], args[1], nil)
+	parents, _ := fs.GetStringArray("parent")
+	d, err := inspect.DiffArchives(ctx, args[0], args[1], &inspect.DiffOptions{Parents: parents})
 	if err != nil {
 		fail(stderr, "diff", err)
 		return exitUsage
