@@ -56,6 +56,11 @@ type tinyOptions struct {
 	compression format.Compression
 	rootfs      [][2]string
 	imagesDir   string
+	// preCheckpoint stores the images under pre-checkpoint/, as a
+	// pre-checkpoint archive.
+	preCheckpoint bool
+	// parent makes an incremental checkpoint of this parent.
+	parent *format.Parent
 }
 
 // writeTiny writes a ckpt v1 archive of the tiny image set to dir/name.
@@ -81,7 +86,8 @@ func writeTiny(t testing.TB, dir, name string, o tinyOptions) string {
 		Engine:    format.Engine{Name: "ckpt", Version: "0.1.0"},
 		Container: format.Container{Name: "tiny", ID: "0123456789abcdef0123456789abcdef", Image: "localhost/tiny:latest", ImageID: "fedcba9876543210", Runtime: "runc"},
 		Host:      format.Host{Kernel: "6.18.0", Arch: "amd64", CRIUVersion: "4.1.1", RuntimeVersion: "1.1.15", CPU: format.CPU{Vendor: "GenuineIntel", Model: "test"}},
-		Options:   format.Options{LeaveRunning: true},
+		Options:   format.Options{LeaveRunning: true, PreCheckpoint: o.preCheckpoint, WithPrevious: o.parent != nil},
+		Parent:    o.parent,
 	}
 	w := format.NewWriter(f, hdr, &format.WriterOptions{Compression: o.compression, Concurrency: 1})
 	must := func(err error) {
@@ -90,7 +96,11 @@ func writeTiny(t testing.TB, dir, name string, o tinyOptions) string {
 			t.Fatal(err)
 		}
 	}
-	must(w.AddDir(format.CheckpointDir, o.imagesDir))
+	if o.preCheckpoint {
+		must(w.AddDir(format.PreCheckpointDir, o.imagesDir))
+	} else {
+		must(w.AddDir(format.CheckpointDir, o.imagesDir))
+	}
 	must(w.AddBytes(format.SpecName, []byte(tinySpec)))
 	must(w.AddBytes(format.ConfigName, []byte(`{"id":"0123456789abcdef0123456789abcdef","name":"tiny"}`+"\n")))
 	must(w.AddBytes(format.DeletedFilesName, []byte(`["/etc/deleted.txt"]`)))

@@ -1,0 +1,303 @@
+package inspect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/incremental"
+)
+
+// tinyPID is the tiny image set's task with memory.
+const tinyPID = 22558
+
+// chain is a checkpoint chain built from the tiny image set without the
+// engine: full is an ordinary archive of it, pre a pre-checkpoint archive
+// of the same images, child an incremental checkpoint whose images were
+// deduplicated against pre's (every page in parent: it stores none),
+// other an unrelated full archive.
+type tinyChain struct {
+	full, pre, child, other string
+	preDigest               format.Digest
+}
+
+func copyDir(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeChain(t testing.TB) tinyChain {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	var c tinyChain
+	c.full = writeTiny(t, dir, "full.ckpt", tinyOptions{})
+	c.other = writeTiny(t, dir, "other.ckpt", tinyOptions{rootfs: [][2]string{{"other.txt", "other\n"}}})
+	preDir, childDir := filepath.Join(dir, "pre"), filepath.Join(dir, "child")
+	copyDir(t, tinyImages, preDir)
+	copyDir(t, tinyImages, childDir)
+	c.pre = writeTiny(t, dir, "pre.ckpt", tinyOptions{imagesDir: preDir, preCheckpoint: true})
+	st, err := incremental.Dedup(ctx, preDir, childDir, &incremental.Options{PageSize: PageSize, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PagesWritten != 0 || st.PagesParent == 0 {
+		t.Fatalf("Dedup of an identical copy = %+v, want every page in parent", st)
+	}
+	// The archive never holds the parent link (FORMAT.md §6, 19).
+	if err := os.Remove(filepath.Join(childDir, "parent")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := readLink(c.pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.preDigest = l.Digest
+	parent := &format.Parent{Manifest: l.Digest, Images: format.ImagesDigest(l.Manifest.Members, format.PreCheckpointDir), Depth: 1}
+	c.child = writeTiny(t, dir, "child.ckpt", tinyOptions{imagesDir: childDir, parent: parent})
+	return c
+}
+
+func TestChainShow(t *testing.T) {
+	ctx := context.Background()
+	c := writeChain(t)
+	full, err := Show(ctx, c.full, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre, err := Show(ctx, c.pre, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := Show(ctx, c.child, &ShowOptions{Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.PreCheckpoint || full.Parent != nil {
+		t.Errorf("full: preCheckpoint %v, parent %+v", full.PreCheckpoint, full.Parent)
+	}
+	if !pre.PreCheckpoint || pre.Parent != nil || pre.CheckpointSize != full.CheckpointSize {
+		t.Errorf("pre: preCheckpoint %v, parent %+v, size %d (full %d)", pre.PreCheckpoint, pre.Parent, pre.CheckpointSize, full.CheckpointSize)
+	}
+	if child.PreCheckpoint || child.Parent == nil || child.Parent.Manifest != c.preDigest || child.Parent.Depth != 1 {
+		t.Fatalf("child: preCheckpoint %v, parent %+v, want %s depth 1", child.PreCheckpoint, child.Parent, c.preDigest)
+	}
+	if child.Verified != VerifiedYes {
+		t.Errorf("child verified %s: %v", child.Verified, child.Problems)
+	}
+	// The delta: the pages images are empty.
+	if child.PagesSize != 0 || child.CheckpointSize >= full.CheckpointSize-full.PagesSize/2 {
+		t.Errorf("child sizes %d (pages %d), full %d (pages %d): not a delta", child.CheckpointSize, child.PagesSize, full.CheckpointSize, full.PagesSize)
+	}
+	var b bytes.Buffer
+	if err := WriteShow(&b, []*Summary{full, pre, child}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{" CHAIN ", " full ", " pre-checkpoint ", " delta of " + string(c.preDigest)[:len("sha256:")+12] + " depth 1 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show output lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	if err := WriteJSON(&b, ShowJSON{Version: JSONVersion, Archives: []*Summary{pre, child}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"preCheckpoint": true`, `"manifest": "` + string(c.preDigest) + `"`, `"depth": 1`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("show JSON lacks %s:\n%s", want, b.String())
+		}
+	}
+}
+
+// hexdump loads name (with parents) and dumps tinyPID.
+func hexdump(t *testing.T, name string, parents ...string) string {
+	t.Helper()
+	a, err := Load(context.Background(), name, &LoadOptions{Images: true, Pages: true, Parents: parents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var b bytes.Buffer
+	if err := a.HexDump(&b, tinyPID); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestChainMemparse(t *testing.T) {
+	ctx := context.Background()
+	c := writeChain(t)
+	want := hexdump(t, c.full)
+	if got := hexdump(t, c.child, c.pre); got != want {
+		t.Errorf("hexdump of child+pre differs from the full archive's (%d vs %d bytes)", len(got), len(want))
+	}
+	bare := hexdump(t, c.child)
+	if !strings.Contains(bare, "in parent (not given)") || strings.Contains(bare, "|") {
+		t.Errorf("hexdump of child without parent:\n%.2000s", bare)
+	}
+
+	a, err := Load(ctx, c.child, &LoadOptions{Images: true, Pages: true, Parents: []string{c.pre}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	f, err := Load(ctx, c.full, &LoadOptions{Images: true, Pages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	so := SearchOptions{Regexp: "ghost|pipe data", Context: 4}
+	mf, err := f.Search(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := a.Search(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mf) == 0 || !slices.Equal(mf, mc) {
+		t.Errorf("search of child+pre = %v, full = %v", mc, mf)
+	}
+	rows, err := a.MemoryUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := f.MemoryUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows {
+		if r.Memory != 0 || r.InParent != full[i].Memory {
+			t.Errorf("child usage %+v, full %+v", r, full[i])
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteMemUsage(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "IN PARENT") {
+		t.Errorf("memparse table of a delta:\n%s", b.String())
+	}
+}
+
+func TestChainInspect(t *testing.T) {
+	ctx := context.Background()
+	c := writeChain(t)
+	o := InspectOptions{Cmd: true, Env: true}
+	full, err := Inspect(ctx, c.full, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Inspect(ctx, c.child, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Parents = []string{c.pre}
+	child, err := Inspect(ctx, c.child, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fp, cp, bp []*Process
+	Walk(full.Processes, func(p *Process, _ int) { fp = append(fp, p) })
+	Walk(child.Processes, func(p *Process, _ int) { cp = append(cp, p) })
+	Walk(bare.Processes, func(p *Process, _ int) { bp = append(bp, p) })
+	if len(fp) != len(cp) || len(fp) != len(bp) {
+		t.Fatalf("processes: full %d, child %d, bare %d", len(fp), len(cp), len(bp))
+	}
+	notes := 0
+	for i := range fp {
+		if !slices.Equal(fp[i].Cmdline, cp[i].Cmdline) || !slices.Equal(fp[i].Env, cp[i].Env) || cp[i].MemoryNote != "" {
+			t.Errorf("[%d] child+pre cmdline %q env %q note %q, full %q %q", fp[i].PID, cp[i].Cmdline, cp[i].Env, cp[i].MemoryNote, fp[i].Cmdline, fp[i].Env)
+		}
+		if len(fp[i].Cmdline) > 0 {
+			if len(bp[i].Cmdline) != 0 || !strings.Contains(bp[i].MemoryNote, "in parent (not given)") {
+				t.Errorf("[%d] child without parent: cmdline %q note %q", bp[i].PID, bp[i].Cmdline, bp[i].MemoryNote)
+			}
+			notes++
+		}
+	}
+	if notes == 0 {
+		t.Fatal("no process with a command line in the tiny set")
+	}
+	if child.Parent == nil || child.Parent.Manifest != c.preDigest {
+		t.Errorf("inspection parent %+v", child.Parent)
+	}
+	var b bytes.Buffer
+	if err := WriteInspection(&b, bare); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Memory: command line and environment in parent (not given)") || !strings.Contains(b.String(), "Chain: delta of") {
+		t.Errorf("inspection of child without parent:\n%s", b.String())
+	}
+}
+
+func TestChainDiff(t *testing.T) {
+	ctx := context.Background()
+	c := writeChain(t)
+	d, err := DiffArchives(ctx, c.full, c.child, &DiffOptions{Parents: []string{c.pre}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Memory) != 0 || d.MemoryTotal.ChangedPages+d.MemoryTotal.AddedPages+d.MemoryTotal.RemovedPages != 0 || len(d.Notes) != 0 {
+		t.Errorf("diff full child+pre: memory %+v, total %+v, notes %q", d.Memory, d.MemoryTotal, d.Notes)
+	}
+	for _, p := range d.Processes {
+		if p.Change != Unchanged {
+			t.Errorf("process changed: %+v", p)
+		}
+	}
+	// Without the parent, the memory is not compared, and said so.
+	d, err = DiffArchives(ctx, c.full, c.child, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Notes) == 0 || d.Identical || len(d.Memory) != 0 || !strings.Contains(d.Notes[0], "in parent (not given)") {
+		t.Errorf("diff full child: memory %+v, notes %q", d.Memory, d.Notes)
+	}
+	var b bytes.Buffer
+	if err := WriteDiff(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Not compared") {
+		t.Errorf("diff output:\n%s", b.String())
+	}
+	// Parent given to two full archives.
+	if _, err := DiffArchives(ctx, c.full, c.other, &DiffOptions{Parents: []string{c.pre}}); !errors.Is(err, format.ErrParent) {
+		t.Errorf("diff of two full archives with --parent: %v, want ErrParent", err)
+	}
+}
+
+func TestChainWrongParent(t *testing.T) {
+	ctx := context.Background()
+	c := writeChain(t)
+	for _, parents := range [][]string{{c.other}, {c.full}, {c.pre, c.other}} {
+		a, err := Load(ctx, c.child, &LoadOptions{Images: true, Pages: true, Parents: parents})
+		if err == nil {
+			a.Close()
+			t.Errorf("Load(child, parents %v) succeeded", parents)
+			continue
+		}
+		if !errors.Is(err, format.ErrParent) {
+			t.Errorf("Load(child, parents %v) = %v, want ErrParent", parents, err)
+		}
+	}
+	if _, err := DiffArchives(ctx, c.full, c.child, &DiffOptions{Parents: []string{c.other}}); !errors.Is(err, format.ErrParent) {
+		t.Errorf("diff with a wrong parent: %v", err)
+	}
+	if _, err := Inspect(ctx, c.child, &InspectOptions{Cmd: true, Parents: []string{c.other}}); !errors.Is(err, format.ErrParent) {
+		t.Errorf("inspect with a wrong parent: %v", err)
+	}
+	// A parent given to a full archive.
+	if _, err := Load(ctx, c.full, &LoadOptions{Parents: []string{c.pre}}); !errors.Is(err, format.ErrParent) {
+		t.Errorf("Load(full, parent) = %v, want ErrParent", err)
+	}
+}
