@@ -34,7 +34,34 @@ func copyDir(t testing.TB, src, dst string) {
 	}
 }
 
-func writeChain(t testing.TB) tinyChain {
+// dirtyParent changes one byte in the middle page of each pages image
+// of dir, so that deduplication against it keeps those pages in the
+// child: the child's images stay as CRIU wrote them, and the chain still
+// holds the original memory, part in the child, part in the parent.
+func dirtyParent(t testing.TB, dir string) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "pages-*.img"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("pages images of %s: %v", dir, err)
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < PageSize {
+			continue
+		}
+		b[len(b)/PageSize/2*PageSize+100] ^= 0xff
+		if err := os.WriteFile(n, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeChain builds the chain; with mixed, the child keeps a few pages
+// of its own (see dirtyParent) and holds the rest in parent.
+func writeChain(t testing.TB, mixed ...bool) tinyChain {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -44,13 +71,20 @@ func writeChain(t testing.TB) tinyChain {
 	preDir, childDir := filepath.Join(dir, "pre"), filepath.Join(dir, "child")
 	copyDir(t, tinyImages, preDir)
 	copyDir(t, tinyImages, childDir)
+	m := len(mixed) > 0 && mixed[0]
+	if m {
+		dirtyParent(t, preDir)
+	}
 	c.pre = writeTiny(t, dir, "pre.ckpt", tinyOptions{imagesDir: preDir, preCheckpoint: true})
 	st, err := incremental.Dedup(ctx, preDir, childDir, &incremental.Options{PageSize: PageSize, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.PagesWritten != 0 || st.PagesParent == 0 {
+	switch {
+	case !m && (st.PagesWritten != 0 || st.PagesParent == 0):
 		t.Fatalf("Dedup of an identical copy = %+v, want every page in parent", st)
+	case m && (st.PagesWritten == 0 || st.PagesParent == 0):
+		t.Fatalf("Dedup against a changed parent = %+v, want pages both kept and in parent", st)
 	}
 	// The archive never holds the parent link (FORMAT.md §6, 19).
 	if err := os.Remove(filepath.Join(childDir, "parent")); err != nil {
@@ -134,15 +168,27 @@ func hexdump(t *testing.T, name string, parents ...string) string {
 }
 
 func TestChainMemparse(t *testing.T) {
+	t.Run("all-in-parent", func(t *testing.T) { testChainMemparse(t, false) })
+	t.Run("mixed", func(t *testing.T) { testChainMemparse(t, true) })
+}
+
+func testChainMemparse(t *testing.T, mixed bool) {
 	ctx := context.Background()
-	c := writeChain(t)
+	c := writeChain(t, mixed)
 	want := hexdump(t, c.full)
 	if got := hexdump(t, c.child, c.pre); got != want {
 		t.Errorf("hexdump of child+pre differs from the full archive's (%d vs %d bytes)", len(got), len(want))
 	}
 	bare := hexdump(t, c.child)
-	if !strings.Contains(bare, "in parent (not given)") || strings.Contains(bare, "|") {
+	if !strings.Contains(bare, "in parent (not given)") || strings.Contains(bare, "|") != mixed {
 		t.Errorf("hexdump of child without parent:\n%.2000s", bare)
+	}
+	if mixed {
+		// The parent alone differs from the full archive: the child's
+		// pages win.
+		if got := hexdump(t, c.pre); got == want {
+			t.Error("the dirtied parent dumps like the full archive")
+		}
 	}
 
 	a, err := Load(ctx, c.child, &LoadOptions{Images: true, Pages: true, Parents: []string{c.pre}})
@@ -175,10 +221,15 @@ func TestChainMemparse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var stored int64
 	for i, r := range rows {
-		if r.Memory != 0 || r.InParent != full[i].Memory {
+		stored += r.Memory
+		if r.Memory+r.InParent != full[i].Memory || (!mixed && r.Memory != 0) {
 			t.Errorf("child usage %+v, full %+v", r, full[i])
 		}
+	}
+	if mixed != (stored > 0) {
+		t.Errorf("child stores %d bytes (mixed %v)", stored, mixed)
 	}
 	var b bytes.Buffer
 	if err := WriteMemUsage(&b, rows); err != nil {
@@ -242,8 +293,26 @@ func TestChainInspect(t *testing.T) {
 
 func TestChainDiff(t *testing.T) {
 	ctx := context.Background()
+	// The mixed chain holds the full archive's memory as well.
+	cm := writeChain(t, true)
+	d, err := DiffArchives(ctx, cm.full, cm.child, &DiffOptions{Parents: []string{cm.pre}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Memory) != 0 || len(d.Notes) != 0 {
+		t.Errorf("diff full child+pre (mixed): memory %+v, notes %q", d.Memory, d.Notes)
+	}
+	// The dirtied parent alone does differ, by one byte a page.
+	d, err = DiffArchives(ctx, cm.full, cm.pre, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.MemoryTotal.ChangedPages == 0 || d.MemoryTotal.ChangedBytes != d.MemoryTotal.ChangedPages {
+		t.Errorf("diff full pre (dirtied): %+v", d.MemoryTotal)
+	}
+
 	c := writeChain(t)
-	d, err := DiffArchives(ctx, c.full, c.child, &DiffOptions{Parents: []string{c.pre}})
+	d, err = DiffArchives(ctx, c.full, c.child, &DiffOptions{Parents: []string{c.pre}})
 	if err != nil {
 		t.Fatal(err)
 	}
