@@ -370,3 +370,74 @@ func TestChainWrongParent(t *testing.T) {
 		t.Errorf("Load(full, parent) = %v, want ErrParent", err)
 	}
 }
+
+// TestChainDepth2 reads a chain of two increments: pre (dirtied, see
+// dirtyParent), mid deduplicated against it (keeping the pages pre does
+// not have right), and top deduplicated against mid (every page in
+// parent, found in mid or, through it, in pre).
+func TestChainDepth2(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	full := writeTiny(t, dir, "full.ckpt", tinyOptions{})
+	preDir, midDir, topDir := filepath.Join(dir, "pre"), filepath.Join(dir, "mid"), filepath.Join(dir, "top")
+	for _, d := range []string{preDir, midDir, topDir} {
+		copyDir(t, tinyImages, d)
+	}
+	dirtyParent(t, preDir)
+	pre := writeTiny(t, dir, "pre.ckpt", tinyOptions{imagesDir: preDir, preCheckpoint: true})
+	o := &incremental.Options{PageSize: PageSize, NoSync: true}
+	if _, err := incremental.Dedup(ctx, preDir, midDir, o); err != nil {
+		t.Fatal(err)
+	}
+	// mid keeps its parent link while top is deduplicated through it.
+	st, err := incremental.Dedup(ctx, midDir, topDir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PagesWritten != 0 {
+		t.Fatalf("Dedup through mid = %+v, want every page in parent", st)
+	}
+	for _, d := range []string{midDir, topDir} {
+		if err := os.Remove(filepath.Join(d, "parent")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lp, err := readLink(pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := writeTiny(t, dir, "mid.ckpt", tinyOptions{imagesDir: midDir,
+		parent: &format.Parent{Manifest: lp.Digest, Images: format.ImagesDigest(lp.Manifest.Members, format.PreCheckpointDir), Depth: 1}})
+	lm, err := readLink(mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := writeTiny(t, dir, "top.ckpt", tinyOptions{imagesDir: topDir,
+		parent: &format.Parent{Manifest: lm.Digest, Images: format.ImagesDigest(lm.Manifest.Members, format.CheckpointDir), Depth: 2}})
+
+	s, err := Show(ctx, top, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Parent == nil || s.Parent.Depth != 2 || s.Parent.Manifest != lm.Digest {
+		t.Errorf("show top: parent %+v", s.Parent)
+	}
+	want := hexdump(t, full)
+	if got := hexdump(t, top, mid, pre); got != want {
+		t.Error("hexdump of top+mid+pre differs from the full archive's")
+	}
+	d, err := DiffArchives(ctx, full, top, &DiffOptions{Parents: []string{mid, pre}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Memory) != 0 || len(d.Notes) != 0 {
+		t.Errorf("diff full top+mid+pre: memory %+v, notes %q", d.Memory, d.Notes)
+	}
+	// Only the nearest parent, or the parents in the wrong order: refused.
+	for _, ps := range [][]string{{mid}, {pre, mid}} {
+		if a, err := Load(ctx, top, &LoadOptions{Images: true, Pages: true, Parents: ps}); !errors.Is(err, format.ErrParent) {
+			a.Close()
+			t.Errorf("Load(top, %v) = %v, want ErrParent", ps, err)
+		}
+	}
+}
