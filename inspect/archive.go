@@ -50,10 +50,10 @@ type LoadOptions struct {
 	TempDir string
 	// Parents are the parent archives of an incremental checkpoint,
 	// nearest first. Load checks the chain with format.CheckChain from
-	// their manifests (errors wrap format.ErrParent), then reads each
-	// once, keeping its images (and its pages when Pages or Args is
-	// set), so that memory marked in parent (PE_PARENT) is read from
-	// the parents by address. Without them such memory is reported as
+	// their manifests (errors wrap format.ErrParent); when Pages or Args
+	// is set it then reads each once, keeping its images and pages, so
+	// that memory marked in parent (PE_PARENT) is read from the parents
+	// by address. Without them such memory is reported as
 	// [ErrParentNotGiven].
 	Parents []string
 }
@@ -154,7 +154,10 @@ func (a *Archive) loadParents(ctx context.Context, names []string, o LoadOptions
 	if err := format.CheckChain(chain); err != nil {
 		return err
 	}
-	po := LoadOptions{Images: true, Pages: o.Pages || o.Args, TempDir: o.TempDir}
+	if !o.Pages && !o.Args {
+		return nil // no memory contents wanted: the check is all
+	}
+	po := LoadOptions{Images: true, Pages: true, TempDir: o.TempDir}
 	child := a
 	for i, p := range names {
 		pa, err := Load(ctx, p, &po)

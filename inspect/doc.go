@@ -20,6 +20,30 @@
 // contents are needed, and a digest per file of the inner tars (rootfs
 // diff, volumes) without storing them.
 //
+// # Checkpoint chains
+//
+// An incremental checkpoint (manifest "parent", FORMAT.md §3) stores only
+// the pages that changed; its pagemaps mark the others in parent
+// (PE_PARENT), and they live in the parent archive, a pre-checkpoint
+// (images under pre-checkpoint/) or, deeper, another increment. [Show]
+// reports the chain from the manifest alone: a pre-checkpoint, or the
+// parent's manifest digest and depth, the checkpoint size then being the
+// delta's. [LoadOptions.Parents] (InspectOptions.Parents,
+// DiffOptions.Parents; `--parent FILE`, repeatable, nearest first) gives
+// the parent archives: their manifests are read first and the chain is
+// checked with format.CheckChain (manifest digest, image-set digest,
+// depth; errors wrap format.ErrParent) before anything else of them is
+// read; then each is read once, like the child, keeping its images and
+// pages, and memory marked in parent is read from the nearest parent by
+// address, recursively, as CRIU's restore resolves it. Command lines,
+// environments, hexdumps, searches and memory diffs then see the full
+// memory. Without the parents, such memory is never shown as zeros or
+// silently missing: hexdumps print "<start>-<end>  N pages in parent (not
+// given)" ([ErrParentNotGiven]), Process.MemoryNote says the command line
+// or environment is in parent, memparse's table adds an IN PARENT column
+// (MemUsage.InParent), searches skip it with a note on stderr, and a diff
+// lists it under Diff.Notes ("Not compared") and is not identical.
+//
 // # Hostile images
 //
 // CRIU images are untrusted. go-criu's decoders allocate from sizes found
@@ -52,18 +76,22 @@
 //     "full", "pre-checkpoint" or "delta of sha256:<12 hex> depth N".
 //   - inspect: [InspectJSON] {"version", "archives": [[Inspection]]}; an
 //     Inspection is a Summary plus processTree ([Process]: pid, ppid, pgid,
-//     sid, threads, comm, state, cmdline, env, files ([File]: fd, type,
+//     sid, threads, comm, state, cmdline, env, memoryNote (why cmdline or
+//     env is missing: in a parent not given), files ([File]: fd, type,
 //     path), sockets ([Socket]), children), mounts ([Mount]), stats
 //     ([DumpStats]) and metadata ([Metadata]).
 //   - memparse: [MemparseJSON] {"version", "path", "processes": [[MemUsage]]}
-//     or "matches": [[Match]].
+//     or "matches": [[Match]]. A MemUsage has pid, comm, memory (stored in
+//     this archive), shared, and inParent (pages in parent of an
+//     incremental checkpoint, omitted when 0).
 //   - verify: [VerifyJSON] {"version", "archives": [[VerifyResult]]}: path,
 //     format, legacy, manifestDigest, problems (one string each, naming the
 //     member), notes.
 //   - diff: [DiffJSON] {"version", "a", "b", "identical", "fields"
 //     ([FieldChange]), "processes" ([ProcChange]), "files" and "sockets"
 //     ([ItemChange]), "memory" ([MemChange] per process and mapping),
-//     "memoryTotal", "rootfs" ([FileChange])}.
+//     "memoryTotal", "rootfs" ([FileChange]), "notes" (what could not be
+//     compared: memory in a parent not given; omitted when none)}.
 //
 // Fields are only added within a version; removing or changing one bumps
 // [JSONVersion]. The human (tree and table) output may change at any time.

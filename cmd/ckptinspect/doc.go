@@ -7,15 +7,24 @@
 //	ckptinspect show ARCHIVE... [--json] [--verify]
 //	ckptinspect inspect ARCHIVE... [--ps-tree] [--ps-tree-cmd] [--ps-tree-env] [-p PID]
 //	        [--files] [--sockets] [--mounts] [--stats] [--metadata] [--all] [--format tree|json]
-//	ckptinspect memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json]
+//	        [--parent FILE]...
+//	ckptinspect memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json] [--parent FILE]...
 //	ckptinspect verify ARCHIVE... [--json] [--require-manifest] [--parent FILE]...
-//	ckptinspect diff A B [--format tree|json]
+//	ckptinspect diff A B [--format tree|json] [--parent FILE]...
 //	ckptinspect fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]
 //
 // show reads only the manifest of a ckpt archive. inspect, memparse and
 // diff read each archive once; CRIU images are bounded before they are
 // decoded and pages are copied to a private temporary directory only when
 // memory contents are needed. verify reports every problem in one pass.
+//
+// Checkpoint chains: show's CHAIN column tells a full checkpoint, a
+// pre-checkpoint, or an incremental one ("delta of <parent manifest
+// digest> depth N", its size the delta's). --parent FILE, repeatable,
+// nearest parent first, gives inspect, memparse, diff and verify the
+// parent archives of an incremental checkpoint: the chain is checked
+// (format.CheckChain) before use, and memory marked in parent is read from
+// them. Without it that memory is reported as "in parent (not given)".
 //
 // Exit codes: 0 success (verify: clean; diff: identical), 1 failure
 // (verify: problems found; diff: differences; fuzz: a finding), 2 usage or
