@@ -38,7 +38,7 @@
 // address, recursively, as CRIU's restore resolves it. Command lines,
 // environments, hexdumps, searches and memory diffs then see the full
 // memory. Without the parents, such memory is never shown as zeros or
-// silently missing: hexdumps print "<start>-<end>  N pages in parent (not
+// silently missing: hexdumps print "<start>-<end>  N page(s) in parent (not
 // given)" ([ErrParentNotGiven]), Process.MemoryNote says the command line
 // or environment is in parent, memparse's table adds an IN PARENT column
 // (MemUsage.InParent), searches skip it with a note on stderr, and a diff

@@ -566,7 +566,11 @@ func (a *Archive) HexDump(w io.Writer, pid uint32) error {
 		n := int64(r.pages) * PageSize
 		if r.inParent() && !m.parentGiven {
 			flush()
-			bw.printf("%016x-%016x  %d pages %s\n", r.addr, r.addr+uint64(n), r.pages, ErrParentNotGiven)
+			unit := "pages"
+			if r.pages == 1 {
+				unit = "page"
+			}
+			bw.printf("%016x-%016x  %d %s %s\n", r.addr, r.addr+uint64(n), r.pages, unit, ErrParentNotGiven)
 			continue
 		}
 		if !m.readable(r) {
