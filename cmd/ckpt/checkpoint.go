@@ -62,6 +62,37 @@ type restoreContainerJSON struct {
 
 // selectContainers applies podman's rule for -a/-l/names and returns the
 // references to act on, or a usage message.
+// eachSelected selects the containers named in args (or all, or the
+// latest) in state want, runs op on each in turn, and reports like podman:
+// each container's name as op succeeds, or with printStats the stats
+// document (which op fills) at the end. A failing container does not stop
+// the others; the exit code is the last failure's.
+func eachSelected(ctx context.Context, env *cmdEnv, c *command, all, latest bool, args []string, want engine.Status, printStats bool, stats any, op func(ref string) error) int {
+	refs, msg, err := selectContainers(ctx, env, all, latest, args, want)
+	if msg != "" {
+		return usageError(env, c, "%s", msg)
+	}
+	if err != nil {
+		return env.fail(err)
+	}
+	rc := exitOK
+	for _, ref := range refs {
+		if err := op(ref); err != nil {
+			rc = env.fail(err)
+			continue
+		}
+		if !printStats {
+			fmt.Fprintln(env.stdout, ref)
+		}
+	}
+	if printStats {
+		if err := writeJSON(env.stdout, stats); err != nil {
+			return env.fail(err)
+		}
+	}
+	return rc
+}
+
 func selectContainers(ctx context.Context, env *cmdEnv, all, latest bool, args []string, want engine.Status) ([]string, string, error) {
 	n := 0
 	for _, b := range []bool{all, latest, len(args) > 0} {
@@ -150,36 +181,19 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		if xf.used(fs) {
 			return runExport(ctx, env, c, fs, xf, &o, *all, *latest, rest, *printStats)
 		}
-		refs, msg, err := selectContainers(ctx, env, *all, *latest, rest, engine.StatusRunning)
-		if msg != "" {
-			return usageError(env, c, "%s", msg)
-		}
-		if err != nil {
-			return env.fail(err)
-		}
 		stats := checkpointStatsJSON{Containers: []checkpointContainerJSON{}}
-		rc := exitOK
-		for _, ref := range refs {
+		return eachSelected(ctx, env, c, *all, *latest, rest, engine.StatusRunning, *printStats, &stats, func(ref string) error {
 			res, err := env.eng.Checkpoint(ctx, ref, &o)
 			if err != nil {
-				rc = env.fail(err)
-				continue
+				return err
 			}
 			stats.Duration += res.Total.Microseconds()
 			stats.Containers = append(stats.Containers, checkpointContainerJSON{
 				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
 				Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy,
 			})
-			if !*printStats {
-				fmt.Fprintln(env.stdout, ref)
-			}
-		}
-		if *printStats {
-			if err := writeJSON(env.stdout, stats); err != nil {
-				return env.fail(err)
-			}
-		}
-		return rc
+			return nil
+		})
 	}
 	return c
 }
@@ -226,35 +240,18 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		if o.TCPEstablished && o.TCPClose {
 			return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")
 		}
-		refs, msg, err := selectContainers(ctx, env, *all, *latest, rest, engine.StatusCheckpointed)
-		if msg != "" {
-			return usageError(env, c, "%s", msg)
-		}
-		if err != nil {
-			return env.fail(err)
-		}
 		stats := restoreStatsJSON{Containers: []restoreContainerJSON{}}
-		rc := exitOK
-		for _, ref := range refs {
+		return eachSelected(ctx, env, c, *all, *latest, rest, engine.StatusCheckpointed, *printStats, &stats, func(ref string) error {
 			res, err := env.eng.Restore(ctx, ref, &o)
 			if err != nil {
-				rc = env.fail(err)
-				continue
+				return err
 			}
 			stats.Duration += res.Total.Microseconds()
 			stats.Containers = append(stats.Containers, restoreContainerJSON{
 				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
 			})
-			if !*printStats {
-				fmt.Fprintln(env.stdout, ref)
-			}
-		}
-		if *printStats {
-			if err := writeJSON(env.stdout, stats); err != nil {
-				return env.fail(err)
-			}
-		}
-		return rc
+			return nil
+		})
 	}
 	return c
 }
