@@ -94,17 +94,17 @@ type CRIUStatistics struct {
 	PagesRestored uint64 `json:"pages_restored,omitempty"`
 }
 
-// CheckpointResult describes one container's checkpoint.
-type CheckpointResult struct {
-	// Container is the state after the checkpoint.
+// DumpResult is what an in-place checkpoint and an export report alike.
+type DumpResult struct {
+	// Container is the state afterwards: checkpointed, or running with
+	// LeaveRunning or PreCheckpoint.
 	Container *Container
-	// ImageDir holds the CRIU images.
-	ImageDir string
 	// Runtime is how long `runc checkpoint` took.
 	Runtime time.Duration
 	// Total is the whole operation's duration.
 	Total time.Duration
-	// CRIU holds CRIU's statistics, or nil if stats-dump was unreadable.
+	// CRIU holds CRIU's dump statistics, or nil if stats-dump was
+	// unreadable.
 	CRIU *CRIUStatistics
 	// Phases are the engine's steps, in order.
 	Phases []Phase
@@ -114,6 +114,13 @@ type CheckpointResult struct {
 	// PreCopy is the method of a PreCheckpoint or WithPrevious
 	// checkpoint, else empty.
 	PreCopy PreCopyMethod
+}
+
+// CheckpointResult describes one container's checkpoint.
+type CheckpointResult struct {
+	DumpResult
+	// ImageDir holds the CRIU images.
+	ImageDir string
 }
 
 // RestoreResult describes one container's restore.
@@ -280,7 +287,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		}
 		return nil, err
 	}
-	res := &CheckpointResult{ImageDir: imgDir, Runtime: runtimeDur, PreCopy: method}
+	res := &CheckpointResult{ImageDir: imgDir, DumpResult: DumpResult{Runtime: runtimeDur, PreCopy: method}}
 	// runc has CRIU write stats-dump to the work directory.
 	for _, d := range []string{work, imgDir} {
 		if st, err := crit.GetDumpStats(d); err == nil && st != nil {

@@ -76,29 +76,13 @@ type ExportOptions struct {
 
 // ExportResult describes an export.
 type ExportResult struct {
-	// Container is the state after the export: checkpointed, or running
-	// with LeaveRunning.
-	Container *Container
+	DumpResult
 	// Path is the archive written.
 	Path string
 	// Size is the archive's size in bytes.
 	Size int64
 	// Manifest is the archive's manifest.
 	Manifest *format.Manifest
-	// Runtime is how long `runc checkpoint` took.
-	Runtime time.Duration
-	// Total is the whole operation's duration.
-	Total time.Duration
-	// CRIU holds CRIU's dump statistics, or nil if they were unreadable.
-	CRIU *CRIUStatistics
-	// Phases are the steps, in order.
-	Phases []Phase
-	// Dedup is what the deduplication against the pre-checkpoint did
-	// (WithPrevious with PreCopyDedup), else nil.
-	Dedup *incremental.Stats
-	// PreCopy is the method of a PreCheckpoint or WithPrevious export,
-	// else empty.
-	PreCopy PreCopyMethod
 }
 
 // Export checkpoints a running container and writes everything needed to
@@ -236,7 +220,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	// has the container's processes seized and infected with its parasite
 	// kills them. The container is frozen anyway; ctx is checked after.
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
-	res := &ExportResult{Path: abs, Runtime: time.Since(t0), PreCopy: method}
+	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
 	pt.done("runtime_checkpoint")
 	if err == nil {
 		err = ctx.Err()
