@@ -236,17 +236,11 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		oo.LeaveRunning = true
 		o = &oo
 	}
-	if err := e.preflight(ctx); err != nil {
-		return nil, err
-	}
-	c, l, err := e.lock(ctx, ref, "checkpoint")
+	c, l, err := e.lockRunning(ctx, ref, "checkpoint")
 	if err != nil {
 		return nil, err
 	}
 	defer l.Unlock()
-	if c.Status != StatusRunning {
-		return nil, fmt.Errorf("%w: container %s is %s, not running", ErrState, c.Name, c.Status)
-	}
 	if o.WithPrevious {
 		if err := e.checkPrevious(c, false); err != nil {
 			return nil, err

@@ -131,17 +131,11 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 		oo.LeaveRunning, oo.IgnoreRootfs, oo.IgnoreVolumes = true, true, true
 		o = &oo
 	}
-	if err := e.preflight(ctx); err != nil {
-		return nil, err
-	}
-	c, l, err := e.lock(ctx, ref, "export")
+	c, l, err := e.lockRunning(ctx, ref, "export")
 	if err != nil {
 		return nil, err
 	}
 	defer l.Unlock()
-	if c.Status != StatusRunning {
-		return nil, fmt.Errorf("%w: container %s is %s, not running", ErrState, c.Name, c.Status)
-	}
 	preDir := e.PreCheckpointDir(c.ID)
 	if o.WithPrevious {
 		if err := e.checkPrevious(c, true); err != nil {

@@ -269,6 +269,23 @@ func (e *Engine) Latest(ctx context.Context) (*Container, error) {
 	return all[len(all)-1], nil
 }
 
+// lockRunning checks the host (root, CRIU, runc), locks the container for
+// purpose and requires it to be running. The caller unlocks.
+func (e *Engine) lockRunning(ctx context.Context, ref, purpose string) (*Container, *fsutil.Lock, error) {
+	if err := e.preflight(ctx); err != nil {
+		return nil, nil, err
+	}
+	c, l, err := e.lock(ctx, ref, purpose)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Status != StatusRunning {
+		l.Unlock()
+		return nil, nil, fmt.Errorf("%w: container %s is %s, not running", ErrState, c.Name, c.Status)
+	}
+	return c, l, nil
+}
+
 // lock takes the container's exclusive operation lock without waiting and
 // reloads its state under the lock. The caller must Unlock.
 func (e *Engine) lock(ctx context.Context, ref, purpose string) (*Container, *fsutil.Lock, error) {
