@@ -24,6 +24,10 @@ type checkpointContainerJSON struct {
 	// PreCopy is the pre-copy method of -P and --with-previous:
 	// "criu-pre-dump" or "full-dump+dedup".
 	PreCopy engine.PreCopyMethod `json:"ckpt_pre_copy,omitempty"`
+	// Frozen is how long an export kept the container from running, in
+	// microseconds: from freezing it until it was thawed or stopped,
+	// before the archive is written.
+	Frozen int64 `json:"ckpt_frozen_time,omitempty"`
 }
 
 // incrementalStatsJSON reports the deduplication of a --with-previous
