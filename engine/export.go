@@ -56,12 +56,11 @@ type ExportOptions struct {
 	Progress func(written int64)
 	// PreCheckpoint takes a pre-checkpoint (-P): a CRIU pre-dump where
 	// CRIU has memory tracking, else a full dump ([Engine.PreCopyMethod]);
-	// it leaves the container running (LeaveRunning is implied), kept in the
-	// container's pre-checkpoint directory as the parent of the next
-	// WithPrevious export, and written to an archive whose images are
-	// under pre-checkpoint/. As for any export, the container stays
-	// frozen until the archive is written, so the final checkpoint
-	// finds only what changed after that. The archive carries no
+	// it leaves the container running (LeaveRunning is implied; it is
+	// thawed right after the dump), kept in the container's
+	// pre-checkpoint directory as the parent of the next WithPrevious
+	// export, and written to an archive whose images are under
+	// pre-checkpoint/. The archive carries no
 	// container layer or volumes (IgnoreRootfs and IgnoreVolumes are
 	// implied): the final archive brings them. Not with WithPrevious.
 	PreCheckpoint bool
@@ -257,12 +256,21 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	dumpLog := filepath.Join(work, "dump.log")
 	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
 		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
+	var ph *prehasher
+	if !o.WithPrevious {
+		// (Deduplication rewrites the pages images after the dump.)
+		ph = startPrehash(imgDir)
+	}
 	t0 := time.Now()
 	// The dump is not interrupted when ctx is: killing runc while CRIU
 	// has the container's processes seized and infected with its parasite
 	// kills them. The container is frozen anyway; ctx is checked after.
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
+	var sums map[string]format.Sum
+	if ph != nil {
+		sums = ph.finish(err != nil)
+	}
 	pt.done("runtime_checkpoint")
 	if err == nil {
 		err = ctx.Err()
@@ -368,7 +376,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		return nil, rb, fmt.Errorf("%s: %w (nothing was written to %s)", what, err, abs)
 	}
 
-	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers)
+	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, sums)
 	if err != nil {
 		return fail("write archive", err)
 	}
@@ -485,8 +493,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // of imgDir under pre-checkpoint/ (o.PreCheckpoint) or checkpoint/, and
 // returns its size, manifest and manifest digest. The container layer's
 // changes and the volumes are layers (copied earlier, with LeaveRunning)
-// or else read now.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember) (int64, *format.Manifest, format.Digest, error) {
+// or else read now. sums holds the sums of image files already read
+// (startPrehash), by file name.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, sums map[string]format.Sum) (int64, *format.Manifest, format.Digest, error) {
 	host, err := e.hostInfo(ctx)
 	if err != nil {
 		return 0, nil, "", err
@@ -512,6 +521,11 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	zw := format.NewWriter(bw, header, &format.WriterOptions{Compression: comp})
 	if err := zw.AddDir(dirName, imgDir); err != nil {
 		return 0, nil, "", err
+	}
+	for name, sum := range sums {
+		if err := zw.SetSum(dirName+"/"+name, sum); err != nil {
+			return 0, nil, "", err
+		}
 	}
 	cfg, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
