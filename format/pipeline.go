@@ -2,46 +2,63 @@ package format
 
 import "sync/atomic"
 
-// pipeline runs fn on buffers in a goroutine of its own, in the order they
-// are sent, so that the caller fills the next buffer meanwhile: hashing
-// (and writing) one buffer while the next is read or decompressed puts a
-// second core to work. At most nbuf buffers of size bytes exist.
+// pipeline passes buffers through stages, each a function run in a
+// goroutine of its own, in the order the buffers are sent: the caller
+// fills the next buffer while one stage hashes a buffer and the next
+// writes the one before, which puts every core to work. At most nbuf
+// buffers of size bytes exist.
 type pipeline struct {
-	fn     func([]byte) error
-	full   chan []byte
+	stages []*stage
 	free   chan []byte
-	done   chan struct{}
 	nbuf   int
 	size   int
 	made   int
 	failed atomic.Bool
-	// err is fn's first error; after it, buffers are passed over. Read it
+}
+
+type stage struct {
+	fn   func([]byte) error
+	in   chan []byte
+	done chan struct{}
+	// err is fn's first error; after it, fn is not called again. Read it
 	// only after done is closed.
 	err error
 }
 
 // pipelineBuffers and pipelineBufferSize are the pipelines' defaults:
-// enough to keep both sides busy, little memory.
+// enough to keep every stage busy, little memory.
 const (
-	pipelineBuffers    = 3
+	pipelineBuffers    = 4
 	pipelineBufferSize = 1 << 20
 )
 
-func newPipeline(nbuf, size int, fn func([]byte) error) *pipeline {
-	p := &pipeline{fn: fn, full: make(chan []byte, nbuf), free: make(chan []byte, nbuf), done: make(chan struct{}), nbuf: nbuf, size: size}
-	go p.run()
+func newPipeline(nbuf, size int, fns ...func([]byte) error) *pipeline {
+	p := &pipeline{free: make(chan []byte, nbuf), nbuf: nbuf, size: size}
+	for _, fn := range fns {
+		p.stages = append(p.stages, &stage{fn: fn, in: make(chan []byte, nbuf), done: make(chan struct{})})
+	}
+	for i, s := range p.stages {
+		out := p.free
+		if i+1 < len(p.stages) {
+			out = p.stages[i+1].in
+		}
+		go p.run(s, out, i+1 < len(p.stages))
+	}
 	return p
 }
 
-func (p *pipeline) run() {
-	defer close(p.done)
-	for b := range p.full {
-		if p.err == nil {
-			if p.err = p.fn(b); p.err != nil {
+func (p *pipeline) run(s *stage, out chan []byte, closeOut bool) {
+	defer close(s.done)
+	for b := range s.in {
+		if s.err == nil {
+			if s.err = s.fn(b); s.err != nil {
 				p.failed.Store(true)
 			}
 		}
-		p.free <- b
+		out <- b
+	}
+	if closeOut {
+		close(out)
 	}
 }
 
@@ -60,17 +77,26 @@ func (p *pipeline) buffer() []byte {
 	return (<-p.free)[:p.size]
 }
 
-// send hands b to fn; b must come from buffer and is not to be touched
-// again. It reports false once fn has failed (close returns the error).
+// send hands b to the first stage; b must come from buffer and is not to
+// be touched again. It reports false once a stage has failed (close
+// returns the error).
 func (p *pipeline) send(b []byte) bool {
-	p.full <- b
+	p.stages[0].in <- b
 	return !p.failed.Load()
 }
 
-// close waits for fn to be done with every buffer sent and returns its
-// first error. The pipeline cannot be used after.
+// close waits for every stage to be done with every buffer sent and
+// returns the first stage's error, if any, else the second's, and so on.
+// The pipeline cannot be used after.
 func (p *pipeline) close() error {
-	close(p.full)
-	<-p.done
-	return p.err
+	close(p.stages[0].in)
+	for _, s := range p.stages {
+		<-s.done
+	}
+	for _, s := range p.stages {
+		if s.err != nil {
+			return s.err
+		}
+	}
+	return nil
 }

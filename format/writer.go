@@ -371,11 +371,11 @@ func (e *entry) measure() (err error) {
 	var crc uint32
 	for n <= MaxMemberSize {
 		b := p.buffer()
-		k, rerr := io.ReadFull(rc, b)
+		k, rerr := readFull(rc, b)
 		crc = crc32.Update(crc, crcTable, b[:k])
 		n += int64(k)
 		p.send(b[:k])
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+		if errors.Is(rerr, io.EOF) {
 			break
 		}
 		if rerr != nil {
@@ -425,14 +425,14 @@ const copyBufferSize = 1 << 20
 func copyBuffer(w io.Writer, r io.Reader, limit int64, buf []byte) (int64, error) {
 	var n int64
 	for n < limit {
-		k, err := io.ReadFull(r, buf[:min(int64(len(buf)), limit-n)])
+		k, err := readFull(r, buf[:min(int64(len(buf)), limit-n)])
 		if k > 0 {
 			if _, werr := w.Write(buf[:k]); werr != nil {
 				return n, werr
 			}
 			n += int64(k)
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) {
 			return n, nil
 		}
 		if err != nil {
