@@ -215,6 +215,10 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}()
 	}
 
+	// What the manifest says of this host is found meanwhile.
+	hf := e.probeHost(ctx, e.containerDir(c.ID))
+	defer hf.close()
+
 	// Freeze, with a watchdog that thaws the container and removes the
 	// temporary file if this process dies before it finishes.
 	wd, err := e.startWatchdog(c.ID, tmp)
@@ -376,7 +380,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		return nil, rb, fmt.Errorf("%s: %w (nothing was written to %s)", what, err, abs)
 	}
 
-	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, sums)
+	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, sums, hf)
 	if err != nil {
 		return fail("write archive", err)
 	}
@@ -494,9 +498,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // returns its size, manifest and manifest digest. The container layer's
 // changes and the volumes are layers (copied earlier, with LeaveRunning)
 // or else read now. sums holds the sums of image files already read
-// (startPrehash), by file name.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, sums map[string]format.Sum) (int64, *format.Manifest, format.Digest, error) {
-	host, err := e.hostInfo(ctx)
+// (startPrehash), by file name; hf the host's description.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, sums map[string]format.Sum, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
+	host, cpuinfo, err := hf.wait()
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -542,16 +546,7 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 			return 0, nil, "", err
 		}
 	}
-	cpuDir := filepath.Join(work, "cpuinfo")
-	_ = os.RemoveAll(cpuDir)
-	if err := os.Mkdir(cpuDir, 0o700); err != nil {
-		return 0, nil, "", err
-	}
-	defer os.RemoveAll(cpuDir)
-	if _, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", cpuDir}, "", ErrCRIUMissing); err != nil {
-		return 0, nil, "", fmt.Errorf("record CPU: %w", err)
-	}
-	if err := zw.AddFile(format.CPUInfoName, filepath.Join(cpuDir, "cpuinfo.img")); err != nil {
+	if err := zw.AddFile(format.CPUInfoName, cpuinfo); err != nil {
 		return 0, nil, "", err
 	}
 	if log, err := readTail(filepath.Join(e.containerDir(c.ID), logFile), 16<<20); err == nil {
@@ -719,6 +714,58 @@ func readTail(path string, max int64) ([]byte, error) {
 		off = 0
 	}
 	return io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+}
+
+// hostFacts is the host's description for a manifest (hostInfo) and its
+// CPU (`criu cpuinfo dump`), found in the background while the container
+// is dumped: three programs run, none of them needs the container.
+type hostFacts struct {
+	done    chan struct{}
+	dir     string
+	host    format.Host
+	cpuinfo string
+	err     error
+}
+
+// probeHost starts finding the host's facts; the CPU image goes to a new
+// directory in parent.
+func (e *Engine) probeHost(ctx context.Context, parent string) *hostFacts {
+	hf := &hostFacts{done: make(chan struct{})}
+	go func() {
+		defer close(hf.done)
+		if err := os.MkdirAll(parent, 0o700); err != nil {
+			hf.err = err
+			return
+		}
+		if hf.dir, hf.err = os.MkdirTemp(parent, "cpuinfo-"); hf.err != nil {
+			return
+		}
+		cpu := make(chan error, 1)
+		go func() {
+			_, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", hf.dir}, "", ErrCRIUMissing)
+			cpu <- err
+		}()
+		hf.host, hf.err = e.hostInfo(ctx)
+		if err := <-cpu; err != nil && hf.err == nil {
+			hf.err = fmt.Errorf("record CPU: %w", err)
+		}
+		hf.cpuinfo = filepath.Join(hf.dir, "cpuinfo.img")
+	}()
+	return hf
+}
+
+// wait returns the host's description and the path of its CPU image.
+func (hf *hostFacts) wait() (format.Host, string, error) {
+	<-hf.done
+	return hf.host, hf.cpuinfo, hf.err
+}
+
+// close waits for the probes and removes the CPU image.
+func (hf *hostFacts) close() {
+	<-hf.done
+	if hf.dir != "" {
+		_ = os.RemoveAll(hf.dir)
+	}
 }
 
 // hostInfo describes this host for a manifest.
