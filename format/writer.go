@@ -19,8 +19,9 @@ import (
 
 // Source yields a member's content. Open is called twice: once to measure
 // and digest the content before the manifest is written, once to copy it
-// into the archive. Both reads must give the same bytes; the writer checks
-// (CRC-32C of both reads) and fails with ErrSourceChanged otherwise.
+// into the archive (only the second when [Writer.SetSum] gave the sum).
+// Both reads must give the same bytes; the writer checks (CRC-32C of both
+// reads, or against the sum) and fails with ErrSourceChanged otherwise.
 type Source interface {
 	Open() (io.ReadCloser, error)
 }
@@ -61,15 +62,20 @@ type WriterOptions struct {
 	// Level is the compression level in the codec's own scale (zstd 1–22,
 	// gzip 1–9); 0 means the codec's default.
 	Level int
-	// Concurrency is how many goroutines digest members and compress; 0
-	// means min(4, GOMAXPROCS). Output does not depend on it.
+	// Concurrency is how many goroutines digest members and compress
+	// frames of the archive's body; 0 means min(4, GOMAXPROCS). Output does
+	// not depend on it. Memory grows with it: two 4 MiB buffers per
+	// goroutine and a few more.
 	Concurrency int
 }
 
 // Writer writes a v1 archive. Members are added with Add (or AddBytes,
 // AddFile, AddDir) and written, manifest first, by Close: a manifest-first
 // archive needs every member's digest before the first byte is written, so
-// Close reads each Source twice (see Source). Nothing is staged on disk.
+// Close reads each Source twice (see Source), unless SetSum gave the
+// member's sum. Nothing is staged on disk. In a compressed archive the
+// manifest has a frame of its own and the rest is cut in frames of 4 MiB
+// of tar stream, compressed in parallel (WriterOptions.Concurrency).
 //
 // A Writer enforces the reader's rules on every call, so a successful Close
 // produces an archive that Reader and Verify accept. Errors are sticky.
