@@ -32,6 +32,7 @@ type frameWriter struct {
 	jobs     chan *frameJob
 	workers  sync.WaitGroup
 	n        int
+	closed   bool
 	// err is the first error; every later call returns it.
 	err error
 }
@@ -129,6 +130,10 @@ func (f *frameWriter) writeOldest() error {
 // Close compresses and writes what is left, and stops the workers. It
 // does not close w.
 func (f *frameWriter) Close() error {
+	if f.closed {
+		return f.err
+	}
+	f.closed = true
 	if f.err == nil && f.fill != nil {
 		f.dispatch()
 	}

@@ -7,9 +7,9 @@ import (
 )
 
 // Sum is what a Writer needs to know of a member's content before writing
-// it: its size, sha256 digest and CRC-32C. A Summer computes it; the zero
-// Sum is the sum of no bytes only once a Summer says so, so get one from
-// [Summer.Sum].
+// it: its size, sha256 digest and CRC-32C (which the write pass checks the
+// content against). Get one from [Summer.Sum]; the zero Sum is not a sum,
+// and [Writer.SetSum] refuses it.
 type Sum struct {
 	size   int64
 	digest Digest
