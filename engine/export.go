@@ -72,6 +72,9 @@ type ExportOptions struct {
 	// archive. The container must have a pre-checkpoint exported with
 	// PreCheckpoint.
 	WithPrevious bool
+	// beforeDedup, if set (tests only), is called with the image
+	// directory of a WithPrevious dump before it is deduplicated.
+	beforeDedup func(imgDir string) error
 }
 
 // ExportResult describes an export.
@@ -142,6 +145,11 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 			return nil, err
 		}
 	}
+	if o.PreCheckpoint {
+		if err := e.checkPreCheckpointDepth(c, true); err != nil {
+			return nil, err
+		}
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -195,8 +203,14 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 
 	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
+	var step *preStep
 	if o.PreCheckpoint {
 		imgDir = preDir
+		// The chain so far stays until the new level is recorded.
+		if step, err = e.beginPreCheckpoint(c, method, true); err != nil {
+			return nil, err
+		}
+		defer step.rollback()
 	}
 	for _, d := range []string{imgDir, work} {
 		if err := os.RemoveAll(d); err != nil {
@@ -240,11 +254,22 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 			break
 		}
 	}
-	var parent *format.Parent
+	parent := step.archiveParent()
+	if st, err := step.dedup(ctx, imgDir); err != nil {
+		return nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
+	} else if st != nil {
+		res.Dedup = st
+		pt.done("dedup")
+	}
 	if o.WithPrevious {
 		// After a pre-dump CRIU wrote the parent link and only the dirtied
 		// pages itself; after a full dump, deduplicate.
 		if method == PreCopyDedup {
+			if o.beforeDedup != nil {
+				if err := o.beforeDedup(imgDir); err != nil {
+					return nil, err
+				}
+			}
 			st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
 			if err != nil {
 				_ = os.RemoveAll(imgDir)
@@ -253,7 +278,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 			res.Dedup = st
 			pt.done("dedup")
 		}
-		parent = &format.Parent{Manifest: c.PreCheckpoint.Manifest, Images: c.PreCheckpoint.Images, Depth: 1}
+		parent = finalParent(c.PreCheckpoint)
 	}
 	rec := *c
 	rec.PreCheckpoint = nil
@@ -284,10 +309,14 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 
 	c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
 	if o.PreCheckpoint {
-		c.PreCheckpoint = &PreCheckpointRecord{
+		c.PreCheckpoint = step.record(&PreCheckpointRecord{
 			Manifest: md, Images: format.ImagesDigest(m.Members, format.PreCheckpointDir), At: rec.CheckpointedAt,
 			Method: method,
-		}
+		})
+	}
+	endChain := !o.PreCheckpoint && !o.WithPrevious && c.PreCheckpoint != nil
+	if endChain {
+		c.PreCheckpoint = nil // a full checkpoint ends the chain
 	}
 	if !o.LeaveRunning {
 		// The archive is durable: stop the frozen container. SIGKILL is
@@ -306,6 +335,10 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	if err := e.saveState(c); err != nil {
 		return nil, err
+	}
+	step.commit()
+	if endChain {
+		e.removePreChain(c.ID)
 	}
 	pt.done("save_state")
 	if !o.Keep {
