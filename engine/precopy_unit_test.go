@@ -2,13 +2,17 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/incremental"
 	"github.com/ckpt/ckpt/internal/testutil"
 )
 
@@ -188,5 +192,154 @@ func TestPreCopyWithoutMemoryTracking(t *testing.T) {
 	}
 	if args := strings.Fields(lastArgs(t, argsFile)); slices.Contains(args, "--parent-path") {
 		t.Errorf("--with-previous ran runc %q, want no --parent-path", args)
+	}
+}
+
+// chainArchive is a previousArchive whose manifest has one image member
+// under dir and, with parent, a Parent reference to it.
+func chainArchive(t *testing.T, name, dir string, parent *previousArchive) previousArchive {
+	t.Helper()
+	m := &format.Manifest{
+		Version: format.Version, Created: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC),
+		Engine:  format.Engine{Name: "ckpt"},
+		Members: []format.Member{{Name: dir + "/pages-1.img", Kind: format.KindOf(dir + "/pages-1.img"), Size: int64(len(name)), Digest: format.DigestBytes([]byte(name))}},
+	}
+	if parent != nil {
+		depth := 1
+		if parent.link.Manifest.Parent != nil {
+			depth = parent.link.Manifest.Parent.Depth + 1
+		}
+		m.Parent = &format.Parent{Manifest: parent.link.Digest, Images: format.ImagesDigest(parent.link.Manifest.Members, parent.link.Manifest.ImagesDir()), Depth: depth}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return previousArchive{path: name, link: format.Link{Manifest: m, Digest: format.DigestBytes(b)}}
+}
+
+// TestOrderPrevious: --import-previous archives are ordered by their
+// parent references whatever order they are given in; a missing, extra,
+// repeated, cyclic or mismatched one is an ErrParent naming the file.
+func TestOrderPrevious(t *testing.T) {
+	p1 := chainArchive(t, "p1", format.PreCheckpointDir, nil)
+	p2 := chainArchive(t, "p2", format.PreCheckpointDir, &p1)
+	p3 := chainArchive(t, "p3", format.PreCheckpointDir, &p2)
+	final := chainArchive(t, "final", format.CheckpointDir, &p3)
+	other := chainArchive(t, "other", format.PreCheckpointDir, nil)
+	for _, given := range [][]previousArchive{{p3, p2, p1}, {p1, p2, p3}, {p2, p1, p3}} {
+		got, err := orderPrevious(final.link, given)
+		if err != nil || len(got) != 3 || got[0].path != "p3" || got[1].path != "p2" || got[2].path != "p1" {
+			t.Errorf("orderPrevious(%v) = %v, %v; want p3 p2 p1", given, got, err)
+		}
+	}
+	// A cycle: a names b as parent and b names a.
+	a := chainArchive(t, "a", format.PreCheckpointDir, &p1)
+	b := chainArchive(t, "b", format.PreCheckpointDir, &a)
+	a.link.Manifest.Parent = &format.Parent{Manifest: b.link.Digest, Images: format.ImagesDigest(b.link.Manifest.Members, format.PreCheckpointDir), Depth: 2}
+	cyclicFinal := chainArchive(t, "cf", format.CheckpointDir, &b)
+	// A parent whose images differ from what the child recorded.
+	changed := p3
+	changed.link.Manifest = &format.Manifest{}
+	*changed.link.Manifest = *p3.link.Manifest
+	changed.link.Manifest.Members = []format.Member{{Name: "pre-checkpoint/pages-1.img", Kind: format.KindPreImage, Size: 1, Digest: format.DigestBytes([]byte("x"))}}
+	for _, tc := range []struct {
+		name  string
+		final previousArchive
+		given []previousArchive
+		want  string
+	}{
+		{"missing nearest", final, []previousArchive{p2, p1}, "the archive depends on"},
+		{"missing base", final, []previousArchive{p3, p2}, "p2 depends on"},
+		{"extra", final, []previousArchive{p3, p2, p1, other}, "other is not part"},
+		{"repeated", final, []previousArchive{p3, p2, p1, p2}, "same pre-checkpoint archive"},
+		{"cyclic", cyclicFinal, []previousArchive{a, b}, "cyclic"},
+		{"changed images", final, []previousArchive{changed, p2, p1}, "parent images digest"},
+	} {
+		_, err := orderPrevious(tc.final.link, tc.given)
+		if !errors.Is(err, format.ErrParent) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: orderPrevious = %v, want ErrParent saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestPreCheckpointDepthLimit: a -P that would make the chain longer
+// than a final checkpoint may depend on (format.MaxParentDepth) is
+// refused before anything runs, telling to take the final checkpoint;
+// the chain is left as it was.
+func TestPreCheckpointDepthLimit(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := testEngine(t)
+	e.CRIUPath = fakeCRIU(t, false)
+	argsFile := filepath.Join(t.TempDir(), "args")
+	e.RuntimePath = fakeDumpRunc(t, argsFile)
+	c := fakeRunning(t, e, "deep")
+	var rec *PreCheckpointRecord
+	for range format.MaxParentDepth {
+		rec = &PreCheckpointRecord{Images: format.DigestBytes(nil), Method: PreCopyDedup, Manifest: format.DigestBytes([]byte("m")), Parent: rec}
+	}
+	c.PreCheckpoint = rec
+	if err := e.saveState(c); err != nil {
+		t.Fatal(err)
+	}
+	pre := e.PreCheckpointDir(c.ID)
+	if err := os.MkdirAll(pre, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pre, "inventory.img"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err := e.Checkpoint(ctx, "deep", &CheckpointOptions{PreCheckpoint: true})
+	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "take the final checkpoint") {
+		t.Errorf("-P at depth %d = %v, want ErrState telling to take the final checkpoint", format.MaxParentDepth, err)
+	}
+	_, err = e.Export(ctx, "deep", filepath.Join(t.TempDir(), "x.tar"), &ExportOptions{PreCheckpoint: true})
+	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "take the final checkpoint") {
+		t.Errorf("-P --export at depth %d = %v, want ErrState telling to take the final checkpoint", format.MaxParentDepth, err)
+	}
+	if _, err := os.Stat(argsFile); err == nil {
+		t.Errorf("runc ran: %s", lastArgs(t, argsFile))
+	}
+	if _, err := os.Stat(filepath.Join(pre, "inventory.img")); err != nil {
+		t.Errorf("the chain's latest level is gone: %v", err)
+	}
+}
+
+// TestPreCheckpointRollback: a -P whose dump fails leaves the previous
+// pre-checkpoint chain as it was (directory, parent levels and record).
+func TestPreCheckpointRollback(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := testEngine(t)
+	e.CRIUPath = fakeCRIU(t, false)
+	argsFile := filepath.Join(t.TempDir(), "args")
+	e.RuntimePath = fakeDumpRunc(t, argsFile)
+	c := fakeRunning(t, e, "rb")
+	ctx := context.Background()
+	if _, err := e.Checkpoint(ctx, "rb", &CheckpointOptions{PreCheckpoint: true}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.Inspect(ctx, "rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second -P chains onto the first; the fake images make the
+	// deduplication fail after the dump.
+	_, err = e.Checkpoint(ctx, "rb", &CheckpointOptions{PreCheckpoint: true})
+	if err == nil || !strings.Contains(err.Error(), "previous pre-checkpoints are kept") {
+		t.Fatalf("-P with a failing dedup = %v, want an error keeping the chain", err)
+	}
+	after, err := e.Inspect(ctx, "rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.PreCheckpoint == nil || after.PreCheckpoint.Images != before.PreCheckpoint.Images || after.PreCheckpoint.Parent != nil {
+		t.Errorf("record after the failed -P: %+v, want %+v", after.PreCheckpoint, before.PreCheckpoint)
+	}
+	if d, err := incremental.ImagesDigest(e.PreCheckpointDir(c.ID)); err != nil || d != before.PreCheckpoint.Images {
+		t.Errorf("pre-checkpoint images after the failed -P: %s, %v; want %s", d, err, before.PreCheckpoint.Images)
+	}
+	if _, err := os.Lstat(e.preLevelDir(c.ID, 1)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pre-checkpoint.1 left after the failed -P (%v)", err)
 	}
 }
