@@ -29,10 +29,15 @@ type CheckpointOptions struct {
 	// pre-checkpoint directory; the container keeps running (LeaveRunning
 	// is implied). With memory tracking it is a CRIU pre-dump
 	// (PreCopyPreDump), else a full dump (PreCopyDedup): see
-	// [Engine.PreCopyMethod]. Not with WithPrevious.
+	// [Engine.PreCopyMethod]. A PreCopyDedup pre-checkpoint after another
+	// one adds a level to the chain: it is deduplicated against the
+	// previous one, which moves to pre-checkpoint.<k> (at most
+	// format.MaxParentDepth levels; beyond, it is refused with
+	// [ErrState]). Not with WithPrevious.
 	PreCheckpoint bool `json:"pre_checkpoint,omitempty"`
 	// WithPrevious takes the final checkpoint against the last
-	// pre-checkpoint, by the method that pre-checkpoint was taken with:
+	// pre-checkpoint (the latest level of the chain), by the method that
+	// pre-checkpoint was taken with:
 	// after a pre-dump, CRIU dumps with the pre-checkpoint as parent
 	// (runc --parent-path) and writes only the dirtied pages; after a
 	// full dump, the full dump is deduplicated against it with

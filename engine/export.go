@@ -62,7 +62,11 @@ type ExportOptions struct {
 	// frozen until the archive is written, so the final checkpoint
 	// finds only what changed after that. The archive carries no
 	// container layer or volumes (IgnoreRootfs and IgnoreVolumes are
-	// implied): the final archive brings them. Not with WithPrevious.
+	// implied): the final archive brings them. After an exported
+	// pre-checkpoint taken by full dump, it adds a level to the chain:
+	// the images are deduplicated against the previous level and the
+	// manifest's Parent names the previous archive (Depth one more). Not
+	// with WithPrevious.
 	PreCheckpoint bool
 	// WithPrevious takes the final checkpoint of a pre-copy: a CRIU dump
 	// with the pre-checkpoint as parent after a pre-dump, else a full
