@@ -175,19 +175,24 @@ func run(ctx context.Context, args []string) error {
 // result is one checkpoint+restore round of one engine.
 type result struct {
 	Export, Import time.Duration
-	Frozen         time.Duration
-	Size           int64
-	ExportRSS      int64 // KiB
-	ImportRSS      int64 // KiB
-	Err            string
+	Frozen         time.Duration // CRIU's frozen_time
+	// Stopped is how long the container was kept from running: ckpt's
+	// ckpt_frozen_time (from its freeze until it thawed or stopped the
+	// container); for podman, whose CRIU freezes and kills the container,
+	// CRIU's frozen time.
+	Stopped   time.Duration
+	Size      int64
+	ExportRSS int64 // KiB
+	ImportRSS int64 // KiB
+	Err       string
 }
 
 func (r result) String() string {
 	if r.Err != "" {
 		return "error: " + r.Err
 	}
-	return fmt.Sprintf("export %.2fs (frozen %.2fs, %s, RSS %d MiB), import %.2fs (RSS %d MiB)",
-		r.Export.Seconds(), r.Frozen.Seconds(), mb(r.Size), r.ExportRSS>>10, r.Import.Seconds(), r.ImportRSS>>10)
+	return fmt.Sprintf("export %.2fs (CRIU frozen %.2fs, container stopped %.2fs, %s, RSS %d MiB), import %.2fs (RSS %d MiB)",
+		r.Export.Seconds(), r.Frozen.Seconds(), r.Stopped.Seconds(), mb(r.Size), r.ExportRSS>>10, r.Import.Seconds(), r.ImportRSS>>10)
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
@@ -222,7 +227,7 @@ func measure(ctx context.Context, e engine, work string, sizeMiB, i int) (r resu
 		return fail("checkpoint: %v", err)
 	}
 	r.Export, r.ExportRSS = st.wall, st.maxRSS
-	r.Frozen = frozenTime(out)
+	r.Frozen, r.Stopped = frozenTime(out)
 	fi, err := os.Stat(archive)
 	if err != nil {
 		return fail("archive: %v", err)
@@ -239,20 +244,28 @@ func measure(ctx context.Context, e engine, work string, sizeMiB, i int) (r resu
 	return r
 }
 
-// frozenTime reads CRIU's frozen time from podman-shaped --print-stats.
-func frozenTime(out []byte) time.Duration {
+// frozenTime reads CRIU's frozen time from podman-shaped --print-stats,
+// and how long the container was kept from running: ckpt's
+// ckpt_frozen_time where there is one, else CRIU's.
+func frozenTime(out []byte) (criu, stopped time.Duration) {
 	var s struct {
 		Containers []struct {
 			CRIU struct {
 				FrozenTime int64 `json:"frozen_time"`
 			} `json:"criu_statistics"`
+			Frozen int64 `json:"ckpt_frozen_time"`
 		} `json:"container_statistics"`
 	}
 	i := bytes.IndexByte(out, '{')
 	if i < 0 || json.Unmarshal(out[i:], &s) != nil || len(s.Containers) == 0 {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(s.Containers[0].CRIU.FrozenTime) * time.Microsecond
+	c := s.Containers[0]
+	criu = time.Duration(c.CRIU.FrozenTime) * time.Microsecond
+	if c.Frozen > 0 {
+		return criu, time.Duration(c.Frozen) * time.Microsecond
+	}
+	return criu, criu
 }
 
 func waitLog(ctx context.Context, e engine, name, want string) error {

@@ -75,6 +75,10 @@ type RestoreOptions struct {
 	// checkpoint directory (an import's staging directory, for a container
 	// made with [Engine.Create]). They are never removed.
 	ImageDir string `json:"image_dir,omitempty"`
+	// keepChain keeps the container's pre-checkpoint chain after the
+	// restore (an export's rollback: the chain must survive the failed
+	// export).
+	keepChain bool
 }
 
 // Phase is one timed step of a checkpoint or restore.
@@ -108,6 +112,10 @@ type DumpResult struct {
 	Runtime time.Duration
 	// Total is the whole operation's duration.
 	Total time.Duration
+	// Frozen is how long the engine kept the container from running: from
+	// freezing it until it was thawed or stopped (exports only; CRIU's
+	// own frozen time is in CRIU).
+	Frozen time.Duration
 	// CRIU holds CRIU's dump statistics, or nil if stats-dump was
 	// unreadable.
 	CRIU *CRIUStatistics
@@ -136,6 +144,10 @@ type RestoreResult struct {
 	Runtime time.Duration
 	// Total is the whole operation's duration.
 	Total time.Duration
+	// Frozen is how long the engine kept the container from running: from
+	// freezing it until it was thawed or stopped (exports only; CRIU's
+	// own frozen time is in CRIU).
+	Frozen time.Duration
 	// CRIU holds CRIU's statistics, or nil if stats-restore was unreadable.
 	CRIU *CRIUStatistics
 	// Phases are the engine's steps, in order.
@@ -341,6 +353,11 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		res.Dedup = st
 		pt.done("dedup")
 	}
+	if !o.PreCheckpoint && c.ImageDir != "" {
+		// Images an export left on a tmpfs are superseded.
+		_ = e.removeTransient(c.ID)
+		c.ImageDir = ""
+	}
 	if o.PreCheckpoint {
 		d, err := incremental.ImagesDigest(preDir)
 		if err != nil {
@@ -417,13 +434,20 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	defer l.Unlock()
 	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
-	if o.ImageDir != "" {
+	transient := o.ImageDir == "" && c.ImageDir != ""
+	switch {
+	case o.ImageDir != "":
 		imgDir = o.ImageDir
+	case transient:
+		imgDir = c.ImageDir
 	}
 	if c.Status == StatusRunning {
 		return nil, fmt.Errorf("%w: container %s is running", ErrState, c.Name)
 	}
 	if _, err := os.Stat(filepath.Join(imgDir, "inventory.img")); err != nil {
+		if transient {
+			return nil, fmt.Errorf("%w: the checkpoint images of %s were kept on a tmpfs (%s) and are gone (a reboot clears them): restore its archive with `ckpt restore --import FILE`", ErrState, c.Name, imgDir)
+		}
 		return nil, fmt.Errorf("%w: container %s has no checkpoint to restore", ErrState, c.Name)
 	}
 	if c.CheckpointTCP && !o.TCPEstablished && !o.TCPClose {
@@ -505,10 +529,13 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	c.Status, c.PID, c.MonitorPID = StatusRunning, res.PID, res.MonitorPID
 	c.StartedAt, c.RestoredAt, c.FinishedAt, c.ExitCode = now, now, time.Time{}, 0
 	// A restore ends the pre-checkpoint chain (kept with Keep, with the
-	// images that may depend on it).
-	endChain := !o.Keep && o.ImageDir == "" && c.PreCheckpoint != nil
+	// images that may depend on it, and by an export's rollback).
+	endChain := !o.Keep && !o.keepChain && o.ImageDir == "" && c.PreCheckpoint != nil
 	if endChain {
 		c.PreCheckpoint = nil
+	}
+	if transient && !o.Keep {
+		c.ImageDir = ""
 	}
 	if err := e.saveState(c); err != nil {
 		return nil, err

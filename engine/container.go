@@ -311,6 +311,9 @@ func (e *Engine) removeArtifacts(id string) error {
 	if err := os.RemoveAll(e.containerDir(id)); err != nil {
 		errs = append(errs, fmt.Errorf("remove state directory: %w", err))
 	}
+	if err := e.removeTransient(id); err != nil {
+		errs = append(errs, fmt.Errorf("remove transient images: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

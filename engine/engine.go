@@ -55,6 +55,12 @@ type Engine struct {
 	// StorageDriver is the containers/storage graph driver. Default
 	// "overlay", falling back to "vfs" where overlay does not work.
 	StorageDriver string
+	// TmpDir is a directory on a tmpfs for transient CRIU images: those an
+	// export dumps and an import unpacks. Empty means the run root when it
+	// is a tmpfs, else /dev/shm when it is one; TmpDirNone (or a directory
+	// not on a tmpfs) keeps them on disk. A tmpfs is used only when it and
+	// the host's available memory have room for the images.
+	TmpDir string
 	// MonitorPath is the executable started as a container monitor with
 	// the arguments [MonitorCommand] and a JSON configuration; it must call
 	// [RunMonitor]. Default: the running executable (os.Executable).

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -55,12 +56,11 @@ type ExportOptions struct {
 	Progress func(written int64)
 	// PreCheckpoint takes a pre-checkpoint (-P): a CRIU pre-dump where
 	// CRIU has memory tracking, else a full dump ([Engine.PreCopyMethod]);
-	// it leaves the container running (LeaveRunning is implied), kept in the
-	// container's pre-checkpoint directory as the parent of the next
-	// WithPrevious export, and written to an archive whose images are
-	// under pre-checkpoint/. As for any export, the container stays
-	// frozen until the archive is written, so the final checkpoint
-	// finds only what changed after that. The archive carries no
+	// it leaves the container running (LeaveRunning is implied; it is
+	// thawed right after the dump), kept in the container's
+	// pre-checkpoint directory as the parent of the next WithPrevious
+	// export, and written to an archive whose images are under
+	// pre-checkpoint/. The archive carries no
 	// container layer or volumes (IgnoreRootfs and IgnoreVolumes are
 	// implied): the final archive brings them. After an exported
 	// pre-checkpoint taken by full dump, it adds a level to the chain:
@@ -99,18 +99,45 @@ type ExportResult struct {
 // (cpuinfo.img), the container layer's changes (rootfs-diff.tar,
 // deleted.files), the named volumes (volumes/<name>.tar) and ctr.log.
 //
-// The container is frozen (runc pause) before the dump and stays frozen,
-// dumped with --leave-running, while the archive is written, so the
-// archive's files match its memory. The archive is written to a temporary
+// The container is frozen (runc pause) for the dump, which CRIU writes to
+// a tmpfs when one has room (see [Engine.TmpDir]), and only for the dump:
+// with LeaveRunning the container layer's changes and the volumes are
+// copied while it is still frozen, so they match its memory, and it is
+// thawed; without, it is stopped at once and becomes checkpointed, its
+// images kept where they were dumped (restorable in place, as podman
+// does). Only then is the archive compressed and written: to a temporary
 // file beside path (created with O_EXCL), synced, renamed to path and the
-// directory synced. Only then is the container stopped (without
-// LeaveRunning; it becomes checkpointed, restorable in place as well) or
-// thawed (with LeaveRunning). On any failure, including ctx being
-// cancelled, the temporary file is removed, nothing is left at path and
-// the container is thawed and keeps running. A watchdog process thaws the
-// container and removes the temporary file even if the calling process
-// is killed.
-func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions) (_ *ExportResult, err error) {
+// directory synced. On any failure, including ctx being cancelled, the
+// temporary file is removed, nothing is left at path and the container
+// keeps running: if it was stopped already, it is restored from its
+// images (if that fails too, it stays checkpointed and the error says
+// so). A watchdog process thaws the container and removes the temporary
+// file even if the calling process is killed; a container stopped by then
+// stays checkpointed.
+func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, error) {
+	res, rb, err := e.export(ctx, ref, path, o)
+	if err != nil && rb != nil {
+		// The container was stopped after its dump and the archive
+		// failed: restore it from its images, as it was.
+		if _, rerr := e.Restore(context.WithoutCancel(ctx), rb.id, &RestoreOptions{TCPEstablished: rb.tcp, FileLocks: rb.fileLocks, keepChain: true}); rerr != nil {
+			return nil, fmt.Errorf("%w\n(the container was stopped after its dump and restoring it failed: %w; it stays checkpointed: retry with `ckpt restore %s`)", err, rerr, rb.name)
+		}
+		return nil, fmt.Errorf("%w\n(the container was restored from its dump and keeps running)", err)
+	}
+	return res, err
+}
+
+// rollback names the container an export stopped after its dump, to be
+// restored if the archive fails.
+type rollback struct {
+	id, name       string
+	tcp, fileLocks bool
+}
+
+// export does Export's work. After a failure with the container stopped
+// (checkpointed), it returns a non-nil rollback; the container's lock is
+// released by then, so Export can restore it.
+func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions) (_ *ExportResult, rb *rollback, err error) {
 	if o == nil {
 		o = &ExportOptions{}
 	}
@@ -123,13 +150,13 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	}()
 	comp, err := format.ParseCompression(string(o.Compression))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if path == "" {
-		return nil, errors.New("no archive path given")
+		return nil, nil, errors.New("no archive path given")
 	}
 	if o.PreCheckpoint && o.WithPrevious {
-		return nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
+		return nil, nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
 	}
 	if o.PreCheckpoint {
 		// A pre-checkpoint only carries memory: the import takes the
@@ -140,33 +167,33 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	c, l, err := e.lockRunning(ctx, ref, "export")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer l.Unlock()
 	preDir := e.PreCheckpointDir(c.ID)
 	if o.WithPrevious {
 		if err := e.checkPrevious(c, true); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if o.PreCheckpoint {
 		if err := e.checkPreCheckpointDepth(c, true); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dir := filepath.Dir(abs)
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("%s is a directory: give a file name", abs)
+		return nil, nil, fmt.Errorf("%s is a directory: give a file name", abs)
 	}
 	// The temporary file first: an unwritable directory fails before the
 	// container is touched.
 	f, err := os.CreateTemp(dir, "."+filepath.Base(abs)+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("create archive in %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("create archive in %s: %w", dir, err)
 	}
 	tmp := f.Name()
 	committed := false
@@ -176,63 +203,98 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 			_ = os.Remove(tmp)
 		}
 	}()
+	// Transient images go to a tmpfs with room for the container's
+	// memory. A pre-copy's images stay in the container directory: the
+	// chain's parent links are relative to it.
+	imgDir, work, layersDir := e.CheckpointDir(c.ID), e.workDir(c.ID), ""
+	switch {
+	case o.PreCheckpoint:
+		imgDir = preDir
+	case !o.WithPrevious:
+		if t := e.transientDir(c.ID, memoryUsage(c.PID)); t != "" {
+			imgDir, layersDir = filepath.Join(t, format.CheckpointDir), filepath.Join(t, "layers")
+		}
+	}
+	if layersDir == "" {
+		layersDir = filepath.Join(work, "layers")
+	}
+	defer os.RemoveAll(layersDir)
+	if transient := imgDir != e.CheckpointDir(c.ID) && imgDir != preDir; transient {
+		defer func() {
+			if err != nil && rb == nil {
+				_ = os.RemoveAll(imgDir) // nothing will restore from them
+			}
+		}()
+	}
+
+	// What the manifest says of this host is found meanwhile.
+	hf := e.probeHost(ctx, e.containerDir(c.ID))
+	defer hf.close()
 
 	// Freeze, with a watchdog that thaws the container and removes the
 	// temporary file if this process dies before it finishes.
 	wd, err := e.startWatchdog(c.ID, tmp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dumpEnded := true
 	defer func() { wd.stop(dumpEnded) }()
-	stopped := false
+	released := false // thawed or stopped
 	defer func() {
-		if !stopped {
+		if !released {
 			// Thaw even if ctx is cancelled.
 			if _, terr := runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), ""); terr != nil && err == nil {
 				err = fmt.Errorf("thaw container: %w", terr)
 			}
 		}
 	}()
+	frozenAt := time.Now()
 	// runc pause is not interrupted either: a killed one can leave the
 	// freezer half-way, which runc resume then refuses to undo. (The thaw
 	// above is registered first: it is harmless if pause failed.)
 	if _, err := runcTool(context.Background(), append(e.runc("").base("pause"), c.ID), ""); err != nil {
-		return nil, fmt.Errorf("freeze container: %w", err)
+		return nil, nil, fmt.Errorf("freeze container: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pt.done("freeze")
 
 	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
-	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
 	var step *preStep
 	if o.PreCheckpoint {
-		imgDir = preDir
 		// The chain so far stays until the new level is recorded.
 		if step, err = e.beginPreCheckpoint(c, method, true); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer step.rollback()
 	}
 	for _, d := range []string{imgDir, work} {
 		if err := os.RemoveAll(d); err != nil {
-			return nil, fmt.Errorf("clear %s: %w", d, err)
+			return nil, nil, fmt.Errorf("clear %s: %w", d, err)
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("create %s: %w", d, err)
+			return nil, nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
 	dumpLog := filepath.Join(work, "dump.log")
 	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
 		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
+	var ph *prehasher
+	if !o.WithPrevious && !step.dedups() {
+		// (Deduplication rewrites the pages images after the dump.)
+		ph = startPrehash(imgDir)
+	}
 	t0 := time.Now()
 	// The dump is not interrupted when ctx is: killing runc while CRIU
 	// has the container's processes seized and infected with its parasite
 	// kills them. The container is frozen anyway; ctx is checked after.
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
+	var sums map[string]format.Sum
+	if ph != nil {
+		sums = ph.finish(err != nil)
+	}
 	pt.done("runtime_checkpoint")
 	if err == nil {
 		err = ctx.Err()
@@ -246,7 +308,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 		if hint := dumpHint(dumpLog, co); hint != "" {
 			err = fmt.Errorf("%w\nhint: %s", err, hint)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	for _, d := range []string{work, imgDir} {
 		if st, err := crit.GetDumpStats(d); err == nil && st != nil {
@@ -260,7 +322,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	parent := step.archiveParent()
 	if st, err := step.dedup(ctx, imgDir); err != nil {
-		return nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
+		return nil, nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
 	} else if st != nil {
 		res.Dedup = st
 		pt.done("dedup")
@@ -271,13 +333,13 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 		if method == PreCopyDedup {
 			if o.beforeDedup != nil {
 				if err := o.beforeDedup(imgDir); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 			st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
 			if err != nil {
 				_ = os.RemoveAll(imgDir)
-				return nil, fmt.Errorf("deduplicate against the pre-checkpoint: %w (the container keeps running)", err)
+				return nil, nil, fmt.Errorf("deduplicate against the pre-checkpoint: %w (the container keeps running)", err)
 			}
 			res.Dedup = st
 			pt.done("dedup")
@@ -288,30 +350,93 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	rec.PreCheckpoint = nil
 	rec.CheckpointedAt = time.Now().UTC()
 	rec.CheckpointTCP = o.TCPEstablished
-	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt)
+
+	// The container does not stay frozen while the archive is written:
+	// with LeaveRunning its container layer and volumes are copied as
+	// they are now and it is thawed; without, it is stopped, checkpointed
+	// with the images just dumped, and restored from them if the archive
+	// fails.
+	var layers []layerMember
+	if o.LeaveRunning {
+		if !o.IgnoreRootfs || !o.IgnoreVolumes {
+			var release func()
+			layers, release, err = e.layerMembers(ctx, c, o, layersDir)
+			if release != nil {
+				release()
+			}
+			if err != nil {
+				_ = os.RemoveAll(imgDir)
+				return nil, nil, fmt.Errorf("copy the container layer and volumes: %w (the container keeps running)", err)
+			}
+			pt.done("copy_layers")
+		}
+		if _, err := runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), ""); err != nil {
+			return nil, nil, fmt.Errorf("thaw container: %w", err)
+		}
+		released = true
+		res.Frozen = time.Since(frozenAt)
+		pt.done("thaw")
+	} else {
+		// SIGKILL to the init of its PID namespace (what `runc kill`
+		// does, without starting runc) is delivered when it is thawed,
+		// before it runs any instruction; the init cannot have exited
+		// while frozen, so c.PID is still it.
+		if err := syscall.Kill(c.PID, syscall.SIGKILL); err != nil {
+			return nil, nil, fmt.Errorf("stop container after its dump: %w (the container keeps running)", err)
+		}
+		released = true
+		_, _ = runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), "")
+		res.Frozen = time.Since(frozenAt)
+		oldMonitor := c.MonitorPID
+		deadline := time.Now().Add(10 * time.Second)
+		for oldMonitor > 0 && alive(oldMonitor) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
+		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
+		c.ImageDir = ""
+		if imgDir != e.CheckpointDir(c.ID) {
+			c.ImageDir = imgDir
+		}
+		if err := e.saveState(c); err != nil {
+			return nil, nil, fmt.Errorf("record the checkpointed container: %w", err)
+		}
+		rb = &rollback{id: c.ID, name: c.Name, tcp: o.TCPEstablished, fileLocks: o.FileLocks}
+		pt.done("stop")
+	}
+	if res.Frozen == 0 {
+		res.Frozen = time.Since(frozenAt)
+	}
+	fail := func(what string, err error) (*ExportResult, *rollback, error) {
+		return nil, rb, fmt.Errorf("%s: %w (nothing was written to %s)", what, err, abs)
+	}
+
+	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, sums, hf)
 	if err != nil {
-		return nil, fmt.Errorf("write archive: %w (the container keeps running; nothing was written to %s)", err, abs)
+		return fail("write archive", err)
 	}
 	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync archive: %w (the container keeps running; nothing was written to %s)", err, abs)
+		return fail("sync archive", err)
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("close archive: %w (the container keeps running; nothing was written to %s)", err, abs)
+		return fail("close archive", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return fail("export", err)
 	}
 	if err := os.Rename(tmp, abs); err != nil {
-		return nil, fmt.Errorf("rename archive: %w", err)
+		return fail("rename archive", err)
 	}
 	committed = true
 	if err := fsutil.SyncDir(dir); err != nil {
-		return nil, fmt.Errorf("sync %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("sync %s: %w (the archive %s is complete)", dir, err, abs)
 	}
 	pt.done("commit")
 	res.Size, res.Manifest = size, m
 
-	c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
+	if o.LeaveRunning {
+		c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
+	}
 	if o.PreCheckpoint {
 		c.PreCheckpoint = step.record(&PreCheckpointRecord{
 			Manifest: md, Images: format.ImagesDigest(m.Members, format.PreCheckpointDir), At: rec.CheckpointedAt,
@@ -322,23 +447,12 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	if endChain {
 		c.PreCheckpoint = nil // a full checkpoint ends the chain
 	}
-	if !o.LeaveRunning {
-		// The archive is durable: stop the frozen container. SIGKILL is
-		// delivered when it is thawed, before it runs any instruction.
-		if _, err := runcTool(context.Background(), e.runc("").killArgs(c.ID, int(syscall.SIGKILL), false), ""); err != nil {
-			return nil, fmt.Errorf("stop container after export: %w (the archive %s is complete)", err, abs)
-		}
-		stopped = true
-		_, _ = runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), "")
-		oldMonitor := c.MonitorPID
-		deadline := time.Now().Add(10 * time.Second)
-		for oldMonitor > 0 && alive(oldMonitor) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
+	if o.LeaveRunning && imgDir != e.CheckpointDir(c.ID) && imgDir != preDir {
+		// The images are in the archive and the container runs on.
+		_ = os.RemoveAll(imgDir)
 	}
 	if err := e.saveState(c); err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("%w (the archive %s is complete)", err, abs)
 	}
 	step.commit()
 	if endChain {
@@ -350,7 +464,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 		_ = os.Remove(filepath.Join(work, crit.StatsDump))
 	}
 	res.Container, res.Total, res.Phases = c, time.Since(start), pt.phases
-	return res, nil
+	return res, nil, nil
 }
 
 // watchdog is a detached shell that waits for its stdin to close, then
@@ -420,9 +534,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // writeArchive writes the v1 archive of container c to f, with the images
 // of imgDir under pre-checkpoint/ (o.PreCheckpoint) or checkpoint/, and
-// returns its size, manifest and manifest digest.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer) (int64, *format.Manifest, format.Digest, error) {
-	host, err := e.hostInfo(ctx)
+// returns its size, manifest and manifest digest. The container layer's
+// changes and the volumes are layers (copied earlier, with LeaveRunning)
+// or else read now. sums holds the sums of image files already read
+// (startPrehash), by file name; hf the host's description.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, sums map[string]format.Sum, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
+	host, cpuinfo, err := hf.wait()
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -448,6 +565,11 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	if err := zw.AddDir(dirName, imgDir); err != nil {
 		return 0, nil, "", err
 	}
+	for name, sum := range sums {
+		if err := zw.SetSum(dirName+"/"+name, sum); err != nil {
+			return 0, nil, "", err
+		}
+	}
 	cfg, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return 0, nil, "", err
@@ -463,16 +585,7 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 			return 0, nil, "", err
 		}
 	}
-	cpuDir := filepath.Join(work, "cpuinfo")
-	_ = os.RemoveAll(cpuDir)
-	if err := os.Mkdir(cpuDir, 0o700); err != nil {
-		return 0, nil, "", err
-	}
-	defer os.RemoveAll(cpuDir)
-	if _, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", cpuDir}, "", ErrCRIUMissing); err != nil {
-		return 0, nil, "", fmt.Errorf("record CPU: %w", err)
-	}
-	if err := zw.AddFile(format.CPUInfoName, filepath.Join(cpuDir, "cpuinfo.img")); err != nil {
+	if err := zw.AddFile(format.CPUInfoName, cpuinfo); err != nil {
 		return 0, nil, "", err
 	}
 	if log, err := readTail(filepath.Join(e.containerDir(c.ID), logFile), 16<<20); err == nil {
@@ -480,8 +593,10 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 			return 0, nil, "", err
 		}
 	}
-	if !o.IgnoreRootfs {
-		release, err := e.addRootfs(ctx, zw, c)
+	if !o.LeaveRunning && (!o.IgnoreRootfs || !o.IgnoreVolumes) {
+		var release func()
+		var err error
+		layers, release, err = e.layerMembers(ctx, c, o, "")
 		if release != nil {
 			defer release()
 		}
@@ -490,15 +605,9 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 		}
 		pt.done("rootfs_changes")
 	}
-	if !o.IgnoreVolumes {
-		st := e.volumeStore()
-		for _, m := range c.Mounts {
-			if m.Type != "volume" {
-				continue
-			}
-			if err := zw.Add(volumes.MemberName(m.Name), st.Source(ctx, m.Name)); err != nil {
-				return 0, nil, "", err
-			}
+	for _, l := range layers {
+		if err := zw.Add(l.name, l.src); err != nil {
+			return 0, nil, "", err
 		}
 	}
 	if err := zw.Close(); err != nil {
@@ -527,51 +636,105 @@ func (e *Engine) volumeStore() *volumes.Store {
 	}}
 }
 
-// addRootfs adds rootfs-diff.tar and deleted.files for the container
-// layer of c. The returned function unmounts the image.
-func (e *Engine) addRootfs(ctx context.Context, zw *format.Writer, c *Container) (func(), error) {
-	s, err := e.storeOpen()
-	if err != nil {
-		return nil, err
+// layerMember is an archive member made from the container's layer or
+// volumes.
+type layerMember struct {
+	name string
+	src  format.Source
+}
+
+// layerMembers returns the members for c's container layer changes
+// (rootfs-diff.tar, deleted.files; not with o.IgnoreRootfs) and named
+// volumes (volumes/<name>.tar; not with o.IgnoreVolumes). With copyDir
+// set, each is read once now into a file there, and the members read
+// those copies; otherwise they read the container when the archive is
+// written. The returned function (possibly nil) unmounts the image; call
+// it when the members are no longer read.
+func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOptions, copyDir string) (ms []layerMember, release func(), err error) {
+	if !o.IgnoreRootfs {
+		s, err := e.storeOpen()
+		if err != nil {
+			return nil, nil, err
+		}
+		lower, err := s.MountImage(c.ImageID, nil, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("mount image %s: %w", c.Image, err)
+		}
+		release = func() { _, _ = s.UnmountImage(c.ImageID, false) }
+		opts := &rootfs.ChangesOptions{Skip: []string{"/proc", "/sys", "/dev"}}
+		for _, m := range c.Mounts {
+			opts.Skip = append(opts.Skip, m.Destination)
+		}
+		if s.GraphDriverName() == "overlay" {
+			if sc, err := s.Container(c.ID); err == nil {
+				upper := filepath.Join(e.storageRoot(), "overlay", sc.LayerID, "diff")
+				if fi, err := os.Stat(upper); err == nil && fi.IsDir() {
+					opts.Upper = upper
+				}
+			}
+		}
+		changes, err := rootfs.Changes(ctx, lower, c.Rootfs, opts)
+		if err != nil {
+			return nil, release, fmt.Errorf("list container layer changes: %w", err)
+		}
+		wo := &rootfs.WriteOptions{FIFOs: true}
+		root := c.Rootfs
+		ms = append(ms, layerMember{format.RootfsDiffName, format.StreamSource(func(w io.Writer) error {
+			return rootfs.WriteDiff(ctx, w, root, changes, wo)
+		})})
+		if del := rootfs.DeletedFiles(changes); len(del) > 0 {
+			var b strings.Builder
+			if err := rootfs.WriteDeleted(&b, changes); err != nil {
+				return nil, release, err
+			}
+			ms = append(ms, layerMember{format.DeletedFilesName, format.BytesSource([]byte(b.String()))})
+		}
 	}
-	lower, err := s.MountImage(c.ImageID, nil, "")
-	if err != nil {
-		return nil, fmt.Errorf("mount image %s: %w", c.Image, err)
-	}
-	release := func() { _, _ = s.UnmountImage(c.ImageID, false) }
-	opts := &rootfs.ChangesOptions{Skip: []string{"/proc", "/sys", "/dev"}}
-	for _, m := range c.Mounts {
-		opts.Skip = append(opts.Skip, m.Destination)
-	}
-	if s.GraphDriverName() == "overlay" {
-		if sc, err := s.Container(c.ID); err == nil {
-			upper := filepath.Join(e.storageRoot(), "overlay", sc.LayerID, "diff")
-			if fi, err := os.Stat(upper); err == nil && fi.IsDir() {
-				opts.Upper = upper
+	if !o.IgnoreVolumes {
+		st := e.volumeStore()
+		for _, m := range c.Mounts {
+			if m.Type == "volume" {
+				ms = append(ms, layerMember{volumes.MemberName(m.Name), st.Source(ctx, m.Name)})
 			}
 		}
 	}
-	changes, err := rootfs.Changes(ctx, lower, c.Rootfs, opts)
+	if copyDir == "" {
+		return ms, release, nil
+	}
+	if err := os.RemoveAll(copyDir); err != nil {
+		return nil, release, err
+	}
+	if err := os.MkdirAll(copyDir, 0o700); err != nil {
+		return nil, release, err
+	}
+	for i, m := range ms {
+		file := filepath.Join(copyDir, strconv.Itoa(i))
+		if err := copySource(file, m.src); err != nil {
+			return nil, release, fmt.Errorf("copy %s: %w", m.name, err)
+		}
+		ms[i].src = format.FileSource(file)
+	}
+	return ms, release, nil
+}
+
+// copySource writes the content of src to a new file.
+func copySource(file string, src format.Source) (err error) {
+	rc, err := src.Open()
 	if err != nil {
-		return release, fmt.Errorf("list container layer changes: %w", err)
+		return err
 	}
-	wo := &rootfs.WriteOptions{FIFOs: true}
-	root := c.Rootfs
-	if err := zw.Add(format.RootfsDiffName, format.StreamSource(func(w io.Writer) error {
-		return rootfs.WriteDiff(ctx, w, root, changes, wo)
-	})); err != nil {
-		return release, err
+	defer rc.Close()
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
 	}
-	if del := rootfs.DeletedFiles(changes); len(del) > 0 {
-		var b strings.Builder
-		if err := rootfs.WriteDeleted(&b, changes); err != nil {
-			return release, err
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
-		if err := zw.AddBytes(format.DeletedFilesName, []byte(b.String())); err != nil {
-			return release, err
-		}
-	}
-	return release, nil
+	}()
+	_, err = io.CopyBuffer(struct{ io.Writer }{f}, struct{ io.Reader }{rc}, make([]byte, 1<<20))
+	return err
 }
 
 // readTail returns at most the last max bytes of the file at path.
@@ -590,6 +753,58 @@ func readTail(path string, max int64) ([]byte, error) {
 		off = 0
 	}
 	return io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+}
+
+// hostFacts is the host's description for a manifest (hostInfo) and its
+// CPU (`criu cpuinfo dump`), found in the background while the container
+// is dumped: three programs run, none of them needs the container.
+type hostFacts struct {
+	done    chan struct{}
+	dir     string
+	host    format.Host
+	cpuinfo string
+	err     error
+}
+
+// probeHost starts finding the host's facts; the CPU image goes to a new
+// directory in parent.
+func (e *Engine) probeHost(ctx context.Context, parent string) *hostFacts {
+	hf := &hostFacts{done: make(chan struct{})}
+	go func() {
+		defer close(hf.done)
+		if err := os.MkdirAll(parent, 0o700); err != nil {
+			hf.err = err
+			return
+		}
+		if hf.dir, hf.err = os.MkdirTemp(parent, "cpuinfo-"); hf.err != nil {
+			return
+		}
+		cpu := make(chan error, 1)
+		go func() {
+			_, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", hf.dir}, "", ErrCRIUMissing)
+			cpu <- err
+		}()
+		hf.host, hf.err = e.hostInfo(ctx)
+		if err := <-cpu; err != nil && hf.err == nil {
+			hf.err = fmt.Errorf("record CPU: %w", err)
+		}
+		hf.cpuinfo = filepath.Join(hf.dir, "cpuinfo.img")
+	}()
+	return hf
+}
+
+// wait returns the host's description and the path of its CPU image.
+func (hf *hostFacts) wait() (format.Host, string, error) {
+	<-hf.done
+	return hf.host, hf.cpuinfo, hf.err
+}
+
+// close waits for the probes and removes the CPU image.
+func (hf *hostFacts) close() {
+	<-hf.done
+	if hf.dir != "" {
+		_ = os.RemoveAll(hf.dir)
+	}
 }
 
 // hostInfo describes this host for a manifest.

@@ -138,7 +138,13 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
-	staging, sl, err := e.newStaging()
+	need := int64(-1) // unknown: stage on disk
+	if len(o.Previous) == 0 && !o.Keep {
+		// (Kept images move to the container directory: on the same
+		// file system.)
+		need = stagingNeed(path)
+	}
+	staging, sl, err := e.newStaging(need)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +192,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	}
 	switch {
 	case m.Parent != nil && len(o.Previous) == 0:
-		return nil, fmt.Errorf("%w: the archive depends on %s (parent %s): pass them with --import-previous", format.ErrParent, chainNoun(m.Parent.Depth), m.Parent.Manifest)
+		return nil, fmt.Errorf("%w: the archive depends on %s (parent %s): pass each with --import-previous", format.ErrParent, chainNoun(m.Parent.Depth), m.Parent.Manifest)
 	case m.Parent == nil && len(o.Previous) > 0:
 		return nil, fmt.Errorf("%w: the archive is a full checkpoint and depends on no pre-checkpoint: restore it without --import-previous", format.ErrParent)
 	case len(o.Previous) > 0:
@@ -369,21 +375,33 @@ func orNone(s string) string {
 	return s
 }
 
-// newStaging makes an empty staging directory under Root/import, locked
-// (flock on <dir>.lock) while the import runs. Staging directories whose
-// lock is free belong to an import that was killed: they are removed
-// first.
-func (e *Engine) newStaging() (string, *fsutil.Lock, error) {
-	base := filepath.Join(e.root(), "import")
+// newStaging makes an empty staging directory, locked (flock on
+// <dir>.lock) while the import runs: on the engine's tmpfs (see
+// [Engine.TmpDir]) when it has room for need bytes, else under
+// Root/import. Staging directories whose lock is free belong to an import
+// that was killed: they are removed first.
+func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
+	bases := []string{filepath.Join(e.root(), "import")}
+	if t := e.transientRoot(); t != "" {
+		bases = append(bases, filepath.Join(t, "import"))
+	}
+	base := bases[0]
+	if len(bases) > 1 && need >= 0 && roomFor(filepath.Dir(bases[1]), need) {
+		base = bases[1]
+	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", nil, fmt.Errorf("create staging directory: %w", err)
 	}
-	if ents, err := os.ReadDir(base); err == nil {
+	for _, b := range bases {
+		ents, err := os.ReadDir(b)
+		if err != nil {
+			continue
+		}
 		for _, d := range ents {
 			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
 				continue
 			}
-			old := filepath.Join(base, d.Name())
+			old := filepath.Join(b, d.Name())
 			if l, err := fsutil.TryLock(old+".lock", "import cleanup"); err == nil {
 				_ = os.RemoveAll(old)
 				_ = os.Remove(old + ".lock")
@@ -401,6 +419,26 @@ func (e *Engine) newStaging() (string, *fsutil.Lock, error) {
 		return "", nil, fmt.Errorf("lock staging directory: %w", err)
 	}
 	return d, l, nil
+}
+
+// stagingNeed returns the bytes the archive at path unpacks to, from its
+// manifest (not trusted: Extract checks every size; this only picks where
+// to stage), or -1 if it has none (a legacy archive) or cannot be read.
+func stagingNeed(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	m, _, err := format.ReadManifest(f)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, mb := range m.Members {
+		n += mb.Size
+	}
+	return n
 }
 
 // restorableNote is what Restore adds to its errors; after a failed

@@ -61,7 +61,9 @@ func checkStillRunning(t *testing.T, e *Engine, ref string) {
 
 // TestExportFailures injects failures into exports: a read-only target
 // directory, a full disk, a cancelled context and a SIGKILLed exporter.
-// Each leaves no file in the target directory and the container running.
+// Each leaves no file in the target directory and the container running
+// (restored from its dump when the failure came after it), except the
+// killed exporter, after which it is checkpointed and restores in place.
 func TestExportFailures(t *testing.T) {
 	t.Parallel()
 	e := realEngine(t)
@@ -85,6 +87,9 @@ func TestExportFailures(t *testing.T) {
 		_, err := e.Export(ctx, "f", filepath.Join(dir, "a.tar"), &ExportOptions{Compression: format.None})
 		if err == nil || !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("Export to a full disk = %v, want ENOSPC", err)
+		}
+		if !strings.Contains(err.Error(), "restored from its dump") {
+			t.Errorf("Export to a full disk = %v, want it to say the container was restored", err)
 		}
 		checkNoArchive(t, dir)
 		checkStillRunning(t, e, "f")
@@ -134,22 +139,32 @@ func TestExportFailures(t *testing.T) {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() && !strings.Contains(sc.Text(), "writing") {
 		}
-		// The exporter is now writing the archive with the container
-		// frozen: kill it.
-		if c, _ := e.Inspect(ctx, "f"); c == nil || c.Status != StatusRunning {
-			t.Fatalf("container state during export: %+v", c)
+		// The exporter is now writing the archive, the container stopped
+		// after its dump: kill the exporter. The container stays
+		// checkpointed, and restores from its images.
+		if c, _ := e.Inspect(ctx, "f"); c == nil || c.Status != StatusCheckpointed {
+			t.Fatalf("container state during export: %+v, want checkpointed", c)
 		}
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		checkNoArchive(t, dir)
+		if _, err := e.Restore(ctx, "f", nil); err != nil {
+			t.Fatalf("restore after a killed export: %v", err)
+		}
 		checkStillRunning(t, e, "f")
 	})
 	// After all that, an export works, and the archive restores three
 	// times under new names: three more running containers, each with its
 	// own ID and PID namespace, counting on from the same value.
 	archive := filepath.Join(t.TempDir(), "a.tar.zst")
-	if _, err := e.Export(ctx, "f", archive, &ExportOptions{LeaveRunning: true}); err != nil {
+	xr, err := e.Export(ctx, "f", archive, &ExportOptions{LeaveRunning: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The layer was copied while frozen, and the container thawed,
+	// before the archive was written.
+	if i, j, k := phaseIndex(xr.Phases, "copy_layers"), phaseIndex(xr.Phases, "thaw"), phaseIndex(xr.Phases, "write_archive"); i < 0 || j < i || k < j {
+		t.Errorf("phases %v: want copy_layers, thaw, write_archive", xr.Phases)
 	}
 	checkStillRunning(t, e, "f")
 	ids := map[string]bool{}
@@ -299,7 +314,7 @@ func TestStagingCleanup(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(stale, "checkpoint"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	live, l, err := e.newStaging()
+	live, l, err := e.newStaging(-1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +322,7 @@ func TestStagingCleanup(t *testing.T) {
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale staging directory still there: %v", err)
 	}
-	d2, l2, err := e.newStaging()
+	d2, l2, err := e.newStaging(-1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ func readFile(t *testing.T, path string) string {
 func TestMigrate(t *testing.T) {
 	t.Parallel()
 	src, dst := realEngine(t), realEngine(t)
+	dst.TmpDir = TmpDirNone // the import stages on disk; the export dumps to a tmpfs if there is one
 	ctx := context.Background()
 	cmd := []string{"/bin/counter", "-write-files", "-interval", "50ms", "-file", "/data/counter"}
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "mig", Command: cmd, Volumes: []string{"vol1:/data"}}); err != nil {
@@ -83,6 +84,16 @@ func TestMigrate(t *testing.T) {
 	}
 	if xr.Container.Status != StatusCheckpointed {
 		t.Errorf("after export: %s, want checkpointed", xr.Container.Status)
+	}
+	if isTmpfs("/dev/shm") && (xr.Container.ImageDir == "" || !isTmpfs(xr.Container.ImageDir)) {
+		t.Errorf("the export's images are in %q, want a tmpfs", xr.Container.ImageDir)
+	}
+	// The container was stopped before the archive was written.
+	if i, j := phaseIndex(xr.Phases, "stop"), phaseIndex(xr.Phases, "write_archive"); i < 0 || j < i {
+		t.Errorf("phases %v: want stop before write_archive", xr.Phases)
+	}
+	if xr.Frozen <= 0 || xr.Frozen >= xr.Total {
+		t.Errorf("frozen %v of %v", xr.Frozen, xr.Total)
 	}
 	at := lastCounter(logsOf(t, src, "mig"))
 	t.Logf("exported at counter %d in %v (runc %v), %d bytes; phases %v", at, xr.Total, xr.Runtime, xr.Size, xr.Phases)
@@ -289,4 +300,14 @@ func TestMigrateTCP(t *testing.T) {
 	if strings.Contains(log, "tcp error") {
 		t.Fatalf("connection broke across the migration:\n%s", tail(log, 10))
 	}
+}
+
+// phaseIndex returns the index of the phase named name, or -1.
+func phaseIndex(ps []Phase, name string) int {
+	for i, p := range ps {
+		if p.Name == name {
+			return i
+		}
+	}
+	return -1
 }

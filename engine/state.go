@@ -81,6 +81,11 @@ type Container struct {
 	// CheckpointTCP records that the last checkpoint included established
 	// TCP connections (restore then needs --tcp-established or --tcp-close).
 	CheckpointTCP bool `json:"checkpoint_tcp,omitempty"`
+	// ImageDir is where the CRIU images of a checkpointed container are
+	// when they are not in its checkpoint directory: an export keeps them
+	// on a tmpfs (see [Engine.TmpDir]) until the container is restored or
+	// removed, or the host reboots.
+	ImageDir string `json:"image_dir,omitempty"`
 	// PreCheckpoint records the last pre-checkpoint (checkpoint -P),
 	// whose images stay in the container's pre-checkpoint directory as
 	// the parent of the next --with-previous checkpoint (or of the next

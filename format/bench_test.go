@@ -2,6 +2,7 @@ package format_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"flag"
 	"io"
@@ -237,6 +238,38 @@ func TestReadManifestTouchesLittle(t *testing.T) {
 				t.Errorf("ReadManifest() read %d of %d bytes, want < 1 MiB", cr.n, buf.Len())
 			}
 			t.Logf("%s: ReadManifest read %d of %d bytes", c, cr.n, buf.Len())
+		})
+	}
+}
+
+// BenchmarkExtract extracts a -benchsize archive from a file into a fresh
+// directory (in the test's temporary directory: use TMPDIR=/dev/shm to
+// take the disk out of the figure); MB/s counts member bytes.
+func BenchmarkExtract(b *testing.B) {
+	for _, c := range compressions {
+		b.Run(string(c), func(b *testing.B) {
+			file := benchArchive(b, c)
+			b.SetBytes(*benchSize)
+			b.ResetTimer()
+			for b.Loop() {
+				b.StopTimer()
+				dir, err := os.MkdirTemp(b.TempDir(), "x")
+				if err != nil {
+					b.Fatal(err)
+				}
+				f, err := os.Open(file)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := format.Extract(context.Background(), f, dir, nil); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				f.Close()
+				os.RemoveAll(dir)
+				b.StartTimer()
+			}
 		})
 	}
 }

@@ -192,6 +192,7 @@ type zstdFrames struct {
 	state    int
 	fhdRest  int  // frame header bytes after the descriptor
 	checksum bool // the current frame ends with a checksum
+	frames   int  // frames begun so far
 	err      error
 }
 
@@ -257,6 +258,7 @@ func (z *zstdFrames) scan(b []byte) error {
 				return errorf(ErrCompression, "skippable zstd frame at byte %d: data outside the archive", z.off-4)
 			case m == 0xfd2fb528:
 				z.state = zfFHD
+				z.frames++
 			default:
 				z.state = zfPass
 			}
@@ -298,8 +300,8 @@ func (z *zstdFrames) scan(b []byte) error {
 	return nil
 }
 
-// gzipMembers reads a gzip stream member by member (a Writer writes two:
-// the manifest's and the rest) to check every member's header: an extra
+// gzipMembers reads a gzip stream member by member (a Writer writes one
+// for the manifest and one per frame of the rest) to check every member's header: an extra
 // field or a comment would carry bytes that no digest covers, and the
 // gzip reader's multistream mode skips the headers after the first
 // unseen.

@@ -508,26 +508,96 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if err == nil {
 		return n, nil
 	}
+	return n, r.endMember(err)
+}
+
+// endMember handles the error that ended the current member's data: at
+// io.EOF it checks size and digest and returns io.EOF if both match.
+func (r *Reader) endMember(err error) error {
 	if !errors.Is(err, io.EOF) {
-		return n, r.fail(&Error{Op: "read", Member: r.cur.Name, Err: r.dataErr(err)})
+		return r.fail(&Error{Op: "read", Member: r.cur.Name, Err: r.dataErr(err)})
 	}
 	r.curDone = true
 	r.dataEnd = r.zc.n
 	got := digestOf(r.curHash)
 	if r.legacy {
 		r.man.Members = append(r.man.Members, Member{Name: r.cur.Name, Kind: r.cur.Kind, Size: r.curN, Digest: got})
-		return n, io.EOF
+		return io.EOF
 	}
 	if r.curN != r.curWant.Size || got != r.curWant.Digest {
 		cerr := &Error{Op: "read", Member: r.cur.Name, Err: errorf(ErrChecksum, "content has digest %s, manifest says %s", got, r.curWant.Digest)}
 		if r.opts.collect {
 			r.problems = append(r.problems, cerr)
-			return n, cerr
+			return cerr
 		}
-		return n, r.fail(cerr)
+		return r.fail(cerr)
 	}
-	return n, io.EOF
+	return io.EOF
 }
+
+// WriteTo writes the rest of the current member's content to w, checking
+// size and digest at its end like Read; it returns nil when both matched.
+// It reads in large buffers; while the next is decompressed, one goroutine
+// hashes a buffer and another writes the one before (io.Copy uses it).
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.cur == nil || r.curDone || r.cur.Typeflag != tar.TypeReg {
+		return 0, nil
+	}
+	h := r.curHash
+	var written int64
+	p := newPipeline(pipelineBuffers, pipelineBufferSize, func(b []byte) error {
+		h.Write(b)
+		return nil
+	}, func(b []byte) error {
+		n, err := w.Write(b)
+		written += int64(n)
+		if err != nil {
+			return &writeError{err}
+		}
+		return nil
+	})
+	for {
+		b := p.buffer()
+		n, err := readFull(r.tr, b)
+		r.curN += int64(n)
+		if p.send(b[:n]) && err == nil {
+			continue
+		}
+		// Once the pipeline is closed, every byte read is hashed.
+		if werr := p.close(); werr != nil {
+			// The destination failed. Reading can go on (Next does):
+			// what was read is hashed and counted, just not written.
+			return written, werr.(*writeError).err
+		}
+		// err != nil: send fails only after fn did.
+		if err := r.endMember(err); !errors.Is(err, io.EOF) {
+			return written, err
+		}
+		return written, nil
+	}
+}
+
+// readFull reads into b until it is full or r fails, and returns r's
+// error as is (io.EOF too, unlike io.ReadFull).
+func readFull(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// writeError marks an error of WriteTo's destination.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
 
 // finishCurrent reads and verifies what is left of the current member.
 func (r *Reader) finishCurrent() error {

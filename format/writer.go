@@ -78,6 +78,7 @@ type Writer struct {
 	opts    WriterOptions
 	header  Manifest
 	entries []*entry
+	byName  map[string]*entry
 	names   *nameSet
 	closed  bool
 	result  *Manifest
@@ -90,16 +91,15 @@ type Writer struct {
 type entry struct {
 	name   string
 	src    Source
-	size   int64
-	digest Digest
-	crc    uint32
+	sum    Sum
+	summed bool // sum is known (SetSum or the digest pass)
 }
 
 // NewWriter returns a Writer that writes an archive to w, with the
 // container, host and option fields of header (its Version and Members are
 // ignored; a zero Created means now).
 func NewWriter(w io.Writer, header Manifest, opts *WriterOptions) *Writer {
-	zw := &Writer{w: w, header: header, names: newNameSet()}
+	zw := &Writer{w: w, header: header, names: newNameSet(), byName: map[string]*entry{}}
 	if opts != nil {
 		zw.opts = *opts
 	}
@@ -138,7 +138,36 @@ func (w *Writer) Add(name string, src Source) error {
 	if err := w.names.add(name, false); err != nil {
 		return &Error{Op: "write", Member: name, Err: err}
 	}
-	w.entries = append(w.entries, &entry{name: name, src: src})
+	e := &entry{name: name, src: src}
+	w.entries = append(w.entries, e)
+	w.byName[name] = e
+	return nil
+}
+
+// SetSum gives the sum of the content of the member name, added before,
+// so that Close takes its size and digest from sum instead of reading the
+// member's Source a first time. Close still reads the Source once to write
+// it, checks its size and CRC-32C against sum, and fails with
+// ErrSourceChanged if they differ; the output is then incomplete and must
+// be discarded.
+func (w *Writer) SetSum(name string, sum Sum) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriteAfterClose
+	}
+	if sum.digest == "" || sum.size < 0 {
+		return &Error{Op: "write", Member: name, Err: errors.New("sum not made by a Summer")}
+	}
+	if sum.size > MaxMemberSize {
+		return &Error{Op: "write", Member: name, Err: errorf(ErrTooLarge, "member larger than %d bytes", int64(MaxMemberSize))}
+	}
+	e := w.byName[name]
+	if e == nil {
+		return &Error{Op: "write", Member: name, Err: errors.New("set sum of a member not added")}
+	}
+	e.sum, e.summed = sum, true
 	return nil
 }
 
@@ -220,11 +249,15 @@ func (w *Writer) write() error {
 		m.Created = time.Now()
 	}
 	m.Created = m.Created.UTC().Truncate(time.Second)
+	w.byName = nil
 	m.Members = make([]Member, len(w.entries))
 	var total int64
 	for i, e := range w.entries {
-		m.Members[i] = Member{Name: e.name, Kind: KindOf(e.name), Size: e.size, Digest: e.digest}
-		total += e.size
+		m.Members[i] = Member{Name: e.name, Kind: KindOf(e.name), Size: e.sum.size, Digest: e.sum.digest}
+		if MaxTotalSize-total < e.sum.size {
+			return &Error{Op: "write", Member: e.name, Err: errorf(ErrTooLarge, "members add up to more than %d bytes", int64(MaxTotalSize))}
+		}
+		total += e.sum.size
 	}
 	mb, err := m.Marshal()
 	if err != nil {
@@ -254,23 +287,29 @@ func (w *Writer) write() error {
 	if err := enc.Close(); err != nil {
 		return err
 	}
-	enc, err = newEncoder(w.opts.Compression, w.w, w.opts.Level, w.opts.Concurrency)
-	if err != nil {
-		return err
+	// The rest is cut in frames of FrameSize, compressed in parallel.
+	if w.opts.Compression == None {
+		enc = nopWriteCloser{w.w}
+	} else {
+		enc = newFrameWriter(w.w, w.opts.Compression, w.opts.Level, w.opts.Concurrency)
 	}
 	sw.w = enc
 	dirs := map[string]bool{}
+	buf := make([]byte, copyBufferSize)
 	for _, e := range w.entries {
 		// Each parent directory gets an entry before its first member:
 		// checkpointctl looks for the checkpoint/ entry.
 		if err := writeDirs(tw, path.Dir(e.name), dirs, m.Created); err != nil {
+			enc.Close()
 			return err
 		}
-		if err := w.copyEntry(tw, e, m.Created); err != nil {
+		if err := w.copyEntry(tw, e, m.Created, buf); err != nil {
+			enc.Close()
 			return err
 		}
 	}
 	if err := tw.Close(); err != nil {
+		enc.Close()
 		return err
 	}
 	if err := enc.Close(); err != nil {
@@ -280,7 +319,8 @@ func (w *Writer) write() error {
 	return nil
 }
 
-// digestAll reads every source once to learn its size, digest and CRC.
+// digestAll reads every source without a sum once to learn its size,
+// digest and CRC.
 func (w *Writer) digestAll() error {
 	var (
 		wg       sync.WaitGroup
@@ -302,7 +342,9 @@ func (w *Writer) digestAll() error {
 		})
 	}
 	for _, e := range w.entries {
-		next <- e
+		if !e.summed {
+			next <- e
+		}
 	}
 	close(next)
 	wg.Wait()
@@ -319,21 +361,37 @@ func (e *entry) measure() (err error) {
 			err = &Error{Op: "write", Member: e.name, Err: cerr}
 		}
 	}()
-	sh := sha256.New()
-	crc := crc32.New(crcTable)
-	n, err := io.Copy(io.MultiWriter(sh, crc), io.LimitReader(rc, MaxMemberSize+1))
-	if err != nil {
-		return &Error{Op: "write", Member: e.name, Err: err}
+	// The reads and the CRC here, sha256 in a goroutine of its own.
+	sha := sha256.New()
+	p := newPipeline(pipelineBuffers, pipelineBufferSize, func(b []byte) error {
+		sha.Write(b)
+		return nil
+	})
+	var n int64
+	var crc uint32
+	for n <= MaxMemberSize {
+		b := p.buffer()
+		k, rerr := readFull(rc, b)
+		crc = crc32.Update(crc, crcTable, b[:k])
+		n += int64(k)
+		p.send(b[:k])
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			p.close()
+			return &Error{Op: "write", Member: e.name, Err: rerr}
+		}
 	}
+	p.close()
 	if n > MaxMemberSize {
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrTooLarge, "member larger than %d bytes", int64(MaxMemberSize))}
 	}
-	e.size, e.digest, e.crc = n, digestOf(sh), crc.Sum32()
+	e.sum, e.summed = Sum{size: n, digest: digestOf(sha), crc: crc}, true
 	return nil
 }
-
-func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
-	if err := tw.WriteHeader(header(e.name, e.size, mtime)); err != nil {
+func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time, buf []byte) (err error) {
+	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
 		return err
 	}
 	rc, err := e.src.Open()
@@ -345,17 +403,55 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 			err = &Error{Op: "write", Member: e.name, Err: cerr}
 		}
 	}()
-	crc := crc32.New(crcTable)
-	n, err := io.Copy(io.MultiWriter(tw, crc), io.LimitReader(rc, e.size+1))
+	cw := &crcWriter{w: tw}
+	n, err := copyBuffer(cw, rc, e.sum.size+1, buf)
 	switch {
-	case errors.Is(err, tar.ErrWriteTooLong) || err == nil && n != e.size:
-		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.size)}
+	case errors.Is(err, tar.ErrWriteTooLong) || err == nil && n != e.sum.size:
+		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.sum.size)}
 	case err != nil:
 		return &Error{Op: "write", Member: e.name, Err: err}
-	case crc.Sum32() != e.crc:
+	case cw.crc != e.sum.crc:
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "content changed between reads")}
 	}
 	return nil
+}
+
+// copyBufferSize is the size of the reads from a Source: big reads cost
+// fewer system calls than io.Copy's 32 KiB.
+const copyBufferSize = 1 << 20
+
+// copyBuffer copies at most limit bytes from r to w through buf, filling
+// buf before each write, and returns how many it copied.
+func copyBuffer(w io.Writer, r io.Reader, limit int64, buf []byte) (int64, error) {
+	var n int64
+	for n < limit {
+		k, err := readFull(r, buf[:min(int64(len(buf)), limit-n)])
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// crcWriter writes to w and keeps the CRC-32C of what it wrote.
+type crcWriter struct {
+	w   io.Writer
+	crc uint32
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.crc = crc32.Update(c.crc, crcTable, p[:n])
+	return n, err
 }
 
 // writeDirs writes entries for dir and its parents not written yet, top

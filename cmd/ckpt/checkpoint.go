@@ -24,6 +24,10 @@ type checkpointContainerJSON struct {
 	// PreCopy is the pre-copy method of -P and --with-previous:
 	// "criu-pre-dump" or "full-dump+dedup".
 	PreCopy engine.PreCopyMethod `json:"ckpt_pre_copy,omitempty"`
+	// Frozen is how long an export kept the container from running, in
+	// microseconds: from freezing it until it was thawed or stopped,
+	// before the archive is written.
+	Frozen int64 `json:"ckpt_frozen_time,omitempty"`
 }
 
 // incrementalStatsJSON reports the deduplication of a --with-previous
@@ -154,10 +158,11 @@ a restore ends the chain. --print-stats reports the method as
 
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
---import' on another host. The container stays frozen until the archive is
-durable (written beside FILE, synced, renamed), then stops (or, with -R,
-runs on); if the export fails or is interrupted there is no FILE and the
-container keeps running. See docs/MIGRATION.md.
+--import' on another host. The container is frozen for the dump only:
+then it stops (or, with -R, runs on, its layer and volumes copied first)
+while the archive is written beside FILE, synced and renamed. If the
+export fails or is interrupted there is no FILE and the container keeps
+running (restored from its dump if it was stopped). See docs/MIGRATION.md.
 
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,

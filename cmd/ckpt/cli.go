@@ -20,7 +20,7 @@ const (
 
 // globalOptions are the flags before the command name.
 type globalOptions struct {
-	root, storageRoot, runRoot, runtime, criu string
+	root, storageRoot, runRoot, tmpDir, runtime, criu string
 }
 
 // command is one subcommand.
@@ -68,6 +68,7 @@ func globalFlags(g *globalOptions) *pflag.FlagSet {
 	fs.StringVar(&g.root, "root", engine.DefaultRoot, "engine state directory")
 	fs.StringVar(&g.storageRoot, "storage-root", "", "containers/storage graph root (default <root>/storage)")
 	fs.StringVar(&g.runRoot, "runroot", "", "runtime state directory (default /run/ckpt-<hash of --root>)")
+	fs.StringVar(&g.tmpDir, "tmpdir", "", "tmpfs directory for the CRIU images of exports and imports (default: the runroot if a tmpfs, else /dev/shm; \"none\": on disk)")
 	fs.StringVar(&g.runtime, "runtime", engine.DefaultRuntime, "OCI runtime binary")
 	fs.StringVar(&g.criu, "criu", engine.DefaultCRIU, "CRIU binary ckpt checks (runc runs the criu in PATH)")
 	return fs
@@ -129,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	eng := &engine.Engine{
-		Root: g.root, StorageRoot: g.storageRoot, RunRoot: g.runRoot,
+		Root: g.root, StorageRoot: g.storageRoot, RunRoot: g.runRoot, TmpDir: g.tmpDir,
 		RuntimePath: g.runtime, CRIUPath: g.criu,
 	}
 	defer eng.Close()

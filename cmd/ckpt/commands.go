@@ -389,16 +389,32 @@ func rmCmd() *command {
 	c := &command{
 		name:     "rm",
 		synopsis: "remove containers",
-		usage:    "ckpt rm [-f] CONTAINER...",
+		usage:    "ckpt rm [-f] (CONTAINER... | --all)",
 		desc: `Removes containers with their logs and checkpoint images. A running
-container is refused unless --force, which kills it first.`,
+container is refused unless --force, which kills it first. --all removes
+every container (running ones only with --force).`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
 		force := fs.BoolP("force", "f", false, "kill a running container first")
-		rest, code := parse(c, env, fs, args, 1, -1)
+		all := fs.BoolP("all", "a", false, "remove all containers")
+		rest, code := parse(c, env, fs, args, 0, -1)
 		if code >= 0 {
 			return code
+		}
+		switch {
+		case *all && len(rest) > 0:
+			return usageError(env, c, "--all and container names cannot be used together")
+		case !*all && len(rest) == 0:
+			return usageError(env, c, "give a container name or ID, or --all")
+		case *all:
+			list, err := env.eng.List(ctx)
+			if err != nil {
+				return env.fail(err)
+			}
+			for _, ct := range list {
+				rest = append(rest, ct.Name)
+			}
 		}
 		rc := exitOK
 		for _, ref := range rest {

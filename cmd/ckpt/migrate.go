@@ -86,7 +86,7 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 	}
 	stats := checkpointStatsJSON{Duration: res.Total.Microseconds(), Containers: []checkpointContainerJSON{{
 		ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
-		Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy,
+		Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy, Frozen: res.Frozen.Microseconds(),
 	}}}
 	if err := writeJSON(env.stdout, stats); err != nil {
 		return env.fail(err)

@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Transient images: what an export dumps and an import unpacks is read
+// once and thrown away (or kept only until the container is restored), so
+// it goes to a tmpfs when one serves and has room: CRIU writes and reads
+// it at memory speed and no disk write competes with the archive's.
+
+// TmpDirNone, as [Engine.TmpDir], keeps transient images on disk, in the
+// container's directory and under Root/import.
+const TmpDirNone = "none"
+
+// transientSlack is what a transient directory needs beyond the estimate
+// of its content, on the tmpfs and in the host's available memory.
+const transientSlack = 256 << 20
+
+// transientRoot returns the tmpfs directory that holds transient images,
+// or "" if none serves: TmpDir when set (and a tmpfs), else the run root
+// when it is a tmpfs, else /dev/shm/ckpt-<hash of Root> when /dev/shm is
+// one.
+func (e *Engine) transientRoot() string {
+	switch e.TmpDir {
+	case TmpDirNone:
+		return ""
+	case "":
+	default:
+		if isTmpfs(e.TmpDir) {
+			return e.TmpDir
+		}
+		return ""
+	}
+	if isTmpfs(e.runRoot()) {
+		return filepath.Join(e.runRoot(), "transient")
+	}
+	if isTmpfs("/dev/shm") {
+		root := e.root()
+		if abs, err := filepath.Abs(root); err == nil {
+			root = abs
+		}
+		sum := sha256.Sum256([]byte(filepath.Clean(root)))
+		return "/dev/shm/ckpt-" + hex.EncodeToString(sum[:6])
+	}
+	return ""
+}
+
+// transientDir returns a directory on tmpfs with room for need bytes for
+// the container id (created, mode 0700), or "" if there is none or it is
+// too small, or need is unknown (negative).
+func (e *Engine) transientDir(id string, need int64) string {
+	root := e.transientRoot()
+	if root == "" || need < 0 || !roomFor(root, need) {
+		return ""
+	}
+	d := filepath.Join(root, id)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return ""
+	}
+	return d
+}
+
+// removeTransient removes the transient directory of container id.
+func (e *Engine) removeTransient(id string) error {
+	root := e.transientRoot()
+	if root == "" {
+		return nil
+	}
+	return os.RemoveAll(filepath.Join(root, id))
+}
+
+// isTmpfs reports whether path is on a tmpfs.
+func isTmpfs(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.TMPFS_MAGIC
+}
+
+// roomFor reports whether the file system of dir (or of its closest
+// existing parent) and the host's available memory both have room for
+// need bytes plus transientSlack.
+func roomFor(dir string, need int64) bool {
+	for {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err == nil {
+			if int64(st.Bavail)*st.Bsize < need+transientSlack {
+				return false
+			}
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return false
+		}
+		dir = parent
+	}
+	avail, err := memAvailable()
+	return err == nil && avail >= need+transientSlack
+}
+
+// memAvailable returns MemAvailable of /proc/meminfo in bytes.
+func memAvailable() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo: %w", err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/meminfo has no MemAvailable")
+}
+
+// memoryUsage returns the memory charged to the cgroup of process pid (the
+// container's init), an upper bound of what its CRIU images take: cgroup
+// v2 memory.current, or v1 memory.usage_in_bytes. It returns -1 if that
+// cannot be read.
+func memoryUsage(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var file string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			file = filepath.Join("/sys/fs/cgroup", parts[2], "memory.current")
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			file = filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.usage_in_bytes")
+		default:
+			continue
+		}
+		v, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64); err == nil {
+			return n
+		}
+	}
+	return -1
+}

@@ -1,0 +1,102 @@
+package format
+
+import "sync/atomic"
+
+// pipeline passes buffers through stages, each a function run in a
+// goroutine of its own, in the order the buffers are sent: the caller
+// fills the next buffer while one stage hashes a buffer and the next
+// writes the one before, which puts every core to work. At most nbuf
+// buffers of size bytes exist.
+type pipeline struct {
+	stages []*stage
+	free   chan []byte
+	nbuf   int
+	size   int
+	made   int
+	failed atomic.Bool
+}
+
+type stage struct {
+	fn   func([]byte) error
+	in   chan []byte
+	done chan struct{}
+	// err is fn's first error; after it, fn is not called again. Read it
+	// only after done is closed.
+	err error
+}
+
+// pipelineBuffers and pipelineBufferSize are the pipelines' defaults:
+// enough to keep every stage busy, little memory.
+const (
+	pipelineBuffers    = 4
+	pipelineBufferSize = 1 << 20
+)
+
+func newPipeline(nbuf, size int, fns ...func([]byte) error) *pipeline {
+	p := &pipeline{free: make(chan []byte, nbuf), nbuf: nbuf, size: size}
+	for _, fn := range fns {
+		p.stages = append(p.stages, &stage{fn: fn, in: make(chan []byte, nbuf), done: make(chan struct{})})
+	}
+	for i, s := range p.stages {
+		out := p.free
+		if i+1 < len(p.stages) {
+			out = p.stages[i+1].in
+		}
+		go p.run(s, out, i+1 < len(p.stages))
+	}
+	return p
+}
+
+func (p *pipeline) run(s *stage, out chan []byte, closeOut bool) {
+	defer close(s.done)
+	for b := range s.in {
+		if s.err == nil {
+			if s.err = s.fn(b); s.err != nil {
+				p.failed.Store(true)
+			}
+		}
+		out <- b
+	}
+	if closeOut {
+		close(out)
+	}
+}
+
+// buffer returns an empty buffer of the pipeline's size, waiting for one
+// to come back when all are in use.
+func (p *pipeline) buffer() []byte {
+	select {
+	case b := <-p.free:
+		return b[:p.size]
+	default:
+	}
+	if p.made < p.nbuf {
+		p.made++
+		return make([]byte, p.size)
+	}
+	return (<-p.free)[:p.size]
+}
+
+// send hands b to the first stage; b must come from buffer and is not to
+// be touched again. It reports false once a stage has failed (close
+// returns the error).
+func (p *pipeline) send(b []byte) bool {
+	p.stages[0].in <- b
+	return !p.failed.Load()
+}
+
+// close waits for every stage to be done with every buffer sent and
+// returns the first stage's error, if any, else the second's, and so on.
+// The pipeline cannot be used after.
+func (p *pipeline) close() error {
+	close(p.stages[0].in)
+	for _, s := range p.stages {
+		<-s.done
+	}
+	for _, s := range p.stages {
+		if s.err != nil {
+			return s.err
+		}
+	}
+	return nil
+}
