@@ -78,7 +78,9 @@ func writeImagesArchive(t *testing.T, path, dir, like string) {
 // missing, wrong, repeated or extra --import-previous is refused before
 // anything is created; the three archives, given in any order, restore
 // on a second engine and the counter goes on from the final's N+1. A
-// full export then ends the chain.
+// final export after the first pre-checkpoint that fails after stopping
+// the container (full disk) restores it in place through its parent and
+// keeps the pre-checkpoint. A full export then ends the chain.
 func TestPreCopyChain(t *testing.T) {
 	t.Parallel()
 	src, dst := realEngine(t), realEngine(t)
@@ -93,9 +95,9 @@ func TestPreCopyChain(t *testing.T) {
 	dir := t.TempDir()
 	path := func(n string) string { return filepath.Join(dir, n) }
 	pre1, pre2, final, full := path("pre1.tar.zst"), path("pre2.tar.zst"), path("final.tar.zst"), path("full.tar.zst")
-	// tick lets the workload dirty 1% once between two exports: its
-	// ticker, overdue after the freeze of an export, fires once at the
-	// thaw; the next tick is a second later.
+	// tick lets the workload run a little between two exports (it
+	// dirties 1% per 1 s tick; with the time an export takes, about one
+	// tick lands between two dumps).
 	tick := func() { time.Sleep(300 * time.Millisecond) }
 
 	start := time.Now()
@@ -105,6 +107,18 @@ func TestPreCopyChain(t *testing.T) {
 	}
 	if r1.Manifest.Parent != nil || r1.Dedup != nil {
 		t.Fatalf("first pre-checkpoint: parent %+v, dedup %+v; want a full dump", r1.Manifest.Parent, r1.Dedup)
+	}
+	// A final export that fails after the container was stopped (a full
+	// disk): the container is restored in place through its parent, and
+	// the pre-checkpoint is kept for the next attempt.
+	small := mountTmpfs(t, "size=256k")
+	if _, err := src.Export(ctx, "chain", filepath.Join(small, "final.tar.zst"), &ExportOptions{WithPrevious: true}); err == nil || !strings.Contains(err.Error(), "restored from its dump") {
+		t.Fatalf("final export to a full disk = %v, want an error saying the container was restored", err)
+	}
+	checkNoArchive(t, small)
+	checkStillRunning(t, src, "chain")
+	if x, err := src.Inspect(ctx, "chain"); err != nil || x.PreCheckpoint == nil || x.PreCheckpoint.Manifest != r1.Container.PreCheckpoint.Manifest || x.PreCheckpoint.depth() != 0 {
+		t.Fatalf("after the failed final export: record %+v, %v; want the pre-checkpoint kept", x.PreCheckpoint, err)
 	}
 	tick()
 	r2, err := src.Export(ctx, "chain", pre2, &ExportOptions{PreCheckpoint: true})
