@@ -19,7 +19,8 @@ import (
 // ballast) and DEPTH (number of pre-checkpoints), per run: start the
 // counter dirtying 1% of its ballast pages per 1 s tick, take DEPTH
 // `checkpoint -P -e` (each after the previous one's thaw, so one tick —
-// about 1% of the pages — is dirtied in between), the final
+// about 1% of the pages — is dirtied in between, the pages written
+// report how many), the final
 // `checkpoint --with-previous -R -e`, and right after it a full
 // `checkpoint -R -e` of the same container; then restore the chain
 // (`restore -i final --import-previous …`) and the full archive, each
@@ -45,8 +46,11 @@ func parsePrecopy(s string) ([]precopyCase, error) {
 // step is one timed ckpt command of a pre-copy run.
 type step struct {
 	Wall   time.Duration
-	Frozen time.Duration
-	Size   int64
+	Frozen time.Duration // CRIU's frozen_time
+	// Down is how long the container could not run (ckpt_frozen_time):
+	// the dump, a deduplication, and with -R the copy of its layer.
+	Down time.Duration
+	Size int64
 	// Dedup is the deduplication's pages written / scanned, if any.
 	Written, Scanned int64
 	DedupTime        time.Duration
@@ -67,6 +71,7 @@ func checkpointStats(out []byte, s *step) {
 			CRIU struct {
 				FrozenTime int64 `json:"frozen_time"`
 			} `json:"criu_statistics"`
+			Down   int64 `json:"ckpt_frozen_time"`
 			Phases []struct {
 				Name string `json:"name"`
 				US   int64  `json:"us"`
@@ -83,6 +88,7 @@ func checkpointStats(out []byte, s *step) {
 	}
 	c := doc.Containers[0]
 	s.Frozen = time.Duration(c.CRIU.FrozenTime) * time.Microsecond
+	s.Down = time.Duration(c.Down) * time.Microsecond
 	if c.Inc != nil {
 		s.Written, s.Scanned = c.Inc.Written, c.Inc.Scanned
 	}
@@ -129,8 +135,8 @@ func measurePrecopy(ctx context.Context, e *ckptEngine, work string, pc precopyC
 			return s, err
 		}
 		s.Size = fi.Size()
-		// The workload's ticker, overdue after the freeze, fires once at
-		// the thaw: one tick, 1% of the pages, before the next step.
+		// Let the workload run a little (it dirties 1% per 1 s tick)
+		// before the next step.
 		time.Sleep(300 * time.Millisecond)
 		return s, nil
 	}
@@ -190,35 +196,36 @@ func runPrecopy(ctx context.Context, cfg config, cases []precopyCase) error {
 	fmt.Fprintf(&b, "Machine: %s\n\n", machine())
 	fmt.Fprintf(&b, "The machine is shared with other work (2 cores): the figures are single measurements of a busy host, the times noisy; sizes are not.\n\n")
 	fmt.Fprintf(&b, "Workload: testdata/workloads counter `-ballast-mb N -dirty-percent 1 -interval 1s` (half pseudo-random, half text; 1%% of the ballast pages rewritten per tick), `--network none`. ")
-	fmt.Fprintf(&b, "Per run: DEPTH × `ckpt checkpoint -P -e preK`, then `ckpt checkpoint --with-previous -R -e final`, then at once `ckpt checkpoint -R -e full`; one tick (about 1%% of the pages) is dirtied between consecutive steps. ")
-	fmt.Fprintf(&b, "The pre-copy method is full dump + dedup (this kernel has no soft-dirty): the final freeze is a full dump's, the final archive small. ")
+	fmt.Fprintf(&b, "Per run: DEPTH × `ckpt checkpoint -P -e preK`, then `ckpt checkpoint --with-previous -R -e final`, then at once `ckpt checkpoint -R -e full`, each 0.3 s after the previous command returned (the pages written column shows how much changed: about one tick, 1%% of the ballast, plus the Go runtime's own pages). ")
+	fmt.Fprintf(&b, "The pre-copy method is full dump + dedup (this kernel has no soft-dirty): the final freeze is a full dump's plus the deduplication, the final archive small. ")
 	fmt.Fprintf(&b, "Then the container is removed and restored from the chain (`restore -i final --import-previous …`), removed again and restored from `full`. ")
-	fmt.Fprintf(&b, "Archives on disk (%s), zstd. Times are wall-clock seconds of the CLI command; frozen is CRIU's frozen_time from --print-stats; dedup is the engine's deduplication phase (the container stays frozen during it, as during the whole export).\n\n", cfg.work)
+	fmt.Fprintf(&b, "Archives on disk (%s), zstd. Times are wall-clock seconds of the CLI command; \"CRIU frozen\" is CRIU's frozen_time and \"down\" ckpt's ckpt_frozen_time (how long the container could not run: dump, deduplication, copy of its layer; the archive is written after the thaw), both from --print-stats; dedup is the engine's deduplication phase (part of \"down\").\n\n", cfg.work)
 	for _, pc := range cases {
 		fmt.Fprintf(&b, "## %d MiB, %d pre-checkpoint(s)\n\n", pc.sizeMiB, pc.depth)
-		fmt.Fprintf(&b, "| run | pre-checkpoints (MB) | final (MB) | full (MB) | final/full | frozen final / full (s) | export final / full (s) | dedup final (s) | pages written/scanned final | restore chain / full (s) |\n")
-		fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(&b, "| run | pre-checkpoints (MB) | final (MB) | full (MB) | final/full | CRIU frozen final / full (s) | down final / full (s) | export final / full (s) | dedup final (s) | pages written/scanned final | restore chain / full (s) |\n")
+		fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for i, r := range results[pc] {
 			if r.Err != "" {
-				fmt.Fprintf(&b, "| %d | error: %s |||||||||\n", i+1, strings.ReplaceAll(r.Err, "|", "/"))
+				fmt.Fprintf(&b, "| %d | error: %s ||||||||||\n", i+1, strings.ReplaceAll(r.Err, "|", "/"))
 				continue
 			}
 			var pre []string
 			for _, p := range r.Pre {
 				pre = append(pre, fmt.Sprintf("%.1f", float64(p.Size)/1e6))
 			}
-			fmt.Fprintf(&b, "| %d | %s | %.2f | %.1f | %.2f%% | %.2f / %.2f | %.2f / %.2f | %.2f | %d/%d | %.2f / %.2f |\n",
+			fmt.Fprintf(&b, "| %d | %s | %.2f | %.1f | %.2f%% | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f | %d/%d | %.2f / %.2f |\n",
 				i+1, strings.Join(pre, ", "), float64(r.Final.Size)/1e6, float64(r.Full.Size)/1e6,
 				100*float64(r.Final.Size)/float64(r.Full.Size),
-				r.Final.Frozen.Seconds(), r.Full.Frozen.Seconds(), r.Final.Wall.Seconds(), r.Full.Wall.Seconds(),
+				r.Final.Frozen.Seconds(), r.Full.Frozen.Seconds(), r.Final.Down.Seconds(), r.Full.Down.Seconds(),
+				r.Final.Wall.Seconds(), r.Full.Wall.Seconds(),
 				r.Final.DedupTime.Seconds(), r.Final.Written, r.Final.Scanned, r.ImportChain.Seconds(), r.Imp.Seconds())
 		}
 		fmt.Fprintf(&b, "\n")
 		for i, r := range results[pc] {
 			for k, p := range r.Pre {
 				if k > 0 {
-					fmt.Fprintf(&b, "- run %d, pre-checkpoint %d: %.2f MB, frozen %.2f s, export %.2f s, dedup %.2f s, pages %d/%d\n",
-						i+1, k+1, float64(p.Size)/1e6, p.Frozen.Seconds(), p.Wall.Seconds(), p.DedupTime.Seconds(), p.Written, p.Scanned)
+					fmt.Fprintf(&b, "- run %d, pre-checkpoint %d: %.2f MB, CRIU frozen %.2f s, down %.2f s, export %.2f s, dedup %.2f s, pages written/scanned %d/%d\n",
+						i+1, k+1, float64(p.Size)/1e6, p.Frozen.Seconds(), p.Down.Seconds(), p.Wall.Seconds(), p.DedupTime.Seconds(), p.Written, p.Scanned)
 				}
 			}
 		}
