@@ -146,6 +146,19 @@ func TestPreCopyWithMemoryTracking(t *testing.T) {
 		t.Errorf("-P result: method %q, container %+v", res.PreCopy, res.Container)
 	}
 
+	// CRIU pre-dumps do not chain: a second -P replaces the first.
+	res, err = e.Checkpoint(ctx, "pd", &CheckpointOptions{PreCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := strings.Fields(lastArgs(t, argsFile)); slices.Contains(args, "--parent-path") || res.Dedup != nil ||
+		res.Container.PreCheckpoint == nil || res.Container.PreCheckpoint.Parent != nil {
+		t.Errorf("second -P by pre-dump: runc %q, dedup %+v, record %+v; want a new chain", args, res.Dedup, res.Container.PreCheckpoint)
+	}
+	if _, err := os.Lstat(e.preLevelDir(c.ID, 1)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("second -P by pre-dump left pre-checkpoint.1 (%v)", err)
+	}
+
 	res, err = e.Checkpoint(ctx, "pd", &CheckpointOptions{WithPrevious: true, LeaveRunning: true})
 	if err != nil {
 		t.Fatal(err)
