@@ -64,7 +64,8 @@ func finalParent(r *PreCheckpointRecord) *format.Parent {
 
 // chainsOnto reports whether a new pre-checkpoint of c becomes the next
 // level of c's chain rather than the first of a new one: c has a
-// pre-checkpoint taken by full dump whose images are there, and, for an
+// pre-checkpoint taken by full dump whose levels are all there (images
+// and parent links; a broken chain is started anew), and, for an
 // exported pre-checkpoint (whose archive must name its parent's), that
 // pre-checkpoint was exported too.
 func (e *Engine) chainsOnto(c *Container, exported bool) bool {
@@ -72,8 +73,7 @@ func (e *Engine) chainsOnto(c *Container, exported bool) bool {
 	if r == nil || r.Method == PreCopyPreDump || (exported && r.Manifest == "") {
 		return false
 	}
-	_, err := os.Stat(filepath.Join(e.PreCheckpointDir(c.ID), "inventory.img"))
-	return err == nil
+	return e.checkPreChainDirs(c, false) == nil
 }
 
 // checkPreCheckpointDepth refuses a pre-checkpoint that would make c's

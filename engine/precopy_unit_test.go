@@ -295,12 +295,27 @@ func TestPreCheckpointDepthLimit(t *testing.T) {
 	if err := e.saveState(c); err != nil {
 		t.Fatal(err)
 	}
+	// The levels on disk, linked as a real chain is.
 	pre := e.PreCheckpointDir(c.ID)
-	if err := os.MkdirAll(pre, 0o700); err != nil {
-		t.Fatal(err)
+	for level := 1; level <= format.MaxParentDepth; level++ {
+		dir := e.preLevelDir(c.ID, level)
+		if level == format.MaxParentDepth {
+			dir = pre
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "inventory.img"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if level > 1 {
+			if err := os.Symlink("../"+preLevelName(level-1), filepath.Join(dir, "parent")); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if err := os.WriteFile(filepath.Join(pre, "inventory.img"), []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
+	if err := e.checkPreChainDirs(c, false); err != nil {
+		t.Fatalf("checkPreChainDirs(the fake chain) = %v", err)
 	}
 	ctx := context.Background()
 	_, err := e.Checkpoint(ctx, "deep", &CheckpointOptions{PreCheckpoint: true})
@@ -354,5 +369,44 @@ func TestPreCheckpointRollback(t *testing.T) {
 	}
 	if _, err := os.Lstat(e.preLevelDir(c.ID, 1)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pre-checkpoint.1 left after the failed -P (%v)", err)
+	}
+}
+
+// TestPreCheckpointBrokenChain: a -P on a chain whose older level is
+// gone starts a new chain instead of failing on it every time.
+func TestPreCheckpointBrokenChain(t *testing.T) {
+	testutil.RequireRoot(t)
+	e := testEngine(t)
+	e.CRIUPath = fakeCRIU(t, false)
+	e.RuntimePath = fakeDumpRunc(t, filepath.Join(t.TempDir(), "args"))
+	c := fakeRunning(t, e, "broken")
+	base := &PreCheckpointRecord{Images: format.DigestBytes([]byte("1")), Method: PreCopyDedup}
+	c.PreCheckpoint = &PreCheckpointRecord{Images: format.DigestBytes([]byte("2")), Method: PreCopyDedup, Parent: base}
+	if err := e.saveState(c); err != nil {
+		t.Fatal(err)
+	}
+	pre := e.PreCheckpointDir(c.ID)
+	if err := os.MkdirAll(pre, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pre, "inventory.img"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../"+preLevelName(1), filepath.Join(pre, "parent")); err != nil {
+		t.Fatal(err)
+	}
+	// pre-checkpoint.1 is missing.
+	if err := e.checkPrevious(c, false); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "start a new chain") {
+		t.Errorf("checkPrevious(broken chain) = %v, want ErrState saying to start a new chain", err)
+	}
+	res, err := e.Checkpoint(context.Background(), "broken", &CheckpointOptions{PreCheckpoint: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dedup != nil || res.Container.PreCheckpoint.Parent != nil {
+		t.Errorf("-P on a broken chain: dedup %+v, record %+v; want a new chain", res.Dedup, res.Container.PreCheckpoint)
+	}
+	if _, err := os.Lstat(filepath.Join(pre, "parent")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the new chain's first level has a parent link (%v)", err)
 	}
 }
