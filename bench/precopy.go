@@ -200,6 +200,7 @@ func runPrecopy(ctx context.Context, cfg config, cases []precopyCase) error {
 	fmt.Fprintf(&b, "The pre-copy method is full dump + dedup (this kernel has no soft-dirty): the final freeze is a full dump's plus the deduplication, the final archive small. ")
 	fmt.Fprintf(&b, "Then the container is removed and restored from the chain (`restore -i final --import-previous …`), removed again and restored from `full`. ")
 	fmt.Fprintf(&b, "Archives on disk (%s), zstd. Times are wall-clock seconds of the CLI command; \"CRIU frozen\" is CRIU's frozen_time and \"down\" ckpt's ckpt_frozen_time (how long the container could not run: dump, deduplication, copy of its layer; the archive is written after the thaw), both from --print-stats; dedup is the engine's deduplication phase (part of \"down\").\n\n", cfg.work)
+	fmt.Fprintf(&b, "%s\n\n", precopyReading)
 	for _, pc := range cases {
 		fmt.Fprintf(&b, "## %d MiB, %d pre-checkpoint(s)\n\n", pc.sizeMiB, pc.depth)
 		fmt.Fprintf(&b, "| run | pre-checkpoints (MB) | final (MB) | full (MB) | final/full | CRIU frozen final / full (s) | down final / full (s) | export final / full (s) | dedup final (s) | pages written/scanned final | restore chain / full (s) |\n")
@@ -250,3 +251,6 @@ func (r precopyResult) line() string {
 		strings.Join(pre, "+"), mb(r.Final.Size), r.Final.Frozen.Seconds(), mb(r.Full.Size), r.Full.Frozen.Seconds(),
 		r.ImportChain.Seconds(), r.Imp.Seconds())
 }
+
+// precopyReading explains the report's figures.
+const precopyReading = "Reading the figures: with `-e` an export thaws the container right after its dump (and deduplication), so the pages the workload dirties while a pre-checkpoint's archive is compressed and written (several ticks for a large one) go into the next delta: the final's pages written grow with the time the last pre-checkpoint's archive took to write, not with the 0.3 s pause alone. A further `-P` moves them into a delta that is shipped while the container still runs. \"down\" of the final includes the deduplication against the whole chain; the final is not frozen for less than a full checkpoint (no soft-dirty), but what is written and shipped after it is small, and the restore of the chain reads the pages through the parent links."
