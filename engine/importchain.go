@@ -171,6 +171,10 @@ func extractLevel(ctx context.Context, p previousArchive, staging, name string) 
 	if d != p.link.Digest {
 		return fmt.Errorf("%w: the archive changed while it was read (manifest %s, then %s)", format.ErrParent, p.link.Digest, d)
 	}
+	// The engine links the levels; a member in the way is refused.
+	if _, err := os.Lstat(filepath.Join(tmp, format.PreCheckpointDir, "parent")); err == nil {
+		return fmt.Errorf("%w: the archive has a member %s/parent (parent links are made by the importer)", format.ErrFormat, format.PreCheckpointDir)
+	}
 	if err := os.Rename(filepath.Join(tmp, format.PreCheckpointDir), dst); err != nil {
 		return fmt.Errorf("stage pre-checkpoint images: %w", err)
 	}

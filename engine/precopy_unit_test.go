@@ -410,3 +410,37 @@ func TestPreCheckpointBrokenChain(t *testing.T) {
 		t.Errorf("the new chain's first level has a parent link (%v)", err)
 	}
 }
+
+// TestExtractLevelRefusesParentMember: a pre-checkpoint archive with a
+// member pre-checkpoint/parent (which would stand where the importer
+// links the levels) is refused, and nothing is staged.
+func TestExtractLevelRefusesParentMember(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pre.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := format.NewWriter(f, format.Manifest{Created: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), Engine: format.Engine{Name: "ckpt"},
+		Options: format.Options{PreCheckpoint: true}}, &format.WriterOptions{Compression: format.None})
+	for _, name := range []string{format.PreCheckpointDir + "/inventory.img", format.PreCheckpointDir + "/parent"} {
+		if err := w.AddBytes(name, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	p, err := readPrevious(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging := t.TempDir()
+	err = extractLevel(context.Background(), p, staging, format.PreCheckpointDir)
+	if !errors.Is(err, format.ErrFormat) || !strings.Contains(err.Error(), "pre-checkpoint/parent") {
+		t.Errorf("extractLevel(archive with pre-checkpoint/parent) = %v, want ErrFormat naming it", err)
+	}
+	if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+		t.Errorf("staged after the refusal: %v", ents)
+	}
+}
