@@ -11,7 +11,10 @@
 //   - The first member is [ManifestName], at most [MaxManifestSize] bytes of
 //     JSON that [ParseManifest] accepts: a known major [Version], no unknown
 //     fields, no trailing data. In compressed archives it fills a compression
-//     frame of its own, so reading it decodes nothing else.
+//     frame of its own, so reading it decodes nothing else. [Writer] cuts
+//     the rest in frames of 4 MiB of tar stream (the last one shorter),
+//     compressed independently and in parallel; where it cuts depends on
+//     the size alone, so the output does not depend on the concurrency.
 //   - Every other member is a regular file listed in the manifest, in the
 //     manifest's order (sorted by name), with the listed size and sha256
 //     digest. No member is missing, unlisted or repeated. The only other

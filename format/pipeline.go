@@ -1,20 +1,27 @@
 package format
 
-import "sync/atomic"
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+)
 
 // pipeline passes buffers through stages, each a function run in a
 // goroutine of its own, in the order the buffers are sent: the caller
 // fills the next buffer while one stage hashes a buffer and the next
 // writes the one before, which puts every core to work. At most nbuf
-// buffers of size bytes exist.
+// buffers of pipelineBufferSize bytes are in use; they come from a pool
+// shared by all pipelines, so a pipeline per member costs no allocation.
 type pipeline struct {
 	stages []*stage
 	free   chan []byte
 	nbuf   int
-	size   int
 	made   int
 	failed atomic.Bool
 }
+
+var bufferPool = sync.Pool{New: func() any { return new([pipelineBufferSize]byte) }}
 
 type stage struct {
 	fn   func([]byte) error
@@ -32,8 +39,8 @@ const (
 	pipelineBufferSize = 1 << 20
 )
 
-func newPipeline(nbuf, size int, fns ...func([]byte) error) *pipeline {
-	p := &pipeline{free: make(chan []byte, nbuf), nbuf: nbuf, size: size}
+func newPipeline(nbuf int, fns ...func([]byte) error) *pipeline {
+	p := &pipeline{free: make(chan []byte, nbuf), nbuf: nbuf}
 	for _, fn := range fns {
 		p.stages = append(p.stages, &stage{fn: fn, in: make(chan []byte, nbuf), done: make(chan struct{})})
 	}
@@ -62,19 +69,19 @@ func (p *pipeline) run(s *stage, out chan []byte, closeOut bool) {
 	}
 }
 
-// buffer returns an empty buffer of the pipeline's size, waiting for one
-// to come back when all are in use.
+// buffer returns a buffer of pipelineBufferSize bytes, waiting for one to
+// come back when all are in use.
 func (p *pipeline) buffer() []byte {
 	select {
 	case b := <-p.free:
-		return b[:p.size]
+		return b[:pipelineBufferSize]
 	default:
 	}
 	if p.made < p.nbuf {
 		p.made++
-		return make([]byte, p.size)
+		return bufferPool.Get().(*[pipelineBufferSize]byte)[:]
 	}
-	return (<-p.free)[:p.size]
+	return (<-p.free)[:pipelineBufferSize]
 }
 
 // send hands b to the first stage; b must come from buffer and is not to
@@ -93,10 +100,56 @@ func (p *pipeline) close() error {
 	for _, s := range p.stages {
 		<-s.done
 	}
+	for range p.made {
+		bufferPool.Put((*[pipelineBufferSize]byte)((<-p.free)[:pipelineBufferSize]))
+	}
 	for _, s := range p.stages {
 		if s.err != nil {
 			return s.err
 		}
 	}
 	return nil
+}
+
+// pump reads r, at most limit bytes, into the pipeline's buffers, calls
+// each (if not nil) on every buffer before sending it on, and closes the
+// pipeline. It returns how many bytes it read and r's error, or else the
+// error of a stage. It stops early when a stage fails.
+func (p *pipeline) pump(r io.Reader, limit int64, each func([]byte)) (int64, error) {
+	var n int64
+	for n < limit {
+		b := p.buffer()
+		b = b[:min(int64(len(b)), limit-n)]
+		k, err := readFull(r, b)
+		if each != nil {
+			each(b[:k])
+		}
+		n += int64(k)
+		ok := p.send(b[:k])
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			p.close()
+			return n, err
+		}
+		if !ok {
+			break
+		}
+	}
+	return n, p.close()
+}
+
+// readFull reads into b until it is full or r fails, and returns r's
+// error as is (io.EOF too, unlike io.ReadFull).
+func readFull(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

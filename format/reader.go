@@ -548,7 +548,7 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	}
 	h := r.curHash
 	var written int64
-	p := newPipeline(pipelineBuffers, pipelineBufferSize, func(b []byte) error {
+	p := newPipeline(pipelineBuffers, func(b []byte) error {
 		h.Write(b)
 		return nil
 	}, func(b []byte) error {
@@ -578,20 +578,6 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		}
 		return written, nil
 	}
-}
-
-// readFull reads into b until it is full or r fails, and returns r's
-// error as is (io.EOF too, unlike io.ReadFull).
-func readFull(r io.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := r.Read(b[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // writeError marks an error of WriteTo's destination.

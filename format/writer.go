@@ -19,8 +19,9 @@ import (
 
 // Source yields a member's content. Open is called twice: once to measure
 // and digest the content before the manifest is written, once to copy it
-// into the archive. Both reads must give the same bytes; the writer checks
-// (CRC-32C of both reads) and fails with ErrSourceChanged otherwise.
+// into the archive (only the second when [Writer.SetSum] gave the sum).
+// Both reads must give the same bytes; the writer checks (CRC-32C of both
+// reads, or against the sum) and fails with ErrSourceChanged otherwise.
 type Source interface {
 	Open() (io.ReadCloser, error)
 }
@@ -61,15 +62,20 @@ type WriterOptions struct {
 	// Level is the compression level in the codec's own scale (zstd 1–22,
 	// gzip 1–9); 0 means the codec's default.
 	Level int
-	// Concurrency is how many goroutines digest members and compress; 0
-	// means min(4, GOMAXPROCS). Output does not depend on it.
+	// Concurrency is how many goroutines digest members and compress
+	// frames of the archive's body; 0 means min(4, GOMAXPROCS). Output does
+	// not depend on it. Memory grows with it: two 4 MiB buffers per
+	// goroutine and a few more.
 	Concurrency int
 }
 
 // Writer writes a v1 archive. Members are added with Add (or AddBytes,
 // AddFile, AddDir) and written, manifest first, by Close: a manifest-first
 // archive needs every member's digest before the first byte is written, so
-// Close reads each Source twice (see Source). Nothing is staged on disk.
+// Close reads each Source twice (see Source), unless SetSum gave the
+// member's sum. Nothing is staged on disk. In a compressed archive the
+// manifest has a frame of its own and the rest is cut in frames of 4 MiB
+// of tar stream, compressed in parallel (WriterOptions.Concurrency).
 //
 // A Writer enforces the reader's rules on every call, so a successful Close
 // produces an archive that Reader and Verify accept. Errors are sticky.
@@ -295,7 +301,6 @@ func (w *Writer) write() error {
 	}
 	sw.w = enc
 	dirs := map[string]bool{}
-	buf := make([]byte, copyBufferSize)
 	for _, e := range w.entries {
 		// Each parent directory gets an entry before its first member:
 		// checkpointctl looks for the checkpoint/ entry.
@@ -303,7 +308,7 @@ func (w *Writer) write() error {
 			enc.Close()
 			return err
 		}
-		if err := w.copyEntry(tw, e, m.Created, buf); err != nil {
+		if err := w.copyEntry(tw, e, m.Created); err != nil {
 			enc.Close()
 			return err
 		}
@@ -363,34 +368,23 @@ func (e *entry) measure() (err error) {
 	}()
 	// The reads and the CRC here, sha256 in a goroutine of its own.
 	sha := sha256.New()
-	p := newPipeline(pipelineBuffers, pipelineBufferSize, func(b []byte) error {
+	var crc uint32
+	p := newPipeline(pipelineBuffers, func(b []byte) error {
 		sha.Write(b)
 		return nil
 	})
-	var n int64
-	var crc uint32
-	for n <= MaxMemberSize {
-		b := p.buffer()
-		k, rerr := readFull(rc, b)
-		crc = crc32.Update(crc, crcTable, b[:k])
-		n += int64(k)
-		p.send(b[:k])
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			p.close()
-			return &Error{Op: "write", Member: e.name, Err: rerr}
-		}
+	n, err := p.pump(rc, MaxMemberSize+1, func(b []byte) { crc = crc32.Update(crc, crcTable, b) })
+	if err != nil {
+		return &Error{Op: "write", Member: e.name, Err: err}
 	}
-	p.close()
 	if n > MaxMemberSize {
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrTooLarge, "member larger than %d bytes", int64(MaxMemberSize))}
 	}
 	e.sum, e.summed = Sum{size: n, digest: digestOf(sha), crc: crc}, true
 	return nil
 }
-func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time, buf []byte) (err error) {
+
+func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
 	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
 		return err
 	}
@@ -403,8 +397,14 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time, buf []byte
 			err = &Error{Op: "write", Member: e.name, Err: cerr}
 		}
 	}()
+	// The reads here, the CRC and the copy into the tar stream in a
+	// goroutine of their own (the frames are compressed in others).
 	cw := &crcWriter{w: tw}
-	n, err := copyBuffer(cw, rc, e.sum.size+1, buf)
+	p := newPipeline(pipelineBuffers, func(b []byte) error {
+		_, err := cw.Write(b)
+		return err
+	})
+	n, err := p.pump(rc, e.sum.size+1, nil)
 	switch {
 	case errors.Is(err, tar.ErrWriteTooLong) || err == nil && n != e.sum.size:
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.sum.size)}
@@ -414,32 +414,6 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time, buf []byte
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "content changed between reads")}
 	}
 	return nil
-}
-
-// copyBufferSize is the size of the reads from a Source: big reads cost
-// fewer system calls than io.Copy's 32 KiB.
-const copyBufferSize = 1 << 20
-
-// copyBuffer copies at most limit bytes from r to w through buf, filling
-// buf before each write, and returns how many it copied.
-func copyBuffer(w io.Writer, r io.Reader, limit int64, buf []byte) (int64, error) {
-	var n int64
-	for n < limit {
-		k, err := readFull(r, buf[:min(int64(len(buf)), limit-n)])
-		if k > 0 {
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				return n, werr
-			}
-			n += int64(k)
-		}
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // crcWriter writes to w and keeps the CRC-32C of what it wrote.
