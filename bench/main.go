@@ -6,6 +6,7 @@
 // optional — `bash scripts/deps.sh --podman` installs it):
 //
 //	go run ./bench [-sizes 256,1024] [-runs 3] [-out bench/RESULTS.md]
+//	go run ./bench -precopy 256:1,256:2,1024:1 [-runs 3] [-out bench/PRECOPY.md]
 //
 // For each ballast size (MiB; the workload's ballast is half pseudo-random,
 // half repetitive text) and each run, alternating which engine goes first,
@@ -20,6 +21,11 @@
 // It writes a Markdown report with the raw figures, medians, ratios
 // ckpt/podman, the machine and the versions. It is not a test: timings are
 // noisy, which is why every figure is kept and runs alternate.
+//
+// With -precopy it measures pre-copy chains of ckpt alone instead (see
+// precopy.go): archive sizes of the pre-checkpoints, the final
+// --with-previous checkpoint and a full checkpoint taken right after it,
+// their frozen times, and the restore of the chain, into bench/PRECOPY.md.
 package main
 
 import (
@@ -67,6 +73,9 @@ type config struct {
 	out    string
 	work   string
 	shm    string
+	// precopy is -precopy's SIZE:DEPTH list; empty runs the comparison
+	// with podman.
+	precopy string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -77,10 +86,23 @@ func run(ctx context.Context, args []string) error {
 	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
 	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
 	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
+	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench"}
+	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench", precopy: *precopy}
+	var cases []precopyCase
+	if cfg.precopy != "" {
+		var err error
+		if cases, err = parsePrecopy(cfg.precopy); err != nil {
+			return err
+		}
+		outSet := false
+		fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			cfg.out = "bench/PRECOPY.md"
+		}
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
@@ -112,6 +134,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(cfg.shm)
+	if len(cases) > 0 {
+		return runPrecopy(ctx, cfg, cases)
+	}
 
 	engines := []engine{newCkpt(cfg)}
 	if cfg.podman {

@@ -29,10 +29,15 @@ type CheckpointOptions struct {
 	// pre-checkpoint directory; the container keeps running (LeaveRunning
 	// is implied). With memory tracking it is a CRIU pre-dump
 	// (PreCopyPreDump), else a full dump (PreCopyDedup): see
-	// [Engine.PreCopyMethod]. Not with WithPrevious.
+	// [Engine.PreCopyMethod]. A PreCopyDedup pre-checkpoint after another
+	// one adds a level to the chain: it is deduplicated against the
+	// previous one, which moves to pre-checkpoint.<k> (at most
+	// format.MaxParentDepth levels; beyond, it is refused with
+	// [ErrState]). Not with WithPrevious.
 	PreCheckpoint bool `json:"pre_checkpoint,omitempty"`
 	// WithPrevious takes the final checkpoint against the last
-	// pre-checkpoint, by the method that pre-checkpoint was taken with:
+	// pre-checkpoint (the latest level of the chain), by the method that
+	// pre-checkpoint was taken with:
 	// after a pre-dump, CRIU dumps with the pre-checkpoint as parent
 	// (runc --parent-path) and writes only the dirtied pages; after a
 	// full dump, the full dump is deduplicated against it with
@@ -70,6 +75,10 @@ type RestoreOptions struct {
 	// checkpoint directory (an import's staging directory, for a container
 	// made with [Engine.Create]). They are never removed.
 	ImageDir string `json:"image_dir,omitempty"`
+	// keepChain keeps the container's pre-checkpoint chain after the
+	// restore (an export's rollback: the chain must survive the failed
+	// export).
+	keepChain bool
 }
 
 // Phase is one timed step of a checkpoint or restore.
@@ -181,6 +190,9 @@ func (e *Engine) checkPrevious(c *Container, exported bool) error {
 	if _, err := os.Stat(filepath.Join(e.PreCheckpointDir(c.ID), "inventory.img")); err != nil {
 		return fmt.Errorf("%w: %s (container %s: the pre-checkpoint images are gone)", ErrState, errNoPreCheckpoint, c.Name)
 	}
+	if err := e.checkPreChainDirs(c, false); err != nil {
+		return fmt.Errorf("%w: run checkpoint -P again to start a new chain", err)
+	}
 	if exported && c.PreCheckpoint.Manifest == "" {
 		return fmt.Errorf("%w: the pre-checkpoint of %s was taken in place, without an archive: run checkpoint -P --export first", ErrState, c.Name)
 	}
@@ -249,6 +261,11 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		return nil, err
 	}
 	defer l.Unlock()
+	if o.PreCheckpoint {
+		if err := e.checkPreCheckpointDepth(c, false); err != nil {
+			return nil, err
+		}
+	}
 	if o.WithPrevious {
 		if err := e.checkPrevious(c, false); err != nil {
 			return nil, err
@@ -257,8 +274,14 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	o = withPreCopyArgs(o, method)
 	imgDir, work, preDir := e.CheckpointDir(c.ID), e.workDir(c.ID), e.PreCheckpointDir(c.ID)
+	var step *preStep
 	if o.PreCheckpoint {
 		imgDir = preDir
+		// The chain so far stays until the new level is recorded.
+		if step, err = e.beginPreCheckpoint(c, method, false); err != nil {
+			return nil, err
+		}
+		defer step.rollback()
 	}
 	for _, d := range []string{imgDir, work} {
 		if err := os.RemoveAll(d); err != nil {
@@ -302,6 +325,12 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		}
 	}
 	pt.done("read_stats")
+	if st, err := step.dedup(ctx, imgDir); err != nil {
+		return nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
+	} else if st != nil {
+		res.Dedup = st
+		pt.done("dedup")
+	}
 	if o.WithPrevious && method == PreCopyDedup {
 		// The container is stopped already (without LeaveRunning): a
 		// failed deduplication leaves the full dump, still restorable.
@@ -334,7 +363,12 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		if err != nil {
 			return nil, fmt.Errorf("digest pre-checkpoint: %w", err)
 		}
-		c.PreCheckpoint = &PreCheckpointRecord{Images: d, At: time.Now().UTC(), Method: method}
+		c.PreCheckpoint = step.record(&PreCheckpointRecord{Images: d, At: time.Now().UTC(), Method: method})
+	}
+	endChain := !o.PreCheckpoint && !o.WithPrevious && c.PreCheckpoint != nil
+	if endChain {
+		// A full checkpoint depends on no pre-checkpoint: the chain ends.
+		c.PreCheckpoint = nil
 	}
 	c.CheckpointedAt = time.Now().UTC()
 	c.CheckpointTCP = o.TCPEstablished
@@ -344,6 +378,10 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	}
 	if err := e.saveState(c); err != nil {
 		return nil, err
+	}
+	step.commit()
+	if endChain {
+		e.removePreChain(c.ID)
 	}
 	if !o.LeaveRunning && oldMonitor > 0 {
 		// Let the old monitor drain the output and exit, so that its last
@@ -490,6 +528,12 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	now := time.Now().UTC()
 	c.Status, c.PID, c.MonitorPID = StatusRunning, res.PID, res.MonitorPID
 	c.StartedAt, c.RestoredAt, c.FinishedAt, c.ExitCode = now, now, time.Time{}, 0
+	// A restore ends the pre-checkpoint chain (kept with Keep, with the
+	// images that may depend on it, and by an export's rollback).
+	endChain := !o.Keep && !o.keepChain && o.ImageDir == "" && c.PreCheckpoint != nil
+	if endChain {
+		c.PreCheckpoint = nil
+	}
 	if transient && !o.Keep {
 		c.ImageDir = ""
 	}
@@ -497,6 +541,9 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 		return nil, err
 	}
 	pt.done("save_state")
+	if endChain {
+		e.removePreChain(c.ID)
+	}
 	if !o.Keep {
 		if o.ImageDir == "" {
 			_ = os.RemoveAll(imgDir)
@@ -509,8 +556,9 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 }
 
 // checkInPlaceParent checks, before CRIU runs, that a checkpoint taken
-// --with-previous in place still has the pre-checkpoint it was
-// deduplicated against: the parent link and the images recorded.
+// --with-previous in place still has the pre-checkpoints it was
+// deduplicated against: the parent links and the images recorded, at
+// every level of the chain.
 func (e *Engine) checkInPlaceParent(c *Container, imgDir string) error {
 	target, err := os.Readlink(filepath.Join(imgDir, "parent"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -522,14 +570,7 @@ func (e *Engine) checkInPlaceParent(c *Container, imgDir string) error {
 	if c.PreCheckpoint == nil {
 		return fmt.Errorf("%w: the checkpoint of %s depends on a pre-checkpoint that is no longer recorded", ErrState, c.Name)
 	}
-	d, err := incremental.ImagesDigest(e.PreCheckpointDir(c.ID))
-	if err != nil {
-		return fmt.Errorf("%w: the pre-checkpoint of %s cannot be read: %w", ErrState, c.Name, err)
-	}
-	if d != c.PreCheckpoint.Images {
-		return fmt.Errorf("%w: the pre-checkpoint images of %s changed (digest %s, recorded %s)", ErrState, c.Name, d, c.PreCheckpoint.Images)
-	}
-	return nil
+	return e.checkPreChainDirs(c, true)
 }
 
 // writeCRIUConfig writes a CRIU configuration file into work and points

@@ -6,15 +6,17 @@
 //
 // Everything lives under [Engine.Root] (default /var/lib/ckpt):
 //
-//	containers/<id>/state.json   the container's state ([Container]), replaced atomically
-//	containers/<id>/lock         flock(2) held by the one operation in progress
-//	containers/<id>/config.json  the OCI spec; the directory is runc's bundle
-//	containers/<id>/ctr.log      the container's stdout and stderr
-//	containers/<id>/exit.json    written by the monitor when init exits
-//	containers/<id>/checkpoint/  CRIU images of the last checkpoint
-//	containers/<id>/work/        CRIU's dump.log, restore.log and statistics
-//	volumes/<name>/_data         named volumes
-//	storage/                     containers/storage graph root (StorageRoot)
+//	containers/<id>/state.json           the container's state ([Container]), replaced atomically
+//	containers/<id>/lock                 flock(2) held by the one operation in progress
+//	containers/<id>/config.json          the OCI spec; the directory is runc's bundle
+//	containers/<id>/ctr.log              the container's stdout and stderr
+//	containers/<id>/exit.json            written by the monitor when init exits
+//	containers/<id>/checkpoint/          CRIU images of the last checkpoint
+//	containers/<id>/pre-checkpoint/      the latest pre-checkpoint (checkpoint -P)
+//	containers/<id>/pre-checkpoint.<k>/  level k < n of a chain of n pre-checkpoints
+//	containers/<id>/work/                CRIU's dump.log, restore.log and statistics
+//	volumes/<name>/_data                 named volumes
+//	storage/                             containers/storage graph root (StorageRoot)
 //
 // Runtime state (runc's --root and the storage run root) is under
 // [Engine.RunRoot], by default /run/ckpt-<hash of Root>, so two engines
@@ -47,6 +49,17 @@
 //     [*ExitError] values naming the log file and quoting its last errors.
 //   - Checkpoint and restore refuse to start without root ([ErrNotRoot]) or
 //     CRIU 4.0 or newer ([ErrCRIUMissing]).
+//   - Pre-checkpoints form a chain (precopy.go): level 1 is a full dump,
+//     each later -P (PreCopyDedup) is a full dump deduplicated against the
+//     level below and links parent -> ../pre-checkpoint.<k>; the final
+//     checkpoint links checkpoint/parent -> ../pre-checkpoint. Every level
+//     stays on disk while [Container.PreCheckpoint] records it, and is
+//     checked (images digest, parent link) before an in-place restore. A
+//     chain is at most format.MaxParentDepth deep; a -P beyond is refused.
+//     A failed -P leaves the chain as it was; a full checkpoint and an
+//     in-place restore end it. An import stages the chain it is given in
+//     the same layout, after ordering and checking the archives by their
+//     manifests alone.
 //
 // # Migration
 //

@@ -63,7 +63,11 @@ type ExportOptions struct {
 	// export, and written to an archive whose images are under
 	// pre-checkpoint/. The archive carries no
 	// container layer or volumes (IgnoreRootfs and IgnoreVolumes are
-	// implied): the final archive brings them. Not with WithPrevious.
+	// implied): the final archive brings them. After an exported
+	// pre-checkpoint taken by full dump, it adds a level to the chain:
+	// the images are deduplicated against the previous level and the
+	// manifest's Parent names the previous archive (Depth one more). Not
+	// with WithPrevious.
 	PreCheckpoint bool
 	// WithPrevious takes the final checkpoint of a pre-copy: a CRIU dump
 	// with the pre-checkpoint as parent after a pre-dump, else a full
@@ -73,6 +77,9 @@ type ExportOptions struct {
 	// archive. The container must have a pre-checkpoint exported with
 	// PreCheckpoint.
 	WithPrevious bool
+	// beforeDedup, if set (tests only), is called with the image
+	// directory of a WithPrevious dump before it is deduplicated.
+	beforeDedup func(imgDir string) error
 }
 
 // ExportResult describes an export.
@@ -113,7 +120,7 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 	if err != nil && rb != nil {
 		// The container was stopped after its dump and the archive
 		// failed: restore it from its images, as it was.
-		if _, rerr := e.Restore(context.WithoutCancel(ctx), rb.id, &RestoreOptions{TCPEstablished: rb.tcp, FileLocks: rb.fileLocks}); rerr != nil {
+		if _, rerr := e.Restore(context.WithoutCancel(ctx), rb.id, &RestoreOptions{TCPEstablished: rb.tcp, FileLocks: rb.fileLocks, keepChain: true}); rerr != nil {
 			return nil, fmt.Errorf("%w\n(the container was stopped after its dump and restoring it failed: %w; it stays checkpointed: retry with `ckpt restore %s`)", err, rerr, rb.name)
 		}
 		return nil, fmt.Errorf("%w\n(the container was restored from its dump and keeps running)", err)
@@ -167,6 +174,11 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	preDir := e.PreCheckpointDir(c.ID)
 	if o.WithPrevious {
 		if err := e.checkPrevious(c, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	if o.PreCheckpoint {
+		if err := e.checkPreCheckpointDepth(c, true); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -250,6 +262,14 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	pt.done("freeze")
 
 	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
+	var step *preStep
+	if o.PreCheckpoint {
+		// The chain so far stays until the new level is recorded.
+		if step, err = e.beginPreCheckpoint(c, method, true); err != nil {
+			return nil, nil, err
+		}
+		defer step.rollback()
+	}
 	for _, d := range []string{imgDir, work} {
 		if err := os.RemoveAll(d); err != nil {
 			return nil, nil, fmt.Errorf("clear %s: %w", d, err)
@@ -262,7 +282,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
 		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
 	var ph *prehasher
-	if !o.WithPrevious {
+	if !o.WithPrevious && !step.dedups() {
 		// (Deduplication rewrites the pages images after the dump.)
 		ph = startPrehash(imgDir)
 	}
@@ -301,11 +321,22 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 			break
 		}
 	}
-	var parent *format.Parent
+	parent := step.archiveParent()
+	if st, err := step.dedup(ctx, imgDir); err != nil {
+		return nil, nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
+	} else if st != nil {
+		res.Dedup = st
+		pt.done("dedup")
+	}
 	if o.WithPrevious {
 		// After a pre-dump CRIU wrote the parent link and only the dirtied
 		// pages itself; after a full dump, deduplicate.
 		if method == PreCopyDedup {
+			if o.beforeDedup != nil {
+				if err := o.beforeDedup(imgDir); err != nil {
+					return nil, nil, err
+				}
+			}
 			st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
 			if err != nil {
 				_ = os.RemoveAll(imgDir)
@@ -314,7 +345,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 			res.Dedup = st
 			pt.done("dedup")
 		}
-		parent = &format.Parent{Manifest: c.PreCheckpoint.Manifest, Images: c.PreCheckpoint.Images, Depth: 1}
+		parent = finalParent(c.PreCheckpoint)
 	}
 	rec := *c
 	rec.PreCheckpoint = nil
@@ -408,10 +439,14 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
 	}
 	if o.PreCheckpoint {
-		c.PreCheckpoint = &PreCheckpointRecord{
+		c.PreCheckpoint = step.record(&PreCheckpointRecord{
 			Manifest: md, Images: format.ImagesDigest(m.Members, format.PreCheckpointDir), At: rec.CheckpointedAt,
 			Method: method,
-		}
+		})
+	}
+	endChain := !o.PreCheckpoint && !o.WithPrevious && c.PreCheckpoint != nil
+	if endChain {
+		c.PreCheckpoint = nil // a full checkpoint ends the chain
 	}
 	if o.LeaveRunning && imgDir != e.CheckpointDir(c.ID) && imgDir != preDir {
 		// The images are in the archive and the container runs on.
@@ -419,6 +454,10 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	if err := e.saveState(c); err != nil {
 		return nil, nil, fmt.Errorf("%w (the archive %s is complete)", err, abs)
+	}
+	step.commit()
+	if endChain {
+		e.removePreChain(c.ID)
 	}
 	pt.done("save_state")
 	if !o.Keep {

@@ -52,12 +52,15 @@ type ImportOptions struct {
 	// Progress, if set, is called with the archive bytes read so far and
 	// the archive's size.
 	Progress func(read, total int64)
-	// Previous is the pre-checkpoint archive (checkpoint -P --export) a
+	// Previous are the pre-checkpoint archives (checkpoint -P --export) a
 	// final checkpoint taken --with-previous depends on (podman's
-	// --import-previous). It is verified and extracted like the archive,
-	// and the chain checked with format.CheckChain, before anything is
-	// created.
-	Previous string
+	// --import-previous, which may be repeated), in any order: the whole
+	// chain when -P was taken more than once. They are ordered by the
+	// manifests' parent references and the chain checked with
+	// format.CheckChain before any of them is extracted; a missing,
+	// extra, repeated or mismatched one is refused. Each is then verified
+	// and extracted like the archive, before anything is created.
+	Previous []string
 }
 
 // ImportResult describes an import.
@@ -136,7 +139,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		return nil, err
 	}
 	need := int64(-1) // unknown: stage on disk
-	if o.Previous == "" && !o.Keep {
+	if len(o.Previous) == 0 && !o.Keep {
 		// (Kept images move to the container directory: on the same
 		// file system.)
 		need = stagingNeed(path)
@@ -188,11 +191,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		return nil, fmt.Errorf("%w: the archive is a pre-checkpoint: restore the final checkpoint (checkpoint --with-previous --export) with --import-previous %s", ErrUnsupported, path)
 	}
 	switch {
-	case m.Parent != nil && o.Previous == "":
-		return nil, fmt.Errorf("%w: the archive depends on a pre-checkpoint (parent %s): pass its archive with --import-previous", format.ErrParent, m.Parent.Manifest)
-	case m.Parent == nil && o.Previous != "":
+	case m.Parent != nil && len(o.Previous) == 0:
+		return nil, fmt.Errorf("%w: the archive depends on %s (parent %s): pass each with --import-previous", format.ErrParent, chainNoun(m.Parent.Depth), m.Parent.Manifest)
+	case m.Parent == nil && len(o.Previous) > 0:
 		return nil, fmt.Errorf("%w: the archive is a full checkpoint and depends on no pre-checkpoint: restore it without --import-previous", format.ErrParent)
-	case o.Previous != "":
+	case len(o.Previous) > 0:
 		if err := extractPrevious(ctx, o.Previous, staging, format.Link{Manifest: m, Digest: md}); err != nil {
 			return nil, err
 		}
@@ -352,8 +355,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	}
 	pt.done("restore")
 	if o.Keep {
-		if o.Previous != "" {
-			_ = os.Rename(filepath.Join(staging, format.PreCheckpointDir), e.PreCheckpointDir(c.ID))
+		for i := range o.Previous {
+			name := stagedLevelName(i, len(o.Previous))
+			_ = os.Rename(filepath.Join(staging, name), filepath.Join(e.containerDir(c.ID), name))
 		}
 		if err := os.Rename(imgDir, e.CheckpointDir(c.ID)); err != nil {
 			keepImages = true
@@ -362,58 +366,6 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	res.Container, res.Restore = rr.Container, rr
 	res.Total, res.Phases = time.Since(start), pt.phases
 	return res, nil
-}
-
-// extractPrevious verifies and extracts the pre-checkpoint archive at
-// path, checks that it is the parent final names (format.CheckChain), and
-// moves its images to staging/pre-checkpoint, linked from
-// staging/checkpoint/parent as CRIU expects. Nothing outside staging is
-// touched.
-func extractPrevious(ctx context.Context, path, staging string, final format.Link) (err error) {
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("previous checkpoint %s: %w", path, err)
-		}
-	}()
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return err
-	} else if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", path)
-	}
-	pre, err := os.MkdirTemp(staging, ".previous-")
-	if err != nil {
-		return fmt.Errorf("create staging directory: %w", err)
-	}
-	defer os.RemoveAll(pre)
-	zr, err := format.Extract(ctx, f, pre, nil)
-	if err != nil {
-		return fmt.Errorf("verify and extract archive: %w", err)
-	}
-	pm, legacy := zr.Manifest(), zr.Legacy()
-	link := format.Link{Manifest: pm, Digest: zr.ManifestDigest()}
-	_ = zr.Close()
-	if legacy || pm.ImagesDir() != format.PreCheckpointDir {
-		return fmt.Errorf("%w: not a pre-checkpoint archive (made by checkpoint -P --export)", format.ErrParent)
-	}
-	if err := format.CheckChain([]format.Link{final, link}); err != nil {
-		return err
-	}
-	dst := filepath.Join(staging, format.PreCheckpointDir)
-	if _, err := os.Lstat(dst); err == nil {
-		return fmt.Errorf("%w: the final archive has a %s directory", format.ErrFormat, format.PreCheckpointDir)
-	}
-	if err := os.Rename(filepath.Join(pre, format.PreCheckpointDir), dst); err != nil {
-		return fmt.Errorf("stage pre-checkpoint images: %w", err)
-	}
-	if err := os.Symlink(format.ParentLinkTarget, filepath.Join(staging, filepath.FromSlash(format.ParentLinkName))); err != nil {
-		return fmt.Errorf("link pre-checkpoint images: %w", err)
-	}
-	return nil
 }
 
 func orNone(s string) string {

@@ -80,7 +80,11 @@ func TestPreCopyMigrate(t *testing.T) {
 		{"previous of a full checkpoint", final, final, format.ErrParent},
 		{"pre-checkpoint alone", pre, "", ErrUnsupported},
 	} {
-		_, err := dst.Import(ctx, tc.path, &ImportOptions{Previous: tc.previous})
+		var prev []string
+		if tc.previous != "" {
+			prev = []string{tc.previous}
+		}
+		_, err := dst.Import(ctx, tc.path, &ImportOptions{Previous: prev})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: Import = %v, want %v", tc.name, err, tc.want)
 		} else {
@@ -89,7 +93,7 @@ func TestPreCopyMigrate(t *testing.T) {
 		noLeftovers(t, dst, 0)
 	}
 
-	ir, err := dst.Import(ctx, final, &ImportOptions{Previous: pre})
+	ir, err := dst.Import(ctx, final, &ImportOptions{Previous: []string{pre}})
 	if err != nil {
 		t.Fatal(err)
 	}

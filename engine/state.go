@@ -88,7 +88,9 @@ type Container struct {
 	ImageDir string `json:"image_dir,omitempty"`
 	// PreCheckpoint records the last pre-checkpoint (checkpoint -P),
 	// whose images stay in the container's pre-checkpoint directory as
-	// the parent of the next --with-previous checkpoint; nil if none.
+	// the parent of the next --with-previous checkpoint (or of the next
+	// -P, which adds a level to the chain); nil if none. Its Parent
+	// records the levels below it, kept in pre-checkpoint.<level>.
 	PreCheckpoint *PreCheckpointRecord `json:"pre_checkpoint,omitempty"`
 }
 
@@ -108,6 +110,10 @@ type PreCheckpointRecord struct {
 	// written before the method was recorded). The final checkpoint
 	// follows the same method.
 	Method PreCopyMethod `json:"method,omitempty"`
+	// Parent is the pre-checkpoint this one was deduplicated against (the
+	// level below it in the chain, kept in pre-checkpoint.<level>), nil
+	// for the first level, a full dump. Only PreCopyDedup levels chain.
+	Parent *PreCheckpointRecord `json:"parent,omitempty"`
 }
 
 // Mount is a volume or bind mount of a container.

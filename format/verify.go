@@ -150,11 +150,13 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 		if !ok {
 			continue
 		}
-		// Pages marked in-parent need a parent: in the manifest, or in a
-		// legacy archive its checkpoint/parent link.
+		// Pages marked in-parent need a parent: in the manifest (for the
+		// archive's images, checkpoint/ or, for a pre-checkpoint that
+		// continues a chain, pre-checkpoint/), or in a legacy archive its
+		// checkpoint/parent link.
 		hasParent := false
 		switch {
-		case dir == CheckpointDir && rep.Manifest.Parent != nil:
+		case dir == rep.Manifest.ImagesDir() && rep.Manifest.Parent != nil:
 			hasParent = true
 		case dir == CheckpointDir && hasParentLink:
 			hasParent = true
@@ -163,8 +165,8 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 		rep.Images = append(rep.Images, set)
 		rep.Problems = append(rep.Problems, problems...)
 	}
-	if !rep.Legacy && rep.Manifest.Parent != nil && len(sets[CheckpointDir]) == 0 {
-		rep.Problems = append(rep.Problems, &Error{Op: "verify", Err: errorf(ErrParent, "the manifest names a parent but the archive has no checkpoint images")})
+	if !rep.Legacy && rep.Manifest.Parent != nil && len(sets[rep.Manifest.ImagesDir()]) == 0 {
+		rep.Problems = append(rep.Problems, &Error{Op: "verify", Err: errorf(ErrParent, "the manifest names a parent but the archive has no CRIU images")})
 	}
 	return rep, nil
 }

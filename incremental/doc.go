@@ -45,7 +45,9 @@
 // the parent's "parent" link, recursively (at most format.MaxParentDepth
 // levels; a cyclic chain is an error): a page found anywhere in the chain
 // can be referenced, because CRIU's restore follows the same chain. A page
-// not found in the chain is kept. Pages are compared at the same virtual
+// not found in the chain is kept. The engine relies on this for chains of
+// pre-checkpoints: each -P after the first is deduplicated against the
+// previous level, itself a delta, and the final against the latest. Pages are compared at the same virtual
 // address only: a mapping that moved between the two dumps is compared
 // with whatever the parent had at the new address, so it is mostly kept.
 // Zero pages are pages like the others (CRIU stores none it does not

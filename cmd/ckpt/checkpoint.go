@@ -149,8 +149,12 @@ changed since remain (the others are marked in parent). How depends on
 the final dump names it as parent, so the final freeze is short, as with
 podman; without, -P is a full dump and the final full dump's pages equal
 to the pre-checkpoint's are dropped: the final freeze is as long as a full
-dump's, the final transfer as small. --print-stats reports the method as
-"ckpt_pre_copy". -P and --with-previous cannot be used together.
+dump's, the final transfer as small. Without memory tracking -P may be
+repeated: each further pre-checkpoint is a delta against the previous one
+(kept in pre-checkpoint.<k>), at most 16 in a chain; a full checkpoint or
+a restore ends the chain. --print-stats reports the method as
+"ckpt_pre_copy" and each deduplication as "ckpt_incremental". -P and
+--with-previous cannot be used together.
 
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
@@ -219,7 +223,10 @@ With --import FILE it restores a new container from an archive made by
 directory first, the spec is generated here, the base image must already be
 in the store (ckpt image import ROOTFS.tar NAME; nothing is pulled), and a
 CPU the checkpoint cannot run on is refused. A failed import leaves nothing
-behind. --name restores a copy under a new name and ID.
+behind. --name restores a copy under a new name and ID. A final checkpoint
+taken --with-previous needs its pre-checkpoint archives: give each with
+--import-previous FILE, in any order; a missing, extra or mismatched one is
+refused before anything is restored.
 
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,

@@ -96,7 +96,8 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 
 // importFlags are restore's --import flags.
 type importFlags struct {
-	path, name, previous                          string
+	path, name                                    string
+	previous                                      []string
 	ignoreRootfs, ignoreVols, ignoreIP, ignoreMAC bool
 }
 
@@ -104,7 +105,7 @@ func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	x := &importFlags{}
 	fs.StringVarP(&x.path, "import", "i", "", "restore a new container from the checkpoint archive `FILE` (from checkpoint --export or podman)")
 	fs.StringVarP(&x.name, "name", "n", "", "with --import: restore under this name with a new container ID")
-	fs.StringVar(&x.previous, "import-previous", "", "with --import: the pre-checkpoint archive `FILE` the imported checkpoint depends on (checkpoint --with-previous)")
+	fs.StringArrayVar(&x.previous, "import-previous", nil, "with --import: a pre-checkpoint archive `FILE` the imported checkpoint depends on (checkpoint --with-previous); repeat it for each of a chain, in any order")
 	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --import: do not apply the archive's container layer changes")
 	fs.BoolVar(&x.ignoreVols, "ignore-volumes", false, "with --import: do not import the archive's named volumes (use this host's)")
 	fs.BoolVar(&x.ignoreIP, "ignore-static-ip", false, "with --import: ignore a static IP address (ckpt containers have none)")

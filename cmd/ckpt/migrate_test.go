@@ -131,10 +131,12 @@ func TestProgress(t *testing.T) {
 	}
 }
 
-// TestCLIPreCopy is pre-copy migration with the CLI: checkpoint -P -e,
-// then --with-previous -e --print-stats (deduplication statistics) on one
-// root, restore --import --import-previous on the other; the counter
-// continues there. A final archive alone is refused.
+// TestCLIPreCopy is pre-copy migration with the CLI: checkpoint -P -e
+// twice (the second --print-stats, deduplicated against the first on a
+// host without memory tracking), then --with-previous -e --print-stats
+// (deduplication statistics) on one root, restore --import with
+// --import-previous repeated on the other; the counter continues there. A
+// final archive alone, or with only part of its chain, is refused.
 func TestCLIPreCopy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -170,9 +172,17 @@ func TestCLIPreCopy(t *testing.T) {
 	b("image", "import", tarPath, "workload")
 	a("run", "-d", "--name", "pc", "workload", "/bin/counter", "-interval", "50ms", "-ballast-mb", "16", "-dirty-percent", "1", "-file", "")
 	waitFor(t, func() bool { return strings.Contains(a("logs", "pc"), "counter 3\n") })
-	pre, final := filepath.Join(dir, "pre.tar.zst"), filepath.Join(dir, "final.tar.zst")
-	a("checkpoint", "-P", "-e", pre, "pc")
-	out := a("checkpoint", "--with-previous", "--print-stats", "-e", final, "pc")
+	pre1, pre2, final := filepath.Join(dir, "pre1.tar.zst"), filepath.Join(dir, "pre2.tar.zst"), filepath.Join(dir, "final.tar.zst")
+	a("checkpoint", "-P", "-e", pre1, "pc")
+	out := a("checkpoint", "-P", "--print-stats", "-e", pre2, "pc")
+	var st2 checkpointStatsJSON
+	if err := json.Unmarshal([]byte(out), &st2); err != nil || len(st2.Containers) != 1 {
+		t.Fatalf("checkpoint -P --print-stats = %s (%v)", out, err)
+	}
+	if cs := st2.Containers[0]; cs.PreCopy == engine.PreCopyDedup && (cs.Incremental == nil || cs.Incremental.PagesParent == 0) {
+		t.Errorf("second -P by full dump + dedup: no page skipped as in parent: %s", out)
+	}
+	out = a("checkpoint", "--with-previous", "--print-stats", "-e", final, "pc")
 	var st checkpointStatsJSON
 	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Containers) != 1 {
 		t.Fatalf("checkpoint --with-previous --print-stats = %s (%v)", out, err)
@@ -193,7 +203,14 @@ func TestCLIPreCopy(t *testing.T) {
 	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final)...); code != 1 || !strings.Contains(errOut, "--import-previous") {
 		t.Errorf("restore -i FINAL without --import-previous = exit %d, stderr %q; want 1 naming --import-previous", code, errOut)
 	}
-	b("restore", "-i", final, "--import-previous", pre)
+	if st.Containers[0].PreCopy == engine.PreCopyDedup {
+		if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final, "--import-previous", pre2)...); code != 1 || !strings.Contains(errOut, "not among the --import-previous archives") {
+			t.Errorf("restore -i FINAL --import-previous PRE2 = exit %d, stderr %q; want 1 naming the missing archive", code, errOut)
+		}
+		b("restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1)
+	} else {
+		b("restore", "-i", final, "--import-previous", pre2) // CRIU pre-dumps do not chain
+	}
 	at := strings.Count(a("logs", "pc"), "\n")
 	waitFor(t, func() bool { return strings.Count(b("logs", "pc"), "\n") > at+2 })
 }
