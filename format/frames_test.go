@@ -84,6 +84,7 @@ func countFrames(t *testing.T, c Compression, b []byte) int {
 // same bytes whatever the Writer's concurrency, that it is cut in frames
 // of frameSize, and that it reads back verified.
 func TestFramesDeterministic(t *testing.T) {
+	t.Parallel()
 	members := bigMembers()
 	var body int64
 	for _, b := range members {
@@ -155,6 +156,7 @@ func (c *countingSource) Open() (io.ReadCloser, error) {
 }
 
 func TestSetSum(t *testing.T) {
+	t.Parallel()
 	members := bigMembers()
 	want := writeMembers(t, Zstd, 2, members)
 	sumOf := func(b []byte) Sum {
@@ -283,6 +285,7 @@ func headerSize(t *testing.T, b []byte) int {
 // multi-frame archive, after earlier members were written, leaves the
 // target empty, and that Reader and Verify name the member.
 func TestExtractLateChecksum(t *testing.T) {
+	t.Parallel()
 	members := bigMembers()
 	for _, c := range []Compression{Zstd, Gzip} {
 		t.Run(string(c), func(t *testing.T) {
@@ -356,5 +359,28 @@ func TestWriteToError(t *testing.T) {
 	}
 	if m := zr.Manifest(); len(m.Members) != len(members) {
 		t.Errorf("manifest lists %d members", len(m.Members))
+	}
+}
+
+// TestWriterOutputError checks that an output failing in the middle of
+// the body ends Close with its error, for every concurrency, and that the
+// error is sticky.
+func TestWriterOutputError(t *testing.T) {
+	members := bigMembers()
+	for _, c := range []Compression{Zstd, Gzip, None} {
+		for _, conc := range []int{1, 3} {
+			w := NewWriter(&failWriter{n: frameSize}, testHeader(), &WriterOptions{Compression: c, Concurrency: conc})
+			for name, content := range members {
+				if err := w.AddBytes(name, content); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); !errors.Is(err, errFull) {
+				t.Errorf("%s, Concurrency %d: Close() = %v, want %v", c, conc, err, errFull)
+			}
+			if err := w.Close(); !errors.Is(err, errFull) {
+				t.Errorf("%s, Concurrency %d: second Close() = %v, want %v", c, conc, err, errFull)
+			}
+		}
 	}
 }
