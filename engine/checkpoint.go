@@ -545,7 +545,10 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 		e.removePreChain(c.ID)
 	}
 	if !o.Keep {
-		if o.ImageDir == "" {
+		switch {
+		case transient:
+			_ = e.removeTransient(c.ID) // the images and what lies beside them
+		case o.ImageDir == "":
 			_ = os.RemoveAll(imgDir)
 		}
 		_ = os.Remove(filepath.Join(work, "restore.log"))

@@ -206,7 +206,9 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}()
 	// Transient images go to a tmpfs with room for the container's
 	// memory. A pre-copy's images stay in the container directory: the
-	// chain's parent links are relative to it.
+	// chain's parent links are relative to it, and CRIU resolves them
+	// inside the container's mount namespace, where an absolute link
+	// from the tmpfs would lead nowhere.
 	imgDir, work, layersDir := e.CheckpointDir(c.ID), e.workDir(c.ID), ""
 	switch {
 	case o.PreCheckpoint:
@@ -322,29 +324,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 	}
 	parent := step.archiveParent()
-	if st, err := step.dedup(ctx, imgDir); err != nil {
-		return nil, nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
-	} else if st != nil {
-		res.Dedup = st
-		pt.done("dedup")
-	}
 	if o.WithPrevious {
-		// After a pre-dump CRIU wrote the parent link and only the dirtied
-		// pages itself; after a full dump, deduplicate.
-		if method == PreCopyDedup {
-			if o.beforeDedup != nil {
-				if err := o.beforeDedup(imgDir); err != nil {
-					return nil, nil, err
-				}
-			}
-			st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
-			if err != nil {
-				_ = os.RemoveAll(imgDir)
-				return nil, nil, fmt.Errorf("deduplicate against the pre-checkpoint: %w (the container keeps running)", err)
-			}
-			res.Dedup = st
-			pt.done("dedup")
-		}
 		parent = finalParent(c.PreCheckpoint)
 	}
 	rec := *c
@@ -376,6 +356,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 		released = true
 		res.Frozen = time.Since(frozenAt)
+		wd.released()
 		pt.done("thaw")
 	} else {
 		// SIGKILL to the init of its PID namespace (what `runc kill`
@@ -388,6 +369,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		released = true
 		_, _ = runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), "")
 		res.Frozen = time.Since(frozenAt)
+		wd.released()
 		oldMonitor := c.MonitorPID
 		deadline := time.Now().Add(10 * time.Second)
 		for oldMonitor > 0 && alive(oldMonitor) && time.Now().Before(deadline) {
@@ -410,6 +392,33 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	fail := func(what string, err error) (*ExportResult, *rollback, error) {
 		return nil, rb, fmt.Errorf("%s: %w (nothing was written to %s)", what, err, abs)
+	}
+
+	// Deduplication needs only the dump: it runs with the container
+	// thawed or stopped. It leaves the full dump as it was if it fails.
+	if st, err := step.dedup(ctx, imgDir); err != nil {
+		return nil, nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
+	} else if st != nil {
+		res.Dedup = st
+		pt.done("dedup")
+	}
+	if o.WithPrevious && method == PreCopyDedup {
+		// After a pre-dump CRIU wrote the parent link and only the dirtied
+		// pages itself; after a full dump, deduplicate.
+		if o.beforeDedup != nil {
+			if err := o.beforeDedup(imgDir); err != nil {
+				return fail("deduplicate against the pre-checkpoint", err)
+			}
+		}
+		st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
+		if err != nil {
+			if rb == nil {
+				_ = os.RemoveAll(imgDir)
+			}
+			return fail("deduplicate against the pre-checkpoint", err)
+		}
+		res.Dedup = st
+		pt.done("dedup")
 	}
 
 	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, sums, hf)
@@ -490,7 +499,11 @@ func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
 	// If this process dies while CRIU still dumps, CRIU puts the freezer
 	// back to frozen when it ends: thaw again until no CRIU runs (at most
 	// ten minutes).
-	script := `read -r x; rm -f -- "$0"; [ "$x" = done ] && exit 0; "$@" >/dev/null 2>&1; i=0
+	// Once told "released" (the container was thawed or stopped) it only
+	// removes the temporary file: a later thaw could only collide with
+	// the next operation on the container.
+	script := `x=; while read -r l; do x=$l; [ "$l" = done ] && break; done; rm -f -- "$0"
+case $x in done|released) exit 0;; esac; "$@" >/dev/null 2>&1; i=0
 while [ $i -lt 600 ] && pgrep -x criu >/dev/null 2>&1; do sleep 1; "$@" >/dev/null 2>&1; i=$((i+1)); done`
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, tmp}, resume...)...)
 	cmd.Stdin = r
@@ -500,6 +513,12 @@ while [ $i -lt 600 ] && pgrep -x criu >/dev/null 2>&1; do sleep 1; "$@" >/dev/nu
 		return nil, fmt.Errorf("start watchdog: %w", err)
 	}
 	return &watchdog{cmd: cmd, w: w}, nil
+}
+
+// released tells the watchdog that the container was thawed or stopped:
+// it has nothing to thaw any more.
+func (wd *watchdog) released() {
+	_, _ = wd.w.WriteString("released\n")
 }
 
 // stop tells the watchdog that this process finished, and reaps it in the
