@@ -155,6 +155,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		}
 		_ = os.Remove(staging + ".lock")
 		sl.Unlock()
+		e.removeEmptyTransient(filepath.Dir(staging))
 	}()
 	defer func() {
 		if err != nil && strings.Contains(err.Error(), restorableNote) {
@@ -410,6 +411,12 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 		}
 	}
 	d, err := os.MkdirTemp(base, "staging-")
+	for i := 0; i < 3 && errors.Is(err, os.ErrNotExist); i++ {
+		// Another import removed the empty base meanwhile.
+		if err = os.MkdirAll(base, 0o700); err == nil {
+			d, err = os.MkdirTemp(base, "staging-")
+		}
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("create staging directory: %w", err)
 	}

@@ -71,13 +71,34 @@ func (e *Engine) transientDir(id string, need int64) string {
 	return d
 }
 
-// removeTransient removes the transient directory of container id.
+// removeTransient removes the transient directory of container id, and
+// the transient root if that leaves it empty.
 func (e *Engine) removeTransient(id string) error {
 	root := e.transientRoot()
 	if root == "" {
 		return nil
 	}
-	return os.RemoveAll(filepath.Join(root, id))
+	err := os.RemoveAll(filepath.Join(root, id))
+	e.removeEmptyTransient(root)
+	return err
+}
+
+// removeEmptyTransient removes dir, if empty and inside the transient
+// root (or the root itself), and then the root if that leaves it empty and
+// the engine chose it, so a tmpfs keeps no trace of an engine with nothing
+// on it.
+func (e *Engine) removeEmptyTransient(dir string) {
+	root := e.transientRoot()
+	if root == "" || (dir != root && filepath.Dir(dir) != root) {
+		return
+	}
+	if dir != root || e.TmpDir == "" {
+		_ = os.Remove(dir) // fails unless empty
+	}
+	if dir != root && e.TmpDir == "" {
+		// (A TmpDir given is the caller's to keep.)
+		_ = os.Remove(root)
+	}
 }
 
 // isTmpfs reports whether path is on a tmpfs.
