@@ -218,10 +218,17 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 			imgDir, layersDir = filepath.Join(t, format.CheckpointDir), filepath.Join(t, "layers")
 		}
 	}
-	if layersDir == "" {
-		layersDir = filepath.Join(work, "layers")
+	// The container layer's changes and the volumes are copied there too
+	// (or, if it fills up, to the work directory).
+	layerDirs := []string{filepath.Join(work, "layers")}
+	if layersDir != "" {
+		layerDirs = append([]string{layersDir}, layerDirs...)
 	}
-	defer os.RemoveAll(layersDir)
+	defer func() {
+		for _, d := range layerDirs {
+			_ = os.RemoveAll(d)
+		}
+	}()
 	if transient := imgDir != e.CheckpointDir(c.ID) && imgDir != preDir; transient {
 		defer func() {
 			if err != nil && rb == nil {
@@ -338,13 +345,10 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	// with the images just dumped, and restored from them if the archive
 	// fails.
 	var layers []layerMember
+	wantLayers := !o.IgnoreRootfs || !o.IgnoreVolumes
 	if o.LeaveRunning {
-		if !o.IgnoreRootfs || !o.IgnoreVolumes {
-			var release func()
-			layers, release, err = e.layerMembers(ctx, c, o, layersDir)
-			if release != nil {
-				release()
-			}
+		if wantLayers {
+			layers, err = e.layerMembers(ctx, c, o, layerDirs...)
 			if err != nil {
 				_ = os.RemoveAll(imgDir)
 				return nil, nil, fmt.Errorf("copy the container layer and volumes: %w (the container keeps running)", err)
@@ -421,6 +425,13 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		pt.done("dedup")
 	}
 
+	if !o.LeaveRunning && wantLayers {
+		// Stopped: nothing changes them any more.
+		if layers, err = e.layerMembers(ctx, c, o, layerDirs...); err != nil {
+			return fail("copy the container layer and volumes", err)
+		}
+		pt.done("copy_layers")
+	}
 	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, sums, hf)
 	if err != nil {
 		return fail("write archive", err)
@@ -626,21 +637,14 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 			return 0, nil, "", err
 		}
 	}
-	if !o.LeaveRunning && (!o.IgnoreRootfs || !o.IgnoreVolumes) {
-		var release func()
-		var err error
-		layers, release, err = e.layerMembers(ctx, c, o, "")
-		if release != nil {
-			defer release()
-		}
-		if err != nil {
-			return 0, nil, "", err
-		}
-		pt.done("rootfs_changes")
-	}
 	for _, l := range layers {
 		if err := zw.Add(l.name, l.src); err != nil {
 			return 0, nil, "", err
+		}
+		if l.sum != nil {
+			if err := zw.SetSum(l.name, *l.sum); err != nil {
+				return 0, nil, "", err
+			}
 		}
 	}
 	if err := zw.Close(); err != nil {
@@ -674,26 +678,26 @@ func (e *Engine) volumeStore() *volumes.Store {
 type layerMember struct {
 	name string
 	src  format.Source
+	sum  *format.Sum // of src's content, if known
 }
 
 // layerMembers returns the members for c's container layer changes
 // (rootfs-diff.tar, deleted.files; not with o.IgnoreRootfs) and named
-// volumes (volumes/<name>.tar; not with o.IgnoreVolumes). With copyDir
-// set, each is read once now into a file there, and the members read
-// those copies; otherwise they read the container when the archive is
-// written. The returned function (possibly nil) unmounts the image; call
-// it when the members are no longer read.
-func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOptions, copyDir string) (ms []layerMember, release func(), err error) {
+// volumes (volumes/<name>.tar; not with o.IgnoreVolumes), each made once
+// now into a file in the first of dirs that has room for it (a tmpfs
+// that fills up gives way to the next), summed on the way so the archive
+// writer reads it once.
+func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOptions, dirs ...string) (ms []layerMember, err error) {
 	if !o.IgnoreRootfs {
 		s, err := e.storeOpen()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		lower, err := s.MountImage(c.ImageID, nil, "")
 		if err != nil {
-			return nil, nil, fmt.Errorf("mount image %s: %w", c.Image, err)
+			return nil, fmt.Errorf("mount image %s: %w", c.Image, err)
 		}
-		release = func() { _, _ = s.UnmountImage(c.ImageID, false) }
+		defer func() { _, _ = s.UnmountImage(c.ImageID, false) }()
 		opts := &rootfs.ChangesOptions{Skip: []string{"/proc", "/sys", "/dev"}}
 		for _, m := range c.Mounts {
 			opts.Skip = append(opts.Skip, m.Destination)
@@ -708,66 +712,72 @@ func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOption
 		}
 		changes, err := rootfs.Changes(ctx, lower, c.Rootfs, opts)
 		if err != nil {
-			return nil, release, fmt.Errorf("list container layer changes: %w", err)
+			return nil, fmt.Errorf("list container layer changes: %w", err)
 		}
 		wo := &rootfs.WriteOptions{FIFOs: true}
 		root := c.Rootfs
-		ms = append(ms, layerMember{format.RootfsDiffName, format.StreamSource(func(w io.Writer) error {
+		ms = append(ms, layerMember{name: format.RootfsDiffName, src: format.StreamSource(func(w io.Writer) error {
 			return rootfs.WriteDiff(ctx, w, root, changes, wo)
 		})})
 		if del := rootfs.DeletedFiles(changes); len(del) > 0 {
 			var b strings.Builder
 			if err := rootfs.WriteDeleted(&b, changes); err != nil {
-				return nil, release, err
+				return nil, err
 			}
-			ms = append(ms, layerMember{format.DeletedFilesName, format.BytesSource([]byte(b.String()))})
+			ms = append(ms, layerMember{name: format.DeletedFilesName, src: format.BytesSource([]byte(b.String()))})
 		}
 	}
 	if !o.IgnoreVolumes {
 		st := e.volumeStore()
 		for _, m := range c.Mounts {
 			if m.Type == "volume" {
-				ms = append(ms, layerMember{volumes.MemberName(m.Name), st.Source(ctx, m.Name)})
+				ms = append(ms, layerMember{name: volumes.MemberName(m.Name), src: st.Source(ctx, m.Name)})
 			}
 		}
 	}
-	if copyDir == "" {
-		return ms, release, nil
-	}
-	if err := os.RemoveAll(copyDir); err != nil {
-		return nil, release, err
-	}
-	if err := os.MkdirAll(copyDir, 0o700); err != nil {
-		return nil, release, err
-	}
 	for i, m := range ms {
-		file := filepath.Join(copyDir, strconv.Itoa(i))
-		if err := copySource(file, m.src); err != nil {
-			return nil, release, fmt.Errorf("copy %s: %w", m.name, err)
+		var err error
+		for _, dir := range dirs {
+			if err = os.MkdirAll(dir, 0o700); err != nil {
+				break
+			}
+			file := filepath.Join(dir, strconv.Itoa(i))
+			var sum format.Sum
+			if sum, err = copySource(file, m.src); err == nil {
+				ms[i].src, ms[i].sum = format.FileSource(file), &sum
+				break
+			}
+			_ = os.Remove(file)
+			if !errors.Is(err, syscall.ENOSPC) {
+				break
+			}
 		}
-		ms[i].src = format.FileSource(file)
+		if err != nil {
+			return nil, fmt.Errorf("copy %s: %w", m.name, err)
+		}
 	}
-	return ms, release, nil
+	return ms, nil
 }
 
-// copySource writes the content of src to a new file.
-func copySource(file string, src format.Source) (err error) {
+// copySource writes the content of src to a new file and returns its sum.
+func copySource(file string, src format.Source) (_ format.Sum, err error) {
 	rc, err := src.Open()
 	if err != nil {
-		return err
+		return format.Sum{}, err
 	}
 	defer rc.Close()
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return format.Sum{}, err
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 	}()
-	_, err = io.CopyBuffer(struct{ io.Writer }{f}, struct{ io.Reader }{rc}, make([]byte, 1<<20))
-	return err
+	sm := format.NewSummer()
+	_, err = io.CopyBuffer(io.MultiWriter(f, sm), struct{ io.Reader }{rc}, make([]byte, 1<<20))
+	return sm.Sum(), err
 }
 
 // readTail returns at most the last max bytes of the file at path.
