@@ -247,9 +247,16 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	if err != nil {
 		return nil, nil, err
 	}
+	// The container is frozen with runc pause only when something must be
+	// read after the dump in the state the dump saw: the container layer
+	// and volumes of a LeaveRunning export. Otherwise CRIU alone freezes
+	// it, for its dump, and then kills it (without LeaveRunning: runc
+	// removes it, as `ckpt checkpoint` does) or thaws it.
+	wantLayers := !o.IgnoreRootfs || !o.IgnoreVolumes
+	pause := o.LeaveRunning && wantLayers
 	dumpEnded := true
 	defer func() { wd.stop(dumpEnded) }()
-	released := false // thawed or stopped
+	released := !pause // thawed or stopped, or never paused
 	defer func() {
 		if !released {
 			// Thaw even if ctx is cancelled.
@@ -259,16 +266,19 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 	}()
 	frozenAt := time.Now()
-	// runc pause is not interrupted either: a killed one can leave the
-	// freezer half-way, which runc resume then refuses to undo. (The thaw
-	// above is registered first: it is harmless if pause failed.)
-	if _, err := runcTool(context.Background(), append(e.runc("").base("pause"), c.ID), ""); err != nil {
-		return nil, nil, fmt.Errorf("freeze container: %w", err)
+	if pause {
+		// runc pause is not interrupted either: a killed one can leave
+		// the freezer half-way, which runc resume then refuses to undo.
+		// (The thaw above is registered first: it is harmless if pause
+		// failed.)
+		if _, err := runcTool(context.Background(), append(e.runc("").base("pause"), c.ID), ""); err != nil {
+			return nil, nil, fmt.Errorf("freeze container: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		pt.done("freeze")
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	pt.done("freeze")
 
 	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	var step *preStep
@@ -288,17 +298,18 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 	}
 	dumpLog := filepath.Join(work, "dump.log")
-	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: true, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
+	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
 		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
 	var ph *prehasher
 	if !o.WithPrevious && !step.dedups() {
 		// (Deduplication rewrites the pages images after the dump.)
 		ph = startPrehash(imgDir)
 	}
+	oldMonitor := c.MonitorPID
 	t0 := time.Now()
 	// The dump is not interrupted when ctx is: killing runc while CRIU
 	// has the container's processes seized and infected with its parasite
-	// kills them. The container is frozen anyway; ctx is checked after.
+	// kills them. ctx is checked after.
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
 	var sums map[string]format.Sum
@@ -306,9 +317,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		sums = ph.finish(err != nil)
 	}
 	pt.done("runtime_checkpoint")
-	if err == nil {
-		err = ctx.Err()
-	}
 	if err != nil {
 		// If runc failed oddly, CRIU may still run and re-freeze the
 		// container when it ends: the watchdog thaws it after that.
@@ -330,6 +338,10 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 			break
 		}
 	}
+	if !pause && res.CRIU != nil {
+		// CRIU's freeze was the only one.
+		res.Frozen = time.Duration(res.CRIU.FrozenTime) * time.Microsecond
+	}
 	parent := step.archiveParent()
 	if o.WithPrevious {
 		parent = finalParent(c.PreCheckpoint)
@@ -341,40 +353,29 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 
 	// The container does not stay frozen while the archive is written:
 	// with LeaveRunning its container layer and volumes are copied as
-	// they are now and it is thawed; without, it is stopped, checkpointed
-	// with the images just dumped, and restored from them if the archive
-	// fails.
+	// they are now and it is thawed (if it was paused for that); without,
+	// CRIU stopped it, and it is now checkpointed with the images just
+	// dumped, restored from them if the archive fails.
 	var layers []layerMember
-	wantLayers := !o.IgnoreRootfs || !o.IgnoreVolumes
-	if o.LeaveRunning {
-		if wantLayers {
-			layers, err = e.layerMembers(ctx, c, o, layerDirs...)
-			if err != nil {
-				_ = os.RemoveAll(imgDir)
-				return nil, nil, fmt.Errorf("copy the container layer and volumes: %w (the container keeps running)", err)
-			}
-			pt.done("copy_layers")
+	if pause {
+		layers, err = e.layerMembers(ctx, c, o, layerDirs...)
+		if err != nil {
+			_ = os.RemoveAll(imgDir)
+			return nil, nil, fmt.Errorf("copy the container layer and volumes: %w (the container keeps running)", err)
 		}
+		pt.done("copy_layers")
 		if _, err := runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), ""); err != nil {
 			return nil, nil, fmt.Errorf("thaw container: %w", err)
 		}
 		released = true
 		res.Frozen = time.Since(frozenAt)
-		wd.released()
 		pt.done("thaw")
-	} else {
-		// SIGKILL to the init of its PID namespace (what `runc kill`
-		// does, without starting runc) is delivered when it is thawed,
-		// before it runs any instruction; the init cannot have exited
-		// while frozen, so c.PID is still it.
-		if err := syscall.Kill(c.PID, syscall.SIGKILL); err != nil {
-			return nil, nil, fmt.Errorf("stop container after its dump: %w (the container keeps running)", err)
-		}
-		released = true
-		_, _ = runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), "")
-		res.Frozen = time.Since(frozenAt)
-		wd.released()
-		oldMonitor := c.MonitorPID
+	}
+	wd.released()
+	if !o.LeaveRunning {
+		// Let the old monitor record the exit and drain the output
+		// first, so that its last log lines come before the restored
+		// container's.
 		deadline := time.Now().Add(10 * time.Second)
 		for oldMonitor > 0 && alive(oldMonitor) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
@@ -396,6 +397,12 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	fail := func(what string, err error) (*ExportResult, *rollback, error) {
 		return nil, rb, fmt.Errorf("%s: %w (nothing was written to %s)", what, err, abs)
+	}
+	if err := ctx.Err(); err != nil {
+		if rb == nil {
+			_ = os.RemoveAll(imgDir)
+		}
+		return fail("export", err)
 	}
 
 	// Deduplication needs only the dump: it runs with the container
