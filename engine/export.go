@@ -100,21 +100,23 @@ type ExportResult struct {
 // (cpuinfo.img), the container layer's changes (rootfs-diff.tar,
 // deleted.files), the named volumes (volumes/<name>.tar) and ctr.log.
 //
-// The container is frozen (runc pause) for the dump, which CRIU writes to
-// a tmpfs when one has room (see [Engine.TmpDir]), and only for the dump:
-// with LeaveRunning the container layer's changes and the volumes are
-// copied while it is still frozen, so they match its memory, and it is
-// thawed; without, it is stopped at once and becomes checkpointed, its
-// images kept where they were dumped (restorable in place, as podman
-// does). Only then is the archive compressed and written: to a temporary
-// file beside path (created with O_EXCL), synced, renamed to path and the
-// directory synced. On any failure, including ctx being cancelled, the
-// temporary file is removed, nothing is left at path and the container
-// keeps running: if it was stopped already, it is restored from its
-// images (if that fails too, it stays checkpointed and the error says
-// so). A watchdog process thaws the container and removes the temporary
-// file even if the calling process is killed; a container stopped by then
-// stays checkpointed.
+// The container is frozen for the dump only, which CRIU writes to a tmpfs
+// when one has room (see [Engine.TmpDir]). Without LeaveRunning, CRIU
+// kills it at the end of the dump and it becomes checkpointed, its images
+// kept where they were dumped (restorable in place, as podman does): its
+// downtime is CRIU's frozen time. With LeaveRunning, CRIU thaws it after
+// the dump, unless its container layer's changes or volumes go into the
+// archive: then it is frozen (runc pause) before the dump and thawed only
+// once they are copied, so they match its memory. Only then is the
+// archive compressed and written: to a temporary file beside path
+// (created with O_EXCL), synced, renamed to path and the directory
+// synced. On any failure, including ctx being cancelled, the temporary
+// file is removed, nothing is left at path and the container keeps
+// running: if it was stopped already, it is restored from its images (if
+// that fails too, it stays checkpointed and the error says so). A watchdog
+// process thaws the container and removes the temporary file even if the
+// calling process is killed; a container stopped by then stays
+// checkpointed.
 func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, error) {
 	res, rb, err := e.export(ctx, ref, path, o)
 	if err != nil && rb != nil {
@@ -241,8 +243,8 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	hf := e.probeHost(ctx, e.containerDir(c.ID))
 	defer hf.close()
 
-	// Freeze, with a watchdog that thaws the container and removes the
-	// temporary file if this process dies before it finishes.
+	// A watchdog thaws the container and removes the temporary file if
+	// this process dies before it finishes.
 	wd, err := e.startWatchdog(c.ID, tmp)
 	if err != nil {
 		return nil, nil, err

@@ -158,11 +158,12 @@ a restore ends the chain. --print-stats reports the method as
 
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
---import' on another host. The container is frozen for the dump only:
-then it stops (or, with -R, runs on, its layer and volumes copied first)
-while the archive is written beside FILE, synced and renamed. If the
-export fails or is interrupted there is no FILE and the container keeps
-running (restored from its dump if it was stopped). See docs/MIGRATION.md.
+--import' on another host. The container is frozen for the dump only
+(CRIU writes it to a tmpfs when one has room): then it stops (or, with -R,
+runs on, its layer and volumes copied first) while the archive is written
+beside FILE, synced and renamed. If the export fails or is interrupted
+there is no FILE and the container keeps running (restored from its dump
+if it was stopped). See docs/MIGRATION.md.
 
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,
