@@ -66,7 +66,7 @@
 // [Engine.Export] writes a running container's checkpoint, layer changes
 // and named volumes into a v1 archive atomically; the container is frozen
 // for the dump only (thawed, or stopped and restored in place from its
-// dump if the archive fails), its images on a tmpfs when one has room;
+// dump if the archive fails);
 // [Engine.Import] restores such an archive, or a podman one, as a new
 // container after verifying it into a staging directory, generating the
 // spec locally and checking the CPU, and rolls everything back on failure.

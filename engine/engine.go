@@ -56,10 +56,11 @@ type Engine struct {
 	// "overlay", falling back to "vfs" where overlay does not work.
 	StorageDriver string
 	// TmpDir is a directory on a tmpfs for transient CRIU images: those an
-	// export dumps and an import unpacks. Empty means the run root when it
-	// is a tmpfs, else /dev/shm when it is one; TmpDirNone (or a directory
-	// not on a tmpfs) keeps them on disk. A tmpfs is used only when it and
-	// the host's available memory have room for the images.
+	// export dumps and an import unpacks. They go there only when it and
+	// the host's available memory have room for them. Empty (or not a
+	// tmpfs): the container directory and Root/import, i.e. the page cache,
+	// which on the machines measured took CRIU's writes faster than a
+	// tmpfs (bench/RESULTS.md).
 	TmpDir string
 	// MonitorPath is the executable started as a container monitor with
 	// the arguments [MonitorCommand] and a JSON configuration; it must call

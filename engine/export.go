@@ -100,8 +100,8 @@ type ExportResult struct {
 // (cpuinfo.img), the container layer's changes (rootfs-diff.tar,
 // deleted.files), the named volumes (volumes/<name>.tar) and ctr.log.
 //
-// The container is frozen for the dump only, which CRIU writes to a tmpfs
-// when one has room (see [Engine.TmpDir]). Without LeaveRunning, CRIU
+// The container is frozen for the dump only, which CRIU writes to the
+// container directory or, if set, [Engine.TmpDir]. Without LeaveRunning, CRIU
 // kills it at the end of the dump and it becomes checkpointed, its images
 // kept where they were dumped (restorable in place, as podman does): its
 // downtime is CRIU's frozen time. With LeaveRunning, CRIU thaws it after
@@ -206,8 +206,9 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 			_ = os.Remove(tmp)
 		}
 	}()
-	// Transient images go to a tmpfs with room for the container's
-	// memory. A pre-copy's images stay in the container directory: the
+	// Transient images go to the TmpDir tmpfs, if set and with room for
+	// the container's memory. A pre-copy's images stay in the container
+	// directory in any case: the
 	// chain's parent links are relative to it, and CRIU resolves them
 	// inside the container's mount namespace, where an absolute link
 	// from the tmpfs would lead nowhere.
@@ -302,11 +303,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	dumpLog := filepath.Join(work, "dump.log")
 	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
 		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
-	var ph *prehasher
-	if !o.WithPrevious && !step.dedups() {
-		// (Deduplication rewrites the pages images after the dump.)
-		ph = startPrehash(imgDir)
-	}
 	oldMonitor := c.MonitorPID
 	t0 := time.Now()
 	// The dump is not interrupted when ctx is: killing runc while CRIU
@@ -314,10 +310,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	// kills them. ctx is checked after.
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
-	var sums map[string]format.Sum
-	if ph != nil {
-		sums = ph.finish(err != nil)
-	}
 	pt.done("runtime_checkpoint")
 	if err != nil {
 		// If runc failed oddly, CRIU may still run and re-freeze the
@@ -441,7 +433,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 		pt.done("copy_layers")
 	}
-	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, sums, hf)
+	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, hf)
 	if err != nil {
 		return fail("write archive", err)
 	}
@@ -477,8 +469,9 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	if endChain {
 		c.PreCheckpoint = nil // a full checkpoint ends the chain
 	}
-	if o.LeaveRunning && imgDir != e.CheckpointDir(c.ID) && imgDir != preDir {
-		// The images are in the archive and the container runs on.
+	if o.LeaveRunning && !o.PreCheckpoint && !o.WithPrevious {
+		// The images are in the archive and the container runs on:
+		// removed before the page cache writes them to disk.
 		_ = os.RemoveAll(imgDir)
 	}
 	if err := e.saveState(c); err != nil {
@@ -588,10 +581,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // writeArchive writes the v1 archive of container c to f, with the images
 // of imgDir under pre-checkpoint/ (o.PreCheckpoint) or checkpoint/, and
 // returns its size, manifest and manifest digest. The container layer's
-// changes and the volumes are layers (copied earlier, with LeaveRunning)
-// or else read now. sums holds the sums of image files already read
-// (startPrehash), by file name; hf the host's description.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, sums map[string]format.Sum, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
+// changes and the volumes are layers, copied earlier; hf is the host's
+// description.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
 	host, cpuinfo, err := hf.wait()
 	if err != nil {
 		return 0, nil, "", err
@@ -617,11 +609,6 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	zw := format.NewWriter(bw, header, &format.WriterOptions{Compression: comp})
 	if err := zw.AddDir(dirName, imgDir); err != nil {
 		return 0, nil, "", err
-	}
-	for name, sum := range sums {
-		if err := zw.SetSum(dirName+"/"+name, sum); err != nil {
-			return 0, nil, "", err
-		}
 	}
 	cfg, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {

@@ -377,10 +377,10 @@ func orNone(s string) string {
 }
 
 // newStaging makes an empty staging directory, locked (flock on
-// <dir>.lock) while the import runs: on the engine's tmpfs (see
-// [Engine.TmpDir]) when it has room for need bytes, else under
-// Root/import. Staging directories whose lock is free belong to an import
-// that was killed: they are removed first.
+// <dir>.lock) while the import runs: in TmpDir (see [Engine.TmpDir]) when
+// it has room for need bytes, else under Root/import. Staging directories
+// whose lock is free belong to an import that was killed: they are
+// removed first.
 func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	bases := []string{filepath.Join(e.root(), "import")}
 	if t := e.transientRoot(); t != "" {

@@ -84,9 +84,6 @@ func realEngine(t testing.TB) *Engine {
 			_, _ = s.Shutdown(true)
 		}
 		_ = e.Close()
-		if t := e.transientRoot(); t != "" {
-			_ = os.RemoveAll(t)
-		}
 	})
 	if _, err := e.ImageImport(ctx, tarPath, "workload"); err != nil {
 		t.Fatal(err)

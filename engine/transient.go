@@ -2,8 +2,6 @@ package engine
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,43 +13,22 @@ import (
 )
 
 // Transient images: what an export dumps and an import unpacks is read
-// once and thrown away (or kept only until the container is restored), so
-// it goes to a tmpfs when one serves and has room: CRIU writes and reads
-// it at memory speed and no disk write competes with the archive's.
-
-// TmpDirNone, as [Engine.TmpDir], keeps transient images on disk, in the
-// container's directory and under Root/import.
-const TmpDirNone = "none"
+// once and thrown away (or kept only until the container is restored).
+// With Engine.TmpDir on a tmpfs that has room, they go there and never
+// touch a disk. By default they go to the container directory and the
+// import staging directory under Root: through the page cache, which on
+// the machines measured (bench/RESULTS.md) takes CRIU's writes faster than
+// a tmpfs does, as long as they fit under the kernel's dirty limits.
 
 // transientSlack is what a transient directory needs beyond the estimate
 // of its content, on the tmpfs and in the host's available memory.
 const transientSlack = 256 << 20
 
-// transientRoot returns the tmpfs directory that holds transient images,
-// or "" if none serves: TmpDir when set (and a tmpfs), else the run root
-// when it is a tmpfs, else /dev/shm/ckpt-<hash of Root> when /dev/shm is
-// one.
+// transientRoot returns the tmpfs directory that holds transient images:
+// TmpDir if it is set and on a tmpfs, else "".
 func (e *Engine) transientRoot() string {
-	switch e.TmpDir {
-	case TmpDirNone:
-		return ""
-	case "":
-	default:
-		if isTmpfs(e.TmpDir) {
-			return e.TmpDir
-		}
-		return ""
-	}
-	if isTmpfs(e.runRoot()) {
-		return filepath.Join(e.runRoot(), "transient")
-	}
-	if isTmpfs("/dev/shm") {
-		root := e.root()
-		if abs, err := filepath.Abs(root); err == nil {
-			root = abs
-		}
-		sum := sha256.Sum256([]byte(filepath.Clean(root)))
-		return "/dev/shm/ckpt-" + hex.EncodeToString(sum[:6])
+	if e.TmpDir != "" && isTmpfs(e.TmpDir) {
+		return e.TmpDir
 	}
 	return ""
 }
@@ -71,33 +48,20 @@ func (e *Engine) transientDir(id string, need int64) string {
 	return d
 }
 
-// removeTransient removes the transient directory of container id, and
-// the transient root if that leaves it empty.
+// removeTransient removes the transient directory of container id.
 func (e *Engine) removeTransient(id string) error {
 	root := e.transientRoot()
 	if root == "" {
 		return nil
 	}
-	err := os.RemoveAll(filepath.Join(root, id))
-	e.removeEmptyTransient(root)
-	return err
+	return os.RemoveAll(filepath.Join(root, id))
 }
 
-// removeEmptyTransient removes dir, if empty and inside the transient
-// root (or the root itself), and then the root if that leaves it empty and
-// the engine chose it, so a tmpfs keeps no trace of an engine with nothing
-// on it.
+// removeEmptyTransient removes dir if it is empty and directly inside the
+// transient root (TmpDir itself is the caller's to keep).
 func (e *Engine) removeEmptyTransient(dir string) {
-	root := e.transientRoot()
-	if root == "" || (dir != root && filepath.Dir(dir) != root) {
-		return
-	}
-	if dir != root || e.TmpDir == "" {
+	if root := e.transientRoot(); root != "" && filepath.Dir(dir) == root {
 		_ = os.Remove(dir) // fails unless empty
-	}
-	if dir != root && e.TmpDir == "" {
-		// (A TmpDir given is the caller's to keep.)
-		_ = os.Remove(root)
 	}
 }
 

@@ -159,7 +159,7 @@ a restore ends the chain. --print-stats reports the method as
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
 --import' on another host. The container is frozen for the dump only
-(CRIU writes it to a tmpfs when one has room): then it stops (or, with -R,
+(to a tmpfs with the global --tmpdir): then it stops (or, with -R,
 runs on, its layer and volumes copied first) while the archive is written
 beside FILE, synced and renamed. If the export fails or is interrupted
 there is no FILE and the container keeps running (restored from its dump

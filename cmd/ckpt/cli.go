@@ -68,7 +68,7 @@ func globalFlags(g *globalOptions) *pflag.FlagSet {
 	fs.StringVar(&g.root, "root", engine.DefaultRoot, "engine state directory")
 	fs.StringVar(&g.storageRoot, "storage-root", "", "containers/storage graph root (default <root>/storage)")
 	fs.StringVar(&g.runRoot, "runroot", "", "runtime state directory (default /run/ckpt-<hash of --root>)")
-	fs.StringVar(&g.tmpDir, "tmpdir", "", "tmpfs directory for the CRIU images of exports and imports (default: the runroot if a tmpfs, else /dev/shm; \"none\": on disk)")
+	fs.StringVar(&g.tmpDir, "tmpdir", "", "a tmpfs directory for the CRIU images of exports and imports, e.g. /dev/shm (default: under --root, through the page cache)")
 	fs.StringVar(&g.runtime, "runtime", engine.DefaultRuntime, "OCI runtime binary")
 	fs.StringVar(&g.criu, "criu", engine.DefaultCRIU, "CRIU binary ckpt checks (runc runs the criu in PATH)")
 	return fs
