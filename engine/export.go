@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -561,6 +560,14 @@ type countingWriter struct {
 
 const writebackWindow = 8 << 20
 
+// WriteAt writes to the file (the manifest over its placeholder).
+func (c *countingWriter) WriteAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.f.WriteAt(p, off)
+}
+
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
@@ -604,9 +611,11 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	if o.PreCheckpoint {
 		dirName = format.PreCheckpointDir
 	}
+	// Unbuffered (the writer writes whole frames): NewFileWriter writes
+	// the manifest over its placeholder at the end, reading each member
+	// once.
 	cw := &countingWriter{w: f, f: f, progress: o.Progress, ctx: ctx}
-	bw := bufio.NewWriterSize(cw, 1<<20)
-	zw := format.NewWriter(bw, header, &format.WriterOptions{Compression: comp})
+	zw := format.NewFileWriter(cw, header, &format.WriterOptions{Compression: comp})
 	if err := zw.AddDir(dirName, imgDir); err != nil {
 		return 0, nil, "", err
 	}
@@ -644,9 +653,6 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return 0, nil, "", err
-	}
-	if err := bw.Flush(); err != nil {
 		return 0, nil, "", err
 	}
 	pt.done("write_archive")

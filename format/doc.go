@@ -11,7 +11,8 @@
 //   - The first member is [ManifestName], at most [MaxManifestSize] bytes of
 //     JSON that [ParseManifest] accepts: a known major [Version], no unknown
 //     fields, no trailing data. In compressed archives it fills a compression
-//     frame of its own, so reading it decodes nothing else. [Writer] cuts
+//     frame of its own, so reading it decodes nothing else ([NewFileWriter]
+//     stores that frame, so that it can write it last). [Writer] cuts
 //     the rest in frames of 4 MiB of tar stream (the last one shorter),
 //     compressed independently and in parallel; where it cuts depends on
 //     the size alone, so the output does not depend on the concurrency.

@@ -2,7 +2,6 @@ package format
 
 import (
 	"archive/tar"
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -19,7 +18,8 @@ import (
 
 // Source yields a member's content. Open is called twice: once to measure
 // and digest the content before the manifest is written, once to copy it
-// into the archive (only the second when [Writer.SetSum] gave the sum).
+// into the archive (only the second when [Writer.SetSum] gave the sum, or
+// when a [NewFileWriter] knows every size).
 // Both reads must give the same bytes; the writer checks (CRC-32C of both
 // reads, or against the sum) and fails with ErrSourceChanged otherwise.
 type Source interface {
@@ -33,15 +33,11 @@ type SourceFunc func() (io.ReadCloser, error)
 func (f SourceFunc) Open() (io.ReadCloser, error) { return f() }
 
 // BytesSource returns a Source of b.
-func BytesSource(b []byte) Source {
-	return SourceFunc(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-}
+func BytesSource(b []byte) Source { return bytesSource(b) }
 
 // FileSource returns a Source reading the regular file at name. It refuses
 // a symlink or a non-regular file.
-func FileSource(name string) Source {
-	return SourceFunc(func() (io.ReadCloser, error) { return openRegular(name) })
-}
+func FileSource(name string) Source { return fileSource(name) }
 
 // StreamSource returns a Source whose content gen writes, e.g. an inner tar
 // generated on the fly: nothing is written to disk, gen runs once per Open
@@ -73,7 +69,8 @@ type WriterOptions struct {
 // AddFile, AddDir) and written, manifest first, by Close: a manifest-first
 // archive needs every member's digest before the first byte is written, so
 // Close reads each Source twice (see Source), unless SetSum gave the
-// member's sum. Nothing is staged on disk. In a compressed archive the
+// member's sum, or unless the Writer is a NewFileWriter's, which can write
+// the manifest last, over a placeholder. Nothing is staged on disk. In a compressed archive the
 // manifest has a frame of its own and the rest is cut in frames of 4 MiB
 // of tar stream, compressed in parallel (WriterOptions.Concurrency).
 //
@@ -81,6 +78,7 @@ type WriterOptions struct {
 // produces an archive that Reader and Verify accept. Errors are sticky.
 type Writer struct {
 	w       io.Writer
+	at      io.WriterAt // NewFileWriter's file
 	opts    WriterOptions
 	header  Manifest
 	entries []*entry
@@ -246,9 +244,6 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 func (w *Writer) write() error {
 	slices.SortFunc(w.entries, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
-	if err := w.digestAll(); err != nil {
-		return err
-	}
 	m := w.header
 	m.Version = Version
 	if m.Created.IsZero() {
@@ -256,6 +251,21 @@ func (w *Writer) write() error {
 	}
 	m.Created = m.Created.UTC().Truncate(time.Second)
 	w.byName = nil
+	if w.at != nil && w.opts.Compression != Gzip {
+		if ok, err := w.sizeAll(); err != nil {
+			return err
+		} else if ok {
+			return w.writeSingle(m)
+		}
+		for _, e := range w.entries {
+			if !e.summed {
+				e.sum = Sum{}
+			}
+		}
+	}
+	if err := w.digestAll(); err != nil {
+		return err
+	}
 	m.Members = make([]Member, len(w.entries))
 	var total int64
 	for i, e := range w.entries {

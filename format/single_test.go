@@ -1,0 +1,189 @@
+package format
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+)
+
+// memFile is a File in memory.
+type memFile struct{ b []byte }
+
+func (f *memFile) Write(p []byte) (int, error) { f.b = append(f.b, p...); return len(p), nil }
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > int64(len(f.b)) {
+		return 0, errors.New("WriteAt beyond what was written")
+	}
+	return copy(f.b[off:], p), nil
+}
+
+// openCounter counts Opens.
+type openCounter struct {
+	Sizer
+	opens *atomic.Int32
+}
+
+func (c openCounter) Open() (io.ReadCloser, error) { c.opens.Add(1); return c.Sizer.Open() }
+
+// TestFileWriterSinglePass checks NewFileWriter: with every size known,
+// each member is read once and the archive verifies, with the same
+// manifest and members as NewWriter's two-pass archive, deterministically
+// at any concurrency; gzip and a Source of unknown size fall back to two
+// passes.
+func TestFileWriterSinglePass(t *testing.T) {
+	t.Parallel()
+	members := bigMembers()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pages-3.img")
+	if err := os.WriteFile(file, members["checkpoint/pages-1.img"][:300000], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(t *testing.T, c Compression, conc int, stream bool) ([]byte, int) {
+		var opens atomic.Int32
+		f := &memFile{}
+		w := NewFileWriter(f, testHeader(), &WriterOptions{Compression: c, Concurrency: conc})
+		for name, content := range members {
+			if err := w.Add(name, openCounter{BytesSource(content).(Sizer), &opens}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Add("checkpoint/pages-3.img", openCounter{FileSource(file).(Sizer), &opens}); err != nil {
+			t.Fatal(err)
+		}
+		if stream {
+			if err := w.Add("checkpoint/pages-4.img", StreamSource(func(w io.Writer) error { _, err := w.Write([]byte("streamed")); return err })); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+		return f.b, int(opens.Load())
+	}
+	for _, c := range []Compression{Zstd, None, Gzip} {
+		t.Run(string(c), func(t *testing.T) {
+			b1, opens := write(t, c, 1, false)
+			wantOpens := len(members) + 1
+			if c == Gzip {
+				wantOpens *= 2
+			}
+			if opens != wantOpens {
+				t.Errorf("%d opens of %d sources, want %d", opens, len(members)+1, wantOpens)
+			}
+			for _, n := range []int{2, 8} {
+				if bn, _ := write(t, c, n, false); !bytes.Equal(b1, bn) {
+					t.Errorf("Concurrency %d wrote other bytes than Concurrency 1", n)
+				}
+			}
+			readBack(t, b1)
+			m, _, err := ReadManifest(bytes.NewReader(b1))
+			if err != nil {
+				t.Fatalf("ReadManifest = %v", err)
+			}
+			// The same manifest as the two-pass writer's.
+			var two bytes.Buffer
+			w := NewWriter(&two, testHeader(), &WriterOptions{Compression: c})
+			for name, content := range members {
+				w.AddBytes(name, content)
+			}
+			w.AddFile("checkpoint/pages-3.img", file)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			m2, _, err := ReadManifest(bytes.NewReader(two.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mb, _ := m.Marshal()
+			mb2, _ := m2.Marshal()
+			if !bytes.Equal(mb, mb2) {
+				t.Errorf("single-pass manifest differs from the two-pass one:\n%s\n%s", mb, mb2)
+			}
+			got := readBack(t, b1)
+			for name, content := range members {
+				if !bytes.Equal(got[name], content) {
+					t.Errorf("%s: read back %d bytes, want the %d written", name, len(got[name]), len(content))
+				}
+			}
+			// A Source of unknown size: two passes, still verifiable.
+			bs, opens := write(t, c, 2, true)
+			if opens != 2*(len(members)+1) {
+				t.Errorf("with a StreamSource: %d opens, want %d", opens, 2*(len(members)+1))
+			}
+			readBack(t, bs)
+		})
+	}
+}
+
+// readBack reads every member of archive b (the Reader checks each one's
+// size and digest at its end) and returns their contents by name.
+func readBack(t *testing.T, b []byte) map[string][]byte {
+	t.Helper()
+	zr, err := NewReader(bytes.NewReader(b), nil)
+	if err != nil {
+		t.Fatalf("NewReader() = %v", err)
+	}
+	got := map[string][]byte{}
+	for {
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			return got
+		}
+		if err != nil {
+			t.Fatalf("Next() = %v", err)
+		}
+		if got[h.Name], err = io.ReadAll(zr); err != nil {
+			t.Fatalf("read %s: %v", h.Name, err)
+		}
+	}
+}
+
+// TestFileWriterSourceChanged: a file that grows between its size and its
+// read fails the single pass with ErrSourceChanged.
+func TestFileWriterSourceChanged(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "pages-1.img")
+	if err := os.WriteFile(file, []byte("1234"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	grow := SourceFunc(func() (io.ReadCloser, error) {
+		if err := os.WriteFile(file, []byte("123456789"), 0o600); err != nil {
+			return nil, err
+		}
+		return os.Open(file)
+	})
+	w := NewFileWriter(&memFile{}, testHeader(), nil)
+	if err := w.Add("checkpoint/pages-1.img", sizedFunc{grow, 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("Close() = %v, want ErrSourceChanged", err)
+	}
+}
+
+type sizedFunc struct {
+	SourceFunc
+	n int64
+}
+
+func (s sizedFunc) Size() (int64, error) { return s.n, nil }
+
+// TestRawZstdFrame checks the stored manifest frame against the decoder,
+// across the 128 KiB block boundary.
+func TestRawZstdFrame(t *testing.T) {
+	for _, n := range []int{0, 1, 512, 128 << 10, 128<<10 + 1, 300000} {
+		b := bytes.Repeat([]byte("x"), n)
+		d, err := newDecoder(Zstd, bytes.NewReader(rawZstdFrame(b)), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(d)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%d bytes: decoded %d bytes, %v", n, len(got), err)
+		}
+	}
+}
