@@ -129,10 +129,6 @@ func (e *Engine) beginPreCheckpoint(c *Container, method PreCopyMethod, exported
 	return s, nil
 }
 
-// dedups reports whether the new level will be deduplicated after its
-// dump (so its pages images change).
-func (s *preStep) dedups() bool { return s != nil && s.chain }
-
 // dedup deduplicates the new level in imgDir against the level below it;
 // without a chain it does nothing and returns nil statistics.
 func (s *preStep) dedup(ctx context.Context, imgDir string) (*incremental.Stats, error) {
