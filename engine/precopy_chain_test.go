@@ -81,8 +81,8 @@ func writeImagesArchive(t *testing.T, path, dir, like string) {
 }
 
 // TestPreCopyChain is the test of pre-copy chains without
-// soft-dirty: a 256 MiB container dirtying about 1% of its pages per tick
-// is exported with PreCheckpoint twice (the second a delta against the
+// soft-dirty: a 256 MiB container dirtying 1% of its pages per tick
+// is exported with PreCheckpoint twice, a tick apart, (the second a delta against the
 // first), then WithPrevious and LeaveRunning. The final archive is at
 // most 5% of a full export; its memory, read through both parents with
 // inspect's memory reader, is page for page that of the full dump CRIU
@@ -98,7 +98,10 @@ func TestPreCopyChain(t *testing.T) {
 	src, dst := realEngine(t), realEngine(t)
 	src.memoryTrackingCheck = noMemoryTracking // the path this test measures, on any host
 	ctx := context.Background()
-	cmd := []string{"/bin/counter", "-ballast-mb", "256", "-dirty-percent", "1", "-interval", "1s", "-file", ""}
+	// 1% per 5 s tick: exports thaw the container right after their dump,
+	// so each window between two dumps holds the waited tick and at most
+	// one more however slow the host (CI runs everything at once).
+	cmd := []string{"/bin/counter", "-ballast-mb", "256", "-dirty-percent", "1", "-interval", "5s", "-file", ""}
 	c, err := src.Run(ctx, "workload", &RunOptions{Name: "chain", Command: cmd})
 	if err != nil {
 		t.Fatal(err)
@@ -107,10 +110,11 @@ func TestPreCopyChain(t *testing.T) {
 	dir := t.TempDir()
 	path := func(n string) string { return filepath.Join(dir, n) }
 	pre1, pre2, final, full := path("pre1.tar.zst"), path("pre2.tar.zst"), path("final.tar.zst"), path("full.tar.zst")
-	// tick lets the workload run a little between two exports (it
-	// dirties 1% per 1 s tick; with the time an export takes, about one
-	// tick lands between two dumps).
-	tick := func() { time.Sleep(300 * time.Millisecond) }
+	// tick waits for the workload's next tick (1% of its pages dirtied).
+	tick := func() {
+		at := lastCounter(logsOf(t, src, "chain"))
+		waitLog(t, src, "chain", "the next tick", func(l string) bool { return lastCounter(l) > at })
+	}
 
 	start := time.Now()
 	r1, err := src.Export(ctx, "chain", pre1, &ExportOptions{PreCheckpoint: true})

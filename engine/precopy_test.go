@@ -14,7 +14,7 @@ import (
 
 // TestPreCopyMigrate is pre-copy migration without soft-dirty tracking: a
 // 256 MiB container that dirties about 1% of its pages per tick is
-// exported with PreCheckpoint, then at once WithPrevious; the final
+// exported with PreCheckpoint, then a tick later WithPrevious; the final
 // archive holds only the changed pages (at most 5% of a full export),
 // restores on a second engine with the pre-checkpoint archive as its
 // parent (the counter goes on), and in place through the parent link.
@@ -25,7 +25,10 @@ func TestPreCopyMigrate(t *testing.T) {
 	src, dst := realEngine(t), realEngine(t)
 	src.memoryTrackingCheck = noMemoryTracking // the path this test measures, on any host
 	ctx := context.Background()
-	cmd := []string{"/bin/counter", "-ballast-mb", "256", "-dirty-percent", "1", "-interval", "1s", "-file", ""}
+	// 1% per 5 s tick: the pre-checkpoint's export thaws the container
+	// right after its dump, so at most a tick or two land before the
+	// final dump however slow the host (CI runs everything at once).
+	cmd := []string{"/bin/counter", "-ballast-mb", "256", "-dirty-percent", "1", "-interval", "5s", "-file", ""}
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "pc", Command: cmd}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +46,9 @@ func TestPreCopyMigrate(t *testing.T) {
 	if pr.Container.Status != StatusRunning || pr.Container.PreCheckpoint == nil || !pr.Manifest.Options.PreCheckpoint {
 		t.Fatalf("after the pre-checkpoint: status %s, record %+v, options %+v", pr.Container.Status, pr.Container.PreCheckpoint, pr.Manifest.Options)
 	}
+	// One tick (1% of the pages dirtied) between the two dumps, maybe two.
+	ticked := lastCounter(logsOf(t, src, "pc"))
+	waitLog(t, src, "pc", "the next tick", func(l string) bool { return lastCounter(l) > ticked })
 	fr, err := src.Export(ctx, "pc", final, &ExportOptions{WithPrevious: true})
 	if err != nil {
 		t.Fatal(err)
