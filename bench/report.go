@@ -64,7 +64,7 @@ func (r *report) write() error {
 			{"checkpoint --export (s)", "≤ 0.33", func(x result) float64 { return x.Export.Seconds() }, "%.2f"},
 			{"CRIU frozen time (s)", "", func(x result) float64 { return x.Frozen.Seconds() }, "%.2f"},
 			{"container stopped (s)", "", func(x result) float64 { return x.Stopped.Seconds() }, "%.2f"},
-			{"archive size (MB)", "≤ 1.00", func(x result) float64 { return float64(x.Size) / 1e6 }, "%.1f"},
+			{"archive size (bytes)", "≤ 1.0000", func(x result) float64 { return float64(x.Size) }, "%.0f"},
 			{"restore --import (s)", "≤ 0.33", func(x result) float64 { return x.Import.Seconds() }, "%.2f"},
 			{"peak RSS export (MiB)", "ckpt ≤ 256 MiB", func(x result) float64 { return float64(x.ExportRSS) / 1024 }, "%.0f"},
 			{"peak RSS import (MiB)", "ckpt ≤ 256 MiB", func(x result) float64 { return float64(x.ImportRSS) / 1024 }, "%.0f"},
@@ -81,6 +81,9 @@ func (r *report) write() error {
 			ratio := "—"
 			if okc && okp && p > 0 {
 				ratio = fmt.Sprintf("%.2f", c/p)
+				if strings.HasPrefix(m.name, "archive size") {
+					ratio = fmt.Sprintf("%.4f", c/p)
+				}
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.name, cell(c, okc), cell(p, okp), ratio, m.target)
 		}
