@@ -48,7 +48,7 @@ type step struct {
 	Wall   time.Duration
 	Frozen time.Duration // CRIU's frozen_time
 	// Down is how long the container could not run (ckpt_frozen_time):
-	// the dump, a deduplication, and with -R the copy of its layer.
+	// the dump and, with -R, the copy of its layer.
 	Down time.Duration
 	Size int64
 	// Dedup is the deduplication's pages written / scanned, if any.
@@ -197,9 +197,9 @@ func runPrecopy(ctx context.Context, cfg config, cases []precopyCase) error {
 	fmt.Fprintf(&b, "The machine is shared with other work (2 cores): the figures are single measurements of a busy host, the times noisy; sizes are not.\n\n")
 	fmt.Fprintf(&b, "Workload: testdata/workloads counter `-ballast-mb N -dirty-percent 1 -interval 1s` (half pseudo-random, half text; 1%% of the ballast pages rewritten per tick), `--network none`. ")
 	fmt.Fprintf(&b, "Per run: DEPTH × `ckpt checkpoint -P -e preK`, then `ckpt checkpoint --with-previous -R -e final`, then at once `ckpt checkpoint -R -e full`, each 0.3 s after the previous command returned (the pages written column shows how much changed: about one tick, 1%% of the ballast, plus the Go runtime's own pages). ")
-	fmt.Fprintf(&b, "The pre-copy method is full dump + dedup (this kernel has no soft-dirty): the final freeze is a full dump's plus the deduplication, the final archive small. ")
+	fmt.Fprintf(&b, "The pre-copy method is full dump + dedup (this kernel has no soft-dirty): the final freeze is a full dump's (the deduplication runs after the thaw), the final archive small. ")
 	fmt.Fprintf(&b, "Then the container is removed and restored from the chain (`restore -i final --import-previous …`), removed again and restored from `full`. ")
-	fmt.Fprintf(&b, "Archives on disk (%s), zstd. Times are wall-clock seconds of the CLI command; \"CRIU frozen\" is CRIU's frozen_time and \"down\" ckpt's ckpt_frozen_time (how long the container could not run: dump, deduplication, copy of its layer; the archive is written after the thaw), both from --print-stats; dedup is the engine's deduplication phase (part of \"down\").\n\n", cfg.work)
+	fmt.Fprintf(&b, "Archives on disk (%s), zstd. Times are wall-clock seconds of the CLI command; \"CRIU frozen\" is CRIU's frozen_time and \"down\" ckpt's ckpt_frozen_time (how long the container could not run: the dump and, with -R, the copy of its layer; deduplication and archive come after the thaw), both from --print-stats; dedup is the engine's deduplication phase (not part of \"down\").\n\n", cfg.work)
 	fmt.Fprintf(&b, "%s\n\n", precopyReading)
 	for _, pc := range cases {
 		fmt.Fprintf(&b, "## %d MiB, %d pre-checkpoint(s)\n\n", pc.sizeMiB, pc.depth)
@@ -253,4 +253,4 @@ func (r precopyResult) line() string {
 }
 
 // precopyReading explains the report's figures.
-const precopyReading = "Reading the figures: with `-e` an export thaws the container right after its dump (and deduplication), so the pages the workload dirties while a pre-checkpoint's archive is compressed and written (several ticks for a large one) go into the next delta: the final's pages written grow with the time the last pre-checkpoint's archive took to write, not with the 0.3 s pause alone. A further `-P` moves them into a delta that is shipped while the container still runs. \"down\" of the final includes the deduplication against the whole chain; the final is not frozen for less than a full checkpoint (no soft-dirty), but what is written and shipped after it is small, and the restore of the chain reads the pages through the parent links."
+const precopyReading = "Reading the figures: with `-e` an export thaws the container right after its dump, so the pages the workload dirties while a pre-checkpoint's archive is compressed and written (several ticks for a large one) go into the next delta: the final's pages written grow with the time the last pre-checkpoint's archive took to write, not with the 0.3 s pause alone. A further `-P` moves them into a delta that is shipped while the container still runs. The final is not frozen for less than a full checkpoint (no soft-dirty), but what is written and shipped after it is small, and the restore of the chain reads the pages through the parent links. At 1 GiB the final's freeze is longer than the full one's: its dump follows the pre-checkpoint's 1 GiB of images and 0.5 GB archive in the page cache, and the kernel's write-back of those slows it; the full export that follows finds the disk quieter."

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"hash/crc32"
 	"io"
 	"os"
 	"path"
@@ -170,7 +169,7 @@ func (w *Writer) writeSingle(m Manifest) error {
 }
 
 // copyDigesting writes member e (its size known, e.sum.size) into tw,
-// computing its digest and CRC from the one read: the reads here, sha256
+// computing its digest from the one read: the reads here, sha256
 // and the copy into the tar stream in goroutines of their own.
 func copyDigesting(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
 	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
@@ -185,8 +184,8 @@ func copyDigesting(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
 			err = &Error{Op: "write", Member: e.name, Err: cerr}
 		}
 	}()
+	// (No CRC: there is no second read to compare.)
 	sha := sha256.New()
-	var crc uint32
 	p := newPipeline(pipelineBuffers, func(b []byte) error {
 		sha.Write(b)
 		return nil
@@ -194,14 +193,14 @@ func copyDigesting(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
 		_, err := tw.Write(b)
 		return err
 	})
-	n, err := p.pump(rc, e.sum.size+1, func(b []byte) { crc = crc32.Update(crc, crcTable, b) })
+	n, err := p.pump(rc, e.sum.size+1, nil)
 	switch {
 	case errors.Is(err, tar.ErrWriteTooLong) || err == nil && n != e.sum.size:
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.sum.size)}
 	case err != nil:
 		return &Error{Op: "write", Member: e.name, Err: err}
 	}
-	e.sum, e.summed = Sum{size: n, digest: digestOf(sha), crc: crc}, true
+	e.sum, e.summed = Sum{size: n, digest: digestOf(sha)}, true
 	return nil
 }
 
