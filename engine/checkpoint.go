@@ -261,8 +261,9 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		return nil, err
 	}
 	defer l.Unlock()
+	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	if o.PreCheckpoint {
-		if err := e.checkPreCheckpointDepth(c, false); err != nil {
+		if err := e.checkPreCheckpointDepth(c, false, method); err != nil {
 			return nil, err
 		}
 	}
@@ -271,7 +272,6 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 			return nil, err
 		}
 	}
-	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	o = withPreCopyArgs(o, method)
 	imgDir, work, preDir := e.CheckpointDir(c.ID), e.workDir(c.ID), e.PreCheckpointDir(c.ID)
 	var step *preStep
@@ -282,6 +282,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 			return nil, err
 		}
 		defer step.rollback()
+		o = step.withParent(o)
 	}
 	for _, d := range []string{imgDir, work} {
 		if err := os.RemoveAll(d); err != nil {

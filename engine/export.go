@@ -178,8 +178,9 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 			return nil, nil, err
 		}
 	}
+	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	if o.PreCheckpoint {
-		if err := e.checkPreCheckpointDepth(c, true); err != nil {
+		if err := e.checkPreCheckpointDepth(c, true, method); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -282,7 +283,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		pt.done("freeze")
 	}
 
-	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
 	var step *preStep
 	if o.PreCheckpoint {
 		// The chain so far stays until the new level is recorded.
@@ -302,6 +302,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	dumpLog := filepath.Join(work, "dump.log")
 	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
 		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
+	co = step.withParent(co)
 	oldMonitor := c.MonitorPID
 	t0 := time.Now()
 	// The dump is not interrupted when ctx is: killing runc while CRIU

@@ -22,9 +22,11 @@ import (
 //	pre-checkpoint/      level n, the latest; parent -> ../pre-checkpoint.<n-1> (n ≥ 2)
 //	pre-checkpoint.<k>/  level k, 1 ≤ k < n; parent -> ../pre-checkpoint.<k-1> (k ≥ 2)
 //
-// Level 1 is a full dump; each further level is a full dump deduplicated
-// against the level below it, so CRIU's restore follows the parent links
-// down to level 1. The final checkpoint always names ../pre-checkpoint,
+// Without memory tracking level 1 is a full dump and each further level
+// a full dump deduplicated against the level below it; with it (soft-dirty)
+// level 1 is a CRIU pre-dump and each further one a pre-dump onto the
+// level below (runc --parent-path, CRIU writes the link). Either way
+// CRIU's restore follows the parent links down to level 1. The final checkpoint always names ../pre-checkpoint,
 // the one link an archive may imply (format.ParentLinkTarget); the other
 // directories are the engine's own and never archive members.
 
@@ -62,24 +64,34 @@ func finalParent(r *PreCheckpointRecord) *format.Parent {
 	return &format.Parent{Manifest: r.Manifest, Images: r.Images, Depth: r.depth() + 1}
 }
 
-// chainsOnto reports whether a new pre-checkpoint of c becomes the next
-// level of c's chain rather than the first of a new one: c has a
-// pre-checkpoint taken by full dump whose levels are all there (images
+// chainsOnto reports whether a new pre-checkpoint of c, taken by method,
+// becomes the next level of c's chain rather than the first of a new one:
+// c has a pre-checkpoint taken by the same method whose levels are all
+// there (images
 // and parent links; a broken chain is started anew), and, for an
 // exported pre-checkpoint (whose archive must name its parent's), that
 // pre-checkpoint was exported too.
-func (e *Engine) chainsOnto(c *Container, exported bool) bool {
+func (e *Engine) chainsOnto(c *Container, exported bool, method PreCopyMethod) bool {
 	r := c.PreCheckpoint
-	if r == nil || r.Method == PreCopyPreDump || (exported && r.Manifest == "") {
+	if r == nil || r.method() != method || (exported && r.Manifest == "") {
 		return false
 	}
 	return e.checkPreChainDirs(c, false) == nil
 }
 
+// method is how r was taken; records written before the method was
+// recorded were full dumps.
+func (r *PreCheckpointRecord) method() PreCopyMethod {
+	if r.Method == "" {
+		return PreCopyDedup
+	}
+	return r.Method
+}
+
 // checkPreCheckpointDepth refuses a pre-checkpoint that would make c's
 // chain longer than a final checkpoint may depend on.
-func (e *Engine) checkPreCheckpointDepth(c *Container, exported bool) error {
-	if !e.chainsOnto(c, exported) {
+func (e *Engine) checkPreCheckpointDepth(c *Container, exported bool, method PreCopyMethod) error {
+	if !e.chainsOnto(c, exported, method) {
 		return nil
 	}
 	if n := c.PreCheckpoint.depth() + 1; n >= format.MaxParentDepth {
@@ -97,6 +109,10 @@ type preStep struct {
 	prev   *PreCheckpointRecord // the level below the new one (chain)
 	aside  string               // where the previous latest level went; "" if there was none
 	link   string               // the new level's parent link target (chain)
+	// preDump: the new level is a CRIU pre-dump onto the level below
+	// (runc --parent-path link; CRIU tracks memory and writes the link),
+	// else a full dump deduplicated against it.
+	preDump bool
 	closed bool                 // committed or rolled back
 }
 
@@ -108,12 +124,13 @@ type preStep struct {
 func (e *Engine) beginPreCheckpoint(c *Container, method PreCopyMethod, exported bool) (*preStep, error) {
 	s := &preStep{e: e, id: c.ID}
 	preDir := e.PreCheckpointDir(c.ID)
-	if method == PreCopyDedup && e.chainsOnto(c, exported) {
-		if err := e.checkPreCheckpointDepth(c, exported); err != nil {
+	if e.chainsOnto(c, exported, method) {
+		if err := e.checkPreCheckpointDepth(c, exported, method); err != nil {
 			return nil, err
 		}
 		level := c.PreCheckpoint.depth() + 1
 		s.chain, s.prev, s.aside, s.link = true, c.PreCheckpoint, e.preLevelDir(c.ID, level), "../"+preLevelName(level)
+		s.preDump = method == PreCopyPreDump
 	} else if _, err := os.Lstat(preDir); err == nil {
 		s.aside = e.preAsideDir(c.ID)
 	}
@@ -130,9 +147,10 @@ func (e *Engine) beginPreCheckpoint(c *Container, method PreCopyMethod, exported
 }
 
 // dedup deduplicates the new level in imgDir against the level below it;
-// without a chain it does nothing and returns nil statistics.
+// without a chain, or after a pre-dump, it does nothing and returns nil
+// statistics.
 func (s *preStep) dedup(ctx context.Context, imgDir string) (*incremental.Stats, error) {
-	if s == nil || !s.chain {
+	if s == nil || !s.chain || s.preDump {
 		return nil, nil
 	}
 	st, err := incremental.Dedup(ctx, s.aside, imgDir, &incremental.Options{ParentLink: s.link})
@@ -140,6 +158,17 @@ func (s *preStep) dedup(ctx context.Context, imgDir string) (*incremental.Stats,
 		return nil, fmt.Errorf("deduplicate against the previous pre-checkpoint: %w", err)
 	}
 	return st, nil
+}
+
+// withParent returns o with the parent path of a pre-dump onto the level
+// below set, else o.
+func (s *preStep) withParent(o *CheckpointOptions) *CheckpointOptions {
+	if s == nil || !s.chain || !s.preDump {
+		return o
+	}
+	oo := *o
+	oo.parentPath = s.link
+	return &oo
 }
 
 // archiveParent is the format.Parent of the new level's archive: the

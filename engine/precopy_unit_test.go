@@ -118,9 +118,10 @@ func lastArgs(t *testing.T, file string) string {
 	return lines[len(lines)-1]
 }
 
-// TestPreCopyWithMemoryTracking runs -P and --with-previous in place on
-// a host whose CRIU reports memory tracking (faked): runc pre-dumps, the
-// final dump names the pre-checkpoint as parent, nothing is deduplicated.
+// TestPreCopyWithMemoryTracking runs -P twice and --with-previous in place
+// on a host whose CRIU reports memory tracking (faked): runc pre-dumps,
+// the second onto the first, the final dump names the latest
+// pre-checkpoint as parent, nothing is deduplicated.
 func TestPreCopyWithMemoryTracking(t *testing.T) {
 	testutil.RequireRoot(t)
 	e := testEngine(t)
@@ -146,17 +147,20 @@ func TestPreCopyWithMemoryTracking(t *testing.T) {
 		t.Errorf("-P result: method %q, container %+v", res.PreCopy, res.Container)
 	}
 
-	// CRIU pre-dumps do not chain: a second -P replaces the first.
+	// A second -P pre-dumps onto the first (CRIU's iterative pre-dump,
+	// --prev-images-dir): the first moves to pre-checkpoint.1, the new
+	// level names it as parent, nothing is deduplicated.
 	res, err = e.Checkpoint(ctx, "pd", &CheckpointOptions{PreCheckpoint: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args := strings.Fields(lastArgs(t, argsFile)); slices.Contains(args, "--parent-path") || res.Dedup != nil ||
-		res.Container.PreCheckpoint == nil || res.Container.PreCheckpoint.Parent != nil {
-		t.Errorf("second -P by pre-dump: runc %q, dedup %+v, record %+v; want a new chain", args, res.Dedup, res.Container.PreCheckpoint)
+	args = strings.Fields(lastArgs(t, argsFile))
+	if i := slices.Index(args, "--parent-path"); i < 0 || args[i+1] != "../"+preLevelName(1) || !slices.Contains(args, "--pre-dump") || res.Dedup != nil ||
+		res.Container.PreCheckpoint == nil || res.Container.PreCheckpoint.Parent == nil || res.Container.PreCheckpoint.depth() != 1 {
+		t.Errorf("second -P by pre-dump: runc %q, dedup %+v, record %+v; want a pre-dump onto ../%s", args, res.Dedup, res.Container.PreCheckpoint, preLevelName(1))
 	}
-	if _, err := os.Lstat(e.preLevelDir(c.ID, 1)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("second -P by pre-dump left pre-checkpoint.1 (%v)", err)
+	if _, err := os.Stat(filepath.Join(e.preLevelDir(c.ID, 1), "inventory.img")); err != nil {
+		t.Errorf("second -P by pre-dump: the first level is not in pre-checkpoint.1: %v", err)
 	}
 
 	res, err = e.Checkpoint(ctx, "pd", &CheckpointOptions{WithPrevious: true, LeaveRunning: true})
