@@ -103,17 +103,17 @@ func (e *Engine) checkPreCheckpointDepth(c *Container, exported bool, method Pre
 // preStep is one pre-checkpoint being taken: the previous latest level
 // moved out of the way, and how to put it back.
 type preStep struct {
-	e      *Engine
-	id     string
-	chain  bool                 // the new pre-checkpoint is the next level of the chain
-	prev   *PreCheckpointRecord // the level below the new one (chain)
-	aside  string               // where the previous latest level went; "" if there was none
-	link   string               // the new level's parent link target (chain)
+	e     *Engine
+	id    string
+	chain bool                 // the new pre-checkpoint is the next level of the chain
+	prev  *PreCheckpointRecord // the level below the new one (chain)
+	aside string               // where the previous latest level went; "" if there was none
+	link  string               // the new level's parent link target (chain)
 	// preDump: the new level is a CRIU pre-dump onto the level below
 	// (runc --parent-path link; CRIU tracks memory and writes the link),
 	// else a full dump deduplicated against it.
 	preDump bool
-	closed bool                 // committed or rolled back
+	closed  bool // committed or rolled back
 }
 
 // beginPreCheckpoint moves c's latest pre-checkpoint out of the
