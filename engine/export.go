@@ -208,10 +208,9 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}()
 	// Transient images go to the TmpDir tmpfs, if set and with room for
 	// the container's memory. A pre-copy's images stay in the container
-	// directory in any case: the
-	// chain's parent links are relative to it, and CRIU resolves them
-	// inside the container's mount namespace, where an absolute link
-	// from the tmpfs would lead nowhere.
+	// directory in any case: the chain's parent links are relative to it,
+	// and CRIU resolves them inside the container's mount namespace,
+	// where an absolute link from the tmpfs would lead nowhere.
 	imgDir, work, layersDir := e.CheckpointDir(c.ID), e.workDir(c.ID), ""
 	switch {
 	case o.PreCheckpoint:
