@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path"
 	"time"
 )
 
@@ -122,32 +121,7 @@ func (w *Writer) writeSingle(m Manifest) error {
 	}
 
 	sw := &switchWriter{}
-	tw := tar.NewWriter(sw)
-	var enc io.WriteCloser = nopWriteCloser{w.w}
-	if w.opts.Compression != None {
-		enc = newFrameWriter(w.w, w.opts.Compression, w.opts.Level, w.opts.Concurrency)
-	}
-	sw.w = enc
-	dirs := map[string]bool{}
-	for _, e := range w.entries {
-		err := writeDirs(tw, path.Dir(e.name), dirs, m.Created)
-		if err == nil {
-			if e.summed {
-				err = w.copyEntry(tw, e, m.Created)
-			} else {
-				err = copyDigesting(tw, e, m.Created)
-			}
-		}
-		if err != nil {
-			enc.Close()
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		enc.Close()
-		return err
-	}
-	if err := enc.Close(); err != nil {
+	if err := w.writeBody(tar.NewWriter(sw), sw, m.Created); err != nil {
 		return err
 	}
 
@@ -165,42 +139,6 @@ func (w *Writer) writeSingle(m Manifest) error {
 		return err
 	}
 	w.result, w.digest = &m, DigestBytes(mb)
-	return nil
-}
-
-// copyDigesting writes member e (its size known, e.sum.size) into tw,
-// computing its digest from the one read: the reads here, sha256
-// and the copy into the tar stream in goroutines of their own.
-func copyDigesting(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
-	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
-		return err
-	}
-	rc, err := e.src.Open()
-	if err != nil {
-		return &Error{Op: "write", Member: e.name, Err: err}
-	}
-	defer func() {
-		if cerr := rc.Close(); err == nil && cerr != nil {
-			err = &Error{Op: "write", Member: e.name, Err: cerr}
-		}
-	}()
-	// (No CRC: there is no second read to compare.)
-	sha := sha256.New()
-	p := newPipeline(pipelineBuffers, func(b []byte) error {
-		sha.Write(b)
-		return nil
-	}, func(b []byte) error {
-		_, err := tw.Write(b)
-		return err
-	})
-	n, err := p.pump(rc, e.sum.size+1, nil)
-	switch {
-	case errors.Is(err, tar.ErrWriteTooLong) || err == nil && n != e.sum.size:
-		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.sum.size)}
-	case err != nil:
-		return &Error{Op: "write", Member: e.name, Err: err}
-	}
-	e.sum, e.summed = Sum{size: n, digest: digestOf(sha)}, true
 	return nil
 }
 

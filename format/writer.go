@@ -303,31 +303,7 @@ func (w *Writer) write() error {
 	if err := enc.Close(); err != nil {
 		return err
 	}
-	// The rest is cut in frames of FrameSize, compressed in parallel.
-	if w.opts.Compression == None {
-		enc = nopWriteCloser{w.w}
-	} else {
-		enc = newFrameWriter(w.w, w.opts.Compression, w.opts.Level, w.opts.Concurrency)
-	}
-	sw.w = enc
-	dirs := map[string]bool{}
-	for _, e := range w.entries {
-		// Each parent directory gets an entry before its first member:
-		// checkpointctl looks for the checkpoint/ entry.
-		if err := writeDirs(tw, path.Dir(e.name), dirs, m.Created); err != nil {
-			enc.Close()
-			return err
-		}
-		if err := w.copyEntry(tw, e, m.Created); err != nil {
-			enc.Close()
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		enc.Close()
-		return err
-	}
-	if err := enc.Close(); err != nil {
+	if err := w.writeBody(tw, sw, m.Created); err != nil {
 		return err
 	}
 	w.result, w.digest = &m, DigestBytes(mb)
@@ -394,6 +370,40 @@ func (e *entry) measure() (err error) {
 	return nil
 }
 
+// writeBody writes the members into tw, switching sw, tw's output, to the
+// body's frames: cut every frameSize of tar stream and compressed in
+// parallel (WriterOptions.Concurrency).
+func (w *Writer) writeBody(tw *tar.Writer, sw *switchWriter, mtime time.Time) error {
+	var enc io.WriteCloser = nopWriteCloser{w.w}
+	if w.opts.Compression != None {
+		enc = newFrameWriter(w.w, w.opts.Compression, w.opts.Level, w.opts.Concurrency)
+	}
+	sw.w = enc
+	dirs := map[string]bool{}
+	for _, e := range w.entries {
+		// Each parent directory gets an entry before its first member:
+		// checkpointctl looks for the checkpoint/ entry.
+		err := writeDirs(tw, path.Dir(e.name), dirs, mtime)
+		if err == nil {
+			err = w.copyEntry(tw, e, mtime)
+		}
+		if err != nil {
+			enc.Close()
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		enc.Close()
+		return err
+	}
+	return enc.Close()
+}
+
+// copyEntry writes member e into tw, reading its Source once: the reads
+// here, the copy into the tar stream in a goroutine of its own (the frames
+// are compressed in others). With e's sum known it checks the size and
+// CRC-32C against it; otherwise (a NewFileWriter's single pass, the size
+// known) it computes the digest in another goroutine and sets the sum.
 func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
 	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
 		return err
@@ -407,21 +417,35 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 			err = &Error{Op: "write", Member: e.name, Err: cerr}
 		}
 	}()
-	// The reads here, the CRC and the copy into the tar stream in a
-	// goroutine of their own (the frames are compressed in others).
+	var stages []func([]byte) error
+	sha := sha256.New()
+	if !e.summed {
+		stages = append(stages, func(b []byte) error {
+			sha.Write(b)
+			return nil
+		})
+	}
+	// Only a second read has a CRC to compare.
+	var dst io.Writer = tw
 	cw := &crcWriter{w: tw}
-	p := newPipeline(pipelineBuffers, func(b []byte) error {
-		_, err := cw.Write(b)
+	if e.summed {
+		dst = cw
+	}
+	stages = append(stages, func(b []byte) error {
+		_, err := dst.Write(b)
 		return err
 	})
-	n, err := p.pump(rc, e.sum.size+1, nil)
+	n, err := newPipeline(pipelineBuffers, stages...).pump(rc, e.sum.size+1, nil)
 	switch {
 	case errors.Is(err, tar.ErrWriteTooLong) || err == nil && n != e.sum.size:
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.sum.size)}
 	case err != nil:
 		return &Error{Op: "write", Member: e.name, Err: err}
-	case cw.crc != e.sum.crc:
+	case e.summed && cw.crc != e.sum.crc:
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "content changed between reads")}
+	}
+	if !e.summed {
+		e.sum, e.summed = Sum{size: n, digest: digestOf(sha)}, true
 	}
 	return nil
 }
