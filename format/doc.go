@@ -13,9 +13,11 @@
 //     fields, no trailing data. In compressed archives it fills a compression
 //     frame of its own, so reading it decodes nothing else ([NewFileWriter]
 //     stores that frame, so that it can write it last). [Writer] cuts
-//     the rest in frames of 4 MiB of tar stream (the last one shorter),
-//     compressed independently and in parallel; where it cuts depends on
-//     the size alone, so the output does not depend on the concurrency.
+//     the rest in frames of 8 MiB of tar stream (the last one shorter),
+//     compressed independently and in parallel, or stored (zstd raw
+//     blocks, gzip stored blocks) when samples of the frame do not
+//     compress; where it cuts and what it stores depend on the data
+//     alone, so the output does not depend on the concurrency.
 //   - Every other member is a regular file listed in the manifest, in the
 //     manifest's order (sorted by name), with the listed size and sha256
 //     digest. No member is missing, unlisted or repeated. The only other

@@ -384,3 +384,63 @@ func TestWriterOutputError(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredFrames: a frame whose samples do not compress is written as a
+// zstd frame of raw blocks (gzip: stored blocks), straight from the input;
+// a frame of which an eighth compresses, or one too short to sample, is
+// compressed; all decode to the input.
+func TestStoredFrames(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := make([]byte, frameSize)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	mixed := bytes.Clone(random)
+	text := strings.Repeat("counter 7 ballast text\n", frameSize/8/23+1)
+	copy(mixed[frameSize/2:], text[:frameSize/8])
+	// What writeRawZstdFrame begins with: magic, 0x80 (4-byte content
+	// size, no checksum), 0x38 (128 KiB window).
+	rawHeader := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x38}
+	for _, c := range []Compression{Zstd, Gzip} {
+		for _, tc := range []struct {
+			name   string
+			in     []byte
+			stored bool
+		}{{"random", random, true}, {"an eighth text", mixed, false}, {"short random", random[:probeMin-1], false}} {
+			var out bytes.Buffer
+			fw := newFrameWriter(&out, c, 0, 2)
+			if _, err := fw.Write(tc.in); err != nil {
+				t.Fatal(err)
+			}
+			if err := fw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c == Zstd:
+				if stored := bytes.HasPrefix(out.Bytes(), rawHeader); stored != tc.stored {
+					t.Errorf("zstd %s: stored = %v, want %v", tc.name, stored, tc.stored)
+				}
+				if tc.stored && out.Len() != 10+len(tc.in)+3*(len(tc.in)/(128<<10)) {
+					t.Errorf("zstd %s: %d bytes stored in %d, want raw blocks of 128 KiB", tc.name, len(tc.in), out.Len())
+				}
+			case tc.stored:
+				// Stored deflate blocks: 5 bytes per 64 KiB block.
+				if out.Len() > len(tc.in)+len(tc.in)/1000 {
+					t.Errorf("gzip %s: %d bytes stored in %d", tc.name, len(tc.in), out.Len())
+				}
+			}
+			if tc.name == "an eighth text" && out.Len() > len(tc.in)-len(tc.in)/10 {
+				t.Errorf("%s %s: %d bytes in, %d out, want an eighth less", c, tc.name, len(tc.in), out.Len())
+			}
+			d, err := newDecoder(c, bytes.NewReader(out.Bytes()), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(d)
+			if err != nil || !bytes.Equal(got, tc.in) {
+				t.Errorf("%s %s: decoded %d bytes, %v; want the input back", c, tc.name, len(got), err)
+			}
+		}
+	}
+}

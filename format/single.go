@@ -166,21 +166,8 @@ func storedManifest(c Compression, mb []byte, mtime time.Time) ([]byte, error) {
 // rawZstdFrame returns a zstd frame holding b in raw (stored) blocks:
 // single segment, a 4-byte content size, no checksum (RFC 8878 3.1.1).
 func rawZstdFrame(b []byte) []byte {
-	const maxBlock = 128 << 10
-	out := make([]byte, 0, 9+len(b)+3*(len(b)/maxBlock+1))
+	out := make([]byte, 0, 9+len(b)+3*(len(b)/(128<<10)+1))
 	out = append(out, 0x28, 0xb5, 0x2f, 0xfd, 0x2<<6|1<<5)
 	out = append(out, byte(len(b)), byte(len(b)>>8), byte(len(b)>>16), byte(len(b)>>24))
-	for {
-		n := min(len(b), maxBlock)
-		bh := uint32(n) << 3 // Raw_Block
-		if n == len(b) {
-			bh |= 1 // Last_Block
-		}
-		out = append(out, byte(bh), byte(bh>>8), byte(bh>>16))
-		out = append(out, b[:n]...)
-		b = b[n:]
-		if len(b) == 0 {
-			return out
-		}
-	}
+	return appendRawBlocks(out, b, 128<<10)
 }

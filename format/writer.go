@@ -60,7 +60,7 @@ type WriterOptions struct {
 	Level int
 	// Concurrency is how many goroutines digest members and compress
 	// frames of the archive's body; 0 means min(4, GOMAXPROCS). Output does
-	// not depend on it. Memory grows with it: two 4 MiB buffers per
+	// not depend on it. Memory grows with it: two 8 MiB buffers per
 	// goroutine and a few more.
 	Concurrency int
 }
@@ -71,7 +71,7 @@ type WriterOptions struct {
 // Close reads each Source twice (see Source), unless SetSum gave the
 // member's sum, or unless the Writer is a NewFileWriter's, which can write
 // the manifest last, over a placeholder. Nothing is staged on disk. In a compressed archive the
-// manifest has a frame of its own and the rest is cut in frames of 4 MiB
+// manifest has a frame of its own and the rest is cut in frames of 8 MiB
 // of tar stream, compressed in parallel (WriterOptions.Concurrency).
 //
 // A Writer enforces the reader's rules on every call, so a successful Close
