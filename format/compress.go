@@ -63,7 +63,8 @@ func detect(br *bufio.Reader) (Compression, error) {
 func newDecoder(c Compression, r io.Reader, concurrency int) (io.ReadCloser, error) {
 	switch c {
 	case Zstd:
-		d, err := zstd.NewReader(&zstdFrames{r: r},
+		zf := &zstdFrames{r: r}
+		d, err := zstd.NewReader(zf,
 			zstd.WithDecoderConcurrency(concurrency),
 			zstd.WithDecoderMaxWindow(MaxDecoderWindow),
 			zstd.WithDecoderMaxMemory(MaxDecoderMemory),
@@ -71,7 +72,7 @@ func newDecoder(c Compression, r io.Reader, concurrency int) (io.ReadCloser, err
 		if err != nil {
 			return nil, errorf(ErrCompression, "zstd: %v", err)
 		}
-		return &decodeErrReader{r: d, close: func() error { d.Close(); return nil }}, nil
+		return &decodeErrReader{r: d, close: func() error { d.Close(); return nil }, cause: func() error { return zf.err }}, nil
 	case Gzip:
 		br, ok := r.(*bufio.Reader)
 		if !ok {
@@ -99,6 +100,9 @@ func newDecoder(c Compression, r io.Reader, concurrency int) (io.ReadCloser, err
 type decodeErrReader struct {
 	r     io.Reader
 	close func() error
+	// cause, if set, returns what the source found wrong, which the
+	// decoder may have reported as something else (a truncated frame).
+	cause func() error
 	err   error
 }
 
@@ -109,7 +113,9 @@ func (d *decodeErrReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		var se *sourceError
-		if errors.As(err, &se) || errors.Is(err, ErrCompression) {
+		if d.cause != nil && d.cause() != nil {
+			d.err = d.cause()
+		} else if errors.As(err, &se) || errors.Is(err, ErrCompression) {
 			d.err = err
 		} else if errors.Is(err, io.ErrUnexpectedEOF) {
 			d.err = errorf(ErrCompression, "compressed stream is truncated")
@@ -182,17 +188,23 @@ func defaultConcurrency() int {
 // zstdFrames passes a zstd stream through to the decoder, following its
 // frame and block headers, and fails on a skippable frame: the decoder
 // skips those silently, so bytes that no digest covers could ride along
-// before, between or after the archive's frames. Anything else it does
-// not understand it passes on for the decoder to reject.
+// before, between or after the archive's frames. The one exception is the
+// manifest's padding (FORMAT.md rule 3): right after the first frame, one
+// skippable frame of magic 0x184D2A50 and at most MaxManifestPad zero
+// bytes. Anything else it does not understand it passes on for the
+// decoder to reject.
 type zstdFrames struct {
 	r        io.Reader
 	off      int64  // stream offset of the next byte
 	skip     int64  // block content (or checksum) bytes still to pass
 	hdr      []byte // header bytes gathered so far
 	state    int
-	fhdRest  int  // frame header bytes after the descriptor
-	checksum bool // the current frame ends with a checksum
-	frames   int  // frames begun so far
+	fhdRest  int   // frame header bytes after the descriptor
+	checksum bool  // the current frame ends with a checksum
+	frames   int   // frames begun so far
+	padded   bool  // the manifest's padding was seen
+	padAt    int64 // where it begins
+	zeros    int64
 	err      error
 }
 
@@ -201,6 +213,8 @@ const (
 	zfFHD            // its frame header descriptor
 	zfFHDRest        // the rest of its frame header
 	zfBlock          // a 3-byte block header
+	zfPadSize        // the 4-byte size of the manifest's padding
+	zfZeros          // its content
 	zfPass           // not understood: pass everything on
 )
 
@@ -224,6 +238,8 @@ func (z *zstdFrames) need() int {
 		return 1
 	case zfFHDRest:
 		return z.fhdRest
+	case zfPadSize:
+		return 4
 	}
 	return 3
 }
@@ -232,6 +248,19 @@ func (z *zstdFrames) scan(b []byte) error {
 	for len(b) > 0 {
 		if z.state == zfPass {
 			return nil
+		}
+		if z.state == zfZeros {
+			k := min(int64(len(b)), z.zeros)
+			if !allZero(b[:k]) {
+				return errorf(ErrCompression, "skippable zstd frame at byte %d: data outside the archive (the manifest's padding holds zeros only)", z.padAt)
+			}
+			z.zeros -= k
+			z.off += k
+			b = b[k:]
+			if z.zeros == 0 {
+				z.state = zfMagic
+			}
+			continue
 		}
 		if z.skip > 0 {
 			k := min(int64(len(b)), z.skip)
@@ -254,6 +283,8 @@ func (z *zstdFrames) scan(b []byte) error {
 		case zfMagic:
 			m := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16 | uint32(h[3])<<24
 			switch {
+			case m == 0x184d2a50 && z.frames == 1 && !z.padded:
+				z.state, z.padded, z.padAt = zfPadSize, true, z.off-4
 			case m&0xfffffff0 == 0x184d2a50:
 				return errorf(ErrCompression, "skippable zstd frame at byte %d: data outside the archive", z.off-4)
 			case m == 0xfd2fb528:
@@ -278,6 +309,15 @@ func (z *zstdFrames) scan(b []byte) error {
 			}
 		case zfFHDRest:
 			z.state = zfBlock
+		case zfPadSize:
+			n := int64(h[0]) | int64(h[1])<<8 | int64(h[2])<<16 | int64(h[3])<<24
+			if n > MaxManifestPad {
+				return errorf(ErrCompression, "skippable zstd frame at byte %d: %d bytes, more than the manifest's padding may have (%d)", z.padAt, n, MaxManifestPad)
+			}
+			z.zeros, z.state = n, zfZeros
+			if n == 0 {
+				z.state = zfMagic
+			}
 		case zfBlock:
 			bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
 			switch (bh >> 1) & 3 {
@@ -341,4 +381,13 @@ func (m *gzipMembers) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

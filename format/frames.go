@@ -304,21 +304,3 @@ func writeRawZstdFrame(w io.Writer, b []byte) error {
 		}
 	}
 }
-
-// appendRawBlocks appends b as raw blocks of at most maxBlock bytes, the
-// last one marked last (an empty b is one empty block).
-func appendRawBlocks(dst, b []byte, maxBlock int) []byte {
-	for {
-		n := min(len(b), maxBlock)
-		bh := uint32(n) << 3 // Raw_Block
-		if n == len(b) {
-			bh |= 1 // Last_Block
-		}
-		dst = append(dst, byte(bh), byte(bh>>8), byte(bh>>16))
-		dst = append(dst, b[:n]...)
-		b = b[n:]
-		if len(b) == 0 {
-			return dst
-		}
-	}
-}

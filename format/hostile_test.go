@@ -742,9 +742,14 @@ func TestManyFilesStopsEarly(t *testing.T) {
 // TestZstdSkippableFrames: a skippable frame anywhere in a zstd archive is
 // refused, however the frames around it were encoded (the reader follows
 // frame and block headers to find frame starts: single-segment frames,
-// content sizes, RLE and raw blocks, with and without checksums).
+// content sizes, RLE and raw blocks, with and without checksums), but for
+// the manifest's padding: one, of zeros only, right after the first frame
+// and at most MaxManifestPad bytes.
 func TestZstdSkippableFrames(t *testing.T) {
 	skippable := []byte("\x5f\x2a\x4d\x18\x04\x00\x00\x00abcd")
+	pad := func(n int, fill byte) []byte {
+		return append([]byte{0x50, 0x2a, 0x4d, 0x18, byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}, bytes.Repeat([]byte{fill}, n)...)
+	}
 	config := tartest.Entry{Name: format.ConfigName, Content: []byte("{}\n")}
 	rle := tartest.Entry{Name: format.RootfsDiffName, Content: bytes.Repeat([]byte{'a'}, 300_000)}
 	tarball := v1Tar(t, config, rle)
@@ -765,12 +770,23 @@ func TestZstdSkippableFrames(t *testing.T) {
 			if err := readArchive(bytes.NewReader(whole), nil); err != nil {
 				t.Fatalf("read of two frames = %v, want nil", err)
 			}
+			// The manifest's padding: zeros, right after the first frame.
+			for _, n := range []int{0, 100, format.MaxManifestPad} {
+				padded := append(append(bytes.Clone(first), pad(n, 0)...), second...)
+				if err := readArchive(bytes.NewReader(padded), nil); err != nil {
+					t.Errorf("read with %d bytes of padding after the first frame = %v, want nil", n, err)
+				}
+			}
 			for _, at := range []struct {
 				name string
 				b    []byte
 			}{
 				{"between", append(append(bytes.Clone(first), skippable...), second...)},
 				{"after", append(bytes.Clone(whole), skippable...)},
+				{"data in the manifest's padding", append(append(bytes.Clone(first), pad(4, 'x')...), second...)},
+				{"padding after the second frame", append(bytes.Clone(whole), pad(4, 0)...)},
+				{"two paddings", append(append(append(bytes.Clone(first), pad(4, 0)...), pad(4, 0)...), second...)},
+				{"padding over the limit", append(append(bytes.Clone(first), pad(format.MaxManifestPad+1, 0)...), second...)},
 			} {
 				err := readArchive(bytes.NewReader(at.b), nil)
 				if !errors.Is(err, format.ErrCompression) || !strings.Contains(fmt.Sprint(err), "skippable zstd frame") {

@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // memFile is a File in memory.
@@ -172,12 +174,16 @@ type sizedFunc struct {
 
 func (s sizedFunc) Size() (int64, error) { return s.n, nil }
 
-// TestRawZstdFrame checks the stored manifest frame against the decoder,
-// across the 128 KiB block boundary.
+// TestRawZstdFrame checks stored frames against the decoder, across the
+// 128 KiB block boundary.
 func TestRawZstdFrame(t *testing.T) {
 	for _, n := range []int{0, 1, 512, 128 << 10, 128<<10 + 1, 300000} {
 		b := bytes.Repeat([]byte("x"), n)
-		d, err := newDecoder(Zstd, bytes.NewReader(rawZstdFrame(b)), 1)
+		var f bytes.Buffer
+		if err := writeRawZstdFrame(&f, b); err != nil {
+			t.Fatal(err)
+		}
+		d, err := newDecoder(Zstd, bytes.NewReader(f.Bytes()), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,5 +191,77 @@ func TestRawZstdFrame(t *testing.T) {
 		if err != nil || !bytes.Equal(got, b) {
 			t.Errorf("%d bytes: decoded %d bytes, %v", n, len(got), err)
 		}
+	}
+}
+
+// TestManifestPadding: a NewFileWriter's zstd archive begins with the
+// manifest's compressed frame as NewWriter writes it, then one skippable
+// frame of zeros filling the reservation; the manifest is as small as
+// compressed, not stored.
+func TestManifestPadding(t *testing.T) {
+	t.Parallel()
+	members := bigMembers()
+	f := &memFile{}
+	w := NewFileWriter(f, testHeader(), nil)
+	for name, content := range members {
+		if err := w.AddBytes(name, content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := w.Manifest()
+	mb, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := manifestFrame(Zstd, 0, mb, m.Created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(f.b, frame) {
+		t.Fatalf("the archive does not begin with the manifest's compressed frame")
+	}
+	if len(frame) >= len(mb) {
+		t.Errorf("manifest frame of %d bytes for a manifest of %d: not compressed", len(frame), len(mb))
+	}
+	pad := f.b[len(frame):]
+	if !bytes.HasPrefix(pad, []byte{0x50, 0x2a, 0x4d, 0x18}) {
+		t.Fatalf("no skippable frame after the manifest's: % x", pad[:8])
+	}
+	n := int(pad[4]) | int(pad[5])<<8 | int(pad[6])<<16 | int(pad[7])<<24
+	if n > manifestMargin(len(frame))+len(frame)/10 || !allZero(pad[8:8+n]) {
+		t.Errorf("padding of %d bytes (margin %d), zeros %v", n, manifestMargin(len(frame)), allZero(pad[8:8+n]))
+	}
+	if got := readBack(t, f.b); len(got) != len(members) {
+		t.Errorf("read back %d members, want %d", len(got), len(members))
+	}
+}
+
+// TestFitManifest: the manifest's frame fills its reservation exactly,
+// with a skippable frame of at least 8 bytes or none; a frame that cannot
+// fit at any level is an error, not a corrupt archive.
+func TestFitManifest(t *testing.T) {
+	mb := []byte(`{"version":1,"members":[]}` + strings.Repeat(" ", 300))
+	mtime := time.Unix(1700000000, 0)
+	frame, err := manifestFrame(Zstd, 0, mb, mtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range []int{0, 8, 9, 100} {
+		got, err := fitManifest(Zstd, 0, mb, mtime, len(frame)+extra)
+		if err != nil || len(got) != len(frame)+extra || !bytes.HasPrefix(got, frame) {
+			t.Errorf("reservation of %d+%d: %d bytes, %v", len(frame), extra, len(got), err)
+		}
+	}
+	// Too small for any level.
+	if _, err := fitManifest(Zstd, 0, mb, mtime, 20); err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Errorf("reservation of 20 bytes: %v, want an error", err)
+	}
+	// None: exact, no padding possible.
+	tar, _ := manifestFrame(None, 0, mb, mtime)
+	if _, err := fitManifest(None, 0, mb, mtime, len(tar)+8); err == nil {
+		t.Errorf("uncompressed manifest padded, want an error")
 	}
 }
