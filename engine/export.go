@@ -611,11 +611,20 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	if o.PreCheckpoint {
 		dirName = format.PreCheckpointDir
 	}
-	// Unbuffered (the writer writes whole frames): NewFileWriter writes
-	// the manifest over its placeholder at the end, reading each member
-	// once.
-	cw := &countingWriter{w: f, f: f, progress: o.Progress, ctx: ctx}
-	zw := format.NewFileWriter(cw, header, &format.WriterOptions{Compression: comp})
+	// NewFileWriter writes the manifest over its reservation at the end,
+	// reading each member once. O_DIRECT where the file system has it;
+	// otherwise unbuffered (the writer writes whole frames) through the
+	// page cache.
+	var file format.File
+	var written func() (int64, error)
+	if dw, err := newDirectWriter(ctx, f, o.Progress); err == nil {
+		defer dw.release()
+		file, written = dw, func() (int64, error) { return dw.n, dw.Finish() }
+	} else {
+		cw := &countingWriter{w: f, f: f, progress: o.Progress, ctx: ctx}
+		file, written = cw, func() (int64, error) { return cw.n, nil }
+	}
+	zw := format.NewFileWriter(file, header, &format.WriterOptions{Compression: comp})
 	if err := zw.AddDir(dirName, imgDir); err != nil {
 		return 0, nil, "", err
 	}
@@ -655,9 +664,13 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	if err := zw.Close(); err != nil {
 		return 0, nil, "", err
 	}
+	n, err := written()
+	if err != nil {
+		return 0, nil, "", err
+	}
 	pt.done("write_archive")
 	m, md := zw.Manifest()
-	return cw.n, m, md, nil
+	return n, m, md, nil
 }
 
 // volumeStore is the engine's named volume store.

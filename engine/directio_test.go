@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ckpt/ckpt/internal/testutil"
+)
+
+// TestDirectWriter writes archives of several sizes through a
+// directWriter, in uneven pieces, patches their start with WriteAt (the
+// manifest over its reservation: flushed already, or still in the
+// buffer), and checks the file holds exactly what was written.
+func TestDirectWriter(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, size := range []int{0, 1, 4095, 4096, 100_000, directBufSize, directBufSize + 1, 3*directBufSize + 12345} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(rng.Uint32())
+		}
+		name := filepath.Join(dir, "archive")
+		f, err := os.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var progress int64
+		d, err := newDirectWriter(context.Background(), f, func(n int64) { progress = n })
+		if err != nil {
+			testutil.Missing(t, "O_DIRECT in %s: %v", dir, err)
+		}
+		for p := want; len(p) > 0; {
+			n := min(len(p), 1+rng.IntN(3<<20))
+			if k, err := d.Write(p[:n]); err != nil || k != n {
+				t.Fatalf("size %d: Write = %d, %v", size, k, err)
+			}
+			p = p[n:]
+		}
+		if size > 0 {
+			// The head, as NewFileWriter patches it, and a range across
+			// the last flushed byte when there is one.
+			patch := bytes.Repeat([]byte{'M'}, min(size, 3000))
+			copy(want, patch)
+			if _, err := d.WriteAt(patch, 0); err != nil {
+				t.Fatalf("size %d: WriteAt(0) = %v", size, err)
+			}
+			if d.off > 10 && int64(size) > d.off+10 {
+				cross := []byte("across the boundary")
+				copy(want[d.off-10:], cross)
+				if _, err := d.WriteAt(cross, d.off-10); err != nil {
+					t.Fatalf("size %d: WriteAt across = %v", size, err)
+				}
+			}
+		}
+		if _, err := d.WriteAt([]byte("x"), int64(size)); err == nil {
+			t.Errorf("size %d: WriteAt beyond the end succeeded", size)
+		}
+		if err := d.Finish(); err != nil {
+			t.Fatalf("size %d: Finish = %v", size, err)
+		}
+		d.release()
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("size %d: file of %d bytes differs from the %d written", size, len(got), len(want))
+		}
+		if progress != int64(size) && size > 0 {
+			t.Errorf("size %d: progress reported %d", size, progress)
+		}
+	}
+}
+
+// TestDirectWriterCancel: a canceled context stops the writes.
+func TestDirectWriterCancel(t *testing.T) {
+	t.Parallel()
+	f, err := os.Create(filepath.Join(t.TempDir(), "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := newDirectWriter(ctx, f, nil)
+	if err != nil {
+		testutil.Missing(t, "O_DIRECT: %v", err)
+	}
+	defer d.release()
+	if _, err := d.Write(make([]byte, 5000)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := d.Write([]byte("more")); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write after cancel = %v, want context.Canceled", err)
+	}
+}
