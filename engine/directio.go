@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -200,4 +202,157 @@ func (d *directWriter) release() {
 		_ = unix.Close(d.fd)
 		d.fd = -1
 	}
+}
+
+// directReader reads a file with O_DIRECT, directReadAhead buffers of
+// directBufSize ahead of its reader, so that an archive not in the page
+// cache is read without filling it: the pages its extraction and CRIU
+// need are then the only new ones (see directWriter for why that
+// matters).
+type directReader struct {
+	fd     int
+	chunks chan directChunk
+	free   chan []byte
+	stop   chan struct{}
+	done   chan struct{}
+	bufs   [][]byte
+	cur    directChunk
+	pos    int
+	err    error
+}
+
+type directChunk struct {
+	b   []byte // the buffer, its data first
+	n   int
+	err error
+}
+
+const directReadAhead = 3
+
+// openArchiveReader returns a reader of f's content from offset 0: with
+// O_DIRECT when less than half of the file's pages are in the page cache,
+// else f itself (reading cached pages costs a copy and nothing more).
+func openArchiveReader(f *os.File, size int64) (io.Reader, func()) {
+	if size < directBufSize || cachedFraction(f, size) >= 0.5 {
+		return f, func() {}
+	}
+	d, err := newDirectReader(f)
+	if err != nil {
+		return f, func() {}
+	}
+	return d, d.close
+}
+
+// cachedFraction returns the fraction of f's pages in the page cache
+// (mincore over a mapping that is never touched); 1 if it cannot tell.
+func cachedFraction(f *os.File, size int64) float64 {
+	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return 1
+	}
+	defer unix.Munmap(m)
+	page := os.Getpagesize()
+	vec := make([]byte, (len(m)+page-1)/page)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		return 1
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return float64(n) / float64(len(vec))
+}
+
+func newDirectReader(f *os.File) (*directReader, error) {
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := &directReader{fd: fd, chunks: make(chan directChunk, directReadAhead), free: make(chan []byte, directReadAhead),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for range directReadAhead {
+		b, err := unix.Mmap(-1, 0, directBufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.bufs = append(d.bufs, b)
+		d.free <- b
+	}
+	go d.readAhead()
+	return d, nil
+}
+
+// readAhead fills free buffers in file order until the end of the file,
+// an error, or close.
+func (d *directReader) readAhead() {
+	defer close(d.done)
+	var off int64
+	for {
+		var b []byte
+		select {
+		case b = <-d.free:
+		case <-d.stop:
+			return
+		}
+		n := 0
+		var err error
+		for n < len(b) {
+			var k int
+			k, err = unix.Pread(d.fd, b[n:], off+int64(n))
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil || k == 0 {
+				break
+			}
+			n += k
+			if n%directAlign != 0 {
+				break // the end of the file
+			}
+		}
+		off += int64(n)
+		if err == nil && n < len(b) {
+			err = io.EOF
+		}
+		select {
+		case d.chunks <- directChunk{b: b, n: n, err: err}:
+		case <-d.stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (d *directReader) Read(p []byte) (int, error) {
+	for d.pos == d.cur.n {
+		if d.err != nil {
+			return 0, d.err
+		}
+		if d.cur.b != nil {
+			d.free <- d.cur.b
+		}
+		d.cur, d.pos = <-d.chunks, 0
+		if d.cur.err != nil {
+			d.err = d.cur.err
+			if !errors.Is(d.err, io.EOF) {
+				d.err = &os.PathError{Op: "read", Path: "archive", Err: d.err}
+			}
+		}
+	}
+	n := copy(p, d.cur.b[d.pos:d.cur.n])
+	d.pos += n
+	return n, nil
+}
+
+func (d *directReader) close() {
+	close(d.stop)
+	<-d.done
+	for _, b := range d.bufs {
+		_ = unix.Munmap(b)
+	}
+	d.bufs = nil
+	_ = unix.Close(d.fd)
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/ckpt/ckpt/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // TestDirectWriter writes archives of several sizes through a
@@ -101,5 +103,98 @@ func TestDirectWriterCancel(t *testing.T) {
 	cancel()
 	if _, err := d.Write([]byte("more")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Write after cancel = %v, want context.Canceled", err)
+	}
+}
+
+// TestDirectReader reads files of several sizes with O_DIRECT, in uneven
+// pieces, and gets their content; closing early stops the read-ahead.
+func TestDirectReader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, size := range []int{0, 1, 4096, 5000, directBufSize, directBufSize + 4096, 3*directBufSize + 777, 5 * directBufSize} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(rng.Uint32())
+		}
+		name := filepath.Join(dir, "archive")
+		if err := os.WriteFile(name, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := newDirectReader(f)
+		if err != nil {
+			testutil.Missing(t, "O_DIRECT in %s: %v", dir, err)
+		}
+		var got []byte
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := d.Read(buf[:1+rng.IntN(len(buf))])
+			got = append(got, buf[:n]...)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("size %d: Read = %v", size, err)
+			}
+		}
+		d.close()
+		f.Close()
+		if !bytes.Equal(got, want) {
+			t.Errorf("size %d: read %d bytes, not what was written", size, len(got))
+		}
+	}
+	// Closed after one read: the read-ahead stops.
+	f, err := os.Open(filepath.Join(dir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := newDirectReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Read(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	d.close()
+}
+
+// TestOpenArchiveReader: an archive in the page cache is read through it;
+// one that is not, with O_DIRECT.
+func TestOpenArchiveReader(t *testing.T) {
+	t.Parallel()
+	name := filepath.Join(t.TempDir(), "archive")
+	content := bytes.Repeat([]byte("0123456789abcdef"), 2*directBufSize/16)
+	if err := os.WriteFile(name, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Just written: cached.
+	if r, done := openArchiveReader(f, int64(len(content))); r != io.Reader(f) {
+		done()
+		t.Errorf("a cached archive is read with O_DIRECT (%.0f%% cached)", 100*cachedFraction(f, int64(len(content))))
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	r, done := openArchiveReader(f, int64(len(content)))
+	defer done()
+	if _, ok := r.(*directReader); !ok {
+		t.Errorf("an archive not cached (%.0f%%) is read through the page cache", 100*cachedFraction(f, int64(len(content))))
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Errorf("read %d bytes, %v", len(got), err)
 	}
 }

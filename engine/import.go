@@ -174,9 +174,10 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	var r io.Reader = f
+	r, closeReader := openArchiveReader(f, fi.Size())
+	defer closeReader()
 	if o.Progress != nil {
-		r = &progressReader{r: f, total: fi.Size(), progress: o.Progress}
+		r = &progressReader{r: r, total: fi.Size(), progress: o.Progress}
 	}
 	zr, err := format.Extract(ctx, r, staging, nil)
 	if err != nil {

@@ -160,7 +160,13 @@ func extractLevel(ctx context.Context, p previousArchive, staging, name string) 
 		return fmt.Errorf("create staging directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	zr, err := format.Extract(ctx, bufio.NewReaderSize(f, 1<<20), tmp, &format.ExtractOptions{
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	r, closeReader := openArchiveReader(f, fi.Size())
+	defer closeReader()
+	zr, err := format.Extract(ctx, r, tmp, &format.ExtractOptions{
 		Filter: func(h *format.Header) bool { return strings.HasPrefix(h.Name, format.PreCheckpointDir+"/") },
 	})
 	if err != nil {
