@@ -184,15 +184,47 @@ type result struct {
 	Size      int64
 	ExportRSS int64 // KiB
 	ImportRSS int64 // KiB
-	Err       string
+	// ExportPhases and ImportPhases are ckpt's ckpt_phases from
+	// --print-stats ("name 0.12s, …"); podman has none.
+	ExportPhases, ImportPhases string
+	Err                        string
 }
 
 func (r result) String() string {
 	if r.Err != "" {
 		return "error: " + r.Err
 	}
-	return fmt.Sprintf("export %.2fs (CRIU frozen %.2fs, container stopped %.2fs, %s, RSS %d MiB), import %.2fs (RSS %d MiB)",
+	s := fmt.Sprintf("export %.2fs (CRIU frozen %.2fs, container stopped %.2fs, %s, RSS %d MiB), import %.2fs (RSS %d MiB)",
 		r.Export.Seconds(), r.Frozen.Seconds(), r.Stopped.Seconds(), mb(r.Size), r.ExportRSS>>10, r.Import.Seconds(), r.ImportRSS>>10)
+	if r.ExportPhases != "" {
+		s += "; export phases: " + r.ExportPhases
+	}
+	if r.ImportPhases != "" {
+		s += "; import phases: " + r.ImportPhases
+	}
+	return s
+}
+
+// phases returns ckpt's ckpt_phases from --print-stats output, as
+// "name 0.12s, …"; "" if there are none (podman).
+func phases(out []byte) string {
+	var s struct {
+		Containers []struct {
+			Phases []struct {
+				Name string `json:"name"`
+				US   int64  `json:"us"`
+			} `json:"ckpt_phases"`
+		} `json:"container_statistics"`
+	}
+	i := bytes.IndexByte(out, '{')
+	if i < 0 || json.Unmarshal(out[i:], &s) != nil || len(s.Containers) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, p := range s.Containers[0].Phases {
+		parts = append(parts, fmt.Sprintf("%s %.2fs", p.Name, float64(p.US)/1e6))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
@@ -228,6 +260,7 @@ func measure(ctx context.Context, e engine, work string, sizeMiB, i int) (r resu
 	}
 	r.Export, r.ExportRSS = st.wall, st.maxRSS
 	r.Frozen, r.Stopped = frozenTime(out)
+	r.ExportPhases = phases(out)
 	fi, err := os.Stat(archive)
 	if err != nil {
 		return fail("archive: %v", err)
@@ -236,11 +269,12 @@ func measure(ctx context.Context, e engine, work string, sizeMiB, i int) (r resu
 	if _, _, err := runCmd(ctx, e.cmd("rm", "-f", name)); err != nil {
 		return fail("rm: %v", err)
 	}
-	_, st, err = runCmd(ctx, e.cmd("container", "restore", "-i", archive))
+	out, st, err = runCmd(ctx, e.cmd("container", "restore", "--print-stats", "-i", archive))
 	if err != nil {
 		return fail("restore: %v", err)
 	}
 	r.Import, r.ImportRSS = st.wall, st.maxRSS
+	r.ImportPhases = phases(out)
 	return r
 }
 

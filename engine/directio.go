@@ -117,6 +117,7 @@ func (d *directWriter) writer(queue <-chan directWrite) {
 			if err != nil {
 				first = &os.PathError{Op: "write", Path: d.f.Name(), Err: err}
 				d.werr.Store(&first)
+				break
 			}
 			b, off = b[k:], off+int64(k)
 		}

@@ -198,3 +198,34 @@ func TestOpenArchiveReader(t *testing.T) {
 		t.Errorf("read %d bytes, %v", len(got), err)
 	}
 }
+
+// TestDirectWriterENOSPC: a full file system fails the write with ENOSPC,
+// at the latest in Finish.
+func TestDirectWriterENOSPC(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
+		testutil.Missing(t, "mount a tmpfs: %v", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	f, err := os.Create(filepath.Join(dir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := newDirectWriter(context.Background(), f, nil)
+	if err != nil {
+		testutil.Missing(t, "O_DIRECT on tmpfs: %v", err)
+	}
+	defer d.release()
+	var werr error
+	for i := 0; i < 4 && werr == nil; i++ {
+		_, werr = d.Write(make([]byte, directBufSize))
+	}
+	if werr == nil {
+		werr = d.Finish()
+	}
+	if !errors.Is(werr, unix.ENOSPC) {
+		t.Errorf("writing 16 MiB to a 2 MiB tmpfs: %v, want ENOSPC", werr)
+	}
+}
