@@ -88,6 +88,11 @@ func TestMigrate(t *testing.T) {
 	if xr.Container.ImageDir == "" || !isTmpfs(xr.Container.ImageDir) {
 		t.Errorf("the export's images are in %q, want a tmpfs", xr.Container.ImageDir)
 	}
+	// ckpt froze the cgroup before the dump, so CRIU found it frozen
+	// (its own freeze polls every 100 ms).
+	if phaseIndex(xr.Phases, "freeze") < 0 || xr.CRIU == nil || xr.CRIU.FreezingTime >= 50_000 {
+		t.Errorf("phases %v, CRIU %+v: want ckpt's freeze, and CRIU's freezing time under 50 ms", xr.Phases, xr.CRIU)
+	}
 	// The container was stopped before the archive was written.
 	if i, j := phaseIndex(xr.Phases, "stop"), phaseIndex(xr.Phases, "write_archive"); i < 0 || j < i {
 		t.Errorf("phases %v: want stop before write_archive", xr.Phases)
