@@ -81,7 +81,7 @@ type config struct {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	sizes := fs.String("sizes", "256,1024", "ballast sizes in MiB, comma-separated")
-	runs := fs.Int("runs", 3, "runs per engine and size")
+	runs := fs.Int("runs", 5, "runs per engine and size")
 	ckpt := fs.String("ckpt", "bin/ckpt", "ckpt binary")
 	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
 	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
