@@ -5,7 +5,7 @@
 // Usage (as root, after `make deps` and `make build workloads`; podman is
 // optional — `bash scripts/deps.sh --podman` installs it):
 //
-//	go run ./bench [-sizes 256,1024] [-runs 3] [-out bench/RESULTS.md]
+//	go run ./bench [-sizes 256,1024] [-runs 5] [-out bench/RESULTS.md]
 //	go run ./bench -precopy 256:1,256:2,1024:1 [-runs 3] [-out bench/PRECOPY.md]
 //
 // For each ballast size (MiB; the workload's ballast is half pseudo-random,
