@@ -348,10 +348,14 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	switch {
 	case selfThaw != nil:
-		// From the freeze until runc returned: an upper bound, with
-		// runc's start before CRIU's and its teardown after the kill.
+		// From the freeze until CRIU wrote its statistics, its last act
+		// after the kill (the file's mtime); else until runc returned.
+		// With runc's and CRIU's start, during which it was frozen too.
 		// CRIU thawed the cgroup to kill the container.
 		res.Frozen, released = time.Since(frozenAt), true
+		if fi, err := os.Stat(filepath.Join(work, crit.StatsDump)); err == nil && fi.ModTime().After(frozenAt) && fi.ModTime().Before(time.Now()) {
+			res.Frozen = fi.ModTime().Sub(frozenAt)
+		}
 	case !pause && res.CRIU != nil:
 		// CRIU's freeze was the only one.
 		res.Frozen = time.Duration(res.CRIU.FrozenTime) * time.Microsecond
