@@ -322,9 +322,21 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	// The dump is not interrupted when ctx is: killing runc while CRIU
 	// has the container's processes seized and infected with its parasite
 	// kills them. ctx is checked after.
+	// The pages images are summed while CRIU writes them, unless they
+	// are deduplicated after the dump (pre-copy).
+	var th *tailHasher
+	if !o.PreCheckpoint && !o.WithPrevious {
+		th = startTailHasher(imgDir)
+		defer th.stop()
+	}
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
 	pt.done("runtime_checkpoint")
+	var pageSums map[string]format.Sum
+	if th != nil && err == nil {
+		pageSums = th.finish()
+		pt.done("hash_pages")
+	}
 	if err != nil {
 		// If runc failed oddly, CRIU may still run and re-freeze the
 		// container when it ends: the watchdog thaws it after that.
@@ -457,7 +469,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 		pt.done("copy_layers")
 	}
-	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, hf)
+	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, pageSums, hf)
 	if err != nil {
 		return fail("write archive", err)
 	}
@@ -613,9 +625,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // writeArchive writes the v1 archive of container c to f, with the images
 // of imgDir under pre-checkpoint/ (o.PreCheckpoint) or checkpoint/, and
 // returns its size, manifest and manifest digest. The container layer's
-// changes and the volumes are layers, copied earlier; hf is the host's
-// description.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
+// changes and the volumes are layers, copied earlier; pageSums are the
+// sums of pages images taken during the dump, by file name; hf is the
+// host's description.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, pageSums map[string]format.Sum, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
 	host, cpuinfo, err := hf.wait()
 	if err != nil {
 		return 0, nil, "", err
@@ -673,6 +686,11 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	}
 	if log, err := readTail(filepath.Join(e.containerDir(c.ID), logFile), 16<<20); err == nil {
 		if err := zw.AddBytes(format.ContainerLogName, log); err != nil {
+			return 0, nil, "", err
+		}
+	}
+	for n, sum := range pageSums {
+		if err := zw.SetSum(dirName+"/"+n, sum); err != nil {
 			return 0, nil, "", err
 		}
 	}

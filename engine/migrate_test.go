@@ -88,6 +88,11 @@ func TestMigrate(t *testing.T) {
 	if xr.Container.ImageDir == "" || !isTmpfs(xr.Container.ImageDir) {
 		t.Errorf("the export's images are in %q, want a tmpfs", xr.Container.ImageDir)
 	}
+	// The pages images were summed during the dump (and the import
+	// below verifies the digests that gave).
+	if phaseIndex(xr.Phases, "hash_pages") < 0 {
+		t.Errorf("phases %v: want hash_pages", xr.Phases)
+	}
 	// ckpt froze the cgroup before the dump, so CRIU found it frozen
 	// (its own freeze polls every 100 ms).
 	if phaseIndex(xr.Phases, "freeze") < 0 || xr.CRIU == nil || xr.CRIU.FreezingTime >= 50_000 {

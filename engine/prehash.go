@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// tailHasher sums CRIU's pages images while CRIU writes them, so that the
+// archive writer need not digest them after the dump (format.Writer's
+// SetSum; it still checks each one's CRC-32C as it copies it, so an image
+// that changed after it was summed fails the export). It follows every
+// pages-*.img of dir from its start, reading what has been written so far
+// and polling every 2 ms for more, until told that the dump ended; then it
+// reads each to its end. CRIU writes them sequentially, in the page cache,
+// while the container is frozen: the hashing runs on another core, and on
+// the machine measured (bench/RESULTS.md) CRIU's frozen time did not grow
+// (256 MiB: 0.245–0.305 s with it, 0.276–0.333 s without, six runs each)
+// while the archive's write took 0.2–0.25 s less per GiB.
+type tailHasher struct {
+	dir   string
+	ended chan struct{}
+	done  chan struct{}
+	sums  map[string]format.Sum
+	err   error
+}
+
+func startTailHasher(dir string) *tailHasher {
+	t := &tailHasher{dir: dir, ended: make(chan struct{}), done: make(chan struct{}), sums: map[string]format.Sum{}}
+	go t.run()
+	return t
+}
+
+type tailed struct {
+	f *os.File
+	s *format.Summer
+}
+
+func (t *tailHasher) run() {
+	defer close(t.done)
+	files := map[string]*tailed{}
+	defer func() {
+		for _, tf := range files {
+			tf.f.Close()
+		}
+	}()
+	buf := make([]byte, 1<<20)
+	ended := false
+	for {
+		select {
+		case <-t.ended:
+			ended = true
+		default:
+		}
+		ents, err := os.ReadDir(t.dir)
+		if err != nil {
+			t.err = err
+			return
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if files[n] != nil || !strings.HasPrefix(n, "pages-") || !strings.HasSuffix(n, ".img") || !e.Type().IsRegular() {
+				continue
+			}
+			f, err := os.Open(filepath.Join(t.dir, n))
+			if err != nil {
+				t.err = err
+				return
+			}
+			files[n] = &tailed{f: f, s: format.NewSummer()}
+		}
+		progress := false
+		for _, tf := range files {
+			for {
+				k, err := tf.f.Read(buf)
+				tf.s.Write(buf[:k])
+				if k > 0 {
+					progress = true
+				}
+				if errors.Is(err, io.EOF) || k == 0 {
+					break
+				}
+				if err != nil {
+					t.err = err
+					return
+				}
+			}
+		}
+		if ended {
+			// The dump is over and every file was read to its end.
+			for n, tf := range files {
+				t.sums[n] = tf.s.Sum()
+			}
+			return
+		}
+		if !progress {
+			select {
+			case <-t.ended:
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// finish tells the hasher that the dump ended and returns the sums by
+// file name; nil if anything failed (the writer then digests as usual).
+func (t *tailHasher) finish() map[string]format.Sum {
+	close(t.ended)
+	<-t.done
+	if t.err != nil {
+		return nil
+	}
+	return t.sums
+}
+
+// stop abandons the hasher.
+func (t *tailHasher) stop() {
+	select {
+	case <-t.ended:
+	default:
+		close(t.ended)
+	}
+	<-t.done
+}
