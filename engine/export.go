@@ -90,6 +90,8 @@ type ExportResult struct {
 	Size int64
 	// Manifest is the archive's manifest.
 	Manifest *format.Manifest
+	// prehashed is how many pages images were summed during the dump.
+	prehashed int
 }
 
 // Export checkpoints a running container and writes everything needed to
@@ -332,10 +334,9 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
 	pt.done("runtime_checkpoint")
-	var pageSums map[string]format.Sum
-	if th != nil && err == nil {
-		pageSums = th.finish()
-		pt.done("hash_pages")
+	if th != nil {
+		// It reads the rest while the archive is written.
+		th.end()
 	}
 	if err != nil {
 		// If runc failed oddly, CRIU may still run and re-freeze the
@@ -469,7 +470,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 		pt.done("copy_layers")
 	}
-	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, pageSums, hf)
+	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, th, &res.prehashed, hf)
 	if err != nil {
 		return fail("write archive", err)
 	}
@@ -625,10 +626,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // writeArchive writes the v1 archive of container c to f, with the images
 // of imgDir under pre-checkpoint/ (o.PreCheckpoint) or checkpoint/, and
 // returns its size, manifest and manifest digest. The container layer's
-// changes and the volumes are layers, copied earlier; pageSums are the
-// sums of pages images taken during the dump, by file name; hf is the
-// host's description.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, pageSums map[string]format.Sum, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
+// changes and the volumes are layers, copied earlier; th, if not nil, is
+// summing the pages images since the dump began (prehashed counts those
+// whose sums it gives); hf is the host's description.
+func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, th *tailHasher, prehashed *int, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
 	host, cpuinfo, err := hf.wait()
 	if err != nil {
 		return 0, nil, "", err
@@ -689,9 +690,20 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 			return 0, nil, "", err
 		}
 	}
-	for n, sum := range pageSums {
-		if err := zw.SetSum(dirName+"/"+n, sum); err != nil {
-			return 0, nil, "", err
+	if th != nil {
+		// The writer asks for each sum after it copied the image, by
+		// when the hasher has caught up with the end of the dump.
+		pages, _ := filepath.Glob(filepath.Join(imgDir, "pages-*.img"))
+		for _, p := range pages {
+			fi, err := os.Lstat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			n := filepath.Base(p)
+			if err := zw.SetSumFunc(dirName+"/"+n, fi.Size(), func() (format.Sum, error) { return th.sum(n) }); err != nil {
+				return 0, nil, "", err
+			}
+			*prehashed++
 		}
 	}
 	for _, l := range layers {

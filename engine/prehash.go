@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -107,10 +108,20 @@ func (t *tailHasher) run() {
 	}
 }
 
-// finish tells the hasher that the dump ended and returns the sums by
-// file name; nil if anything failed (the writer then digests as usual).
+// end tells the hasher that the dump ended: it reads what is left of
+// each file and stops. It does not wait.
+func (t *tailHasher) end() {
+	select {
+	case <-t.ended:
+	default:
+		close(t.ended)
+	}
+}
+
+// finish ends the hasher and returns the sums by file name; nil if
+// anything failed.
 func (t *tailHasher) finish() map[string]format.Sum {
-	close(t.ended)
+	t.end()
 	<-t.done
 	if t.err != nil {
 		return nil
@@ -118,12 +129,22 @@ func (t *tailHasher) finish() map[string]format.Sum {
 	return t.sums
 }
 
+// sum waits for the hasher (end must have been called) and returns the
+// sum of file name.
+func (t *tailHasher) sum(name string) (format.Sum, error) {
+	<-t.done
+	if t.err != nil {
+		return format.Sum{}, fmt.Errorf("sum %s during the dump: %w", name, t.err)
+	}
+	s, ok := t.sums[name]
+	if !ok {
+		return format.Sum{}, fmt.Errorf("%s was not summed during the dump", name)
+	}
+	return s, nil
+}
+
 // stop abandons the hasher.
 func (t *tailHasher) stop() {
-	select {
-	case <-t.ended:
-	default:
-		close(t.ended)
-	}
+	t.end()
 	<-t.done
 }

@@ -52,6 +52,10 @@ func TestTailHasher(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "core-1.img"), []byte("core"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	th.end()
+	if _, err := th.sum("core-1.img"); err == nil {
+		t.Errorf("a sum of core-1.img, which is not a pages image")
+	}
 	sums := th.finish()
 	if len(sums) != len(want) {
 		t.Fatalf("sums of %d files, want %d: %v", len(sums), len(want), sums)

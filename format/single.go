@@ -93,7 +93,7 @@ func manifestMargin(n int) int { return 32 + n/32 }
 // and reports whether all are known.
 func (w *Writer) sizeAll() (bool, error) {
 	for _, e := range w.entries {
-		if e.summed {
+		if e.summed || e.later != nil {
 			continue
 		}
 		s, ok := e.src.(Sizer)

@@ -97,6 +97,9 @@ type entry struct {
 	src    Source
 	sum    Sum
 	summed bool // sum is known (SetSum or the digest pass)
+	// later gives the sum of a member whose size alone is known before
+	// Close (SetSumFunc); nil once called.
+	later func() (Sum, error)
 }
 
 // NewWriter returns a Writer that writes an archive to w, with the
@@ -172,6 +175,52 @@ func (w *Writer) SetSum(name string, sum Sum) error {
 		return &Error{Op: "write", Member: name, Err: errors.New("set sum of a member not added")}
 	}
 	e.sum, e.summed = sum, true
+	return nil
+}
+
+// SetSumFunc is SetSum for a sum that another goroutine is still
+// computing, e.g. of a file that another program has just finished
+// writing: size is the content's length, known now; sum is called once,
+// when Close needs the digest: a NewFileWriter's single pass calls it
+// after copying the member (so the copy and the end of the summing
+// overlap), the two-pass writer before writing the manifest. Close checks
+// the size and CRC-32C of what it copied against the sum, as for SetSum,
+// and fails with sum's error if it has one.
+func (w *Writer) SetSumFunc(name string, size int64, sum func() (Sum, error)) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriteAfterClose
+	}
+	if size < 0 || sum == nil {
+		return &Error{Op: "write", Member: name, Err: errors.New("SetSumFunc needs a size and a function")}
+	}
+	if size > MaxMemberSize {
+		return &Error{Op: "write", Member: name, Err: errorf(ErrTooLarge, "member larger than %d bytes", int64(MaxMemberSize))}
+	}
+	e := w.byName[name]
+	if e == nil {
+		return &Error{Op: "write", Member: name, Err: errors.New("set sum of a member not added")}
+	}
+	e.sum, e.summed, e.later = Sum{size: size}, false, sum
+	return nil
+}
+
+// resolve calls e's sum function, if any.
+func (e *entry) resolve() error {
+	if e.later == nil {
+		return nil
+	}
+	s, err := e.later()
+	e.later = nil
+	if err != nil {
+		return &Error{Op: "write", Member: e.name, Err: err}
+	}
+	if s.digest == "" || s.size != e.sum.size {
+		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "sum of %d bytes for a member of %d", s.size, e.sum.size)}
+	}
+	e.sum, e.summed = s, true
 	return nil
 }
 
@@ -258,9 +307,15 @@ func (w *Writer) write() error {
 			return w.writeSingle(m)
 		}
 		for _, e := range w.entries {
-			if !e.summed {
+			if !e.summed && e.later == nil {
 				e.sum = Sum{}
 			}
+		}
+	}
+	// The two passes need every digest before the manifest.
+	for _, e := range w.entries {
+		if err := e.resolve(); err != nil {
+			return err
 		}
 	}
 	if err := w.digestAll(); err != nil {
@@ -419,7 +474,8 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 	}()
 	var stages []func([]byte) error
 	sha := sha256.New()
-	if !e.summed {
+	checked := e.summed || e.later != nil // a sum to check the copy against
+	if !checked {
 		stages = append(stages, func(b []byte) error {
 			sha.Write(b)
 			return nil
@@ -428,7 +484,7 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 	// Only a second read has a CRC to compare.
 	var dst io.Writer = tw
 	cw := &crcWriter{w: tw}
-	if e.summed {
+	if checked {
 		dst = cw
 	}
 	stages = append(stages, func(b []byte) error {
@@ -441,7 +497,11 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "size changed from %d", e.sum.size)}
 	case err != nil:
 		return &Error{Op: "write", Member: e.name, Err: err}
-	case e.summed && cw.crc != e.sum.crc:
+	}
+	if err := e.resolve(); err != nil {
+		return err
+	}
+	if e.summed && cw.crc != e.sum.crc {
 		return &Error{Op: "write", Member: e.name, Err: errorf(ErrSourceChanged, "content changed between reads")}
 	}
 	if !e.summed {
