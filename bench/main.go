@@ -151,6 +151,7 @@ func run(ctx context.Context, args []string) error {
 
 	rep := &report{started: time.Now(), cfg: cfg}
 	for _, size := range cfg.sizes {
+		var fs []floor
 		for i := range cfg.runs {
 			order := engines
 			if i%2 == 1 {
@@ -162,12 +163,17 @@ func run(ctx context.Context, args []string) error {
 				log.Printf("%s %d MiB run %d: %s", e.name(), size, i+1, r)
 				rep.add(size, e.name(), r)
 			}
+			// The floor in every run too, under the same conditions
+			// (this VM's memory is slower for a while at times).
+			f, err := floors(ctx, cfg, size)
+			if err != nil {
+				log.Printf("floors %d MiB: %v", size, err)
+			} else {
+				log.Printf("floor %d MiB run %d: bare criu dump %.2fs (frozen %.2fs), tar+zstd %.2fs", size, i+1, f.Dump.Seconds(), f.Frozen.Seconds(), f.Compress.Seconds())
+			}
+			fs = append(fs, f)
 		}
-		f, err := floors(ctx, cfg, size)
-		if err != nil {
-			log.Printf("floors %d MiB: %v", size, err)
-		}
-		rep.floors = append(rep.floors, f)
+		rep.floors = append(rep.floors, medianFloor(fs))
 	}
 	return rep.write()
 }
@@ -402,7 +408,43 @@ type floor struct {
 	ImagesBytes int64
 	Compress    time.Duration // tar + zstd (default level, all cores) of the images
 	Compressed  int64
-	Err         string
+	// Runs are the frozen times of every run (medianFloor).
+	Runs []time.Duration
+	Err  string
+}
+
+// medianFloor returns the floor whose values are the medians of fs's
+// (those without an error), with every run's frozen time in Runs.
+func medianFloor(fs []floor) floor {
+	var ok []floor
+	for _, f := range fs {
+		if f.Err == "" {
+			ok = append(ok, f)
+		}
+	}
+	if len(ok) == 0 {
+		if len(fs) > 0 {
+			return fs[len(fs)-1]
+		}
+		return floor{Err: "no floor measured"}
+	}
+	med := func(v func(floor) time.Duration) time.Duration {
+		xs := make([]time.Duration, len(ok))
+		for i, f := range ok {
+			xs[i] = v(f)
+		}
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	m := ok[len(ok)-1]
+	m.Dump = med(func(f floor) time.Duration { return f.Dump })
+	m.Frozen = med(func(f floor) time.Duration { return f.Frozen })
+	m.Compress = med(func(f floor) time.Duration { return f.Compress })
+	m.Runs = nil
+	for _, f := range ok {
+		m.Runs = append(m.Runs, f.Frozen)
+	}
+	return m
 }
 
 // floors dumps the workload with bare CRIU to tmpfs and compresses the

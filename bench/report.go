@@ -95,8 +95,12 @@ func (r *report) write() error {
 				fmt.Fprintf(&b, "\nFloors: error: %s\n", f.Err)
 				continue
 			}
-			fmt.Fprintf(&b, "\nFloors: bare `criu dump` to tmpfs %.2f s (frozen ≈ %.2f s), images %s; tar+zstd of the images %.2f s (%.0f MB/s) → %s.\n",
-				f.Dump.Seconds(), f.Frozen.Seconds(), mb(f.ImagesBytes), f.Compress.Seconds(), float64(f.ImagesBytes)/1e6/f.Compress.Seconds(), mb(f.Compressed))
+			var runs []string
+			for _, r := range f.Runs {
+				runs = append(runs, fmt.Sprintf("%.2f", r.Seconds()))
+			}
+			fmt.Fprintf(&b, "\nFloors (medians of one per run): bare `criu dump` to tmpfs %.2f s (frozen ≈ %.2f s; each run: %s s), images %s; tar+zstd of the images %.2f s (%.0f MB/s) → %s.\n",
+				f.Dump.Seconds(), f.Frozen.Seconds(), strings.Join(runs, ", "), mb(f.ImagesBytes), f.Compress.Seconds(), float64(f.ImagesBytes)/1e6/f.Compress.Seconds(), mb(f.Compressed))
 			if c, ok := median(engines["ckpt"], func(x result) float64 { return x.Frozen.Seconds() }); ok && f.Frozen > 0 {
 				fmt.Fprintf(&b, "ckpt's CRIU frozen / bare CRIU frozen = %.2f (target ≤ 1.10).\n", c/f.Frozen.Seconds())
 			}
