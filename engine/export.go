@@ -102,14 +102,18 @@ type ExportResult struct {
 // deleted.files), the named volumes (volumes/<name>.tar) and ctr.log.
 //
 // The container is frozen for the dump only, which CRIU writes to the
-// container directory or, if set, [Engine.TmpDir]. Without LeaveRunning, CRIU
-// kills it at the end of the dump and it becomes checkpointed, its images
-// kept where they were dumped (restorable in place, as podman does): its
-// downtime is CRIU's frozen time. With LeaveRunning, CRIU thaws it after
+// container directory or, if set, [Engine.TmpDir]. Without LeaveRunning, the
+// engine freezes its cgroup just before the dump (CRIU's own freeze polls
+// every 100 ms), CRIU kills it at the end of the dump and it becomes
+// checkpointed, its images kept where they were dumped (restorable in
+// place, as podman does): its downtime runs from that freeze to the end of
+// CRIU's dump. With LeaveRunning, CRIU thaws it after
 // the dump, unless its container layer's changes or volumes go into the
 // archive: then it is frozen (runc pause) before the dump and thawed only
-// once they are copied, so they match its memory. Only then is the
-// archive compressed and written: to a temporary file beside path
+// once they are copied, so they match its memory. The pages images are
+// summed while CRIU writes them (not for pre-copy, whose images are
+// deduplicated after the dump). Only then is the archive compressed and
+// written, with O_DIRECT where the file system has it: to a temporary file beside path
 // (created with O_EXCL), synced, renamed to path and the directory
 // synced. On any failure, including ctx being cancelled, the temporary
 // file is removed, nothing is left at path and the container keeps
@@ -598,7 +602,7 @@ type countingWriter struct {
 
 const writebackWindow = 8 << 20
 
-// WriteAt writes to the file (the manifest over its placeholder).
+// WriteAt writes to the file (the manifest over its reservation).
 func (c *countingWriter) WriteAt(p []byte, off int64) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err

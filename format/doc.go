@@ -12,7 +12,8 @@
 //     JSON that [ParseManifest] accepts: a known major [Version], no unknown
 //     fields, no trailing data. In compressed archives it fills a compression
 //     frame of its own, so reading it decodes nothing else ([NewFileWriter]
-//     stores that frame, so that it can write it last). [Writer] cuts
+//     writes that frame last, into room reserved for it and padded by a
+//     skippable frame of zeros, the one skippable frame a reader accepts). [Writer] cuts
 //     the rest in frames of 8 MiB of tar stream (the last one shorter),
 //     compressed independently and in parallel, or stored (zstd raw
 //     blocks, gzip stored blocks) when samples of the frame do not

@@ -57,7 +57,7 @@ type File interface {
 // leaves of it (FORMAT.md rule 3). The archive is otherwise as NewWriter's
 // and as deterministic. Otherwise Close reads the members twice, as
 // NewWriter's.
-// f must not buffer: the placeholder is overwritten through WriteAt
+// f must not buffer: the reservation is overwritten through WriteAt
 // before Close returns.
 func NewFileWriter(f File, header Manifest, opts *WriterOptions) *Writer {
 	w := NewWriter(f, header, opts)
