@@ -113,9 +113,9 @@ type ExportResult struct {
 // once they are copied, so they match its memory. The pages images are
 // summed while CRIU writes them (not for pre-copy, whose images are
 // deduplicated after the dump). Only then is the archive compressed and
-// written, with O_DIRECT where the file system has it: to a temporary file beside path
-// (created with O_EXCL), synced, renamed to path and the directory
-// synced. On any failure, including ctx being cancelled, the temporary
+// written, with O_DIRECT where the file system has it: to a temporary
+// file beside path (created with O_EXCL), synced, renamed to path and the
+// directory synced. On any failure, including ctx being cancelled, the temporary
 // file is removed, nothing is left at path and the container keeps
 // running: if it was stopped already, it is restored from its images (if
 // that fails too, it stays checkpointed and the error says so). A watchdog
@@ -325,9 +325,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	co = step.withParent(co)
 	oldMonitor := c.MonitorPID
 	t0 := time.Now()
-	// The dump is not interrupted when ctx is: killing runc while CRIU
-	// has the container's processes seized and infected with its parasite
-	// kills them. ctx is checked after.
 	// The pages images are summed while CRIU writes them, unless they
 	// are deduplicated after the dump (pre-copy).
 	var th *tailHasher
@@ -335,6 +332,9 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		th = startTailHasher(imgDir)
 		defer th.stop()
 	}
+	// The dump is not interrupted when ctx is: killing runc while CRIU
+	// has the container's processes seized and infected with its parasite
+	// kills them. ctx is checked after.
 	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
 	pt.done("runtime_checkpoint")
