@@ -433,8 +433,7 @@ func medianFloor(fs []floor) floor {
 		for i, f := range ok {
 			xs[i] = v(f)
 		}
-		slices.Sort(xs)
-		return xs[len(xs)/2]
+		return middle(xs)
 	}
 	m := ok[len(ok)-1]
 	m.Dump = med(func(f floor) time.Duration { return f.Dump })

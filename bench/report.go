@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,8 +40,14 @@ func median(rs []result, f func(result) float64) (float64, bool) {
 	if len(v) == 0 {
 		return 0, false
 	}
+	return middle(v), true
+}
+
+// middle returns the median of v (the upper one of an even count); v
+// must not be empty. It sorts v.
+func middle[T cmp.Ordered](v []T) T {
 	slices.Sort(v)
-	return v[len(v)/2], true
+	return v[len(v)/2]
 }
 
 func (r *report) write() error {

@@ -22,23 +22,11 @@ const freezeTimeout = 5 * time.Second
 // against 1.5 ms). On any error the cgroup is thawed again and the error
 // returned; the caller can let CRIU freeze instead.
 func freezeCgroup(pid int) (thaw func() error, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	cg, err := procCgroups(pid)
 	if err != nil {
 		return nil, err
 	}
-	var v1, v2 string
-	for _, line := range strings.Split(string(b), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		switch {
-		case slices.Contains(strings.Split(parts[1], ","), "freezer"):
-			v1 = filepath.Join("/sys/fs/cgroup/freezer", parts[2])
-		case parts[0] == "0" && parts[1] == "":
-			v2 = filepath.Join("/sys/fs/cgroup", parts[2])
-		}
-	}
+	v1, v2 := cg.v1("freezer"), cg.v2
 	var set func(freeze bool) error
 	var frozen func() (bool, error)
 	switch {

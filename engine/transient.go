@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -118,24 +117,18 @@ func memAvailable() (int64, error) {
 // v2 memory.current, or v1 memory.usage_in_bytes. It returns -1 if that
 // cannot be read.
 func memoryUsage(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	cg, err := procCgroups(pid)
 	if err != nil {
 		return -1
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		var file string
-		switch {
-		case parts[0] == "0" && parts[1] == "":
-			file = filepath.Join("/sys/fs/cgroup", parts[2], "memory.current")
-		case slices.Contains(strings.Split(parts[1], ","), "memory"):
-			file = filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.usage_in_bytes")
-		default:
-			continue
-		}
+	var files []string
+	if d := cg.v1("memory"); d != "" {
+		files = append(files, filepath.Join(d, "memory.usage_in_bytes"))
+	}
+	if cg.v2 != "" {
+		files = append(files, filepath.Join(cg.v2, "memory.current"))
+	}
+	for _, file := range files {
 		v, err := os.ReadFile(file)
 		if err != nil {
 			continue
@@ -145,4 +138,37 @@ func memoryUsage(pid int) int64 {
 		}
 	}
 	return -1
+}
+
+// cgroups are the cgroup directories of a process, from
+// /proc/<pid>/cgroup: v1 hierarchies by controller, and the v2 (unified)
+// one.
+type cgroups struct {
+	byController map[string]string // v1: controller → /sys/fs/cgroup/<controllers>/<path>
+	v2           string            // /sys/fs/cgroup/<path>, or "" without a v2 line
+}
+
+// v1 returns the directory of controller's v1 hierarchy, or "".
+func (c cgroups) v1(controller string) string { return c.byController[controller] }
+
+func procCgroups(pid int) (cgroups, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return cgroups{}, err
+	}
+	c := cgroups{byController: map[string]string{}}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			c.v2 = filepath.Join("/sys/fs/cgroup", parts[2])
+			continue
+		}
+		for _, ctrl := range strings.Split(parts[1], ",") {
+			c.byController[ctrl] = filepath.Join("/sys/fs/cgroup", ctrl, parts[2])
+		}
+	}
+	return c, nil
 }

@@ -115,30 +115,11 @@ func (w *Writer) sizeAll() (bool, error) {
 // writeSingle writes the archive reading each member once (see
 // NewFileWriter); m is the manifest header, members not filled in.
 func (w *Writer) writeSingle(m Manifest) error {
-	members := func(digest func(e *entry) Digest) ([]byte, error) {
-		m.Members = make([]Member, len(w.entries))
-		var total int64
-		for i, e := range w.entries {
-			m.Members[i] = Member{Name: e.name, Kind: KindOf(e.name), Size: e.sum.size, Digest: digest(e)}
-			if MaxTotalSize-total < e.sum.size {
-				return nil, &Error{Op: "write", Member: e.name, Err: errorf(ErrTooLarge, "members add up to more than %d bytes", int64(MaxTotalSize))}
-			}
-			total += e.sum.size
-		}
-		mb, err := m.Marshal()
-		if err != nil {
-			return nil, &Error{Op: "write", Member: ManifestName, Err: err}
-		}
-		if len(mb) > MaxManifestSize {
-			return nil, &Error{Op: "write", Member: ManifestName, Err: errorf(ErrTooLarge, "manifest of %d bytes (limit %d)", len(mb), MaxManifestSize)}
-		}
-		return mb, nil
-	}
 	// The reservation: the largest frame of the stand-ins, and a margin.
 	var head []byte
 	var mlen int
 	for try := range standIns {
-		mb, err := members(func(e *entry) Digest {
+		mb, err := w.manifestBytes(&m, func(e *entry) Digest {
 			if e.summed {
 				return e.sum.digest
 			}
@@ -170,7 +151,7 @@ func (w *Writer) writeSingle(m Manifest) error {
 		return err
 	}
 
-	mb, err := members(func(e *entry) Digest { return e.sum.digest })
+	mb, err := w.manifestBytes(&m, func(e *entry) Digest { return e.sum.digest })
 	if err != nil {
 		return err
 	}

@@ -321,48 +321,47 @@ func (w *Writer) write() error {
 	if err := w.digestAll(); err != nil {
 		return err
 	}
+	mb, err := w.manifestBytes(&m, func(e *entry) Digest { return e.sum.digest })
+	if err != nil {
+		return err
+	}
+	// The manifest gets a compression frame of its own.
+	head, err := manifestFrame(w.opts.Compression, w.opts.Level, mb, m.Created)
+	if err != nil {
+		return err
+	}
+	if _, err := w.w.Write(head); err != nil {
+		return err
+	}
+	sw := &switchWriter{}
+	if err := w.writeBody(tar.NewWriter(sw), sw, m.Created); err != nil {
+		return err
+	}
+	w.result, w.digest = &m, DigestBytes(mb)
+	return nil
+}
+
+// manifestBytes fills m's members from the entries, their sizes and the
+// digests digest gives, and returns the manifest's JSON, checking the
+// total and manifest size limits.
+func (w *Writer) manifestBytes(m *Manifest, digest func(e *entry) Digest) ([]byte, error) {
 	m.Members = make([]Member, len(w.entries))
 	var total int64
 	for i, e := range w.entries {
-		m.Members[i] = Member{Name: e.name, Kind: KindOf(e.name), Size: e.sum.size, Digest: e.sum.digest}
+		m.Members[i] = Member{Name: e.name, Kind: KindOf(e.name), Size: e.sum.size, Digest: digest(e)}
 		if MaxTotalSize-total < e.sum.size {
-			return &Error{Op: "write", Member: e.name, Err: errorf(ErrTooLarge, "members add up to more than %d bytes", int64(MaxTotalSize))}
+			return nil, &Error{Op: "write", Member: e.name, Err: errorf(ErrTooLarge, "members add up to more than %d bytes", int64(MaxTotalSize))}
 		}
 		total += e.sum.size
 	}
 	mb, err := m.Marshal()
 	if err != nil {
-		return &Error{Op: "write", Member: ManifestName, Err: err}
+		return nil, &Error{Op: "write", Member: ManifestName, Err: err}
 	}
 	if len(mb) > MaxManifestSize {
-		return &Error{Op: "write", Member: ManifestName, Err: errorf(ErrTooLarge, "manifest of %d bytes (limit %d)", len(mb), MaxManifestSize)}
+		return nil, &Error{Op: "write", Member: ManifestName, Err: errorf(ErrTooLarge, "manifest of %d bytes (limit %d)", len(mb), MaxManifestSize)}
 	}
-
-	// The manifest gets a compression frame of its own.
-	sw := &switchWriter{}
-	tw := tar.NewWriter(sw)
-	enc, err := newEncoder(w.opts.Compression, w.w, w.opts.Level, 1)
-	if err != nil {
-		return err
-	}
-	sw.w = enc
-	if err := tw.WriteHeader(header(ManifestName, int64(len(mb)), m.Created)); err != nil {
-		return err
-	}
-	if _, err := tw.Write(mb); err != nil {
-		return err
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if err := enc.Close(); err != nil {
-		return err
-	}
-	if err := w.writeBody(tw, sw, m.Created); err != nil {
-		return err
-	}
-	w.result, w.digest = &m, DigestBytes(mb)
-	return nil
+	return mb, nil
 }
 
 // digestAll reads every source without a sum once to learn its size,
