@@ -113,8 +113,8 @@ type DumpResult struct {
 	// Total is the whole operation's duration.
 	Total time.Duration
 	// Frozen is how long the engine kept the container from running: from
-	// freezing it until it was thawed or stopped (exports only; CRIU's
-	// own frozen time is in CRIU).
+	// freezing it until it was thawed or stopped (exports, and checkpoints
+	// that stop it; CRIU's own frozen time is in CRIU).
 	Frozen time.Duration
 	// CRIU holds CRIU's dump statistics, or nil if stats-dump was
 	// unreadable.
@@ -144,10 +144,6 @@ type RestoreResult struct {
 	Runtime time.Duration
 	// Total is the whole operation's duration.
 	Total time.Duration
-	// Frozen is how long the engine kept the container from running: from
-	// freezing it until it was thawed or stopped (exports only; CRIU's
-	// own frozen time is in CRIU).
-	Frozen time.Duration
 	// CRIU holds CRIU's statistics, or nil if stats-restore was unreadable.
 	CRIU *CRIUStatistics
 	// Phases are the engine's steps, in order.
@@ -292,6 +288,13 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	// A checkpoint that stops the container freezes it as an export does.
+	stop := !o.LeaveRunning && !o.PreCheckpoint
+	df, removeConf, err := e.prepareDump(c, work, stop)
+	if err != nil {
+		return nil, err
+	}
+	defer removeConf()
 	pt.done("prepare")
 	dumpLog := filepath.Join(work, "dump.log")
 	t0 := time.Now()
@@ -302,6 +305,9 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	runtimeDur := time.Since(t0)
 	pt.done("runtime_checkpoint")
 	if err != nil {
+		if thaw := df.thawFunc(); thaw != nil {
+			_ = thaw()
+		}
 		_ = os.RemoveAll(imgDir) // not restorable; dump.log stays in work/
 		state := "the container is still running"
 		if x, lerr := e.loadState(c.ID); lerr == nil && x.Status != StatusRunning {
@@ -324,6 +330,9 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 			}
 			break
 		}
+	}
+	if stop {
+		res.Frozen, _ = df.frozen(work, res.CRIU)
 	}
 	pt.done("read_stats")
 	if st, err := step.dedup(ctx, imgDir); err != nil {
@@ -495,17 +504,21 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 		}
 		rewrite = true
 	}
-	if rewrite {
+	// A bundle of an older ckpt does not name the CRIU configuration.
+	if rewrite || !e.namesCRIUConfig(c) {
 		if err := e.writeBundle(c); err != nil {
 			return nil, err
 		}
 	}
+	conf := ""
 	if o.TCPClose {
-		if err := e.writeCRIUConfig(c, work, "tcp-close\n"); err != nil {
-			return nil, err
-		}
-		defer func() { _ = e.writeBundle(c) }()
+		conf = "tcp-close\n"
 	}
+	_, removeConf, err := e.setCRIUConfig(c, conf)
+	if err != nil {
+		return nil, err
+	}
+	defer removeConf()
 	pt.done("prepare")
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRestore, ID: c.ID, Dir: e.containerDir(c.ID),
@@ -575,21 +588,6 @@ func (e *Engine) checkInPlaceParent(c *Container, imgDir string) error {
 		return fmt.Errorf("%w: the checkpoint of %s depends on a pre-checkpoint that is no longer recorded", ErrState, c.Name)
 	}
 	return e.checkPreChainDirs(c, true)
-}
-
-// writeCRIUConfig writes a CRIU configuration file into work and points
-// the bundle's spec at it with runc's org.criu.config annotation.
-func (e *Engine) writeCRIUConfig(c *Container, work, conf string) error {
-	path := filepath.Join(work, "criu.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		return fmt.Errorf("write CRIU configuration: %w", err)
-	}
-	spec, err := specFor(c)
-	if err != nil {
-		return err
-	}
-	spec.Annotations = map[string]string{"org.criu.config": path}
-	return writeSpec(filepath.Join(e.containerDir(c.ID), "config.json"), spec)
 }
 
 // dumpHint returns advice for known CRIU dump failures found in dump.log.

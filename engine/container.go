@@ -276,7 +276,22 @@ func (e *Engine) writeBundle(c *Container) error {
 	if err != nil {
 		return err
 	}
+	// runc passes CRIU this configuration file, which ckpt writes for a
+	// checkpoint or restore only (setCRIUConfig).
+	spec.Annotations = map[string]string{"org.criu.config": e.criuConfigPath(c.ID)}
 	return writeSpec(filepath.Join(e.containerDir(c.ID), "config.json"), spec)
+}
+
+// namesCRIUConfig reports whether c's bundle names its CRIU configuration
+// file, as those of this ckpt do: runc took the bundle's annotations when
+// it created or restored the container.
+func (e *Engine) namesCRIUConfig(c *Container) bool {
+	data, err := os.ReadFile(filepath.Join(e.containerDir(c.ID), "config.json"))
+	if err != nil {
+		return false
+	}
+	var spec specs.Spec
+	return json.Unmarshal(data, &spec) == nil && spec.Annotations["org.criu.config"] == e.criuConfigPath(c.ID)
 }
 
 func writeSpec(path string, spec *specs.Spec) error {

@@ -92,6 +92,8 @@ type ExportResult struct {
 	Manifest *format.Manifest
 	// prehashed is how many pages images were summed during the dump.
 	prehashed int
+	// freezeHook is whether CRIU's pre-dump action froze the container.
+	freezeHook bool
 }
 
 // Export checkpoints a running container and writes everything needed to
@@ -279,16 +281,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 	}()
 	frozenAt := time.Now()
-	if !pause && !o.LeaveRunning && !o.PreCheckpoint {
-		// CRIU dumps and kills the container: freeze its cgroup first,
-		// in milliseconds, rather than leave it to CRIU, whose freeze
-		// polls every 100 ms (see freezeCgroup). If that fails, CRIU
-		// freezes it.
-		if thaw, ferr := freezeCgroup(c.PID); ferr == nil {
-			selfThaw, released = thaw, false
-			pt.done("freeze")
-		}
-	}
 	if pause {
 		// runc pause is not interrupted either: a killed one can leave
 		// the freezer half-way, which runc resume then refuses to undo.
@@ -317,6 +309,22 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	// CRIU dumps and kills the container unless pause or LeaveRunning:
+	// ckpt freezes its cgroup then, in milliseconds, rather than leave it
+	// to CRIU, whose freeze polls every 100 ms (see freeze); at CRIU's
+	// pre-dump action if it can, else now.
+	stop := !pause && !o.LeaveRunning && !o.PreCheckpoint
+	df, removeConf, err := e.prepareDump(c, work, stop)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer removeConf()
+	if selfThaw = df.thawFunc(); selfThaw != nil {
+		released = false
+		if _, ok := df.frozenSince(); ok {
+			pt.done("freeze")
 		}
 	}
 	dumpLog := filepath.Join(work, "dump.log")
@@ -363,19 +371,12 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 			break
 		}
 	}
-	switch {
-	case selfThaw != nil:
-		// From the freeze until CRIU wrote its statistics, its last act
-		// after the kill (the file's mtime); else until runc returned.
-		// With runc's and CRIU's start, during which it was frozen too.
+	if !pause {
+		res.Frozen, res.freezeHook = df.frozen(work, res.CRIU)
+	}
+	if stop {
 		// CRIU thawed the cgroup to kill the container.
-		res.Frozen, released = time.Since(frozenAt), true
-		if fi, err := os.Stat(filepath.Join(work, crit.StatsDump)); err == nil && fi.ModTime().After(frozenAt) && fi.ModTime().Before(time.Now()) {
-			res.Frozen = fi.ModTime().Sub(frozenAt)
-		}
-	case !pause && res.CRIU != nil:
-		// CRIU's freeze was the only one.
-		res.Frozen = time.Duration(res.CRIU.FrozenTime) * time.Microsecond
+		released = true
 	}
 	parent := step.archiveParent()
 	if o.WithPrevious {

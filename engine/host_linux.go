@@ -2,6 +2,7 @@ package engine
 
 import (
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,4 +35,15 @@ func isMounted(path string) bool {
 		return false
 	}
 	return st.Dev != parent.Dev
+}
+
+// scriptable reports whether CRIU can run a script written in dir: its
+// path needs no quoting in CRIU's configuration file and its file system
+// is not mounted noexec.
+func scriptable(dir string) bool {
+	if strings.ContainsAny(dir, " \t\n\"'\\#") {
+		return false
+	}
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Flags&unix.ST_NOEXEC == 0
 }

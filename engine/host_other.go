@@ -25,3 +25,5 @@ func isNetns(string) bool { return false }
 func removeNetns(string) error { return nil }
 
 func isMounted(string) bool { return false }
+
+func scriptable(string) bool { return false }
