@@ -5,7 +5,7 @@
 // Usage (as root, after `make deps` and `make build workloads`; podman is
 // optional — `bash scripts/deps.sh --podman` installs it):
 //
-//	go run ./bench [-sizes 256,1024] [-runs 5] [-out bench/RESULTS.md]
+//	go run ./bench [-sizes 256,1024] [-runs 5] [-page-reporting] [-out bench/RESULTS.md]
 //	go run ./bench -precopy 256:1,256:2,1024:1 [-runs 3] [-out bench/PRECOPY.md]
 //
 // For each ballast size (MiB; the workload's ballast is half pseudo-random,
@@ -57,6 +57,17 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
+	if len(os.Args) == 3 && os.Args[1] == warmMemoryArg {
+		// The child that warms the memory (memory.go).
+		n, err := strconv.ParseInt(os.Args[2], 10, 64)
+		if err == nil {
+			err = warmMemory(n)
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
@@ -76,6 +87,8 @@ type config struct {
 	// precopy is -precopy's SIZE:DEPTH list; empty runs the comparison
 	// with podman.
 	precopy string
+	// memory says how the guest's memory was prepared (memory.go).
+	memory string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -86,6 +99,7 @@ func run(ctx context.Context, args []string) error {
 	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
 	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
 	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
+	pageReporting := fs.Bool("page-reporting", false, "leave a virtio balloon's free page reporting on (see bench/memory.go)")
 	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -127,6 +141,27 @@ func run(ctx context.Context, args []string) error {
 		if _, err := os.Stat(f); err != nil {
 			return fmt.Errorf("%w (run `make workloads` from the repository root)", err)
 		}
+	}
+	cfg.memory = "free page reporting left as it was (-page-reporting)"
+	if !*pageReporting {
+		note, restore := stopPageReporting()
+		defer restore()
+		n := int64(4*slices.Max(cfg.sizes)+2048) << 20
+		if avail := memAvailable(); avail > 0 {
+			n = min(n, avail/2)
+		}
+		// In a child: an exec'd child's peak RSS starts from that of
+		// the process it was forked from.
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		t := time.Now()
+		if out, err := exec.CommandContext(ctx, self, warmMemoryArg, strconv.FormatInt(n, 10)).CombinedOutput(); err != nil {
+			return fmt.Errorf("warm memory: %w: %s", err, out)
+		}
+		cfg.memory = fmt.Sprintf("%s; %d MiB touched and freed first (%.1f s)", note, n>>20, time.Since(t).Seconds())
+		log.Print(cfg.memory)
 	}
 	os.RemoveAll(cfg.work)
 	os.RemoveAll(cfg.shm)

@@ -194,6 +194,7 @@ func runPrecopy(ctx context.Context, cfg config, cases []precopyCase) error {
 	fmt.Fprintf(&b, "Made by `go run ./bench -precopy %s -runs %d -out %s` (after `make build workloads`, as root) on %s.\n\n",
 		cfg.precopy, cfg.runs, cfg.out, started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Machine: %s\n\n", machine())
+	fmt.Fprintf(&b, "Memory: %s.\n\n", cfg.memory)
 	fmt.Fprintf(&b, "The machine is shared with other work (2 cores): the figures are single measurements of a busy host, the times noisy; sizes are not.\n\n")
 	fmt.Fprintf(&b, "Workload: testdata/workloads counter `-ballast-mb N -dirty-percent 1 -interval 1s` (half pseudo-random, half text; 1%% of the ballast pages rewritten per tick), `--network none`. ")
 	fmt.Fprintf(&b, "Per run: DEPTH × `ckpt checkpoint -P -e preK`, then `ckpt checkpoint --with-previous -R -e final`, then at once `ckpt checkpoint -R -e full`, each 0.3 s after the previous command returned (the pages written column shows how much changed: about one tick, 1%% of the ballast, plus the Go runtime's own pages). ")

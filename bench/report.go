@@ -56,9 +56,10 @@ func (r *report) write() error {
 	fmt.Fprintf(&b, "Made by `make bench` (`go run ./bench -sizes %s -runs %d`) on %s.\n\n",
 		joinInts(r.cfg.sizes), r.cfg.runs, r.started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Machine: %s\n\n", machine())
+	fmt.Fprintf(&b, "Memory: %s. (A balloon's free page reporting makes memory freed 2 s earlier cost 2–4× as much to touch again, at random; see bench/memory.go.)\n\n", r.cfg.memory)
 	fmt.Fprintf(&b, "Workload: testdata/workloads counter with `-ballast-mb N` (half pseudo-random, half text), `--network none`. ")
 	fmt.Fprintf(&b, "Archives are written to disk (%s), default zstd compression. Runs alternate which engine goes first. ", r.cfg.work)
-	fmt.Fprintf(&b, "Times are wall-clock seconds of the CLI command; CRIU frozen is CRIU's frozen_time from --print-stats; container stopped is how long the container could not run (ckpt: its ckpt_frozen_time, from its own cgroup freeze to the end of CRIU's dump, with runc's and CRIU's start in between; podman: CRIU's frozen_time, which leaves out CRIU's own freezing, up to 100 ms of polling); RSS is the CLI process's peak.\n\n")
+	fmt.Fprintf(&b, "Times are wall-clock seconds of the CLI command; CRIU frozen is CRIU's frozen_time from --print-stats; container stopped is how long the container could not run (ckpt: its ckpt_frozen_time, from its own cgroup freeze at CRIU's pre-dump action to the end of CRIU's dump; podman: CRIU's frozen_time, which leaves out CRIU's own freezing, up to 100 ms of polling); RSS is the CLI process's peak.\n\n")
 	for _, size := range r.cfg.sizes {
 		fmt.Fprintf(&b, "## %d MiB\n\n", size)
 		engines := r.results[size]
@@ -112,7 +113,7 @@ func (r *report) write() error {
 				fmt.Fprintf(&b, "ckpt's CRIU frozen / bare CRIU frozen = %.2f (target ≤ 1.10).\n", c/f.Frozen.Seconds())
 			}
 			if c, ok := median(engines["ckpt"], func(x result) float64 { return x.Stopped.Seconds() }); ok && f.Frozen > 0 {
-				fmt.Fprintf(&b, "ckpt's container stopped / bare CRIU frozen = %.2f (the whole freeze: ckpt's cgroup freeze, runc's and CRIU's start, CRIU's dump and kill).\n", c/f.Frozen.Seconds())
+				fmt.Fprintf(&b, "ckpt's container stopped / bare CRIU frozen = %.2f (the whole freeze: ckpt's cgroup freeze at CRIU's pre-dump action, the rest of CRIU's start, its dump and kill).\n", c/f.Frozen.Seconds())
 			}
 		}
 		fmt.Fprintf(&b, "\nRaw runs:\n\n")

@@ -24,9 +24,9 @@ type checkpointContainerJSON struct {
 	// PreCopy is the pre-copy method of -P and --with-previous:
 	// "criu-pre-dump" or "full-dump+dedup".
 	PreCopy engine.PreCopyMethod `json:"ckpt_pre_copy,omitempty"`
-	// Frozen is how long an export kept the container from running, in
-	// microseconds: from freezing it until it was thawed or stopped,
-	// before the archive is written.
+	// Frozen is how long an export, or a checkpoint that stopped the
+	// container, kept it from running, in microseconds: from freezing it
+	// until it was thawed or stopped (before an archive is written).
 	Frozen int64 `json:"ckpt_frozen_time,omitempty"`
 }
 
@@ -200,7 +200,7 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 			stats.Duration += res.Total.Microseconds()
 			stats.Containers = append(stats.Containers, checkpointContainerJSON{
 				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
-				Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy,
+				Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy, Frozen: res.Frozen.Microseconds(),
 			})
 			return nil
 		})
