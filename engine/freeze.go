@@ -97,11 +97,12 @@ func (f *cgroupFreezer) freeze() error {
 // preDumpScript is the CRIU action script that freezes the container the
 // way freeze does, at CRIU's pre-dump action: after runc and CRIU have
 // started, right before CRIU seizes the container's processes. The
-// container thus keeps running during their start (measured: ~0.06-0.08 s
-// of a dump's frozen time), and CRIU still finds it frozen. Once frozen,
-// the script creates marker, whose mtime is when. It always exits 0: a
-// container it could not freeze after tries polls a millisecond apart (it
-// then thaws it) is frozen by CRIU as usual. sleep is coreutils', which takes fractions.
+// container thus keeps running during their start (measured at 1 GiB:
+// 0.054–0.073 s from runc's start to the freeze), and CRIU still finds it
+// frozen. Once frozen, the script creates marker, whose mtime is when. It
+// always exits 0: a container it could not freeze after tries polls a
+// millisecond apart (it then thaws it) is frozen by CRIU as usual. sleep
+// is coreutils', which takes fractions.
 func (f *cgroupFreezer) preDumpScript(marker string, tries int) string {
 	on, off, check := "1", "0", `frozen=
 	while read -r l; do [ "$l" = "frozen 1" ] && frozen=1; done < `+shQuote(f.events)+`
