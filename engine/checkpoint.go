@@ -127,6 +127,9 @@ type DumpResult struct {
 	// PreCopy is the method of a PreCheckpoint or WithPrevious
 	// checkpoint, else empty.
 	PreCopy PreCopyMethod
+	// freezeHook is whether the pre-dump action script froze the
+	// container (freeze.go).
+	freezeHook bool
 }
 
 // CheckpointResult describes one container's checkpoint.
@@ -332,7 +335,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		}
 	}
 	if stop {
-		res.Frozen, _ = df.frozen(work, res.CRIU)
+		res.Frozen, res.freezeHook = df.frozen(work, res.CRIU)
 	}
 	pt.done("read_stats")
 	if st, err := step.dedup(ctx, imgDir); err != nil {

@@ -92,8 +92,6 @@ type ExportResult struct {
 	Manifest *format.Manifest
 	// prehashed is how many pages images were summed during the dump.
 	prehashed int
-	// freezeHook is whether CRIU's pre-dump action froze the container.
-	freezeHook bool
 }
 
 // Export checkpoints a running container and writes everything needed to

@@ -173,12 +173,32 @@ func TestIntegrationCheckpointRestore(t *testing.T) {
 
 	for round := 1; round <= 2; round++ {
 		keep := round == 2
+		if round == 2 {
+			// A bundle written by an older ckpt, which did not name
+			// the CRIU configuration: ckpt freezes before runc instead.
+			spec, err := specFor(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := writeSpec(filepath.Join(e.containerDir(c.ID), "config.json"), spec); err != nil {
+				t.Fatal(err)
+			}
+		}
 		res, err := e.Checkpoint(ctx, "ctr", &CheckpointOptions{Keep: keep})
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		if res.Container.Status != StatusCheckpointed || res.CRIU == nil || res.CRIU.FrozenTime == 0 {
 			t.Fatalf("round %d: checkpoint result %+v, criu %+v", round, res.Container, res.CRIU)
+		}
+		// ckpt froze it (at CRIU's pre-dump action in round 1, before
+		// runc in round 2): CRIU found it frozen (its own freeze polls
+		// every 100 ms). Its configuration is gone again.
+		if res.freezeHook != (round == 1) || res.CRIU.FreezingTime >= 50_000 || res.Frozen <= 0 || res.Frozen >= res.Total {
+			t.Errorf("round %d: pre-dump freeze %v, CRIU freezing %d µs, frozen %v of %v", round, res.freezeHook, res.CRIU.FreezingTime, res.Frozen, res.Total)
+		}
+		if _, err := os.Stat(e.criuConfigPath(c.ID)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("round %d: CRIU configuration left after the checkpoint: %v", round, err)
 		}
 		_, err = os.Stat(filepath.Join(e.workDir(c.ID), "dump.log"))
 		if keep != (err == nil) {
@@ -194,6 +214,9 @@ func TestIntegrationCheckpointRestore(t *testing.T) {
 		rres, err := e.Restore(ctx, "ctr", &RestoreOptions{Keep: keep})
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
+		}
+		if !e.namesCRIUConfig(c) {
+			t.Errorf("round %d: the restored container's bundle does not name its CRIU configuration", round)
 		}
 		if rres.Container.Status != StatusRunning {
 			t.Fatalf("round %d: restored status %s", round, rres.Container.Status)
