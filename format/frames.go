@@ -19,8 +19,9 @@ import (
 // compressed exactly as one stream. At 8 MiB a frame restarts the
 // compressor's history seldom enough that the archive is about as small
 // as one stream's (1 GiB of the bench's pages: 0.001% larger; 4 MiB
-// frames cost twice that), and a Writer holds up to Concurrency+2 frames
-// and the compressed copies of those not stored.
+// frames cost twice that), and a Writer holds up to Concurrency+3 frames
+// and the compressed copies of those not stored, and a lookahead
+// (lookahead.go) one more and at most lookaheadBudget of compressed ones.
 const frameSize = 8 << 20
 
 // frameWriter compresses what is written to it in frames of frameSize
@@ -38,6 +39,7 @@ type frameWriter struct {
 	workers  sync.WaitGroup
 	n        int
 	closed   bool
+	taken    int64 // bytes of tar stream taken so far
 	// err is the first error; every later call returns it.
 	err error
 }
@@ -46,8 +48,11 @@ type frameJob struct {
 	in     []byte
 	out    []byte // in compressed, unless stored
 	stored bool   // in is written as a zstd frame of raw blocks
-	err    error
-	done   chan struct{}
+	// inserted is a frame compressed elsewhere (insert), whose buffers
+	// are not the frameWriter's to reuse.
+	inserted bool
+	err      error
+	done     chan struct{}
 }
 
 func newFrameWriter(w io.Writer, c Compression, level, n int) *frameWriter {
@@ -86,12 +91,65 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 		k := copy(f.fill.in[len(f.fill.in):frameSize], p)
 		f.fill.in = f.fill.in[:len(f.fill.in)+k]
 		n += k
+		f.taken += int64(k)
 		p = p[k:]
 		if len(f.fill.in) == frameSize {
 			f.dispatch()
 		}
 	}
 	return n, nil
+}
+
+// newJob returns a frame buffer (j.in, frameSize bytes) to be filled
+// with the next frameSize bytes of tar stream, elsewhere, and handed over
+// with commitJob. Like Write it may first write out the oldest frame.
+func (f *frameWriter) newJob() (*frameJob, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	var j *frameJob
+	if j, f.err = f.job(); f.err != nil {
+		return nil, f.err
+	}
+	j.in = j.in[:frameSize]
+	return j, nil
+}
+
+// commitJob compresses j, from newJob and now full, as the next frame.
+// The stream must be at a frame boundary.
+func (f *frameWriter) commitJob(j *frameJob) error {
+	if f.err != nil {
+		return f.err
+	}
+	if f.taken%frameSize != 0 || f.fill != nil && len(f.fill.in) > 0 {
+		return errorf(ErrCompression, "frame committed off a frame boundary")
+	}
+	f.fill = j
+	f.taken += frameSize
+	f.dispatch()
+	return nil
+}
+
+// insert writes, as the next frame, out: frameSize bytes of tar stream
+// that a frameEncoder compressed elsewhere (not stored). The stream must
+// be at a frame boundary.
+func (f *frameWriter) insert(out []byte) error {
+	if f.err != nil {
+		return f.err
+	}
+	if f.taken%frameSize != 0 || f.fill != nil && len(f.fill.in) > 0 {
+		return errorf(ErrCompression, "frame inserted off a frame boundary")
+	}
+	if len(f.inflight) > f.n {
+		if f.err = f.writeOldest(); f.err != nil {
+			return f.err
+		}
+	}
+	j := &frameJob{out: out, inserted: true, done: make(chan struct{})}
+	close(j.done)
+	f.inflight = append(f.inflight, j)
+	f.taken += frameSize
+	return nil
 }
 
 // job returns an empty job, writing out the oldest frame first when n+1
@@ -132,7 +190,9 @@ func (f *frameWriter) writeOldest() error {
 	} else if _, err := f.w.Write(j.out); err != nil {
 		return err
 	}
-	f.free = append(f.free, j)
+	if !j.inserted {
+		f.free = append(f.free, j)
+	}
 	return nil
 }
 
@@ -143,7 +203,7 @@ func (f *frameWriter) Close() error {
 		return f.err
 	}
 	f.closed = true
-	if f.err == nil && f.fill != nil {
+	if f.err == nil && f.fill != nil && len(f.fill.in) > 0 {
 		f.dispatch()
 	}
 	close(f.jobs)
@@ -254,6 +314,11 @@ func (e *storingEncoder) incompressible(p []byte) bool {
 		s = append(s, p[off:off+probeSample]...)
 	}
 	e.sample = s
+	return e.incompressibleSamples(s)
+}
+
+// incompressibleSamples is incompressible given the samples.
+func (e *storingEncoder) incompressibleSamples(s []byte) bool {
 	e.probeOut = e.probe.EncodeAll(s, e.probeOut[:0])
 	return len(e.probeOut) >= len(s)-len(s)/100
 }

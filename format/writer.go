@@ -439,7 +439,7 @@ func (w *Writer) writeBody(tw *tar.Writer, sw *switchWriter, mtime time.Time) er
 		// checkpointctl looks for the checkpoint/ entry.
 		err := writeDirs(tw, path.Dir(e.name), dirs, mtime)
 		if err == nil {
-			err = w.copyEntry(tw, e, mtime)
+			err = w.copyEntry(tw, sw, e, mtime)
 		}
 		if err != nil {
 			enc.Close()
@@ -457,11 +457,9 @@ func (w *Writer) writeBody(tw *tar.Writer, sw *switchWriter, mtime time.Time) er
 // here, the copy into the tar stream in a goroutine of its own (the frames
 // are compressed in others). With e's sum known it checks the size and
 // CRC-32C against it; otherwise (a NewFileWriter's single pass, the size
-// known) it computes the digest in another goroutine and sets the sum.
-func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error) {
-	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
-		return err
-	}
+// known) it computes the digest in another goroutine and sets the sum. A
+// file with its sum known, in zstd frames, goes to copyFramed instead.
+func (w *Writer) copyEntry(tw *tar.Writer, sw *switchWriter, e *entry, mtime time.Time) (err error) {
 	rc, err := e.src.Open()
 	if err != nil {
 		return &Error{Op: "write", Member: e.name, Err: err}
@@ -471,6 +469,14 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 			err = &Error{Op: "write", Member: e.name, Err: cerr}
 		}
 	}()
+	fw, framed := sw.w.(*frameWriter)
+	f, isFile := rc.(*os.File)
+	if framed && isFile && w.opts.Compression == Zstd && (e.summed || e.later != nil) {
+		return w.copyFramed(tw, sw, fw, e, f, mtime)
+	}
+	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
+		return err
+	}
 	var stages []func([]byte) error
 	sha := sha256.New()
 	checked := e.summed || e.later != nil // a sum to check the copy against
@@ -508,6 +514,147 @@ func (w *Writer) copyEntry(tw *tar.Writer, e *entry, mtime time.Time) (err error
 	}
 	return nil
 }
+
+// copyFramed is copyEntry for a member read from file f whose sum is
+// known (a CRC-32C to check the copy against), into zstd frames: the
+// bytes up to the first frame boundary and after the last go through the
+// pipeline, each whole frame in between is read straight into a frame
+// buffer or comes compressed from a lookahead (lookahead.go). tw writes
+// no part of the member: its header is written by a tar.Writer of its own
+// (the same bytes), the content and padding here.
+func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e *entry, f *os.File, mtime time.Time) error {
+	fail := func(err error) error { return &Error{Op: "write", Member: e.name, Err: err} }
+	changed := func() error {
+		return fail(errorf(ErrSourceChanged, "size changed from %d", e.sum.size))
+	}
+	// The previous member's padding, then this header.
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := tar.NewWriter(sw).WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
+		return err
+	}
+	size := e.sum.size
+	var crc uint32
+	copyRange := func(off, n int64) error {
+		if n <= 0 {
+			return nil
+		}
+		got, err := newPipeline(pipelineBuffers, func(b []byte) error {
+			crc = crc32.Update(crc, crcTable, b)
+			_, err := sw.Write(b)
+			return err
+		}).pump(io.NewSectionReader(f, off, n), n, nil)
+		if err != nil {
+			return fail(err)
+		}
+		if got != n {
+			return changed()
+		}
+		return nil
+	}
+	first := min(size, (frameSize-fw.taken%frameSize)%frameSize)
+	frames := (size - first) / frameSize
+	if err := copyRange(0, first); err != nil {
+		return err
+	}
+	var la *lookahead
+	if frames >= lookaheadMin {
+		la = startLookahead(f, first, int(frames), w.opts.Compression, w.opts.Level)
+		defer la.stop()
+	}
+	// Frame k: from the lookahead (r), or read into a frame buffer (j)
+	// in a goroutine while the frame before it is handed over.
+	type next struct {
+		r    *lookaheadFrame
+		j    *frameJob
+		crc  uint32
+		done chan error
+	}
+	prepare := func(k int64) (*next, error) {
+		if la != nil {
+			if r := la.take(int(k)); r != nil {
+				return &next{r: r, crc: r.crc}, nil
+			}
+		}
+		j, err := fw.newJob()
+		if err != nil {
+			return nil, err
+		}
+		n := &next{j: j, done: make(chan error, 1)}
+		go func() {
+			k, err := f.ReadAt(j.in, first+k*frameSize)
+			switch {
+			case k == len(j.in):
+				n.crc, err = crc32.Update(0, crcTable, j.in), nil
+			case err == nil || errors.Is(err, io.EOF):
+				err = changed()
+			default:
+				err = fail(err)
+			}
+			n.done <- err
+		}()
+		return n, nil
+	}
+	var cur *next
+	for k := range frames {
+		var err error
+		if cur == nil {
+			if cur, err = prepare(k); err != nil {
+				return err
+			}
+		}
+		// The next frame's buffer first (which may write out the
+		// oldest frame) and its read, while this one's goes on.
+		var nxt *next
+		if k+1 < frames {
+			if nxt, err = prepare(k + 1); err != nil {
+				return err
+			}
+		}
+		if cur.j != nil {
+			if err := <-cur.done; err != nil {
+				return err
+			}
+		}
+		if cur.r != nil {
+			err = fw.insert(cur.r.out)
+			lookaheadInserts.Add(1)
+		} else {
+			err = fw.commitJob(cur.j)
+		}
+		if err != nil {
+			return err
+		}
+		crc = crc32Combine(crc, cur.crc, frameSize)
+		cur = nxt
+	}
+	if la != nil {
+		la.stop()
+	}
+	tail := first + frames*frameSize
+	if err := copyRange(tail, size-tail); err != nil {
+		return err
+	}
+	if n, _ := f.ReadAt(make([]byte, 1), size); n != 0 {
+		return changed()
+	}
+	if pad := (blockSize - size%blockSize) % blockSize; pad > 0 {
+		if _, err := sw.Write(make([]byte, pad)); err != nil {
+			return err
+		}
+	}
+	if err := e.resolve(); err != nil {
+		return err
+	}
+	if crc != e.sum.crc {
+		return fail(errorf(ErrSourceChanged, "content changed between reads"))
+	}
+	return nil
+}
+
+// blockSize is tar's block size.
+const blockSize = 512
 
 // crcWriter writes to w and keeps the CRC-32C of what it wrote.
 type crcWriter struct {
