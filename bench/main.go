@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
+	"github.com/ckpt/ckpt/format"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -443,9 +444,14 @@ type floor struct {
 	ImagesBytes int64
 	Compress    time.Duration // tar + zstd (default level, all cores) of the images
 	Compressed  int64
-	// Runs are the frozen times of every run (medianFloor).
-	Runs []time.Duration
-	Err  string
+	// Format is the size of the same images in ckpt's format (its
+	// writer, zstd, what an export writes of them).
+	Format int64
+	// Runs are the frozen times of every run (medianFloor), Sizes the
+	// sizes of every run's images: Compressed and Format.
+	Runs  []time.Duration
+	Sizes [][2]int64
+	Err   string
 }
 
 // medianFloor returns the floor whose values are the medians of fs's
@@ -474,9 +480,10 @@ func medianFloor(fs []floor) floor {
 	m.Dump = med(func(f floor) time.Duration { return f.Dump })
 	m.Frozen = med(func(f floor) time.Duration { return f.Frozen })
 	m.Compress = med(func(f floor) time.Duration { return f.Compress })
-	m.Runs = nil
+	m.Runs, m.Sizes = nil, nil
 	for _, f := range ok {
 		m.Runs = append(m.Runs, f.Frozen)
+		m.Sizes = append(m.Sizes, [2]int64{f.Compressed, f.Format})
 	}
 	return m
 }
@@ -528,6 +535,9 @@ func floors(ctx context.Context, cfg config, sizeMiB int) (f floor, err error) {
 		return f, err
 	}
 	f.Compress, f.Compressed, f.ImagesBytes = time.Since(t0), n, in
+	if f.Format, err = formatSize(dir, cfg.work); err != nil {
+		return f, err
+	}
 	return f, nil
 }
 
@@ -590,6 +600,29 @@ func tarZstd(dir string) (compressed, input int64, err error) {
 		err = enc.Close()
 	}
 	return cw.n, input, err
+}
+
+// formatSize writes the images of dir as ckpt's writer does (a file
+// in work, removed after) and returns the archive's size.
+func formatSize(dir, work string) (int64, error) {
+	f, err := os.CreateTemp(work, "floor-*.tar.zst")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	w := format.NewFileWriter(f, format.Manifest{Engine: format.Engine{Name: "bench"}, Container: format.Container{Name: "floor", ID: "floor"}}, nil)
+	if err := w.AddDir(format.CheckpointDir, dir); err != nil {
+		return 0, err
+	}
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 type countWriter struct{ n int64 }

@@ -109,6 +109,15 @@ func (r *report) write() error {
 			}
 			fmt.Fprintf(&b, "\nFloors (medians of one per run): bare `criu dump` to tmpfs %.2f s (frozen ≈ %.2f s; each run: %s s), images %s; tar+zstd of the images %.2f s (%.0f MB/s) → %s.\n",
 				f.Dump.Seconds(), f.Frozen.Seconds(), strings.Join(runs, ", "), mb(f.ImagesBytes), f.Compress.Seconds(), float64(f.ImagesBytes)/1e6/f.Compress.Seconds(), mb(f.Compressed))
+			var diffs []string
+			var ds []int64
+			for _, sz := range f.Sizes {
+				diffs = append(diffs, fmt.Sprintf("%+d", sz[1]-sz[0]))
+				ds = append(ds, sz[1]-sz[0])
+			}
+			if len(ds) > 0 {
+				fmt.Fprintf(&b, "The same images both ways (the engines' archives hold different containers, whose memory differs by a few pages from run to run): ckpt's format minus tar+zstd = %+d bytes, median (each run: %s), with ckpt's manifest.\n", middle(ds), strings.Join(diffs, ", "))
+			}
 			if c, ok := median(engines["ckpt"], func(x result) float64 { return x.Frozen.Seconds() }); ok && f.Frozen > 0 {
 				fmt.Fprintf(&b, "ckpt's CRIU frozen / bare CRIU frozen = %.2f (target ≤ 1.10).\n", c/f.Frozen.Seconds())
 			}
