@@ -58,6 +58,15 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
+	if len(os.Args) == 4 && os.Args[1] == formatSizeArg {
+		// The child that writes the floor's images in ckpt's format.
+		n, err := formatSize(os.Args[2], os.Args[3])
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(n)
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == warmMemoryArg {
 		// The child that warms the memory (memory.go).
 		n, err := strconv.ParseInt(os.Args[2], 10, 64)
@@ -535,7 +544,17 @@ func floors(ctx context.Context, cfg config, sizeMiB int) (f floor, err error) {
 		return f, err
 	}
 	f.Compress, f.Compressed, f.ImagesBytes = time.Since(t0), n, in
-	if f.Format, err = formatSize(dir, cfg.work); err != nil {
+	// In a child, as the warming (memory.go): the writer's buffers would
+	// raise the peak RSS the engines' processes start from.
+	self, err := os.Executable()
+	if err != nil {
+		return f, err
+	}
+	size, err := exec.CommandContext(ctx, self, formatSizeArg, dir, cfg.work).Output()
+	if err != nil {
+		return f, fmt.Errorf("write the images in ckpt's format: %w", err)
+	}
+	if f.Format, err = strconv.ParseInt(strings.TrimSpace(string(size)), 10, 64); err != nil {
 		return f, err
 	}
 	return f, nil
@@ -601,6 +620,9 @@ func tarZstd(dir string) (compressed, input int64, err error) {
 	}
 	return cw.n, input, err
 }
+
+// formatSizeArg makes the bench a child that runs formatSize.
+const formatSizeArg = "-format-size-child"
 
 // formatSize writes the images of dir as ckpt's writer does (a file
 // in work, removed after) and returns the archive's size.
