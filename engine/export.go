@@ -883,7 +883,10 @@ type hostFacts struct {
 }
 
 // probeHost starts finding the host's facts; the CPU image goes to a new
-// directory in parent.
+// directory in parent. They come from the run root's cache when it was
+// made by the same boot with the same CRIU and runtime (hostFactsKey):
+// three programs spawned while runc and CRIU start cost CRIU's dump its
+// start, 0.15–0.2 s of it in 2 of 6 exports measured at 1 GiB.
 func (e *Engine) probeHost(ctx context.Context, parent string) *hostFacts {
 	hf := &hostFacts{done: make(chan struct{})}
 	go func() {
@@ -895,6 +898,15 @@ func (e *Engine) probeHost(ctx context.Context, parent string) *hostFacts {
 		if hf.dir, hf.err = os.MkdirTemp(parent, "cpuinfo-"); hf.err != nil {
 			return
 		}
+		hf.cpuinfo = filepath.Join(hf.dir, "cpuinfo.img")
+		key := e.hostFactsKey()
+		cache := filepath.Join(e.runRoot(), "host-facts.json")
+		if host, img, ok := readHostFacts(cache, key); ok {
+			if hf.err = os.WriteFile(hf.cpuinfo, img, 0o600); hf.err == nil {
+				hf.host = host
+				return
+			}
+		}
 		cpu := make(chan error, 1)
 		go func() {
 			_, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", hf.dir}, "", ErrCRIUMissing)
@@ -904,9 +916,68 @@ func (e *Engine) probeHost(ctx context.Context, parent string) *hostFacts {
 		if err := <-cpu; err != nil && hf.err == nil {
 			hf.err = fmt.Errorf("record CPU: %w", err)
 		}
-		hf.cpuinfo = filepath.Join(hf.dir, "cpuinfo.img")
+		if hf.err == nil && key != "" {
+			if img, err := os.ReadFile(hf.cpuinfo); err == nil {
+				writeHostFacts(cache, key, hf.host, img)
+			}
+		}
 	}()
 	return hf
+}
+
+// hostFactsKey identifies what the host's facts depend on: the boot, the
+// kernel, and the CRIU and runtime binaries (path, size, mtime); "" if
+// any of them cannot be told.
+func (e *Engine) hostFactsKey() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	key := strings.TrimSpace(string(boot)) + " " + kernelRelease()
+	for _, p := range []string{e.criuPath(), e.runtimePath()} {
+		path, err := exec.LookPath(p)
+		if err != nil {
+			return ""
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return ""
+		}
+		key += fmt.Sprintf(" %s:%d:%d", path, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return key
+}
+
+// hostFactsCache is the run root's record of the host's facts.
+type hostFactsCache struct {
+	Key     string      `json:"key"`
+	Host    format.Host `json:"host"`
+	CPUInfo []byte      `json:"cpuinfo"`
+}
+
+// readHostFacts returns the facts cached in path under key.
+func readHostFacts(path, key string) (format.Host, []byte, bool) {
+	if key == "" {
+		return format.Host{}, nil, false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return format.Host{}, nil, false
+	}
+	var c hostFactsCache
+	if json.Unmarshal(data, &c) != nil || c.Key != key || len(c.CPUInfo) == 0 {
+		return format.Host{}, nil, false
+	}
+	return c.Host, c.CPUInfo, true
+}
+
+// writeHostFacts caches the facts in path under key; a failure only
+// costs the next export the probes.
+func writeHostFacts(path, key string, host format.Host, cpuinfo []byte) {
+	data, err := json.Marshal(hostFactsCache{Key: key, Host: host, CPUInfo: cpuinfo})
+	if err == nil && os.MkdirAll(filepath.Dir(path), 0o700) == nil {
+		_ = fsutil.WriteFileAtomic(path, data, 0o600)
+	}
 }
 
 // wait returns the host's description and the path of its CPU image.
