@@ -873,7 +873,8 @@ func readTail(path string, max int64) ([]byte, error) {
 
 // hostFacts is the host's description for a manifest (hostInfo) and its
 // CPU (`criu cpuinfo dump`), found in the background while the container
-// is dumped: three programs run, none of them needs the container.
+// is dumped (three programs, none of which needs the container), or taken
+// from the run root's cache (probeHost).
 type hostFacts struct {
 	done    chan struct{}
 	dir     string
