@@ -65,6 +65,34 @@ func TestLookahead(t *testing.T) {
 	lookaheadFirst.Store(true)
 	defer lookaheadFirst.Store(false)
 	inserted := lookaheadInserts.Load()
+	// Smaller members first: less than a frame, and too few frames for a
+	// lookahead.
+	for _, frames := range []int{0, lookaheadMin - 1} {
+		c := framedContent(frames)
+		file := filepath.Join(t.TempDir(), "pages-1.img")
+		if err := os.WriteFile(file, c, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := NewSummer()
+		s.Write(c)
+		var archives [2][]byte
+		for i, src := range []Source{BytesSource(c), FileSource(file)} {
+			f := &memFile{}
+			w := NewFileWriter(f, testHeader(), nil)
+			w.AddBytes(ConfigName, []byte(`{"id":"0123"}`))
+			w.Add("checkpoint/pages-1.img", src)
+			if i == 1 {
+				w.SetSum("checkpoint/pages-1.img", s.Sum())
+			}
+			if err := w.Close(); err != nil {
+				t.Fatalf("%d frames: %v", frames, err)
+			}
+			archives[i] = f.b
+		}
+		if !bytes.Equal(archives[0], archives[1]) {
+			t.Errorf("%d frames: the archive differs from the one written from memory", frames)
+		}
+	}
 	content := framedContent(3 * lookaheadMin)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "pages-1.img")

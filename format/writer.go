@@ -583,9 +583,9 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 		}
 		n := &next{j: j, done: make(chan error, 1)}
 		go func() {
-			k, err := f.ReadAt(j.in, first+k*frameSize)
+			got, err := f.ReadAt(j.in, first+k*frameSize)
 			switch {
-			case k == len(j.in):
+			case got == len(j.in):
 				n.crc, err = crc32.Update(0, crcTable, j.in), nil
 			case err == nil || errors.Is(err, io.EOF):
 				err = changed()
