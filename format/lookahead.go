@@ -21,9 +21,10 @@ import (
 // the same input), and the member's CRC-32C, checked against its Sum as
 // before, is the frames' CRCs combined. Measured on 1 GiB of the bench's
 // pages (half random, then half text), 5 alternating exports: the write
-// took 0.60–0.68 s (median 0.63) against 0.62–0.75 s (0.68); the ~0.15 s
-// of compressing the text half after the random half had reached the disk
-// are gone, and ~0.2 s of CPU with them.
+// took 0.60–0.68 s (median 0.63) against 0.62–0.75 s (0.68), and a
+// timeline of CPU use and archive size showed the ~0.15 s at the end, in
+// which both cores compressed the text half after the random half had
+// reached the disk, gone.
 
 // lookaheadMin is the fewest whole frames a member needs for a lookahead.
 const lookaheadMin = 4
