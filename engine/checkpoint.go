@@ -517,7 +517,7 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	if o.TCPClose {
 		conf = "tcp-close\n"
 	}
-	_, removeConf, err := e.setCRIUConfig(c, conf)
+	removeConf, err := e.setCRIUConfig(c, conf)
 	if err != nil {
 		return nil, err
 	}

@@ -146,24 +146,21 @@ var hostRuncCRIUConfig = "/etc/criu/runc.conf"
 
 // setCRIUConfig writes container c's CRIU configuration file with the
 // host's runc.conf, if there is one, and then conf; the function returned
-// removes it. It returns false if c's runc state does not name the file:
-// c was created or restored by an older ckpt.
-func (e *Engine) setCRIUConfig(c *Container, conf string) (ok bool, remove func(), err error) {
+// removes it. runc passes the file to CRIU only if c's bundle names it
+// (namesCRIUConfig).
+func (e *Engine) setCRIUConfig(c *Container, conf string) (remove func(), err error) {
 	path := e.criuConfigPath(c.ID)
-	if !e.namesCRIUConfig(c) {
-		return false, func() {}, nil
-	}
 	host, err := os.ReadFile(hostRuncCRIUConfig)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, nil, fmt.Errorf("read %s: %w", hostRuncCRIUConfig, err)
+		return nil, fmt.Errorf("read %s: %w", hostRuncCRIUConfig, err)
 	}
 	if len(host) > 0 && host[len(host)-1] != '\n' {
 		host = append(host, '\n')
 	}
 	if err := fsutil.WriteFileAtomic(path, append(host, conf...), 0o600); err != nil {
-		return false, nil, fmt.Errorf("write CRIU configuration: %w", err)
+		return nil, fmt.Errorf("write CRIU configuration: %w", err)
 	}
-	return true, func() { _ = os.Remove(path) }, nil
+	return func() { _ = os.Remove(path) }, nil
 }
 
 // dumpFreeze is how a dump that stops the container freezes it: by the
@@ -186,8 +183,11 @@ func (e *Engine) prepareDump(c *Container, work string, stop bool) (df *dumpFree
 	if stop {
 		df.f, _ = freezerOf(c.PID)
 	}
+	// A bundle of an older ckpt does not name the configuration: runc
+	// would not pass it to CRIU.
+	named := e.namesCRIUConfig(c)
 	conf := ""
-	if df.f != nil && e.namesCRIUConfig(c) && scriptable(work) {
+	if df.f != nil && named && scriptable(work) {
 		script := filepath.Join(work, "ckpt-pre-dump.sh")
 		df.marker = filepath.Join(work, "ckpt-frozen")
 		if err := os.WriteFile(script, []byte(df.f.preDumpScript(df.marker, int(freezeTimeout/time.Millisecond))), 0o700); err != nil {
@@ -195,12 +195,13 @@ func (e *Engine) prepareDump(c *Container, work string, stop bool) (df *dumpFree
 		}
 		conf = "action-script " + script + "\n"
 	}
-	installed, remove, err := e.setCRIUConfig(c, conf)
-	if err != nil {
-		return nil, nil, err
+	remove = func() {}
+	if named {
+		if remove, err = e.setCRIUConfig(c, conf); err != nil {
+			return nil, nil, err
+		}
 	}
-	if df.f != nil && (df.marker == "" || !installed) {
-		df.marker = ""
+	if df.f != nil && df.marker == "" {
 		df.at = time.Now()
 		if df.f.freeze() != nil {
 			df.f, df.at = nil, time.Time{}

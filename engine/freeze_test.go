@@ -72,9 +72,9 @@ func TestPreDumpScript(t *testing.T) {
 	})
 }
 
-// TestSetCRIUConfig: the configuration is written only for a bundle that
-// names it, after the host's runc.conf, and removed by the function
-// returned.
+// TestSetCRIUConfig: a bundle of an older ckpt does not name the
+// configuration and one of this ckpt's does; the configuration is written
+// after the host's runc.conf and removed by the function returned.
 func TestSetCRIUConfig(t *testing.T) {
 	e := &Engine{Root: t.TempDir()}
 	c := &Container{ID: "0123456789abcdef", Name: "x", Command: []string{"/bin/true"}}
@@ -94,14 +94,14 @@ func TestSetCRIUConfig(t *testing.T) {
 	if err := writeSpec(filepath.Join(e.containerDir(c.ID), "config.json"), spec); err != nil {
 		t.Fatal(err)
 	}
-	if ok, remove, err := e.setCRIUConfig(c, "tcp-close\n"); ok || err != nil || exists(e.criuConfigPath(c.ID)) {
-		t.Fatalf("old bundle: %v, %v; file %v", ok, err, exists(e.criuConfigPath(c.ID)))
-	} else {
-		remove()
+	if e.namesCRIUConfig(c) {
+		t.Fatal("an older ckpt's bundle names the CRIU configuration")
 	}
-
 	if err := e.writeBundle(c); err != nil {
 		t.Fatal(err)
+	}
+	if !e.namesCRIUConfig(c) {
+		t.Fatal("the bundle does not name the CRIU configuration")
 	}
 	for _, tc := range []struct{ host, want string }{
 		{"", "tcp-close\n"},
@@ -111,9 +111,9 @@ func TestSetCRIUConfig(t *testing.T) {
 		if tc.host != "" {
 			os.WriteFile(host, []byte(tc.host), 0o600)
 		}
-		ok, remove, err := e.setCRIUConfig(c, "tcp-close\n")
-		if !ok || err != nil {
-			t.Fatalf("setCRIUConfig = %v, %v", ok, err)
+		remove, err := e.setCRIUConfig(c, "tcp-close\n")
+		if err != nil {
+			t.Fatalf("setCRIUConfig = %v", err)
 		}
 		if b, _ := os.ReadFile(e.criuConfigPath(c.ID)); string(b) != tc.want {
 			t.Errorf("host %q: %q, want %q", tc.host, b, tc.want)

@@ -121,13 +121,19 @@ func (f *frameWriter) commitJob(j *frameJob) error {
 	if f.err != nil {
 		return f.err
 	}
-	if f.taken%frameSize != 0 || f.fill != nil && len(f.fill.in) > 0 {
+	if !f.atBoundary() {
 		return errorf(ErrCompression, "frame committed off a frame boundary")
 	}
 	f.fill = j
 	f.taken += frameSize
 	f.dispatch()
 	return nil
+}
+
+// atBoundary reports whether the stream is at a frame boundary, with no
+// frame being filled.
+func (f *frameWriter) atBoundary() bool {
+	return f.taken%frameSize == 0 && (f.fill == nil || len(f.fill.in) == 0)
 }
 
 // insert writes, as the next frame, out: frameSize bytes of tar stream
@@ -137,7 +143,7 @@ func (f *frameWriter) insert(out []byte) error {
 	if f.err != nil {
 		return f.err
 	}
-	if f.taken%frameSize != 0 || f.fill != nil && len(f.fill.in) > 0 {
+	if !f.atBoundary() {
 		return errorf(ErrCompression, "frame inserted off a frame boundary")
 	}
 	if len(f.inflight) > f.n {
