@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"hash/crc32"
 	"io"
 	"sync"
 
@@ -39,7 +40,8 @@ type frameWriter struct {
 	workers  sync.WaitGroup
 	n        int
 	closed   bool
-	taken    int64 // bytes of tar stream taken so far
+	taken    int64    // bytes of tar stream taken so far
+	frees    []func() // free the frame buffers (bigBuf), at Close
 	// err is the first error; every later call returns it.
 	err error
 }
@@ -95,9 +97,51 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 		if len(f.fill.in) == frameSize {
 			f.dispatch()
+			if f.err = f.writeReady(); f.err != nil {
+				return n, f.err
+			}
 		}
 	}
 	return n, nil
+}
+
+// fillFrom writes the next n bytes of tar stream from r at off, read
+// straight into the frame buffers, and returns their CRC-32C. A short read
+// is io.ErrUnexpectedEOF, and leaves the frameWriter unusable.
+func (f *frameWriter) fillFrom(r io.ReaderAt, off, n int64) (uint32, error) {
+	var crc uint32
+	for n > 0 {
+		if f.err != nil {
+			return 0, f.err
+		}
+		if f.fill == nil {
+			if f.fill, f.err = f.job(); f.err != nil {
+				return 0, f.err
+			}
+		}
+		in := f.fill.in
+		k := int(min(n, int64(frameSize-len(in))))
+		b := in[len(in) : len(in)+k]
+		got, err := r.ReadAt(b, off)
+		if got < k {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			f.err = err
+			return 0, err
+		}
+		crc = crc32.Update(crc, crcTable, b)
+		f.fill.in = in[:len(in)+k]
+		f.taken += int64(k)
+		off, n = off+int64(k), n-int64(k)
+		if len(f.fill.in) == frameSize {
+			f.dispatch()
+			if f.err = f.writeReady(); f.err != nil {
+				return 0, f.err
+			}
+		}
+	}
+	return crc, nil
 }
 
 // newJob returns a frame buffer (j.in, frameSize bytes) to be filled
@@ -127,7 +171,8 @@ func (f *frameWriter) commitJob(j *frameJob) error {
 	f.fill = j
 	f.taken += frameSize
 	f.dispatch()
-	return nil
+	f.err = f.writeReady()
+	return f.err
 }
 
 // atBoundary reports whether the stream is at a frame boundary, with no
@@ -155,7 +200,8 @@ func (f *frameWriter) insert(out []byte) error {
 	close(j.done)
 	f.inflight = append(f.inflight, j)
 	f.taken += frameSize
-	return nil
+	f.err = f.writeReady()
+	return f.err
 }
 
 // job returns an empty job, writing out the oldest frame first when n+1
@@ -172,7 +218,9 @@ func (f *frameWriter) job() (*frameJob, error) {
 		j.in, j.err, j.done = j.in[:0], nil, make(chan struct{})
 		return j, nil
 	}
-	return &frameJob{in: make([]byte, 0, frameSize), done: make(chan struct{})}, nil
+	b, free := bigBuf(frameSize)
+	f.frees = append(f.frees, free)
+	return &frameJob{in: b[:0], done: make(chan struct{})}, nil
 }
 
 func (f *frameWriter) dispatch() {
@@ -180,6 +228,23 @@ func (f *frameWriter) dispatch() {
 	f.fill = nil
 	f.inflight = append(f.inflight, j)
 	f.jobs <- j
+}
+
+// writeReady writes out the oldest frames that are done, without waiting
+// for any: the file's writes start with the first frame, not when a
+// buffer is needed again.
+func (f *frameWriter) writeReady() error {
+	for len(f.inflight) > 0 {
+		select {
+		case <-f.inflight[0].done:
+		default:
+			return nil
+		}
+		if err := f.writeOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *frameWriter) writeOldest() error {
@@ -217,6 +282,10 @@ func (f *frameWriter) Close() error {
 		f.err = f.writeOldest()
 	}
 	f.workers.Wait()
+	for _, free := range f.frees {
+		free()
+	}
+	f.frees = nil
 	if f.err != nil {
 		return f.err
 	}

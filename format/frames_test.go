@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // bigMembers returns members whose body spans several frames: random
@@ -442,5 +443,60 @@ func TestStoredFrames(t *testing.T) {
 				t.Errorf("%s %s: decoded %d bytes, %v; want the input back", c, tc.name, len(got), err)
 			}
 		}
+	}
+}
+
+// TestFrameWriterWritesReady checks that a frame goes out as soon as it is
+// done, not when its buffer is needed again: the file's first write need
+// not wait for the next frames.
+func TestFrameWriterWritesReady(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	fw := newFrameWriter(&out, Zstd, 0, 2)
+	frame := bytes.Repeat([]byte("ready "), frameSize/6+1)[:frameSize]
+	if _, err := fw.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	<-fw.inflight[0].done
+	// The second frame's hand-over writes out the first, done, although
+	// there is room for n+1 frames in flight.
+	if _, err := fw.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() == 0 {
+		t.Fatalf("after two frames, %d in flight: nothing out; want the first frame", len(fw.inflight))
+	}
+	first := out.Len()
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() <= first {
+		t.Fatalf("Close wrote nothing after the first frame")
+	}
+	d, err := zstd.NewReader(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, err := io.ReadAll(d)
+	if err != nil || !bytes.Equal(got, append(frame, frame...)) {
+		t.Fatalf("read back %d bytes (%v), want the two frames", len(got), err)
+	}
+}
+
+// TestBigBuf checks bigBuf's buffers: the length asked for, zeroed,
+// writable to the end, aligned to a huge page where the mapping worked.
+func TestBigBuf(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, frameSize, frameSize + 4096} {
+		b, free := bigBuf(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("bigBuf(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		if bytes.ContainsFunc(b, func(r rune) bool { return r != 0 }) {
+			t.Fatalf("bigBuf(%d) is not zeroed", n)
+		}
+		b[0], b[n-1] = 1, 2
+		free()
 	}
 }

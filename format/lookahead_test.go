@@ -142,18 +142,20 @@ func TestLookahead(t *testing.T) {
 			}
 		}
 	}
-	// Four passes of 12 frames, one in three compressible and frame 0
-	// the in-order pass's own.
+	// Four passes of 11 whole frames, two in three compressible, those up
+	// to lookaheadFrom the in-order pass's own.
 	if n := lookaheadInserts.Load() - inserted; n < 4*3 {
 		t.Errorf("%d frames inserted from the lookahead, want at least 12", n)
 	}
 	// The file is not what was summed: a byte in a compressed frame, a
-	// byte in a stored one, one byte more, one less.
+	// byte in a stored one, one byte more, one less, frames fewer (a
+	// frame's read fails while the next one's goes on).
 	for name, edit := range map[string]func([]byte) []byte{
 		"text frame":   func(b []byte) []byte { b[frameSize*4+100] ^= 1; return b },
 		"random frame": func(b []byte) []byte { b[frameSize*3+100] ^= 1; return b },
 		"longer":       func(b []byte) []byte { return append(b, 0) },
 		"shorter":      func(b []byte) []byte { return b[:len(b)-1] },
+		"frames fewer": func(b []byte) []byte { return b[:frameSize*6+100] },
 	} {
 		if err := os.WriteFile(file, edit(append([]byte{}, content...)), 0o600); err != nil {
 			t.Fatal(err)

@@ -517,9 +517,11 @@ func (w *Writer) copyEntry(tw *tar.Writer, sw *switchWriter, e *entry, mtime tim
 
 // copyFramed is copyEntry for a member read from file f whose sum is
 // known (a CRC-32C to check the copy against), into zstd frames: the
-// bytes up to the first frame boundary and after the last go through the
-// pipeline, each whole frame in between is read straight into a frame
-// buffer or comes compressed from a lookahead (lookahead.go). tw writes
+// bytes up to the first frame boundary and after the last are read
+// straight into the frame being filled (frameWriter.fillFrom), each whole
+// frame in between into a frame buffer of its own, or it comes compressed
+// from a lookahead (lookahead.go) started once the in-order pass has
+// handed over its first frames (lookaheadFrom). tw writes
 // no part of the member: its header is written by a tar.Writer of its own
 // (the same bytes), the content and padding here.
 func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e *entry, f *os.File, mtime time.Time) error {
@@ -540,17 +542,14 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 		if n <= 0 {
 			return nil
 		}
-		got, err := newPipeline(pipelineBuffers, func(b []byte) error {
-			crc = crc32.Update(crc, crcTable, b)
-			_, err := sw.Write(b)
-			return err
-		}).pump(io.NewSectionReader(f, off, n), n, nil)
-		if err != nil {
+		c, err := fw.fillFrom(f, off, n)
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return changed()
+		case err != nil:
 			return fail(err)
 		}
-		if got != n {
-			return changed()
-		}
+		crc = crc32Combine(crc, c, n)
 		return nil
 	}
 	first := min(size, (frameSize-fw.taken%frameSize)%frameSize)
@@ -559,17 +558,19 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 		return err
 	}
 	var la *lookahead
-	if frames >= lookaheadMin {
-		la = startLookahead(f, first, int(frames), w.opts.Compression, w.opts.Level)
-		defer la.stop()
-	}
+	defer func() {
+		if la != nil {
+			la.stop()
+		}
+	}()
 	// Frame k: from the lookahead (r), or read into a frame buffer (j)
 	// in a goroutine while the frame before it is handed over.
 	type next struct {
 		r    *lookaheadFrame
 		j    *frameJob
 		crc  uint32
-		done chan error
+		err  error
+		done chan struct{} // closed when j is read (err set)
 	}
 	prepare := func(k int64) (*next, error) {
 		if la != nil {
@@ -581,7 +582,7 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 		if err != nil {
 			return nil, err
 		}
-		n := &next{j: j, done: make(chan error, 1)}
+		n := &next{j: j, done: make(chan struct{})}
 		go func() {
 			got, err := f.ReadAt(j.in, first+k*frameSize)
 			switch {
@@ -592,13 +593,26 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 			default:
 				err = fail(err)
 			}
-			n.done <- err
+			n.err = err
+			close(n.done)
 		}()
 		return n, nil
 	}
-	var cur *next
+	// A read still going on returns before this does: the frame buffers
+	// are freed when the frameWriter closes.
+	var cur, nxt *next
+	defer func() {
+		for _, n := range []*next{cur, nxt} {
+			if n != nil && n.j != nil {
+				<-n.done
+			}
+		}
+	}()
 	for k := range frames {
 		var err error
+		if k == lookaheadFrom && frames >= lookaheadMin {
+			la = startLookahead(f, first, int(frames), int(k), w.opts.Compression, w.opts.Level)
+		}
 		if cur == nil {
 			if cur, err = prepare(k); err != nil {
 				return err
@@ -606,15 +620,15 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 		}
 		// The next frame's buffer first (which may write out the
 		// oldest frame) and its read, while this one's goes on.
-		var nxt *next
+		nxt = nil
 		if k+1 < frames {
 			if nxt, err = prepare(k + 1); err != nil {
 				return err
 			}
 		}
 		if cur.j != nil {
-			if err := <-cur.done; err != nil {
-				return err
+			if <-cur.done; cur.err != nil {
+				return cur.err
 			}
 		}
 		if cur.r != nil {
