@@ -22,7 +22,7 @@ func TestDirectWriter(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, size := range []int{0, 1, 4095, 4096, 100_000, directBufSize, directBufSize + 1, 3*directBufSize + 12345} {
+	for _, size := range []int{0, 1, 4095, 4096, 100_000, directBufSize, directBufSize + 1, 3*directBufSize + 12345, 11*directBufSize + 777} {
 		want := make([]byte, size)
 		for i := range want {
 			want[i] = byte(rng.Uint32())
