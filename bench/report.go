@@ -58,7 +58,7 @@ func (r *report) write() error {
 	fmt.Fprintf(&b, "Machine: %s\n\n", machine())
 	fmt.Fprintf(&b, "Memory: %s. (A balloon's free page reporting makes memory freed 2 s earlier cost 2–4× as much to touch again, at random; see bench/memory.go.)\n\n", r.cfg.memory)
 	fmt.Fprintf(&b, "Workload: testdata/workloads counter with `-ballast-mb N` (half pseudo-random, half text), `--network none`. ")
-	fmt.Fprintf(&b, "Archives are written to disk (%s), default zstd compression. Runs alternate which engine goes first. ", r.cfg.work)
+	fmt.Fprintf(&b, "Archives are written to disk (%s), default zstd compression. Runs alternate which engine goes first; each measured command starts after a sync(2), so that none shares the disk with what an earlier one left to write back. ", r.cfg.work)
 	fmt.Fprintf(&b, "Times are wall-clock seconds of the CLI command; CRIU frozen is CRIU's frozen_time from --print-stats; container stopped is how long the container could not run (ckpt: its ckpt_frozen_time, from its own cgroup freeze at CRIU's pre-dump action to the end of CRIU's dump; podman: CRIU's frozen_time, which leaves out CRIU's own freezing, up to 100 ms of polling); RSS is the CLI process's peak.\n\n")
 	for _, size := range r.cfg.sizes {
 		fmt.Fprintf(&b, "## %d MiB\n\n", size)
