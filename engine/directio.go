@@ -82,9 +82,10 @@ const hugePage = 2 << 20
 // and backed by transparent huge pages where the kernel has them for
 // madvise(2) (Debian's default), and returns them with the function that
 // unmaps them. The first write into a buffer of small pages takes a page
-// fault per 4 KiB: on the machine measured (a VM, bench/RESULTS.md) ~5 ms
-// per 8 MiB, more at the start of an archive's write when both cores are
-// busy; with huge pages ~1 ms.
+// fault per 4 KiB: on the machine measured (a VM, bench/RESULTS.md) an
+// 8 MiB read into new memory took 1.6–50 ms, typically ~6 ms, against
+// 1.3–2.5 ms with huge pages (format's bigBuf, which frame buffers use,
+// does the same).
 func directBuffers(k int) ([][]byte, func(), error) {
 	m, err := unix.Mmap(-1, 0, k*directBufSize+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {

@@ -13,9 +13,11 @@ const hugePage = 2 << 20
 // huge pages where the kernel has them for madvise(2) (Debian's default),
 // and the function that frees them; nothing may use the bytes after it.
 // A frame buffer (8 MiB) of the heap is touched first by the read that
-// fills it: 2048 page faults, which on the machine measured
-// (bench/RESULTS.md, a VM) took 5–50 ms per frame buffer at the start of
-// an archive's write, against ~1 ms with huge pages. Where the mapping
+// fills it: 2048 page faults. On the machine measured (bench/RESULTS.md,
+// a VM) an 8 MiB read from the page cache into a new heap buffer took
+// 1.6–50 ms, typically ~6 ms, and 1.3–2.5 ms into a new buffer of huge
+// pages (6 tries each); at the start of an archive's write, with both
+// cores busy, the first frames' reads took 18–36 ms. Where the mapping
 // fails it falls back to the heap.
 func bigBuf(n int) ([]byte, func()) {
 	m, err := syscall.Mmap(-1, 0, n+hugePage, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
