@@ -96,8 +96,7 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 		f.taken += int64(k)
 		p = p[k:]
 		if len(f.fill.in) == frameSize {
-			f.dispatch()
-			if f.err = f.writeReady(); f.err != nil {
+			if f.dispatch(); f.err != nil {
 				return n, f.err
 			}
 		}
@@ -135,8 +134,7 @@ func (f *frameWriter) fillFrom(r io.ReaderAt, off, n int64) (uint32, error) {
 		f.taken += int64(k)
 		off, n = off+int64(k), n-int64(k)
 		if len(f.fill.in) == frameSize {
-			f.dispatch()
-			if f.err = f.writeReady(); f.err != nil {
+			if f.dispatch(); f.err != nil {
 				return 0, f.err
 			}
 		}
@@ -171,7 +169,6 @@ func (f *frameWriter) commitJob(j *frameJob) error {
 	f.fill = j
 	f.taken += frameSize
 	f.dispatch()
-	f.err = f.writeReady()
 	return f.err
 }
 
@@ -223,11 +220,14 @@ func (f *frameWriter) job() (*frameJob, error) {
 	return &frameJob{in: b[:0], done: make(chan struct{})}, nil
 }
 
+// dispatch hands the frame being filled to the compressing goroutines,
+// then writes out the frames done (writeReady); an error is in f.err.
 func (f *frameWriter) dispatch() {
 	j := f.fill
 	f.fill = nil
 	f.inflight = append(f.inflight, j)
 	f.jobs <- j
+	f.err = f.writeReady()
 }
 
 // writeReady writes out the oldest frames that are done, without waiting

@@ -29,7 +29,7 @@ import (
 // The lookahead starts once the in-order pass has handed over its first
 // frames (lookaheadFrom). Started with the member, it took CPU that the
 // first frames' reads needed while the disk waited for them: the file's
-// first write came 66–90 ms after the body's start, against 41–64 ms
+// first write came 66–91 ms after the body's start, against 41–64 ms
 // started later (4 exports each, 1 GiB).
 
 // lookaheadMin is the fewest whole frames a member needs for a lookahead,
