@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,19 @@ type ImportOptions struct {
 	// missing). Without it an existing volume of the same name is an
 	// error.
 	IgnoreVolumes bool
+	// Binds give the checkpoint's bind mounts paths of this host, by
+	// destination (-v SRC:DST[:ro]). The archive's own bind sources are
+	// never used: every bind mount it records must be mapped here or
+	// dropped with IgnoreBinds, otherwise the import is refused with
+	// ErrHostResource naming each one.
+	Binds []BindMap
+	// IgnoreBinds restores every bind mount not mapped in Binds as an
+	// empty directory (or file) of the engine's.
+	IgnoreBinds bool
+	// Network is the user's --network: NetworkHost is required to restore
+	// a checkpoint that ran in its host's network namespace; "" keeps a
+	// private one.
+	Network string
 	// IgnoreStaticIP and IgnoreStaticMAC are accepted for podman
 	// compatibility; ckpt containers have no static addresses (network
 	// "none" or "host"), so there is nothing to ignore.
@@ -107,9 +121,13 @@ type importRecord struct {
 //     and every member verified (format.Extract) before any container
 //     record, name, storage layer or volume is created.
 //   - The OCI spec is generated locally from the recorded process (command
-//     and environment), named volumes and bind mounts; spec.dump's hooks,
-//     namespace paths, devices and capabilities are never used. Bind mount
-//     sources must exist on this host (volumes.CheckBindSources).
+//     and environment) and named volumes; spec.dump's hooks, namespace
+//     paths, devices and capabilities are never used. What would give the
+//     container something of this host comes from the user's options
+//     only: each recorded bind mount gets the source of a matching
+//     [ImportOptions.Binds] entry or, with IgnoreBinds, an empty stand-in
+//     (the archive's sources are never mounted), and the host's network
+//     needs [ImportOptions.Network] "host"; otherwise ErrHostResource.
 //   - The base image must be in the local store; it is never pulled.
 //   - The architecture recorded must match, and `criu cpuinfo check` must
 //     accept this CPU, before CRIU restores anything.
@@ -239,8 +257,16 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		return nil, fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store; ckpt never pulls: import the same root filesystem first with `ckpt image import ROOTFS.tar %s`",
 			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID), orNone(rec.Image))
 	}
-	if err := volumes.CheckBindSources(rec.Binds); err != nil {
-		return nil, fmt.Errorf("bind mounts: %w (create them on this host first)", err)
+	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
+	if err != nil {
+		return nil, err
+	}
+	if err := volumes.CheckBindSources(binds); err != nil {
+		return nil, fmt.Errorf("bind mounts: %w", err)
+	}
+	network, err := grantedNetwork(rec.Network, o.Network)
+	if err != nil {
+		return nil, err
 	}
 	name, id := rec.Name, rec.ID
 	if o.Name != "" {
@@ -299,7 +325,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		}
 		imported = append(imported, v.Name)
 	}
-	for _, b := range rec.Binds {
+	for _, b := range binds {
 		spec := b.Source + ":" + b.Destination
 		for _, opt := range b.Options {
 			if opt == "ro" {
@@ -314,7 +340,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 			imported = append(imported, v.Name) // Create makes it empty; undo that too
 		}
 	}
-	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: rec.Network})
+	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: network})
 	if err != nil {
 		return nil, err
 	}
@@ -325,9 +351,6 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 			}
 		}
 	}()
-	if err := e.finishCreate(ctx, c, rec); err != nil {
-		return nil, err
-	}
 	// The container's earlier output comes along, as podman does.
 	if log, err := readTail(filepath.Join(staging, format.ContainerLogName), 16<<20); err == nil {
 		if legacy {
@@ -343,6 +366,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 			return nil, err
 		}
 		pt.done("apply_rootfs")
+	}
+	// After the layer changes: a dropped bind's stand-in is a file where
+	// the container's root has one.
+	if err := e.finishCreate(ctx, c, rec, dropped); err != nil {
+		return nil, err
 	}
 	imgDir := filepath.Join(staging, format.CheckpointDir)
 	if err := matchRootMode(imgDir, c.Rootfs); err != nil {
@@ -465,10 +493,11 @@ func (r rolledBack) Unwrap() error { return r.err }
 
 // finishCreate adds the bind mounts the engine itself provides for an
 // imported container (podman's /etc/hosts, /etc/hostname, /dev/shm,
-// /run/.containerenv, which CRIU restores as external mounts), with
-// sources made in the container's directory.
-func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importRecord) error {
-	if len(rec.Extra) == 0 {
+// /run/.containerenv, which CRIU restores as external mounts, and the
+// empty stand-ins of dropped bind mounts), with sources made in the
+// container's directory.
+func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importRecord, dropped []string) error {
+	if len(rec.Extra) == 0 && len(dropped) == 0 {
 		return nil
 	}
 	x, l, err := e.lock(ctx, c.ID, "import")
@@ -502,6 +531,11 @@ func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importReco
 		}
 		x.Mounts = append(x.Mounts, Mount{Type: "bind", Source: src, Destination: dest})
 	}
+	stand, err := standIns(filepath.Join(e.containerDir(c.ID), "dropped-binds"), x.Rootfs, dropped)
+	if err != nil {
+		return err
+	}
+	x.Mounts = append(x.Mounts, stand...)
 	if err := e.writeBundle(x); err != nil {
 		return err
 	}
@@ -649,16 +683,19 @@ type podmanConfig struct {
 }
 
 // podmanSpec holds the parts of spec.dump an import reads: the process'
-// command and environment, and the mount list, only to learn which
-// destinations were bind mounts the engine provides.
+// command and environment, and the mount list, to learn which
+// destinations were bind mounts the engine provides and which were the
+// user's (their sources are only named in errors, never mounted).
 type podmanSpec struct {
 	Process *struct {
 		Args []string `json:"args"`
 		Env  []string `json:"env"`
 	} `json:"process"`
 	Mounts []struct {
-		Destination string `json:"destination"`
-		Type        string `json:"type"`
+		Destination string   `json:"destination"`
+		Type        string   `json:"type"`
+		Source      string   `json:"source"`
+		Options     []string `json:"options"`
 	} `json:"mounts"`
 }
 
@@ -712,9 +749,19 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 		dests[v.Dest] = true
 	}
 	for _, m := range ps.Mounts {
-		if (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
-			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup") {
+		switch {
+		case (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
+			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup"):
 			rec.Extra = append(rec.Extra, m.Destination)
+		case m.Type == "bind" && !dests[m.Destination]:
+			b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
+			if slices.Contains(m.Options, "ro") {
+				b.Options = []string{"ro"}
+			}
+			if err := b.Validate(); err != nil {
+				return nil, fmt.Errorf("%w: spec.dump: %w", format.ErrFormat, err)
+			}
+			rec.Binds = append(rec.Binds, b)
 		}
 	}
 	if err := rec.check(); err != nil {
