@@ -37,7 +37,7 @@ func TestGrantedBinds(t *testing.T) {
 		},
 		{
 			name: "all mapped, the user's sources and options", recorded: rec,
-			g: hostGrants{binds: []BindMap{{Source: "/tmp/a/", Destination: "/host/"}, {Source: "/tmp/b", Destination: "/logs"}}},
+			g:         hostGrants{binds: []BindMap{{Source: "/tmp/a/", Destination: "/host/"}, {Source: "/tmp/b", Destination: "/logs"}}},
 			wantBinds: []volumes.BindMount{{Source: "/tmp/a", Destination: "/host"}, {Source: "/tmp/b", Destination: "/logs"}},
 		},
 		{
