@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"archive/tar"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/ckpt/ckpt/format/criuimg"
 	"github.com/ckpt/ckpt/volumes"
 )
 
@@ -145,5 +148,58 @@ func TestStandIns(t *testing.T) {
 	}
 	if _, err := standIns(filepath.Join(t.TempDir(), "s"), root, []string{"/escape/f"}); err == nil {
 		t.Errorf("standIns(/escape/f) through a link out of the root succeeded")
+	}
+}
+
+func TestCheckCreds(t *testing.T) {
+	host, err := os.ReadFile("../format/criuimg/testdata/tiny-4.2.1/core-19163.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	podman := podmanImage(t, "checkpoint/core-1.img")
+	noCreds := append(podman[:8:8], 2, 0, 0, 0, 0x08, 0x01) // CORE's magic, one entry: mtype 1
+	for _, tc := range []struct {
+		name    string
+		img     []byte
+		wantErr string
+	}{
+		{name: "podman's", img: podman},
+		{name: "a host process's", img: host, wantErr: "CAP_SYS_ADMIN"},
+		{name: "none recorded", img: noCreds, wantErr: "records no credentials"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "core-7.img"), tc.img, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := checkCreds(dir)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (!errors.Is(err, criuimg.ErrPrivilege) || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("checkCreds() = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// podmanImage returns a member of the podman archive in testdata.
+func podmanImage(t *testing.T, name string) []byte {
+	t.Helper()
+	f, err := os.Open("../testdata/podman/counter.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s in counter.tar: %v", name, err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
 	}
 }
