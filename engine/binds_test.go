@@ -2,6 +2,8 @@ package engine
 
 import (
 	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/criuimg"
 	"github.com/ckpt/ckpt/volumes"
 )
@@ -151,30 +154,41 @@ func TestStandIns(t *testing.T) {
 	}
 }
 
-func TestCheckCreds(t *testing.T) {
+// TestCheckImagePolicy: capabilities in core images and device nodes in
+// tmpfs images beyond what the engine grants are refused.
+func TestCheckImagePolicy(t *testing.T) {
 	host, err := os.ReadFile("../format/criuimg/testdata/tiny-4.2.1/core-19163.img")
 	if err != nil {
 		t.Fatal(err)
 	}
 	podman := podmanImage(t, "checkpoint/core-1.img")
 	noCreds := append(podman[:8:8], 2, 0, 0, 0, 0x08, 0x01) // CORE's magic, one entry: mtype 1
+	var mem bytes.Buffer
+	zw := gzip.NewWriter(&mem)
+	tw := tar.NewWriter(zw)
+	_ = tw.WriteHeader(&tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666})
+	_ = tw.Close()
+	_ = zw.Close()
 	for _, tc := range []struct {
-		name    string
-		img     []byte
-		wantErr string
+		name, file string
+		img        []byte
+		wantErr    error
+		wantIn     string
 	}{
-		{name: "podman's", img: podman},
-		{name: "a host process's", img: host, wantErr: "CAP_SYS_ADMIN"},
-		{name: "none recorded", img: noCreds, wantErr: "records no credentials"},
+		{name: "podman's", file: "core-7.img", img: podman},
+		{name: "a host process's", file: "core-7.img", img: host, wantErr: criuimg.ErrPrivilege, wantIn: "CAP_SYS_ADMIN"},
+		{name: "none recorded", file: "core-7.img", img: noCreds, wantErr: criuimg.ErrPrivilege, wantIn: "records no credentials"},
+		{name: "podman's /dev", file: "tmpfs-dev-44.tar.gz.img", img: podmanImage(t, "checkpoint/tmpfs-dev-44.tar.gz.img")},
+		{name: "/dev/mem", file: "tmpfs-dev-44.tar.gz.img", img: mem.Bytes(), wantErr: criuimg.ErrImage, wantIn: "(1:1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "core-7.img"), tc.img, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, tc.file), tc.img, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := checkCreds(dir)
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (!errors.Is(err, criuimg.ErrPrivilege) || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Errorf("checkCreds() = %v, want %q", err, tc.wantErr)
+			err := checkImagePolicy(dir)
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) || err != nil && (!errors.Is(err, format.ErrFormat) || !strings.Contains(err.Error(), tc.wantIn)) {
+				t.Errorf("checkImagePolicy() = %v, want %v with %q", err, tc.wantErr, tc.wantIn)
 			}
 		})
 	}

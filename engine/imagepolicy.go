@@ -21,34 +21,64 @@ var grantedCaps = func() uint64 {
 	return m
 }()
 
-// checkCreds refuses CRIU images whose threads would be restored with
-// capabilities the engine does not grant its containers (CRIU restores
-// each thread's recorded sets as they are, with its own full ones where
-// none are recorded), before CRIU sees them.
-func checkCreds(imgDir string) error {
+// checkImagePolicy refuses CRIU images that would give the restored
+// container more than the engine grants its containers, before CRIU (a
+// root process that does what the images say) sees them: threads with
+// capabilities outside defaultCaps (CRIU restores each thread's recorded
+// sets as they are, and its own full ones where none are recorded), and
+// tmpfs contents with device nodes or names that lead tar outside the
+// mount (criuimg.CheckTmpfs).
+func checkImagePolicy(imgDir string) error {
 	ents, err := os.ReadDir(imgDir)
 	if err != nil {
 		return err
 	}
 	for _, ent := range ents {
 		name := ent.Name()
-		if !strings.HasPrefix(name, "core-") || !strings.HasSuffix(name, ".img") {
-			continue
+		var err error
+		switch {
+		case strings.HasPrefix(name, "core-") && strings.HasSuffix(name, ".img"):
+			err = checkCreds(filepath.Join(imgDir, name))
+		case criuimg.IsTmpfsImage(name):
+			err = checkTmpfs(filepath.Join(imgDir, name))
 		}
-		data, err := readImage(filepath.Join(imgDir, name))
 		if err != nil {
 			return err
 		}
-		c, err := criuimg.ReadCreds(name, data)
-		if err == nil && c == nil {
-			err = fmt.Errorf("%w: %s records no credentials", criuimg.ErrPrivilege, name)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", format.ErrFormat, name, err)
-		}
-		if err := c.CheckCaps(grantedCaps); err != nil {
-			return fmt.Errorf("%w: %s: %w (ckpt grants its containers %s)", format.ErrFormat, name, err, strings.Join(defaultCaps, ", "))
-		}
+	}
+	return nil
+}
+
+// checkCreds checks the capabilities of the thread of the core image at
+// path.
+func checkCreds(path string) error {
+	name := filepath.Base(path)
+	data, err := readImage(path)
+	if err != nil {
+		return err
+	}
+	c, err := criuimg.ReadCreds(name, data)
+	if err == nil && c == nil {
+		err = fmt.Errorf("%w: %s records no credentials", criuimg.ErrPrivilege, name)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", format.ErrFormat, name, err)
+	}
+	if err := c.CheckCaps(grantedCaps); err != nil {
+		return fmt.Errorf("%w: %s: %w (ckpt grants its containers %s)", format.ErrFormat, name, err, strings.Join(defaultCaps, ", "))
+	}
+	return nil
+}
+
+// checkTmpfs checks the tmpfs content image at path.
+func checkTmpfs(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := criuimg.CheckTmpfs(filepath.Base(path), f, nil); err != nil {
+		return fmt.Errorf("%w: %w", format.ErrFormat, err)
 	}
 	return nil
 }

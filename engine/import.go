@@ -232,7 +232,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if _, err := os.Stat(filepath.Join(staging, format.CheckpointDir, "inventory.img")); err != nil {
 		return nil, fmt.Errorf("%w: the archive has no CRIU images (checkpoint/inventory.img)", format.ErrFormat)
 	}
-	if err := checkCreds(filepath.Join(staging, format.CheckpointDir)); err != nil {
+	if err := checkImagePolicy(filepath.Join(staging, format.CheckpointDir)); err != nil {
 		return nil, err
 	}
 	if rec.TCP && !o.TCPEstablished && !o.TCPClose {

@@ -1,9 +1,7 @@
 package criuimg
 
 import (
-	"archive/tar"
 	"errors"
-	"io"
 	"math/bits"
 	"os"
 	"strings"
@@ -19,28 +17,7 @@ var containerCaps = []string{
 
 // podmanCore reads checkpoint/core-1.img of the podman archive shared by
 // the packages' tests.
-func podmanCore(t *testing.T) []byte {
-	t.Helper()
-	f, err := os.Open("../../testdata/podman/counter.tar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatalf("checkpoint/core-1.img in counter.tar: %v", err)
-		}
-		if h.Name == "checkpoint/core-1.img" {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
-	}
-}
+func podmanCore(t *testing.T) []byte { return podmanMember(t, "checkpoint/core-1.img") }
 
 func TestReadCreds(t *testing.T) {
 	dflt, err := CapMask(containerCaps)
