@@ -217,3 +217,22 @@ func podmanImage(t *testing.T, name string) []byte {
 		}
 	}
 }
+
+func TestRoomProblem(t *testing.T) {
+	for _, tc := range []struct {
+		total, pages, free, mem int64
+		want                    string
+	}{
+		{total: 1 << 30, pages: 1 << 29, free: 2 << 30, mem: 1 << 30},
+		{total: 2 << 30, pages: 0, free: 2 << 30, mem: 1 << 30, want: "unpacks to 2.0 GiB and /s has 2.0 GiB free"},
+		{total: 1 << 30, pages: 3 << 29, free: 4 << 30, mem: 1 << 30, want: "1.5 GiB of memory pages and this host has 1.0 GiB"},
+	} {
+		err := roomProblem("/s", tc.total, tc.pages, tc.free, tc.mem)
+		if tc.want == "" && err != nil || tc.want != "" && (!errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("roomProblem(%+v) = %v, want %q", tc, err, tc.want)
+		}
+	}
+	if mem, err := memAndSwap(); err != nil || mem <= 0 {
+		t.Errorf("memAndSwap() = %d, %v", mem, err)
+	}
+}

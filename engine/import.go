@@ -156,11 +156,12 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
+	declaredM := readDeclared(path)
 	need := int64(-1) // unknown: stage on disk
-	if len(o.Previous) == 0 && !o.Keep {
+	if declaredM != nil && len(o.Previous) == 0 && !o.Keep {
 		// (Kept images move to the container directory: on the same
 		// file system.)
-		need = stagingNeed(path)
+		need, _ = declared(declaredM)
 	}
 	staging, sl, err := e.newStaging(need)
 	if err != nil {
@@ -180,6 +181,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 			err = rolledBack{err}
 		}
 	}()
+	if declaredM != nil {
+		if err := checkRoom(staging, declaredM); err != nil {
+			return nil, err
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -460,24 +466,21 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	return d, l, nil
 }
 
-// stagingNeed returns the bytes the archive at path unpacks to, from its
-// manifest (not trusted: Extract checks every size; this only picks where
-// to stage), or -1 if it has none (a legacy archive) or cannot be read.
-func stagingNeed(path string) int64 {
+// readDeclared returns the manifest of the archive at path (not trusted:
+// Extract checks every size against it; this only picks where to stage
+// and checks the room), or nil if it has none (a legacy archive) or
+// cannot be read.
+func readDeclared(path string) *format.Manifest {
 	f, err := os.Open(path)
 	if err != nil {
-		return -1
+		return nil
 	}
 	defer f.Close()
 	m, _, err := format.ReadManifest(f)
 	if err != nil {
-		return -1
+		return nil
 	}
-	var n int64
-	for _, mb := range m.Members {
-		n += mb.Size
-	}
-	return n
+	return m
 }
 
 // restorableNote is what Restore adds to its errors; after a failed
