@@ -255,11 +255,11 @@ func mountPoints(t *testing.T) []string {
 // may change.
 type sentinels struct {
 	canaryCgroup, canaryFile string
-	dev                     map[string]string
-	slash                   []string
-	agents                  map[string]string
-	mounts                  []string
-	mntns                   []string
+	dev                      map[string]string
+	slash                    []string
+	agents                   map[string]string
+	mounts                   []string
+	mntns                    []string
 }
 
 // hostMounts are the mount points not below a directory tests make
