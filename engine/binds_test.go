@@ -186,9 +186,9 @@ func TestCheckImagePolicy(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, tc.file), tc.img, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := checkImagePolicy(dir)
+			err := checkImageFiles(dir)
 			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) || err != nil && (!errors.Is(err, format.ErrFormat) || !strings.Contains(err.Error(), tc.wantIn)) {
-				t.Errorf("checkImagePolicy() = %v, want %v with %q", err, tc.wantErr, tc.wantIn)
+				t.Errorf("checkImageFiles() = %v, want %v with %q", err, tc.wantErr, tc.wantIn)
 			}
 		})
 	}

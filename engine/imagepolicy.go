@@ -23,12 +23,21 @@ var grantedCaps = func() uint64 {
 
 // checkImagePolicy refuses CRIU images that would give the restored
 // container more than the engine grants its containers, before CRIU (a
-// root process that does what the images say) sees them: threads with
+// root process that does what the images say) sees them: tasks in the
+// namespaces of the dump's CRIU (restored in the host's), threads with
 // capabilities outside defaultCaps (CRIU restores each thread's recorded
 // sets as they are, and its own full ones where none are recorded), and
 // tmpfs contents with device nodes or names that lead tar outside the
 // mount (criuimg.CheckTmpfs).
-func checkImagePolicy(imgDir string) error {
+func checkImagePolicy(imgDir string, hostNet bool) error {
+	if err := checkNamespaces(imgDir, hostNet); err != nil {
+		return err
+	}
+	return checkImageFiles(imgDir)
+}
+
+// checkImageFiles checks the core and tmpfs images of the image set.
+func checkImageFiles(imgDir string) error {
 	ents, err := os.ReadDir(imgDir)
 	if err != nil {
 		return err
@@ -45,6 +54,45 @@ func checkImagePolicy(imgDir string) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkNamespaces checks that every task of the image set has its own
+// PID, IPC, UTS, mount and (unless hostNet) network namespace.
+func checkNamespaces(imgDir string, hostNet bool) error {
+	wrap := func(err error) error { return fmt.Errorf("%w: %w", format.ErrFormat, err) }
+	data, err := readImage(filepath.Join(imgDir, "inventory.img"))
+	if err != nil {
+		return err
+	}
+	inv, err := criuimg.ReadInventory(data)
+	if err != nil {
+		return wrap(err)
+	}
+	if data, err = readImage(filepath.Join(imgDir, "pstree.img")); err != nil {
+		return err
+	}
+	tree, err := criuimg.ReadPstree(data)
+	if err != nil {
+		return wrap(err)
+	}
+	tasks := make(map[uint32]criuimg.TaskKobjIDs, len(tree))
+	for _, p := range tree {
+		name := fmt.Sprintf("ids-%d.img", p.PID)
+		if data, err = readImage(filepath.Join(imgDir, name)); err != nil {
+			return wrap(fmt.Errorf("task %d: %w", p.PID, err))
+		}
+		if tasks[p.PID], err = criuimg.ReadIDs(name, data); err != nil {
+			return wrap(err)
+		}
+	}
+	kinds := []string{criuimg.NsPID, criuimg.NsIPC, criuimg.NsUTS, criuimg.NsMnt}
+	if !hostNet {
+		kinds = append(kinds, criuimg.NsNet)
+	}
+	if err := criuimg.CheckNamespaces(inv, tasks, kinds); err != nil {
+		return wrap(err)
 	}
 	return nil
 }

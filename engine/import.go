@@ -238,9 +238,6 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if _, err := os.Stat(filepath.Join(staging, format.CheckpointDir, "inventory.img")); err != nil {
 		return nil, fmt.Errorf("%w: the archive has no CRIU images (checkpoint/inventory.img)", format.ErrFormat)
 	}
-	if err := checkImagePolicy(filepath.Join(staging, format.CheckpointDir)); err != nil {
-		return nil, err
-	}
 	if rec.TCP && !o.TCPEstablished && !o.TCPClose {
 		if o.Name != "" {
 			return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore it with --tcp-close, or without --name and with --tcp-established", ErrState)
@@ -275,6 +272,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	}
 	network, err := grantedNetwork(rec.Network, o.Network)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkImagePolicy(filepath.Join(staging, format.CheckpointDir), network == NetworkHost); err != nil {
 		return nil, err
 	}
 	name, id := rec.Name, rec.ID

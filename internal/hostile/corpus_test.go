@@ -443,6 +443,16 @@ func cases() []hostileCase {
 			},
 		},
 		{
+			// The root task in the PID namespace the dump's CRIU ran in:
+			// CRIU would restore it in its own, the host's.
+			name: "host-pid-namespace", verify: -1, restoreFlags: ignore, want: "namespace",
+			build: func(t *testing.T, c *corpus) string {
+				return c.imageEdit(t, format.CheckpointDir+"/ids-1.img", &criucore.TaskKobjIdsEntry{}, func(es []*crit.CriuEntry) {
+					es[0].Message.(*criucore.TaskKobjIdsEntry).PidNsId = proto.Uint32(1)
+				})
+			},
+		},
+		{
 			// CRIU is told to ignore cgroup images: the restore goes on
 			// and no release agent changes (the sentinels).
 			name: "cgroup-release-agent", verify: -1, restoreFlags: ignore, restored: true,
@@ -499,6 +509,7 @@ func TestHostileCorpus(t *testing.T) {
 	c.base = readArchive(t, c.path)
 
 	s := takeSentinels(t)
+	defer s.checkMntns(t)
 	for _, tc := range cases() {
 		t.Run(tc.name, func(t *testing.T) {
 			path := tc.build(t, c)
