@@ -120,7 +120,69 @@ func (c *ckptCLI) killAt(point string, args ...string) {
 	}
 	_ = cmd.Process.Kill()
 	<-done
+	c.checkHeld(point)
 	c.waitIdle()
+}
+
+// checkHeld checks, right after a kill inside a step that a child goes on
+// with (OP/dumping, OP/restoring, OP/starting), that the containers stay
+// locked while the child works: while a `runc checkpoint` of the engine
+// runs, and until the monitor has recorded its start in start.json. Then
+// nothing can reconcile a container under the child's feet.
+func (c *ckptCLI) checkHeld(point string) {
+	c.t.Helper()
+	_, what, _ := strings.Cut(point, "/")
+	if what != "dumping" && what != "restoring" && what != "starting" {
+		return
+	}
+	dirs, _ := filepath.Glob(filepath.Join(c.root, "containers", "*"))
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		working := false
+		for _, d := range dirs {
+			pid := c.dumpingRunc()
+			_, err := os.Stat(filepath.Join(d, startFile))
+			waiting := what != "dumping" && errors.Is(err, os.ErrNotExist)
+			if pid == 0 && !waiting {
+				continue
+			}
+			working = true
+			l, err := fsutil.TryLock(filepath.Join(d, lockFile), "test")
+			if err != nil {
+				continue
+			}
+			l.Unlock()
+			// The monitor writes start.json before it lets go; runc lets go
+			// as it exits.
+			_, err = os.Stat(filepath.Join(d, startFile))
+			time.Sleep(50 * time.Millisecond)
+			if (waiting && errors.Is(err, os.ErrNotExist)) || (pid != 0 && alive(pid)) {
+				c.t.Errorf("at %s: %s unlocked while the killed ckpt's child works (runc pid %d, monitor's start.json missing: %v)", point, d, pid, waiting)
+				return
+			}
+		}
+		if !working {
+			return
+		}
+	}
+}
+
+// dumpingRunc returns the pid of a `runc checkpoint` of this engine, or 0.
+func (c *ckptCLI) dumpingRunc() int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 3 && filepath.Base(args[0]) == "runc" && slices.Contains(args, "checkpoint") && slices.Contains(args, filepath.Join(c.runRoot, "runc")) {
+			var pid int
+			if _, err := fmt.Sscanf(p, "/proc/%d/cmdline", &pid); err == nil && alive(pid) {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // processStopped reports whether process pid is stopped by a signal.
