@@ -120,8 +120,10 @@ type ExportResult struct {
 // running: if it was stopped already, it is restored from its images (if
 // that fails too, it stays checkpointed and the error says so). A watchdog
 // process thaws the container and removes the temporary file even if the
-// calling process is killed; a container stopped by then stays
-// checkpointed.
+// calling process is killed (after the dump, if one was under way); a
+// container stopped by then stays checkpointed, and the next command
+// reconciles the rest (journal.go): the dump's images of a container
+// that runs on, the layer copies, the temporary file.
 func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, error) {
 	res, rb, err := e.export(ctx, ref, path, o)
 	if err != nil && rb != nil {

@@ -117,7 +117,9 @@ type importRecord struct {
 // Then it imports the named volumes, creates the container (new ID with
 // Name), applies the layer changes (rootfs.Apply) and restores from the
 // extracted images. On failure nothing is left behind: no container,
-// storage layer, volume or staging directory.
+// storage layer, volume or staging directory. If the process is killed,
+// the next command undoes the import likewise, unless the container was
+// restored already (then it runs; journal.go).
 func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *ImportResult, err error) {
 	if o == nil {
 		o = &ImportOptions{}
