@@ -23,7 +23,7 @@ import (
 
 // Fault tests: the real ckpt binary (cmd/ckpt, built here) on real runc
 // and CRIU is killed with SIGKILL at each stop point of the fault-test
-// hook (TestStopEnv) of `checkpoint -e`, `checkpoint -R -e`,
+// hook (testStopEnv) of `checkpoint -e`, `checkpoint -R -e`,
 // `checkpoint`, `restore`, `restore -i` and `run`, and then the next
 // command (`ckpt ps -a --json`, once the children the killed process left
 // are done) must find the documented state, reconciled: no operation
@@ -75,7 +75,7 @@ func (c *ckptCLI) engine() *Engine { return &Engine{Root: c.root, RunRoot: c.run
 func (c *ckptCLI) points(args ...string) []string {
 	c.t.Helper()
 	var errOut bytes.Buffer
-	cmd := c.cmd([]string{TestStopEnv + "=none"}, args...)
+	cmd := c.cmd([]string{testStopEnv + "=none"}, args...)
 	cmd.Stderr = &errOut
 	if err := cmd.Run(); err != nil {
 		c.t.Fatalf("ckpt %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
@@ -96,7 +96,7 @@ func (c *ckptCLI) points(args ...string) []string {
 func (c *ckptCLI) killAt(point string, args ...string) {
 	c.t.Helper()
 	var errOut bytes.Buffer
-	cmd := c.cmd([]string{TestStopEnv + "=" + point}, args...)
+	cmd := c.cmd([]string{testStopEnv + "=" + point}, args...)
 	cmd.Stderr = &errOut
 	// In a process group of its own: the kernel continues the stopped
 	// members of an orphaned group (this one's may be) when one exits.

@@ -72,7 +72,7 @@
 //     holds it until it has written start.json, so a dump or restore a
 //     killed process started finishes first ([ErrBusy] meanwhile, saying
 //     so).
-//   - [TestStopEnv] (CKPT_TEST_STOP_AT) is the fault tests' hook: it only
+//   - CKPT_TEST_STOP_AT (testStopEnv) is the fault tests' hook: it only
 //     stops the process (SIGSTOP) at a named point; SIGCONT goes on.
 //   - Checkpoint and restore refuse to start without root ([ErrNotRoot]) or
 //     CRIU 4.0 or newer ([ErrCRIUMissing]).

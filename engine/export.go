@@ -493,7 +493,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		pt.done("copy_layers")
 	}
 	j.phase("write")
-	if os.Getenv(TestStopEnv) != "" {
+	if os.Getenv(testStopEnv) != "" {
 		// The fault tests' stop point inside the write.
 		oo, once, progress := *o, false, o.Progress
 		oo.Progress = func(n int64) {

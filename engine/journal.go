@@ -118,9 +118,7 @@ type journal struct {
 func beginOp(path string, rec opRecord) (*journal, error) {
 	rec.PID, rec.At = os.Getpid(), time.Now().UTC()
 	rec.Start, _ = procStart(rec.PID)
-	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
-		rec.Boot = strings.TrimSpace(string(b))
-	}
+	rec.Boot = bootID()
 	j := &journal{path: path, rec: rec}
 	data, err := json.MarshalIndent(&j.rec, "", "  ")
 	if err != nil {
@@ -227,11 +225,29 @@ func (r *opRecord) owner() string {
 
 // ownerAlive reports whether the process that wrote r still runs.
 func (r *opRecord) ownerAlive() bool {
-	if r.PID <= 0 || !alive(r.PID) {
+	if r.PID <= 0 || !alive(r.PID) || (r.Boot != "" && r.Boot != bootID()) {
 		return false
 	}
 	st, err := procStart(r.PID)
 	return err != nil || r.Start == 0 || st == r.Start
+}
+
+// bootID returns the kernel's ID of this boot, or "".
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// removeTemps removes the temporary files replaceFile and
+// fsutil.WriteFileAtomic leave beside path when killed midway.
+func removeTemps(path string) {
+	tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp*"))
+	for _, t := range tmps {
+		_ = os.Remove(t)
+	}
 }
 
 // procStart returns the start time of process pid in clock ticks after
@@ -289,18 +305,18 @@ func readStartRecord(dir string) (startRecord, bool) {
 	return s, true
 }
 
-// TestStopEnv names the fault tests' hook. A ckpt process whose
+// testStopEnv names the fault tests' hook. A ckpt process whose
 // environment sets it prints each stop point it reaches to stderr
 // ("ckpt: test point export/dump") and, at the point it names, stops
 // itself with SIGSTOP so that a test can kill it there; SIGCONT lets the
 // operation go on unchanged. Points are OP/PHASE for each journaled phase
 // and OP/dumping, OP/writing, OP/restoring, OP/starting inside the steps
 // that run runc, CRIU, the monitor or the archive's write.
-const TestStopEnv = "CKPT_TEST_STOP_AT"
+const testStopEnv = "CKPT_TEST_STOP_AT"
 
-// testPoint is a stop point of the fault tests' hook (TestStopEnv).
+// testPoint is a stop point of the fault tests' hook (testStopEnv).
 func testPoint(name string) {
-	at := os.Getenv(TestStopEnv)
+	at := os.Getenv(testStopEnv)
 	if at == "" {
 		return
 	}

@@ -60,6 +60,7 @@ func (e *Engine) reconcileLocked(id string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	removeTemps(path)
 	_ = fsutil.SyncDir(dir)
 	return nil
 }
@@ -306,6 +307,7 @@ func (e *Engine) reconcileImport(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	removeTemps(path)
 	_ = os.RemoveAll(j.Staging)
 	_ = os.Remove(j.Staging + ".lock")
 	e.removeEmptyTransient(filepath.Dir(j.Staging))
