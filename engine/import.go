@@ -135,7 +135,9 @@ type importRecord struct {
 // Then it imports the named volumes, creates the container (new ID with
 // Name), applies the layer changes (rootfs.Apply) and restores from the
 // extracted images. On failure nothing is left behind: no container,
-// storage layer, volume or staging directory.
+// storage layer, volume or staging directory. If the process is killed,
+// the next command undoes the import likewise, unless the container was
+// restored already (then it runs; journal.go).
 func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *ImportResult, err error) {
 	if o == nil {
 		o = &ImportOptions{}
@@ -176,6 +178,12 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		sl.Unlock()
 		e.removeEmptyTransient(filepath.Dir(staging))
 	}()
+	j, err := beginOp(e.importRecordPath(staging), opRecord{Op: opImport, Phase: "extract", Staging: staging})
+	if err != nil {
+		return nil, err
+	}
+	// Once everything made is undone (or the import is done).
+	defer j.end()
 	defer func() {
 		if err != nil && strings.Contains(err.Error(), restorableNote) {
 			err = rolledBack{err}
@@ -212,6 +220,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	_ = zr.Close()
 	res := &ImportResult{Manifest: m, Legacy: legacy}
 	pt.done("extract")
+	j.phase("check")
 
 	if m.ImagesDir() != format.CheckpointDir {
 		return nil, fmt.Errorf("%w: the archive is a pre-checkpoint: restore the final checkpoint (checkpoint --with-previous --export) with --import-previous %s", ErrUnsupported, path)
@@ -295,7 +304,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	}
 	pt.done("checks")
 
-	// From here on, everything made is undone on failure.
+	// From here on, everything made is undone on failure, and recorded
+	// before it is made.
+	j.phase("volumes")
 	st := e.volumeStore()
 	var imported []string
 	defer func() {
@@ -323,6 +334,10 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		if err != nil {
 			return nil, err
 		}
+		if err := j.recordVolume(st, v.Name); err != nil {
+			vf.Close()
+			return nil, err
+		}
 		var vr io.Reader = vf
 		if legacy {
 			vr = stripDotSlash(vf)
@@ -347,9 +362,14 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	for _, v := range rec.Volumes {
 		if ok, err := st.Exists(v.Name); err == nil && !ok {
 			imported = append(imported, v.Name) // Create makes it empty; undo that too
+			if err := j.recordVolume(st, v.Name); err != nil {
+				return nil, err
+			}
 		}
 	}
-	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: network})
+	j.phase("create")
+	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: network,
+		reserved: func(id string) error { return j.update(func(r *opRecord) { r.Container = id }) }})
 	if err != nil {
 		return nil, err
 	}
@@ -370,6 +390,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		}
 	}
 	pt.done("create")
+	j.phase("apply_rootfs")
 	if !o.IgnoreRootfs {
 		if err := applyRootfs(ctx, staging, c.Rootfs); err != nil {
 			return nil, err
@@ -385,6 +406,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := matchRootMode(imgDir, c.Rootfs); err != nil {
 		return nil, err
 	}
+	j.phase("restore")
 	rr, err := e.Restore(ctx, c.ID, &RestoreOptions{
 		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks,
 		Keep: o.Keep, ImageDir: imgDir,
@@ -393,6 +415,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		return nil, err
 	}
 	pt.done("restore")
+	j.phase("record")
 	if o.Keep {
 		for i := range o.Previous {
 			name := stagedLevelName(i, len(o.Previous))
@@ -414,11 +437,20 @@ func orNone(s string) string {
 	return s
 }
 
+// recordVolume records in the import's record that it is about to make
+// volume name, which must not exist: one that does is someone else's.
+func (j *journal) recordVolume(st *volumes.Store, name string) error {
+	if ok, err := st.Exists(name); err != nil || ok {
+		return err // Import refuses an existing volume
+	}
+	return j.update(func(r *opRecord) { r.Volumes = append(r.Volumes, name) })
+}
+
 // newStaging makes an empty staging directory, locked (flock on
 // <dir>.lock) while the import runs: in TmpDir (see [Engine.TmpDir]) when
 // it has room for need bytes, else under Root/import. Staging directories
-// whose lock is free belong to an import that was killed: they are
-// removed first.
+// whose lock is free belong to an import that was killed: their imports
+// are reconciled (reconcileImport) and they are removed first.
 func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	bases := []string{filepath.Join(e.root(), "import")}
 	if t := e.transientRoot(); t != "" {
@@ -428,9 +460,15 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	if len(bases) > 1 && need >= 0 && roomFor(filepath.Dir(bases[1]), need) {
 		base = bases[1]
 	}
-	if err := os.MkdirAll(base, 0o700); err != nil {
-		return "", nil, fmt.Errorf("create staging directory: %w", err)
+	// Root/import holds the import's record wherever it stages.
+	for _, d := range []string{bases[0], base} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", nil, fmt.Errorf("create staging directory: %w", err)
+		}
 	}
+	// Killed imports are undone first; their staging directories go
+	// with their records (unless a monitor still restores from one).
+	e.reconcileImports()
 	for _, b := range bases {
 		ents, err := os.ReadDir(b)
 		if err != nil {
@@ -438,6 +476,9 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 		}
 		for _, d := range ents {
 			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
+				continue
+			}
+			if _, err := os.Lstat(e.importRecordPath(d.Name())); err == nil {
 				continue
 			}
 			old := filepath.Join(b, d.Name())

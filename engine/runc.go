@@ -111,6 +111,12 @@ func runcTool(ctx context.Context, argv []string, logPath string) ([]byte, error
 	return runTool(ctx, "runc "+argv[indexOfSub(argv)], argv, logPath, ErrRuntimeMissing)
 }
 
+// runcToolWith runs one runc command line with the files and the hook
+// of o.
+func runcToolWith(ctx context.Context, argv []string, logPath string, o *toolOptions) ([]byte, error) {
+	return runToolWith(ctx, "runc "+argv[indexOfSub(argv)], argv, logPath, ErrRuntimeMissing, o)
+}
+
 // indexOfSub finds the runc subcommand in argv built by runc.base.
 func indexOfSub(argv []string) int {
 	i := 1
