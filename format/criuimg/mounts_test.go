@@ -78,9 +78,18 @@ func loadArchive(t testing.TB, file string) map[string]Info {
 // telling which masked and read-only paths the host has.
 func specPolicy(t testing.TB, file string, exists func(string) bool) *MountPolicy {
 	t.Helper()
-	b, err := os.ReadFile(file)
+	p, err := readSpecPolicy(file, exists)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return p
+}
+
+// readSpecPolicy is specPolicy without a test.
+func readSpecPolicy(file string, exists func(string) bool) (*MountPolicy, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
 	}
 	var s struct {
 		Mounts []SpecMount `json:"mounts"`
@@ -90,9 +99,9 @@ func specPolicy(t testing.TB, file string, exists func(string) bool) *MountPolic
 		} `json:"linux"`
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return RuncMountPolicy(&RuncSpec{Mounts: s.Mounts, MaskedPaths: s.Linux.MaskedPaths, ReadonlyPaths: s.Linux.ReadonlyPaths, Exists: exists})
+	return RuncMountPolicy(&RuncSpec{Mounts: s.Mounts, MaskedPaths: s.Linux.MaskedPaths, ReadonlyPaths: s.Linux.ReadonlyPaths, Exists: exists}), nil
 }
 
 func onSourceHost(p string) bool { return sourceHost[p] }
@@ -218,141 +227,7 @@ const ckptCounter = "../../testdata/ckpt/counter.tar.zst"
 // with strictOnly pass the default rules (they are harmless without a
 // spec to compare with) and fail the policy; the others fail both.
 func TestMountsHostile(t *testing.T) {
-	const hostDev = 266338304 // the device of /data and /hostdir
-	tests := []struct {
-		name       string
-		edit       func(t testing.TB, ms []MntEntry) []MntEntry
-		strictOnly bool
-		want       string
-	}{
-		{"devtmpfs at /dev", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/dev").Fstype = FsDevtmpfs
-			return ms
-		}, false, "devtmpfs mount: not a filesystem"},
-		{"overlay of host directories", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, MntEntry{Fstype: FsOverlay, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/").MntID, Root: "/",
-				Mountpoint: "/mnt", Source: "overlay", Options: "lowerdir=/etc,upperdir=/var/tmp/u,workdir=/var/tmp/w", HasSbFlags: true})
-		}, false, `option "lowerdir=/etc" names a host path`},
-		{"overlay without options", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, MntEntry{Fstype: FsOverlay, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/").MntID, Root: "/",
-				Mountpoint: "/mnt", Source: "overlay", HasSbFlags: true})
-		}, false, "only the container's root may be one"},
-		{"tmpfs with a relative upperdir", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/dev/shm").Options = "size=65536k,upperdir=x"
-			return ms
-		}, false, "names a host path"},
-		{"bind of a host path, not external", func(t testing.TB, ms []MntEntry) []MntEntry {
-			m := at(t, ms, "/data")
-			m.HasExtKey, m.ExtKey, m.Root = false, "", "/etc"
-			return ms
-		}, false, "no mount of the namespace to bind it from"},
-		{"bind of the volume's directory below it, not declared", func(t testing.TB, ms []MntEntry) []MntEntry {
-			m := *at(t, ms, "/data")
-			m.MntID, m.Mountpoint, m.Root, m.HasExtKey, m.ExtKey = 900, "/data2", m.Root+"/sub", false, ""
-			return append(ms, m)
-		}, true, `check mount 900 at /data2 (unsupported): not declared`},
-		{"external mount not declared", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, MntEntry{Fstype: FsUnsupported, MntID: 900, RootDev: hostDev, ParentMntID: at(t, ms, "/").MntID,
-				Root: "/", Mountpoint: "/host", Source: "/dev/vda", HasSbFlags: true, HasExtKey: true, ExtKey: "/host"})
-		}, true, `external mount keyed "/host"): not declared`},
-		{"external mount keyed for CRIU's autodetection", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/data").ExtKey = keyAutodetected
-			return ms
-		}, false, "CRIU would take the host path from the image"},
-		{"read-only bind made writable", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/hostdir").Flags &^= msRdonly
-			return ms
-		}, true, "at /hostdir (external mount keyed \"/hostdir\"): not declared"},
-		{"external root escapes", func(t testing.TB, ms []MntEntry) []MntEntry {
-			m := at(t, ms, "/data")
-			m.Root += "/../../../../../../etc"
-			return ms
-		}, false, "root: check path"},
-		{"bind root escapes", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, MntEntry{Fstype: FsTmpfs, MntID: 900, RootDev: at(t, ms, "/dev").RootDev, ParentMntID: at(t, ms, "/").MntID,
-				Root: "/../../etc", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true})
-		}, false, "not clean"},
-		{"mountpoint escapes", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/dev/mqueue").Mountpoint = "/dev/../../etc"
-			return ms
-		}, false, "mountpoint: check path"},
-		{"relative mountpoint", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/dev/mqueue").Mountpoint = "../etc"
-			return ms
-		}, false, "not absolute"},
-		{"NUL in a mountpoint", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/dev/mqueue").Mountpoint = "/dev/mqueue\x00/../../etc"
-			return ms
-		}, false, "NUL byte"},
-		{"masked path dropped", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return without(t, ms, "/proc/keys")
-		}, true, "no mount at /proc/keys"},
-		{"/proc/sys not read-only", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return without(t, ms, "/proc/sys")
-		}, false, "without a read-only mount at /proc/sys"},
-		{"/proc/sys writable", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/proc/sys").Flags &^= msRdonly
-			return ms
-		}, false, "bind of /proc/sys is writable"},
-		{"second proc", func(t testing.TB, ms []MntEntry) []MntEntry {
-			m := *at(t, ms, "/proc")
-			m.MntID, m.Mountpoint, m.ParentMntID = 900, "/tmp/p", at(t, ms, "/").MntID
-			return append(ms, m)
-		}, false, "proc mounted at /tmp/p: only at /proc"},
-		{"proc's sysctls bound elsewhere", func(t testing.TB, ms []MntEntry) []MntEntry {
-			m := *at(t, ms, "/proc/sys")
-			m.MntID, m.Mountpoint, m.ParentMntID = 900, "/tmp/s", at(t, ms, "/").MntID
-			return append(ms, m)
-		}, false, "a part of proc only over itself"},
-		{"bind through a task's directory", func(t testing.TB, ms []MntEntry) []MntEntry {
-			m := *at(t, ms, "/proc/sys")
-			m.MntID, m.Root, m.Mountpoint = 900, "/1/root", "/proc/1/root"
-			return append(ms, m)
-		}, false, "through a task's directory"},
-		{"sysfs writable", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/sys").Flags &^= msRdonly
-			return ms
-		}, false, "sysfs is writable"},
-		{"cgroup2 writable", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, MntEntry{Fstype: FsCgroup2, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/sys").MntID,
-				Root: "/", Mountpoint: "/sys/fs/cgroup", Source: "cgroup2", HasSbFlags: true})
-		}, false, "cgroup2 is writable"},
-		{"binfmt_misc", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, MntEntry{Fstype: FsBinfmtMisc, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/proc/sys").MntID,
-				Root: "/", Mountpoint: "/proc/sys/fs/binfmt_misc", Source: "binfmt_misc", HasSbFlags: true})
-		}, false, "binfmt_misc mount"},
-		{"filesystem mounted by name", func(t testing.TB, ms []MntEntry) []MntEntry {
-			m := at(t, ms, "/dev/shm")
-			m.Fstype, m.HasFsname, m.Fsname, m.Source = FsAuto, true, "ext4", "/dev/vda"
-			return ms
-		}, false, "mounted by name"},
-		{"plugin", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/dev/shm").WithPlugin = true
-			return ms
-		}, false, "restored by a CRIU plugin"},
-		{"parent cycle", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms,
-				MntEntry{Fstype: FsTmpfs, MntID: 900, RootDev: 900, ParentMntID: 901, Root: "/", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true},
-				MntEntry{Fstype: FsTmpfs, MntID: 901, RootDev: 901, ParentMntID: 900, Root: "/", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true})
-		}, false, "its parents form a cycle"},
-		{"duplicate mount id", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, *at(t, ms, "/dev/pts"))
-		}, false, "listed twice"},
-		{"two roots", func(t testing.TB, ms []MntEntry) []MntEntry {
-			return append(ms, MntEntry{Fstype: FsTmpfs, MntID: 900, RootDev: 900, ParentMntID: 999999, Root: "/", Mountpoint: "/y", Source: "tmpfs", HasSbFlags: true})
-		}, false, "parent 999999 not in the namespace"},
-		{"child outside its parent", func(t testing.TB, ms []MntEntry) []MntEntry {
-			at(t, ms, "/dev/pts").ParentMntID = at(t, ms, "/sys").MntID
-			return ms
-		}, false, "not at or below its parent"},
-		{"too many mounts", func(t testing.TB, ms []MntEntry) []MntEntry {
-			for i := range MaxMounts {
-				ms = append(ms, MntEntry{Fstype: FsTmpfs, MntID: uint32(1000 + i), RootDev: 900, ParentMntID: at(t, ms, "/").MntID, Root: "/", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true})
-			}
-			return ms
-		}, false, "more than 16384"},
-	}
-	for _, tt := range tests {
+	for _, tt := range hostileMounts {
 		t.Run(tt.name, func(t *testing.T) {
 			files := loadArchive(t, ckptCounter)
 			editMounts(t, files, func(ms []MntEntry) []MntEntry { return tt.edit(t, ms) })
@@ -373,10 +248,149 @@ func TestMountsHostile(t *testing.T) {
 	}
 }
 
+// hostDev is the device of /data and /hostdir in ckptCounter's images.
+const hostDev = 266338304
+
+// hostileMounts are the mutations of TestMountsHostile (and seeds of
+// FuzzImage).
+var hostileMounts = []struct {
+	name       string
+	edit       func(t testing.TB, ms []MntEntry) []MntEntry
+	strictOnly bool
+	want       string
+}{
+	{"devtmpfs at /dev", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/dev").Fstype = FsDevtmpfs
+		return ms
+	}, false, "devtmpfs mount: not a filesystem"},
+	{"overlay of host directories", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, MntEntry{Fstype: FsOverlay, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/").MntID, Root: "/",
+			Mountpoint: "/mnt", Source: "overlay", Options: "lowerdir=/etc,upperdir=/var/tmp/u,workdir=/var/tmp/w", HasSbFlags: true})
+	}, false, `option "lowerdir=/etc" names a host path`},
+	{"overlay without options", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, MntEntry{Fstype: FsOverlay, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/").MntID, Root: "/",
+			Mountpoint: "/mnt", Source: "overlay", HasSbFlags: true})
+	}, false, "only the container's root may be one"},
+	{"tmpfs with a relative upperdir", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/dev/shm").Options = "size=65536k,upperdir=x"
+		return ms
+	}, false, "names a host path"},
+	{"bind of a host path, not external", func(t testing.TB, ms []MntEntry) []MntEntry {
+		m := at(t, ms, "/data")
+		m.HasExtKey, m.ExtKey, m.Root = false, "", "/etc"
+		return ms
+	}, false, "no mount of the namespace to bind it from"},
+	{"bind of the volume's directory below it, not declared", func(t testing.TB, ms []MntEntry) []MntEntry {
+		m := *at(t, ms, "/data")
+		m.MntID, m.Mountpoint, m.Root, m.HasExtKey, m.ExtKey = 900, "/data2", m.Root+"/sub", false, ""
+		return append(ms, m)
+	}, true, `check mount 900 at /data2 (unsupported): not declared`},
+	{"external mount not declared", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, MntEntry{Fstype: FsUnsupported, MntID: 900, RootDev: hostDev, ParentMntID: at(t, ms, "/").MntID,
+			Root: "/", Mountpoint: "/host", Source: "/dev/vda", HasSbFlags: true, HasExtKey: true, ExtKey: "/host"})
+	}, true, `external mount keyed "/host"): not declared`},
+	{"external mount keyed for CRIU's autodetection", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/data").ExtKey = keyAutodetected
+		return ms
+	}, false, "CRIU would take the host path from the image"},
+	{"read-only bind made writable", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/hostdir").Flags &^= msRdonly
+		return ms
+	}, true, "at /hostdir (external mount keyed \"/hostdir\"): not declared"},
+	{"external root escapes", func(t testing.TB, ms []MntEntry) []MntEntry {
+		m := at(t, ms, "/data")
+		m.Root += "/../../../../../../etc"
+		return ms
+	}, false, "root: check path"},
+	{"bind root escapes", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, MntEntry{Fstype: FsTmpfs, MntID: 900, RootDev: at(t, ms, "/dev").RootDev, ParentMntID: at(t, ms, "/").MntID,
+			Root: "/../../etc", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true})
+	}, false, "not clean"},
+	{"mountpoint escapes", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/dev/mqueue").Mountpoint = "/dev/../../etc"
+		return ms
+	}, false, "mountpoint: check path"},
+	{"relative mountpoint", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/dev/mqueue").Mountpoint = "../etc"
+		return ms
+	}, false, "not absolute"},
+	{"NUL in a mountpoint", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/dev/mqueue").Mountpoint = "/dev/mqueue\x00/../../etc"
+		return ms
+	}, false, "NUL byte"},
+	{"masked path dropped", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return without(t, ms, "/proc/keys")
+	}, true, "no mount at /proc/keys"},
+	{"/proc/sys not read-only", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return without(t, ms, "/proc/sys")
+	}, false, "without a read-only mount at /proc/sys"},
+	{"/proc/sys writable", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/proc/sys").Flags &^= msRdonly
+		return ms
+	}, false, "bind of /proc/sys is writable"},
+	{"second proc", func(t testing.TB, ms []MntEntry) []MntEntry {
+		m := *at(t, ms, "/proc")
+		m.MntID, m.Mountpoint, m.ParentMntID = 900, "/tmp/p", at(t, ms, "/").MntID
+		return append(ms, m)
+	}, false, "proc mounted at /tmp/p: only at /proc"},
+	{"proc's sysctls bound elsewhere", func(t testing.TB, ms []MntEntry) []MntEntry {
+		m := *at(t, ms, "/proc/sys")
+		m.MntID, m.Mountpoint, m.ParentMntID = 900, "/tmp/s", at(t, ms, "/").MntID
+		return append(ms, m)
+	}, false, "a part of proc only over itself"},
+	{"bind through a task's directory", func(t testing.TB, ms []MntEntry) []MntEntry {
+		m := *at(t, ms, "/proc/sys")
+		m.MntID, m.Root, m.Mountpoint = 900, "/1/root", "/proc/1/root"
+		return append(ms, m)
+	}, false, "through a task's directory"},
+	{"sysfs writable", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/sys").Flags &^= msRdonly
+		return ms
+	}, false, "sysfs is writable"},
+	{"cgroup2 writable", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, MntEntry{Fstype: FsCgroup2, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/sys").MntID,
+			Root: "/", Mountpoint: "/sys/fs/cgroup", Source: "cgroup2", HasSbFlags: true})
+	}, false, "cgroup2 is writable"},
+	{"binfmt_misc", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, MntEntry{Fstype: FsBinfmtMisc, MntID: 900, RootDev: 900, ParentMntID: at(t, ms, "/proc/sys").MntID,
+			Root: "/", Mountpoint: "/proc/sys/fs/binfmt_misc", Source: "binfmt_misc", HasSbFlags: true})
+	}, false, "binfmt_misc mount"},
+	{"filesystem mounted by name", func(t testing.TB, ms []MntEntry) []MntEntry {
+		m := at(t, ms, "/dev/shm")
+		m.Fstype, m.HasFsname, m.Fsname, m.Source = FsAuto, true, "ext4", "/dev/vda"
+		return ms
+	}, false, "mounted by name"},
+	{"plugin", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/dev/shm").WithPlugin = true
+		return ms
+	}, false, "restored by a CRIU plugin"},
+	{"parent cycle", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms,
+			MntEntry{Fstype: FsTmpfs, MntID: 900, RootDev: 900, ParentMntID: 901, Root: "/", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true},
+			MntEntry{Fstype: FsTmpfs, MntID: 901, RootDev: 901, ParentMntID: 900, Root: "/", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true})
+	}, false, "its parents form a cycle"},
+	{"duplicate mount id", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, *at(t, ms, "/dev/pts"))
+	}, false, "listed twice"},
+	{"two roots", func(t testing.TB, ms []MntEntry) []MntEntry {
+		return append(ms, MntEntry{Fstype: FsTmpfs, MntID: 900, RootDev: 900, ParentMntID: 999999, Root: "/", Mountpoint: "/y", Source: "tmpfs", HasSbFlags: true})
+	}, false, "parent 999999 not in the namespace"},
+	{"child outside its parent", func(t testing.TB, ms []MntEntry) []MntEntry {
+		at(t, ms, "/dev/pts").ParentMntID = at(t, ms, "/sys").MntID
+		return ms
+	}, false, "not at or below its parent"},
+	{"too many mounts", func(t testing.TB, ms []MntEntry) []MntEntry {
+		for i := range MaxMounts {
+			ms = append(ms, MntEntry{Fstype: FsTmpfs, MntID: uint32(1000 + i), RootDev: 900, ParentMntID: at(t, ms, "/").MntID, Root: "/", Mountpoint: "/x", Source: "tmpfs", HasSbFlags: true})
+		}
+		return ms
+	}, false, "more than 16384"},
+}
+
 // hasProblem reports whether err (a report's Err) has a line naming file
-// that contains want and wraps ErrImage.
+// that contains want, and wraps one of the sentinels of a refused image.
 func hasProblem(err error, file, want string) bool {
-	if !errors.Is(err, ErrImage) {
+	if !errors.Is(err, ErrImage) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrMissing) {
 		return false
 	}
 	for l := range strings.SplitSeq(err.Error(), "\n") {
