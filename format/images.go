@@ -1,29 +1,170 @@
 package format
 
 import (
+	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/ckpt/ckpt/format/criuimg"
 )
 
+// ImageOptions configure the checks of an archive's contents that Verify,
+// Extract and CheckImageDir make. The zero value means a 4096-byte page
+// size and criuimg's default mount rules.
+type ImageOptions struct {
+	// PageSize is the page size of the source machine for the pagemap and
+	// pages consistency check; 0 means 4096.
+	PageSize int
+	// Mounts, when set, is the stricter mount policy the restoring engine
+	// derives from the OCI spec it restores the container with
+	// (criuimg.RuncMountPolicy): every mount of the container's mount
+	// namespace must be one the spec declares. nil applies criuimg's
+	// host-independent default rules only.
+	Mounts *criuimg.MountPolicy
+}
+
+// imageFile is what the checker keeps of a CRIU image while reading.
+type imageFile struct {
+	size int64
+	data []byte // the whole content, or the prefix criuimg.Needs asks for
+}
+
+// full reports whether f.data holds the whole image.
+func (f *imageFile) full() bool { return int64(len(f.data)) == f.size }
+
+// contentChecker judges what an archive's members hold beyond their
+// digests: every CRIU image set (criuimg.CheckImages), deleted.files and
+// the size of the metadata members. Verify and Extract feed it every
+// member the same way, so an archive one refuses the other refuses too.
+// It keeps at most MaxParsedImagesTotal bytes of images.
+type contentChecker struct {
+	opts          ImageOptions
+	sets          map[string]map[string]*imageFile
+	kept          int64
+	hasParentLink bool
+	problems      []error
+}
+
+func newContentChecker(o ImageOptions) *contentChecker {
+	if o.PageSize <= 0 {
+		o.PageSize = 4096
+	}
+	return &contentChecker{opts: o, sets: map[string]map[string]*imageFile{}}
+}
+
+// want returns how much of member h the checker needs: -1 for all of it,
+// or the length of a prefix (0: nothing). A metadata image over
+// MaxParsedImageSize, or over what is left of MaxParsedImagesTotal, gets
+// its header read only, and CheckImages then reports it unreadable.
+func (c *contentChecker) want(h *Header) int64 {
+	if h.Typeflag != tar.TypeReg {
+		return 0
+	}
+	switch h.Kind {
+	case KindImage, KindPreImage:
+		n := criuimg.Needs(path.Base(h.Name))
+		if n < 0 && h.Size <= MaxParsedImageSize && c.kept+h.Size <= MaxParsedImagesTotal {
+			return -1
+		}
+		return max(n, 8)
+	case KindDeletedFiles:
+		if h.Size <= MaxDeletedFilesSize {
+			return -1
+		}
+	}
+	return 0
+}
+
+// isMetadata reports whether members of kind k are read into memory by
+// their users, and so bounded by MaxMetadataSize.
+func isMetadata(k Kind) bool {
+	switch k {
+	case KindConfig, KindSpec, KindNetworkStatus, KindStats, KindCPUInfo, KindDeletedFiles:
+		return true
+	}
+	return false
+}
+
+// member records member h, of which data holds what want asked for (less
+// for a shorter member, or one whose content did not match its digest),
+// and checks what can be checked of it alone.
+func (c *contentChecker) member(h *Header, data []byte) {
+	if h.Name == ParentLinkName {
+		c.hasParentLink = true
+		return
+	}
+	if h.Typeflag != tar.TypeReg {
+		return
+	}
+	if isMetadata(h.Kind) && h.Size > MaxMetadataSize {
+		c.problem(h.Name, errorf(ErrTooLarge, "%d bytes, more than %d", h.Size, MaxMetadataSize))
+		return
+	}
+	switch h.Kind {
+	case KindImage, KindPreImage:
+		dir, base := path.Split(h.Name)
+		dir = strings.TrimSuffix(dir, "/")
+		if c.sets[dir] == nil {
+			c.sets[dir] = map[string]*imageFile{}
+		}
+		f := &imageFile{size: h.Size, data: data}
+		if f.full() && criuimg.NeedsContent(base) {
+			c.kept += h.Size
+		}
+		c.sets[dir][base] = f
+	case KindDeletedFiles:
+		if int64(len(data)) == h.Size {
+			if err := scanDeleted(bytes.NewReader(data), func(string) {}); err != nil {
+				c.problem(h.Name, err)
+			}
+		}
+	}
+}
+
+func (c *contentChecker) problem(member string, err error) {
+	c.problems = append(c.problems, &Error{Op: "verify", Member: member, Err: err})
+}
+
+// finish checks the image sets once every member was seen, and returns
+// their summaries; the problems are in c.problems. m is the (complete)
+// manifest.
+func (c *contentChecker) finish(m *Manifest, legacy bool) []ImageSet {
+	var sets []ImageSet
+	for _, dir := range []string{CheckpointDir, PreCheckpointDir} {
+		files, ok := c.sets[dir]
+		if !ok {
+			continue
+		}
+		// Pages marked in-parent need a parent: in the manifest (for the
+		// archive's images, checkpoint/ or, for a pre-checkpoint that
+		// continues a chain, pre-checkpoint/), or in a legacy archive its
+		// checkpoint/parent link.
+		hasParent := dir == m.ImagesDir() && m.Parent != nil || dir == CheckpointDir && c.hasParentLink
+		set, problems := checkImageSet(dir, files, hasParent, c.opts)
+		sets = append(sets, set)
+		c.problems = append(c.problems, problems...)
+	}
+	if !legacy && m.Parent != nil && len(c.sets[m.ImagesDir()]) == 0 {
+		c.problems = append(c.problems, &Error{Op: "verify", Err: errorf(ErrParent, "the manifest names a parent but the archive has no CRIU images")})
+	}
+	return sets
+}
+
 // checkImageSet checks one CRIU image directory with criuimg.CheckImages
 // and summarizes it. Each problem names the member; parent problems wrap
 // ErrParent, the others ErrImage.
-func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, pageSize int) (ImageSet, []error) {
+func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o ImageOptions) (ImageSet, []error) {
 	set := ImageSet{Dir: dir, Files: len(files)}
 	infos := make(map[string]criuimg.Info, len(files))
 	for base, f := range files {
-		data := f.data
-		if data == nil {
-			data = f.head
-		}
-		infos[base] = criuimg.Info{Size: f.size, Data: data}
+		infos[base] = criuimg.Info{Size: f.size, Data: f.data}
 		if strings.HasPrefix(base, "pages-") && strings.HasSuffix(base, ".img") {
 			set.PagesSize += f.size
 		}
-		if strings.HasPrefix(base, "pagemap-") && f.data != nil {
+		if strings.HasPrefix(base, "pagemap-") && f.full() {
 			if _, ents, err := criuimg.ReadPagemap(base, f.data); err == nil {
 				for _, e := range ents {
 					if e.Parent() {
@@ -33,19 +174,23 @@ func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, page
 			}
 		}
 	}
-	if f := files["pstree.img"]; f != nil && f.data != nil {
+	if f := files["pstree.img"]; f != nil && f.full() {
 		if ents, err := criuimg.ReadPstree(f.data); err == nil {
 			set.Processes = len(ents)
 		}
 	}
-	rep := criuimg.CheckImages(infos, &criuimg.CheckOptions{PageSize: int64(pageSize), HasParent: hasParent})
+	rep := criuimg.CheckImages(infos, &criuimg.CheckOptions{PageSize: int64(o.PageSize), HasParent: hasParent, Mounts: o.Mounts})
 	var problems []error
 	for _, p := range rep.Problems {
 		sentinel := ErrImage
 		if errors.Is(p, criuimg.ErrParent) {
 			sentinel = ErrParent
 		}
-		problems = append(problems, &Error{Op: "verify", Member: dir + "/" + p.File, Err: fmt.Errorf("%w: %w", sentinel, p.Err)})
+		member := dir
+		if p.File != "" {
+			member += "/" + p.File
+		}
+		problems = append(problems, &Error{Op: "verify", Member: member, Err: fmt.Errorf("%w: %w", sentinel, p.Err)})
 	}
 	return set, problems
 }
