@@ -392,3 +392,45 @@ func TestRealContents(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckImageDir checks an extracted image directory as Extract
+// checks the archive: the real export passes the policy of its spec; an
+// image changed on disk afterwards, or a mount the spec does not declare,
+// is refused naming the file.
+func TestCheckImageDir(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(realCkpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := format.Extract(context.Background(), bytes.NewReader(b), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	images := dir + "/" + format.CheckpointDir
+	policy := specPolicy(t, realCkptSpec)
+	if err := format.CheckImageDir(images, &format.ImageOptions{Mounts: policy}); err != nil {
+		t.Fatalf("CheckImageDir(real export) = %v, want nil", err)
+	}
+	for _, c := range contentCases() {
+		if c.legacy || c.opts != nil || !strings.HasPrefix(c.member, format.CheckpointDir+"/") {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			_, m := loadMembers(t, realCkpt)
+			c.edit(t, m)
+			file := images + "/" + strings.TrimPrefix(c.member, format.CheckpointDir+"/")
+			orig, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.WriteFile(file, orig, 0o600)
+			if err := os.WriteFile(file, m[c.member], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err = format.CheckImageDir(images, &format.ImageOptions{Mounts: policy})
+			if !errors.Is(err, c.is) || !strings.Contains(fmt.Sprint(err), file+": ") || !strings.Contains(fmt.Sprint(err), c.want) {
+				t.Errorf("CheckImageDir() = %v, want %v naming %s and containing %q", err, c.is, file, c.want)
+			}
+		})
+	}
+}

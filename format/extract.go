@@ -107,32 +107,29 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts *ExtractOptions)
 		cc.member(h, data)
 	}
 	cc.finish(zr.Manifest(), zr.Legacy())
-	if err := firstProblem(cc.problems); err != nil {
+	if err := firstProblem("extract", cc.problems); err != nil {
 		return nil, err
 	}
 	return zr, nil
 }
 
-// firstProblem returns nil for no problems, else the first one, with the
-// number of the others: Extract stops at a problem that Verify would list
-// among others.
-func firstProblem(problems []error) error {
+// firstProblem returns nil for no problems, else the first one as an
+// error of op, with the number of the others: Extract stops at a problem
+// that Verify would list among others.
+func firstProblem(op string, problems []error) error {
 	if len(problems) == 0 {
 		return nil
 	}
 	err := problems[0]
-	if n := len(problems) - 1; n > 0 {
-		var e *Error
-		if errors.As(err, &e) {
-			return &Error{Op: "extract", Member: e.Member, Err: fmt.Errorf("%w (and %d more problems: `ckptinspect verify` lists them)", e.Err, n)}
-		}
-		return fmt.Errorf("%w (and %d more problems: `ckptinspect verify` lists them)", err, n)
-	}
 	var e *Error
-	if errors.As(err, &e) {
-		return &Error{Op: "extract", Member: e.Member, Err: e.Err}
+	if !errors.As(err, &e) {
+		e = &Error{Err: err}
 	}
-	return err
+	out := &Error{Op: op, Member: e.Member, Err: e.Err}
+	if n := len(problems) - 1; n > 0 {
+		out.Err = fmt.Errorf("%w (and %d more problems: `ckptinspect verify` lists them)", e.Err, n)
+	}
+	return out
 }
 
 // writeBudget enforces ExtractOptions.MaxWrite and FreeSpace.

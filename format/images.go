@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path"
 	"strings"
 
@@ -65,17 +67,23 @@ func (c *contentChecker) want(h *Header) int64 {
 	}
 	switch h.Kind {
 	case KindImage, KindPreImage:
-		n := criuimg.Needs(path.Base(h.Name))
-		if n < 0 && h.Size <= MaxParsedImageSize && c.kept+h.Size <= MaxParsedImagesTotal {
-			return -1
-		}
-		return max(n, 8)
+		return wantImage(path.Base(h.Name), h.Size, c.kept)
 	case KindDeletedFiles:
 		if h.Size <= MaxDeletedFilesSize {
 			return -1
 		}
 	}
 	return 0
+}
+
+// wantImage returns how much of the image base of size bytes the image
+// checks need (criuimg.Needs), when kept bytes of images are kept already.
+func wantImage(base string, size, kept int64) int64 {
+	n := criuimg.Needs(base)
+	if n < 0 && size <= MaxParsedImageSize && kept+size <= MaxParsedImagesTotal {
+		return -1
+	}
+	return max(n, 8)
 }
 
 // isMetadata reports whether members of kind k are read into memory by
@@ -193,4 +201,93 @@ func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o Im
 		problems = append(problems, &Error{Op: "verify", Member: member, Err: fmt.Errorf("%w: %w", sentinel, p.Err)})
 	}
 	return set, problems
+}
+
+// CheckImageDir checks the CRIU image set in the directory dir (extracted
+// by Extract, or dumped by CRIU) as Verify and Extract check an archive's:
+// criuimg.CheckImages with opts, reading what it needs of each regular
+// file through an os.Root on dir, within MaxParsedImageSize and
+// MaxParsedImagesTotal. A "parent" symbolic link in dir allows pages in a
+// parent image set. An engine calls it with the mount policy of the spec it
+// restores the container with, once it has generated that spec, before
+// CRIU runs. The error names the first problem's file and counts the
+// others; it wraps ErrImage (ErrParent for pages in a missing parent).
+func CheckImageDir(dir string, opts *ImageOptions) error {
+	var o ImageOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 4096
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("check images: %w", err)
+	}
+	defer root.Close()
+	files, hasParent, err := readImageDir(root)
+	if err != nil {
+		return fmt.Errorf("check images in %s: %w", dir, err)
+	}
+	_, problems := checkImageSet(dir, files, hasParent, o)
+	return firstProblem("check", problems)
+}
+
+// readImageDir reads what the image checks need of the regular files of
+// root, and reports whether it has a parent link.
+func readImageDir(root *os.Root) (map[string]*imageFile, bool, error) {
+	d, err := root.Open(".")
+	if err != nil {
+		return nil, false, err
+	}
+	names, err := d.Readdirnames(MaxMembers + 1)
+	d.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, false, err
+	}
+	if len(names) > MaxMembers {
+		return nil, false, errorf(ErrTooLarge, "more than %d files", MaxMembers)
+	}
+	files := map[string]*imageFile{}
+	hasParent := false
+	var kept int64
+	for _, name := range names {
+		fi, err := root.Lstat(name)
+		if err != nil {
+			return nil, false, err
+		}
+		if name == "parent" && fi.Mode()&os.ModeSymlink != 0 {
+			hasParent = true
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		n := wantImage(name, fi.Size(), kept)
+		f := &imageFile{size: fi.Size()}
+		if n != 0 {
+			if f.data, err = readImageFile(root, name, fi.Size(), n); err != nil {
+				return nil, false, err
+			}
+		}
+		if n < 0 {
+			kept += f.size
+		}
+		files[name] = f
+	}
+	return files, hasParent, nil
+}
+
+// readImageFile reads all of name (want < 0, size bytes at most) or its
+// first want bytes.
+func readImageFile(root *os.Root, name string, size, want int64) ([]byte, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if want < 0 {
+		want = size
+	}
+	b, err := io.ReadAll(io.LimitReader(f, min(want, size)))
+	return b, err
 }
