@@ -1,7 +1,6 @@
 package format
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -57,17 +56,18 @@ func ReadDeletedFiles(r io.Reader) ([]string, error) {
 }
 
 // scanDeleted reads a deleted.files document from r, calling fn with each
-// path; it keeps no path itself, so checking one costs the document's
-// size and nothing per path.
+// path; it keeps neither the document nor the paths, so checking one
+// costs a few KiB whatever its size.
 func scanDeleted(r io.Reader, fn func(string)) error {
-	b, err := io.ReadAll(io.LimitReader(r, MaxDeletedFilesSize+1))
-	if err != nil {
-		return err
-	}
-	if len(b) > MaxDeletedFilesSize {
+	lr := &io.LimitedReader{R: r, N: MaxDeletedFilesSize + 1}
+	err := scanDeletedJSON(json.NewDecoder(lr), fn)
+	if lr.N == 0 {
 		return errorf(ErrTooLarge, "deleted.files is over %d bytes", MaxDeletedFilesSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	return err
+}
+
+func scanDeletedJSON(dec *json.Decoder, fn func(string)) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return errorf(ErrFormat, "deleted.files: %v", err)

@@ -1,13 +1,16 @@
 package rootfs
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ckpt/ckpt/format"
 )
 
 // ChangeKind says how a path differs between the image and the container.
@@ -84,29 +87,31 @@ func WriteDeleted(w io.Writer, changes []Change) error {
 	return pathErr("write", "", err)
 }
 
-// ReadDeleted reads a deleted.files document: a JSON array of strings, at
-// most MaxDeletedFilesSize bytes and MaxEntries paths. It does not check
-// the paths; Apply does. Trailing data after the array is an error.
+// ReadDeleted reads a deleted.files document: a JSON array of paths, at
+// most MaxDeletedFilesSize bytes and MaxDeletedFiles paths, each one
+// format.CheckDeletedPath accepts, with nothing after the array. It reads
+// through format.ReadDeletedFiles, the reader format.Verify and
+// format.Extract check the member with, so an archive they accept is one
+// ReadDeleted accepts. Apply checks the paths again against the root.
 func ReadDeleted(r io.Reader) ([]string, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxDeletedFilesSize+1))
+	list, err := format.ReadDeletedFiles(r)
 	if err != nil {
-		return nil, pathErr("read", "deleted.files", err)
-	}
-	if len(b) > MaxDeletedFilesSize {
-		return nil, pathErr("read", "deleted.files", errorf(ErrTooLarge, "over %d bytes", MaxDeletedFilesSize))
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var list []string
-	if err := dec.Decode(&list); err != nil {
-		return nil, pathErr("read", "deleted.files", errorf(ErrFormat, "decode JSON: %v", err))
-	}
-	if dec.More() {
-		return nil, pathErr("read", "deleted.files", errorf(ErrFormat, "trailing data after JSON array"))
-	}
-	if len(list) > MaxEntries {
-		return nil, pathErr("read", "deleted.files", errorf(ErrTooLarge, "%d paths, limit %d", len(list), MaxEntries))
+		return nil, pathErr("read", "deleted.files", fromFormat(err))
 	}
 	return list, nil
+}
+
+// fromFormat adds this package's sentinel to an error of package format.
+func fromFormat(err error) error {
+	switch {
+	case errors.Is(err, format.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, format.ErrInsecurePath):
+		return fmt.Errorf("%w: %w", ErrInsecurePath, err)
+	case errors.Is(err, format.ErrFormat):
+		return fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	return err
 }
 
 // checkName reports whether name (slash-separated, relative) may be
@@ -142,17 +147,13 @@ func checkName(name string) error {
 }
 
 // cleanDeleted turns a deleted.files entry ("/etc/motd" as podman writes
-// it, or "etc/motd") into a checked relative path. The root itself cannot
-// be deleted.
+// it, or "etc/motd") into a checked relative path, with the rules of
+// format.CheckDeletedPath. The root itself cannot be deleted.
 func cleanDeleted(p string) (string, error) {
-	rel := strings.TrimPrefix(p, "/")
-	if rel == "" || rel == "." {
-		return "", errorf(ErrInsecurePath, "deleted path %q names the root", p)
+	if err := format.CheckDeletedPath(p); err != nil {
+		return "", fromFormat(err)
 	}
-	if err := checkName(rel); err != nil {
-		return "", err
-	}
-	return rel, nil
+	return strings.TrimPrefix(p, "/"), nil
 }
 
 // cleanSkip turns a ChangesOptions.Skip entry into a relative path.
