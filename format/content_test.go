@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -432,5 +433,54 @@ func TestCheckImageDir(t *testing.T) {
 				t.Errorf("CheckImageDir() = %v, want %v naming %s and containing %q", err, c.is, file, c.want)
 			}
 		})
+	}
+}
+
+// allocated returns the bytes f allocates.
+func allocated(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// TestDeletedFilesMemory: a deleted.files of a million paths (5 MB, a
+// 1 KiB archive) costs Verify and Extract no more than one of
+// MaxDeletedFiles paths: they stream it and stop at the limit, keeping no
+// path. (Before, the engine's reader kept all of them: 84 MiB of RSS.)
+func TestDeletedFilesMemory(t *testing.T) {
+	man := &format.Manifest{Engine: format.Engine{Name: "ckpt"}}
+	archive := func(n int) []byte {
+		return writeV1(t, man, map[string][]byte{format.ConfigName: []byte("{}"), format.DeletedFilesName: deletedList(n)}, format.Zstd)
+	}
+	limit, huge := archive(format.MaxDeletedFiles), archive(1_000_000)
+	for _, c := range []struct {
+		name string
+		run  func(b []byte) error
+	}{
+		{"Verify", func(b []byte) error {
+			rep, err := format.Verify(bytes.NewReader(b), nil)
+			if err != nil {
+				return err
+			}
+			return rep.Err()
+		}},
+		{"Extract", func(b []byte) error {
+			_, err := format.Extract(context.Background(), bytes.NewReader(b), t.TempDir(), nil)
+			return err
+		}},
+	} {
+		var errLimit, errHuge error
+		atLimit := allocated(func() { errLimit = c.run(limit) })
+		over := allocated(func() { errHuge = c.run(huge) })
+		if errLimit != nil || !errors.Is(errHuge, format.ErrTooLarge) {
+			t.Fatalf("%s: %v at the limit (want nil), %v over it (want ErrTooLarge)", c.name, errLimit, errHuge)
+		}
+		t.Logf("%s allocates %d KiB at the limit, %d KiB for a million paths", c.name, atLimit>>10, over>>10)
+		if over > atLimit+atLimit/4 || over > 64<<20 {
+			t.Errorf("%s allocates %d bytes for a million paths, %d at the limit: want no more (and under 64 MiB)", c.name, over, atLimit)
+		}
 	}
 }

@@ -70,7 +70,7 @@ func scanDeleted(r io.Reader, fn func(string)) error {
 func scanDeletedJSON(dec *json.Decoder, fn func(string)) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return errorf(ErrFormat, "deleted.files: %v", err)
+		return tokenError(err)
 	}
 	if tok != nil { // null: no paths
 		if d, ok := tok.(json.Delim); !ok || d != '[' {
@@ -80,7 +80,7 @@ func scanDeletedJSON(dec *json.Decoder, fn func(string)) error {
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
-				return errorf(ErrFormat, "deleted.files: %v", err)
+				return tokenError(err)
 			}
 			p, ok := tok.(string)
 			if !ok {
@@ -95,11 +95,30 @@ func scanDeletedJSON(dec *json.Decoder, fn func(string)) error {
 			fn(p)
 		}
 		if _, err := dec.Token(); err != nil { // the closing bracket
-			return errorf(ErrFormat, "deleted.files: %v", err)
+			return tokenError(err)
 		}
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	switch _, err := dec.Token(); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil || isSyntax(err):
 		return errorf(ErrFormat, "deleted.files: data after the JSON array")
+	default:
+		return err
 	}
-	return nil
+}
+
+// tokenError classifies an error of the JSON decoder: bad or truncated
+// JSON is ErrFormat; an error of the reader (a digest mismatch) is passed
+// on as it is.
+func tokenError(err error) error {
+	if isSyntax(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errorf(ErrFormat, "deleted.files: %v", err)
+	}
+	return err
+}
+
+func isSyntax(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se)
 }

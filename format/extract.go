@@ -100,7 +100,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts *ExtractOptions)
 				return nil, err
 			}
 		}
-		data, err := extractOne(root, zr, h, cc.want(h), write)
+		data, err := extractOne(root, zr, h, cc.want(h), cc.scan(h), write)
 		if err != nil {
 			return nil, &Error{Op: "extract", Member: h.Name, Err: err}
 		}
@@ -192,9 +192,13 @@ func (b *writeBudget) check(total int64) error {
 // extractOne writes member h below root (unless write is false) and
 // returns what a contentChecker wants of it: all of it (want < 0, read
 // into memory first, bounded by the checker's limits), or a prefix of want
-// bytes, captured while copying.
-func extractOne(root *os.Root, zr *Reader, h *Header, want int64, write bool) (data []byte, err error) {
+// bytes, captured while copying; or it feeds the member to scan (non-nil)
+// as it writes it.
+func extractOne(root *os.Root, zr *Reader, h *Header, want int64, scan func(io.Reader), write bool) (data []byte, err error) {
 	if !write {
+		if scan != nil {
+			scan(zr)
+		}
 		data, err := readWanted(zr, h, want)
 		if err != nil {
 			return nil, err
@@ -231,8 +235,38 @@ func extractOne(root *os.Root, zr *Reader, h *Header, want int64, write bool) (d
 		return data, err
 	}
 	pc := &prefixCapture{w: &splitWriter{f: f}, n: int(want)}
+	if scan != nil {
+		tr := &teeReader{r: zr, w: pc}
+		scan(tr)
+		if tr.err != nil {
+			return nil, tr.err
+		}
+	}
 	_, err = io.Copy(pc, zr)
 	return pc.b, err
+}
+
+// teeReader is io.TeeReader that keeps the first error of either side:
+// the scan that reads through it may stop at its own error, but an error
+// of the member's content or of the file written comes first.
+type teeReader struct {
+	r   io.Reader
+	w   io.Writer
+	err error
+}
+
+func (t *teeReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		if _, werr := t.w.Write(p[:n]); werr != nil {
+			t.err = werr
+			return n, werr
+		}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.err = err
+	}
+	return n, err
 }
 
 // prefixCapture passes writes to w and keeps their first n bytes.

@@ -2,7 +2,6 @@ package format
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -68,12 +67,23 @@ func (c *contentChecker) want(h *Header) int64 {
 	switch h.Kind {
 	case KindImage, KindPreImage:
 		return wantImage(path.Base(h.Name), h.Size, c.kept)
-	case KindDeletedFiles:
-		if h.Size <= MaxDeletedFilesSize {
-			return -1
-		}
 	}
 	return 0
+}
+
+// scan returns, for a member the checker reads as a stream rather than in
+// memory (deleted.files), the function that reads and checks it; nil for
+// the others. The caller feeds it the member's content from the start and
+// reads what it leaves.
+func (c *contentChecker) scan(h *Header) func(r io.Reader) {
+	if h.Kind != KindDeletedFiles || h.Typeflag != tar.TypeReg || h.Size > MaxDeletedFilesSize {
+		return nil
+	}
+	return func(r io.Reader) {
+		if err := scanDeleted(r, func(string) {}); err != nil && !errors.Is(err, ErrChecksum) {
+			c.problem(h.Name, err)
+		}
+	}
 }
 
 // wantImage returns how much of the image base of size bytes the image
@@ -123,12 +133,6 @@ func (c *contentChecker) member(h *Header, data []byte) {
 			c.kept += h.Size
 		}
 		c.sets[dir][base] = f
-	case KindDeletedFiles:
-		if int64(len(data)) == h.Size {
-			if err := scanDeleted(bytes.NewReader(data), func(string) {}); err != nil {
-				c.problem(h.Name, err)
-			}
-		}
 	}
 }
 

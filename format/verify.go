@@ -98,6 +98,9 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 			rep.Problems = append(rep.Problems, zr.problemsSeen()...)
 			return rep, rep.fatal(err)
 		}
+		if scan := cc.scan(h); scan != nil {
+			scan(zr)
+		}
 		data, err := readWanted(zr, h, cc.want(h))
 		if err != nil && !errors.Is(err, ErrChecksum) {
 			rep.Problems = append(rep.Problems, zr.problemsSeen()...)

@@ -3,7 +3,6 @@ package rootfs
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"path"
 	"path/filepath"
@@ -101,18 +100,25 @@ func ReadDeleted(r io.Reader) ([]string, error) {
 	return list, nil
 }
 
-// fromFormat adds this package's sentinel to an error of package format.
+// fromFormat makes an error of package format match this package's
+// sentinel too (errors.Is), keeping its message.
 func fromFormat(err error) error {
-	switch {
-	case errors.Is(err, format.ErrTooLarge):
-		return fmt.Errorf("%w: %w", ErrTooLarge, err)
-	case errors.Is(err, format.ErrInsecurePath):
-		return fmt.Errorf("%w: %w", ErrInsecurePath, err)
-	case errors.Is(err, format.ErrFormat):
-		return fmt.Errorf("%w: %w", ErrFormat, err)
+	for _, s := range [][2]error{{format.ErrTooLarge, ErrTooLarge}, {format.ErrInsecurePath, ErrInsecurePath}, {format.ErrFormat, ErrFormat}} {
+		if errors.Is(err, s[0]) {
+			return &formatError{err: err, sentinel: s[1]}
+		}
 	}
 	return err
 }
+
+// formatError is an error of package format that is also this package's
+// sentinel.
+type formatError struct {
+	err, sentinel error
+}
+
+func (e *formatError) Error() string   { return e.err.Error() }
+func (e *formatError) Unwrap() []error { return []error{e.err, e.sentinel} }
 
 // checkName reports whether name (slash-separated, relative) may be
 // created or removed inside a root: it must be ".", or local and clean,
