@@ -256,10 +256,12 @@ func contentCases() []contentCase {
 		{name: "config.dump over its size", edit: func(t testing.TB, m map[string][]byte) {
 			m[format.ConfigName] = bytes.Repeat([]byte(" "), format.MaxMetadataSize+1)
 		}, member: format.ConfigName, want: "more than 16777216", is: format.ErrTooLarge},
+		// One byte short of what the manifest declares: refused before the
+		// first member is read, not at the last.
 		{name: "declared total over MaxWrite", edit: func(testing.TB, map[string][]byte) {},
-			opts: &format.ExtractOptions{MaxWrite: 100 << 10}, want: "over the limit of 102400 bytes", is: format.ErrTooLarge},
+			opts: &format.ExtractOptions{MaxWrite: -1}, want: "over the limit of", is: format.ErrTooLarge},
 		{name: "declared total over the free space", edit: func(testing.TB, map[string][]byte) {},
-			opts: &format.ExtractOptions{FreeSpace: func() (int64, error) { return 100 << 10, nil }}, want: "has room for 102400", is: format.ErrNoSpace},
+			opts: &format.ExtractOptions{FreeSpace: func() (int64, error) { return -1, nil }}, want: "has room for", is: format.ErrNoSpace},
 		{name: "legacy archive over MaxWrite", legacy: true, edit: func(testing.TB, map[string][]byte) {},
 			opts: &format.ExtractOptions{MaxWrite: 100 << 10}, member: "checkpoint/pages-1.img", want: "over the limit of 102400 bytes", is: format.ErrTooLarge},
 		{name: "legacy archive over the free space", legacy: true, edit: func(testing.TB, map[string][]byte) {},
@@ -342,6 +344,22 @@ func TestHostileContents(t *testing.T) {
 			if c.opts != nil {
 				o = *c.opts
 			}
+			if !c.legacy && c.opts != nil {
+				// -1 stands for one byte less than the manifest declares.
+				m, _, err := format.ReadManifest(bytes.NewReader(archive))
+				if err != nil {
+					t.Fatal(err)
+				}
+				short := m.TotalSize() - 1
+				if o.MaxWrite < 0 {
+					o.MaxWrite = short
+				}
+				if free := o.FreeSpace; free != nil {
+					if n, _ := free(); n < 0 {
+						o.FreeSpace = func() (int64, error) { return short, nil }
+					}
+				}
+			}
 			o.Images.Mounts = policy
 			s := newStage(t)
 			cr := &countingReader{r: bytes.NewReader(archive)}
@@ -353,7 +371,7 @@ func TestHostileContents(t *testing.T) {
 				}
 			})
 			s.check(t, true)
-			if c.opts != nil && !c.legacy && cr.n > 64<<10 {
+			if c.opts != nil && !c.legacy && cr.n > 16<<10 {
 				t.Errorf("Extract() read %d of %d bytes before refusing, want only the manifest's", cr.n, len(archive))
 			}
 		})
