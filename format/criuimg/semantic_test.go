@@ -176,7 +176,7 @@ func TestCheckImagesSemantic(t *testing.T) {
 		{"file path with NUL", func(t *testing.T, s tinySet) { setRegName(t, s.files, 8, "/tmp/ghost\x00/../../etc/shadow") }, "files.img", "NUL byte"},
 		{"file path too long", func(t *testing.T, s tinySet) { setRegName(t, s.files, 8, "/"+strings.Repeat("a/", MaxPathLength/2)) }, "files.img", "longer than 4096"},
 		{"ghost block device", func(t *testing.T, s tinySet) {
-			setData(s.files, "ghost-file-1.img", ghostImage(0o60600, 8<<8|0, 0, ""))
+			setData(s.files, "ghost-file-1.img", ghostImage(0o60600, 8<<8, 0, ""))
 		}, "ghost-file-1.img", "block device 8:0"},
 		{"ghost /dev/mem", func(t *testing.T, s tinySet) {
 			setData(s.files, "ghost-file-1.img", ghostImage(0o20600, 1<<8|1, 0, ""))
