@@ -502,3 +502,21 @@ func TestDeletedFilesMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyOnCheckpointImages: the engine's mount policy is the policy of
+// the images CRIU restores from (checkpoint/); a pre-checkpoint archive's
+// images only lend pages and have no mount namespace to judge.
+func TestPolicyOnCheckpointImages(t *testing.T) {
+	b, err := os.ReadFile("testdata/golden/precheckpoint.none.ckpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := specPolicy(t, realCkptSpec)
+	rep, err := format.Verify(bytes.NewReader(b), &format.VerifyOptions{Mounts: policy})
+	if err != nil || rep.Err() != nil {
+		t.Errorf("Verify(pre-checkpoint, policy) = %v, %v, want no problem", rep.Err(), err)
+	}
+	if _, err := format.Extract(context.Background(), bytes.NewReader(b), t.TempDir(), &format.ExtractOptions{Images: format.ImageOptions{Mounts: policy}}); err != nil {
+		t.Errorf("Extract(pre-checkpoint, policy) = %v", err)
+	}
+}
