@@ -22,8 +22,9 @@ type ImageOptions struct {
 	// Mounts, when set, is the stricter mount policy the restoring engine
 	// derives from the OCI spec it restores the container with
 	// (criuimg.RuncMountPolicy): every mount of the container's mount
-	// namespace must be one the spec declares. nil applies criuimg's
-	// host-independent default rules only.
+	// namespace must be one the spec declares. It applies to the images
+	// CRIU restores from (checkpoint/; pre-checkpoint/ only lends them
+	// pages). nil applies criuimg's host-independent default rules only.
 	Mounts *criuimg.MountPolicy
 }
 
@@ -155,7 +156,13 @@ func (c *contentChecker) finish(m *Manifest, legacy bool) []ImageSet {
 		// continues a chain, pre-checkpoint/), or in a legacy archive its
 		// checkpoint/parent link.
 		hasParent := dir == m.ImagesDir() && m.Parent != nil || dir == CheckpointDir && c.hasParentLink
-		set, problems := checkImageSet(dir, files, hasParent, c.opts)
+		o := c.opts
+		if dir != CheckpointDir {
+			// CRIU restores from checkpoint/; a pre-checkpoint only lends
+			// it pages, so the restoring engine's policy is not its.
+			o.Mounts = nil
+		}
+		set, problems := checkImageSet(dir, files, hasParent, o)
 		sets = append(sets, set)
 		c.problems = append(c.problems, problems...)
 	}
