@@ -26,6 +26,17 @@ type ImageOptions struct {
 	// CRIU restores from (checkpoint/; pre-checkpoint/ only lends them
 	// pages). nil applies criuimg's host-independent default rules only.
 	Mounts *criuimg.MountPolicy
+	// Caps, when not zero, is the capability set the restoring engine
+	// grants its containers: no thread of checkpoint/ may be restored
+	// with more (criuimg.CheckOptions.Caps).
+	Caps uint64
+	// Namespaces are the namespace kinds (criuimg.NsPID ...) no task of
+	// checkpoint/ may share with the CRIU that dumped it: CRIU would
+	// restore it in its own, the host's. A restoring engine names the
+	// PID, IPC, UTS and mount namespaces, and the network namespace
+	// unless the user gave the container the host's. nil checks none (a
+	// dump of host processes shares them all).
+	Namespaces []string
 }
 
 // imageFile is what the checker keeps of a CRIU image while reading.
@@ -73,18 +84,29 @@ func (c *contentChecker) want(h *Header) int64 {
 }
 
 // scan returns, for a member the checker reads as a stream rather than in
-// memory (deleted.files), the function that reads and checks it; nil for
-// the others. The caller feeds it the member's content from the start and
+// memory (deleted.files, the tmpfs contents CRIU extracts), the function
+// that reads and checks it; nil for the others. The caller feeds it the member's content from the start and
 // reads what it leaves.
 func (c *contentChecker) scan(h *Header) func(r io.Reader) {
-	if h.Kind != KindDeletedFiles || h.Typeflag != tar.TypeReg || h.Size > MaxDeletedFilesSize {
+	if h.Typeflag != tar.TypeReg {
 		return nil
 	}
-	return func(r io.Reader) {
-		if err := scanDeleted(r, func(string) {}); err != nil && !errors.Is(err, ErrChecksum) {
-			c.problem(h.Name, err)
+	switch {
+	case h.Kind == KindDeletedFiles && h.Size <= MaxDeletedFilesSize:
+		return func(r io.Reader) {
+			if err := scanDeleted(r, func(string) {}); err != nil && !errors.Is(err, ErrChecksum) {
+				c.problem(h.Name, err)
+			}
+		}
+	case (h.Kind == KindImage || h.Kind == KindPreImage) && criuimg.IsTmpfsImage(path.Base(h.Name)):
+		// CRIU has tar extract it as root into the restored tmpfs.
+		return func(r io.Reader) {
+			if err := criuimg.CheckTmpfs(path.Base(h.Name), r, nil); err != nil && !errors.Is(err, ErrChecksum) {
+				c.problem(h.Name, fmt.Errorf("%w: %w", ErrImage, err))
+			}
 		}
 	}
+	return nil
 }
 
 // wantImage returns how much of the image base of size bytes the image
@@ -160,7 +182,7 @@ func (c *contentChecker) finish(m *Manifest, legacy bool) []ImageSet {
 		if dir != CheckpointDir {
 			// CRIU restores from checkpoint/; a pre-checkpoint only lends
 			// it pages, so the restoring engine's policy is not its.
-			o.Mounts = nil
+			o.Mounts, o.Caps, o.Namespaces = nil, 0, nil
 		}
 		set, problems := checkImageSet(dir, files, hasParent, o)
 		sets = append(sets, set)
@@ -198,7 +220,7 @@ func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o Im
 			set.Processes = len(ents)
 		}
 	}
-	rep := criuimg.CheckImages(infos, &criuimg.CheckOptions{PageSize: int64(o.PageSize), HasParent: hasParent, Mounts: o.Mounts})
+	rep := criuimg.CheckImages(infos, &criuimg.CheckOptions{PageSize: int64(o.PageSize), HasParent: hasParent, Mounts: o.Mounts, Caps: o.Caps, Namespaces: o.Namespaces})
 	var problems []error
 	for _, p := range rep.Problems {
 		sentinel := ErrImage
@@ -241,7 +263,27 @@ func CheckImageDir(dir string, opts *ImageOptions) error {
 		return fmt.Errorf("check images in %s: %w", dir, err)
 	}
 	_, problems := checkImageSet(dir, files, hasParent, o)
+	for name := range files {
+		if criuimg.IsTmpfsImage(name) {
+			if err := checkTmpfsFile(root, name); err != nil {
+				problems = append(problems, &Error{Op: "check", Member: path.Join(dir, name), Err: err})
+			}
+		}
+	}
 	return firstProblem("check", problems)
+}
+
+// checkTmpfsFile checks the tmpfs content image name of root.
+func checkTmpfsFile(root *os.Root, name string) error {
+	f, err := root.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := criuimg.CheckTmpfs(name, f, nil); err != nil {
+		return fmt.Errorf("%w: %w", ErrImage, err)
+	}
+	return nil
 }
 
 // readImageDir reads what the image checks need of the regular files of

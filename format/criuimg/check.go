@@ -54,6 +54,13 @@ type CheckOptions struct {
 	// restores the images (see [MountPolicy]); nil applies the default
 	// mount rules only.
 	Mounts *MountPolicy
+	// Caps, when not zero, is the capability set the restoring engine
+	// grants its containers: every live thread must record credentials
+	// ([ReadCreds]) whose sets lie within it ([ErrPrivilege] otherwise).
+	Caps uint64
+	// Namespaces are the namespace kinds ([NsPID] ...) no task may share
+	// with the CRIU that dumped it ([CheckNamespaces]); nil checks none.
+	Namespaces []string
 }
 
 // Report lists the problems [CheckImages] found, sorted by file name.
@@ -119,6 +126,8 @@ type checker struct {
 	rootMntNS      uint32 // its mount namespace id (names mountpoints-<id>.img)
 	rootMntNSKnown bool
 	mounts         *MountPolicy
+	caps           uint64
+	namespaces     []string
 }
 
 // fileSet returns the ids of the entries of files.img (loaded once), or nil
@@ -225,6 +234,7 @@ func CheckImages(files map[string]Info, opts *CheckOptions) *Report {
 	if opts != nil {
 		c.parent = opts.HasParent
 		c.mounts = opts.Mounts
+		c.caps, c.namespaces = opts.Caps, opts.Namespaces
 		if opts.PageSize != 0 {
 			c.pageSize = uint64(opts.PageSize)
 			if opts.PageSize < 0 || bits.OnesCount64(c.pageSize) != 1 {
@@ -339,6 +349,25 @@ func (c *checker) checkTasks(inv Inventory, invOK bool) {
 	}
 }
 
+// checkCreds checks the credentials recorded in the core image name
+// against the capability set of CheckOptions.Caps.
+func (c *checker) checkCreds(name string, data []byte) {
+	if c.caps == 0 {
+		return
+	}
+	cr, err := ReadCreds(name, data)
+	switch {
+	case err != nil:
+		c.failed(name, err)
+	case cr == nil:
+		c.add(name, fmt.Errorf("check credentials: none recorded (CRIU would leave the thread its own): %w", ErrPrivilege))
+	default:
+		if err := cr.CheckCaps(c.caps); err != nil {
+			c.add(name, err)
+		}
+	}
+}
+
 // checkTask checks the images of one task.
 func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory, invOK bool) {
 	pid := strconv.FormatUint(uint64(t.PID), 10)
@@ -351,6 +380,7 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 	if c.failed(coreName, err) {
 		return
 	}
+	c.checkCreds(coreName, data)
 	if core.TC == nil {
 		c.add(coreName, fmt.Errorf("check task %s: core of a leader lacks task core (tc): %w", pid, ErrImage))
 		return
@@ -383,7 +413,9 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 		name := "core-" + strconv.FormatUint(uint64(tid), 10) + ".img"
 		if d, ok := c.content(name, "thread of task "+pid+" in pstree.img"); ok {
 			_, err := ReadCore(name, d)
-			c.failed(name, err)
+			if !c.failed(name, err) {
+				c.checkCreds(name, d)
+			}
 		}
 	}
 	if !leader {
@@ -417,6 +449,11 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 	}
 	if t.PID == c.rootPID && ids != nil {
 		c.rootMntNS, c.rootMntNSKnown = ids.MntNsID, true
+	}
+	if invOK && ids != nil && len(c.namespaces) > 0 {
+		if err := CheckNamespaces(inv, map[uint32]TaskKobjIDs{t.PID: *ids}, c.namespaces); err != nil {
+			c.add("ids-"+pid+".img", err)
+		}
 	}
 	if invOK && ids != nil {
 		n := pid
