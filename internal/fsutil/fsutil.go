@@ -1,5 +1,17 @@
 // Package fsutil holds the small file-system helpers of ckpt's engine:
-// atomic, durable file replacement and advisory per-file locks.
+// atomic, durable file replacement, advisory per-file locks, and removal
+// of trees that CRIU or runc wrote into.
+//
+// Invariants:
+//   - [WriteFileAtomic] leaves either the old or the new content, never a
+//     mix, also after a crash.
+//   - [RemoveAll] never removes anything outside the file system the tree
+//     starts on: it detaches the mounts at or below the tree first, then
+//     removes without following symbolic links and without entering a
+//     mount point; a mount it cannot detach, or one that appears meanwhile,
+//     stops it with [ErrMounted]. (CRIU that dies mid-restore leaves its
+//     cgroup yard, a tmpfs holding every host cgroup hierarchy, mounted in
+//     its work directory: os.RemoveAll would walk into the host's cgroups.)
 package fsutil
 
 import (
@@ -13,8 +25,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrLocked reports that a lock is held by someone else.
-var ErrLocked = errors.New("fsutil: lock is held")
+var (
+	// ErrLocked reports that a lock is held by someone else.
+	ErrLocked = errors.New("fsutil: lock is held")
+	// ErrMounted reports a mount point that a removal met or could not
+	// unmount: the removal stopped there rather than cross it.
+	ErrMounted = errors.New("fsutil: a mount point is in the way")
+)
 
 // WriteFileAtomic replaces path with data durably: it writes a temporary
 // file in the same directory, fsyncs it, renames it over path and fsyncs
