@@ -86,7 +86,8 @@ func SyncDir(dir string) error {
 // The kernel drops the lock when the holder exits, so a crashed holder
 // never leaves a stale lock behind.
 type Lock struct {
-	f *os.File
+	f      *os.File
+	shared bool // a SharedLock, which records no holder
 }
 
 // TryLock takes the exclusive lock on path without waiting. If another
@@ -127,10 +128,33 @@ func (l *Lock) Unlock() {
 	if l == nil || l.f == nil {
 		return
 	}
-	_ = l.f.Truncate(0)
+	if !l.shared {
+		_ = l.f.Truncate(0)
+	}
 	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 	_ = l.f.Close()
 	l.f = nil
+}
+
+// SharedLock takes a shared lock on path, waiting while someone holds it
+// exclusively. Many may hold it shared at once; [TryLock] fails while any
+// does.
+func SharedLock(path string) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_SH)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return &Lock{f: f, shared: true}, nil
 }
 
 // WaitLock takes the exclusive lock on path, waiting for other holders.

@@ -26,6 +26,11 @@ const unmountRounds = 8
 type Mount struct {
 	// ID and Parent are the mount's and its parent's mount IDs.
 	ID, Parent int
+	// Dev is the file system's device ("major:minor").
+	Dev string
+	// Root is the directory of the file system mounted (unescaped): "/"
+	// unless a part of it is bound.
+	Root string
 	// Point is the mount point (unescaped).
 	Point string
 	// FSType is the file system type ("tmpfs", "cgroup", ...).
@@ -68,7 +73,8 @@ func parseMountInfo(r io.Reader) ([]Mount, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("read mount table: malformed line %q", sc.Text())
 		}
-		ms = append(ms, Mount{ID: id, Parent: parent, Point: unescapeMountPath(f[4]), FSType: f[sep+1], Source: unescapeMountPath(f[sep+2])})
+		ms = append(ms, Mount{ID: id, Parent: parent, Dev: f[2], Root: unescapeMountPath(f[3]), Point: unescapeMountPath(f[4]),
+			FSType: f[sep+1], Source: unescapeMountPath(f[sep+2])})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
@@ -151,8 +157,18 @@ func MountsUnder(dir string, self bool) ([]string, error) {
 // is an error wrapping [ErrMounted]. A dir that does not exist has
 // nothing mounted on it.
 func UnmountAll(dir string, self bool) error {
+	d, err := canonical(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d == "/" {
+		return fmt.Errorf("unmount everything below %s: refused", dir)
+	}
 	for round := 0; ; round++ {
-		points, err := MountsUnder(dir, self)
+		points, err := MountsUnder(d, self)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}

@@ -22,9 +22,9 @@ func TestParseMountInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Mount{
-		{ID: 22, Parent: 1, Point: "/sys", FSType: "sysfs", Source: "sysfs"},
-		{ID: 35, Parent: 22, Point: "/sys/fs/cgroup/pids", FSType: "cgroup", Source: "cgroup"},
-		{ID: 99, Parent: 35, Point: `/tmp/with space/and\slash`, FSType: "tmpfs", Source: "my src"},
+		{ID: 22, Parent: 1, Dev: "0:21", Root: "/", Point: "/sys", FSType: "sysfs", Source: "sysfs"},
+		{ID: 35, Parent: 22, Dev: "0:30", Root: "/", Point: "/sys/fs/cgroup/pids", FSType: "cgroup", Source: "cgroup"},
+		{ID: 99, Parent: 35, Dev: "0:50", Root: "/", Point: `/tmp/with space/and\slash`, FSType: "tmpfs", Source: "my src"},
 	}
 	if !slices.Equal(ms, want) {
 		t.Errorf("parseMountInfo() = %+v\nwant %+v", ms, want)

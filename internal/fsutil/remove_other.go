@@ -13,8 +13,8 @@ import (
 
 // Mount is one entry of the mount table (Linux only).
 type Mount struct {
-	ID, Parent            int
-	Point, FSType, Source string
+	ID, Parent                       int
+	Dev, Root, Point, FSType, Source string
 }
 
 // Mounts is not supported outside Linux.
