@@ -12,6 +12,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/incremental"
+	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
 // CheckpointOptions configures [Engine.Checkpoint]; the zero value
@@ -295,7 +296,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		o = step.withParent(o)
 	}
 	for _, d := range []string{imgDir, work} {
-		if err := os.RemoveAll(d); err != nil {
+		if err := fsutil.RemoveAll(d); err != nil {
 			return nil, fmt.Errorf("clear %s: %w", d, err)
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -313,17 +314,19 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	t0 := time.Now()
 	// The dump is never interrupted: killing runc while CRIU is inside the
 	// container's processes kills the container. A cancellation (Ctrl-C)
-	// takes effect once the dump is over. runc holds the container's lock
+	// takes effect once the dump is over; it is bounded in time and log
+	// size (CRIULimits) all the same. runc holds the container's lock
 	// while it runs, also if this process is killed (journal.go).
+	b := e.criuBounds(memoryUsage(c.PID), dumpLog)
 	_, err = runcToolWith(context.WithoutCancel(ctx), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog,
-		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }})
+		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }, bounds: &b})
 	runtimeDur := time.Since(t0)
 	pt.done("runtime_checkpoint")
 	if err != nil {
 		if thaw := df.thawFunc(); thaw != nil {
 			_ = thaw()
 		}
-		_ = os.RemoveAll(imgDir) // not restorable; dump.log stays in work/
+		_ = fsutil.RemoveAll(imgDir) // not restorable; dump.log stays in work/
 		state := "the container is still running"
 		if x, lerr := e.loadState(c.ID); lerr == nil && x.Status != StatusRunning {
 			state = "the container is no longer running: " + string(x.Status)
@@ -513,9 +516,10 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 		}
 	}
 	// runc keeps the state of a container that exited by itself until it
-	// is deleted; the ID must be free for `runc restore`.
-	if _, err := os.Stat(filepath.Join(e.runcRoot(), c.ID)); err == nil {
-		if _, err := runcTool(ctx, e.runc("").deleteArgs(c.ID, true), ""); err != nil {
+	// is deleted (and a killed runc leaves its state, maybe with mounts);
+	// the ID must be free for `runc restore`.
+	if _, err := os.Stat(runcStateDir(e.runcRoot(), c.ID)); err == nil {
+		if err := e.deleteRuntime(c); err != nil {
 			return nil, fmt.Errorf("remove stale runtime state: %w", err)
 		}
 	}
@@ -550,16 +554,19 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	defer removeConf()
 	pt.done("prepare")
+	b := e.criuBounds(imagesSize(imgDir), filepath.Join(work, "restore.log"))
+	mntns := criuMntnsDirs()
 	j.phase("start")
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRestore, ID: c.ID, Dir: e.containerDir(c.ID),
 		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
-		ImageDir: imgDir, WorkDir: work, Restore: o,
+		ImageDir: imgDir, WorkDir: work, Restore: o, Rootfs: e.layerRoot(c),
+		Timeout: b.timeout, Work: b.work, MaxLog: b.maxLog,
 		lock: l.File(), started: func() { j.running("restoring") },
 	})
 	pt.done("monitor_restore")
 	if err != nil {
-		return nil, fmt.Errorf("%w (the container stays checkpointed and can be restored again)", err)
+		return nil, e.failedRestore(c, err, mntns)
 	}
 	out := &RestoreResult{Runtime: time.Duration(res.RuntimeUS) * time.Microsecond}
 	for _, d := range []string{imgDir, work} {
@@ -596,13 +603,56 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 		case transient:
 			_ = e.removeTransient(c.ID) // the images and what lies beside them
 		case o.ImageDir == "":
-			_ = os.RemoveAll(imgDir)
+			_ = fsutil.RemoveAll(imgDir)
 		}
 		_ = os.Remove(filepath.Join(work, "restore.log"))
 		_ = os.Remove(filepath.Join(work, crit.StatsRestore))
 	}
 	out.Container, out.Total, out.Phases = c, time.Since(start), pt.phases
 	return out, nil
+}
+
+// failedRestore undoes what a failed `runc restore` of c left (mounts in
+// the host's mount namespace, runc's state, processes and cgroups, CRIU's
+// mount namespace directories), keeps CRIU's log out of the container's
+// directory for the error to name, and returns err saying the container
+// stays checkpointed.
+func (e *Engine) failedRestore(c *Container, err error, mntns map[string]bool) error {
+	work := e.workDir(c.ID)
+	var errs []error
+	if uerr := fsutil.UnmountAll(e.containerDir(c.ID), false); uerr != nil {
+		errs = append(errs, uerr)
+	}
+	if derr := e.deleteRuntime(c); derr != nil {
+		errs = append(errs, derr)
+	}
+	if cerr := e.removeCgroups(c); cerr != nil {
+		errs = append(errs, cerr)
+	}
+	removeCRIUMntns(mntns, filepath.Join(work, "restore.log"))
+	restoreLog, runcLog := e.keepRestoreLogs(c.ID, work)
+	var x *ExitError
+	if errors.As(err, &x) {
+		switch {
+		case restoreLog != "" && filepath.Base(x.LogPath) == "restore.log":
+			x.LogPath = restoreLog
+		case runcLog != "":
+			// runc failed before CRIU wrote a log, or runc's own log is named.
+			x.LogPath = runcLog
+			if len(x.LogTail) == 0 {
+				x.LogTail = logTail(runcLog, 5)
+			}
+		default:
+			if _, serr := os.Stat(x.LogPath); serr != nil {
+				x.LogPath = "" // never name a log that is not there
+			}
+		}
+	}
+	err = fmt.Errorf("%w%s", err, restorableNote)
+	if len(errs) > 0 {
+		err = fmt.Errorf("%w\n(cleanup: %w)", err, errors.Join(errs...))
+	}
+	return err
 }
 
 // checkInPlaceParent checks, before CRIU runs, that a checkpoint taken

@@ -179,7 +179,8 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	c := &Container{
 		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
 		Command: o.Command, Env: o.Env, Network: network, Mounts: mounts,
-		Status: StatusCreated, CreatedAt: time.Now().UTC(),
+		CgroupsPath: e.cgroupParent() + "/" + id,
+		Status:      StatusCreated, CreatedAt: time.Now().UTC(),
 	}
 	if c.Name == "" {
 		c.Name = "ckpt-" + c.ID[:12]
@@ -195,7 +196,7 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	ok := false
 	defer func() {
 		if !ok {
-			e.removeArtifacts(c.ID)
+			_ = e.removeArtifacts(c)
 		}
 	}()
 	if _, err := s.CreateContainer(c.ID, nil, img.ID, "", "", nil); err != nil {
@@ -322,11 +323,18 @@ func writeSpec(path string, spec *specs.Spec) error {
 	return nil
 }
 
-// removeArtifacts deletes runc state, the storage container and the state
-// directory of a container, ignoring what is already gone.
-func (e *Engine) removeArtifacts(id string) error {
-	_, _ = runcTool(context.Background(), e.runc("").deleteArgs(id, true), "")
+// removeArtifacts deletes runc state (after unmounting what runc left),
+// the container's cgroups, the storage container, the network namespace
+// and the state directory of a container, ignoring what is already gone.
+func (e *Engine) removeArtifacts(c *Container) error {
 	var errs []error
+	if err := e.deleteRuntime(c); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.removeCgroups(c); err != nil {
+		errs = append(errs, err)
+	}
+	id := c.ID
 	if s, err := e.storeOpen(); err == nil {
 		if _, err := s.Unmount(id, true); err != nil && !errors.Is(err, storage.ErrContainerUnknown) && !errors.Is(err, storage.ErrLayerUnknown) {
 			errs = append(errs, fmt.Errorf("unmount container layer: %w", err))
@@ -340,12 +348,13 @@ func (e *Engine) removeArtifacts(id string) error {
 	if err := removeNetns(e.netnsPath(id)); err != nil {
 		errs = append(errs, err)
 	}
-	if err := os.RemoveAll(e.containerDir(id)); err != nil {
+	if err := fsutil.RemoveAll(e.containerDir(id)); err != nil {
 		errs = append(errs, fmt.Errorf("remove state directory: %w", err))
 	}
 	if err := e.removeTransient(id); err != nil {
 		errs = append(errs, fmt.Errorf("remove transient images: %w", err))
 	}
+	e.pruneShared()
 	return errors.Join(errs...)
 }
 
@@ -463,7 +472,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) (err error)
 			return err
 		}
 	}
-	return e.removeArtifacts(c.ID)
+	return e.removeArtifacts(c)
 }
 
 // Exec runs cmd inside the running container (runc exec) and returns its

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/ckpt/ckpt/internal/fsutil"
 	"go.podman.io/storage"
 	"go.podman.io/storage/types"
 )
@@ -66,9 +67,18 @@ type Engine struct {
 	// the arguments [MonitorCommand] and a JSON configuration; it must call
 	// [RunMonitor]. Default: the running executable (os.Executable).
 	MonitorPath string
+	// CRIULimits bound every `runc checkpoint` and `runc restore` (and the
+	// CRIU under them) in time and log size; the zero value means the
+	// defaults (DefaultCRIUTimeout plus DefaultCRIUTimeoutPerGiB per GiB
+	// of work, DefaultCRIUMaxLog).
+	CRIULimits CRIULimits
 
 	mu    sync.Mutex
 	store storage.Store // opened lazily by storeOpen
+	// runLock is a shared lock on Root/runroot.lock, held while the store
+	// is open: Close removes an idle default run root only when no other
+	// engine process holds it.
+	runLock *fsutil.Lock
 	// memoryTrackingCheck, if set (tests only), replaces the memory
 	// tracking feature check (`criu check --feature mem_dirty_track`).
 	memoryTrackingCheck func(context.Context) bool
@@ -90,13 +100,22 @@ func (e *Engine) storageRoot() string {
 
 // DefaultRunRoot returns the run root used for an engine whose Root is
 // root: /run/ckpt-<first 12 hex digits of sha256(absolute root)>.
-func DefaultRunRoot(root string) string {
+func DefaultRunRoot(root string) string { return "/run/ckpt-" + rootHash(root) }
+
+// rootHash returns the first 12 hex digits of the sha256 of the absolute
+// root: what tells engines with different roots apart on the host.
+func rootHash(root string) string {
 	if abs, err := filepath.Abs(root); err == nil {
 		root = abs
 	}
 	sum := sha256.Sum256([]byte(filepath.Clean(root)))
-	return "/run/ckpt-" + hex.EncodeToString(sum[:6])
+	return hex.EncodeToString(sum[:6])
 }
+
+// cgroupParent is the cgroup (in every hierarchy) below which this
+// engine's containers get theirs: /ckpt-<hash of Root>, so that two
+// engines restoring one archive (one container ID) never share a cgroup.
+func (e *Engine) cgroupParent() string { return "/ckpt-" + rootHash(e.root()) }
 
 func (e *Engine) runRoot() string {
 	if e.RunRoot == "" {
@@ -143,7 +162,10 @@ func (e *Engine) containerDir(id string) string { return filepath.Join(e.contain
 func (e *Engine) volumesDir() string { return filepath.Join(e.root(), "volumes") }
 
 // Close releases the image store. The Engine may be used again afterwards;
-// the store is reopened on demand.
+// the store is reopened on demand. When the engine has no container left
+// and no other engine process has its store open, it removes the default
+// run root (/run/ckpt-<hash>): runc's state, the storage run root and the
+// network namespace pins are only ever there for containers.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -152,10 +174,34 @@ func (e *Engine) Close() error {
 	}
 	_, err := e.store.Shutdown(false)
 	e.store = nil
+	e.runLock.Unlock()
+	e.runLock = nil
+	e.removeIdleRunRoot()
 	if err != nil {
 		return fmt.Errorf("shut down storage: %w", err)
 	}
 	return nil
+}
+
+func (e *Engine) runRootLockPath() string { return filepath.Join(e.root(), "runroot.lock") }
+
+// removeIdleRunRoot removes the default run root if this engine has no
+// containers and no other process has the store open (runLock).
+func (e *Engine) removeIdleRunRoot() {
+	if e.RunRoot != "" {
+		return // the caller's to keep
+	}
+	l, err := fsutil.TryLock(e.runRootLockPath(), "remove run root")
+	if err != nil {
+		return
+	}
+	defer l.Unlock()
+	if ents, err := os.ReadDir(e.containersDir()); err == nil && len(ents) > 0 {
+		return
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	_ = fsutil.RemoveAll(e.runRoot())
 }
 
 // storeOpen opens the containers/storage store once per Engine.
@@ -167,6 +213,13 @@ func (e *Engine) storeOpen() (storage.Store, error) {
 	defer e.mu.Unlock()
 	if e.store != nil {
 		return e.store, nil
+	}
+	if err := os.MkdirAll(e.root(), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", e.root(), err)
+	}
+	rl, err := fsutil.SharedLock(e.runRootLockPath())
+	if err != nil {
+		return nil, err
 	}
 	drivers := []string{e.StorageDriver}
 	if e.StorageDriver == "" {
@@ -180,11 +233,12 @@ func (e *Engine) storeOpen() (storage.Store, error) {
 			GraphDriverName: d,
 		})
 		if err == nil {
-			e.store = s
+			e.store, e.runLock = s, rl
 			return s, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", d, err))
 	}
+	rl.Unlock()
 	return nil, fmt.Errorf("open storage %s: %w", e.storageRoot(), errors.Join(errs...))
 }
 
@@ -219,20 +273,34 @@ type toolOptions struct {
 	inherit []*os.File
 	// started, if set, is called once the tool runs.
 	started func()
+	// bounds, if set, bound a runc run that runs CRIU: it runs in its
+	// own process group, which is killed past them (runBounded), and ctx
+	// ends it only with bounds.cancel.
+	bounds *bounds
 }
 
-// runToolWith is runTool with the files and the hook of o (nil: none).
+// runToolWith is runTool with the files, the hook and the bounds of o
+// (nil: none).
 func runToolWith(ctx context.Context, tool string, argv []string, logPath string, notFound error, o *toolOptions) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if o == nil {
+		o = &toolOptions{}
+	}
+	var cmd *exec.Cmd
+	if o.bounds == nil {
+		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+	} else {
+		cmd = exec.Command(argv[0], argv[1:]...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
-	if o != nil {
-		cmd.ExtraFiles = o.inherit
-	}
-	err := cmd.Start()
-	if err == nil {
-		if o != nil && o.started != nil {
+	cmd.ExtraFiles = o.inherit
+	var killed, detail string
+	var err error
+	if o.bounds != nil {
+		killed, detail, err = runBounded(ctx, cmd, *o.bounds, o.started)
+	} else if err = cmd.Start(); err == nil {
+		if o.started != nil {
 			o.started()
 		}
 		err = cmd.Wait()
@@ -243,13 +311,15 @@ func runToolWith(ctx context.Context, tool string, argv []string, logPath string
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s: %w", notFound, argv[0], err)
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
+	if ee, ok := isExit(err); ok {
 		x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: logPath, Stderr: stderr.Bytes()}
-		if logPath != "" {
+		if killed != "" {
+			x = killedError(tool, ee.ExitCode(), logPath, killed, detail)
+			x.Stderr = stderr.Bytes()
+		} else if logPath != "" {
 			x.LogTail = logTail(logPath, 5)
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && killed != killedCancel {
 			return nil, fmt.Errorf("%w: %w", ctx.Err(), x)
 		}
 		return nil, x

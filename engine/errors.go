@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,19 @@ var (
 	ErrState = errors.New("engine: wrong container state")
 	// ErrUnsupported reports an option the engine does not implement.
 	ErrUnsupported = errors.New("engine: unsupported")
+	// ErrTimeout reports that runc and CRIU ran longer than their time
+	// limit ([CRIULimits]) and were killed.
+	ErrTimeout = errors.New("engine: CRIU ran past its time limit")
+	// ErrLogLimit reports that CRIU's log grew past its size limit
+	// ([CRIULimits.MaxLog]) and runc and CRIU were killed.
+	ErrLogLimit = errors.New("engine: CRIU's log grew past its size limit")
+)
+
+// Why the engine killed a tool ([ExitError.Killed]).
+const (
+	killedTimeout = "timeout"
+	killedLog     = "log"
+	killedCancel  = "cancel"
 )
 
 // ExitError reports that an external tool (runc, CRIU) failed. It is
@@ -50,15 +64,39 @@ type ExitError struct {
 	Stderr []byte
 	// LogTail holds the last error lines of LogPath, quoted in Error.
 	LogTail []string
+	// Killed says why the engine killed the tool (its process group):
+	// "timeout", "log" (the log outgrew its limit) or "cancel" (the
+	// operation was interrupted); "" if it exited by itself. Unwrap
+	// returns ErrTimeout, ErrLogLimit or context.Canceled accordingly.
+	Killed string `json:",omitempty"`
+	// Detail describes the kill in the user's terms (the limit passed).
+	Detail string `json:",omitempty"`
+}
+
+// Unwrap returns the sentinel of a kill (see Killed), or nil.
+func (e *ExitError) Unwrap() error {
+	switch e.Killed {
+	case killedTimeout:
+		return ErrTimeout
+	case killedLog:
+		return ErrLogLimit
+	case killedCancel:
+		return context.Canceled
+	}
+	return nil
 }
 
 // Error returns a message that names the tool, its status, the log file and
 // quotes the log's last error lines.
 func (e *ExitError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s exited with status %d", e.Tool, e.Code)
-	if s := lastLine(e.Stderr); s != "" {
-		fmt.Fprintf(&b, ": %s", s)
+	if e.Killed != "" {
+		fmt.Fprintf(&b, "%s killed: %s", e.Tool, e.Detail)
+	} else {
+		fmt.Fprintf(&b, "%s exited with status %d", e.Tool, e.Code)
+		if s := lastLine(e.Stderr); s != "" {
+			fmt.Fprintf(&b, ": %s", s)
+		}
 	}
 	if e.LogPath != "" {
 		fmt.Fprintf(&b, " (log: %s)", e.LogPath)
@@ -98,20 +136,39 @@ func lastLine(b []byte) string {
 // the hosts ckpt runs on (REFERENCE.md §1).
 var harmlessCRIU = []string{"Can't setup RLIMIT_NOFILE"}
 
+// Bounds of what logTail reads and quotes.
+const (
+	// maxLogTailRead is how much of the end of a log logTail reads: a log
+	// may be as large as CRIULimits.MaxLog.
+	maxLogTailRead = 256 << 10
+	// maxLogLine is the longest log line quoted in full.
+	maxLogLine = 512
+)
+
 // logTail returns the last n error lines of a CRIU or runc log file,
 // skipping known-harmless ones; if there are none it returns the last n
+// lines. It reads only the file's last maxLogTailRead bytes and cuts long
 // lines. It returns nil if the file cannot be read.
 func logTail(path string, n int) []string {
-	data, err := os.ReadFile(path)
+	data, err := readTail(path, maxLogTailRead)
 	if err != nil {
 		return nil
 	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() > int64(len(data)) {
+		// The first line read is probably a part of one.
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			data = data[i+1:]
+		}
+	}
 	var all, errs []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sc.Buffer(make([]byte, 64*1024), maxLogTailRead+1)
 lines:
 	for sc.Scan() {
 		l := strings.TrimSpace(sc.Text())
+		if len(l) > maxLogLine {
+			l = l[:maxLogLine] + " [...]"
+		}
 		if l == "" {
 			continue
 		}

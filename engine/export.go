@@ -223,13 +223,22 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	// directory in any case: the chain's parent links are relative to it,
 	// and CRIU resolves them inside the container's mount namespace,
 	// where an absolute link from the tmpfs would lead nowhere.
+	// A LeaveRunning export's images are thrown away once in the archive:
+	// they never go to the checkpoint directory, which may hold an
+	// in-place checkpoint's, and the next operation on the container
+	// removes them if this one dies (sweepContainer).
 	imgDir, work, layersDir := e.CheckpointDir(c.ID), e.workDir(c.ID), ""
+	sub := format.CheckpointDir
 	switch {
 	case o.PreCheckpoint:
 		imgDir = preDir
 	case !o.WithPrevious:
+		if o.LeaveRunning {
+			sub = exportImagesDir
+			imgDir = filepath.Join(e.containerDir(c.ID), sub)
+		}
 		if t := e.transientDir(c.ID, memoryUsage(c.PID)); t != "" {
-			imgDir, layersDir = filepath.Join(t, format.CheckpointDir), filepath.Join(t, "layers")
+			imgDir, layersDir = filepath.Join(t, sub), filepath.Join(t, "layers")
 		}
 	}
 	// The container layer's changes and the volumes are copied there too
@@ -240,13 +249,13 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	defer func() {
 		for _, d := range layerDirs {
-			_ = os.RemoveAll(d)
+			_ = fsutil.RemoveAll(d)
 		}
 	}()
 	if transient := imgDir != e.CheckpointDir(c.ID) && imgDir != preDir; transient {
 		defer func() {
 			if err != nil && rb == nil {
-				_ = os.RemoveAll(imgDir) // nothing will restore from them
+				_ = fsutil.RemoveAll(imgDir) // nothing will restore from them
 			}
 		}()
 	}
@@ -316,7 +325,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		defer step.rollback()
 	}
 	for _, d := range []string{imgDir, work} {
-		if err := os.RemoveAll(d); err != nil {
+		if err := fsutil.RemoveAll(d); err != nil {
 			return nil, nil, fmt.Errorf("clear %s: %w", d, err)
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -353,11 +362,13 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	// The dump is not interrupted when ctx is: killing runc while CRIU
 	// has the container's processes seized and infected with its parasite
-	// kills them. ctx is checked after. runc holds the container's lock
+	// kills them. ctx is checked after. It is bounded in time and log
+	// size (CRIULimits) all the same. runc holds the container's lock
 	// while it runs, also if this process is killed (journal.go).
 	j.phase("dump")
+	b := e.criuBounds(memoryUsage(c.PID), dumpLog)
 	_, err = runcToolWith(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog,
-		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }})
+		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }, bounds: &b})
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
 	pt.done("runtime_checkpoint")
 	if th != nil {
@@ -368,7 +379,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		// If runc failed oddly, CRIU may still run and re-freeze the
 		// container when it ends: the watchdog thaws it after that.
 		dumpEnded = false
-		_ = os.RemoveAll(imgDir)
+		_ = fsutil.RemoveAll(imgDir)
 		err = fmt.Errorf("%w\n(the container keeps running)", err)
 		if hint := dumpHint(dumpLog, co); hint != "" {
 			err = fmt.Errorf("%w\nhint: %s", err, hint)
@@ -411,7 +422,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		j.phase("copy_layers")
 		layers, err = e.layerMembers(ctx, c, o, layerDirs...)
 		if err != nil {
-			_ = os.RemoveAll(imgDir)
+			_ = fsutil.RemoveAll(imgDir)
 			return nil, nil, fmt.Errorf("copy the container layer and volumes: %w (the container keeps running)", err)
 		}
 		pt.done("copy_layers")
@@ -452,7 +463,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	if err := ctx.Err(); err != nil {
 		if rb == nil {
-			_ = os.RemoveAll(imgDir)
+			_ = fsutil.RemoveAll(imgDir)
 		}
 		return fail("export", err)
 	}
@@ -476,7 +487,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
 		if err != nil {
 			if rb == nil {
-				_ = os.RemoveAll(imgDir)
+				_ = fsutil.RemoveAll(imgDir)
 			}
 			return fail("deduplicate against the pre-checkpoint", err)
 		}
@@ -548,7 +559,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	if o.LeaveRunning && !o.PreCheckpoint && !o.WithPrevious {
 		// The images are in the archive and the container runs on:
 		// removed before the page cache writes them to disk.
-		_ = os.RemoveAll(imgDir)
+		_ = fsutil.RemoveAll(imgDir)
 	}
 	if err := e.saveState(c); err != nil {
 		return nil, nil, fmt.Errorf("%w (the archive %s is complete)", err, abs)
@@ -1036,7 +1047,7 @@ func (hf *hostFacts) wait() (format.Host, string, error) {
 func (hf *hostFacts) close() {
 	<-hf.done
 	if hf.dir != "" {
-		_ = os.RemoveAll(hf.dir)
+		_ = fsutil.RemoveAll(hf.dir)
 	}
 }
 

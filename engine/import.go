@@ -172,7 +172,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	keepImages := false
 	defer func() {
 		if !keepImages {
-			_ = os.RemoveAll(staging)
+			_ = fsutil.RemoveAll(staging)
 		}
 		_ = os.Remove(staging + ".lock")
 		sl.Unlock()
@@ -460,10 +460,7 @@ func (j *journal) recordVolume(st *volumes.Store, name string) error {
 // whose lock is free belong to an import that was killed: their imports
 // are reconciled (reconcileImport) and they are removed first.
 func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
-	bases := []string{filepath.Join(e.root(), "import")}
-	if t := e.transientRoot(); t != "" {
-		bases = append(bases, filepath.Join(t, "import"))
-	}
+	bases := e.stagingBases()
 	base := bases[0]
 	if len(bases) > 1 && need >= 0 && roomFor(filepath.Dir(bases[1]), need) {
 		base = bases[1]
@@ -477,26 +474,7 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	// Killed imports are undone first; their staging directories go
 	// with their records (unless a monitor still restores from one).
 	e.reconcileImports()
-	for _, b := range bases {
-		ents, err := os.ReadDir(b)
-		if err != nil {
-			continue
-		}
-		for _, d := range ents {
-			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
-				continue
-			}
-			if _, err := os.Lstat(e.importRecordPath(d.Name())); err == nil {
-				continue
-			}
-			old := filepath.Join(b, d.Name())
-			if l, err := fsutil.TryLock(old+".lock", "import cleanup"); err == nil {
-				_ = os.RemoveAll(old)
-				_ = os.Remove(old + ".lock")
-				l.Unlock()
-			}
-		}
-	}
+	e.sweepStaging()
 	d, err := os.MkdirTemp(base, "staging-")
 	for i := 0; i < 3 && errors.Is(err, os.ErrNotExist); i++ {
 		// Another import removed the empty base meanwhile.
@@ -509,10 +487,44 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	}
 	l, err := fsutil.TryLock(d+".lock", "import")
 	if err != nil {
-		_ = os.RemoveAll(d)
+		_ = fsutil.RemoveAll(d)
 		return "", nil, fmt.Errorf("lock staging directory: %w", err)
 	}
 	return d, l, nil
+}
+
+// stagingBases returns the directories staging directories are made in.
+func (e *Engine) stagingBases() []string {
+	bases := []string{filepath.Join(e.root(), "import")}
+	if t := e.transientRoot(); t != "" {
+		bases = append(bases, filepath.Join(t, "import"))
+	}
+	return bases
+}
+
+// sweepStaging removes the staging directories of imports that died:
+// those whose lock is free and that no import record names.
+func (e *Engine) sweepStaging() {
+	for _, b := range e.stagingBases() {
+		ents, err := os.ReadDir(b)
+		if err != nil {
+			continue
+		}
+		for _, d := range ents {
+			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
+				continue
+			}
+			if _, err := os.Lstat(e.importRecordPath(d.Name())); err == nil {
+				continue // a killed import's: reconcileImports undoes it
+			}
+			old := filepath.Join(b, d.Name())
+			if l, err := fsutil.TryLock(old+".lock", "import cleanup"); err == nil {
+				_ = fsutil.RemoveAll(old)
+				_ = os.Remove(old + ".lock")
+				l.Unlock()
+			}
+		}
+	}
 }
 
 // readDeclared returns the manifest of the archive at path (not trusted:

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
 // stagedLevelName is the staging directory of the i-th pre-checkpoint
@@ -159,7 +160,7 @@ func extractLevel(ctx context.Context, p previousArchive, staging, name string) 
 	if err != nil {
 		return fmt.Errorf("create staging directory: %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = fsutil.RemoveAll(tmp) }()
 	fi, err := f.Stat()
 	if err != nil {
 		return err

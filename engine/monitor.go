@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,6 +42,13 @@ type monitorConfig struct {
 	// so a start whose ckpt process was killed is not reconciled before
 	// its outcome is known; 0 if none.
 	LockFD int `json:"lock_fd,omitempty"`
+	// Rootfs is the container's root file system, below which a failed
+	// start or restore unmounts what runc left ("" to leave it alone).
+	Rootfs string `json:"rootfs,omitempty"`
+	// Timeout, Work and MaxLog bound the restore (see CRIULimits).
+	Timeout time.Duration `json:"timeout,omitempty"`
+	Work    int64         `json:"work,omitempty"`
+	MaxLog  int64         `json:"max_log,omitempty"`
 
 	// lock is the container's lock file passed as LockFD; started is
 	// called once the monitor runs.
@@ -60,9 +68,15 @@ type monitorResult struct {
 	MonitorPID int `json:"-"`
 }
 
+// monitorStopGrace is how long a monitor asked to stop (SIGTERM) may take
+// to kill runc and CRIU and report, before its whole session is killed.
+const monitorStopGrace = 10 * time.Second
+
 // startMonitor starts a detached monitor (own session, not tied to ctx: it
 // must outlive this call) and waits for its report. The monitor's own
-// diagnostics go to <dir>/monitor.log.
+// diagnostics go to <dir>/monitor.log. If ctx is done before the monitor
+// reports, it is told to stop (SIGTERM: it kills runc and CRIU and reports
+// the failure), and if it does not in time, its session is killed.
 func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitorResult, error) {
 	exe, err := e.monitorPath()
 	if err != nil {
@@ -104,12 +118,15 @@ func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitor
 	if cfg.started != nil {
 		cfg.started()
 	}
-	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	data, err := waitReport(ctx, r, cmd.Process.Pid, cfg.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("read monitor report: %w", err)
+		return nil, err
 	}
 	var res monitorResult
 	if len(bytes.TrimSpace(data)) == 0 {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: the monitor was stopped before it reported", context.Cause(ctx))
+		}
 		tail := logTail(filepath.Join(cfg.Dir, "monitor.log"), 5)
 		return nil, fmt.Errorf("monitor exited without a report (see %s): %s",
 			filepath.Join(cfg.Dir, "monitor.log"), strings.Join(tail, "; "))
@@ -125,6 +142,93 @@ func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitor
 		return &res, errors.New(res.Error)
 	}
 	return &res, nil
+}
+
+// waitReport reads the monitor's report from r. When ctx is done first,
+// or the monitor takes monitorStopGrace longer than the timeout it was
+// given, it sends the monitor SIGTERM, and after monitorStopGrace kills
+// its session.
+func waitReport(ctx context.Context, r *os.File, pid int, timeout time.Duration) ([]byte, error) {
+	type report struct {
+		data []byte
+		err  error
+	}
+	ch := make(chan report, 1)
+	go func() {
+		data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+		ch <- report{data, err}
+	}()
+	var overdue <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout + monitorStopGrace)
+		defer t.Stop()
+		overdue = t.C
+	}
+	var rep report
+	select {
+	case rep = <-ch:
+	case <-ctx.Done():
+	case <-overdue:
+	}
+	if rep.data == nil && rep.err == nil {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		select {
+		case rep = <-ch:
+		case <-time.After(monitorStopGrace):
+			killSession(pid)
+			select {
+			case rep = <-ch:
+			case <-time.After(monitorStopGrace):
+				return nil, fmt.Errorf("the monitor (pid %d) did not stop", pid)
+			}
+		}
+	}
+	if rep.err != nil {
+		return nil, fmt.Errorf("read monitor report: %w", rep.err)
+	}
+	return rep.data, nil
+}
+
+// killSession sends SIGKILL to every process of session sid (a monitor,
+// the runc it runs and CRIU), until none is left.
+func killSession(sid int) {
+	for try := 0; try < 50; try++ {
+		ents, _ := os.ReadDir("/proc")
+		found := false
+		for _, d := range ents {
+			pid, err := strconv.Atoi(d.Name())
+			if err != nil {
+				continue
+			}
+			if s, err := procSession(pid); err == nil && s == sid {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				found = true
+			}
+		}
+		if !found {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// procSession returns the session ID of process pid (/proc/<pid>/stat).
+func procSession(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command: state ppid pgrp session.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 4 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[3])
 }
 
 // RunMonitor is the body of the hidden monitor subcommand: args are the
@@ -159,7 +263,20 @@ func RunMonitor(args []string) int {
 		syncPipe = nil
 	}
 	m := &monitor{cfg: cfg, r: runc{path: cfg.RuncPath, root: cfg.RuncRoot, log: filepath.Join(cfg.Dir, "runc.log")}}
-	pid, runtimeDur, err := m.start()
+	// SIGTERM or SIGINT while runc starts or restores the container
+	// (startMonitor's caller was interrupted) kills runc and CRIU; once
+	// the container runs, they are ignored: the monitor lives as long as
+	// the container (SIGKILL still ends it).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for s := range sigs {
+			cancel(fmt.Errorf("monitor got %v", s))
+		}
+	}()
+	pid, runtimeDur, err := m.start(ctx)
 	if err != nil {
 		var ee *ExitError
 		if errors.As(err, &ee) {
@@ -189,7 +306,7 @@ type monitor struct {
 
 // start creates the pipes, runs runc (create+start or restore) with them as
 // stdio and returns the container's init PID.
-func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
+func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration, err error) {
 	if err := setSubreaper(); err != nil {
 		return 0, 0, fmt.Errorf("become subreaper: %w", err)
 	}
@@ -238,13 +355,12 @@ func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
 		stdoutW.Close()
 		stderrW.Close()
 	}
-	ctx := context.Background()
 	pidFile := filepath.Join(m.cfg.Dir, "init.pid")
 	_ = os.Remove(pidFile)
 	t0 := time.Now()
 	switch m.cfg.Mode {
 	case monitorRun:
-		if err := m.run(ctx, stdio, m.r.createArgs(m.cfg.ID, m.cfg.Dir, pidFile), ""); err != nil {
+		if err := m.run(ctx, stdio, m.r.createArgs(m.cfg.ID, m.cfg.Dir, pidFile), "", bounds{cancel: true}); err != nil {
 			closeChildEnds()
 			m.cleanupFailed()
 			return 0, 0, err
@@ -252,7 +368,7 @@ func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
 		closeChildEnds()
 		pid, err = readPID(pidFile)
 		if err == nil {
-			err = m.run(ctx, nil, m.r.startArgs(m.cfg.ID), "")
+			err = m.run(ctx, nil, m.r.startArgs(m.cfg.ID), "", bounds{cancel: true})
 		}
 		if err != nil {
 			m.cleanupFailed()
@@ -260,7 +376,8 @@ func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
 		}
 	case monitorRestore:
 		logPath := filepath.Join(m.cfg.WorkDir, "restore.log")
-		err := m.run(ctx, stdio, m.r.restoreArgs(m.cfg.ID, m.cfg.Dir, pidFile, m.cfg.ImageDir, m.cfg.WorkDir, m.cfg.Restore), logPath)
+		b := bounds{timeout: m.cfg.Timeout, work: m.cfg.Work, log: logPath, maxLog: m.cfg.MaxLog, cancel: true}
+		err := m.run(ctx, stdio, m.r.restoreArgs(m.cfg.ID, m.cfg.Dir, pidFile, m.cfg.ImageDir, m.cfg.WorkDir, m.cfg.Restore), logPath, b)
 		closeChildEnds()
 		if err != nil {
 			m.cleanupFailed()
@@ -277,41 +394,48 @@ func (m *monitor) start() (pid int, runtimeDur time.Duration, err error) {
 }
 
 // run runs one runc command synchronously (before the reap loop starts, so
-// exec's Wait and the subreaper's wait4 never compete).
-func (m *monitor) run(ctx context.Context, stdio func(*exec.Cmd), argv []string, logPath string) error {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+// exec's Wait and the subreaper's wait4 never compete), within b.
+func (m *monitor) run(ctx context.Context, stdio func(*exec.Cmd), argv []string, logPath string, b bounds) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var stderr bytes.Buffer
 	if stdio != nil {
 		stdio(cmd)
 	} else {
 		cmd.Stderr = &stderr
 	}
-	err := cmd.Run()
+	killed, detail, err := runBounded(ctx, cmd, b, nil)
 	if err == nil {
 		return nil
 	}
 	tool := "runc " + argv[indexOfSub(argv)]
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
+	ee, ok := isExit(err)
+	if !ok {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%w: %s: %w", ErrRuntimeMissing, argv[0], err)
 		}
 		return fmt.Errorf("run %s: %w", tool, err)
 	}
-	x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: logPath, Stderr: stderr.Bytes()}
 	if logPath == "" {
 		// runc's own JSON log holds its error message.
-		x.LogPath = m.r.log
+		logPath = m.r.log
 	}
+	if killed != "" {
+		x := killedError(tool, ee.ExitCode(), logPath, killed, detail)
+		x.Stderr = stderr.Bytes()
+		return x
+	}
+	x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: logPath, Stderr: stderr.Bytes()}
 	x.LogTail = logTail(x.LogPath, 5)
 	return x
 }
 
 // cleanupFailed removes whatever runc left of a container that failed to
-// start or restore, so the container stays restorable.
+// start or restore, so the container stays restorable: what runc left
+// mounted first, then its state.
 func (m *monitor) cleanupFailed() {
-	cmd := exec.Command(m.r.path, m.r.deleteArgs(m.cfg.ID, true)[1:]...)
-	_ = cmd.Run()
+	if err := teardownRuntime(m.r, m.cfg.ID, m.cfg.Rootfs); err != nil {
+		fmt.Fprintf(os.Stderr, "%s ckpt monitor %s: %v\n", time.Now().UTC().Format(time.RFC3339), m.cfg.ID, err)
+	}
 }
 
 // wait reaps children until the container's init exits and returns its

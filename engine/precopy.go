@@ -11,6 +11,7 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/incremental"
+	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
 // Chains of pre-checkpoints (checkpoint -P, -P, …, --with-previous).
@@ -137,7 +138,7 @@ func (e *Engine) beginPreCheckpoint(c *Container, method PreCopyMethod, exported
 	if s.aside == "" {
 		return s, nil
 	}
-	if err := os.RemoveAll(s.aside); err != nil {
+	if err := fsutil.RemoveAll(s.aside); err != nil {
 		return nil, fmt.Errorf("clear %s: %w", s.aside, err)
 	}
 	if err := os.Rename(preDir, s.aside); err != nil {
@@ -196,7 +197,7 @@ func (s *preStep) rollback() {
 	}
 	s.closed = true
 	preDir := s.e.PreCheckpointDir(s.id)
-	_ = os.RemoveAll(preDir)
+	_ = fsutil.RemoveAll(preDir)
 	if s.aside != "" {
 		_ = os.Rename(s.aside, preDir)
 	}
@@ -217,12 +218,12 @@ func (s *preStep) commit() {
 // removePreLevels removes every pre-checkpoint directory of container id
 // but the latest (pre-checkpoint/ itself).
 func (e *Engine) removePreLevels(id string) {
-	_ = os.RemoveAll(e.preAsideDir(id))
+	_ = fsutil.RemoveAll(e.preAsideDir(id))
 	ents, _ := os.ReadDir(e.containerDir(id))
 	for _, d := range ents {
 		if n, ok := strings.CutPrefix(d.Name(), format.PreCheckpointDir+"."); ok {
 			if _, err := strconv.Atoi(n); err == nil {
-				_ = os.RemoveAll(filepath.Join(e.containerDir(id), d.Name()))
+				_ = fsutil.RemoveAll(filepath.Join(e.containerDir(id), d.Name()))
 			}
 		}
 	}
@@ -232,7 +233,7 @@ func (e *Engine) removePreLevels(id string) {
 // directories; its record must be cleared (and saved) first.
 func (e *Engine) removePreChain(id string) {
 	e.removePreLevels(id)
-	_ = os.RemoveAll(e.PreCheckpointDir(id))
+	_ = fsutil.RemoveAll(e.PreCheckpointDir(id))
 }
 
 // preChainDirs returns the directories of c's pre-checkpoint levels with

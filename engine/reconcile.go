@@ -86,11 +86,11 @@ func (e *Engine) reconcileDump(c *Container, j *opRecord) error {
 		_ = os.Remove(j.Archive)
 	}
 	for _, d := range j.LayerDirs {
-		_ = os.RemoveAll(d)
+		_ = fsutil.RemoveAll(d)
 	}
 	probes, _ := filepath.Glob(filepath.Join(dir, "cpuinfo-*"))
 	for _, d := range probes {
-		_ = os.RemoveAll(d)
+		_ = fsutil.RemoveAll(d)
 	}
 	_ = os.Remove(e.criuConfigPath(c.ID))
 	committed := !c.CheckpointedAt.Equal(j.CheckpointedAt)
@@ -160,7 +160,7 @@ func (e *Engine) discardDump(c *Container, j *opRecord) {
 		return
 	}
 	if j.ImageDir != "" {
-		_ = os.RemoveAll(j.ImageDir)
+		_ = fsutil.RemoveAll(j.ImageDir)
 		e.removeEmptyTransient(filepath.Dir(j.ImageDir))
 	}
 }
@@ -176,7 +176,7 @@ func (e *Engine) finishLiveDump(c *Container, j *opRecord) {
 			e.removePreLevels(c.ID)
 		}
 	case j.Op == opExport && j.ImageDir != "":
-		_ = os.RemoveAll(j.ImageDir)
+		_ = fsutil.RemoveAll(j.ImageDir)
 		e.removeEmptyTransient(filepath.Dir(j.ImageDir))
 	}
 }
@@ -191,12 +191,12 @@ func (e *Engine) rollbackPreCheckpoint(c *Container) {
 		aside = e.preLevelDir(c.ID, c.PreCheckpoint.depth()+1)
 	}
 	if _, err := os.Lstat(aside); err == nil {
-		_ = os.RemoveAll(preDir)
+		_ = fsutil.RemoveAll(preDir)
 		_ = os.Rename(aside, preDir)
 		return
 	}
 	if c.PreCheckpoint == nil {
-		_ = os.RemoveAll(preDir)
+		_ = fsutil.RemoveAll(preDir)
 	}
 	// Otherwise nothing was moved yet: preDir is the recorded level.
 }
@@ -238,7 +238,7 @@ func (e *Engine) reconcileStart(c *Container, j *opRecord) error {
 		case j.Transient:
 			_ = e.removeTransient(c.ID)
 		case j.ImageDir == e.CheckpointDir(c.ID):
-			_ = os.RemoveAll(j.ImageDir)
+			_ = fsutil.RemoveAll(j.ImageDir)
 		}
 		_ = os.Remove(filepath.Join(e.workDir(c.ID), "restore.log"))
 		_ = os.Remove(filepath.Join(e.workDir(c.ID), crit.StatsRestore))
@@ -308,7 +308,7 @@ func (e *Engine) reconcileImport(path string) error {
 		return err
 	}
 	removeTemps(path)
-	_ = os.RemoveAll(j.Staging)
+	_ = fsutil.RemoveAll(j.Staging)
 	_ = os.Remove(j.Staging + ".lock")
 	e.removeEmptyTransient(filepath.Dir(j.Staging))
 	return nil
@@ -332,8 +332,14 @@ func (e *Engine) reconcileImported(id string) (kept bool, err error) {
 	if err := e.reconcileLocked(id); err != nil {
 		return false, err
 	}
-	if c, err := e.loadState(id); err == nil && c.Status != StatusCreated {
+	c, err := e.loadState(id)
+	if err == nil && c.Status != StatusCreated {
 		return true, nil
 	}
-	return false, e.removeArtifacts(id)
+	if err != nil {
+		// No record: what there is of it, with this root's cgroup path
+		// (no other root's containers are below its parent).
+		c = &Container{ID: id, CgroupsPath: e.cgroupParent() + "/" + id}
+	}
+	return false, e.removeArtifacts(c)
 }

@@ -113,8 +113,8 @@ func runcTool(ctx context.Context, argv []string, logPath string) ([]byte, error
 	return runTool(ctx, "runc "+argv[indexOfSub(argv)], argv, logPath, ErrRuntimeMissing)
 }
 
-// runcToolWith runs one runc command line with the files and the hook
-// of o.
+// runcToolWith runs one runc command line with the files, the hook and
+// the bounds of o.
 func runcToolWith(ctx context.Context, argv []string, logPath string, o *toolOptions) ([]byte, error) {
 	return runToolWith(ctx, "runc "+argv[indexOfSub(argv)], argv, logPath, ErrRuntimeMissing, o)
 }

@@ -80,7 +80,7 @@ func specFor(c *Container) (*specs.Spec, error) {
 		},
 		Linux: &specs.Linux{
 			Namespaces:  ns,
-			CgroupsPath: "/ckpt/" + c.ID,
+			CgroupsPath: cgroupsPath(c),
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 			},
@@ -113,3 +113,12 @@ func specFor(c *Container) (*specs.Spec, error) {
 }
 
 func hostname(c *Container) string { return c.ID[:12] }
+
+// cgroupsPath returns c's cgroup path: the one recorded, or /ckpt/<id>,
+// which an older ckpt gave every container.
+func cgroupsPath(c *Container) string {
+	if c.CgroupsPath != "" {
+		return c.CgroupsPath
+	}
+	return "/ckpt/" + c.ID
+}

@@ -57,6 +57,11 @@ type Container struct {
 	// NetNS is the pinned network namespace the container joins (network
 	// "none"), under RunRoot/netns.
 	NetNS string `json:"netns,omitempty"`
+	// CgroupsPath is the container's cgroup path (the OCI
+	// linux.cgroupsPath), /ckpt-<hash of Root>/<id>; empty in the records
+	// of an older ckpt, whose containers keep /ckpt/<id>. An import never
+	// takes it from the archive.
+	CgroupsPath string `json:"cgroups_path,omitempty"`
 	// Mounts are the volumes and bind mounts given to Run.
 	Mounts []Mount `json:"mounts,omitempty"`
 	// Rootfs is the mounted container layer (the OCI root.path).
@@ -336,5 +341,6 @@ func (e *Engine) lock(ctx context.Context, ref, purpose string) (*Container, *fs
 		l.Unlock()
 		return nil, nil, err
 	}
+	e.sweepContainer(c.ID)
 	return c, l, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ckpt/ckpt/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +54,7 @@ func (e *Engine) removeTransient(id string) error {
 	if root == "" {
 		return nil
 	}
-	return os.RemoveAll(filepath.Join(root, id))
+	return fsutil.RemoveAll(filepath.Join(root, id))
 }
 
 // removeEmptyTransient removes dir if it is empty and directly inside the

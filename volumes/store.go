@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
 // Layout of a volume directory, Root/<name>/, and the metadata the Store
@@ -595,22 +596,10 @@ func (st *staging) commit(root, name string) error {
 	return syncDir(root)
 }
 
-// removeAll is os.RemoveAll that also removes trees with read-only
-// directories when the caller is not root: on failure it makes every
-// directory (never following a symbolic link) writable and tries again.
-func removeAll(p string) error {
-	err := os.RemoveAll(p)
-	if err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if d != nil && d.IsDir() {
-			_ = os.Chmod(q, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(p)
-}
+// removeAll removes the tree p with fsutil.RemoveAll: never across a
+// mount point (whatever is mounted below p is detached first), and also
+// with read-only directories when the caller is not root.
+func removeAll(p string) error { return fsutil.RemoveAll(p) }
 
 // syncDir fsyncs a directory so a rename in it is durable.
 func syncDir(dir string) error {

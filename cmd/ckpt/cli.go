@@ -21,6 +21,8 @@ const (
 // globalOptions are the flags before the command name.
 type globalOptions struct {
 	root, storageRoot, runRoot, tmpDir, runtime, criu string
+	criuLimits                                        engine.CRIULimits
+	criuMaxLogMiB                                     int64
 }
 
 // command is one subcommand.
@@ -71,6 +73,9 @@ func globalFlags(g *globalOptions) *pflag.FlagSet {
 	fs.StringVar(&g.tmpDir, "tmpdir", "", "a tmpfs directory for the CRIU images of exports and imports, e.g. /dev/shm (default: under --root, through the page cache)")
 	fs.StringVar(&g.runtime, "runtime", engine.DefaultRuntime, "OCI runtime binary")
 	fs.StringVar(&g.criu, "criu", engine.DefaultCRIU, "CRIU binary ckpt checks (runc runs the criu in PATH)")
+	fs.DurationVar(&g.criuLimits.Timeout, "criu-timeout", engine.DefaultCRIUTimeout, "time every CRIU dump or restore gets before it is killed")
+	fs.DurationVar(&g.criuLimits.TimeoutPerGiB, "criu-timeout-per-gib", engine.DefaultCRIUTimeoutPerGiB, "time added per GiB of CRIU images (restore) or container memory (dump)")
+	fs.Int64Var(&g.criuMaxLogMiB, "criu-max-log", engine.DefaultCRIUMaxLog>>20, "MiB CRIU's log may reach before CRIU is killed")
 	return fs
 }
 
@@ -131,8 +136,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	eng := &engine.Engine{
 		Root: g.root, StorageRoot: g.storageRoot, RunRoot: g.runRoot, TmpDir: g.tmpDir,
-		RuntimePath: g.runtime, CRIUPath: g.criu,
+		RuntimePath: g.runtime, CRIUPath: g.criu, CRIULimits: g.criuLimits,
 	}
+	eng.CRIULimits.MaxLog = g.criuMaxLogMiB << 20
 	defer eng.Close()
 	return cmd.run(ctx, &cmdEnv{eng: eng, stdout: stdout, stderr: stderr}, rest[1:])
 }

@@ -14,6 +14,12 @@
 //	--runtime PATH      OCI runtime (default runc)
 //	--criu PATH         CRIU binary ckpt checks (default criu; runc 1.1 runs
 //	                    the criu found in PATH, so keep them the same)
+//	--criu-timeout D    time every CRIU dump or restore gets (default 2m)...
+//	--criu-timeout-per-gib D
+//	                    ...plus this per GiB of images or memory (default 1m);
+//	                    past it runc and CRIU are killed
+//	--criu-max-log MIB  size CRIU's log may reach before runc and CRIU are
+//	                    killed (default 256)
 //
 // Commands:
 //
