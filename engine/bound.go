@@ -80,6 +80,8 @@ type bounds struct {
 	// cancel, if set, kills the run when ctx is done; otherwise a
 	// cancellation waits for the run to end.
 	cancel bool
+	// hint is what a log outgrowing its limit means (for the message).
+	hint string
 }
 
 // criuBounds returns the bounds of a CRIU run of work bytes logging to log.
@@ -153,8 +155,11 @@ func (b bounds) check(elapsed time.Duration) (why, msg string) {
 	}
 	if b.log != "" && b.maxLog > 0 {
 		if fi, err := os.Stat(b.log); err == nil && fi.Size() > b.maxLog {
-			return killedLog, fmt.Sprintf("CRIU's log grew past its limit of %s (--criu-max-log): CRIU was looping, the checkpoint's images are probably corrupt",
-				formatBytes(b.maxLog))
+			msg := fmt.Sprintf("CRIU's log grew past its limit of %s (--criu-max-log): CRIU was looping", formatBytes(b.maxLog))
+			if b.hint != "" {
+				msg += ", " + b.hint
+			}
+			return killedLog, msg
 		}
 	}
 	return "", ""
@@ -205,11 +210,23 @@ func imagesSize(dir string) int64 {
 
 // killedError returns the *ExitError of a run killed for why.
 func killedError(tool string, code int, logPath, why, detail string) *ExitError {
-	x := &ExitError{Tool: tool, Code: code, LogPath: logPath, Killed: why, Detail: detail}
-	if logPath != "" {
-		x.LogTail = logTail(logPath, 3)
+	x := &ExitError{Tool: tool, Code: code, LogPath: existing(logPath), Killed: why, Detail: detail}
+	if x.LogPath != "" {
+		x.LogTail = logTail(x.LogPath, 3)
 	}
 	return x
+}
+
+// existing returns path if there is a file there, else "": an error
+// never names a log that is not there.
+func existing(path string) string {
+	if path == "" {
+		return ""
+	}
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
 }
 
 // isExit reports whether err is a process' exit status (not a failure to

@@ -643,9 +643,7 @@ func (e *Engine) failedRestore(c *Container, err error, mntns map[string]bool) e
 				x.LogTail = logTail(runcLog, 5)
 			}
 		default:
-			if _, serr := os.Stat(x.LogPath); serr != nil {
-				x.LogPath = "" // never name a log that is not there
-			}
+			x.LogPath = existing(x.LogPath)
 		}
 	}
 	err = fmt.Errorf("%w%s", err, restorableNote)

@@ -312,12 +312,12 @@ func runToolWith(ctx context.Context, tool string, argv []string, logPath string
 		return nil, fmt.Errorf("%w: %s: %w", notFound, argv[0], err)
 	}
 	if ee, ok := isExit(err); ok {
-		x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: logPath, Stderr: stderr.Bytes()}
+		x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: existing(logPath), Stderr: stderr.Bytes()}
 		if killed != "" {
 			x = killedError(tool, ee.ExitCode(), logPath, killed, detail)
 			x.Stderr = stderr.Bytes()
-		} else if logPath != "" {
-			x.LogTail = logTail(logPath, 5)
+		} else if x.LogPath != "" {
+			x.LogTail = logTail(x.LogPath, 5)
 		}
 		if ctx.Err() != nil && killed != killedCancel {
 			return nil, fmt.Errorf("%w: %w", ctx.Err(), x)

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/ckpt/ckpt/internal/testutil"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ckpt/ckpt/internal/fsutil"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"go.podman.io/storage/pkg/reexec"
 )
 
@@ -27,7 +30,102 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == MonitorCommand {
 		os.Exit(RunMonitor(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	os.Exit(runSuite(m))
+}
+
+// testRoots are the roots of the engines realEngine made (suite leak check).
+var testRoots struct {
+	sync.Mutex
+	roots []string
+}
+
+// runSuite runs the tests with TMPDIR (so every t.TempDir, every engine
+// root) in a directory of this run, then fails the run if a mount is
+// left below it or a cgroup of one of its engines in any hierarchy: other
+// test runs may share the host, so only this run's are looked at.
+func runSuite(m *testing.M) int {
+	base, err := os.MkdirTemp("", "ckpt-engine-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if base, err = filepath.EvalSymlinks(base); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	old, had := os.LookupEnv("TMPDIR")
+	os.Setenv("TMPDIR", base)
+	code := m.Run()
+	if had {
+		os.Setenv("TMPDIR", old)
+	} else {
+		os.Unsetenv("TMPDIR")
+	}
+	var leaks []string
+	if os.Geteuid() == 0 {
+		leaks = append(leaks, mountLeaks(base)...)
+		testRoots.Lock()
+		for _, r := range testRoots.roots {
+			leaks = append(leaks, cgroupLeaks(&Engine{Root: r})...)
+		}
+		testRoots.Unlock()
+	}
+	for _, l := range leaks {
+		fmt.Fprintln(os.Stderr, "leaked by the tests:", l)
+	}
+	if err := fsutil.RemoveAll(base); err != nil {
+		fmt.Fprintln(os.Stderr, "remove the tests' temporary directory:", err)
+		code = 1
+	}
+	if len(leaks) > 0 {
+		return 1
+	}
+	return code
+}
+
+// mountLeaks returns the mounts left at or below dir, and unmounts them
+// (so that removing dir cannot reach into them).
+func mountLeaks(dir string) []string {
+	points, err := fsutil.MountsUnder(dir, true)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, p := range points {
+		out = append(out, "mount "+p)
+	}
+	if len(points) > 0 {
+		_ = fsutil.UnmountAll(dir, true)
+	}
+	return out
+}
+
+// cgroupLeaks returns the cgroups of engine e left in any hierarchy.
+func cgroupLeaks(e *Engine) []string {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, m := range mounts {
+		d := filepath.Join(m, e.cgroupParent())
+		if _, err := os.Stat(d); err == nil {
+			out = append(out, "cgroup "+d)
+		}
+	}
+	return out
+}
+
+// checkNoLeaks fails t if engine e (with no containers left) left a
+// mount below dir (its roots' directory) or a cgroup.
+func checkNoLeaks(t testing.TB, e *Engine, dir string) {
+	t.Helper()
+	for _, l := range append(mountLeaks(dir), cgroupLeaks(e)...) {
+		t.Errorf("leaked: %s", l)
+	}
 }
 
 // workloadTar returns the workload root filesystem, building it if needed.
@@ -72,6 +170,9 @@ func realEngine(t testing.TB) *Engine {
 	tarPath := prerequisites(t)
 	dir := t.TempDir()
 	e := &Engine{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run")}
+	testRoots.Lock()
+	testRoots.roots = append(testRoots.roots, e.Root)
+	testRoots.Unlock()
 	ctx := context.Background()
 	t.Cleanup(func() {
 		list, _ := e.List(context.Background())
@@ -84,6 +185,7 @@ func realEngine(t testing.TB) *Engine {
 			_, _ = s.Shutdown(true)
 		}
 		_ = e.Close()
+		checkNoLeaks(t, e, dir)
 	})
 	if _, err := e.ImageImport(ctx, tarPath, "workload"); err != nil {
 		t.Fatal(err)

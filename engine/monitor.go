@@ -376,7 +376,8 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 		}
 	case monitorRestore:
 		logPath := filepath.Join(m.cfg.WorkDir, "restore.log")
-		b := bounds{timeout: m.cfg.Timeout, work: m.cfg.Work, log: logPath, maxLog: m.cfg.MaxLog, cancel: true}
+		b := bounds{timeout: m.cfg.Timeout, work: m.cfg.Work, log: logPath, maxLog: m.cfg.MaxLog, cancel: true,
+			hint: "the checkpoint's images are probably corrupt"}
 		err := m.run(ctx, stdio, m.r.restoreArgs(m.cfg.ID, m.cfg.Dir, pidFile, m.cfg.ImageDir, m.cfg.WorkDir, m.cfg.Restore), logPath, b)
 		closeChildEnds()
 		if err != nil {
@@ -424,7 +425,7 @@ func (m *monitor) run(ctx context.Context, stdio func(*exec.Cmd), argv []string,
 		x.Stderr = stderr.Bytes()
 		return x
 	}
-	x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: logPath, Stderr: stderr.Bytes()}
+	x := &ExitError{Tool: tool, Code: ee.ExitCode(), LogPath: existing(logPath), Stderr: stderr.Bytes()}
 	x.LogTail = logTail(x.LogPath, 5)
 	return x
 }
