@@ -19,12 +19,16 @@
 //	containers/<id>/work/                CRIU's dump.log, restore.log and statistics
 //	import/staging-*/                    an import's staging directory (or under TmpDir)
 //	import/staging-*.json                its record; staging-*.lock its lock
+//	containers/<id>/export-images/       images of a -R export, until it is written
+//	logs/<time>-<id12>/                  restore.log and runc.log of failed restores
 //	volumes/<name>/_data                 named volumes
 //	storage/                             containers/storage graph root (StorageRoot)
 //
 // Runtime state (runc's --root and the storage run root) is under
-// [Engine.RunRoot], by default /run/ckpt-<hash of Root>, so two engines
-// with different roots never share anything.
+// [Engine.RunRoot], by default /run/ckpt-<hash of Root>, and containers'
+// cgroups under /ckpt-<hash of Root>/<id> in every hierarchy, so two
+// engines with different roots never share anything. (Containers of an
+// older ckpt keep the cgroup /ckpt/<id> their record does not name.)
 //
 // # Invariants
 //
@@ -50,7 +54,10 @@
 //     new one.
 //   - A failed checkpoint leaves the container running; a failed restore
 //     leaves it checkpointed with its images. Errors from runc and CRIU are
-//     [*ExitError] values naming the log file and quoting its last errors.
+//     [*ExitError] values naming the log file and quoting its last errors
+//     (read from the last 256 KiB only); a failed restore's logs move to
+//     Root/logs, where the rollback of an import does not remove them,
+//     and an error never names a log that is not there.
 //   - Checkpoint, export, restore, run and import journal themselves
 //     (journal.go): an operation writes its record (op.json; an import's
 //     in import/, because it makes volumes before its container exists)
@@ -74,6 +81,29 @@
 //     so).
 //   - CKPT_TEST_STOP_AT (testStopEnv) is the fault tests' hook: it only
 //     stops the process (SIGSTOP) at a named point; SIGCONT goes on.
+//   - Nothing the engine removes leads outside the tree removed: trees
+//     runc or CRIU wrote into are removed with fsutil.RemoveAll (mounts
+//     below detached first, no mount point entered, no symbolic link
+//     followed), and `runc delete` (which removes runc's state directory
+//     with os.RemoveAll) runs only after what runc left mounted there and
+//     below the container's root is unmounted (teardown.go). A failed
+//     restore also unmounts CRIU's cgroup yard, kills and removes the
+//     container's cgroups (only the engine's own, per-root ones) and the
+//     /tmp/.criu.mntns.* directory its CRIU's log names.
+//   - runc checkpoint and runc restore, and the CRIU under them, run in a
+//     process group of their own that is killed past [CRIULimits] (time
+//     proportional to the work, log size): [ErrTimeout], [ErrLogLimit].
+//     A cancelled context stops a restore (the monitor is told with
+//     SIGTERM, its session killed if it does not stop) and leaves the
+//     container checkpointed, or an import rolled back; a dump is never
+//     interrupted by it (only by the limits). A monitor ignores SIGTERM
+//     once its container runs.
+//   - What a killed operation left is removed by the next one (besides
+//     what reconcile undoes): staging directories whose lock is free and
+//     that no record names, and, under a container's lock, a dead
+//     export's cpuinfo-*, export-images/ and layer copies. Close
+//     removes the default run root once the root has no container and no
+//     other process has the store open (shared lock on Root/runroot.lock).
 //   - Checkpoint and restore refuse to start without root ([ErrNotRoot]) or
 //     CRIU 4.0 or newer ([ErrCRIUMissing]).
 //   - Pre-checkpoints form a chain (precopy.go): level 1 is a full dump,
