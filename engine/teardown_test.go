@@ -351,6 +351,7 @@ func TestSIGTERMDuringImport(t *testing.T) {
 	kept, _ := filepath.Glob(filepath.Join(dst.Root, logsDir, "*", "restore.log"))
 	for _, l := range kept {
 		b, _ := os.ReadFile(l)
+		t.Logf("CRIU had made its cgroup yard: %v", bytes.Contains(b, []byte("cgroups yard")))
 		for _, m := range regexp.MustCompile(`/tmp/\.criu\.mntns\.[A-Za-z0-9]{6}`).FindAll(b, -1) {
 			if _, err := os.Stat(string(m)); err == nil {
 				t.Errorf("CRIU's %s is left", m)
