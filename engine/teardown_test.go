@@ -352,10 +352,18 @@ func TestSIGTERMDuringImport(t *testing.T) {
 	for _, l := range kept {
 		b, _ := os.ReadFile(l)
 		t.Logf("CRIU had made its cgroup yard: %v", bytes.Contains(b, []byte("cgroups yard")))
+		seen := map[string]bool{}
 		for _, m := range regexp.MustCompile(`/tmp/\.criu\.mntns\.[A-Za-z0-9]{6}`).FindAll(b, -1) {
+			if seen[string(m)] {
+				continue
+			}
+			seen[string(m)] = true
 			if _, err := os.Stat(string(m)); err == nil {
 				t.Errorf("CRIU's %s is left", m)
 			}
+		}
+		if len(seen) == 0 {
+			t.Errorf("CRIU's log %s names no mount namespace directory", l)
 		}
 	}
 }
