@@ -59,7 +59,8 @@ func TestLogTailReadsTheEnd(t *testing.T) {
 	if len(got) != 2 || got[0] != "(01.0) Error (criu/mem.c:1): first" || len(got[1]) > maxLogLine+10 || !strings.HasSuffix(got[1], "[...]") {
 		t.Errorf("logTail() = %q", got)
 	}
-	if n := after.TotalAlloc - before.TotalAlloc; n > 4*maxLogTailRead {
+	// (TotalAlloc counts the parallel tests' allocations too.)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
 		t.Errorf("logTail allocated %d bytes for a 1 GiB log", n)
 	}
 }
