@@ -256,14 +256,16 @@ func TestTwoRootsOneArchive(t *testing.T) {
 		}
 		want := e.cgroupParent() + "/" + r.Container.ID
 		got := ""
+		// Every hierarchy: v1 controllers and the unified one.
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			// The pids hierarchy (v1), or the unified one on a v2 host.
-			if parts := strings.SplitN(line, ":", 3); len(parts) == 3 && (parts[1] == "pids" || (parts[0] == "0" && got == "")) {
-				got = parts[2]
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) != 3 {
+				continue
 			}
-		}
-		if got != want {
-			t.Errorf("restored into pids cgroup %q, want %s", got, want)
+			if parts[2] != want {
+				t.Errorf("restored into cgroup %s, want %s", line, want)
+			}
+			got = parts[2]
 		}
 		seen = append(seen, got)
 	}
