@@ -321,6 +321,9 @@ const gone Status = "gone"
 func newCLI(t *testing.T, bin string) *ckptCLI {
 	dir := t.TempDir()
 	c := &ckptCLI{t: t, bin: bin, root: filepath.Join(dir, "root"), runRoot: filepath.Join(dir, "run")}
+	testRoots.Lock()
+	testRoots.roots = append(testRoots.roots, c.root) // the suite's leak check
+	testRoots.Unlock()
 	ids := map[string]bool{}
 	t.Cleanup(func() {
 		for name, x := range c.ps() {

@@ -119,9 +119,9 @@ func cgroupLeaks(e *Engine) []string {
 	return out
 }
 
-// checkNoLeaks fails t if engine e (with no containers left) left a
+// checkEngineLeaks fails t if engine e (with no containers left) left a
 // mount below dir (its roots' directory) or a cgroup.
-func checkNoLeaks(t testing.TB, e *Engine, dir string) {
+func checkEngineLeaks(t testing.TB, e *Engine, dir string) {
 	t.Helper()
 	for _, l := range append(mountLeaks(dir), cgroupLeaks(e)...) {
 		t.Errorf("leaked: %s", l)
@@ -185,7 +185,7 @@ func realEngine(t testing.TB) *Engine {
 			_, _ = s.Shutdown(true)
 		}
 		_ = e.Close()
-		checkNoLeaks(t, e, dir)
+		checkEngineLeaks(t, e, dir)
 	})
 	if _, err := e.ImageImport(ctx, tarPath, "workload"); err != nil {
 		t.Fatal(err)
