@@ -27,8 +27,6 @@ type hostGrants struct {
 	binds []BindMap
 	// dropBinds gives every unmapped bind mount an empty stand-in.
 	dropBinds bool
-	// network is the user's --network.
-	network string
 }
 
 // grantedBinds decides every bind mount of an archive's container from the

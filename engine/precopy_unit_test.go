@@ -426,10 +426,20 @@ func TestExtractLevelRefusesParentMember(t *testing.T) {
 	}
 	w := format.NewWriter(f, format.Manifest{Created: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), Engine: format.Engine{Name: "ckpt"},
 		Options: format.Options{PreCheckpoint: true}}, &format.WriterOptions{Compression: format.None})
-	for _, name := range []string{format.PreCheckpointDir + "/inventory.img", format.PreCheckpointDir + "/parent"} {
-		if err := w.AddBytes(name, []byte("x")); err != nil {
+	// A real image set (podman's), so that the archive passes the image
+	// checks and only the parent member is in the way.
+	imgs := podmanImages(t)
+	ents, err := os.ReadDir(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		if err := w.AddFile(format.PreCheckpointDir+"/"+ent.Name(), filepath.Join(imgs, ent.Name())); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := w.AddBytes(format.PreCheckpointDir+"/parent", []byte("x")); err != nil {
+		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)

@@ -245,13 +245,6 @@ func withDevice(t *testing.T, data []byte, h *tar.Header) []byte {
 	return b.Bytes()
 }
 
-// zeros is a Source of n zero bytes.
-func zeros(n int64) format.Source {
-	return format.SourceFunc(func() (io.ReadCloser, error) {
-		return io.NopCloser(io.LimitReader(zeroReader{}, n)), nil
-	})
-}
-
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) {
