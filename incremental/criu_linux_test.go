@@ -128,9 +128,18 @@ func TestCRIU(t *testing.T) {
 	if mb := os.Getenv("CKPT_TEST_BALLAST_MB"); mb != "" { // for measurements by hand, e.g. 1024
 		ballast = mb
 	}
-	cmd := exec.Command("unshare", "--pid", "--fork", "setsid", counter,
+	// The counter writes to out, unshare to a file of its own: unshare
+	// reports its child's end ("sigprocmask unblock failed" here), and a
+	// file the dumped counter holds must not grow before the restore.
+	us, err := os.Create(filepath.Join(base, "unshare.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer us.Close()
+	cmd := exec.Command("unshare", "--pid", "--fork", "setsid", "sh", "-c", `exec "$0" "$@" >>"$OUT" 2>&1`, counter,
 		"-ballast-mb", ballast, "-dirty-percent", "1", "-file", file, "-interval", "200ms")
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "OUT="+out.Name())
+	cmd.Stdout, cmd.Stderr = us, us
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
