@@ -7,11 +7,13 @@
 # systemd and openssh-client are unchanged and that every package the plan
 # names is in the README's system-package table. Not part of `make test`.
 #
-#	scripts/pristine-check.sh [--keep] [--no-test]
+#	scripts/pristine-check.sh [--keep] [--no-test] [--from DIR]
 #
 # It needs root and debootstrap (apt-get install debootstrap), and checks
 # the committed HEAD (a clone of it). The chroot lives under /var/tmp and
-# is removed at the end unless --keep.
+# is removed at the end unless --keep. --from DIR copies DIR, a bookworm
+# debootstrap made before, instead of running debootstrap (which takes
+# minutes), for iterating on this script.
 #
 # What the chroot gets besides debootstrap's default set (required and
 # important priorities, systemd among them), as the machine kind has them:
@@ -21,18 +23,23 @@
 #   ca-certificates       the Go module proxy is HTTPS (the host's bundle
 #                         is copied in: the machine kind's proxy CA is in it)
 #   python3, openssh-client  present on the machine kind; checked unchanged
+#   /etc/apt/apt.conf.d files that set Acquire:: options  the machine
+#                         kind's mirror is a frozen snapshot whose Release
+#                         files have expired; its apt accepts them
 # and, bind-mounted from the host: the Go toolchain (/usr/local/go), /proc,
 # /sys with the cgroup hierarchy, /dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-keep=0 run_test=1
-for a in "$@"; do
-	case "$a" in
+keep=0 run_test=1 from=""
+while [ $# -gt 0 ]; do
+	case "$1" in
 	--keep) keep=1 ;;
 	--no-test) run_test=0 ;;
-	*) echo "usage: pristine-check.sh [--keep] [--no-test]" >&2; exit 2 ;;
+	--from) from=${2:?--from needs a directory}; shift ;;
+	*) echo "usage: pristine-check.sh [--keep] [--no-test] [--from DIR]" >&2; exit 2 ;;
 	esac
+	shift
 done
 say() { printf '\n== %s\n' "$*"; }
 die() { echo "pristine-check: $*" >&2; exit 1; }
@@ -54,17 +61,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "debootstrap bookworm into $root (from $mirror)"
-t0=$SECONDS
-debootstrap --include=ca-certificates,gcc,make,libc6-dev,git,dpkg-dev,pkg-config,python3,openssh-client \
-	bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 || { tail -20 "$root.debootstrap.log"; die "debootstrap failed"; }
-rm -f "$root.debootstrap.log"
-echo "done in $((SECONDS - t0)) s"
+if [ -n "$from" ]; then
+	say "copy $from into $root"
+	cp -a "$from/." "$root/"
+else
+	say "debootstrap bookworm into $root (from $mirror)"
+	t0=$SECONDS
+	debootstrap --include=ca-certificates,gcc,make,libc6-dev,git,dpkg-dev,pkg-config,python3,openssh-client \
+		bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 || { tail -20 "$root.debootstrap.log"; die "debootstrap failed"; }
+	rm -f "$root.debootstrap.log"
+	echo "done in $((SECONDS - t0)) s"
+fi
 # The machine's sources (deb822, like the machine kind's) and CA bundle.
 rm -f "$root/etc/apt/sources.list"
 printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: %s\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
 	"$mirror" "${mirror%/debian}/debian-security" >"$root/etc/apt/sources.list.d/debian.sources"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+for f in $(grep -l '^Acquire::' /etc/apt/apt.conf.d/* 2>/dev/null); do cp "$f" "$root/etc/apt/apt.conf.d/"; done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
 # runc's pivot_root needs the root to be a mount point; /sys and /dev are
