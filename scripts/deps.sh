@@ -54,14 +54,17 @@ min_criu=4.0
 if ver_ge "$kernel" 6.16; then min_criu=4.2; fi
 
 # The libraries the CRIU built here links (checked against dpkg-shlibdeps
-# after the build), and what it needs only to build. libcap-dev is not
-# installed: CRIU uses only its header, and installing it would upgrade
-# libcap2 to its exact version; its header is unpacked into the build.
+# after the build), and what it needs only to build, of which deps.sh
+# installs what is missing. Two -dev packages are only unpacked into the
+# build, not installed: CRIU uses libcap-dev's header and libprotobuf-dev's
+# descriptor.proto only, and installing them would pin libcap2 and zlib1g
+# (through zlib1g-dev) to their exact versions, i.e. upgrade them on a
+# machine behind on its release's updates. gcc, make and libc6-dev are
+# prerequisites of ckpt itself (cgo), not installed here.
 criu_runtime=(libbsd0 libnet1 libnftables1 libnl-3-200 libprotobuf-c1 libuuid1)
-# gcc, make and libc6-dev are prerequisites of ckpt itself (cgo), not
-# installed here.
 criu_build=(pkgconf dpkg-dev xz-utils protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
-	libprotobuf-dev libnl-3-dev libnet1-dev libbsd-dev libnftables-dev uuid-dev)
+	libnl-3-dev libnet1-dev libbsd-dev libnftables-dev uuid-dev)
+criu_unpack=(libcap-dev libprotobuf-dev)
 cache=/var/cache/ckpt
 
 installed_version() { dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "$1" 2>/dev/null | awk '$1 == "ii" {print $2}'; }
@@ -205,9 +208,12 @@ simulate() {
 		$1 == "Inst" && $3 ~ /^\[/ {o=$3; gsub(/[][]/, "", o); n=$4; gsub(/[()]/, "", n); print $2, o, n; next}
 		$1 == "Inst" {n=$3; gsub(/[()]/, "", n); print $2, "-", n}'
 }
+# Naming an installed package to apt-get install would upgrade it.
+missing=()
+for p in "${criu_build[@]}"; do [ -n "$(installed_version "$p")" ] || missing+=("$p"); done
 keep=$(simulate "${want[@]}" "${runtime[@]}")
 all=$keep
-if [ "$build" = 1 ]; then all=$(simulate "${want[@]}" "${runtime[@]}" "${criu_build[@]}"); fi
+if [ "$build" = 1 ]; then all=$(simulate "${want[@]}" "${runtime[@]}" "${missing[@]}"); fi
 if grep -q '^E ' <<<"$all"; then
 	grep '^E ' <<<"$all" | cut -c3- >&2
 	die "apt cannot install ${want[*]} ${runtime[*]} from $codename"
@@ -217,7 +223,7 @@ build_only=$(comm -13 <(cut -d' ' -f1 <<<"$keep" | sort -u) <(cut -d' ' -f1 <<<"
 # The plan, on stdout: one "install|upgrade|build|build-only NAME ..." line
 # each (the README's system-package table lists every NAME it can print).
 {
-	echo "deps: plan (from $codename; nothing else changes):"
+	echo "deps: plan (packages from $codename):"
 	while read -r n o v; do
 		[ -n "$n" ] || continue
 		grep -qx "$n" <<<"$build_only" && continue
@@ -267,14 +273,18 @@ build_criu() {
 	[ -n "$hash" ] || die "no upstream tarball in $src_suite's criu $src_version"
 	say "downloading $name"
 	quiet "$work/download.log" /usr/lib/apt/apt-helper download-file "$uri" "$work/$name" "$hash"
-	mkdir -p "$work/src" "$work/capdev"
+	mkdir -p "$work/src" "$work/dev"
 	tar -xf "$work/$name" -C "$work/src" --strip-components=1
-	(cd "$work" && quiet "$work/download.log" apt-get download libcap-dev)
-	dpkg-deb -x "$work"/libcap-dev_*.deb "$work/capdev"
+	(cd "$work" && quiet "$work/download.log" apt-get download "${criu_unpack[@]}")
+	for p in "${criu_unpack[@]}"; do dpkg-deb -x "$work/${p}"_*.deb "$work/dev"; done
+	# CRIU's images/Makefile compiles descriptor.proto from where
+	# pkg-config's protobuf says, with images/ as a proto path.
+	mkdir -p "$work/src/images/google/protobuf"
+	cp "$work/dev/usr/include/google/protobuf/descriptor.proto" "$work/src/images/google/protobuf/"
 	say "building criu $src_version (log: $work/build.log)"
 	# TLS for the page server (libgnutls) is left out: ckpt does not use it.
 	quiet "$work/build.log" make -C "$work/src" -j"$(nproc)" criu NO_GNUTLS=1 \
-		USERCFLAGS="-I$work/capdev/usr/include"
+		GOOGLE_INCLUDE=images/google/protobuf USERCFLAGS="-I$work/dev/usr/include"
 	dir=$work/pkg
 	mkdir -p "$dir/DEBIAN" "$dir/usr/sbin"
 	install -m 755 "$work/src/criu/criu" "$dir/usr/sbin/criu"
@@ -311,7 +321,7 @@ EOF
 
 t0=$SECONDS
 if [ "$build" = 1 ]; then
-	apt_install "${criu_build[@]}"
+	[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 	build_criu
 fi
 if [ -n "$src_suite" ]; then
