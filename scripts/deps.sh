@@ -40,6 +40,8 @@ for a in "$@"; do
 	esac
 done
 
+# criu, runc's helpers and iptables live in sbin, which a user's PATH may lack.
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 say() { echo "deps: $*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -231,7 +233,7 @@ build_only=$(comm -13 <(cut -d' ' -f1 <<<"$keep" | sort -u) <(cut -d' ' -f1 <<<"
 	done <<<"$keep"
 	if [ -n "$src_suite" ]; then
 		if [ "$build" = 1 ]; then
-			echo "  build      criu $deb_version from $src_suite's source criu $src_version (about 2 minutes), cached in $cache/$codename"
+			echo "  build      criu $deb_version from $src_suite's source criu $src_version (1-5 minutes), cached in $cache/$codename"
 		else
 			echo "  build      criu $deb_version: cached $cached_deb"
 		fi
