@@ -80,8 +80,8 @@ cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 for f in $(grep -l '^Acquire::' /etc/apt/apt.conf.d/* 2>/dev/null); do cp "$f" "$root/etc/apt/apt.conf.d/"; done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
-# runc's pivot_root needs the root to be a mount point; /sys and /dev are
-# slaves so that unmounting them here never reaches the host's.
+# pivot_root needs the root to be a mount point; /sys and /dev are slaves
+# so that unmounting them here never reaches the host's.
 mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 for d in sys dev; do
@@ -94,10 +94,18 @@ mount --bind -o ro /usr/local/go "$root/usr/local/go"
 git clone -q . "$root/ckpt"
 git -C "$root/ckpt" log -1 --format='checking %h %s'
 
+# in_chroot CMD runs CMD as root of the chroot: in a private mount
+# namespace whose root it is (pivot_root, not chroot: CRIU refuses to dump
+# a task whose root is not its mount namespace's, and under chroot(2) the
+# container's root looks that way to it). Mounts made in there vanish
+# with the namespace.
 in_chroot() {
-	chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb CI=true \
-		PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		bash -c "cd /ckpt && $1"
+	unshare --mount --propagation private /bin/sh -c '
+		cd "$1" && mkdir -p .oldroot && pivot_root . .oldroot && cd / &&
+		umount -l /.oldroot && rmdir /.oldroot &&
+		exec /usr/bin/env -i HOME=/root TERM=dumb CI=true \
+			PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			/bin/bash -c "cd /ckpt && $2"' sh "$root" "$1"
 }
 core="apt dpkg libc6 python3 python3.11 systemd openssh-client"
 # shellcheck disable=SC2086
