@@ -26,8 +26,7 @@
 # the plan names it and deps.sh stops.
 #
 # It is idempotent: when everything is present and `criu check` passes it
-# (and CKPT_DEPS_FORCE is unset, which tests the install path) returns at
-# once. On other distributions it prints what to install.
+# returns at once. On other distributions it prints what to install.
 set -euo pipefail
 
 plan_only=0 want_podman=0 allow_upgrades=0
@@ -89,7 +88,7 @@ have_all() {
 	criu check >/dev/null 2>&1 || return 1
 }
 
-if [ -z "${CKPT_DEPS_FORCE:-}" ] && have_all; then
+if have_all; then
 	if [ "$plan_only" = 1 ]; then
 		echo "deps: plan: nothing to install"
 	fi
