@@ -273,9 +273,20 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	}
 	o = withPreCopyArgs(o, method)
 	imgDir, work, preDir := e.CheckpointDir(c.ID), e.workDir(c.ID), e.PreCheckpointDir(c.ID)
-	var step *preStep
 	if o.PreCheckpoint {
 		imgDir = preDir
+	}
+	// A checkpoint that stops the container freezes it as an export does.
+	stop := !o.LeaveRunning && !o.PreCheckpoint
+	j, err := e.beginContainerOp(c, opRecord{Op: opCheckpoint, Phase: "prepare", CheckpointedAt: c.CheckpointedAt,
+		ImageDir: imgDir, Stop: stop, PreCheckpoint: o.PreCheckpoint, TCP: o.TCPEstablished})
+	if err != nil {
+		return nil, err
+	}
+	// Last, once everything else is undone or done.
+	defer j.end()
+	var step *preStep
+	if o.PreCheckpoint {
 		// The chain so far stays until the new level is recorded.
 		if step, err = e.beginPreCheckpoint(c, method, false); err != nil {
 			return nil, err
@@ -291,8 +302,6 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	// A checkpoint that stops the container freezes it as an export does.
-	stop := !o.LeaveRunning && !o.PreCheckpoint
 	df, removeConf, err := e.prepareDump(c, work, stop)
 	if err != nil {
 		return nil, err
@@ -300,11 +309,14 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	defer removeConf()
 	pt.done("prepare")
 	dumpLog := filepath.Join(work, "dump.log")
+	j.phase("dump")
 	t0 := time.Now()
 	// The dump is never interrupted: killing runc while CRIU is inside the
 	// container's processes kills the container. A cancellation (Ctrl-C)
-	// takes effect once the dump is over.
-	_, err = runcTool(context.WithoutCancel(ctx), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog)
+	// takes effect once the dump is over. runc holds the container's lock
+	// while it runs, also if this process is killed (journal.go).
+	_, err = runcToolWith(context.WithoutCancel(ctx), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog,
+		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }})
 	runtimeDur := time.Since(t0)
 	pt.done("runtime_checkpoint")
 	if err != nil {
@@ -338,6 +350,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 		res.Frozen, res.freezeHook = df.frozen(work, res.CRIU)
 	}
 	pt.done("read_stats")
+	j.phase("finish")
 	if st, err := step.dedup(ctx, imgDir); err != nil {
 		return nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
 	} else if st != nil {
@@ -389,6 +402,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	if !o.LeaveRunning {
 		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
 	}
+	j.phase("record")
 	if err := e.saveState(c); err != nil {
 		return nil, err
 	}
@@ -471,6 +485,16 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 			return nil, err
 		}
 	}
+	// The monitor's record of an earlier start would speak for this one.
+	if err := os.Remove(filepath.Join(e.containerDir(c.ID), startFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	j, err := e.beginContainerOp(c, opRecord{Op: opRestore, Phase: "prepare", ImageDir: imgDir, Keep: o.Keep, Transient: transient})
+	if err != nil {
+		return nil, err
+	}
+	// Last, once everything else is undone or done.
+	defer j.end()
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", work, err)
 	}
@@ -523,10 +547,12 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	}
 	defer removeConf()
 	pt.done("prepare")
+	j.phase("start")
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRestore, ID: c.ID, Dir: e.containerDir(c.ID),
 		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
 		ImageDir: imgDir, WorkDir: work, Restore: o,
+		lock: l.File(), started: func() { j.running("restoring") },
 	})
 	pt.done("monitor_restore")
 	if err != nil {
@@ -554,6 +580,7 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	if transient && !o.Keep {
 		c.ImageDir = ""
 	}
+	j.phase("record")
 	if err := e.saveState(c); err != nil {
 		return nil, err
 	}

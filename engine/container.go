@@ -40,6 +40,11 @@ type RunOptions struct {
 	// ID is the container's ID (64 lowercase hex digits); default random.
 	// An import that keeps the checkpointed container's ID sets it.
 	ID string
+
+	// reserved, if set, is called with the container's ID once it is
+	// reserved (the name and ID are free, under the engine-wide lock) and
+	// before its directory is made: an import records it there.
+	reserved func(id string) error
 }
 
 // ExecOptions configures [Engine.Exec].
@@ -182,7 +187,7 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if !nameRE.MatchString(c.Name) {
 		return nil, fmt.Errorf("invalid container name %q", c.Name)
 	}
-	l, err := e.reserve(ctx, c)
+	l, err := e.reserve(ctx, c, o.reserved)
 	if err != nil {
 		return nil, err
 	}
@@ -217,14 +222,21 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if !start {
 		return c, nil
 	}
+	j, err := e.beginContainerOp(c, opRecord{Op: opRun, Phase: "start"})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(container %s is left created; remove it with `ckpt rm %s`)", err, c.Name, c.Name)
+	}
+	defer j.end()
 	res, err := e.startMonitor(ctx, &monitorConfig{
 		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
 		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
+		lock: l.File(), started: func() { j.running("starting") },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(container %s is left created; remove it with `ckpt rm %s`)", err, c.Name, c.Name)
 	}
 	c.Status, c.PID, c.MonitorPID, c.StartedAt = StatusRunning, res.PID, res.MonitorPID, time.Now().UTC()
+	j.phase("record")
 	if err := e.saveState(c); err != nil {
 		return nil, err
 	}
@@ -233,7 +245,7 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 
 // reserve creates the container's directory under the engine-wide lock,
 // refusing a name in use, and returns the new container's lock.
-func (e *Engine) reserve(ctx context.Context, c *Container) (*fsutil.Lock, error) {
+func (e *Engine) reserve(ctx context.Context, c *Container, reserved func(id string) error) (*fsutil.Lock, error) {
 	if err := os.MkdirAll(e.containersDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
@@ -252,6 +264,11 @@ func (e *Engine) reserve(ctx context.Context, c *Container) (*fsutil.Lock, error
 		}
 		if x.ID == c.ID {
 			return nil, fmt.Errorf("%w: container ID %s exists (%s)", ErrNameInUse, c.ID[:12], x.Name)
+		}
+	}
+	if reserved != nil {
+		if err := reserved(c.ID); err != nil {
+			return nil, err
 		}
 	}
 	dir := e.containerDir(c.ID)

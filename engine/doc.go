@@ -11,10 +11,14 @@
 //	containers/<id>/config.json          the OCI spec; the directory is runc's bundle
 //	containers/<id>/ctr.log              the container's stdout and stderr
 //	containers/<id>/exit.json            written by the monitor when init exits
+//	containers/<id>/op.json              the record of the operation in progress (journal.go)
+//	containers/<id>/start.json           the monitor's record of its last start or restore
 //	containers/<id>/checkpoint/          CRIU images of the last checkpoint
 //	containers/<id>/pre-checkpoint/      the latest pre-checkpoint (checkpoint -P)
 //	containers/<id>/pre-checkpoint.<k>/  level k < n of a chain of n pre-checkpoints
 //	containers/<id>/work/                CRIU's dump.log, restore.log and statistics
+//	import/staging-*/                    an import's staging directory (or under TmpDir)
+//	import/staging-*.json                its record; staging-*.lock its lock
 //	volumes/<name>/_data                 named volumes
 //	storage/                             containers/storage graph root (StorageRoot)
 //
@@ -47,6 +51,29 @@
 //   - A failed checkpoint leaves the container running; a failed restore
 //     leaves it checkpointed with its images. Errors from runc and CRIU are
 //     [*ExitError] values naming the log file and quoting its last errors.
+//   - Checkpoint, export, restore, run and import journal themselves
+//     (journal.go): an operation writes its record (op.json; an import's
+//     in import/, because it makes volumes before its container exists)
+//     before its first change, naming what it will make, and removes it
+//     once it has finished or undone its work. A record whose lock is
+//     free belongs to a ckpt process that was killed, and every command
+//     that loads a container (List, hence ps, inspect, logs, and lock,
+//     hence restore, rm, checkpoint, ...; a new import) reconciles it
+//     first (reconcile.go), so after a kill -9 at any point the next
+//     command finds: a container a dump stopped, checkpointed with that
+//     dump's images (restorable); one whose init still runs, running,
+//     thawed, without the images of a dump it did not record; a container
+//     a monitor started or restored, running under that monitor; one it
+//     did not, as it was (created, checkpointed); an import whose
+//     container was not restored, undone entirely (container, storage
+//     layer, netns, the volumes it made, staging directory); no
+//     temporary archive, layer copy, CPU probe or CRIU configuration.
+//     `runc checkpoint` inherits the container's lock and the monitor
+//     holds it until it has written start.json, so a dump or restore a
+//     killed process started finishes first ([ErrBusy] meanwhile, saying
+//     so).
+//   - CKPT_TEST_STOP_AT (testStopEnv) is the fault tests' hook: it only
+//     stops the process (SIGSTOP) at a named point; SIGCONT goes on.
 //   - Checkpoint and restore refuse to start without root ([ErrNotRoot]) or
 //     CRIU 4.0 or newer ([ErrCRIUMissing]).
 //   - Pre-checkpoints form a chain (precopy.go): level 1 is a full dump,

@@ -210,11 +210,33 @@ func requireRoot() error {
 // exit becomes an *ExitError naming tool, with logPath's tail attached; a
 // missing binary wraps notFound.
 func runTool(ctx context.Context, tool string, argv []string, logPath string, notFound error) ([]byte, error) {
+	return runToolWith(ctx, tool, argv, logPath, notFound, nil)
+}
+
+// toolOptions are what runToolWith adds to runTool.
+type toolOptions struct {
+	// inherit are files the tool inherits, from descriptor 3 on.
+	inherit []*os.File
+	// started, if set, is called once the tool runs.
+	started func()
+}
+
+// runToolWith is runTool with the files and the hook of o (nil: none).
+func runToolWith(ctx context.Context, tool string, argv []string, logPath string, notFound error, o *toolOptions) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	if o != nil {
+		cmd.ExtraFiles = o.inherit
+	}
+	err := cmd.Start()
+	if err == nil {
+		if o != nil && o.started != nil {
+			o.started()
+		}
+		err = cmd.Wait()
+	}
 	if err == nil {
 		return stdout.Bytes(), nil
 	}

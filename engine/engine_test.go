@@ -67,9 +67,9 @@ func TestRuncArgs(t *testing.T) {
 		{"parent path", r.checkpointArgs("id", "/i", "/w", &CheckpointOptions{WithPrevious: true, parentPath: "../pre-checkpoint"}),
 			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "--parent-path", "../pre-checkpoint", "id"}},
 		{"restore default", r.restoreArgs("id", "/b", "/p", "/i", "/w", nil),
-			[]string{"restore", "--detach", "--image-path", "/i", "--work-path", "/w", "--bundle", "/b", "--pid-file", "/p", "id"}},
+			[]string{"restore", "--detach", "--image-path", "/i", "--work-path", "/w", "--bundle", "/b", "--pid-file", "/p", "--manage-cgroups-mode", "ignore", "id"}},
 		{"restore tcp", r.restoreArgs("id", "/b", "/p", "/i", "/w", &RestoreOptions{TCPEstablished: true, FileLocks: true}),
-			[]string{"restore", "--detach", "--image-path", "/i", "--work-path", "/w", "--bundle", "/b", "--pid-file", "/p", "--tcp-established", "--file-locks", "id"}},
+			[]string{"restore", "--detach", "--image-path", "/i", "--work-path", "/w", "--bundle", "/b", "--pid-file", "/p", "--manage-cgroups-mode", "ignore", "--tcp-established", "--file-locks", "id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

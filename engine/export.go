@@ -120,8 +120,10 @@ type ExportResult struct {
 // running: if it was stopped already, it is restored from its images (if
 // that fails too, it stays checkpointed and the error says so). A watchdog
 // process thaws the container and removes the temporary file even if the
-// calling process is killed; a container stopped by then stays
-// checkpointed.
+// calling process is killed (after the dump, if one was under way); a
+// container stopped by then stays checkpointed, and the next command
+// reconciles the rest (journal.go): the dump's images of a container
+// that runs on, the layer copies, the temporary file.
 func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, error) {
 	res, rb, err := e.export(ctx, ref, path, o)
 	if err != nil && rb != nil {
@@ -178,6 +180,10 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		return nil, nil, err
 	}
 	defer l.Unlock()
+	// The operation's record goes last, once everything else is undone
+	// or done (it is begun below, once the temporary file exists).
+	var j *journal
+	defer func() { j.end() }()
 	preDir := e.PreCheckpointDir(c.ID)
 	if o.WithPrevious {
 		if err := e.checkPrevious(c, true); err != nil {
@@ -245,6 +251,15 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 		}()
 	}
 
+	wantLayers := !o.IgnoreRootfs || !o.IgnoreVolumes
+	pause := o.LeaveRunning && wantLayers
+	stop := !pause && !o.LeaveRunning && !o.PreCheckpoint
+	if j, err = e.beginContainerOp(c, opRecord{Op: opExport, Phase: "prepare", CheckpointedAt: c.CheckpointedAt,
+		ImageDir: imgDir, Stop: stop, PreCheckpoint: o.PreCheckpoint, TCP: o.TCPEstablished,
+		Archive: tmp, LayerDirs: layerDirs}); err != nil {
+		return nil, nil, err
+	}
+
 	// What the manifest says of this host is found meanwhile.
 	hf := e.probeHost(ctx, e.containerDir(c.ID))
 	defer hf.close()
@@ -260,8 +275,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	// and volumes of a LeaveRunning export. Otherwise CRIU alone freezes
 	// it, for its dump, and then kills it (without LeaveRunning: runc
 	// removes it, as `ckpt checkpoint` does) or thaws it.
-	wantLayers := !o.IgnoreRootfs || !o.IgnoreVolumes
-	pause := o.LeaveRunning && wantLayers
 	dumpEnded := true
 	defer func() { wd.stop(dumpEnded) }()
 	released := !pause // thawed or stopped, or never paused
@@ -280,6 +293,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}()
 	frozenAt := time.Now()
 	if pause {
+		j.phase("freeze")
 		// runc pause is not interrupted either: a killed one can leave
 		// the freezer half-way, which runc resume then refuses to undo.
 		// (The thaw above is registered first: it is harmless if pause
@@ -313,7 +327,6 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	// ckpt freezes its cgroup then, in milliseconds, rather than leave it
 	// to CRIU, whose freeze polls every 100 ms (see freeze); at CRIU's
 	// pre-dump action if it can, else now.
-	stop := !pause && !o.LeaveRunning && !o.PreCheckpoint
 	df, removeConf, err := e.prepareDump(c, work, stop)
 	if err != nil {
 		return nil, nil, err
@@ -340,8 +353,11 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	// The dump is not interrupted when ctx is: killing runc while CRIU
 	// has the container's processes seized and infected with its parasite
-	// kills them. ctx is checked after.
-	_, err = runcTool(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog)
+	// kills them. ctx is checked after. runc holds the container's lock
+	// while it runs, also if this process is killed (journal.go).
+	j.phase("dump")
+	_, err = runcToolWith(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog,
+		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }})
 	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
 	pt.done("runtime_checkpoint")
 	if th != nil {
@@ -392,6 +408,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	// dumped, restored from them if the archive fails.
 	var layers []layerMember
 	if pause {
+		j.phase("copy_layers")
 		layers, err = e.layerMembers(ctx, c, o, layerDirs...)
 		if err != nil {
 			_ = os.RemoveAll(imgDir)
@@ -407,6 +424,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	wd.released()
 	if !o.LeaveRunning {
+		j.phase("stop")
 		// Let the old monitor record the exit and drain the output
 		// first, so that its last log lines come before the restored
 		// container's.
@@ -467,11 +485,27 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 
 	if !o.LeaveRunning && wantLayers {
+		j.phase("copy_layers")
 		// Stopped: nothing changes them any more.
 		if layers, err = e.layerMembers(ctx, c, o, layerDirs...); err != nil {
 			return fail("copy the container layer and volumes", err)
 		}
 		pt.done("copy_layers")
+	}
+	j.phase("write")
+	if os.Getenv(testStopEnv) != "" {
+		// The fault tests' stop point inside the write.
+		oo, once, progress := *o, false, o.Progress
+		oo.Progress = func(n int64) {
+			if !once {
+				once = true
+				j.running("writing")
+			}
+			if progress != nil {
+				progress(n)
+			}
+		}
+		o = &oo
 	}
 	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, th, &res.prehashed, hf)
 	if err != nil {
@@ -486,6 +520,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	if err := ctx.Err(); err != nil {
 		return fail("export", err)
 	}
+	j.phase("commit")
 	if err := os.Rename(tmp, abs); err != nil {
 		return fail("rename archive", err)
 	}
@@ -495,6 +530,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	}
 	pt.done("commit")
 	res.Size, res.Manifest = size, m
+	j.phase("record")
 
 	if o.LeaveRunning {
 		c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
@@ -545,18 +581,23 @@ func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
 	defer r.Close()
 	resume := append(e.runc("").base("resume"), id)
 	if fl, err := exec.LookPath("flock"); err == nil {
-		// Only while no other ckpt operation holds the container's lock:
-		// a later export's freeze is not the watchdog's to undo.
-		resume = append([]string{fl, "-n", filepath.Join(e.containerDir(id), lockFile)}, resume...)
+		// With the container's lock: runc holds it while a dump this
+		// process started goes on (journal.go), so the thaw comes after
+		// the dump (at most ten minutes later), and a later operation's
+		// freeze is not the watchdog's to undo.
+		resume = append([]string{fl, "-w", "600", filepath.Join(e.containerDir(id), lockFile)}, resume...)
 	}
-	// If this process dies while CRIU still dumps, CRIU puts the freezer
-	// back to frozen when it ends: thaw again until no CRIU runs (at most
-	// ten minutes).
+	// If this process dies, it thaws once (after the dump, which CRIU
+	// ends by putting the freezer back as it found it). If runc failed
+	// oddly ("unfinished"), CRIU may still run and re-freeze the container
+	// when it ends: then it thaws again until no CRIU runs (at most ten
+	// minutes).
 	// Once told "released" (the container was thawed or stopped) it only
 	// removes the temporary file: a later thaw could only collide with
 	// the next operation on the container.
 	script := `x=; while read -r l; do x=$l; [ "$l" = done ] && break; done; rm -f -- "$0"
-case $x in done|released) exit 0;; esac; "$@" >/dev/null 2>&1; i=0
+case $x in done|released) exit 0;; esac; "$@" >/dev/null 2>&1
+[ "$x" = unfinished ] || exit 0; i=0
 while [ $i -lt 600 ] && pgrep -x criu >/dev/null 2>&1; do sleep 1; "$@" >/dev/null 2>&1; i=$((i+1)); done`
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, tmp}, resume...)...)
 	cmd.Stdin = r
@@ -580,6 +621,8 @@ func (wd *watchdog) released() {
 func (wd *watchdog) stop(clean bool) {
 	if clean {
 		_, _ = wd.w.WriteString("done\n")
+	} else {
+		_, _ = wd.w.WriteString("unfinished\n")
 	}
 	_ = wd.w.Close()
 	go func() { _ = wd.cmd.Wait() }()
@@ -734,7 +777,9 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 // volumeStore is the engine's named volume store.
 func (e *Engine) volumeStore() *volumes.Store {
 	return &volumes.Store{Root: e.volumesDir(), InUse: func(name string) bool {
-		list, _ := e.List(context.Background())
+		// Not reconciled: a volume's user is whatever the records say
+		// (and reconciling imports removes volumes through this store).
+		list, _ := e.list(context.Background(), false)
 		for _, c := range list {
 			for _, m := range c.Mounts {
 				if m.Type == "volume" && m.Name == name {

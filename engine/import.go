@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,19 @@ type ImportOptions struct {
 	// missing). Without it an existing volume of the same name is an
 	// error.
 	IgnoreVolumes bool
+	// Binds give the checkpoint's bind mounts paths of this host, by
+	// destination (-v SRC:DST[:ro]). The archive's own bind sources are
+	// never used: every bind mount it records must be mapped here or
+	// dropped with IgnoreBinds, otherwise the import is refused with
+	// ErrHostResource naming each one.
+	Binds []BindMap
+	// IgnoreBinds restores every bind mount not mapped in Binds as an
+	// empty directory (or file) of the engine's.
+	IgnoreBinds bool
+	// Network is the user's --network: NetworkHost is required to restore
+	// a checkpoint that ran in its host's network namespace; "" keeps a
+	// private one.
+	Network string
 	// IgnoreStaticIP and IgnoreStaticMAC are accepted for podman
 	// compatibility; ckpt containers have no static addresses (network
 	// "none" or "host"), so there is nothing to ignore.
@@ -107,9 +121,13 @@ type importRecord struct {
 //     and every member verified (format.Extract) before any container
 //     record, name, storage layer or volume is created.
 //   - The OCI spec is generated locally from the recorded process (command
-//     and environment), named volumes and bind mounts; spec.dump's hooks,
-//     namespace paths, devices and capabilities are never used. Bind mount
-//     sources must exist on this host (volumes.CheckBindSources).
+//     and environment) and named volumes; spec.dump's hooks, namespace
+//     paths, devices and capabilities are never used. What would give the
+//     container something of this host comes from the user's options
+//     only: each recorded bind mount gets the source of a matching
+//     [ImportOptions.Binds] entry or, with IgnoreBinds, an empty stand-in
+//     (the archive's sources are never mounted), and the host's network
+//     needs [ImportOptions.Network] "host"; otherwise ErrHostResource.
 //   - The base image must be in the local store; it is never pulled.
 //   - The architecture recorded must match, and `criu cpuinfo check` must
 //     accept this CPU, before CRIU restores anything.
@@ -117,7 +135,9 @@ type importRecord struct {
 // Then it imports the named volumes, creates the container (new ID with
 // Name), applies the layer changes (rootfs.Apply) and restores from the
 // extracted images. On failure nothing is left behind: no container,
-// storage layer, volume or staging directory.
+// storage layer, volume or staging directory. If the process is killed,
+// the next command undoes the import likewise, unless the container was
+// restored already (then it runs; journal.go).
 func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *ImportResult, err error) {
 	if o == nil {
 		o = &ImportOptions{}
@@ -138,11 +158,12 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
+	declaredM := readDeclared(path)
 	need := int64(-1) // unknown: stage on disk
-	if len(o.Previous) == 0 && !o.Keep {
+	if declaredM != nil && len(o.Previous) == 0 && !o.Keep {
 		// (Kept images move to the container directory: on the same
 		// file system.)
-		need = stagingNeed(path)
+		need, _ = declared(declaredM)
 	}
 	staging, sl, err := e.newStaging(need)
 	if err != nil {
@@ -157,11 +178,22 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		sl.Unlock()
 		e.removeEmptyTransient(filepath.Dir(staging))
 	}()
+	j, err := beginOp(e.importRecordPath(staging), opRecord{Op: opImport, Phase: "extract", Staging: staging})
+	if err != nil {
+		return nil, err
+	}
+	// Once everything made is undone (or the import is done).
+	defer j.end()
 	defer func() {
 		if err != nil && strings.Contains(err.Error(), restorableNote) {
 			err = rolledBack{err}
 		}
 	}()
+	if declaredM != nil {
+		if err := checkRoom(staging, declaredM); err != nil {
+			return nil, err
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -188,6 +220,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	_ = zr.Close()
 	res := &ImportResult{Manifest: m, Legacy: legacy}
 	pt.done("extract")
+	j.phase("check")
 
 	if m.ImagesDir() != format.CheckpointDir {
 		return nil, fmt.Errorf("%w: the archive is a pre-checkpoint: restore the final checkpoint (checkpoint --with-previous --export) with --import-previous %s", ErrUnsupported, path)
@@ -239,8 +272,19 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		return nil, fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store; ckpt never pulls: import the same root filesystem first with `ckpt image import ROOTFS.tar %s`",
 			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID), orNone(rec.Image))
 	}
-	if err := volumes.CheckBindSources(rec.Binds); err != nil {
-		return nil, fmt.Errorf("bind mounts: %w (create them on this host first)", err)
+	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
+	if err != nil {
+		return nil, err
+	}
+	if err := volumes.CheckBindSources(binds); err != nil {
+		return nil, fmt.Errorf("bind mounts: %w", err)
+	}
+	network, err := grantedNetwork(rec.Network, o.Network)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImagePolicy(filepath.Join(staging, format.CheckpointDir), network == NetworkHost); err != nil {
+		return nil, err
 	}
 	name, id := rec.Name, rec.ID
 	if o.Name != "" {
@@ -260,7 +304,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	}
 	pt.done("checks")
 
-	// From here on, everything made is undone on failure.
+	// From here on, everything made is undone on failure, and recorded
+	// before it is made.
+	j.phase("volumes")
 	st := e.volumeStore()
 	var imported []string
 	defer func() {
@@ -288,6 +334,10 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		if err != nil {
 			return nil, err
 		}
+		if err := j.recordVolume(st, v.Name); err != nil {
+			vf.Close()
+			return nil, err
+		}
 		var vr io.Reader = vf
 		if legacy {
 			vr = stripDotSlash(vf)
@@ -299,7 +349,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		}
 		imported = append(imported, v.Name)
 	}
-	for _, b := range rec.Binds {
+	for _, b := range binds {
 		spec := b.Source + ":" + b.Destination
 		for _, opt := range b.Options {
 			if opt == "ro" {
@@ -312,9 +362,14 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	for _, v := range rec.Volumes {
 		if ok, err := st.Exists(v.Name); err == nil && !ok {
 			imported = append(imported, v.Name) // Create makes it empty; undo that too
+			if err := j.recordVolume(st, v.Name); err != nil {
+				return nil, err
+			}
 		}
 	}
-	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: rec.Network})
+	j.phase("create")
+	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: network,
+		reserved: func(id string) error { return j.update(func(r *opRecord) { r.Container = id }) }})
 	if err != nil {
 		return nil, err
 	}
@@ -325,9 +380,6 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 			}
 		}
 	}()
-	if err := e.finishCreate(ctx, c, rec); err != nil {
-		return nil, err
-	}
 	// The container's earlier output comes along, as podman does.
 	if log, err := readTail(filepath.Join(staging, format.ContainerLogName), 16<<20); err == nil {
 		if legacy {
@@ -338,16 +390,23 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		}
 	}
 	pt.done("create")
+	j.phase("apply_rootfs")
 	if !o.IgnoreRootfs {
 		if err := applyRootfs(ctx, staging, c.Rootfs); err != nil {
 			return nil, err
 		}
 		pt.done("apply_rootfs")
 	}
+	// After the layer changes: a dropped bind's stand-in is a file where
+	// the container's root has one.
+	if err := e.finishCreate(ctx, c, rec, dropped); err != nil {
+		return nil, err
+	}
 	imgDir := filepath.Join(staging, format.CheckpointDir)
 	if err := matchRootMode(imgDir, c.Rootfs); err != nil {
 		return nil, err
 	}
+	j.phase("restore")
 	rr, err := e.Restore(ctx, c.ID, &RestoreOptions{
 		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks,
 		Keep: o.Keep, ImageDir: imgDir,
@@ -356,6 +415,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		return nil, err
 	}
 	pt.done("restore")
+	j.phase("record")
 	if o.Keep {
 		for i := range o.Previous {
 			name := stagedLevelName(i, len(o.Previous))
@@ -377,11 +437,20 @@ func orNone(s string) string {
 	return s
 }
 
+// recordVolume records in the import's record that it is about to make
+// volume name, which must not exist: one that does is someone else's.
+func (j *journal) recordVolume(st *volumes.Store, name string) error {
+	if ok, err := st.Exists(name); err != nil || ok {
+		return err // Import refuses an existing volume
+	}
+	return j.update(func(r *opRecord) { r.Volumes = append(r.Volumes, name) })
+}
+
 // newStaging makes an empty staging directory, locked (flock on
 // <dir>.lock) while the import runs: in TmpDir (see [Engine.TmpDir]) when
 // it has room for need bytes, else under Root/import. Staging directories
-// whose lock is free belong to an import that was killed: they are
-// removed first.
+// whose lock is free belong to an import that was killed: their imports
+// are reconciled (reconcileImport) and they are removed first.
 func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	bases := []string{filepath.Join(e.root(), "import")}
 	if t := e.transientRoot(); t != "" {
@@ -391,9 +460,15 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	if len(bases) > 1 && need >= 0 && roomFor(filepath.Dir(bases[1]), need) {
 		base = bases[1]
 	}
-	if err := os.MkdirAll(base, 0o700); err != nil {
-		return "", nil, fmt.Errorf("create staging directory: %w", err)
+	// Root/import holds the import's record wherever it stages.
+	for _, d := range []string{bases[0], base} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", nil, fmt.Errorf("create staging directory: %w", err)
+		}
 	}
+	// Killed imports are undone first; their staging directories go
+	// with their records (unless a monitor still restores from one).
+	e.reconcileImports()
 	for _, b := range bases {
 		ents, err := os.ReadDir(b)
 		if err != nil {
@@ -401,6 +476,9 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 		}
 		for _, d := range ents {
 			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
+				continue
+			}
+			if _, err := os.Lstat(e.importRecordPath(d.Name())); err == nil {
 				continue
 			}
 			old := filepath.Join(b, d.Name())
@@ -429,24 +507,21 @@ func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
 	return d, l, nil
 }
 
-// stagingNeed returns the bytes the archive at path unpacks to, from its
-// manifest (not trusted: Extract checks every size; this only picks where
-// to stage), or -1 if it has none (a legacy archive) or cannot be read.
-func stagingNeed(path string) int64 {
+// readDeclared returns the manifest of the archive at path (not trusted:
+// Extract checks every size against it; this only picks where to stage
+// and checks the room), or nil if it has none (a legacy archive) or
+// cannot be read.
+func readDeclared(path string) *format.Manifest {
 	f, err := os.Open(path)
 	if err != nil {
-		return -1
+		return nil
 	}
 	defer f.Close()
 	m, _, err := format.ReadManifest(f)
 	if err != nil {
-		return -1
+		return nil
 	}
-	var n int64
-	for _, mb := range m.Members {
-		n += mb.Size
-	}
-	return n
+	return m
 }
 
 // restorableNote is what Restore adds to its errors; after a failed
@@ -465,10 +540,11 @@ func (r rolledBack) Unwrap() error { return r.err }
 
 // finishCreate adds the bind mounts the engine itself provides for an
 // imported container (podman's /etc/hosts, /etc/hostname, /dev/shm,
-// /run/.containerenv, which CRIU restores as external mounts), with
-// sources made in the container's directory.
-func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importRecord) error {
-	if len(rec.Extra) == 0 {
+// /run/.containerenv, which CRIU restores as external mounts, and the
+// empty stand-ins of dropped bind mounts), with sources made in the
+// container's directory.
+func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importRecord, dropped []string) error {
+	if len(rec.Extra) == 0 && len(dropped) == 0 {
 		return nil
 	}
 	x, l, err := e.lock(ctx, c.ID, "import")
@@ -502,6 +578,11 @@ func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importReco
 		}
 		x.Mounts = append(x.Mounts, Mount{Type: "bind", Source: src, Destination: dest})
 	}
+	stand, err := standIns(filepath.Join(e.containerDir(c.ID), "dropped-binds"), x.Rootfs, dropped)
+	if err != nil {
+		return err
+	}
+	x.Mounts = append(x.Mounts, stand...)
 	if err := e.writeBundle(x); err != nil {
 		return err
 	}
@@ -649,16 +730,19 @@ type podmanConfig struct {
 }
 
 // podmanSpec holds the parts of spec.dump an import reads: the process'
-// command and environment, and the mount list, only to learn which
-// destinations were bind mounts the engine provides.
+// command and environment, and the mount list, to learn which
+// destinations were bind mounts the engine provides and which were the
+// user's (their sources are only named in errors, never mounted).
 type podmanSpec struct {
 	Process *struct {
 		Args []string `json:"args"`
 		Env  []string `json:"env"`
 	} `json:"process"`
 	Mounts []struct {
-		Destination string `json:"destination"`
-		Type        string `json:"type"`
+		Destination string   `json:"destination"`
+		Type        string   `json:"type"`
+		Source      string   `json:"source"`
+		Options     []string `json:"options"`
 	} `json:"mounts"`
 }
 
@@ -712,9 +796,19 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 		dests[v.Dest] = true
 	}
 	for _, m := range ps.Mounts {
-		if (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
-			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup") {
+		switch {
+		case (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
+			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup"):
 			rec.Extra = append(rec.Extra, m.Destination)
+		case m.Type == "bind" && !dests[m.Destination]:
+			b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
+			if slices.Contains(m.Options, "ro") {
+				b.Options = []string{"ro"}
+			}
+			if err := b.Validate(); err != nil {
+				return nil, fmt.Errorf("%w: spec.dump: %w", format.ErrFormat, err)
+			}
+			rec.Binds = append(rec.Binds, b)
 		}
 	}
 	if err := rec.check(); err != nil {

@@ -171,7 +171,7 @@ func TestMigrate(t *testing.T) {
 	noLeftovers(t, third, 0)
 
 	// config.dump is checked before anything is created: a bind mount
-	// whose source this host lacks, a volume name that is a path.
+	// nobody mapped with -v, a volume name that is a path.
 	var rec Container
 	if err := json.Unmarshal(extractMember(t, archive, format.ConfigName), &rec); err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestMigrate(t *testing.T) {
 		mount Mount
 		want  error
 	}{
-		{Mount{Type: "bind", Source: "/nonexistent/ckpt-test", Destination: "/mnt"}, volumes.ErrBindSource},
+		{Mount{Type: "bind", Source: "/nonexistent/ckpt-test", Destination: "/mnt"}, ErrHostResource},
 		{Mount{Type: "volume", Name: "../../etc", Destination: "/mnt"}, format.ErrFormat},
 		{Mount{Type: "volume", Name: "v2", Destination: "../mnt"}, format.ErrFormat},
 	} {

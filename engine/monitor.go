@@ -36,6 +36,16 @@ type monitorConfig struct {
 	ImageDir string          `json:"image_dir,omitempty"`
 	WorkDir  string          `json:"work_dir,omitempty"`
 	Restore  *RestoreOptions `json:"restore,omitempty"`
+	// LockFD is the descriptor of the container's lock the monitor
+	// inherits and holds until it has recorded the start (start.json),
+	// so a start whose ckpt process was killed is not reconciled before
+	// its outcome is known; 0 if none.
+	LockFD int `json:"lock_fd,omitempty"`
+
+	// lock is the container's lock file passed as LockFD; started is
+	// called once the monitor runs.
+	lock    *os.File
+	started func()
 }
 
 // monitorResult is what the monitor reports on its sync pipe once the
@@ -58,6 +68,9 @@ func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitor
 	if err != nil {
 		return nil, err
 	}
+	if cfg.lock != nil {
+		cfg.LockFD = 4 // after the sync pipe
+	}
 	arg, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encode monitor config: %w", err)
@@ -76,6 +89,9 @@ func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitor
 	cmd := exec.Command(exe, MonitorCommand, string(arg))
 	cmd.Stdout, cmd.Stderr = mlog, mlog
 	cmd.ExtraFiles = []*os.File{w}
+	if cfg.lock != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, cfg.lock)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	if err := cmd.Start(); err != nil {
@@ -85,6 +101,9 @@ func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitor
 	w.Close()
 	// Reap the monitor if this process lives longer than it (tests, API users).
 	go func() { _ = cmd.Wait() }()
+	if cfg.started != nil {
+		cfg.started()
+	}
 	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("read monitor report: %w", err)
@@ -124,6 +143,12 @@ func RunMonitor(args []string) int {
 		fmt.Fprintf(os.Stderr, "ckpt monitor: decode config: %v\n", err)
 		return 2
 	}
+	var lock *os.File
+	if cfg.LockFD > 0 {
+		// Held, not handed on: runc and the container never see it.
+		unix.CloseOnExec(cfg.LockFD)
+		lock = os.NewFile(uintptr(cfg.LockFD), "lock")
+	}
 	syncPipe := os.NewFile(3, "sync")
 	report := func(res monitorResult) {
 		if syncPipe == nil {
@@ -142,10 +167,12 @@ func RunMonitor(args []string) int {
 		} else {
 			report(monitorResult{Error: err.Error()})
 		}
+		recordStart(cfg.Dir, startRecord{Error: err.Error()}, lock)
 		fmt.Fprintf(os.Stderr, "%s ckpt monitor %s: %v\n", time.Now().UTC().Format(time.RFC3339), cfg.ID, err)
 		return 1
 	}
 	report(monitorResult{PID: pid, RuntimeUS: runtimeDur.Microseconds()})
+	recordStart(cfg.Dir, startRecord{PID: pid}, lock)
 	code := m.wait(pid)
 	m.finish(code)
 	return 0

@@ -88,10 +88,13 @@ func (r runc) checkpointArgs(id, imageDir, workDir string, o *CheckpointOptions)
 
 // restoreArgs builds `runc restore -d`: runc re-wires the container's
 // stdio pipes (recorded in descriptors.json at dump time) to its own stdio,
-// which the monitor sets to fresh pipes.
+// which the monitor sets to fresh pipes. CRIU is told to ignore the
+// images' cgroups: runc puts CRIU, and so every task it restores, in the
+// cgroup of the spec, and an image's cgroup paths and properties (which
+// could name host cgroups or release agents) never reach the host.
 func (r runc) restoreArgs(id, bundle, pidFile, imageDir, workDir string, o *RestoreOptions) []string {
 	a := append(r.base("restore"), "--detach", "--image-path", imageDir, "--work-path", workDir,
-		"--bundle", bundle, "--pid-file", pidFile)
+		"--bundle", bundle, "--pid-file", pidFile, "--manage-cgroups-mode", "ignore")
 	if o != nil {
 		if o.TCPEstablished {
 			a = append(a, "--tcp-established")
@@ -106,6 +109,12 @@ func (r runc) restoreArgs(id, bundle, pidFile, imageDir, workDir string, o *Rest
 // runcTool runs one runc command line and returns its stdout.
 func runcTool(ctx context.Context, argv []string, logPath string) ([]byte, error) {
 	return runTool(ctx, "runc "+argv[indexOfSub(argv)], argv, logPath, ErrRuntimeMissing)
+}
+
+// runcToolWith runs one runc command line with the files and the hook
+// of o.
+func runcToolWith(ctx context.Context, argv []string, logPath string, o *toolOptions) ([]byte, error) {
+	return runToolWith(ctx, "runc "+argv[indexOfSub(argv)], argv, logPath, ErrRuntimeMissing, o)
 }
 
 // indexOfSub finds the runc subcommand in argv built by runc.base.

@@ -213,8 +213,17 @@ func alive(pid int) bool {
 	return true
 }
 
-// List returns every container, oldest first.
+// List returns every container, oldest first. It first reconciles what
+// ckpt processes that were killed left (journal.go): imports, and
+// operations on containers whose lock is free.
 func (e *Engine) List(ctx context.Context) ([]*Container, error) {
+	e.reconcileImports()
+	return e.list(ctx, true)
+}
+
+// list returns every container, oldest first, each reconciled first if
+// reconcile is set.
+func (e *Engine) list(ctx context.Context, reconcile bool) ([]*Container, error) {
 	ents, err := os.ReadDir(e.containersDir())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -226,6 +235,9 @@ func (e *Engine) List(ctx context.Context) ([]*Container, error) {
 	for _, d := range ents {
 		if !d.IsDir() {
 			continue
+		}
+		if reconcile {
+			e.reconcile(d.Name())
 		}
 		c, err := e.loadState(d.Name())
 		if err != nil {
@@ -307,8 +319,16 @@ func (e *Engine) lock(ctx context.Context, ref, purpose string) (*Container, *fs
 	l, err := fsutil.TryLock(filepath.Join(e.containerDir(c.ID), lockFile), purpose)
 	if err != nil {
 		if errors.Is(err, fsutil.ErrLocked) {
+			if j, jerr := readOpRecord(filepath.Join(e.containerDir(c.ID), opFile)); jerr == nil && !j.ownerAlive() {
+				return nil, nil, fmt.Errorf("%w: %s: the %s was killed, and its runc or monitor is still finishing what it began: retry in a moment", ErrBusy, c.Name, j.owner())
+			}
 			return nil, nil, fmt.Errorf("%w: %s: another ckpt operation is in progress (%v)", ErrBusy, c.Name, err)
 		}
+		return nil, nil, err
+	}
+	// What a killed operation left is reconciled before anything else.
+	if err := e.reconcileLocked(c.ID); err != nil {
+		l.Unlock()
 		return nil, nil, err
 	}
 	c, err = e.loadState(c.ID)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,6 +101,9 @@ type importFlags struct {
 	path, name                                    string
 	previous                                      []string
 	ignoreRootfs, ignoreVols, ignoreIP, ignoreMAC bool
+	binds                                         []string
+	ignoreBinds                                   bool
+	network                                       string
 }
 
 func addImportFlags(fs *pflag.FlagSet) *importFlags {
@@ -108,13 +113,16 @@ func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	fs.StringArrayVar(&x.previous, "import-previous", nil, "with --import: a pre-checkpoint archive `FILE` the imported checkpoint depends on (checkpoint --with-previous); repeat it for each of a chain, in any order")
 	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --import: do not apply the archive's container layer changes")
 	fs.BoolVar(&x.ignoreVols, "ignore-volumes", false, "with --import: do not import the archive's named volumes (use this host's)")
+	fs.StringArrayVarP(&x.binds, "volume", "v", nil, "with --import: mount this host's path for the checkpoint's bind mount at DST (`SRC:DST[:ro]`); every bind mount needs one, or --ignore-binds")
+	fs.BoolVar(&x.ignoreBinds, "ignore-binds", false, "with --import: restore the checkpoint's bind mounts not given with -v as empty directories")
+	fs.StringVar(&x.network, "network", "", "with --import: `host` lets a checkpoint that ran in its host's network namespace share this host's")
 	fs.BoolVar(&x.ignoreIP, "ignore-static-ip", false, "with --import: ignore a static IP address (ckpt containers have none)")
 	fs.BoolVar(&x.ignoreMAC, "ignore-static-mac", false, "with --import: ignore a static MAC address (ckpt containers have none)")
 	return x
 }
 
 func (x *importFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
+	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -126,7 +134,7 @@ func (x *importFlags) used(fs *pflag.FlagSet) bool {
 // engine.Import.
 func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, x *importFlags, o *engine.RestoreOptions, all, latest bool, args []string, printStats bool) int {
 	if x.path == "" {
-		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac"} {
+		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network"} {
 			if fs.Changed(n) {
 				return usageError(env, c, "--%s can only be used with --import", n)
 			}
@@ -142,7 +150,12 @@ func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 	case o.TCPEstablished && o.TCPClose:
 		return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")
 	}
+	binds, err := parseBindMaps(x.binds)
+	if err != nil {
+		return usageError(env, c, "%v", err)
+	}
 	im := &engine.ImportOptions{
+		Binds: binds, IgnoreBinds: x.ignoreBinds, Network: x.network,
 		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
 		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC, Previous: x.previous,
 		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks, Keep: o.Keep,
@@ -171,6 +184,29 @@ func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 		return env.fail(err)
 	}
 	return exitOK
+}
+
+// parseBindMaps parses restore --import's -v SRC:DST[:ro|rw] values.
+func parseBindMaps(specs []string) ([]engine.BindMap, error) {
+	var out []engine.BindMap
+	for _, s := range specs {
+		parts := strings.Split(s, ":")
+		if len(parts) < 2 || len(parts) > 3 || !filepath.IsAbs(parts[0]) || !filepath.IsAbs(parts[1]) {
+			return nil, fmt.Errorf("-v %s: want SRC:DST[:ro] with absolute paths (SRC on this host, DST the checkpoint's bind mount)", s)
+		}
+		b := engine.BindMap{Source: filepath.Clean(parts[0]), Destination: filepath.Clean(parts[1])}
+		if len(parts) == 3 {
+			switch parts[2] {
+			case "ro":
+				b.Options = []string{"ro"}
+			case "rw":
+			default:
+				return nil, fmt.Errorf("-v %s: unknown option %q (want ro or rw)", s, parts[2])
+			}
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // progress draws a one-line progress indicator on a terminal. A nil

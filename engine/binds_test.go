@@ -1,0 +1,238 @@
+package engine
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/criuimg"
+	"github.com/ckpt/ckpt/volumes"
+)
+
+func TestGrantedBinds(t *testing.T) {
+	rec := []volumes.BindMount{
+		{Source: "/", Destination: "/host"},
+		{Source: "/srv/logs", Destination: "/logs", Options: []string{"ro"}},
+	}
+	for _, tc := range []struct {
+		name        string
+		recorded    []volumes.BindMount
+		g           hostGrants
+		wantBinds   []volumes.BindMount
+		wantDropped []string
+		wantErr     error
+		wantIn      []string // substrings of the error
+	}{
+		{name: "none recorded", recorded: nil},
+		{
+			name: "unmapped", recorded: rec, wantErr: ErrHostResource,
+			wantIn: []string{`/host (on the source host "/")`, `/logs (on the source host "/srv/logs")`, "-v SRC:DST", "--ignore-binds"},
+		},
+		{
+			name: "one of two mapped", recorded: rec, wantErr: ErrHostResource,
+			g:      hostGrants{binds: []BindMap{{Source: "/tmp/a", Destination: "/host"}}},
+			wantIn: []string{"/logs"},
+		},
+		{
+			name: "all mapped, the user's sources and options", recorded: rec,
+			g:         hostGrants{binds: []BindMap{{Source: "/tmp/a/", Destination: "/host/"}, {Source: "/tmp/b", Destination: "/logs"}}},
+			wantBinds: []volumes.BindMount{{Source: "/tmp/a", Destination: "/host"}, {Source: "/tmp/b", Destination: "/logs"}},
+		},
+		{
+			name: "dropped", recorded: rec,
+			g:           hostGrants{dropBinds: true, binds: []BindMap{{Source: "/tmp/b", Destination: "/logs", Options: []string{"ro"}}}},
+			wantBinds:   []volumes.BindMount{{Source: "/tmp/b", Destination: "/logs", Options: []string{"ro"}}},
+			wantDropped: []string{"/host"},
+		},
+		{
+			name: "mapping a destination the checkpoint lacks", recorded: rec, wantErr: ErrHostResource,
+			g:      hostGrants{dropBinds: true, binds: []BindMap{{Source: "/tmp/a", Destination: "/elsewhere"}}},
+			wantIn: []string{"no bind mount at /elsewhere", "/host, /logs"},
+		},
+		{
+			name: "mapped twice", recorded: rec, wantErr: ErrHostResource,
+			g: hostGrants{dropBinds: true, binds: []BindMap{{Source: "/tmp/a", Destination: "/host"}, {Source: "/tmp/b", Destination: "/host"}}},
+		},
+		{
+			name: "recorded destination not clean", wantErr: volumes.ErrInvalidMount,
+			recorded: []volumes.BindMount{{Source: "/", Destination: "/a/../../etc"}}, g: hostGrants{dropBinds: true},
+		},
+		{
+			name: "recorded destination relative", wantErr: volumes.ErrInvalidMount,
+			recorded: []volumes.BindMount{{Source: "/", Destination: "etc"}}, g: hostGrants{dropBinds: true},
+		},
+		{
+			name: "recorded twice", wantErr: volumes.ErrInvalidMount,
+			recorded: []volumes.BindMount{{Source: "/a", Destination: "/x"}, {Source: "/b", Destination: "/x"}}, g: hostGrants{dropBinds: true},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			binds, dropped, err := grantedBinds(tc.recorded, tc.g)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("grantedBinds() error = %v, want %v", err, tc.wantErr)
+			}
+			for _, s := range tc.wantIn {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("grantedBinds() error = %q, want it to contain %q", err, s)
+				}
+			}
+			if err != nil {
+				return
+			}
+			if !reflect.DeepEqual(binds, tc.wantBinds) || !reflect.DeepEqual(dropped, tc.wantDropped) {
+				t.Errorf("grantedBinds() = %v, %v, want %v, %v", binds, dropped, tc.wantBinds, tc.wantDropped)
+			}
+		})
+	}
+}
+
+func TestGrantedNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		recorded, flag, want string
+		wantErr              error
+	}{
+		{"", "", NetworkNone, nil},
+		{NetworkNone, "", NetworkNone, nil},
+		{NetworkNone, NetworkNone, NetworkNone, nil},
+		{NetworkHost, "", "", ErrHostResource},
+		{NetworkHost, NetworkHost, NetworkHost, nil},
+		{NetworkNone, NetworkHost, "", ErrUnsupported},
+		{NetworkHost, NetworkNone, "", ErrUnsupported},
+	} {
+		got, err := grantedNetwork(tc.recorded, tc.flag)
+		if got != tc.want || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+			t.Errorf("grantedNetwork(%q, %q) = %q, %v, want %q, %v", tc.recorded, tc.flag, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestStandIns(t *testing.T) {
+	root, dir := t.TempDir(), filepath.Join(t.TempDir(), "stand")
+	outside := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "conf"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A link in the container's root must not make the look land on the
+	// host: /escape/f would be a file outside the root.
+	if err := os.Symlink(outside, filepath.Join(root, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := standIns(dir, root, []string{"/etc/conf", "/data", "/etc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mount{
+		{Type: "bind", Source: filepath.Join(dir, "0"), Destination: "/etc/conf"},
+		{Type: "bind", Source: filepath.Join(dir, "1"), Destination: "/data"},
+		{Type: "bind", Source: filepath.Join(dir, "2"), Destination: "/etc"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("standIns() = %v, want %v", got, want)
+	}
+	for i, wantDir := range []bool{false, true, true} {
+		fi, err := os.Lstat(got[i].Source)
+		if err != nil || fi.IsDir() != wantDir || (!wantDir && fi.Size() != 0) {
+			t.Errorf("stand-in for %s: %v, %v; want a directory: %v, empty", got[i].Destination, fi, err, wantDir)
+		}
+	}
+	if _, err := standIns(filepath.Join(t.TempDir(), "s"), root, []string{"/escape/f"}); err == nil {
+		t.Errorf("standIns(/escape/f) through a link out of the root succeeded")
+	}
+}
+
+// TestCheckImagePolicy: capabilities in core images and device nodes in
+// tmpfs images beyond what the engine grants are refused.
+func TestCheckImagePolicy(t *testing.T) {
+	host, err := os.ReadFile("../format/criuimg/testdata/tiny-4.2.1/core-19163.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	podman := podmanImage(t, "checkpoint/core-1.img")
+	noCreds := append(podman[:8:8], 2, 0, 0, 0, 0x08, 0x01) // CORE's magic, one entry: mtype 1
+	var mem bytes.Buffer
+	zw := gzip.NewWriter(&mem)
+	tw := tar.NewWriter(zw)
+	_ = tw.WriteHeader(&tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666})
+	_ = tw.Close()
+	_ = zw.Close()
+	for _, tc := range []struct {
+		name, file string
+		img        []byte
+		wantErr    error
+		wantIn     string
+	}{
+		{name: "podman's", file: "core-7.img", img: podman},
+		{name: "a host process's", file: "core-7.img", img: host, wantErr: criuimg.ErrPrivilege, wantIn: "CAP_SYS_ADMIN"},
+		{name: "none recorded", file: "core-7.img", img: noCreds, wantErr: criuimg.ErrPrivilege, wantIn: "records no credentials"},
+		{name: "podman's /dev", file: "tmpfs-dev-44.tar.gz.img", img: podmanImage(t, "checkpoint/tmpfs-dev-44.tar.gz.img")},
+		{name: "/dev/mem", file: "tmpfs-dev-44.tar.gz.img", img: mem.Bytes(), wantErr: criuimg.ErrImage, wantIn: "(1:1)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, tc.file), tc.img, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := checkImageFiles(dir)
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) || err != nil && (!errors.Is(err, format.ErrFormat) || !strings.Contains(err.Error(), tc.wantIn)) {
+				t.Errorf("checkImageFiles() = %v, want %v with %q", err, tc.wantErr, tc.wantIn)
+			}
+		})
+	}
+}
+
+// podmanImage returns a member of the podman archive in testdata.
+func podmanImage(t *testing.T, name string) []byte {
+	t.Helper()
+	f, err := os.Open("../testdata/podman/counter.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s in counter.tar: %v", name, err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+}
+
+func TestRoomProblem(t *testing.T) {
+	for _, tc := range []struct {
+		total, pages, free, mem int64
+		want                    string
+	}{
+		{total: 1 << 30, pages: 1 << 29, free: 2 << 30, mem: 1 << 30},
+		{total: 2 << 30, pages: 0, free: 2 << 30, mem: 1 << 30, want: "unpacks to 2.0 GiB and /s has 2.0 GiB free"},
+		{total: 1 << 30, pages: 3 << 29, free: 4 << 30, mem: 1 << 30, want: "1.5 GiB of memory pages and this host has 1.0 GiB"},
+	} {
+		err := roomProblem("/s", tc.total, tc.pages, tc.free, tc.mem)
+		if tc.want == "" && err != nil || tc.want != "" && (!errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("roomProblem(%+v) = %v, want %q", tc, err, tc.want)
+		}
+	}
+	if mem, err := memAndSwap(); err != nil || mem <= 0 {
+		t.Errorf("memAndSwap() = %d, %v", mem, err)
+	}
+}
