@@ -148,9 +148,9 @@ if [ "$run_test" = 1 ]; then
 	t0=$SECONDS
 	rc=0
 	in_chroot "make test" >"$root/test.log" 2>&1 || rc=$?
-	grep -E '^(ok|FAIL|---|panic)' "$root/test.log" | tail -60
-	echo "make test: exit $rc in $((SECONDS - t0)) s"
-	[ "$rc" = 0 ] || cp "$root/test.log" /var/tmp/ckpt-pristine-test.log
-	[ "$rc" = 0 ] || die "make test failed in the chroot (log: /var/tmp/ckpt-pristine-test.log)"
+	cp "$root/test.log" /var/tmp/ckpt-pristine-test.log
+	{ grep -E '^(ok|FAIL|---|panic|make)' "$root/test.log" || tail -30 "$root/test.log"; } | tail -60
+	echo "make test: exit $rc in $((SECONDS - t0)) s (log: /var/tmp/ckpt-pristine-test.log)"
+	[ "$rc" = 0 ] || die "make test failed in the chroot"
 fi
 say "pristine check passed"
