@@ -98,14 +98,17 @@ git -C "$root/ckpt" log -1 --format='checking %h %s'
 # namespace whose root it is (pivot_root, not chroot: CRIU refuses to dump
 # a task whose root is not its mount namespace's, and under chroot(2) the
 # container's root looks that way to it). Mounts made in there vanish
-# with the namespace.
+# with the namespace. Descriptors inherited from the caller are closed (a
+# new user's shell has none beyond stdio), and stdin is the chroot's
+# /dev/null: CRIU cannot dump a descriptor of a mount the namespace lacks.
 in_chroot() {
-	unshare --mount --propagation private /bin/sh -c '
+	unshare --mount --propagation private /bin/bash -c '
 		cd "$1" && mkdir -p .oldroot && pivot_root . .oldroot && cd / &&
-		umount -l /.oldroot && rmdir /.oldroot &&
-		exec /usr/bin/env -i HOME=/root TERM=dumb CI=true \
+		umount -l /.oldroot && rmdir /.oldroot || exit
+		for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+		exec </dev/null /usr/bin/env -i HOME=/root TERM=dumb CI=true \
 			PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			/bin/bash -c "cd /ckpt && $2"' sh "$root" "$1"
+			/bin/bash -c "cd /ckpt && $2"' bash "$root" "$1"
 }
 core="apt dpkg libc6 python3 python3.11 systemd openssh-client"
 # shellcheck disable=SC2086
