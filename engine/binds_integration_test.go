@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -113,4 +114,37 @@ func waitCounterFile(t *testing.T, path string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("no counter in %s after 10 s", path)
+}
+
+// TestRestoreIgnoresImageCgroups: CRIU restores with its cgroup
+// management off (it makes no cgroup yard, so nothing of the images'
+// cgroups reaches the host), and the restored task is in the cgroup of
+// the container's spec, where runc put CRIU.
+func TestRestoreIgnoresImageCgroups(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	if _, err := e.Run(ctx, "workload", &RunOptions{Name: "cg", Command: []string{"/bin/counter", "-interval", "50ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, "cg", "counter 2", func(l string) bool { return lastCounter(l) >= 2 })
+	if _, err := e.Checkpoint(ctx, "cg", nil); err != nil {
+		t.Fatal(err)
+	}
+	rr, err := e.Restore(ctx, "cg", &RestoreOptions{Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := readFile(t, filepath.Join(e.workDir(rr.Container.ID), "restore.log"))
+	if strings.Contains(log, "cgroups yard") || !strings.Contains(log, "criu.conf") {
+		t.Errorf("restore.log shows CRIU managing cgroups, or no configuration file read:\n%s", log[:min(len(log), 2000)])
+	}
+	spec, err := specFor(rr.Container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := readFile(t, fmt.Sprintf("/proc/%d/cgroup", rr.Container.PID))
+	if !strings.Contains(cg, ":pids:"+spec.Linux.CgroupsPath+"\n") {
+		t.Errorf("restored task's cgroups:\n%s\nwant pids in %s", cg, spec.Linux.CgroupsPath)
+	}
 }

@@ -154,43 +154,91 @@ func TestStandIns(t *testing.T) {
 	}
 }
 
-// TestCheckImagePolicy: capabilities in core images and device nodes in
-// tmpfs images beyond what the engine grants are refused.
-func TestCheckImagePolicy(t *testing.T) {
+// TestImageOptions: the checks an import adds to every reader's refuse,
+// on the images of a real podman container, threads with capabilities
+// beyond defaultCaps, tasks in the dumping CRIU's namespaces and device
+// nodes in tmpfs contents.
+func TestImageOptions(t *testing.T) {
 	host, err := os.ReadFile("../format/criuimg/testdata/tiny-4.2.1/core-19163.img")
 	if err != nil {
 		t.Fatal(err)
 	}
-	podman := podmanImage(t, "checkpoint/core-1.img")
-	noCreds := append(podman[:8:8], 2, 0, 0, 0, 0x08, 0x01) // CORE's magic, one entry: mtype 1
 	var mem bytes.Buffer
 	zw := gzip.NewWriter(&mem)
 	tw := tar.NewWriter(zw)
 	_ = tw.WriteHeader(&tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666})
 	_ = tw.Close()
 	_ = zw.Close()
+	inv, err := criuimg.ReadInventory(podmanImage(t, "checkpoint/inventory.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := podmanImage(t, "checkpoint/ids-1.img")
+	hostPid := bytes.Clone(ids)
+	// ids-1.img: magics, a 4-byte size, then the message; the pid_ns_id
+	// field (5) holds 9, the dumping CRIU's is inv.RootIDs.PidNsID.
+	i := bytes.Index(hostPid[12:], []byte{5 << 3, 9})
+	if i < 0 {
+		t.Fatal("no pid_ns_id 9 in ids-1.img")
+	}
+	hostPid[12+i+1] = byte(inv.RootIDs.PidNsID)
 	for _, tc := range []struct {
 		name, file string
 		img        []byte
+		hostNet    bool
 		wantErr    error
 		wantIn     string
 	}{
-		{name: "podman's", file: "core-7.img", img: podman},
-		{name: "a host process's", file: "core-7.img", img: host, wantErr: criuimg.ErrPrivilege, wantIn: "CAP_SYS_ADMIN"},
-		{name: "none recorded", file: "core-7.img", img: noCreds, wantErr: criuimg.ErrPrivilege, wantIn: "records no credentials"},
-		{name: "podman's /dev", file: "tmpfs-dev-44.tar.gz.img", img: podmanImage(t, "checkpoint/tmpfs-dev-44.tar.gz.img")},
+		{name: "podman's"},
+		{name: "a host process's core", file: "core-1.img", img: host, wantErr: criuimg.ErrPrivilege, wantIn: "CAP_SYS_ADMIN"},
+		{name: "in the host's PID namespace", file: "ids-1.img", img: hostPid, wantErr: criuimg.ErrPrivilege, wantIn: "host's pid namespace"},
 		{name: "/dev/mem", file: "tmpfs-dev-44.tar.gz.img", img: mem.Bytes(), wantErr: criuimg.ErrImage, wantIn: "(1:1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, tc.file), tc.img, 0o600); err != nil {
-				t.Fatal(err)
+			dir := podmanImages(t)
+			if tc.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, tc.file), tc.img, 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
-			err := checkImageFiles(dir)
-			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) || err != nil && (!errors.Is(err, format.ErrFormat) || !strings.Contains(err.Error(), tc.wantIn)) {
-				t.Errorf("checkImageFiles() = %v, want %v with %q", err, tc.wantErr, tc.wantIn)
+			err := format.CheckImageDir(dir, imageOptions(tc.hostNet, nil))
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) || err != nil && !strings.Contains(err.Error(), tc.wantIn) {
+				t.Errorf("CheckImageDir() = %v, want %v with %q", err, tc.wantErr, tc.wantIn)
 			}
 		})
+	}
+}
+
+// podmanImages extracts the CRIU images of the podman archive in testdata
+// into a new directory.
+func podmanImages(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open("../testdata/podman/counter.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := t.TempDir()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return dir
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, ok := strings.CutPrefix(h.Name, "checkpoint/")
+		if !ok || h.Typeflag != tar.TypeReg || strings.Contains(base, "/") {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, base), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -218,21 +266,23 @@ func podmanImage(t *testing.T, name string) []byte {
 	}
 }
 
-func TestRoomProblem(t *testing.T) {
-	for _, tc := range []struct {
-		total, pages, free, mem int64
-		want                    string
-	}{
-		{total: 1 << 30, pages: 1 << 29, free: 2 << 30, mem: 1 << 30},
-		{total: 2 << 30, pages: 0, free: 2 << 30, mem: 1 << 30, want: "unpacks to 2.0 GiB and /s has 2.0 GiB free"},
-		{total: 1 << 30, pages: 3 << 29, free: 4 << 30, mem: 1 << 30, want: "1.5 GiB of memory pages and this host has 1.0 GiB"},
-	} {
-		err := roomProblem("/s", tc.total, tc.pages, tc.free, tc.mem)
-		if tc.want == "" && err != nil || tc.want != "" && (!errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("roomProblem(%+v) = %v, want %q", tc, err, tc.want)
-		}
+func TestMemoryProblem(t *testing.T) {
+	if err := memoryProblem(1<<30, 1<<30); err != nil {
+		t.Errorf("memoryProblem(1 GiB, 1 GiB) = %v", err)
+	}
+	if err := memoryProblem(3<<29, 1<<30); !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "1.5 GiB of memory pages and this host has 1.0 GiB") {
+		t.Errorf("memoryProblem(1.5 GiB, 1 GiB) = %v", err)
 	}
 	if mem, err := memAndSwap(); err != nil || mem <= 0 {
 		t.Errorf("memAndSwap() = %d, %v", mem, err)
+	}
+	m := &format.Manifest{Members: []format.Member{
+		{Name: "checkpoint/pages-1.img", Kind: format.KindImage, Size: 10},
+		{Name: "pre-checkpoint/pages-2.img", Kind: format.KindPreImage, Size: 5},
+		{Name: "checkpoint/pagemap-1.img", Kind: format.KindImage, Size: 7},
+		{Name: "volumes/pages-1.img", Kind: format.KindVolume, Size: 100},
+	}}
+	if got := pagesOf(m); got != 15 {
+		t.Errorf("pagesOf() = %d, want 15", got)
 	}
 }

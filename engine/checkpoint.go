@@ -537,9 +537,12 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 			return nil, err
 		}
 	}
-	conf := ""
+	// runc 1.1 does not pass --manage-cgroups-mode ignore on to CRIU
+	// (CRIU restores in its default soft mode); CRIU's configuration file
+	// overrides what runc sends.
+	conf := "manage-cgroups=ignore\n"
 	if o.TCPClose {
-		conf = "tcp-close\n"
+		conf += "tcp-close\n"
 	}
 	removeConf, err := e.setCRIUConfig(c, conf)
 	if err != nil {

@@ -1,14 +1,14 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/criuimg"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // grantedCaps is the capability mask of defaultCaps, the most any
@@ -21,130 +21,37 @@ var grantedCaps = func() uint64 {
 	return m
 }()
 
-// checkImagePolicy refuses CRIU images that would give the restored
-// container more than the engine grants its containers, before CRIU (a
-// root process that does what the images say) sees them: tasks in the
-// namespaces of the dump's CRIU (restored in the host's), threads with
-// capabilities outside defaultCaps (CRIU restores each thread's recorded
-// sets as they are, and its own full ones where none are recorded), and
-// tmpfs contents with device nodes or names that lead tar outside the
-// mount (criuimg.CheckTmpfs).
-func checkImagePolicy(imgDir string, hostNet bool) error {
-	if err := checkNamespaces(imgDir, hostNet); err != nil {
-		return err
-	}
-	return checkImageFiles(imgDir)
-}
-
-// checkImageFiles checks the core and tmpfs images of the image set.
-func checkImageFiles(imgDir string) error {
-	ents, err := os.ReadDir(imgDir)
-	if err != nil {
-		return err
-	}
-	for _, ent := range ents {
-		name := ent.Name()
-		var err error
-		switch {
-		case strings.HasPrefix(name, "core-") && strings.HasSuffix(name, ".img"):
-			err = checkCreds(filepath.Join(imgDir, name))
-		case criuimg.IsTmpfsImage(name):
-			err = checkTmpfs(filepath.Join(imgDir, name))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkNamespaces checks that every task of the image set has its own
-// PID, IPC, UTS, mount and (unless hostNet) network namespace.
-func checkNamespaces(imgDir string, hostNet bool) error {
-	wrap := func(err error) error { return fmt.Errorf("%w: %w", format.ErrFormat, err) }
-	data, err := readImage(filepath.Join(imgDir, "inventory.img"))
-	if err != nil {
-		return err
-	}
-	inv, err := criuimg.ReadInventory(data)
-	if err != nil {
-		return wrap(err)
-	}
-	if data, err = readImage(filepath.Join(imgDir, "pstree.img")); err != nil {
-		return err
-	}
-	tree, err := criuimg.ReadPstree(data)
-	if err != nil {
-		return wrap(err)
-	}
-	tasks := make(map[uint32]criuimg.TaskKobjIDs, len(tree))
-	for _, p := range tree {
-		name := fmt.Sprintf("ids-%d.img", p.PID)
-		if data, err = readImage(filepath.Join(imgDir, name)); err != nil {
-			return wrap(fmt.Errorf("task %d: %w", p.PID, err))
-		}
-		if tasks[p.PID], err = criuimg.ReadIDs(name, data); err != nil {
-			return wrap(err)
-		}
-	}
-	kinds := []string{criuimg.NsPID, criuimg.NsIPC, criuimg.NsUTS, criuimg.NsMnt}
+// imageOptions are the checks an import makes of the CRIU images before
+// CRIU (a root process that does what they say) sees them, beyond the
+// ones every reader makes: no thread with capabilities outside
+// defaultCaps, no task in the dumping CRIU's PID, IPC, UTS, mount or
+// (unless hostNet) network namespace, which CRIU would restore in the
+// host's, and, once the spec exists, no mount the spec does not declare.
+func imageOptions(hostNet bool, mounts *criuimg.MountPolicy) *format.ImageOptions {
+	ns := []string{criuimg.NsPID, criuimg.NsIPC, criuimg.NsUTS, criuimg.NsMnt}
 	if !hostNet {
-		kinds = append(kinds, criuimg.NsNet)
+		ns = append(ns, criuimg.NsNet)
 	}
-	if err := criuimg.CheckNamespaces(inv, tasks, kinds); err != nil {
-		return wrap(err)
-	}
-	return nil
+	return &format.ImageOptions{Caps: grantedCaps, Namespaces: ns, Mounts: mounts}
 }
 
-// checkCreds checks the capabilities of the thread of the core image at
-// path.
-func checkCreds(path string) error {
-	name := filepath.Base(path)
-	data, err := readImage(path)
+// bundleMountPolicy returns the mount policy of the spec in the bundle of
+// container c, as runc hands its mounts to CRIU.
+func (e *Engine) bundleMountPolicy(c *Container) (*criuimg.MountPolicy, error) {
+	b, err := os.ReadFile(filepath.Join(e.containerDir(c.ID), "config.json"))
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("read OCI spec: %w", err)
 	}
-	c, err := criuimg.ReadCreds(name, data)
-	if err == nil && c == nil {
-		err = fmt.Errorf("%w: %s records no credentials", criuimg.ErrPrivilege, name)
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode OCI spec: %w", err)
 	}
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", format.ErrFormat, name, err)
+	rs := &criuimg.RuncSpec{Exists: func(p string) bool { _, err := os.Stat(p); return err == nil }}
+	if s.Linux != nil {
+		rs.MaskedPaths, rs.ReadonlyPaths = s.Linux.MaskedPaths, s.Linux.ReadonlyPaths
 	}
-	if err := c.CheckCaps(grantedCaps); err != nil {
-		return fmt.Errorf("%w: %s: %w (ckpt grants its containers %s)", format.ErrFormat, name, err, strings.Join(defaultCaps, ", "))
+	for _, m := range s.Mounts {
+		rs.Mounts = append(rs.Mounts, criuimg.SpecMount{Destination: m.Destination, Type: m.Type, Source: m.Source, Options: m.Options})
 	}
-	return nil
-}
-
-// checkTmpfs checks the tmpfs content image at path.
-func checkTmpfs(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := criuimg.CheckTmpfs(filepath.Base(path), f, nil); err != nil {
-		return fmt.Errorf("%w: %w", format.ErrFormat, err)
-	}
-	return nil
-}
-
-// readImage reads a metadata image of at most format.MaxParsedImageSize
-// bytes.
-func readImage(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, format.MaxParsedImageSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > format.MaxParsedImageSize {
-		return nil, fmt.Errorf("%w: %s is over %d bytes", format.ErrTooLarge, filepath.Base(path), format.MaxParsedImageSize)
-	}
-	return b, nil
+	return criuimg.RuncMountPolicy(rs), nil
 }

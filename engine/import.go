@@ -163,7 +163,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if declaredM != nil && len(o.Previous) == 0 && !o.Keep {
 		// (Kept images move to the container directory: on the same
 		// file system.)
-		need, _ = declared(declaredM)
+		need = declaredM.TotalSize()
 	}
 	staging, sl, err := e.newStaging(need)
 	if err != nil {
@@ -190,7 +190,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		}
 	}()
 	if declaredM != nil {
-		if err := checkRoom(staging, declaredM); err != nil {
+		if err := checkMemory(declaredM); err != nil {
 			return nil, err
 		}
 	}
@@ -211,9 +211,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if o.Progress != nil {
 		r = &progressReader{r: r, total: fi.Size(), progress: o.Progress}
 	}
-	zr, err := format.Extract(ctx, r, staging, nil)
+	zr, err := format.Extract(ctx, r, staging, &format.ExtractOptions{FreeSpace: stagingSpace(staging)})
 	if err != nil {
-		return nil, fmt.Errorf("verify and extract archive: %w", err)
+		return nil, extractError(err, staging)
 	}
 	m, legacy := zr.Manifest(), zr.Legacy()
 	md := zr.ManifestDigest()
@@ -283,7 +283,8 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err != nil {
 		return nil, err
 	}
-	if err := checkImagePolicy(filepath.Join(staging, format.CheckpointDir), network == NetworkHost); err != nil {
+	// Before anything is made; the mounts once the spec is written.
+	if err := format.CheckImageDir(filepath.Join(staging, format.CheckpointDir), imageOptions(network == NetworkHost, nil)); err != nil {
 		return nil, err
 	}
 	name, id := rec.Name, rec.ID
@@ -403,6 +404,13 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 		return nil, err
 	}
 	imgDir := filepath.Join(staging, format.CheckpointDir)
+	mounts, err := e.bundleMountPolicy(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := format.CheckImageDir(imgDir, imageOptions(network == NetworkHost, mounts)); err != nil {
+		return nil, err
+	}
 	if err := matchRootMode(imgDir, c.Rootfs); err != nil {
 		return nil, err
 	}

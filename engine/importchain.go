@@ -167,10 +167,11 @@ func extractLevel(ctx context.Context, p previousArchive, staging, name string) 
 	r, closeReader := openArchiveReader(f, fi.Size())
 	defer closeReader()
 	zr, err := format.Extract(ctx, r, tmp, &format.ExtractOptions{
-		Filter: func(h *format.Header) bool { return strings.HasPrefix(h.Name, format.PreCheckpointDir+"/") },
+		Filter:    func(h *format.Header) bool { return strings.HasPrefix(h.Name, format.PreCheckpointDir+"/") },
+		FreeSpace: stagingSpace(tmp),
 	})
 	if err != nil {
-		return fmt.Errorf("verify and extract archive: %w", err)
+		return extractError(err, staging)
 	}
 	d := zr.ManifestDigest()
 	_ = zr.Close()

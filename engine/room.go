@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -13,56 +15,62 @@ import (
 )
 
 // ErrNoRoom reports an archive that unpacks to more than this host can
-// hold: its staging file system's free space, or for its memory pages the
-// host's memory and swap.
+// hold: its staging file system's free space (format.ErrNoSpace), or for
+// its memory pages the host's memory and swap.
 var ErrNoRoom = errors.New("engine: not enough room for the checkpoint")
 
 // stagingReserve is the free space an import leaves on the staging file
 // system beyond what the archive declares.
 const stagingReserve = 64 << 20
 
-// declared sums what a manifest says its members unpack to: all members,
-// and the pages images alone.
-func declared(m *format.Manifest) (total, pages int64) {
+// stagingSpace returns format.ExtractOptions.FreeSpace for a staging
+// directory: its file system's free space less stagingReserve.
+func stagingSpace(dir string) func() (int64, error) {
+	return func() (int64, error) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			return 0, fmt.Errorf("statfs %s: %w", dir, err)
+		}
+		return int64(st.Bavail)*st.Bsize - stagingReserve, nil
+	}
+}
+
+// extractError words an Extract failure of an import staged in staging.
+func extractError(err error, staging string) error {
+	if errors.Is(err, format.ErrNoSpace) {
+		return fmt.Errorf("%w: %w: make room on the file system of %s (or stage on a tmpfs with --tmpdir)", ErrNoRoom, err, filepath.Dir(staging))
+	}
+	return fmt.Errorf("verify and extract archive: %w", err)
+}
+
+// pagesOf sums the sizes of the memory pages images a manifest declares.
+func pagesOf(m *format.Manifest) int64 {
+	var pages int64
 	for _, mb := range m.Members {
-		total += mb.Size
 		if mb.Kind == format.KindImage || mb.Kind == format.KindPreImage {
-			base := mb.Name[strings.LastIndexByte(mb.Name, '/')+1:]
-			if strings.HasPrefix(base, "pages-") {
+			if strings.HasPrefix(path.Base(mb.Name), "pages-") {
 				pages += mb.Size
 			}
 		}
 	}
-	return total, pages
+	return pages
 }
 
-// checkRoom refuses, before anything is written, an archive whose
-// manifest declares more than the staging directory's file system has
-// free (with stagingReserve), or more memory pages than this host has
-// memory and swap (a restore could never map them). The declared sizes
-// are the archive's word, held to by Extract, which refuses a member
-// larger than its manifest says.
-func checkRoom(staging string, m *format.Manifest) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(staging, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", staging, err)
-	}
+// checkMemory refuses, before anything is written, an archive whose
+// manifest declares more memory pages than this host has memory and swap:
+// a restore could never map them. (Extract holds the archive to the sizes
+// it declares.)
+func checkMemory(m *format.Manifest) error {
 	mem, err := memAndSwap()
 	if err != nil {
 		return err
 	}
-	total, pages := declared(m)
-	return roomProblem(staging, total, pages, int64(st.Bavail)*st.Bsize, mem)
+	return memoryProblem(pagesOf(m), mem)
 }
 
-// roomProblem is checkRoom's rule for an archive of total bytes, pages of
-// them memory pages, staged in staging with free bytes on a host with mem
-// bytes of memory and swap.
-func roomProblem(staging string, total, pages, free, mem int64) error {
-	if total > free-stagingReserve {
-		return fmt.Errorf("%w: the archive unpacks to %s and %s has %s free: make room there (or stage on a tmpfs with --tmpdir)",
-			ErrNoRoom, sizeString(total), staging, sizeString(free))
-	}
+// memoryProblem is checkMemory's rule for pages bytes of pages on a host
+// with mem bytes of memory and swap.
+func memoryProblem(pages, mem int64) error {
 	if pages > mem {
 		return fmt.Errorf("%w: the checkpoint holds %s of memory pages and this host has %s of memory and swap: restore it on a larger host",
 			ErrNoRoom, sizeString(pages), sizeString(mem))

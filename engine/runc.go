@@ -89,9 +89,11 @@ func (r runc) checkpointArgs(id, imageDir, workDir string, o *CheckpointOptions)
 // restoreArgs builds `runc restore -d`: runc re-wires the container's
 // stdio pipes (recorded in descriptors.json at dump time) to its own stdio,
 // which the monitor sets to fresh pipes. CRIU is told to ignore the
-// images' cgroups: runc puts CRIU, and so every task it restores, in the
-// cgroup of the spec, and an image's cgroup paths and properties (which
-// could name host cgroups or release agents) never reach the host.
+// images' cgroups (here for runc that passes it on, and in CRIU's
+// configuration file for runc 1.1, which does not): runc puts CRIU, and so
+// every task it restores, in the cgroup of the spec, and an image's cgroup
+// paths and properties (which could name host cgroups or release agents)
+// never reach the host.
 func (r runc) restoreArgs(id, bundle, pidFile, imageDir, workDir string, o *RestoreOptions) []string {
 	a := append(r.base("restore"), "--detach", "--image-path", imageDir, "--work-path", workDir,
 		"--bundle", bundle, "--pid-file", pidFile, "--manage-cgroups-mode", "ignore")

@@ -30,7 +30,11 @@
 //     than [KindOther], and no two differ only in case.
 //   - Tar headers are normalized: mode 0600 (directories 0700), owner 0:0
 //     without names, every modification time equal to the manifest's
-//     creation time. The same inputs and options give the same bytes.
+//     creation time, no access or change time, link name or device
+//     numbers, USTAR or PAX (never GNU) headers, and PAX records only
+//     "path" for a name USTAR cannot hold and "size" for a member of 8 GiB
+//     or more (no extended attributes, times, comments or charsets). The
+//     same inputs and options give the same bytes.
 //   - The tar stream ends with its two zero blocks; only zero padding (at
 //     most [MaxTrailingPadding] bytes) may follow.
 //
@@ -41,9 +45,38 @@
 // size and digest at EOF, and a failed check is an error, never a warning.
 // Legacy archives (no manifest) get the same structural checks; their
 // manifest is synthesized from the tar headers and [Reader.Legacy] reports
-// them as unverifiable. [Extract] writes only below its target directory,
+// them as unverifiable (their headers may carry PAX records, which nothing
+// applies). [Extract] writes only below its target directory,
 // through os.Root, creating regular files and directories with fixed modes;
 // owners and modes from the archive are not trusted.
+//
+// Contents. [Verify] and [Extract] judge what the members hold with one
+// checker (images.go), so an archive one reports a problem for the other
+// refuses, naming the member; [CheckImageDir] applies the image checks to
+// a directory on disk:
+//
+//   - every CRIU image set with criuimg.CheckImages (docs/FORMAT.md rule
+//     14a): framing and consistency, the process tree, VMAs and pagemaps,
+//     the paths of the files CRIU reopens, ghost files and remaps, and
+//     the mount namespaces by an allow-list, or by the stricter
+//     criuimg.MountPolicy of the restoring engine ([ImageOptions.Mounts]);
+//   - deleted.files through [ReadDeletedFiles], read as a stream: at most
+//     [MaxDeletedFilesSize] bytes and [MaxDeletedFiles] paths, each
+//     accepted by [CheckDeletedPath];
+//   - config.dump, spec.dump, network.status, stats-dump, cpuinfo.img at
+//     most [MaxMetadataSize] each.
+//
+// Both keep at most [MaxParsedImagesTotal] bytes of images in memory (each
+// at most [MaxParsedImageSize]) and read the archive once. Extract bounds
+// what it writes with [ExtractOptions.MaxWrite] and the free space the
+// caller reports ([ExtractOptions.FreeSpace], [ErrNoSpace]): a v1 archive
+// whose manifest declares more is refused before anything is written, a
+// legacy archive at the member that would go over.
+//
+// The limits on contents are this package's (limits.go) and
+// format/criuimg's: the engine's rootfs and volumes packages and package
+// inspect use the same constants, so every reader accepts the same
+// archives.
 //
 // Package format imports only the standard library, the zstd and gzip
 // codecs of github.com/klauspost/compress, and go-criu's magic table; it

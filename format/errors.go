@@ -38,6 +38,9 @@ var (
 	// ErrImage reports a CRIU image with a wrong magic, a missing required
 	// image, or pagemap and pages files that disagree.
 	ErrImage = errors.New("format: bad CRIU image")
+	// ErrNoSpace reports an archive that unpacks to more than the file
+	// system Extract writes to has room for (ExtractOptions.FreeSpace).
+	ErrNoSpace = errors.New("format: not enough space")
 	// ErrWriteAfterClose is returned by Writer methods called after Close.
 	ErrWriteAfterClose = errors.New("format: write after close")
 	// ErrSourceChanged reports a writer source that produced different

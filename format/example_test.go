@@ -10,9 +10,11 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/criuimg"
 )
 
 // exampleArchive writes the small archive the examples read.
@@ -160,4 +162,59 @@ func ExampleVerify() {
 	fmt.Println(len(rep.Problems), rep.Err())
 	// Output:
 	// 0 <nil>
+}
+
+// ExampleCheckImageDir restores an archive as an engine would: Extract
+// with a bound on what it writes and the default content checks, then,
+// once the engine has generated the OCI spec of the container, the
+// stricter mount policy of that spec on the extracted images, before
+// CRIU runs.
+func ExampleCheckImageDir() {
+	f, err := os.Open("../testdata/ckpt/counter.tar.zst")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	staging, err := os.MkdirTemp("", "staging-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(staging)
+	if _, err := format.Extract(context.Background(), f, staging, &format.ExtractOptions{
+		MaxWrite:  1 << 30,
+		FreeSpace: func() (int64, error) { return 4 << 30, nil }, // statfs of the staging file system
+	}); err != nil {
+		log.Fatal(err)
+	}
+
+	// The spec the engine generates for the container (engine/spec.go),
+	// with runc's way of mapping it to CRIU's mounts.
+	spec := &criuimg.RuncSpec{
+		Mounts: []criuimg.SpecMount{
+			{Destination: "/proc", Type: "proc"},
+			{Destination: "/dev", Type: "tmpfs"},
+			{Destination: "/dev/pts", Type: "devpts"},
+			{Destination: "/dev/shm", Type: "tmpfs"},
+			{Destination: "/dev/mqueue", Type: "mqueue"},
+			{Destination: "/sys", Type: "sysfs", Options: []string{"ro"}},
+			{Destination: "/data", Type: "bind", Options: []string{"rbind"}},
+			{Destination: "/hostdir", Type: "bind", Options: []string{"rbind", "ro"}},
+		},
+		MaskedPaths:   []string{"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"},
+		ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		// On the restoring host; the archive was made where these two
+		// do not exist.
+		Exists: func(p string) bool { return p != "/proc/kcore" && p != "/proc/sysrq-trigger" },
+	}
+	images := filepath.Join(staging, format.CheckpointDir)
+	fmt.Println(format.CheckImageDir(images, &format.ImageOptions{Mounts: criuimg.RuncMountPolicy(spec)}))
+
+	// Without the read-only bind the user asked for, the archive's
+	// /hostdir is a mount the spec does not declare.
+	spec.Mounts = spec.Mounts[:len(spec.Mounts)-1]
+	err = format.CheckImageDir(images, &format.ImageOptions{Mounts: criuimg.RuncMountPolicy(spec)})
+	fmt.Println(errors.Is(err, format.ErrImage), strings.Contains(err.Error(), "at /hostdir"))
+	// Output:
+	// <nil>
+	// true true
 }

@@ -2,6 +2,7 @@ package format_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -43,6 +44,19 @@ func addGoldenSeeds(f *testing.F) {
 		}
 		if len(c.archive) < 64<<10 {
 			f.Add(c.archive)
+		}
+	}
+	// The real ckpt export and the cases of TestHostileContents made of
+	// it (hostile CRIU images whose digests match).
+	if b, err := os.ReadFile(realCkpt); err == nil {
+		f.Add(b)
+	}
+	for _, c := range contentCases() {
+		if c.opts != nil || c.legacy {
+			continue
+		}
+		if b := c.build(f, format.Zstd); len(b) < 64<<10 {
+			f.Add(b)
 		}
 	}
 }
@@ -198,8 +212,10 @@ func FuzzManifest(f *testing.F) {
 }
 
 // FuzzVerify verifies arbitrary bytes: Verify never panics, returns an
-// error only for trouble with its source (none here), and a report without
-// problems means a reader reads the archive to its end.
+// error only for trouble with its source (none here), a report without
+// problems means a reader reads the archive to its end, and Extract
+// refuses exactly the archives Verify finds a problem in (one code path),
+// leaving its directory empty.
 func FuzzVerify(f *testing.F) {
 	addGoldenSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -210,7 +226,15 @@ func FuzzVerify(f *testing.F) {
 		if rep == nil {
 			t.Fatal("Verify() returned no report")
 		}
-		if len(rep.Problems) > 0 {
+		dir := t.TempDir()
+		_, xerr := format.Extract(context.Background(), bytes.NewReader(data), dir, &format.ExtractOptions{Reader: *fuzzOpts()})
+		if (xerr == nil) != (len(rep.Problems) == 0) {
+			t.Fatalf("Verify() found %d problems (%v), Extract() = %v: they must agree", len(rep.Problems), rep.Err(), xerr)
+		}
+		if xerr != nil {
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Fatalf("Extract() = %v and left %d entries", xerr, len(ents))
+			}
 			return
 		}
 		if err := readArchive(bytes.NewReader(data), fuzzOpts()); err != nil {

@@ -67,7 +67,7 @@ var sentinels = map[string]error{
 // A file's name is a member name (Go-quoted when it needs to be) followed
 // by attributes: type=reg|dir|symlink|hardlink|char|block|fifo|sparse|cont,
 // link=TARGET, size=N (the header's size field), mode=N, uid=N (and gid),
-// uname=NAME, mtime=UNIX and pax.KEY=VALUE.
+// uname=NAME, mtime=UNIX, gnu=true (GNU magic) and pax.KEY=VALUE.
 var hostileKeys = []string{
 	"wantErr", "wantIs", "verifyErr", "verifyProblems", "manifest", "unlist", "missing", "digest", "size",
 	"version", "parentDepth", "compress", "noend", "trailing", "cut", "raw", "zeros",
@@ -191,6 +191,8 @@ func readHostile(file string) (*hostileCase, error) {
 				*map[string]*int64{"mode": &e.Mode, "uid": &e.Uid, "mtime": &e.ModTime}[k] = n
 			case k == "uname":
 				e.Uname = v
+			case k == "gnu":
+				e.GNU = v == "true"
 			case strings.HasPrefix(k, "pax."):
 				e.PAX = append(e.PAX, strings.TrimPrefix(k, "pax.")+"="+v)
 			default:

@@ -26,7 +26,37 @@ const (
 	// MaxDecoderMemory is the most memory a zstd decoder may allocate.
 	MaxDecoderMemory = 128 << 20
 	// MaxParsedImageSize is the largest CRIU metadata image (inventory,
-	// pstree, pagemap, core) that Verify decodes; pages images are never
-	// decoded.
+	// pstree, pagemap, core, mountpoints...) that Verify and Extract
+	// decode; pages images are never decoded.
 	MaxParsedImageSize = 64 << 20
+	// MaxParsedImagesTotal is the most CRIU metadata Verify and Extract
+	// keep in memory for one archive, the sum of the images they decode.
+	// An archive over it is refused: its image set cannot be checked.
+	MaxParsedImagesTotal = 256 << 20
+)
+
+// Limits on member contents, checked by Verify and Extract and applied by
+// every other reader of the members (the engine's rootfs and volumes
+// packages, package inspect), so that all of them accept the same
+// archives.
+const (
+	// MaxMetadataSize is the largest config.dump, spec.dump,
+	// network.status, stats-dump, cpuinfo.img and deleted.files: readers
+	// keep them in memory.
+	MaxMetadataSize = 16 << 20
+	// MaxDeletedFilesSize is the largest deleted.files document.
+	MaxDeletedFilesSize = MaxMetadataSize
+	// MaxDeletedFiles is the largest number of paths in deleted.files.
+	// The engine keeps every path while it applies the list, so this and
+	// MaxDeletedFilesSize bound that memory.
+	MaxDeletedFiles = 1 << 16
+	// MaxPathLength is the longest path inside a container, in bytes, of
+	// a deleted path or an inner tar's entry (Linux PATH_MAX).
+	MaxPathLength = 4096
+	// MaxPathElement is the longest element of such a path (Linux
+	// NAME_MAX).
+	MaxPathElement = 255
+	// MaxInnerEntries is the largest number of entries of an inner tar
+	// (rootfs-diff.tar, volumes/<name>.tar, devshm-checkpoint.tar).
+	MaxInnerEntries = 1 << 20
 )

@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -375,9 +376,15 @@ func (r *Reader) checkHeader(hdr *tar.Header) error {
 }
 
 // checkNormalized checks that a v1 member's tar header is normalized as
-// the Writer writes it: mode 0600 (0700 for directories), owner 0:0 without names, modification
-// time equal to the manifest's creation time.
+// the Writer writes it: mode 0600 (0700 for directories), owner 0:0
+// without names, modification time equal to the manifest's creation time,
+// no access or change time, no link name or device numbers, a USTAR or
+// PAX header (not GNU), and PAX records only where USTAR cannot hold the
+// name or the size (checkPAX).
 func (r *Reader) checkNormalized(hdr *tar.Header, mode int64) error {
+	if err := checkPAX(hdr); err != nil {
+		return err
+	}
 	switch {
 	case hdr.Mode != mode:
 		return errorf(ErrFormat, "tar header mode %#o, want %#o", hdr.Mode, mode)
@@ -385,6 +392,28 @@ func (r *Reader) checkNormalized(hdr *tar.Header, mode int64) error {
 		return errorf(ErrFormat, "tar header owner %d:%d (%q:%q), want 0:0 without names", hdr.Uid, hdr.Gid, truncate(hdr.Uname, 40), truncate(hdr.Gname, 40))
 	case !hdr.ModTime.Equal(r.man.Created):
 		return errorf(ErrFormat, "tar header time %s, want the manifest's creation time %s", hdr.ModTime.UTC().Format(time.RFC3339Nano), r.man.Created.Format(time.RFC3339))
+	case !hdr.AccessTime.IsZero() || !hdr.ChangeTime.IsZero():
+		return errorf(ErrFormat, "tar header has an access or change time: not in a v1 archive")
+	case hdr.Linkname != "" || hdr.Devmajor != 0 || hdr.Devminor != 0:
+		return errorf(ErrFormat, "tar header of a file has a link name or device numbers")
+	case hdr.Format&tar.FormatGNU != 0:
+		return errorf(ErrFormat, "GNU tar header: a v1 archive has USTAR headers (PAX where a name or size needs it)")
+	}
+	return nil
+}
+
+// checkPAX allows in a v1 header only the PAX records the Writer writes:
+// "path" for a name USTAR cannot hold, "size" for a size of 8 GiB or more,
+// each equal to the header's value. Anything else (extended attributes,
+// times, comments, charsets) carries bytes no digest covers.
+func checkPAX(hdr *tar.Header) error {
+	for k, v := range hdr.PAXRecords {
+		switch {
+		case k == "path" && formatFor(v, 0) == tar.FormatPAX && strings.TrimSuffix(v, "/") == hdr.Name:
+		case k == "size" && hdr.Size > maxUSTARSize && v == strconv.FormatInt(hdr.Size, 10):
+		default:
+			return errorf(ErrFormat, "PAX record %q is not allowed in a v1 archive", truncate(k, 40))
+		}
 	}
 	return nil
 }

@@ -104,13 +104,21 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestExtract extracts sampleMembers without its stand-in CRIU images,
+// which are no image set (Extract checks them as Verify does: below).
 func TestExtract(t *testing.T) {
-	b := writeTest(t, Zstd, sampleMembers)
+	plain := map[string]string{}
+	for k, v := range sampleMembers {
+		if !strings.HasPrefix(k, CheckpointDir+"/") {
+			plain[k] = v
+		}
+	}
+	b := writeTest(t, Zstd, plain)
 	dir := t.TempDir()
 	if _, err := Extract(context.Background(), bytes.NewReader(b), dir, nil); err != nil {
 		t.Fatalf("Extract() = %v", err)
 	}
-	for k, v := range sampleMembers {
+	for k, v := range plain {
 		data, err := os.ReadFile(filepath.Join(dir, k))
 		if err != nil || string(data) != v {
 			t.Errorf("extracted %s = %q, %v", k, truncate(string(data), 20), err)
@@ -127,5 +135,14 @@ func TestExtract(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir2); len(ents) != 0 {
 		t.Errorf("Extract(corrupt) left %d entries", len(ents))
+	}
+	// The stand-in images are refused, as Verify refuses them.
+	dir3 := t.TempDir()
+	_, err = Extract(context.Background(), bytes.NewReader(writeTest(t, None, sampleMembers)), dir3, nil)
+	if !errors.Is(err, ErrImage) || !strings.Contains(err.Error(), "checkpoint/inventory.img") {
+		t.Errorf("Extract(stand-in images) = %v, want ErrImage naming checkpoint/inventory.img", err)
+	}
+	if ents, _ := os.ReadDir(dir3); len(ents) != 0 {
+		t.Errorf("Extract(stand-in images) left %d entries", len(ents))
 	}
 }

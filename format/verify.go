@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"strings"
 
 	"github.com/ckpt/ckpt/format/criuimg"
 )
@@ -17,6 +15,9 @@ type VerifyOptions struct {
 	// PageSize is the page size of the source machine for the pagemap and
 	// pages consistency check; 0 means 4096.
 	PageSize int
+	// Mounts, when set, is the restoring engine's mount policy (see
+	// ImageOptions.Mounts); nil applies the default mount rules.
+	Mounts *criuimg.MountPolicy
 }
 
 // Report is the result of Verify: every problem found in one pass.
@@ -57,23 +58,17 @@ type ImageSet struct {
 // with one line per problem.
 func (r *Report) Err() error { return errors.Join(r.Problems...) }
 
-// imageFile is what Verify keeps of a CRIU image while reading.
-type imageFile struct {
-	size int64
-	head []byte // the first 8 bytes
-	data []byte // the whole content, for the metadata images it decodes
-}
-
-// maxKeptImages bounds the total of decoded metadata kept in memory.
-const maxKeptImages = 256 << 20
-
 // Verify reads the whole archive once and reports every problem: members
 // whose size or digest differ from the manifest (named), missing and
-// unlisted members, CRIU images with wrong magics, required images missing,
-// pagemap and pages files that disagree, pages marked in a parent that the
-// archive does not reference. Structural errors that make further reading
-// impossible (a corrupt tar or compressed stream, an insecure name, a limit
-// exceeded) end the pass and are reported as the last problem.
+// unlisted members, and every problem of their contents that Extract
+// refuses too (the same checks, see the package documentation): CRIU
+// images that are malformed or inconsistent or that a container may not
+// get from an archive (criuimg.CheckImages, with opts.Mounts when set),
+// pages marked in a parent that the archive does not reference, a
+// deleted.files or metadata member over its limits. Structural errors that
+// make further reading impossible (a corrupt tar or compressed stream, an
+// insecure name, a limit exceeded) end the pass and are reported as the
+// last problem.
 //
 // The returned error is non-nil only for trouble reading r itself (I/O);
 // problems of the archive are in the Report.
@@ -81,9 +76,6 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 	var o VerifyOptions
 	if opts != nil {
 		o = *opts
-	}
-	if o.PageSize <= 0 {
-		o.PageSize = 4096
 	}
 	ro := o.Reader
 	ro.collect = true
@@ -96,9 +88,7 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 	rep.Legacy, rep.Compression = zr.Legacy(), zr.Compression()
 	rep.Manifest, rep.ManifestDigest = zr.Manifest(), zr.ManifestDigest()
 
-	sets := map[string]map[string]*imageFile{}
-	var kept int64
-	hasParentLink := false
+	cc := newContentChecker(ImageOptions{PageSize: o.PageSize, Mounts: o.Mounts})
 	for {
 		h, err := zr.Next()
 		if errors.Is(err, io.EOF) {
@@ -108,67 +98,39 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 			rep.Problems = append(rep.Problems, zr.problemsSeen()...)
 			return rep, rep.fatal(err)
 		}
-		if h.Name == ParentLinkName {
-			hasParentLink = true
-			continue
+		if scan := cc.scan(h); scan != nil {
+			scan(zr)
 		}
-		if h.Kind != KindImage && h.Kind != KindPreImage {
-			continue // the Reader verifies the content at Next
+		data, err := readWanted(zr, h, cc.want(h))
+		if err != nil && !errors.Is(err, ErrChecksum) {
+			rep.Problems = append(rep.Problems, zr.problemsSeen()...)
+			return rep, rep.fatal(err)
 		}
-		dir, base := path.Split(h.Name)
-		dir = strings.TrimSuffix(dir, "/")
-		if sets[dir] == nil {
-			sets[dir] = map[string]*imageFile{}
-		}
-		f := &imageFile{size: h.Size}
-		sets[dir][base] = f
-		keep := criuimg.NeedsContent(base) && h.Size <= MaxParsedImageSize && kept+h.Size <= maxKeptImages
-		if keep {
-			kept += h.Size
-			b, err := io.ReadAll(io.LimitReader(zr, h.Size))
-			if err != nil && !errors.Is(err, ErrChecksum) {
-				rep.Problems = append(rep.Problems, zr.problemsSeen()...)
-				return rep, rep.fatal(err)
-			}
-			f.data = b
-			f.head = b[:min(8, len(b))]
-		} else {
-			head := make([]byte, 8)
-			n, err := io.ReadFull(zr, head)
-			f.head = head[:n]
-			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrChecksum) {
-				rep.Problems = append(rep.Problems, zr.problemsSeen()...)
-				return rep, rep.fatal(err)
-			}
-		}
+		cc.member(h, data)
 	}
 	rep.Problems = append(rep.Problems, zr.problemsSeen()...)
 	rep.Manifest = zr.Manifest()
-
-	for _, dir := range []string{CheckpointDir, PreCheckpointDir} {
-		files, ok := sets[dir]
-		if !ok {
-			continue
-		}
-		// Pages marked in-parent need a parent: in the manifest (for the
-		// archive's images, checkpoint/ or, for a pre-checkpoint that
-		// continues a chain, pre-checkpoint/), or in a legacy archive its
-		// checkpoint/parent link.
-		hasParent := false
-		switch {
-		case dir == rep.Manifest.ImagesDir() && rep.Manifest.Parent != nil:
-			hasParent = true
-		case dir == CheckpointDir && hasParentLink:
-			hasParent = true
-		}
-		set, problems := checkImageSet(dir, files, hasParent, o.PageSize)
-		rep.Images = append(rep.Images, set)
-		rep.Problems = append(rep.Problems, problems...)
-	}
-	if !rep.Legacy && rep.Manifest.Parent != nil && len(sets[rep.Manifest.ImagesDir()]) == 0 {
-		rep.Problems = append(rep.Problems, &Error{Op: "verify", Err: errorf(ErrParent, "the manifest names a parent but the archive has no CRIU images")})
-	}
+	rep.Images = cc.finish(rep.Manifest, rep.Legacy)
+	rep.Problems = append(rep.Problems, cc.problems...)
 	return rep, nil
+}
+
+// readWanted reads what a contentChecker wants of the current member: all
+// of it (n < 0), a prefix of n bytes, or nothing. A member shorter than n
+// gives what it has.
+func readWanted(r io.Reader, h *Header, n int64) ([]byte, error) {
+	switch {
+	case n < 0:
+		return io.ReadAll(io.LimitReader(r, h.Size))
+	case n > 0:
+		b := make([]byte, min(n, h.Size))
+		k, err := io.ReadFull(r, b)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = nil
+		}
+		return b[:k], err
+	}
+	return nil, nil
 }
 
 // fatal records err as the report's last problem, or returns it when it is

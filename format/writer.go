@@ -693,7 +693,7 @@ func writeDirs(tw *tar.Writer, dir string, done map[string]bool, mtime time.Time
 	}
 	done[dir] = true
 	name := dir + "/"
-	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o700, ModTime: mtime, Format: formatFor(name)})
+	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o700, ModTime: mtime, Format: formatFor(name, 0)})
 }
 
 // header returns the normalized tar header of a member.
@@ -704,13 +704,20 @@ func header(name string, size int64, mtime time.Time) *tar.Header {
 		Size:     size,
 		Mode:     0o600,
 		ModTime:  mtime,
-		Format:   formatFor(name),
+		Format:   formatFor(name, size),
 	}
 }
 
-// formatFor picks USTAR when the name fits it and PAX otherwise, so the
-// choice depends on the name alone.
-func formatFor(name string) tar.Format {
+// maxUSTARSize is the largest size a USTAR header holds (11 octal
+// digits); a larger member gets a PAX "size" record.
+const maxUSTARSize = 1<<33 - 1
+
+// formatFor picks USTAR when the name and size fit it and PAX otherwise,
+// so the choice depends on them alone.
+func formatFor(name string, size int64) tar.Format {
+	if size > maxUSTARSize {
+		return tar.FormatPAX
+	}
 	if len(name) <= 100 {
 		return tar.FormatUSTAR
 	}

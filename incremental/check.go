@@ -10,8 +10,9 @@ import (
 )
 
 // checkDir checks the image set in dir with criuimg.CheckImages, reading
-// the metadata images whole (at most MaxMetadataSize bytes each) and the
-// first 8 bytes of the others. hasParent says whether pagemap entries may
+// the metadata images whole (at most MaxMetadataSize bytes each) and of
+// the others what criuimg.Needs asks for (their first 8 bytes, a ghost
+// file's first entry). hasParent says whether pagemap entries may
 // be in parent.
 func checkDir(dir string, pageSize int64, hasParent bool) error {
 	files, err := dirInfo(dir)
@@ -54,7 +55,7 @@ func dirInfo(dir string) (map[string]criuimg.Info, error) {
 			f.Close()
 			return nil, err
 		}
-		head := make([]byte, 8)
+		head := make([]byte, max(criuimg.Needs(name), 8))
 		n, err := io.ReadFull(f, head)
 		f.Close()
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {

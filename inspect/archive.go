@@ -20,12 +20,15 @@ import (
 
 // MaxSmallFile is the largest top-level member (config.dump, spec.dump,
 // network.status, deleted.files, stats-dump, CRI-O's bind.mounts,
-// containerd's status files) the inspector reads into memory.
-const MaxSmallFile = 16 << 20
+// containerd's status files) the inspector reads into memory: the limit
+// format.Verify and format.Extract apply to such members
+// (format.MaxMetadataSize).
+const MaxSmallFile = format.MaxMetadataSize
 
 // MaxTarEntries bounds the entries listed from one inner tar
-// (rootfs-diff.tar, volumes/*.tar).
-const MaxTarEntries = 1 << 20
+// (rootfs-diff.tar, volumes/*.tar): format.MaxInnerEntries, the limit the
+// engine applies them with.
+const MaxTarEntries = format.MaxInnerEntries
 
 // LoadOptions select what Load keeps of an archive. The zero value keeps
 // the manifest, member list and small metadata files only.

@@ -51,11 +51,22 @@
 // format/criuimg's bounded reader first, which checks each entry's size
 // against the bytes left in the image and against its caps, then each
 // entry (at most criuimg.MaxEntrySize bytes) is decoded with go-criu's
-// protobuf types (crit/images) or criuimg's own decoders. Process trees
-// with cycles or duplicate PIDs, pagemaps with overlapping, misaligned or
-// out-of-file ranges, and files referenced by no table are errors or
+// protobuf types (crit/images) or criuimg's own decoders. A process tree is
+// built only when criuimg.CheckPstree, the verifier's check, accepts it
+// (no cycle, no duplicate PID, every task reaching the root), so inspect
+// and verify refuse the same trees; pagemaps with overlapping, misaligned
+// or out-of-file ranges, and files referenced by no table are errors or
 // "unknown", never panics. [DecodeImage] exposes this path; the fuzz
 // target FuzzInspectImage exercises it.
+//
+// # Limits
+//
+// The inspector's limits are the verifier's: [MaxSmallFile] is
+// format.MaxMetadataSize, [MaxImageSize] and [MaxImagesTotal] are
+// format.MaxParsedImageSize and format.MaxParsedImagesTotal,
+// [MaxTarEntries] is format.MaxInnerEntries, and deleted.files is read by
+// format.ReadDeletedFiles (at most format.MaxDeletedFiles paths), as the
+// engine reads it.
 //
 // # JSON documents
 //

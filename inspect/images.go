@@ -7,18 +7,20 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/criuimg"
 	"google.golang.org/protobuf/proto"
 )
 
 // MaxImageSize is the largest CRIU metadata image (anything but pages) the
 // inspector decodes: larger images are refused before decoding, so that
-// the protobuf decoders, which allocate from the data, stay bounded.
-const MaxImageSize = 64 << 20
+// the protobuf decoders, which allocate from the data, stay bounded. It is
+// format.MaxParsedImageSize, the verifier's and the extractor's limit.
+const MaxImageSize = format.MaxParsedImageSize
 
 // MaxImagesTotal bounds the metadata images one archive may hold in
-// memory while it is inspected.
-const MaxImagesTotal = 256 << 20
+// memory while it is inspected (format.MaxParsedImagesTotal).
+const MaxImagesTotal = format.MaxParsedImagesTotal
 
 // ErrImage reports a CRIU image that the inspector cannot decode: a bad
 // framing, a protobuf that does not parse, or an image over

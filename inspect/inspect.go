@@ -1,8 +1,8 @@
 package inspect
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/ckpt/ckpt/format"
@@ -181,7 +181,8 @@ func inspectArchive(a *Archive, o InspectOptions, procs bool) (*Inspection, erro
 			md.Annotations = s.Annotations
 		}
 		if b, ok := a.Meta[format.DeletedFilesName]; ok {
-			if err := json.Unmarshal(b, &md.DeletedFiles); err != nil {
+			// The engine's reader, with its limits on the paths.
+			if md.DeletedFiles, err = format.ReadDeletedFiles(bytes.NewReader(b)); err != nil {
 				return nil, fmt.Errorf("parse %s: %w", format.DeletedFilesName, err)
 			}
 		}

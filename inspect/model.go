@@ -3,6 +3,7 @@ package inspect
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -129,8 +130,9 @@ func wrapImg(err error) error {
 	return fmt.Errorf("%w: %w", ErrImage, err)
 }
 
-// Tree builds the process tree from pstree.img and the core images. The
-// roots are returned sorted by PID (normally one).
+// Tree builds the process tree from pstree.img and the core images, once
+// criuimg.CheckPstree (the verifier's check) accepts it. It returns the one
+// root, the first task of pstree.img, with its descendants.
 func (a *Archive) Tree() ([]*Process, error) {
 	im := &images{a: a}
 	b, err := im.data("pstree.img")
@@ -144,12 +146,14 @@ func (a *Archive) Tree() ([]*Process, error) {
 	if err != nil {
 		return nil, wrapImg(err)
 	}
+	// The verifier's check of the tree (duplicate pids, cycles, missing
+	// parents...): a tree it refuses is refused here too.
+	if errs := criuimg.CheckPstree(ents); len(errs) > 0 {
+		return nil, fmt.Errorf("decode pstree.img: %w", wrapImg(errors.Join(errs...)))
+	}
 	byPID := map[uint32]*Process{}
 	var order []*Process
 	for _, e := range ents {
-		if _, dup := byPID[e.PID]; dup {
-			return nil, fmt.Errorf("decode pstree.img: pid %d twice: %w", e.PID, ErrImage)
-		}
 		p := &Process{PID: e.PID, PPID: e.PPID, PGID: e.PGID, SID: e.SID, Threads: e.Threads, State: "unknown"}
 		name := fmt.Sprintf("core-%d.img", e.PID)
 		if cb, ok := a.Images[name]; ok {
@@ -165,41 +169,16 @@ func (a *Archive) Tree() ([]*Process, error) {
 		byPID[e.PID] = p
 		order = append(order, p)
 	}
-	var roots []*Process
-	for _, p := range order {
-		parent, ok := byPID[p.PPID]
-		if p.PPID == 0 || !ok || parent == p {
-			roots = append(roots, p)
-			continue
-		}
+	// CheckPstree made the first task the only root, every other task
+	// reaching it through its parents.
+	for _, p := range order[1:] {
+		parent := byPID[p.PPID]
 		parent.Kids = append(parent.Kids, p)
 	}
-	// A cycle leaves tasks unreachable from any root: report it.
-	seen := 0
-	var walk func(p *Process, depth int) error
-	walk = func(p *Process, depth int) error {
-		seen++
-		if depth > len(order) {
-			return fmt.Errorf("decode pstree.img: cycle: %w", ErrImage)
-		}
+	for _, p := range order {
 		sort.Slice(p.Kids, func(i, j int) bool { return p.Kids[i].PID < p.Kids[j].PID })
-		for _, k := range p.Kids {
-			if err := walk(k, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
-	sort.Slice(roots, func(i, j int) bool { return roots[i].PID < roots[j].PID })
-	for _, r := range roots {
-		if err := walk(r, 0); err != nil {
-			return nil, err
-		}
-	}
-	if seen != len(order) {
-		return nil, fmt.Errorf("decode pstree.img: %d tasks not reachable from a root: %w", len(order)-seen, ErrImage)
-	}
-	return roots, nil
+	return order[:1], nil
 }
 
 func taskState(s uint32) string {

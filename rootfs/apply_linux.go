@@ -36,8 +36,8 @@ func Apply(ctx context.Context, root string, diff io.Reader, deleted []string, o
 		opts = &ApplyOptions{}
 	}
 	maxEntries, maxEntry, maxTotal := opts.limits()
-	if len(deleted) > maxEntries {
-		return &Error{Op: "delete", Err: errorf(ErrTooLarge, "%d deleted paths, limit %d", len(deleted), maxEntries)}
+	if limit := min(maxEntries, MaxDeletedFiles); len(deleted) > limit {
+		return &Error{Op: "delete", Err: errorf(ErrTooLarge, "%d deleted paths, limit %d", len(deleted), limit)}
 	}
 	rels := make([]string, 0, len(deleted))
 	for _, p := range deleted {

@@ -1,13 +1,15 @@
 package rootfs
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ckpt/ckpt/format"
 )
 
 // ChangeKind says how a path differs between the image and the container.
@@ -84,30 +86,39 @@ func WriteDeleted(w io.Writer, changes []Change) error {
 	return pathErr("write", "", err)
 }
 
-// ReadDeleted reads a deleted.files document: a JSON array of strings, at
-// most MaxDeletedFilesSize bytes and MaxEntries paths. It does not check
-// the paths; Apply does. Trailing data after the array is an error.
+// ReadDeleted reads a deleted.files document: a JSON array of paths, at
+// most MaxDeletedFilesSize bytes and MaxDeletedFiles paths, each one
+// format.CheckDeletedPath accepts, with nothing after the array. It reads
+// through format.ReadDeletedFiles, the reader format.Verify and
+// format.Extract check the member with, so an archive they accept is one
+// ReadDeleted accepts. Apply checks the paths again against the root.
 func ReadDeleted(r io.Reader) ([]string, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxDeletedFilesSize+1))
+	list, err := format.ReadDeletedFiles(r)
 	if err != nil {
-		return nil, pathErr("read", "deleted.files", err)
-	}
-	if len(b) > MaxDeletedFilesSize {
-		return nil, pathErr("read", "deleted.files", errorf(ErrTooLarge, "over %d bytes", MaxDeletedFilesSize))
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var list []string
-	if err := dec.Decode(&list); err != nil {
-		return nil, pathErr("read", "deleted.files", errorf(ErrFormat, "decode JSON: %v", err))
-	}
-	if dec.More() {
-		return nil, pathErr("read", "deleted.files", errorf(ErrFormat, "trailing data after JSON array"))
-	}
-	if len(list) > MaxEntries {
-		return nil, pathErr("read", "deleted.files", errorf(ErrTooLarge, "%d paths, limit %d", len(list), MaxEntries))
+		return nil, pathErr("read", "deleted.files", fromFormat(err))
 	}
 	return list, nil
 }
+
+// fromFormat makes an error of package format match this package's
+// sentinel too (errors.Is), keeping its message.
+func fromFormat(err error) error {
+	for _, s := range [][2]error{{format.ErrTooLarge, ErrTooLarge}, {format.ErrInsecurePath, ErrInsecurePath}, {format.ErrFormat, ErrFormat}} {
+		if errors.Is(err, s[0]) {
+			return &formatError{err: err, sentinel: s[1]}
+		}
+	}
+	return err
+}
+
+// formatError is an error of package format that is also this package's
+// sentinel.
+type formatError struct {
+	err, sentinel error
+}
+
+func (e *formatError) Error() string   { return e.err.Error() }
+func (e *formatError) Unwrap() []error { return []error{e.err, e.sentinel} }
 
 // checkName reports whether name (slash-separated, relative) may be
 // created or removed inside a root: it must be ".", or local and clean,
@@ -142,17 +153,13 @@ func checkName(name string) error {
 }
 
 // cleanDeleted turns a deleted.files entry ("/etc/motd" as podman writes
-// it, or "etc/motd") into a checked relative path. The root itself cannot
-// be deleted.
+// it, or "etc/motd") into a checked relative path, with the rules of
+// format.CheckDeletedPath. The root itself cannot be deleted.
 func cleanDeleted(p string) (string, error) {
-	rel := strings.TrimPrefix(p, "/")
-	if rel == "" || rel == "." {
-		return "", errorf(ErrInsecurePath, "deleted path %q names the root", p)
+	if err := format.CheckDeletedPath(p); err != nil {
+		return "", fromFormat(err)
 	}
-	if err := checkName(rel); err != nil {
-		return "", err
-	}
-	return rel, nil
+	return strings.TrimPrefix(p, "/"), nil
 }
 
 // cleanSkip turns a ChangesOptions.Skip entry into a relative path.

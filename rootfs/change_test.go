@@ -3,6 +3,7 @@ package rootfs
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -105,5 +106,31 @@ func TestChangeKindString(t *testing.T) {
 		if got := k.String(); got != want {
 			t.Errorf("ChangeKind(%d).String() = %q, want %q", int(k), got, want)
 		}
+	}
+}
+
+// TestReadDeletedMemory: a deleted list of a million paths is refused at
+// MaxDeletedFiles without keeping them (it used to cost 84 MiB of RSS).
+func TestReadDeletedMemory(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 1_000_000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"/a"`)
+	}
+	b.WriteString("]")
+	doc := b.String()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := ReadDeleted(strings.NewReader(doc))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("ReadDeleted(a million paths) = %v, want ErrTooLarge", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 32<<20 {
+		t.Errorf("ReadDeleted(a million paths) allocated %d bytes, want under 32 MiB", n)
 	}
 }

@@ -81,8 +81,15 @@
 //     names over [MaxNamesSize] in total, paths over [MaxPathLength] or
 //     with a component over [MaxNameLength],
 //     link targets over [MaxLinkTargetLength], more than [MaxXattrs]
-//     extended attributes or one over [MaxXattrSize]: [ErrTooLarge].
+//     extended attributes or one over [MaxXattrSize], more than
+//     [MaxDeletedFiles] deleted paths: [ErrTooLarge].
 //     Sizes are checked against the header before any byte is written.
+//
+// The limits that bound what an archive holds are package format's
+// (format/limits.go): [ReadDeleted] reads deleted.files through
+// format.ReadDeletedFiles and the deleted paths follow
+// format.CheckDeletedPath, so what format.Verify and format.Extract
+// accept, Apply accepts.
 //
 // Apply refuses the host's own root directory as root ([ErrInsecurePath]).
 //

@@ -50,6 +50,17 @@ type CheckOptions struct {
 	// HasParent reports that the image set has a parent image set (a
 	// "parent" link), so pagemap entries may carry PEParent.
 	HasParent bool
+	// Mounts, when set, is the stricter mount policy of the engine that
+	// restores the images (see [MountPolicy]); nil applies the default
+	// mount rules only.
+	Mounts *MountPolicy
+	// Caps, when not zero, is the capability set the restoring engine
+	// grants its containers: every live thread must record credentials
+	// ([ReadCreds]) whose sets lie within it ([ErrPrivilege] otherwise).
+	Caps uint64
+	// Namespaces are the namespace kinds ([NsPID] ...) no task may share
+	// with the CRIU that dumped it ([CheckNamespaces]); nil checks none.
+	Namespaces []string
 }
 
 // Report lists the problems [CheckImages] found, sorted by file name.
@@ -72,19 +83,30 @@ func (r *Report) Err() error {
 }
 
 // NeedsContent reports whether [CheckImages] needs the full contents of
-// the image called name: inventory.img, pstree.img, files.img and the
-// core, mm, ids, fdinfo and pagemap images. All of them are metadata, small
-// next to the pages images.
+// the image called name: inventory.img, pstree.img, files.img,
+// remap-fpath.img and the core, mm, ids, fdinfo, pagemap and mountpoints
+// images. All of them are metadata, small next to the pages images.
 func NeedsContent(name string) bool {
+	return Needs(name) < 0
+}
+
+// Needs returns how much of the image called name [CheckImages] needs in
+// [Info.Data]: -1 for all of it (the images [NeedsContent] names),
+// [GhostHeadSize] bytes of a ghost file image, and 8 (its header) of any
+// other; 0 for raw images and files that are not images. An image shorter
+// than that is given whole.
+func Needs(name string) int64 {
 	m, kind := ExpectedMagic(name)
 	if kind != KindProto {
-		return false
+		return 0
 	}
 	switch m {
-	case "INVENTORY", "PSTREE", "FILES", "CORE", "MM", "IDS", "FDINFO", "PAGEMAP":
-		return true
+	case "INVENTORY", "PSTREE", "FILES", "CORE", "MM", "IDS", "FDINFO", "PAGEMAP", "MNTS", "REMAP_FPATH":
+		return -1
+	case "GHOST_FILE":
+		return GhostHeadSize
 	}
-	return false
+	return 8
 }
 
 // checker accumulates problems for CheckImages.
@@ -98,6 +120,14 @@ type checker struct {
 
 	filesLoaded bool
 	fileIDs     map[uint32]bool // ids of files.img entries; nil if unreadable
+	regFiles    map[uint32]bool // ids of its regular-file (REG) entries
+
+	rootPID        uint32 // the root task (the first of pstree.img)
+	rootMntNS      uint32 // its mount namespace id (names mountpoints-<id>.img)
+	rootMntNSKnown bool
+	mounts         *MountPolicy
+	caps           uint64
+	namespaces     []string
 }
 
 // fileSet returns the ids of the entries of files.img (loaded once), or nil
@@ -117,11 +147,18 @@ func (c *checker) fileSet(why string) map[uint32]bool {
 		return nil
 	}
 	c.fileIDs = make(map[uint32]bool, len(entries))
+	c.regFiles = map[uint32]bool{}
 	for _, e := range entries {
 		if c.fileIDs[e.ID] {
 			c.add(name, fmt.Errorf("check file %d: listed twice: %w", e.ID, ErrImage))
 		}
 		c.fileIDs[e.ID] = true
+		if e.Reg != nil {
+			c.regFiles[e.ID] = true
+			if err := CheckFilePath(e.Reg.Name); err != nil {
+				c.add(name, fmt.Errorf("check file %d: %w", e.ID, err))
+			}
+		}
 	}
 	return c.fileIDs
 }
@@ -196,6 +233,8 @@ func CheckImages(files map[string]Info, opts *CheckOptions) *Report {
 	c := &checker{files: files, pageSize: DefaultPageSize, bad: map[string]bool{}, perFile: map[string]int{}}
 	if opts != nil {
 		c.parent = opts.HasParent
+		c.mounts = opts.Mounts
+		c.caps, c.namespaces = opts.Caps, opts.Namespaces
 		if opts.PageSize != 0 {
 			c.pageSize = uint64(opts.PageSize)
 			if opts.PageSize < 0 || bits.OnesCount64(c.pageSize) != 1 {
@@ -214,6 +253,8 @@ func CheckImages(files map[string]Info, opts *CheckOptions) *Report {
 	inv, invOK := c.checkInventory()
 	c.checkTasks(inv, invOK)
 	c.checkPagemaps(names)
+	c.checkRemaps(names)
+	c.checkMountImages(names)
 	return c.report()
 }
 
@@ -286,23 +327,44 @@ func (c *checker) checkTasks(inv Inventory, invOK bool) {
 	if c.failed(name, err) {
 		return
 	}
-	if len(tasks) == 0 {
-		c.add(name, fmt.Errorf("read process tree: no task: %w", ErrImage))
+	errs := CheckPstree(tasks)
+	for _, err := range errs {
+		c.add(name, err)
+	}
+	if len(tasks) == 0 || len(tasks) > MaxTasks {
 		return
 	}
-	pids := make(map[uint32]bool, len(tasks))
+	threads := 0
 	for _, t := range tasks {
-		if pids[t.PID] {
-			c.add(name, fmt.Errorf("check task %d: listed twice: %w", t.PID, ErrImage))
-		}
-		pids[t.PID] = true
+		threads += len(t.Threads)
 	}
+	if threads > MaxThreads {
+		c.add(name, fmt.Errorf("read process tree: %d threads, more than %d: %w", threads, MaxThreads, ErrImage))
+		return
+	}
+	c.rootPID = tasks[0].PID
 	tids := map[uint32]uint32{}
-	for i, t := range tasks {
-		if i > 0 && !pids[t.PPID] {
-			c.add(name, fmt.Errorf("check task %d: parent %d not in the tree: %w", t.PID, t.PPID, ErrImage))
-		}
+	for _, t := range tasks {
 		c.checkTask(t, tids, inv, invOK)
+	}
+}
+
+// checkCreds checks the credentials recorded in the core image name
+// against the capability set of CheckOptions.Caps.
+func (c *checker) checkCreds(name string, data []byte) {
+	if c.caps == 0 {
+		return
+	}
+	cr, err := ReadCreds(name, data)
+	switch {
+	case err != nil:
+		c.failed(name, err)
+	case cr == nil:
+		c.add(name, fmt.Errorf("check credentials: none recorded (CRIU would leave the thread its own): %w", ErrPrivilege))
+	default:
+		if err := cr.CheckCaps(c.caps); err != nil {
+			c.add(name, err)
+		}
 	}
 }
 
@@ -318,6 +380,7 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 	if c.failed(coreName, err) {
 		return
 	}
+	c.checkCreds(coreName, data)
 	if core.TC == nil {
 		c.add(coreName, fmt.Errorf("check task %s: core of a leader lacks task core (tc): %w", pid, ErrImage))
 		return
@@ -339,6 +402,10 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 			continue
 		}
 		tids[tid] = t.PID
+		if tid == 0 || tid > MaxPID {
+			c.add("pstree.img", fmt.Errorf("check thread %d of task %s: out of range 1-%d: %w", tid, pid, MaxPID, ErrImage))
+			continue
+		}
 		if tid == t.PID {
 			leader = true
 			continue
@@ -346,7 +413,9 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 		name := "core-" + strconv.FormatUint(uint64(tid), 10) + ".img"
 		if d, ok := c.content(name, "thread of task "+pid+" in pstree.img"); ok {
 			_, err := ReadCore(name, d)
-			c.failed(name, err)
+			if !c.failed(name, err) {
+				c.checkCreds(name, d)
+			}
 		}
 	}
 	if !leader {
@@ -357,6 +426,7 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 	if d, ok := c.content(mmName, why); ok {
 		mm, err := ReadMm(mmName, d)
 		if !c.failed(mmName, err) {
+			c.checkVmas(mmName, mm.Vmas)
 			if ids := c.fileSet(mmName + " names an executable"); ids != nil && !ids[mm.ExeFileID] {
 				c.add(mmName, fmt.Errorf("check exe_file_id %d: not in files.img: %w", mm.ExeFileID, ErrImage))
 			}
@@ -375,6 +445,14 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 			if !c.failed(idsName, err) {
 				ids = &v
 			}
+		}
+	}
+	if t.PID == c.rootPID && ids != nil {
+		c.rootMntNS, c.rootMntNSKnown = ids.MntNsID, true
+	}
+	if invOK && ids != nil && len(c.namespaces) > 0 {
+		if err := CheckNamespaces(inv, map[uint32]TaskKobjIDs{t.PID: *ids}, c.namespaces); err != nil {
+			c.add("ids-"+pid+".img", err)
 		}
 	}
 	if invOK && ids != nil {
@@ -520,6 +598,25 @@ func (c *checker) checkEntries(name string, entries []PagemapEntry, mm *MmEntry)
 		}
 	}
 	return pages
+}
+
+// checkVmas checks the memory mappings of an mm image: each starts below
+// its end, both page-aligned, and no two overlap (the pagemap check counts
+// on it).
+func (c *checker) checkVmas(name string, vmas []VmaEntry) {
+	for i, v := range vmas {
+		if v.Start >= v.End || v.Start%c.pageSize != 0 || v.End%c.pageSize != 0 {
+			c.add(name, fmt.Errorf("check VMA %d %#x-%#x: empty, inverted or not aligned to %d-byte pages: %w", i+1, v.Start, v.End, c.pageSize, ErrImage))
+			return
+		}
+	}
+	sorted := sortedVmas(&MmEntry{Vmas: vmas})
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].Start < sorted[i-1].End {
+			c.add(name, fmt.Errorf("check VMA %#x-%#x: overlaps %#x-%#x: %w", sorted[i].Start, sorted[i].End, sorted[i-1].Start, sorted[i-1].End, ErrImage))
+			return
+		}
+	}
 }
 
 // sortedVmas returns mm's VMAs sorted by start, or nil without mm.

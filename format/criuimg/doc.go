@@ -55,14 +55,15 @@
 // # Image set checks
 //
 // [CheckImages] checks one image directory and reports every problem, each
-// naming its image file:
+// naming its image file (the structure here, what the images make CRIU do
+// below):
 //
 //   - every image with a known name has its magic and header prefix, and
 //     its entries (when its contents are given) are framed correctly; files
 //     with other names are not judged (they may be a newer CRIU's images);
 //   - inventory.img and pstree.img exist and decode; the images version is
-//     2 (v1.1); pstree.img lists at least one task, no pid twice, no thread
-//     in two tasks, and every task but the root has its parent in the tree;
+//     2 (v1.1); pstree.img passes [CheckPstree] and no thread is in two
+//     live tasks;
 //   - every task has core-<pid>.img with a task core; a zombie (task state
 //     [TaskDead]) needs nothing else. An alive or stopped task lists itself
 //     among its threads and has core-<tid>.img for every thread,
@@ -83,6 +84,50 @@
 //     dumps for a lazy-pages server), times the page size
 //     ([CheckOptions.PageSize], default [DefaultPageSize]); no two pagemaps
 //     share a pages_id and every pages image is named by a pagemap.
+//
+// # What CRIU is asked to do
+//
+// The images are instructions to a root process, so [CheckImages] also
+// checks what they make CRIU do, with an allow-list (docs/FORMAT.md rule
+// 14a):
+//
+//   - the process tree ([CheckPstree], the one check the inspector uses
+//     too): at most [MaxTasks] tasks and [MaxThreads] threads, pids from 1
+//     to [MaxPID] and unique, every task reaching the root (the first)
+//     through its parents with no cycle, the root's parent outside the
+//     tree, group and session leaders consistent; the threads of live
+//     tasks in range too (a zombie's thread list is garbage, as CRIU
+//     leaves it);
+//   - memory: the VMAs of every mm image are non-empty, page-aligned and
+//     disjoint, so that pagemap entries bounded by them (above) are bounded
+//     (a count of 2^40 pages is refused);
+//   - files CRIU reopens: every regular file of files.img has a path
+//     [CheckFilePath] accepts (absolute, clean, no NUL, at most
+//     [MaxPathLength]); each remap of remap-fpath.img is of a regular file,
+//     through a regular file or an existing ghost file; a ghost file is at
+//     most [MaxGhostFileSize] and is a regular file, directory, symbolic
+//     link, FIFO or a character device every container has (only its first
+//     [GhostHeadSize] bytes are read);
+//   - mounts (mountpoints-<id>.img, at most [MaxMounts] each): a tree of
+//     unique ids with one root at "/", children at or below their parents,
+//     no cycle, clean mountpoints. The root mount of the root task's
+//     namespace (ids-<root pid>.img names it) is bound by CRIU from the
+//     engine's root directory and may be anything. Every other mount is
+//     external (its key not one of CRIU's own, which take the source from
+//     the image), or one CRIU makes: a clean root, a bind source in the
+//     namespace (same device, root holding its root), no option naming a
+//     host path, and a type a container may get from an archive: tmpfs,
+//     devpts, mqueue; proc at /proc and read-only parts of it over
+//     themselves; read-only sysfs at /sys; read-only cgroup and cgroup2
+//     below /sys/fs/cgroup; binds of the container's root or of external
+//     mounts. A fresh proc at /proc needs /proc/sys read-only. A
+//     [MountPolicy] ([CheckOptions.Mounts], built by [RuncMountPolicy] from
+//     the engine's OCI spec) is stricter: the root task's namespace must be
+//     there, every mount of it must be one the spec declares, and the
+//     masked and read-only paths that exist on the restoring host must be
+//     there.
+//
+// [Needs] says how much of each image [CheckImages] needs.
 //
 // A report holds at most [MaxProblemsPerFile] problems per file and
 // [MaxProblems] in all, plus one problem saying how many were left out.

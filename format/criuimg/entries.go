@@ -1,6 +1,9 @@
 package criuimg
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Field numbers below come from go-criu v8.4.0's crit/images/*.proto, which
 // are CRIU 4.x's images/*.proto. Fields not listed are skipped; required
@@ -793,4 +796,256 @@ func decodeRegFile(b []byte) (RegFile, error) {
 		}
 	}
 	return e, req.check("reg_file_entry", 1, 2, 3, 5, 6)
+}
+
+// Filesystem types of mnt_entry.fstype (images/mnt.proto enum fstype).
+const (
+	FsUnsupported uint32 = 0  // FsUnsupported is fstype.UNSUPPORTED: a filesystem CRIU cannot mount itself.
+	FsProc        uint32 = 1  // FsProc is fstype.PROC.
+	FsSysfs       uint32 = 2  // FsSysfs is fstype.SYSFS.
+	FsDevtmpfs    uint32 = 3  // FsDevtmpfs is fstype.DEVTMPFS: the host's device tree.
+	FsBinfmtMisc  uint32 = 4  // FsBinfmtMisc is fstype.BINFMT_MISC.
+	FsTmpfs       uint32 = 5  // FsTmpfs is fstype.TMPFS.
+	FsDevpts      uint32 = 6  // FsDevpts is fstype.DEVPTS.
+	FsSimfs       uint32 = 7  // FsSimfs is fstype.SIMFS.
+	FsPstore      uint32 = 8  // FsPstore is fstype.PSTORE.
+	FsSecurityfs  uint32 = 9  // FsSecurityfs is fstype.SECURITYFS.
+	FsFusectl     uint32 = 10 // FsFusectl is fstype.FUSECTL.
+	FsDebugfs     uint32 = 11 // FsDebugfs is fstype.DEBUGFS.
+	FsCgroup      uint32 = 12 // FsCgroup is fstype.CGROUP (cgroup v1).
+	FsAufs        uint32 = 13 // FsAufs is fstype.AUFS.
+	FsMqueue      uint32 = 14 // FsMqueue is fstype.MQUEUE.
+	FsFuse        uint32 = 15 // FsFuse is fstype.FUSE.
+	FsAuto        uint32 = 16 // FsAuto is fstype.AUTO: mounted by the name in fsname.
+	FsOverlay     uint32 = 17 // FsOverlay is fstype.OVERLAYFS.
+	FsAutofs      uint32 = 18 // FsAutofs is fstype.AUTOFS.
+	FsTracefs     uint32 = 19 // FsTracefs is fstype.TRACEFS.
+	FsCgroup2     uint32 = 23 // FsCgroup2 is fstype.CGROUP2.
+)
+
+// fsNames are the kernel's names of the fstype values.
+var fsNames = map[uint32]string{
+	FsUnsupported: "unsupported", FsProc: "proc", FsSysfs: "sysfs", FsDevtmpfs: "devtmpfs",
+	FsBinfmtMisc: "binfmt_misc", FsTmpfs: "tmpfs", FsDevpts: "devpts", FsSimfs: "simfs",
+	FsPstore: "pstore", FsSecurityfs: "securityfs", FsFusectl: "fusectl", FsDebugfs: "debugfs",
+	FsCgroup: "cgroup", FsAufs: "aufs", FsMqueue: "mqueue", FsFuse: "fuse", FsAuto: "auto",
+	FsOverlay: "overlay", FsAutofs: "autofs", FsTracefs: "tracefs", FsCgroup2: "cgroup2",
+}
+
+// FsName returns the kernel's name of an mnt_entry fstype value
+// ("tmpfs", "overlay"), or "fstype-N" for a value CRIU does not define.
+func FsName(fstype uint32) string {
+	if n, ok := fsNames[fstype]; ok {
+		return n
+	}
+	return "fstype-" + strconv.FormatUint(uint64(fstype), 10)
+}
+
+// MntEntry is an mnt_entry (mountpoints-<mnt ns id>.img): one mount of a
+// mount namespace as CRIU restores it.
+type MntEntry struct {
+	Fstype          uint32 // Fstype is field 1, fstype (Fs*).
+	MntID           uint32 // MntID is field 2, mnt_id.
+	RootDev         uint32 // RootDev is field 3, root_dev: the superblock's device.
+	ParentMntID     uint32 // ParentMntID is field 4, parent_mnt_id.
+	Flags           uint32 // Flags is field 5, flags (MS_* of the mount).
+	Root            string // Root is field 6, root: the path in its filesystem the mount shows.
+	Mountpoint      string // Mountpoint is field 7, mountpoint, relative to the namespace's root.
+	Source          string // Source is field 8, source.
+	Options         string // Options is field 9, options (filesystem options, comma-separated).
+	SharedID        uint32 // SharedID is field 10, shared_id (peer group).
+	MasterID        uint32 // MasterID is field 11, master_id (peer group it receives from).
+	WithPlugin      bool   // WithPlugin is field 12, with_plugin: restored by a CRIU plugin.
+	ExtMount        bool   // ExtMount is field 13, ext_mount: external, keyed by Root (old images).
+	Fsname          string // Fsname is field 14, fsname: the filesystem to mount for FsAuto.
+	HasFsname       bool   // HasFsname reports whether field 14 was present.
+	InternalSharing bool   // InternalSharing is field 15, internal_sharing.
+	Deleted         bool   // Deleted is field 16, deleted: the mountpoint was deleted.
+	SbFlags         uint32 // SbFlags is field 17, sb_flags (MS_* of the superblock).
+	HasSbFlags      bool   // HasSbFlags reports whether field 17 was present.
+	ExtKey          string // ExtKey is field 18, ext_key: the key of an external mount.
+	HasExtKey       bool   // HasExtKey reports whether field 18 was present.
+}
+
+// External reports whether CRIU restores the mount from a path the
+// restoring engine supplies (an external mount: ext_key, or ext_mount in
+// old images), and returns its key.
+func (e *MntEntry) External() (key string, ok bool) {
+	switch {
+	case e.HasExtKey:
+		return e.ExtKey, true
+	case e.ExtMount:
+		return e.Root, true
+	}
+	return "", false
+}
+
+// DecodeMntEntry decodes an mnt_entry.
+func DecodeMntEntry(b []byte) (MntEntry, error) {
+	var e MntEntry
+	var req required
+	d := decoder{b: b}
+	for !d.done() {
+		num, wt, err := d.key()
+		if err != nil {
+			return e, err
+		}
+		req.set(num)
+		var s *string
+		switch num {
+		case 1:
+			e.Fstype, err = d.u32(num, wt)
+		case 2:
+			e.MntID, err = d.u32(num, wt)
+		case 3:
+			e.RootDev, err = d.u32(num, wt)
+		case 4:
+			e.ParentMntID, err = d.u32(num, wt)
+		case 5:
+			e.Flags, err = d.u32(num, wt)
+		case 6:
+			s = &e.Root
+		case 7:
+			s = &e.Mountpoint
+		case 8:
+			s = &e.Source
+		case 9:
+			s = &e.Options
+		case 10:
+			e.SharedID, err = d.u32(num, wt)
+		case 11:
+			e.MasterID, err = d.u32(num, wt)
+		case 12:
+			e.WithPlugin, err = d.boolean(num, wt)
+		case 13:
+			e.ExtMount, err = d.boolean(num, wt)
+		case 14:
+			s, e.HasFsname = &e.Fsname, true
+		case 15:
+			e.InternalSharing, err = d.boolean(num, wt)
+		case 16:
+			e.Deleted, err = d.boolean(num, wt)
+		case 17:
+			e.SbFlags, err = d.u32(num, wt)
+			e.HasSbFlags = true
+		case 18:
+			s, e.HasExtKey = &e.ExtKey, true
+		default:
+			err = d.skip(wt)
+		}
+		if s != nil {
+			var v []byte
+			v, err = d.message(num, wt)
+			*s = string(v)
+		}
+		if err != nil {
+			return e, fmt.Errorf("decode mnt_entry field %d: %w", num, err)
+		}
+	}
+	return e, req.check("mnt_entry", 1, 2, 3, 4, 5, 6, 7, 8, 9)
+}
+
+// Remap types of remap_file_path_entry.remap_type.
+const (
+	RemapLinked uint32 = 0 // RemapLinked: the file is reopened through a link CRIU made (a files.img entry).
+	RemapGhost  uint32 = 1 // RemapGhost: the file is recreated from ghost-file-<remap_id>.img.
+	RemapProcfs uint32 = 2 // RemapProcfs: a /proc/<pid> directory of a dead task.
+)
+
+// remapGhostBit marks a ghost remap in the remap_id of old images
+// (REMAP_GHOST in criu/files-reg.c).
+const remapGhostBit = 1 << 31
+
+// RemapFilePath is a remap_file_path_entry (remap-fpath.img): a file CRIU
+// opens through another one because it was deleted or unlinked.
+type RemapFilePath struct {
+	OrigID    uint32 // OrigID is field 1, orig_id: the files.img id of the file.
+	RemapID   uint32 // RemapID is field 2, remap_id, without the old ghost bit.
+	RemapType uint32 // RemapType is field 3, remap_type (Remap*), or derived from the ghost bit.
+}
+
+// DecodeRemapFilePath decodes a remap_file_path_entry, normalized as CRIU
+// does for old images: without remap_type, a set bit 31 of remap_id means
+// a ghost file.
+func DecodeRemapFilePath(b []byte) (RemapFilePath, error) {
+	var e RemapFilePath
+	var req required
+	hasType := false
+	d := decoder{b: b}
+	for !d.done() {
+		num, wt, err := d.key()
+		if err != nil {
+			return e, err
+		}
+		req.set(num)
+		switch num {
+		case 1:
+			e.OrigID, err = d.u32(num, wt)
+		case 2:
+			e.RemapID, err = d.u32(num, wt)
+		case 3:
+			e.RemapType, err = d.u32(num, wt)
+			hasType = true
+		default:
+			err = d.skip(wt)
+		}
+		if err != nil {
+			return e, fmt.Errorf("decode remap_file_path_entry field %d: %w", num, err)
+		}
+	}
+	if !hasType && e.RemapID&remapGhostBit != 0 {
+		e.RemapType = RemapGhost
+	}
+	e.RemapID &^= remapGhostBit
+	return e, req.check("remap_file_path_entry", 1, 2)
+}
+
+// GhostFile is the part of a ghost_file_entry (the first entry of
+// ghost-file-<id>.img) the package decodes: a deleted file CRIU recreates.
+type GhostFile struct {
+	UID     uint32 // UID is field 1, uid.
+	GID     uint32 // GID is field 2, gid.
+	Mode    uint32 // Mode is field 3, mode (file type and permissions).
+	Rdev    uint32 // Rdev is field 6, rdev: the device of a device node.
+	Chunks  bool   // Chunks is field 9, chunks: contents stored in chunks.
+	Size    uint64 // Size is field 10, size: the file's size.
+	Symlink string // Symlink is field 11, symlnk_target.
+}
+
+// DecodeGhostFile decodes a ghost_file_entry.
+func DecodeGhostFile(b []byte) (GhostFile, error) {
+	var e GhostFile
+	var req required
+	d := decoder{b: b}
+	for !d.done() {
+		num, wt, err := d.key()
+		if err != nil {
+			return e, err
+		}
+		req.set(num)
+		switch num {
+		case 1:
+			e.UID, err = d.u32(num, wt)
+		case 2:
+			e.GID, err = d.u32(num, wt)
+		case 3:
+			e.Mode, err = d.u32(num, wt)
+		case 6:
+			e.Rdev, err = d.u32(num, wt)
+		case 9:
+			e.Chunks, err = d.boolean(num, wt)
+		case 10:
+			e.Size, err = d.u64(num, wt)
+		case 11:
+			var s []byte
+			s, err = d.message(num, wt)
+			e.Symlink = string(s)
+		default:
+			err = d.skip(wt)
+		}
+		if err != nil {
+			return e, fmt.Errorf("decode ghost_file_entry field %d: %w", num, err)
+		}
+	}
+	return e, req.check("ghost_file_entry", 1, 2, 3)
 }

@@ -119,3 +119,32 @@ func ReadPagemap(name string, data []byte) (PagemapHead, []PagemapEntry, error) 
 	}
 	return head, out, err
 }
+
+// ReadMountpoints decodes a mountpoints image called name
+// (mountpoints-<mnt ns id>.img).
+func ReadMountpoints(name string, data []byte) ([]MntEntry, error) {
+	return readAll(name, data, DecodeMntEntry)
+}
+
+// ReadRemaps decodes remap-fpath.img, whose contents are data.
+func ReadRemaps(data []byte) ([]RemapFilePath, error) {
+	return readAll("remap-fpath.img", data, DecodeRemapFilePath)
+}
+
+// ReadGhostFile decodes the first entry of a ghost file image called name
+// (ghost-file-<id>.img) from head, the image's first bytes (at least
+// [GhostHeadSize] of them, or all of a shorter image); the contents that
+// follow are not read.
+func ReadGhostFile(name string, head []byte) (GhostFile, error) {
+	var out GhostFile
+	r := NewReader(name, bytes.NewReader(head), int64(len(head)), nil)
+	b, err := r.Next()
+	if err == io.EOF {
+		return out, fileError(name, -1, fmt.Errorf("read ghost file: no entry: %w", ErrImage))
+	}
+	if err != nil {
+		return out, err
+	}
+	out, err = DecodeGhostFile(b)
+	return out, fileError(name, r.Offset(), err)
+}

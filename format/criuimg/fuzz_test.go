@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -17,6 +18,9 @@ var fuzzNames = []string{
 	"fifo-data.img", "sk-queues.img", "tcp-stream-1.img", "bpfmap-data.img",
 	"ipcns-sem-1.img", "ipcns-shm-1.img", "ipcns-msg-1.img",
 	"ghost-file-1.img", "stats-dump", "seccomp.img", "unknown.img",
+	// The tiny set's root task is in mount namespace 6: this is its
+	// mount namespace, judged with the root's rules.
+	"mountpoints-6.img", "remap-fpath.img",
 }
 
 // fuzzMaxInput caps the input FuzzImage looks at: with it, and with the
@@ -40,10 +44,24 @@ func FuzzImage(f *testing.F) {
 			}
 		}
 	}
+	// The mount namespaces of real containers, and the hostile ones
+	// TestMountsHostile makes of them.
+	mnts := slices.Index(fuzzNames, "mountpoints-6.img")
+	for _, a := range mountArchives {
+		files := loadArchive(f, a.file)
+		f.Add(uint8(mnts), files[mountsImage(f, files)].Data)
+	}
+	for _, tt := range hostileMounts {
+		files := loadArchive(f, ckptCounter)
+		editMounts(f, files, func(ms []MntEntry) []MntEntry { return tt.edit(f, ms) })
+		f.Add(uint8(mnts), files[mountsImage(f, files)].Data)
+	}
 	for _, tt := range []struct {
 		name string
 		data []byte
 	}{
+		{"remap-fpath.img", image("REMAP_FPATH", entry(enc(nil).u(1, 8).u(2, 1<<31|5)))},
+		{"ghost-file-1.img", ghostImage(0o60600, 8<<8, 1<<40, "")},
 		{"pipes-data.img", image("PIPES_DATA", entry(enc(nil).u(1, 1).u(2, 3)), []byte("abc"))},
 		{"ipcns-msg-1.img", image("IPCNS_MSG", entry(enc(nil).u(3, 1)), entry(enc(nil).u(1, 1).u(2, 3)), make([]byte, 8))},
 		{"ghost-file-1.img", image("GHOST_FILE", entry(enc(nil).u(9, 1)), entry(enc(nil).u(1, 2).u(2, 0)), []byte("ab"))},
@@ -86,8 +104,13 @@ func FuzzImage(f *testing.F) {
 		}
 		files[name] = Info{Size: int64(len(data)), Data: data}
 		_ = CheckImages(files, nil).Err()
+		_ = CheckImages(files, &CheckOptions{Mounts: fuzzPolicy}).Err()
 	})
 }
+
+// fuzzPolicy is the mount policy of the ckpt export's spec (nil, the
+// default rules only, if it cannot be read: the seeds then fail loudly).
+var fuzzPolicy, _ = readSpecPolicy("../../testdata/ckpt/counter.spec.json", onSourceHost)
 
 // tinyFuzzSet is the committed image set, loaded once for FuzzImage.
 var tinyFuzzSet = func() map[string]Info {
@@ -125,6 +148,14 @@ func decodeEntry(name string, i int, b []byte) {
 			_, _ = DecodePagemapHead(b)
 		} else {
 			_, _ = DecodePagemapEntry(b)
+		}
+	case "MNTS":
+		_, _ = DecodeMntEntry(b)
+	case "REMAP_FPATH":
+		_, _ = DecodeRemapFilePath(b)
+	case "GHOST_FILE":
+		if i == 1 {
+			_, _ = DecodeGhostFile(b)
 		}
 	}
 }

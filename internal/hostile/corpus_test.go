@@ -158,16 +158,18 @@ func mount(t *testing.T, es []*crit.CriuEntry, dest string) *mnt.MntEntry {
 	return nil
 }
 
-// withPAX copies the base archive's tar stream with PAX records added to
-// the header of member name (the content and digests stay as they are).
-func (c *corpus) withPAX(t *testing.T, name string, pax map[string]string) string {
+// withPAX copies the base archive's tar stream with the header of member
+// name changed by edit, in PAX format (the content and digests stay as
+// they are).
+func (c *corpus) withPAX(t *testing.T, name string, edit func(h *tar.Header)) string {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, e := range c.base.entries {
 		h := e.hdr
 		if h.Name == name {
-			h.PAXRecords, h.Format = pax, tar.FormatPAX
+			h.Format = tar.FormatPAX
+			edit(&h)
 		}
 		if err := tw.WriteHeader(&h); err != nil {
 			t.Fatal(err)
@@ -319,7 +321,7 @@ func cases() []hostileCase {
 			},
 		},
 		{
-			name: "overlay-on-host", class: 2, verify: 1, restoreFlags: ignore, want: "overlay",
+			name: "overlay-on-host", class: 2, verify: 1, restoreFlags: ignore, want: "lowerdir=/etc",
 			build: func(t *testing.T, c *corpus) string {
 				up := t.TempDir()
 				return c.imageEdit(t, format.CheckpointDir+"/mountpoints-*.img", &mnt.MntEntry{}, func(es []*crit.CriuEntry) {
@@ -375,19 +377,23 @@ func cases() []hostileCase {
 		{
 			name: "pax-xattr", class: 6, verify: 1, restoreFlags: ignore, want: "PAX",
 			build: func(t *testing.T, c *corpus) string {
-				return c.withPAX(t, format.ConfigName, map[string]string{"SCHILY.xattr.security.capability": "x"})
+				return c.withPAX(t, format.ConfigName, func(h *tar.Header) {
+					h.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": "x"}
+				})
 			},
 		},
 		{
 			name: "pax-atime", class: 6, verify: 1, restoreFlags: ignore, want: "PAX",
 			build: func(t *testing.T, c *corpus) string {
-				return c.withPAX(t, format.SpecName, map[string]string{"atime": "1.5"})
+				return c.withPAX(t, format.SpecName, func(h *tar.Header) { h.AccessTime = time.Unix(1, 500) })
 			},
 		},
 		{
 			name: "pax-comment", class: 6, verify: 1, restoreFlags: ignore, want: "PAX",
 			build: func(t *testing.T, c *corpus) string {
-				return c.withPAX(t, format.CheckpointDir+"/inventory.img", map[string]string{"comment": "hi"})
+				return c.withPAX(t, format.CheckpointDir+"/inventory.img", func(h *tar.Header) {
+					h.PAXRecords = map[string]string{"comment": "hi"}
+				})
 			},
 		},
 		{
