@@ -56,7 +56,14 @@ cleanup() {
 	set +e
 	# Everything mounted below the chroot, deepest first.
 	grep -o " $root[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
-	if [ "$keep" = 1 ]; then echo "kept $root"; else rm -rf --one-file-system "$root"; fi
+	# Never remove through a mount: /dev and /sys are the host's.
+	if grep -q " $root" /proc/self/mounts; then
+		echo "pristine-check: mounts remain under $root; not removing it" >&2
+	elif [ "$keep" = 1 ]; then
+		echo "kept $root"
+	else
+		rm -rf --one-file-system "$root"
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT
