@@ -14,7 +14,8 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# deps installs CRIU >= 4 and runc (and crit) when missing; quick when done.
+# deps installs CRIU >= 4, runc and iptables when missing (scripts/deps.sh;
+# `bash scripts/deps.sh --plan` shows what it would do); quick when done.
 deps:
 	bash scripts/deps.sh
 

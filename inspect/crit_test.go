@@ -1,13 +1,10 @@
 package inspect
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -15,49 +12,28 @@ import (
 	"testing"
 
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/internal/testutil"
+	"github.com/ckpt/ckpt/internal/critoracle"
 )
 
-func critOut(t *testing.T, crit string, args ...string) string {
+// critPs returns go-criu's crit's process tree of the image directory
+// dir: "PID PGID SID COMM" rows, sorted.
+func critPs(t *testing.T, dir string) []string {
 	t.Helper()
-	cmd := exec.Command(crit, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	rows, err := critoracle.Ps(dir)
 	if err != nil {
-		t.Fatalf("crit %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return string(out)
-}
-
-// critPs parses `crit x DIR ps`: "PID PGID SID COMM" rows.
-func critPs(out string) []string {
-	var rows []string
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 4 || f[0] == "PID" {
-			continue
-		}
-		rows = append(rows, strings.Join(f, " "))
+		t.Fatal(err)
 	}
 	sort.Strings(rows)
 	return rows
 }
 
-// critFds parses `crit x DIR fds`: a pid line, then "fd: path" lines.
-func critFds(out string) map[string][]string {
-	m := map[string][]string{}
-	pid := ""
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		l := sc.Text()
-		if !strings.HasPrefix(l, "\t") {
-			pid = strings.TrimSpace(l)
-			continue
-		}
-		fd, path, _ := strings.Cut(strings.TrimSpace(l), ": ")
-		m[pid] = append(m[pid], fd+" "+path)
+// critFds returns go-criu's crit's open files of the image directory dir:
+// "fd path" rows per PID.
+func critFds(t *testing.T, dir string) map[string][]string {
+	t.Helper()
+	m, err := critoracle.Fds(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
@@ -80,16 +56,20 @@ func extractImages(t *testing.T, archive string) string {
 	return filepath.Join(dir, format.CheckpointDir)
 }
 
-// critSockets lists, per pid, "fd ino" of socket descriptors as crit
-// decodes fdinfo and files.img.
-func critSockets(t *testing.T, crit, dir string, pids []uint32) map[uint32][]string {
+// critSockets lists, per pid, "fd ino" of socket descriptors as go-criu's
+// crit decodes fdinfo and files.img.
+func critSockets(t *testing.T, dir string, pids []uint32) map[uint32][]string {
 	t.Helper()
 	type entries struct {
 		Entries []map[string]any `json:"entries"`
 	}
 	decode := func(name string) entries {
 		var e entries
-		if err := json.Unmarshal([]byte(critOut(t, crit, "decode", "-i", filepath.Join(dir, name))), &e); err != nil {
+		out, err := critoracle.Decode(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(out, &e); err != nil {
 			t.Fatalf("parse crit decode %s: %v", name, err)
 		}
 		return e
@@ -121,7 +101,6 @@ func critSockets(t *testing.T, crit, dir string, pids []uint32) map[uint32][]str
 // checkAgainstCrit compares the process tree, fds and sockets of the
 // archive with crit's on the same images.
 func checkAgainstCrit(t *testing.T, archive string, fds bool) {
-	crit := testutil.RequireTool(t, "crit")
 	dir := extractImages(t, archive)
 	a, err := Load(context.Background(), archive, &LoadOptions{Images: true})
 	if err != nil {
@@ -141,7 +120,7 @@ func checkAgainstCrit(t *testing.T, archive string, fds bool) {
 		}
 	})
 	sort.Strings(ps)
-	want := critPs(critOut(t, crit, "x", dir, "ps"))
+	want := critPs(t, dir)
 	if strings.Join(ps, "\n") != strings.Join(want, "\n") {
 		t.Errorf("process tree = %q, crit x ps gives %q", ps, want)
 	}
@@ -152,7 +131,7 @@ func checkAgainstCrit(t *testing.T, archive string, fds bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf := critFds(critOut(t, crit, "x", dir, "fds"))
+	cf := critFds(t, dir)
 	for _, pid := range alive {
 		var got []string
 		for _, f := range files[pid] {
@@ -166,7 +145,7 @@ func checkAgainstCrit(t *testing.T, archive string, fds bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := critSockets(t, crit, dir, alive)
+	cs := critSockets(t, dir, alive)
 	for _, pid := range alive {
 		var got []string
 		for _, s := range sks[pid] {

@@ -152,9 +152,9 @@ func TestLiveDiffCounter(t *testing.T) {
 }
 
 // TestLiveSocketsAgainstCrit dumps the counter with an established TCP
-// connection and compares the sockets with crit's view of the images.
+// connection and compares the sockets with go-criu's crit's view of the
+// images.
 func TestLiveSocketsAgainstCrit(t *testing.T) {
-	testutil.RequireTool(t, "crit")
 	pid := liveCounter(t, "-file", "", "-tcp", "-interval", "50ms")
 	a := dumpArchive(t, pid, "tcp.ckpt", "--tcp-established")
 	checkAgainstCrit(t, a, true)

@@ -13,11 +13,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ckpt/ckpt/internal/critoracle"
 	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // tinyDir holds a real CRIU 4.1.1 image set of testdata/tiny.c, made by
-// testdata/gen.sh; tinyDir+".crit" holds crit's JSON for each image.
+// testdata/gen.sh; tinyDir+".crit" holds CRIU's Python crit's JSON for
+// each image, which TestCritCommitted keeps comparing against.
 const tinyDir = "testdata/tiny"
 
 // realDirs are all the committed real image sets: tinyDir, and the same
@@ -478,37 +480,33 @@ func TestCritCommitted(t *testing.T) {
 	}
 }
 
-// critDecode runs crit on one image file.
-func critDecode(t *testing.T, crit, path string) critImage {
+// critDecode decodes one image file with go-criu's crit (the oracle).
+func critDecode(t *testing.T, path string) critImage {
 	t.Helper()
-	out, err := exec.Command(crit, "decode", "-i", path).Output()
+	out, err := critoracle.Decode(path)
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("crit decode -i %s: %v: %s", path, err, ee.Stderr)
-		}
-		t.Fatalf("crit decode -i %s: %v", path, err)
+		t.Fatal(err)
 	}
 	return parseCrit(t, out)
 }
 
-// TestCritLive runs crit on the committed images and compares.
+// TestCritLive decodes the committed images with go-criu's crit and
+// compares.
 func TestCritLive(t *testing.T) {
-	crit := testutil.RequireTool(t, "crit")
 	for _, dir := range realDirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			files := loadDir(t, dir)
 			compareWithCrit(t, files, func(name string) critImage {
-				return critDecode(t, crit, filepath.Join(dir, name))
+				return critDecode(t, filepath.Join(dir, name))
 			})
 		})
 	}
 }
 
 // TestLiveDump dumps a fresh process tree with CRIU (testdata/gen.sh) and
-// checks the image set and the decoders against crit. It needs root, criu,
-// crit and gcc (under CI=true it fails without them), and is skipped in
-// -short mode.
+// checks the image set and the decoders against go-criu's crit. It needs
+// root, criu and gcc (under CI=true it fails without them), and is skipped
+// in -short mode.
 func TestLiveDump(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: dumps a process with CRIU")
@@ -517,7 +515,6 @@ func TestLiveDump(t *testing.T) {
 	for _, tool := range []string{"criu", "gcc", "sh"} {
 		testutil.RequireTool(t, tool)
 	}
-	crit := testutil.RequireTool(t, "crit")
 	dir := filepath.Join(t.TempDir(), "dump")
 	out, err := exec.Command("sh", "testdata/gen.sh", dir).CombinedOutput()
 	if err != nil {
@@ -528,6 +525,6 @@ func TestLiveDump(t *testing.T) {
 		t.Fatalf("CheckImages(live dump) = %v, want no problem", err)
 	}
 	compareWithCrit(t, files, func(name string) critImage {
-		return critDecode(t, crit, filepath.Join(dir, name))
+		return critDecode(t, filepath.Join(dir, name))
 	})
 }

@@ -1,6 +1,6 @@
 // Package testutil holds the test prerequisites every package shares.
 //
-// The rule it enforces: tests that need root, CRIU, runc or crit run in CI
+// The rule it enforces: tests that need root, CRIU or runc run in CI
 // (CI=true, as root, after `make deps`) and there they must run — a missing
 // prerequisite fails the test instead of skipping it silently. Outside CI
 // they skip with the reason, so `go test ./...` works for anyone.
