@@ -247,62 +247,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if _, err := os.Stat(filepath.Join(staging, format.CheckpointDir, "inventory.img")); err != nil {
 		return nil, fmt.Errorf("%w: the archive has no CRIU images (checkpoint/inventory.img)", format.ErrFormat)
 	}
-	if rec.TCP && !o.TCPEstablished && !o.TCPClose {
-		if o.Name != "" {
-			return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore it with --tcp-close, or without --name and with --tcp-established", ErrState)
-		}
-		return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore with --tcp-established (or --tcp-close)", ErrState)
-	}
-	// The base image must be here.
-	s, err := e.storeOpen()
+	plan, err := e.planImport(ctx, staging, rec, o)
 	if err != nil {
 		return nil, err
 	}
-	image := ""
-	for _, ref := range []string{rec.ImageID, rec.Image} {
-		if ref == "" {
-			continue
-		}
-		if _, err := e.resolveImage(s, ref); err == nil {
-			image = ref
-			break
-		}
-	}
-	if image == "" {
-		return nil, fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store; ckpt never pulls: import the same root filesystem first with `ckpt image import ROOTFS.tar %s`",
-			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID), orNone(rec.Image))
-	}
-	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
-	if err != nil {
-		return nil, err
-	}
-	if err := volumes.CheckBindSources(binds); err != nil {
-		return nil, fmt.Errorf("bind mounts: %w", err)
-	}
-	network, err := grantedNetwork(rec.Network, o.Network)
-	if err != nil {
-		return nil, err
-	}
-	// Before anything is made; the mounts once the spec is written.
-	if err := format.CheckImageDir(filepath.Join(staging, format.CheckpointDir), imageOptions(network == NetworkHost, nil)); err != nil {
-		return nil, err
-	}
-	name, id := rec.Name, rec.ID
-	if o.Name != "" {
-		name, id = o.Name, ""
-	}
-	if x, err := e.Inspect(ctx, name); err == nil && x.Name == name {
-		hint := "restore with --name to choose another name"
-		if o.Name != "" {
-			hint = "choose another --name"
-		}
-		return nil, fmt.Errorf("%w: a container named %s exists: %s", ErrNameInUse, name, hint)
-	}
-	if id != "" {
-		if _, err := e.loadState(id); err == nil {
-			return nil, fmt.Errorf("%w: container ID %s exists: restore with --name to make a copy with a new ID", ErrNameInUse, id[:12])
-		}
-	}
+	image, binds, dropped, network, name, id := plan.image, plan.binds, plan.dropped, plan.network, plan.name, plan.id
 	pt.done("checks")
 
 	// From here on, everything made is undone on failure, and recorded
@@ -436,6 +385,78 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	res.Container, res.Restore = rr.Container, rr
 	res.Total, res.Phases = time.Since(start), pt.phases
 	return res, nil
+}
+
+// importPlan is what an import decided before it makes anything: the base
+// image, the bind mounts and network the user granted, the name and ID.
+type importPlan struct {
+	image, network, name, id string
+	binds                    []volumes.BindMount
+	dropped                  []string
+}
+
+// planImport checks what the archive's record asks of this host against
+// the user's options and the host's state (TCP flags, the base image, the
+// granted binds and network, the CRIU images under the engine's policy, a
+// free name and ID) and returns the plan, before anything is made.
+func (e *Engine) planImport(ctx context.Context, staging string, rec *importRecord, o *ImportOptions) (*importPlan, error) {
+	if rec.TCP && !o.TCPEstablished && !o.TCPClose {
+		if o.Name != "" {
+			return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore it with --tcp-close, or without --name and with --tcp-established", ErrState)
+		}
+		return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore with --tcp-established (or --tcp-close)", ErrState)
+	}
+	// The base image must be here.
+	s, err := e.storeOpen()
+	if err != nil {
+		return nil, err
+	}
+	image := ""
+	for _, ref := range []string{rec.ImageID, rec.Image} {
+		if ref == "" {
+			continue
+		}
+		if _, err := e.resolveImage(s, ref); err == nil {
+			image = ref
+			break
+		}
+	}
+	if image == "" {
+		return nil, fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store; ckpt never pulls: import the same root filesystem first with `ckpt image import ROOTFS.tar %s`",
+			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID), orNone(rec.Image))
+	}
+	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
+	if err != nil {
+		return nil, err
+	}
+	if err := volumes.CheckBindSources(binds); err != nil {
+		return nil, fmt.Errorf("bind mounts: %w", err)
+	}
+	network, err := grantedNetwork(rec.Network, o.Network)
+	if err != nil {
+		return nil, err
+	}
+	// Before anything is made; the mounts once the spec is written.
+	if err := format.CheckImageDir(filepath.Join(staging, format.CheckpointDir), imageOptions(network == NetworkHost, nil)); err != nil {
+		return nil, err
+	}
+	name, id := rec.Name, rec.ID
+	if o.Name != "" {
+		name, id = o.Name, ""
+	}
+	if x, err := e.Inspect(ctx, name); err == nil && x.Name == name {
+		hint := "restore with --name to choose another name"
+		if o.Name != "" {
+			hint = "choose another --name"
+		}
+		return nil, fmt.Errorf("%w: a container named %s exists: %s", ErrNameInUse, name, hint)
+	}
+	if id != "" {
+		if _, err := e.loadState(id); err == nil {
+			return nil, fmt.Errorf("%w: container ID %s exists: restore with --name to make a copy with a new ID", ErrNameInUse, id[:12])
+		}
+	}
+	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped}, nil
 }
 
 func orNone(s string) string {
