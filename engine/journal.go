@@ -253,21 +253,31 @@ func removeTemps(path string) {
 // procStart returns the start time of process pid in clock ticks after
 // boot (field 22 of /proc/<pid>/stat).
 func procStart(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid, 22)
 	if err != nil {
 		return 0, err
 	}
+	return strconv.ParseUint(f, 10, 64)
+}
+
+// procStat returns field n (counted from 1, as proc(5) does) of
+// /proc/<pid>/stat. The fields after the command name are split after its
+// closing parenthesis, since the name may hold spaces and parentheses.
+func procStat(pid, n int) (string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", err
+	}
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	if i < 0 || n < 3 {
+		return "", fmt.Errorf("parse /proc/%d/stat", pid)
 	}
-	// Fields after the command name start at field 3 (state).
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	f := strings.Fields(s[i+1:]) // from field 3 (state) on
+	if len(f) < n-2 {
+		return "", fmt.Errorf("parse /proc/%d/stat", pid)
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return f[n-3], nil
 }
 
 // startRecord is what the monitor records in start.json once runc has

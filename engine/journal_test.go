@@ -13,6 +13,7 @@ import (
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 func TestProcStart(t *testing.T) {
@@ -25,6 +26,12 @@ func TestProcStart(t *testing.T) {
 	}
 	if _, err := procStart(deadPID(t)); err == nil {
 		t.Errorf("procStart(a reaped pid) succeeded")
+	}
+	if s, err := procSession(os.Getpid()); err != nil || s != unixGetsid(t) {
+		t.Errorf("procSession(self) = %d, %v, want %d", s, err, unixGetsid(t))
+	}
+	if !alive(os.Getpid()) || alive(deadPID(t)) {
+		t.Errorf("alive(self) = %v, alive(a reaped pid) = %v", alive(os.Getpid()), alive(deadPID(t)))
 	}
 }
 
@@ -353,4 +360,14 @@ func TestReconcileImport(t *testing.T) {
 	if ok, _ := st.Exists("used"); !ok {
 		t.Errorf("a volume in use was removed")
 	}
+}
+
+// unixGetsid returns this process' session ID.
+func unixGetsid(t *testing.T) int {
+	t.Helper()
+	sid, err := unix.Getsid(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sid
 }

@@ -212,23 +212,14 @@ func killSession(sid int) {
 	}
 }
 
-// procSession returns the session ID of process pid (/proc/<pid>/stat).
+// procSession returns the session ID of process pid (field 6 of
+// /proc/<pid>/stat).
 func procSession(pid int) (int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid, 6)
 	if err != nil {
 		return 0, err
 	}
-	// Fields after the parenthesised command: state ppid pgrp session.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 4 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	return strconv.Atoi(f[3])
+	return strconv.Atoi(f)
 }
 
 // RunMonitor is the body of the hidden monitor subcommand: args are the

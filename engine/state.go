@@ -206,16 +206,11 @@ func alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	state, err := procStat(pid, 3)
 	if err != nil {
-		return false
+		return !errors.Is(err, os.ErrNotExist)
 	}
-	// The state follows the parenthesised command name.
-	s := string(data)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z' && s[i+2] != 'X'
-	}
-	return true
+	return state != "Z" && state != "X"
 }
 
 // List returns every container, oldest first. It first reconciles what
