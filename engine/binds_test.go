@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/criuimg"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 	"github.com/ckpt/ckpt/volumes"
 )
 
@@ -245,25 +246,7 @@ func podmanImages(t *testing.T) string {
 // podmanImage returns a member of the podman archive in testdata.
 func podmanImage(t *testing.T, name string) []byte {
 	t.Helper()
-	f, err := os.Open("../testdata/podman/counter.tar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatalf("%s in counter.tar: %v", name, err)
-		}
-		if h.Name == name {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
-	}
+	return tarbuild.Member(t, "../testdata/podman/counter.tar", name)
 }
 
 func TestMemoryProblem(t *testing.T) {

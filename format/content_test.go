@@ -3,7 +3,6 @@ package format_test
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/ckpt/ckpt/format/criuimg"
 	"github.com/ckpt/ckpt/format/internal/imgtest"
 	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 // Real archives with a container's mount namespace and the specs the
@@ -248,8 +248,8 @@ func contentCases() []contentCase {
 		}, member: "checkpoint/pagemap-1.img", want: "pages outside the VMAs", is: format.ErrImage},
 		{name: "device node in /dev's tmpfs image", edit: func(t testing.TB, m map[string][]byte) {
 			for name, b := range m {
-				if strings.HasPrefix(name, "checkpoint/tmpfs-dev-") && tarHolds(t, b, "./null") {
-					m[name] = withEntry(t, b, &tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666})
+				if strings.HasPrefix(name, "checkpoint/tmpfs-dev-") && tarbuild.GzipHas(t, b, "./null") {
+					m[name] = tarbuild.GzipAppend(t, b, &tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666})
 					return
 				}
 			}
@@ -530,61 +530,4 @@ func TestPolicyOnCheckpointImages(t *testing.T) {
 	if _, err := format.Extract(context.Background(), bytes.NewReader(b), t.TempDir(), &format.ExtractOptions{Images: format.ImageOptions{Mounts: policy}}); err != nil {
 		t.Errorf("Extract(pre-checkpoint, policy) = %v", err)
 	}
-}
-
-// tarHolds reports whether the gzipped tar b has an entry called name.
-func tarHolds(t testing.TB, b []byte, name string) bool {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			return false
-		}
-		if h.Name == name {
-			return true
-		}
-	}
-}
-
-// withEntry returns the gzipped tar b with the entry h appended.
-func withEntry(t testing.TB, b []byte, h *tar.Header) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	tr := tar.NewReader(zr)
-	for {
-		eh, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(eh); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.WriteHeader(h); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 // tmpfsImage gzips a tar of hs (regular files get size bytes of "x").
@@ -110,23 +112,5 @@ func TestCheckTmpfsLimits(t *testing.T) {
 // testdata.
 func podmanMember(t *testing.T, name string) []byte {
 	t.Helper()
-	f, err := os.Open("../../testdata/podman/counter.tar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatalf("%s in counter.tar: %v", name, err)
-		}
-		if h.Name == name {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
-	}
+	return tarbuild.Member(t, "../../testdata/podman/counter.tar", name)
 }

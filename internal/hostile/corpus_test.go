@@ -3,7 +3,6 @@ package hostile
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/testutil"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 // hostileCase is one archive of the corpus and what must happen to it.
@@ -192,57 +192,12 @@ func (c *corpus) withPAX(t *testing.T, name string, edit func(h *tar.Header)) st
 // (the one holding /dev/null).
 func (c *corpus) devImage(t *testing.T) string {
 	for _, n := range c.base.memberNames(format.CheckpointDir + "/tmpfs-dev-*.tar.gz.img") {
-		zr, err := gzip.NewReader(bytes.NewReader(c.base.member(t, n)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(zr)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				break
-			}
-			if h.Name == "./null" {
-				return n
-			}
+		if tarbuild.GzipHas(t, c.base.member(t, n), "./null") {
+			return n
 		}
 	}
 	t.Fatal("no tmpfs image of /dev")
 	return ""
-}
-
-// withDevice returns the tmpfs image data with a device node added.
-func withDevice(t *testing.T, data []byte, h *tar.Header) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	tw := tar.NewWriter(zw)
-	tr := tar.NewReader(zr)
-	for {
-		eh, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(eh); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.WriteHeader(h); err != nil {
-		t.Fatal(err)
-	}
-	tw.Close()
-	zw.Close()
-	return b.Bytes()
 }
 
 type zeroReader struct{}
@@ -438,7 +393,7 @@ func cases() []hostileCase {
 			name: "dev-mem", verify: -1, restoreFlags: ignore, want: "(1:1)",
 			build: func(t *testing.T, c *corpus) string {
 				n := c.devImage(t)
-				return c.edit(t, n, withDevice(t, c.base.member(t, n), &tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666}))
+				return c.edit(t, n, tarbuild.GzipAppend(t, c.base.member(t, n), &tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666}))
 			},
 		},
 		{

@@ -2,12 +2,15 @@
 // spirit of containerd's pkg/archive/tartest: entries are headers plus
 // bodies, written as given (names, sizes and link targets are not
 // validated), and a header may declare more content than it carries.
-// It is a test helper of rootfs and volumes, not API.
+// It is a test helper of rootfs, volumes, format and the engine, not API.
 package tarbuild
 
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
 	"testing"
 	"time"
 )
@@ -91,4 +94,88 @@ func Build(t testing.TB, entries ...Entry) []byte {
 		t.Fatalf("Close() = %v", err)
 	}
 	return buf.Bytes()
+}
+
+// Member returns the content of the member name of the tar archive at
+// path (a corpus in testdata); a missing member or a read error fails t.
+func Member(t testing.TB, path, name string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s in %s: %v", name, path, err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+}
+
+// GzipHas reports whether the gzip-compressed tar stream b (a CRIU tmpfs
+// image) has an entry called name.
+func GzipHas(t testing.TB, b []byte, name string) bool {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if h.Name == name {
+			return true
+		}
+	}
+}
+
+// GzipAppend returns the gzip-compressed tar stream b with an entry of
+// header h (and no content) appended.
+func GzipAppend(t testing.TB, b []byte, h *tar.Header) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	tw := tar.NewWriter(zw)
+	tr := tar.NewReader(zr)
+	for {
+		eh, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(eh); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.WriteHeader(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
