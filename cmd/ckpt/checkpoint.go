@@ -223,8 +223,11 @@ With --import FILE it restores a new container from an archive made by
 'checkpoint --export' or by podman: the archive is verified into a staging
 directory first, the spec is generated here, the base image must already be
 in the store (ckpt image import ROOTFS.tar NAME; nothing is pulled), and a
-CPU the checkpoint cannot run on is refused. A failed import leaves nothing
-behind. --name restores a copy under a new name and ID. A final checkpoint
+CPU the checkpoint cannot run on is refused. Nothing of the archive reaches
+this host unless a flag says so: each bind mount the container had needs a
+path of this host (-v SRC:DST) or --ignore-binds (an empty one), and a
+container that used its host's network needs --network host
+(docs/SECURITY.md). A failed import leaves nothing behind. --name restores a copy under a new name and ID. A final checkpoint
 taken --with-previous needs its pre-checkpoint archives: give each with
 --import-previous FILE, in any order; a missing, extra or mismatched one is
 refused before anything is restored.

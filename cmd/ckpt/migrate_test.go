@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -44,6 +45,11 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"checkpoint", "-P", "--with-previous", "-e", "a.tar", "x"}, 2, "--pre-checkpoint and --with-previous cannot be used together"},
 		{[]string{"restore", "--import-previous", "pre.tar", "x"}, 2, "--import-previous can only be used with --import"},
 		{[]string{"restore", "--import-previous", "pre.tar"}, 2, "--import-previous can only be used with --import"},
+		{[]string{"restore", "-v", "/srv:/data", "x"}, 2, "--volume can only be used with --import"},
+		{[]string{"restore", "--ignore-binds", "x"}, 2, "--ignore-binds can only be used with --import"},
+		{[]string{"restore", "--network", "host", "x"}, 2, "--network can only be used with --import"},
+		{[]string{"restore", "-i", "a.tar", "-v", "srv:/data"}, 2, "-v srv:/data: want SRC:DST[:ro] with absolute paths"},
+		{[]string{"restore", "-i", "a.tar", "-v", "/srv:/data:rx"}, 2, `unknown option "rx"`},
 	}
 	for _, tt := range tests {
 		args := append(append([]string{}, g...), tt.args...)
@@ -213,4 +219,17 @@ func TestCLIPreCopy(t *testing.T) {
 	}
 	at := strings.Count(a("logs", "pc"), "\n")
 	waitFor(t, func() bool { return strings.Count(b("logs", "pc"), "\n") > at+2 })
+}
+
+func TestParseBindMaps(t *testing.T) {
+	got, err := parseBindMaps([]string{"/srv/a/:/data", "/b:/logs:ro", "/c:/x:rw"})
+	want := []engine.BindMap{{Source: "/srv/a", Destination: "/data"}, {Source: "/b", Destination: "/logs", Options: []string{"ro"}}, {Source: "/c", Destination: "/x"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("parseBindMaps() = %v, %v, want %v", got, err, want)
+	}
+	for _, bad := range []string{"/a", "a:/b", "/a:b", "/a:/b:ro:x", "/a:/b:z"} {
+		if _, err := parseBindMaps([]string{bad}); err == nil {
+			t.Errorf("parseBindMaps(%q) succeeded", bad)
+		}
+	}
 }
