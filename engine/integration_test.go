@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckpt/ckpt/format/criuimg"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/internal/testutil"
 	"go.podman.io/storage/pkg/reexec"
@@ -374,7 +375,7 @@ func TestIntegrationLeaveRunning(t *testing.T) {
 	e := realEngine(t)
 	ctx := context.Background()
 	vol := t.TempDir()
-	_, err := e.Run(ctx, "workload", &RunOptions{
+	c, err := e.Run(ctx, "workload", &RunOptions{
 		Name: "lr", Command: []string{"/bin/counter", "-interval", "50ms", "-file", "/data/counter"},
 		Volumes: []string{vol + ":/data"}, Env: []string{"X=1"},
 	})
@@ -396,6 +397,17 @@ func TestIntegrationLeaveRunning(t *testing.T) {
 	}
 	if data, err := os.ReadFile(filepath.Join(vol, "counter")); err != nil || len(data) == 0 {
 		t.Errorf("bind-mounted /data/counter = %q, %v", data, err)
+	}
+	// A dump that caught the counter writing its temporary file cannot be
+	// restored once the counter has renamed it (CRIU reopens open files by
+	// path): checkpoint -R again until the images hold no such file.
+	for i := 0; holdsFile(t, e.CheckpointDir(c.ID), "counter.tmp"); i++ {
+		if i == 5 {
+			t.Fatal("five -R checkpoints in a row caught the counter's temporary file open")
+		}
+		if _, err := e.Checkpoint(ctx, "lr", &CheckpointOptions{LeaveRunning: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := e.Restore(ctx, "lr", nil); !errors.Is(err, ErrState) {
 		t.Errorf("Restore(running) = %v, want ErrState", err)
@@ -579,4 +591,24 @@ func TestIntegrationPodmanStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkContinues(t, waitLog(t, e, "p", "counter after restore", func(l string) bool { return lastCounter(l) >= at+2 }), at)
+}
+
+// holdsFile reports whether the CRIU images in dir record an open regular
+// file whose path ends in name.
+func holdsFile(t *testing.T, dir, name string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "files.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := criuimg.ReadFiles(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Reg != nil && strings.HasSuffix(f.Reg.Name, "/"+name) {
+			return true
+		}
+	}
+	return false
 }
