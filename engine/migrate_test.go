@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/ckpt/ckpt/internal/testutil"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/testutil/archtest"
 	"github.com/ckpt/ckpt/volumes"
 )
 
@@ -203,43 +203,10 @@ func TestMigrate(t *testing.T) {
 // name's content replaced by data, as a valid archive (new digests).
 func rewriteArchive(t *testing.T, path, name string, data []byte) string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := format.NewReader(f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
+	m, members := archtest.Members(t, path)
+	members[name] = data
 	out := filepath.Join(t.TempDir(), "rewritten.tar")
-	w, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	zw := format.NewWriter(w, *zr.Manifest(), &format.WriterOptions{Compression: format.None})
-	for {
-		h, err := zr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(zr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name == name {
-			b = data
-		}
-		if err := zw.AddBytes(h.Name, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := zw.Close(); err != nil {
+	if err := os.WriteFile(out, archtest.Write(t, m, members, format.None), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -248,29 +215,12 @@ func rewriteArchive(t *testing.T, path, name string, data []byte) string {
 // extractMember returns the content of one member of a v1 archive.
 func extractMember(t *testing.T, path, name string) []byte {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	_, members := archtest.Members(t, path)
+	b, ok := members[name]
+	if !ok {
+		t.Fatalf("%s has no member %s", path, name)
 	}
-	defer f.Close()
-	zr, err := format.NewReader(f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	for {
-		h, err := zr.Next()
-		if err != nil {
-			t.Fatalf("member %s: %v", name, err)
-		}
-		if h.Name == name {
-			b, err := io.ReadAll(zr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
-	}
+	return b
 }
 
 // TestMigrateTCP keeps an established loopback connection across hosts.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"github.com/ckpt/ckpt/format/criuimg"
 	"github.com/ckpt/ckpt/format/internal/imgtest"
 	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/ckpt/ckpt/internal/testutil/archtest"
 	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
@@ -55,56 +55,6 @@ func specPolicy(t testing.TB, file string) *criuimg.MountPolicy {
 	}
 	return criuimg.RuncMountPolicy(&criuimg.RuncSpec{Mounts: s.Mounts, MaskedPaths: s.Linux.MaskedPaths,
 		ReadonlyPaths: s.Linux.ReadonlyPaths, Exists: func(p string) bool { return sourceHost[p] }})
-}
-
-// loadMembers reads every member of an archive.
-func loadMembers(t testing.TB, file string) (*format.Manifest, map[string][]byte) {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := format.NewReader(f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	out := map[string][]byte{}
-	for {
-		h, err := zr.Next()
-		if errors.Is(err, io.EOF) {
-			return zr.Manifest(), out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out[h.Name], err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// writeV1 writes members as a v1 archive with man's header: every digest
-// matches, whatever the members hold.
-func writeV1(t testing.TB, man *format.Manifest, members map[string][]byte, c format.Compression) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := format.NewWriter(&buf, *man, &format.WriterOptions{Compression: c})
-	names := make([]string, 0, len(members))
-	for n := range members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := w.AddBytes(n, members[n]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // editImage rewrites the entries of checkpoint/<name>.
@@ -303,10 +253,10 @@ func deletedList(n int) []byte {
 // build returns the case's archive, made of the real ckpt export.
 func (c *contentCase) build(t testing.TB, comp format.Compression) []byte {
 	t.Helper()
-	man, m := loadMembers(t, realCkpt)
+	man, m := archtest.Members(t, realCkpt)
 	c.edit(t, m)
 	if !c.legacy {
-		return writeV1(t, man, m, comp)
+		return archtest.Write(t, man, m, comp)
 	}
 	// The same members as a legacy archive: a plain tar without manifest.
 	names := make([]string, 0, len(m))
@@ -446,7 +396,7 @@ func TestCheckImageDir(t *testing.T) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
-			_, m := loadMembers(t, realCkpt)
+			_, m := archtest.Members(t, realCkpt)
 			c.edit(t, m)
 			file := images + "/" + strings.TrimPrefix(c.member, format.CheckpointDir+"/")
 			orig, err := os.ReadFile(file)
@@ -482,7 +432,7 @@ func allocated(f func()) uint64 {
 func TestDeletedFilesMemory(t *testing.T) {
 	man := &format.Manifest{Engine: format.Engine{Name: "ckpt"}}
 	archive := func(n int) []byte {
-		return writeV1(t, man, map[string][]byte{format.ConfigName: []byte("{}"), format.DeletedFilesName: deletedList(n)}, format.Zstd)
+		return archtest.Write(t, man, map[string][]byte{format.ConfigName: []byte("{}"), format.DeletedFilesName: deletedList(n)}, format.Zstd)
 	}
 	limit, huge := archive(format.MaxDeletedFiles), archive(1_000_000)
 	for _, c := range []struct {
@@ -508,8 +458,11 @@ func TestDeletedFilesMemory(t *testing.T) {
 			t.Fatalf("%s: %v at the limit (want nil), %v over it (want ErrTooLarge)", c.name, errLimit, errHuge)
 		}
 		t.Logf("%s allocates %d KiB at the limit, %d KiB for a million paths", c.name, atLimit>>10, over>>10)
-		if over > atLimit+atLimit/4 || over > 64<<20 {
-			t.Errorf("%s allocates %d bytes for a million paths, %d at the limit: want no more (and under 64 MiB)", c.name, over, atLimit)
+		// The slack is the zstd decoder's: how much of the member's
+		// frames it decodes ahead varies from run to run (1.14x and 1.28x
+		// seen). Keeping every path took 84 MiB.
+		if over > atLimit+16<<20 || over > 64<<20 {
+			t.Errorf("%s allocates %d bytes for a million paths, %d at the limit: want at most 16 MiB more (and under 64 MiB)", c.name, over, atLimit)
 		}
 	}
 }

@@ -3,8 +3,6 @@ package inspect
 import (
 	"encoding/binary"
 	"errors"
-	"io"
-	"os"
 	"path"
 	"strings"
 	"testing"
@@ -12,36 +10,20 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mnt"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/criuimg"
+	"github.com/ckpt/ckpt/internal/testutil/archtest"
 )
 
 // archiveImages reads the checkpoint/ images of a real archive.
 func archiveImages(t *testing.T, file string) map[string][]byte {
 	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := format.NewReader(f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
+	m, members := archtest.Members(t, file)
 	out := map[string][]byte{}
-	for {
-		h, err := zr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Kind == format.KindImage {
-			if out[path.Base(h.Name)], err = io.ReadAll(zr); err != nil {
-				t.Fatal(err)
-			}
+	for _, mb := range m.Members {
+		if mb.Kind == format.KindImage {
+			out[path.Base(mb.Name)] = members[mb.Name]
 		}
 	}
+	return out
 }
 
 // TestMountsCrit decodes the mount namespaces of the real archives with
