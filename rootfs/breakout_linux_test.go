@@ -61,6 +61,28 @@ func breakoutCases() []breakoutCase {
 			wantErr: ErrFormat, // duplicate name
 		},
 		{
+			// The link is a middle component of the parent, where no
+			// O_NOFOLLOW of the last one stops it.
+			name:    "symlink up and out, then write two levels below it",
+			entries: entries(tarbuild.Symlink("x", "../outside"), tarbuild.File("x/sub/victim", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "symlink up and out, a directory below it, then a file",
+			entries: entries(tarbuild.Symlink("x", "../outside"), tarbuild.Dir("x/sub/", 0o755),
+				tarbuild.File("x/sub/victim", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "image's symlink in the middle of the parent",
+			setup: func(t *testing.T, base, root string) {
+				must(t, os.MkdirAll(filepath.Join(base, "outside/sub"), 0o755))
+				must(t, os.Symlink("../outside", filepath.Join(root, "x")))
+			},
+			entries: entries(tarbuild.File("x/sub/victim", "pwned", 0o644)),
+			wantErr: ErrInsecurePath,
+		},
+		{
 			name:    "symlink chain",
 			entries: entries(tarbuild.Symlink("a", "b"), tarbuild.Symlink("b", "c"), tarbuild.Symlink("c", "../outside"), tarbuild.File("a/victim", "pwned", 0o644)),
 			wantErr: ErrInsecurePath,
@@ -343,6 +365,15 @@ func breakoutCases() []breakoutCase {
 				must(t, os.Symlink("../outside", filepath.Join(root, "a")))
 			},
 			deleted: deleted("/a/victim"),
+			wantErr: ErrInsecurePath,
+		},
+		{
+			name: "deleted through a symlink in the middle of the path",
+			setup: func(t *testing.T, base, root string) {
+				writeFile(t, filepath.Join(base, "outside/sub/victim"), "victim", 0o644)
+				must(t, os.Symlink("../outside", filepath.Join(root, "a")))
+			},
+			deleted: deleted("/a/sub/victim"),
 			wantErr: ErrInsecurePath,
 		},
 		{
