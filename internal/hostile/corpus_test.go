@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,9 +63,19 @@ func (c *corpus) out() string {
 // value drops the member) as a valid v1 archive: fresh sizes and digests.
 func (c *corpus) repack(t *testing.T, comp format.Compression, edits map[string]format.Source) string {
 	t.Helper()
+	return c.repackWith(t, comp, edits, nil)
+}
+
+// repackWith is repack with the manifest's header changed by editManifest
+// (when not nil).
+func (c *corpus) repackWith(t *testing.T, comp format.Compression, edits map[string]format.Source, editManifest func(*format.Manifest)) string {
+	t.Helper()
 	m, err := format.ParseManifest(c.base.member(t, format.ManifestName))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if editManifest != nil {
+		editManifest(m)
 	}
 	out := c.out()
 	f, err := os.Create(out)
@@ -394,6 +405,19 @@ func cases() []hostileCase {
 			build: func(t *testing.T, c *corpus) string {
 				n := c.devImage(t)
 				return c.edit(t, n, tarbuild.GzipAppend(t, c.base.member(t, n), &tar.Header{Name: "./mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666}))
+			},
+		},
+		{
+			// Taken on another architecture: refused before anything is
+			// made, instead of a restored process dying of SIGILL.
+			name: "other-architecture", verify: 0, restoreFlags: ignore, want: "restore it on a ",
+			build: func(t *testing.T, c *corpus) string {
+				return c.repackWith(t, format.None, nil, func(m *format.Manifest) {
+					m.Host.Arch = map[string]string{"amd64": "arm64"}[runtime.GOARCH]
+					if m.Host.Arch == "" {
+						m.Host.Arch = "amd64"
+					}
+				})
 			},
 		},
 		{
