@@ -79,6 +79,7 @@
 // archives.
 //
 // Package format imports only the standard library, the zstd and gzip
-// codecs of github.com/klauspost/compress, and go-criu's magic table; it
+// codecs of github.com/klauspost/compress, go-criu's magic table and
+// internal/fileio (huge-page buffers, itself standard library only); it
 // never imports the engine or os/exec (depcheck_test.go).
 package format

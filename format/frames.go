@@ -8,6 +8,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // frameSize is how many uncompressed bytes of the tar stream after the
@@ -41,7 +43,7 @@ type frameWriter struct {
 	n        int
 	closed   bool
 	taken    int64    // bytes of tar stream taken so far
-	frees    []func() // free the frame buffers (bigBuf), at Close
+	frees    []func() // free the frame buffers (fileio.HugeBuffer), at Close
 	// err is the first error; every later call returns it.
 	err error
 }
@@ -215,7 +217,7 @@ func (f *frameWriter) job() (*frameJob, error) {
 		j.in, j.err, j.done = j.in[:0], nil, make(chan struct{})
 		return j, nil
 	}
-	b, free := bigBuf(frameSize)
+	b, free := fileio.HugeBuffer(frameSize)
 	f.frees = append(f.frees, free)
 	return &frameJob{in: b[:0], done: make(chan struct{})}, nil
 }

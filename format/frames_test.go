@@ -485,20 +485,3 @@ func TestFrameWriterWritesReady(t *testing.T) {
 		t.Fatalf("read back %d bytes (%v), want the two frames", len(got), err)
 	}
 }
-
-// TestBigBuf checks bigBuf's buffers: the length asked for, zeroed,
-// writable to the end (bigbuf_linux_test.go checks the alignment).
-func TestBigBuf(t *testing.T) {
-	t.Parallel()
-	for _, n := range []int{1, frameSize, frameSize + 4096} {
-		b, free := bigBuf(n)
-		if len(b) != n || cap(b) != n {
-			t.Fatalf("bigBuf(%d): len %d cap %d", n, len(b), cap(b))
-		}
-		if bytes.ContainsFunc(b, func(r rune) bool { return r != 0 }) {
-			t.Fatalf("bigBuf(%d) is not zeroed", n)
-		}
-		b[0], b[n-1] = 1, 2
-		free()
-	}
-}

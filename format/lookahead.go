@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // A member of a zstd archive read from a file, whose sum is known (SetSum,
@@ -95,7 +97,7 @@ func (l *lookahead) run() {
 	if err != nil || !ok {
 		return // the in-order pass does every frame
 	}
-	in, free := bigBuf(frameSize)
+	in, free := fileio.HugeBuffer(frameSize)
 	defer free()
 	j := &frameJob{in: in}
 	sample := make([]byte, probeSamples*probeSample)
