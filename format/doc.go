@@ -4,7 +4,9 @@
 // description; this comment lists the rules the code enforces.
 //
 // An archive is a tar stream, compressed with zstd (default), gzip, or not
-// at all; readers detect the compression by its magic bytes.
+// at all; readers detect the compression by its magic bytes. Each
+// compression is a codec in a file of its own (codec_*.go), registered in
+// compress.go, which applies its reader's limits and its writer's framing.
 //
 // Invariants of a v1 archive, enforced by [Writer] and checked by [Reader]:
 //

@@ -54,7 +54,7 @@ type lookahead struct {
 	src    io.ReaderAt
 	first  int64 // source offset of frame 0
 	frames int
-	c      Compression
+	codec  *codec
 	level  int
 
 	mu        sync.Mutex
@@ -76,8 +76,8 @@ type lookaheadFrame struct {
 // startLookahead compresses, ahead of the in-order pass, frames of
 // frameSize bytes of src, the k-th at offset first+k*frameSize, for k in
 // (from, frames): the in-order pass reached frame from.
-func startLookahead(src io.ReaderAt, first int64, frames, from int, c Compression, level int) *lookahead {
-	l := &lookahead{src: src, first: first, frames: frames, c: c, level: level, working: -1, reached: from,
+func startLookahead(src io.ReaderAt, first int64, frames, from int, c *codec, level int) *lookahead {
+	l := &lookahead{src: src, first: first, frames: frames, codec: c, level: level, working: -1, reached: from,
 		results: map[int]*lookaheadFrame{}, done: make(chan struct{})}
 	l.cond = sync.NewCond(&l.mu)
 	go l.run()
@@ -92,9 +92,8 @@ func (l *lookahead) run() {
 		l.cond.Broadcast()
 		l.mu.Unlock()
 	}()
-	enc, err := newFrameEncoder(l.c, l.level)
-	se, ok := enc.(*storingEncoder)
-	if err != nil || !ok {
+	se, err := newFrameEncoder(l.codec, l.level)
+	if err != nil {
 		return // the in-order pass does every frame
 	}
 	in, free := fileio.HugeBuffer(frameSize)
@@ -130,7 +129,7 @@ func (l *lookahead) run() {
 
 // frame compresses frame k, or returns a result without output if it
 // looks incompressible, or nil if it cannot be read.
-func (l *lookahead) frame(se *storingEncoder, j *frameJob, sample []byte, k int) *lookaheadFrame {
+func (l *lookahead) frame(se *frameEncoder, j *frameJob, sample []byte, k int) *lookaheadFrame {
 	off := l.first + int64(k)*frameSize
 	// The probe's samples first: an incompressible frame is not read.
 	for i := range probeSamples {
