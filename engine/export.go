@@ -19,6 +19,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/incremental"
+	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/rootfs"
 	"github.com/ckpt/ckpt/volumes"
@@ -713,9 +714,9 @@ func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, img
 	// page cache.
 	var file format.File
 	var written func() (int64, error)
-	if dw, err := newDirectWriter(ctx, f, o.Progress); err == nil {
-		defer dw.release()
-		file, written = dw, func() (int64, error) { return dw.n, dw.Finish() }
+	if dw, err := fileio.NewDirectWriter(ctx, f, o.Progress); err == nil {
+		defer dw.Release()
+		file, written = dw, func() (int64, error) { return dw.Written(), dw.Finish() }
 	} else {
 		cw := &countingWriter{w: f, f: f, progress: o.Progress, ctx: ctx}
 		file, written = cw, func() (int64, error) { return cw.n, nil }

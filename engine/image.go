@@ -11,6 +11,8 @@ import (
 
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/archive"
+
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // Image is an image in the store.
@@ -76,7 +78,7 @@ func (e *Engine) ImageImport(ctx context.Context, source, name string) (_ *Image
 		return nil, err
 	}
 	defer diff.Close()
-	layer, _, err := s.PutLayer("", "", nil, "", false, nil, &ctxReader{ctx: ctx, r: diff})
+	layer, _, err := s.PutLayer("", "", nil, "", false, nil, fileio.ContextReader(ctx, diff))
 	if err != nil {
 		return nil, fmt.Errorf("put layer: %w", err)
 	}
@@ -86,19 +88,6 @@ func (e *Engine) ImageImport(ctx context.Context, source, name string) (_ *Image
 		return nil, fmt.Errorf("create image: %w", err)
 	}
 	return e.image(s, img), nil
-}
-
-// ctxReader stops a copy when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func (e *Engine) image(s storage.Store, img *storage.Image) *Image {

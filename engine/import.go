@@ -17,6 +17,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/rootfs"
 	"github.com/ckpt/ckpt/volumes"
@@ -206,7 +207,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	r, closeReader := openArchiveReader(f, fi.Size())
+	r, closeReader := fileio.NewSequentialReader(f, fi.Size())
 	defer closeReader()
 	if o.Progress != nil {
 		r = &progressReader{r: r, total: fi.Size(), progress: o.Progress}

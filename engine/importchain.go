@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
@@ -165,7 +166,7 @@ func extractLevel(ctx context.Context, p previousArchive, staging, name string) 
 	if err != nil {
 		return err
 	}
-	r, closeReader := openArchiveReader(f, fi.Size())
+	r, closeReader := fileio.NewSequentialReader(f, fi.Size())
 	defer closeReader()
 	zr, err := format.Extract(ctx, r, tmp, &format.ExtractOptions{
 		Filter:    func(h *format.Header) bool { return strings.HasPrefix(h.Name, format.PreCheckpointDir+"/") },

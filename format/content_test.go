@@ -16,7 +16,6 @@ import (
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/criuimg"
 	"github.com/ckpt/ckpt/format/internal/imgtest"
-	"github.com/ckpt/ckpt/format/internal/tartest"
 	"github.com/ckpt/ckpt/internal/testutil/archtest"
 	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
@@ -264,11 +263,11 @@ func (c *contentCase) build(t testing.TB, comp format.Compression) []byte {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var entries []tartest.Entry
+	var entries []tarbuild.Raw
 	for _, n := range names {
-		entries = append(entries, tartest.Entry{Name: n, Content: m[n]})
+		entries = append(entries, tarbuild.Raw{Name: n, Content: m[n]})
 	}
-	return tartest.Tar(entries...)
+	return tarbuild.RawTar(entries...)
 }
 
 // TestHostileContents: every case is refused by Verify (a problem naming

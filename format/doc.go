@@ -4,7 +4,9 @@
 // description; this comment lists the rules the code enforces.
 //
 // An archive is a tar stream, compressed with zstd (default), gzip, or not
-// at all; readers detect the compression by its magic bytes.
+// at all; readers detect the compression by its magic bytes. Each
+// compression is a codec in a file of its own (codec_*.go), registered in
+// compress.go, which applies its reader's limits and its writer's framing.
 //
 // Invariants of a v1 archive, enforced by [Writer] and checked by [Reader]:
 //
@@ -79,6 +81,7 @@
 // archives.
 //
 // Package format imports only the standard library, the zstd and gzip
-// codecs of github.com/klauspost/compress, and go-criu's magic table; it
+// codecs of github.com/klauspost/compress, go-criu's magic table and
+// internal/fileio (huge-page buffers, itself standard library only); it
 // never imports the engine or os/exec (depcheck_test.go).
 package format

@@ -10,6 +10,8 @@ import (
 	"path"
 	"runtime"
 	"sync"
+
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // ExtractOptions configure Extract. nil means the defaults of
@@ -73,7 +75,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts *ExtractOptions)
 			cleanRoot(root)
 		}
 	}()
-	zr, err = NewReader(&ctxReader{ctx: ctx, r: r}, &o.Reader)
+	zr, err = NewReader(fileio.ContextReader(ctx, r), &o.Reader)
 	if err != nil {
 		return nil, err
 	}
@@ -346,17 +348,4 @@ func cleanRoot(root *os.Root) {
 	for _, n := range names {
 		root.RemoveAll(n)
 	}
-}
-
-// ctxReader stops reading when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -6,8 +6,9 @@ import (
 	"io"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // frameSize is how many uncompressed bytes of the tar stream after the
@@ -30,7 +31,7 @@ const frameSize = 8 << 20
 // one goroutine; the compression runs in n others.
 type frameWriter struct {
 	w     io.Writer
-	c     Compression
+	codec *codec
 	level int
 
 	fill     *frameJob   // the frame being filled
@@ -41,7 +42,7 @@ type frameWriter struct {
 	n        int
 	closed   bool
 	taken    int64    // bytes of tar stream taken so far
-	frees    []func() // free the frame buffers (bigBuf), at Close
+	frees    []func() // free the frame buffers (fileio.HugeBuffer), at Close
 	// err is the first error; every later call returns it.
 	err error
 }
@@ -49,7 +50,7 @@ type frameWriter struct {
 type frameJob struct {
 	in     []byte
 	out    []byte // in compressed, unless stored
-	stored bool   // in is written as a zstd frame of raw blocks
+	stored bool   // in is written by the codec's writeStored
 	// inserted is a frame compressed elsewhere (insert), whose buffers
 	// are not the frameWriter's to reuse.
 	inserted bool
@@ -57,8 +58,8 @@ type frameJob struct {
 	done     chan struct{}
 }
 
-func newFrameWriter(w io.Writer, c Compression, level, n int) *frameWriter {
-	f := &frameWriter{w: w, c: c, level: level, n: max(1, n), jobs: make(chan *frameJob)}
+func newFrameWriter(w io.Writer, c *codec, level, n int) *frameWriter {
+	f := &frameWriter{w: w, codec: c, level: level, n: max(1, n), jobs: make(chan *frameJob)}
 	for range f.n {
 		f.workers.Go(f.work)
 	}
@@ -67,10 +68,10 @@ func newFrameWriter(w io.Writer, c Compression, level, n int) *frameWriter {
 
 // work compresses frames with an encoder of its own.
 func (f *frameWriter) work() {
-	var enc frameEncoder
+	var enc *frameEncoder
 	for j := range f.jobs {
 		if enc == nil {
-			enc, j.err = newFrameEncoder(f.c, f.level)
+			enc, j.err = newFrameEncoder(f.codec, f.level)
 		}
 		if j.err == nil {
 			j.err = enc.encode(j)
@@ -215,7 +216,7 @@ func (f *frameWriter) job() (*frameJob, error) {
 		j.in, j.err, j.done = j.in[:0], nil, make(chan struct{})
 		return j, nil
 	}
-	b, free := bigBuf(frameSize)
+	b, free := fileio.HugeBuffer(frameSize)
 	f.frees = append(f.frees, free)
 	return &frameJob{in: b[:0], done: make(chan struct{})}, nil
 }
@@ -255,7 +256,7 @@ func (f *frameWriter) writeOldest() error {
 		return j.err
 	}
 	if j.stored {
-		if err := writeRawZstdFrame(f.w, j.in); err != nil {
+		if err := f.codec.writeStored(f.w, j.in); err != nil {
 			return err
 		}
 	} else if _, err := f.w.Write(j.out); err != nil {
@@ -293,25 +294,36 @@ func (f *frameWriter) Close() error {
 	return nil
 }
 
-// frameEncoder compresses one frame at a time: j.in into j.out, or it
-// sets j.stored.
-type frameEncoder interface {
-	encode(j *frameJob) error
+// frameEncoder compresses one frame at a time with a codec's writer
+// (comp), or stores it when probe says it would not compress: j.stored
+// set, for the codec's writeStored to write (zstd raw blocks), or a frame
+// of its storer (store: a gzip member of stored deflate blocks). Storing
+// costs a copy; compressing random bytes costs several, and gains nothing
+// (zstd stores such blocks anyway). A frame is the same bytes as a
+// streaming encoder given the whole frame would write.
+type frameEncoder struct {
+	comp, store frameCompressor
+	// stores: the codec stores frames (writeStored or a storer), so the
+	// probe runs.
+	stores bool
+	// probe is zstd's fastest level whatever the codec: a measure of
+	// whether the frame compresses, not its compression.
+	probe    *zstd.Encoder
+	sample   []byte
+	probeOut []byte
 }
 
-// newFrameEncoder returns c's frame encoder: a frame that looks
-// incompressible (see probe) is stored, the others are compressed by a
-// streaming encoder (the same bytes as a streaming encoder given the whole
-// frame would write).
-func newFrameEncoder(c Compression, level int) (frameEncoder, error) {
-	comp, err := newResetter(c, level)
+func newFrameEncoder(c *codec, level int) (*frameEncoder, error) {
+	if c.newWriter == nil {
+		return nil, errorf(ErrCompression, "%s cannot be cut in frames", c.name)
+	}
+	comp, err := c.newWriter(io.Discard, level)
 	if err != nil {
 		return nil, err
 	}
-	f := &storingEncoder{comp: comp}
-	if c == Gzip {
-		// Stored deflate blocks (newEncoder's level 0 is the default).
-		if f.store, err = gzip.NewWriterLevel(io.Discard, gzip.NoCompression); err != nil {
+	f := &frameEncoder{comp: comp, stores: c.writeStored != nil || c.newStorer != nil}
+	if c.newStorer != nil {
+		if f.store, err = c.newStorer(); err != nil {
 			return nil, err
 		}
 	}
@@ -319,34 +331,6 @@ func newFrameEncoder(c Compression, level int) (frameEncoder, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-func newResetter(c Compression, level int) (resetter, error) {
-	enc, err := newEncoder(c, io.Discard, level, 1)
-	if err != nil {
-		return nil, err
-	}
-	r, ok := enc.(resetter)
-	if !ok {
-		return nil, errorf(ErrCompression, "%s cannot be cut in frames", c)
-	}
-	return r, nil
-}
-
-type resetter interface {
-	io.WriteCloser
-	Reset(io.Writer)
-}
-
-// storingEncoder compresses a frame with comp, or stores it when probe
-// says it would not compress: zstd raw blocks, or a gzip member of stored
-// deflate blocks (store). Storing costs a copy; compressing random bytes
-// costs several, and gains nothing (zstd stores such blocks anyway).
-type storingEncoder struct {
-	comp, store resetter
-	probe       *zstd.Encoder
-	sample      []byte
-	probeOut    []byte
 }
 
 const (
@@ -359,10 +343,10 @@ const (
 	probeMin = 4 * probeSamples * probeSample
 )
 
-func (e *storingEncoder) encode(j *frameJob) error {
+func (e *frameEncoder) encode(j *frameJob) error {
 	r := e.comp
 	j.stored = false
-	if e.incompressible(j.in) {
+	if e.stores && e.incompressible(j.in) {
 		if e.store == nil {
 			j.stored = true
 			return nil
@@ -379,7 +363,7 @@ func (e *storingEncoder) encode(j *frameJob) error {
 // zstd's fastest level, shrink by less than 1%. Only data that is random
 // throughout passes (encrypted or compressed content, random bytes); a
 // frame of which a sixteenth or more compresses fails it.
-func (e *storingEncoder) incompressible(p []byte) bool {
+func (e *frameEncoder) incompressible(p []byte) bool {
 	if len(p) < probeMin {
 		return false
 	}
@@ -393,13 +377,13 @@ func (e *storingEncoder) incompressible(p []byte) bool {
 }
 
 // incompressibleSamples is incompressible given the samples.
-func (e *storingEncoder) incompressibleSamples(s []byte) bool {
+func (e *frameEncoder) incompressibleSamples(s []byte) bool {
 	e.probeOut = e.probe.EncodeAll(s, e.probeOut[:0])
 	return len(e.probeOut) >= len(s)-len(s)/100
 }
 
 // writeFrame writes p as one frame with r, appending it to dst.
-func writeFrame(r resetter, dst, p []byte) ([]byte, error) {
+func writeFrame(r frameCompressor, dst, p []byte) ([]byte, error) {
 	if cap(dst) == 0 {
 		// Room for p compressed or stored, so that the buffer does not
 		// grow.
@@ -414,33 +398,4 @@ func writeFrame(r resetter, dst, p []byte) ([]byte, error) {
 		return dst, err
 	}
 	return b.Bytes(), nil
-}
-
-// writeRawZstdFrame writes a zstd frame holding b in raw (stored) blocks
-// of 128 KiB, straight from b: a 4-byte content size, a 128 KiB window
-// (so a decoder needs no more history than one block), no checksum (RFC
-// 8878 3.1.1). b must be shorter than 4 GiB.
-func writeRawZstdFrame(w io.Writer, b []byte) error {
-	const maxBlock = 128 << 10
-	// Frame header descriptor 0x80: a 4-byte content size, not single
-	// segment, no checksum; window descriptor 0x38: 2^(10+7) bytes.
-	hdr := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x38, byte(len(b)), byte(len(b) >> 8), byte(len(b) >> 16), byte(len(b) >> 24)}
-	for {
-		n := min(len(b), maxBlock)
-		bh := uint32(n) << 3 // Raw_Block
-		if n == len(b) {
-			bh |= 1 // Last_Block
-		}
-		hdr = append(hdr, byte(bh), byte(bh>>8), byte(bh>>16))
-		if _, err := w.Write(hdr); err != nil {
-			return err
-		}
-		if _, err := w.Write(b[:n]); err != nil {
-			return err
-		}
-		hdr, b = hdr[:0], b[n:]
-		if len(b) == 0 {
-			return nil
-		}
-	}
 }

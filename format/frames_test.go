@@ -255,13 +255,13 @@ func corruptLate(t *testing.T, c Compression, members map[string][]byte) []byte 
 	plain[bytes.Index(plain, text[:64])+len(text)-1] ^= 1 // in the last frame
 	manEnd := 512 + (headerSize(t, plain)+511)/512*512
 	var out bytes.Buffer
-	enc, err := newEncoder(c, &out, 0, 1)
+	enc, err := codecOf(c).newWriter(&out, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	enc.Write(plain[:manEnd])
 	enc.Close()
-	fw := newFrameWriter(&out, c, 0, 2)
+	fw := newFrameWriter(&out, codecOf(c), 0, 2)
 	fw.Write(plain[manEnd:])
 	if err := fw.Close(); err != nil {
 		t.Fatal(err)
@@ -410,7 +410,7 @@ func TestStoredFrames(t *testing.T) {
 			stored bool
 		}{{"random", random, true}, {"an eighth text", mixed, false}, {"short random", random[:probeMin-1], false}} {
 			var out bytes.Buffer
-			fw := newFrameWriter(&out, c, 0, 2)
+			fw := newFrameWriter(&out, codecOf(c), 0, 2)
 			if _, err := fw.Write(tc.in); err != nil {
 				t.Fatal(err)
 			}
@@ -434,7 +434,7 @@ func TestStoredFrames(t *testing.T) {
 			if tc.name == "an eighth text" && out.Len() > len(tc.in)-len(tc.in)/10 {
 				t.Errorf("%s %s: %d bytes in, %d out, want an eighth less", c, tc.name, len(tc.in), out.Len())
 			}
-			d, err := newDecoder(c, bytes.NewReader(out.Bytes()), 1)
+			d, err := codecOf(c).newReader(bytes.NewReader(out.Bytes()), 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -452,7 +452,7 @@ func TestStoredFrames(t *testing.T) {
 func TestFrameWriterWritesReady(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	fw := newFrameWriter(&out, Zstd, 0, 2)
+	fw := newFrameWriter(&out, codecOf(Zstd), 0, 2)
 	frame := bytes.Repeat([]byte("ready "), frameSize/6+1)[:frameSize]
 	if _, err := fw.Write(frame); err != nil {
 		t.Fatal(err)
@@ -483,22 +483,5 @@ func TestFrameWriterWritesReady(t *testing.T) {
 	got, err := io.ReadAll(d)
 	if err != nil || !bytes.Equal(got, append(frame, frame...)) {
 		t.Fatalf("read back %d bytes (%v), want the two frames", len(got), err)
-	}
-}
-
-// TestBigBuf checks bigBuf's buffers: the length asked for, zeroed,
-// writable to the end (bigbuf_linux_test.go checks the alignment).
-func TestBigBuf(t *testing.T) {
-	t.Parallel()
-	for _, n := range []int{1, frameSize, frameSize + 4096} {
-		b, free := bigBuf(n)
-		if len(b) != n || cap(b) != n {
-			t.Fatalf("bigBuf(%d): len %d cap %d", n, len(b), cap(b))
-		}
-		if bytes.ContainsFunc(b, func(r rune) bool { return r != 0 }) {
-			t.Fatalf("bigBuf(%d) is not zeroed", n)
-		}
-		b[0], b[n-1] = 1, 2
-		free()
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 // fuzzOpts caps what a fuzz input may make a reader allocate (zstd's
@@ -178,7 +178,7 @@ func FuzzManifest(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		for _, tf := range tartest.ParseTxtar(data).Files {
+		for _, tf := range tarbuild.ParseTxtar(data).Files {
 			if tf.Name == format.ManifestName {
 				f.Add(tf.Data)
 			}

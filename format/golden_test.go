@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 var update = flag.Bool("update", false, "rewrite golden archives")
@@ -61,8 +61,8 @@ func readGoldenSrc(name string) (*goldenSrc, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := tartest.ParseTxtar(data)
-	keys, err := tartest.Keys(a.Comment, goldenKeys...)
+	a := tarbuild.ParseTxtar(data)
+	keys, err := tarbuild.Keys(a.Comment, goldenKeys...)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func readGoldenSrc(name string) (*goldenSrc, error) {
 		}
 	}
 	for _, f := range a.Files {
-		fields, err := tartest.Fields(f.Name)
+		fields, err := tarbuild.Fields(f.Name)
 		if err != nil {
 			return nil, err
 		}

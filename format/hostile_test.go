@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
@@ -104,8 +104,8 @@ func readHostile(file string) (*hostileCase, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := tartest.ParseTxtar(data)
-	keys, err := tartest.Keys(a.Comment, hostileKeys...)
+	a := tarbuild.ParseTxtar(data)
+	keys, err := tarbuild.Keys(a.Comment, hostileKeys...)
 	if err != nil {
 		return nil, err
 	}
@@ -162,13 +162,13 @@ func readHostile(file string) (*hostileCase, error) {
 	}
 
 	// The tar entries.
-	var entries []tartest.Entry
+	var entries []tarbuild.Raw
 	for _, f := range a.Files {
-		fields, err := tartest.Fields(f.Name)
+		fields, err := tarbuild.Fields(f.Name)
 		if err != nil {
 			return nil, err
 		}
-		e := tartest.Entry{Name: fields[0], Content: f.Data}
+		e := tarbuild.Raw{Name: fields[0], Content: f.Data}
 		for _, attr := range fields[1:] {
 			k, v, _ := strings.Cut(attr, "=")
 			switch {
@@ -201,28 +201,28 @@ func readHostile(file string) (*hostileCase, error) {
 		}
 		entries = append(entries, e)
 	}
-	hasManifest := slices.ContainsFunc(entries, func(e tartest.Entry) bool { return e.Name == format.ManifestName })
+	hasManifest := slices.ContainsFunc(entries, func(e tarbuild.Raw) bool { return e.Name == format.ManifestName })
 	if one("manifest") != "none" && !hasManifest {
 		m, err := caseManifest(entries, keys)
 		if err != nil {
 			return nil, err
 		}
-		entries = append([]tartest.Entry{{Name: format.ManifestName, Content: m}}, entries...)
+		entries = append([]tarbuild.Raw{{Name: format.ManifestName, Content: m}}, entries...)
 	} else if one("manifest") != "" && one("manifest") != "none" {
 		return nil, fmt.Errorf("manifest=%s: want none", one("manifest"))
 	}
 	var b []byte
 	if one("noend") == "true" {
-		b = tartest.TarNoEnd(entries...)
+		b = tarbuild.RawTarNoEnd(entries...)
 	} else {
-		b = tartest.Tar(entries...)
+		b = tarbuild.RawTar(entries...)
 	}
 	switch one("compress") {
 	case "", "none":
 	case "zstd":
-		b = tartest.Zstd(b)
+		b = tarbuild.Zstd(b)
 	case "gzip":
-		b = tartest.Gzip(b)
+		b = tarbuild.Gzip(b)
 	default:
 		return nil, fmt.Errorf("compress=%s: want none, zstd or gzip", one("compress"))
 	}
@@ -244,7 +244,7 @@ func readHostile(file string) (*hostileCase, error) {
 
 // caseManifest generates the manifest of a hostile case: every regular
 // entry with a v1 member name, sorted, then the keys' changes.
-func caseManifest(entries []tartest.Entry, keys map[string][]string) ([]byte, error) {
+func caseManifest(entries []tarbuild.Raw, keys map[string][]string) ([]byte, error) {
 	m := format.Manifest{
 		Version: format.Version,
 		Created: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC),
@@ -479,9 +479,9 @@ func (m *manyFiles) Read(p []byte) (int, error) {
 	for len(m.buf) == 0 {
 		switch {
 		case m.i < m.n:
-			m.buf = tartest.Header(tartest.Entry{Name: fmt.Sprintf("checkpoint/f-%06d.img", m.i)})
+			m.buf = tarbuild.RawHeader(tarbuild.Raw{Name: fmt.Sprintf("checkpoint/f-%06d.img", m.i)})
 		case m.i == m.n:
-			m.buf = make([]byte, 2*tartest.BlockSize)
+			m.buf = make([]byte, 2*tarbuild.BlockSize)
 		default:
 			return 0, io.EOF
 		}
@@ -494,19 +494,19 @@ func (m *manyFiles) Read(p []byte) (int, error) {
 
 // v1Tar returns a tar whose first member is a valid manifest of the
 // regular entries among entries, followed by entries.
-func v1Tar(t *testing.T, entries ...tartest.Entry) []byte {
+func v1Tar(t *testing.T, entries ...tarbuild.Raw) []byte {
 	t.Helper()
 	m, err := caseManifest(entries, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tartest.Tar(append([]tartest.Entry{{Name: format.ManifestName, Content: m}}, entries...)...)
+	return tarbuild.RawTar(append([]tarbuild.Raw{{Name: format.ManifestName, Content: m}}, entries...)...)
 }
 
 // hostileGenerated returns the cases whose archives are binary or big:
-// built here with tartest rather than described in a txtar file.
+// built here with tarbuild rather than described in a txtar file.
 func hostileGenerated(t *testing.T) []*hostileCase {
-	config := tartest.Entry{Name: format.ConfigName, Content: []byte("{}\n")}
+	config := tarbuild.Raw{Name: format.ConfigName, Content: []byte("{}\n")}
 	zeros := make([]byte, 4<<20)
 
 	// A manifest of MaxManifestSize+1 real bytes (a long engine version).
@@ -514,11 +514,11 @@ func hostileGenerated(t *testing.T) []*hostileCase {
 	big = strings.Replace(big, `"version":""`, `"version":"`+strings.Repeat("v", format.MaxManifestSize+1-len(big))+`"`, 1)
 
 	// zstd frames declaring a 64 MiB window, over MaxDecoderWindow.
-	window := tartest.Zstd(v1Tar(t, tartest.Entry{Name: format.RootfsDiffName, Content: zeros}),
+	window := tarbuild.Zstd(v1Tar(t, tarbuild.Raw{Name: format.RootfsDiffName, Content: zeros}),
 		zstdWindow(64<<20)...)
 
 	// An old GNU sparse entry: type 'S' with a one-region map.
-	sparse := tartest.Entry{Name: format.SpecName, Type: 'S', GNU: true, Content: []byte("abc"), Fix: func(h []byte) {
+	sparse := tarbuild.Raw{Name: format.SpecName, Type: 'S', GNU: true, Content: []byte("abc"), Fix: func(h []byte) {
 		copy(h[386:398], "00000000000\x00") // offset 0
 		copy(h[398:410], "00000000003\x00") // 3 bytes
 		copy(h[483:495], "00000010000\x00") // real size 4096
@@ -526,35 +526,35 @@ func hostileGenerated(t *testing.T) []*hostileCase {
 
 	return []*hostileCase{{
 		name:    "manifest_oversized",
-		archive: tartest.Zstd(tartest.Tar(tartest.Entry{Name: format.ManifestName, Content: []byte(big)})),
+		archive: tarbuild.Zstd(tarbuild.RawTar(tarbuild.Raw{Name: format.ManifestName, Content: []byte(big)})),
 		wantErr: "manifest of 4194305 bytes", wantIs: format.ErrTooLarge,
 	}, {
 		name:    "bomb_v1_total",
-		archive: tartest.Zstd(v1Tar(t, config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		archive: tarbuild.Zstd(v1Tar(t, config, tarbuild.Raw{Name: format.RootfsDiffName, Content: zeros})),
 		opts:    format.ReaderOptions{MaxTotalSize: 1 << 20},
 		wantErr: "members add up to", wantIs: format.ErrTooLarge,
 	}, {
 		// The manifest lists a small member; the tar header expands it.
 		name: "bomb_v1_header",
-		archive: tartest.Zstd(tartest.Tar(
-			tartest.Entry{Name: format.ManifestName, Content: mustManifest(t, config)},
+		archive: tarbuild.Zstd(tarbuild.RawTar(
+			tarbuild.Raw{Name: format.ManifestName, Content: mustManifest(t, config)},
 			config,
-			tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+			tarbuild.Raw{Name: format.RootfsDiffName, Content: zeros})),
 		opts:    format.ReaderOptions{MaxTotalSize: 1 << 20},
 		wantErr: "members add up to more than", wantIs: format.ErrTooLarge,
 	}, {
 		name:    "bomb_legacy_total",
-		archive: tartest.Zstd(tartest.Tar(config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		archive: tarbuild.Zstd(tarbuild.RawTar(config, tarbuild.Raw{Name: format.RootfsDiffName, Content: zeros})),
 		opts:    format.ReaderOptions{MaxTotalSize: 1 << 20},
 		wantErr: "members add up to more than", wantIs: format.ErrTooLarge,
 	}, {
 		name:    "bomb_member_size",
-		archive: tartest.Zstd(v1Tar(t, config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		archive: tarbuild.Zstd(v1Tar(t, config, tarbuild.Raw{Name: format.RootfsDiffName, Content: zeros})),
 		opts:    format.ReaderOptions{MaxMemberSize: 1 << 20},
 		wantErr: "of 4194304 bytes (limit 1048576)", wantIs: format.ErrTooLarge,
 	}, {
 		name:    "bomb_legacy_member_size",
-		archive: tartest.Zstd(tartest.Tar(config, tartest.Entry{Name: format.RootfsDiffName, Content: zeros})),
+		archive: tarbuild.Zstd(tarbuild.RawTar(config, tarbuild.Raw{Name: format.RootfsDiffName, Content: zeros})),
 		opts:    format.ReaderOptions{MaxMemberSize: 1 << 20},
 		wantErr: "member of 4194304 bytes (limit 1048576)", wantIs: format.ErrTooLarge,
 	}, {
@@ -563,7 +563,7 @@ func hostileGenerated(t *testing.T) []*hostileCase {
 		wantErr: "window size", wantIs: format.ErrCompression,
 	}, {
 		name:    "zstd_truncated_frame",
-		archive: tartest.Zstd(v1Tar(t, config))[:40],
+		archive: tarbuild.Zstd(v1Tar(t, config))[:40],
 		wantErr: "compressed stream is truncated", wantIs: format.ErrCompression,
 	}, {
 		name:    "sparse_gnu",
@@ -571,13 +571,13 @@ func hostileGenerated(t *testing.T) []*hostileCase {
 		wantErr: "sparse", wantIs: format.ErrFormat,
 	}, {
 		name:    "pax_huge_record",
-		archive: v1Tar(t, config, tartest.Entry{Name: format.SpecName, PAX: []string{"comment=" + strings.Repeat("x", 2<<20)}}),
+		archive: v1Tar(t, config, tarbuild.Raw{Name: format.SpecName, PAX: []string{"comment=" + strings.Repeat("x", 2<<20)}}),
 		wantErr: "header field too long", wantIs: format.ErrFormat,
 	}, {
 		// A comment in a gzip member after the archive's: bytes outside
 		// every digest.
 		name:    "bug-gzip-comment-member",
-		archive: append(tartest.Gzip(v1Tar(t, config)), gzipWith(gzip.Header{Comment: "hidden payload"}, nil)...),
+		archive: append(tarbuild.Gzip(v1Tar(t, config)), gzipWith(gzip.Header{Comment: "hidden payload"}, nil)...),
 		wantErr: "gzip member with an extra field or a comment", wantIs: format.ErrCompression,
 	}, {
 		name:    "bug-gzip-extra-field",
@@ -593,7 +593,7 @@ func hostileGenerated(t *testing.T) []*hostileCase {
 	}}
 }
 
-func mustManifest(t *testing.T, entries ...tartest.Entry) []byte {
+func mustManifest(t *testing.T, entries ...tarbuild.Raw) []byte {
 	t.Helper()
 	m, err := caseManifest(entries, nil)
 	if err != nil {
@@ -752,8 +752,8 @@ func TestZstdSkippableFrames(t *testing.T) {
 	pad := func(n int, fill byte) []byte {
 		return append([]byte{0x50, 0x2a, 0x4d, 0x18, byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}, bytes.Repeat([]byte{fill}, n)...)
 	}
-	config := tartest.Entry{Name: format.ConfigName, Content: []byte("{}\n")}
-	rle := tartest.Entry{Name: format.RootfsDiffName, Content: bytes.Repeat([]byte{'a'}, 300_000)}
+	config := tarbuild.Raw{Name: format.ConfigName, Content: []byte("{}\n")}
+	rle := tarbuild.Raw{Name: format.RootfsDiffName, Content: bytes.Repeat([]byte{'a'}, 300_000)}
 	tarball := v1Tar(t, config, rle)
 	for _, c := range []struct {
 		name string
@@ -766,8 +766,8 @@ func TestZstdSkippableFrames(t *testing.T) {
 		{"best", []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBestCompression)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			half := len(tarball) / 2 / tartest.BlockSize * tartest.BlockSize
-			first, second := tartest.Zstd(tarball[:half], c.opts...), tartest.Zstd(tarball[half:], c.opts...)
+			half := len(tarball) / 2 / tarbuild.BlockSize * tarbuild.BlockSize
+			first, second := tarbuild.Zstd(tarball[:half], c.opts...), tarbuild.Zstd(tarball[half:], c.opts...)
 			whole := append(bytes.Clone(first), second...)
 			if err := readArchive(bytes.NewReader(whole), nil); err != nil {
 				t.Fatalf("read of two frames = %v, want nil", err)
@@ -803,11 +803,11 @@ func TestZstdSkippableFrames(t *testing.T) {
 // header) and an empty trailing member carry nothing outside the archive
 // and are read; the hostile table has the members that do.
 func TestGzipMembers(t *testing.T) {
-	tarball := v1Tar(t, tartest.Entry{Name: format.ConfigName, Content: []byte("{}\n")})
+	tarball := v1Tar(t, tarbuild.Raw{Name: format.ConfigName, Content: []byte("{}\n")})
 	for name, b := range map[string][]byte{
 		"file name":          gzipWith(gzip.Header{Name: "counter.tar"}, tarball),
-		"empty member after": append(tartest.Gzip(tarball), gzipWith(gzip.Header{}, nil)...),
-		"split in members":   append(tartest.Gzip(tarball[:512]), tartest.Gzip(tarball[512:])...),
+		"empty member after": append(tarbuild.Gzip(tarball), gzipWith(gzip.Header{}, nil)...),
+		"split in members":   append(tarbuild.Gzip(tarball[:512]), tarbuild.Gzip(tarball[512:])...),
 	} {
 		if err := readArchive(bytes.NewReader(b), nil); err != nil {
 			t.Errorf("read (%s) = %v, want nil", name, err)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // A member of a zstd archive read from a file, whose sum is known (SetSum,
@@ -52,7 +54,7 @@ type lookahead struct {
 	src    io.ReaderAt
 	first  int64 // source offset of frame 0
 	frames int
-	c      Compression
+	codec  *codec
 	level  int
 
 	mu        sync.Mutex
@@ -74,8 +76,8 @@ type lookaheadFrame struct {
 // startLookahead compresses, ahead of the in-order pass, frames of
 // frameSize bytes of src, the k-th at offset first+k*frameSize, for k in
 // (from, frames): the in-order pass reached frame from.
-func startLookahead(src io.ReaderAt, first int64, frames, from int, c Compression, level int) *lookahead {
-	l := &lookahead{src: src, first: first, frames: frames, c: c, level: level, working: -1, reached: from,
+func startLookahead(src io.ReaderAt, first int64, frames, from int, c *codec, level int) *lookahead {
+	l := &lookahead{src: src, first: first, frames: frames, codec: c, level: level, working: -1, reached: from,
 		results: map[int]*lookaheadFrame{}, done: make(chan struct{})}
 	l.cond = sync.NewCond(&l.mu)
 	go l.run()
@@ -90,12 +92,11 @@ func (l *lookahead) run() {
 		l.cond.Broadcast()
 		l.mu.Unlock()
 	}()
-	enc, err := newFrameEncoder(l.c, l.level)
-	se, ok := enc.(*storingEncoder)
-	if err != nil || !ok {
+	se, err := newFrameEncoder(l.codec, l.level)
+	if err != nil {
 		return // the in-order pass does every frame
 	}
-	in, free := bigBuf(frameSize)
+	in, free := fileio.HugeBuffer(frameSize)
 	defer free()
 	j := &frameJob{in: in}
 	sample := make([]byte, probeSamples*probeSample)
@@ -128,7 +129,7 @@ func (l *lookahead) run() {
 
 // frame compresses frame k, or returns a result without output if it
 // looks incompressible, or nil if it cannot be read.
-func (l *lookahead) frame(se *storingEncoder, j *frameJob, sample []byte, k int) *lookaheadFrame {
+func (l *lookahead) frame(se *frameEncoder, j *frameJob, sample []byte, k int) *lookaheadFrame {
 	off := l.first + int64(k)*frameSize
 	// The probe's samples first: an incompressible frame is not read.
 	for i := range probeSamples {

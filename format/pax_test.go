@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 // TestCheckPAX: a v1 header may carry the PAX records the Writer writes
@@ -43,9 +43,9 @@ func TestCheckPAX(t *testing.T) {
 // code writes extended attributes and times); they are read, verified and
 // extracted like the others, and the records are ignored.
 func TestLegacyPAX(t *testing.T) {
-	b := tartest.Tar(
-		tartest.Entry{Name: ConfigName, Content: []byte("{}"), PAX: []string{"SCHILY.xattr.security.selinux=system_u:object_r:container_file_t:s0", "atime=1795435200.5"}},
-		tartest.Entry{Name: SpecName, Content: []byte("{}"), PAX: []string{"comment=made by hand", "mtime=1795435200.25"}},
+	b := tarbuild.RawTar(
+		tarbuild.Raw{Name: ConfigName, Content: []byte("{}"), PAX: []string{"SCHILY.xattr.security.selinux=system_u:object_r:container_file_t:s0", "atime=1795435200.5"}},
+		tarbuild.Raw{Name: SpecName, Content: []byte("{}"), PAX: []string{"comment=made by hand", "mtime=1795435200.25"}},
 	)
 	rep, err := Verify(bytes.NewReader(b), nil)
 	if err != nil || rep.Err() != nil || !rep.Legacy {

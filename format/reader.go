@@ -124,12 +124,12 @@ func NewReader(r io.Reader, opts *ReaderOptions) (*Reader, error) {
 	zr := &Reader{opts: opts.resolve(), names: newNameSet()}
 	zr.src = &countingReader{r: r}
 	br := bufio.NewReaderSize(zr.src, 4096)
-	comp, err := detect(br)
+	c, err := detect(br)
 	if err != nil {
 		return nil, &Error{Op: "read", Err: err}
 	}
-	zr.comp = comp
-	dec, err := newDecoder(comp, br, zr.opts.Concurrency)
+	zr.comp = c.name
+	dec, err := c.newReader(br, zr.opts.Concurrency)
 	if err != nil {
 		return nil, &Error{Op: "read", Err: err}
 	}

@@ -128,7 +128,7 @@ func (w *Writer) writeSingle(m Manifest) error {
 		if err != nil {
 			return err
 		}
-		f, err := manifestFrame(w.opts.Compression, w.opts.Level, mb, m.Created)
+		f, err := manifestFrame(w.codec, w.opts.Level, mb, m.Created)
 		if err != nil {
 			return err
 		}
@@ -138,9 +138,9 @@ func (w *Writer) writeSingle(m Manifest) error {
 		mlen = len(mb)
 	}
 	reserved := len(head)
-	if w.opts.Compression != None {
+	if w.codec.pad != nil {
 		reserved += manifestMargin(reserved)
-		head = appendPad(head, reserved-len(head))
+		head = w.codec.pad(head, reserved-len(head))
 	}
 	if _, err := w.w.Write(head); err != nil {
 		return err
@@ -158,7 +158,7 @@ func (w *Writer) writeSingle(m Manifest) error {
 	if len(mb) != mlen {
 		return &Error{Op: "write", Member: ManifestName, Err: errorf(ErrSourceChanged, "manifest length changed from %d to %d", mlen, len(mb))}
 	}
-	if head, err = fitManifest(w.opts.Compression, w.opts.Level, mb, m.Created, reserved); err != nil {
+	if head, err = fitManifest(w.codec, w.opts.Level, mb, m.Created, reserved); err != nil {
 		return err
 	}
 	if _, err := w.at.WriteAt(head, 0); err != nil {
@@ -170,11 +170,14 @@ func (w *Writer) writeSingle(m Manifest) error {
 
 // manifestFrame returns the manifest's frame: the tar entry of mb,
 // compressed as NewWriter compresses it (bare without compression).
-func manifestFrame(c Compression, level int, mb []byte, mtime time.Time) ([]byte, error) {
+func manifestFrame(c *codec, level int, mb []byte, mtime time.Time) ([]byte, error) {
 	var out bytes.Buffer
-	enc, err := newEncoder(c, &out, level, 1)
-	if err != nil {
-		return nil, err
+	var enc io.WriteCloser = nopWriteCloser{&out}
+	if c.newWriter != nil {
+		var err error
+		if enc, err = c.newWriter(&out, level); err != nil {
+			return nil, err
+		}
 	}
 	tw := tar.NewWriter(enc)
 	if err := tw.WriteHeader(header(ManifestName, int64(len(mb)), mtime)); err != nil {
@@ -194,33 +197,21 @@ func manifestFrame(c Compression, level int, mb []byte, mtime time.Time) ([]byte
 
 // fitManifest returns the manifest's frame padded to exactly reserved
 // bytes: compressed at level, or if that leaves no room or room for no
-// skippable frame (under 8 bytes), at another zstd level.
-func fitManifest(c Compression, level int, mb []byte, mtime time.Time, reserved int) ([]byte, error) {
-	levels := []int{level}
-	if c == Zstd {
-		levels = append(levels, 1, 3, 7, 11)
-	}
+// padding (under c.minPad bytes), at another of c's levels.
+func fitManifest(c *codec, level int, mb []byte, mtime time.Time, reserved int) ([]byte, error) {
+	levels := append([]int{level}, c.fitLevels...)
 	var sizes []int
 	for _, l := range levels {
 		f, err := manifestFrame(c, l, mb, mtime)
 		if err != nil {
 			return nil, err
 		}
-		if pad := reserved - len(f); pad == 0 || c != None && pad >= 8 {
-			return appendPad(f, pad), nil
+		if pad := reserved - len(f); pad == 0 {
+			return f, nil
+		} else if c.pad != nil && pad >= c.minPad {
+			return c.pad(f, pad), nil
 		}
 		sizes = append(sizes, len(f))
 	}
-	return nil, &Error{Op: "write", Member: ManifestName, Err: fmt.Errorf("the manifest's frame (%v bytes at zstd levels %v) does not fit the %d bytes reserved for it: write the archive again with NewWriter", sizes, levels, reserved)}
-}
-
-// appendPad appends a zstd skippable frame of n-8 zero bytes (nothing if n
-// is 0).
-func appendPad(b []byte, n int) []byte {
-	if n == 0 {
-		return b
-	}
-	size := n - 8
-	b = append(b, 0x50, 0x2a, 0x4d, 0x18, byte(size), byte(size>>8), byte(size>>16), byte(size>>24))
-	return append(b, make([]byte, size)...)
+	return nil, &Error{Op: "write", Member: ManifestName, Err: fmt.Errorf("the manifest's frame (%v bytes at %s levels %v) does not fit the %d bytes reserved for it: write the archive again with NewWriter", sizes, c.name, levels, reserved)}
 }

@@ -183,7 +183,7 @@ func TestRawZstdFrame(t *testing.T) {
 		if err := writeRawZstdFrame(&f, b); err != nil {
 			t.Fatal(err)
 		}
-		d, err := newDecoder(Zstd, bytes.NewReader(f.Bytes()), 1)
+		d, err := codecOf(Zstd).newReader(bytes.NewReader(f.Bytes()), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +216,7 @@ func TestManifestPadding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frame, err := manifestFrame(Zstd, 0, mb, m.Created)
+	frame, err := manifestFrame(codecOf(Zstd), 0, mb, m.Created)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,23 +245,23 @@ func TestManifestPadding(t *testing.T) {
 func TestFitManifest(t *testing.T) {
 	mb := []byte(`{"version":1,"members":[]}` + strings.Repeat(" ", 300))
 	mtime := time.Unix(1700000000, 0)
-	frame, err := manifestFrame(Zstd, 0, mb, mtime)
+	frame, err := manifestFrame(codecOf(Zstd), 0, mb, mtime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, extra := range []int{0, 8, 9, 100} {
-		got, err := fitManifest(Zstd, 0, mb, mtime, len(frame)+extra)
+		got, err := fitManifest(codecOf(Zstd), 0, mb, mtime, len(frame)+extra)
 		if err != nil || len(got) != len(frame)+extra || !bytes.HasPrefix(got, frame) {
 			t.Errorf("reservation of %d+%d: %d bytes, %v", len(frame), extra, len(got), err)
 		}
 	}
 	// Too small for any level.
-	if _, err := fitManifest(Zstd, 0, mb, mtime, 20); err == nil || !strings.Contains(err.Error(), "does not fit") {
+	if _, err := fitManifest(codecOf(Zstd), 0, mb, mtime, 20); err == nil || !strings.Contains(err.Error(), "does not fit") {
 		t.Errorf("reservation of 20 bytes: %v, want an error", err)
 	}
 	// None: exact, no padding possible.
-	tar, _ := manifestFrame(None, 0, mb, mtime)
-	if _, err := fitManifest(None, 0, mb, mtime, len(tar)+8); err == nil {
+	tar, _ := manifestFrame(codecOf(None), 0, mb, mtime)
+	if _, err := fitManifest(codecOf(None), 0, mb, mtime, len(tar)+8); err == nil {
 		t.Errorf("uncompressed manifest padded, want an error")
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/format/internal/tartest"
+	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
 )
 
 // cutPoints returns where to cut an archive of n bytes (archive/tar's
@@ -35,8 +35,8 @@ func cutPoints(n int, c format.Compression) []int {
 	for i := 0; i < n; i++ {
 		var cut bool
 		if c == format.None {
-			r := i % tartest.BlockSize
-			cut = r == 0 || (r == 1 || r == tartest.BlockSize-1 || i < head || i >= n-3*tartest.BlockSize) && i%stride == 0
+			r := i % tarbuild.BlockSize
+			cut = r == 0 || (r == 1 || r == tarbuild.BlockSize-1 || i < head || i >= n-3*tarbuild.BlockSize) && i%stride == 0
 		} else {
 			cut = i%prime == 0 || (i < head/2 || i >= n-64) && i%stride == 0
 		}

@@ -80,6 +80,7 @@ type Writer struct {
 	w       io.Writer
 	at      io.WriterAt // NewFileWriter's file
 	opts    WriterOptions
+	codec   *codec // opts.Compression's
 	header  Manifest
 	entries []*entry
 	byName  map[string]*entry
@@ -119,6 +120,7 @@ func NewWriter(w io.Writer, header Manifest, opts *WriterOptions) *Writer {
 	if _, err := ParseCompression(string(zw.opts.Compression)); err != nil {
 		zw.err = err
 	}
+	zw.codec = codecOf(zw.opts.Compression)
 	zw.header.Options.Compression = string(zw.opts.Compression)
 	return zw
 }
@@ -300,7 +302,7 @@ func (w *Writer) write() error {
 	}
 	m.Created = m.Created.UTC().Truncate(time.Second)
 	w.byName = nil
-	if w.at != nil && w.opts.Compression != Gzip {
+	if w.at != nil && w.codec.singlePass() {
 		if ok, err := w.sizeAll(); err != nil {
 			return err
 		} else if ok {
@@ -326,7 +328,7 @@ func (w *Writer) write() error {
 		return err
 	}
 	// The manifest gets a compression frame of its own.
-	head, err := manifestFrame(w.opts.Compression, w.opts.Level, mb, m.Created)
+	head, err := manifestFrame(w.codec, w.opts.Level, mb, m.Created)
 	if err != nil {
 		return err
 	}
@@ -429,8 +431,8 @@ func (e *entry) measure() (err error) {
 // parallel (WriterOptions.Concurrency).
 func (w *Writer) writeBody(tw *tar.Writer, sw *switchWriter, mtime time.Time) error {
 	var enc io.WriteCloser = nopWriteCloser{w.w}
-	if w.opts.Compression != None {
-		enc = newFrameWriter(w.w, w.opts.Compression, w.opts.Level, w.opts.Concurrency)
+	if w.codec.newWriter != nil {
+		enc = newFrameWriter(w.w, w.codec, w.opts.Level, w.opts.Concurrency)
 	}
 	sw.w = enc
 	dirs := map[string]bool{}
@@ -471,7 +473,7 @@ func (w *Writer) copyEntry(tw *tar.Writer, sw *switchWriter, e *entry, mtime tim
 	}()
 	fw, framed := sw.w.(*frameWriter)
 	f, isFile := rc.(*os.File)
-	if framed && isFile && w.opts.Compression == Zstd && (e.summed || e.later != nil) {
+	if framed && isFile && w.codec.writeStored != nil && (e.summed || e.later != nil) {
 		return w.copyFramed(tw, sw, fw, e, f, mtime)
 	}
 	if err := tw.WriteHeader(header(e.name, e.sum.size, mtime)); err != nil {
@@ -611,7 +613,7 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 	for k := range frames {
 		var err error
 		if k == lookaheadFrom && frames >= lookaheadMin {
-			la = startLookahead(f, first, int(frames), int(k), w.opts.Compression, w.opts.Level)
+			la = startLookahead(f, first, int(frames), int(k), w.codec, w.opts.Level)
 		}
 		if cur == nil {
 			if cur, err = prepare(k); err != nil {

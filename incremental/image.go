@@ -3,7 +3,6 @@ package incremental
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/bits"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/criuimg"
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // run is one pagemap entry of a task and where its pages are stored.
@@ -181,31 +181,17 @@ func pagemapPID(name string) (uint32, bool) {
 	return uint32(n), true
 }
 
-// readBounded reads the regular file name, refusing more than limit bytes.
+// readBounded reads the regular file name, refusing more than limit bytes
+// (ErrTooLarge) or a file that is not regular (ErrImage).
 func readBounded(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
+	b, err := fileio.ReadBounded(name, limit)
+	switch {
+	case errors.Is(err, fileio.ErrTooLarge):
+		return nil, fmt.Errorf("%w: %w", err, ErrTooLarge)
+	case errors.Is(err, fileio.ErrNotRegular):
+		return nil, fmt.Errorf("%w: %w", err, ErrImage)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: not a regular file: %w", name, ErrImage)
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("read %s: %d bytes, more than %d: %w", name, fi.Size(), limit, ErrTooLarge)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("read %s: more than %d bytes: %w", name, limit, ErrTooLarge)
-	}
-	return b, nil
+	return b, err
 }
 
 // loadTask decodes pagemap-<pid>.img of dir (through criuimg, which bounds

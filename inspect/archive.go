@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // MaxSmallFile is the largest top-level member (config.dump, spec.dump,
@@ -208,7 +209,7 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 			err = fmt.Errorf("load %s: %w", name, err)
 		}
 	}()
-	zr, err := format.NewReader(&ctxReader{ctx, bufio.NewReaderSize(f, 1<<20)}, nil)
+	zr, err := format.NewReader(fileio.ContextReader(ctx, bufio.NewReaderSize(f, 1<<20)), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -399,17 +400,4 @@ func listTar(ctx context.Context, r io.Reader) ([]TarEntry, error) {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
-
-// ctxReader stops reading when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // UnverifiableNote is how Verify describes a legacy archive.
@@ -58,7 +59,7 @@ func Verify(ctx context.Context, name string, opts *VerifyOptions) (*VerifyResul
 		return nil, fmt.Errorf("verify archive: %w", err)
 	}
 	defer f.Close()
-	rep, err := format.Verify(&ctxReader{ctx, bufio.NewReaderSize(f, 1<<20)}, &format.VerifyOptions{PageSize: o.PageSize})
+	rep, err := format.Verify(fileio.ContextReader(ctx, bufio.NewReaderSize(f, 1<<20)), &format.VerifyOptions{PageSize: o.PageSize})
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", name, err)
 	}

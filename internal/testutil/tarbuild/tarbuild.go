@@ -2,7 +2,11 @@
 // spirit of containerd's pkg/archive/tartest: entries are headers plus
 // bodies, written as given (names, sizes and link targets are not
 // validated), and a header may declare more content than it carries.
-// It is a test helper of rootfs, volumes, format and the engine, not API.
+// Raw entries go further, header field by header field, for the streams
+// archive/tar's Writer refuses to write; Zstd and Gzip compress them, and
+// ParseTxtar, Keys and Fields read the txtar files format's test cases are
+// written in. It is a test helper of rootfs, volumes, format, criuimg and
+// the engine, not API.
 package tarbuild
 
 import (

@@ -1,4 +1,4 @@
-package tartest
+package tarbuild
 
 import (
 	"archive/tar"
@@ -10,13 +10,13 @@ import (
 	"testing"
 )
 
-func TestTarReadsBack(t *testing.T) {
+func TestRawTarReadsBack(t *testing.T) {
 	long := strings.Repeat("d/", 60) + "f"
-	b := Tar(
-		Entry{Name: "a", Content: []byte("hello")},
-		Entry{Name: long, Content: []byte("x")},
-		Entry{Name: "l", Type: tar.TypeSymlink, Linkname: "../x"},
-		Entry{Name: "big", Size: 8 << 30, SetSize: true},
+	b := RawTar(
+		Raw{Name: "a", Content: []byte("hello")},
+		Raw{Name: long, Content: []byte("x")},
+		Raw{Name: "l", Type: tar.TypeSymlink, Linkname: "../x"},
+		Raw{Name: "big", Size: 8 << 30, SetSize: true},
 	)
 	tr := tar.NewReader(bytes.NewReader(b))
 	var got []string

@@ -1,4 +1,4 @@
-package engine
+package fileio
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 )
 
 // TestDirectWriter writes archives of several sizes through a
-// directWriter, in uneven pieces, patches their start with WriteAt (the
+// DirectWriter, in uneven pieces, patches their start with WriteAt (the
 // manifest over its reservation: flushed already, or still in the
 // buffer), and checks the file holds exactly what was written.
 func TestDirectWriter(t *testing.T) {
@@ -33,7 +33,7 @@ func TestDirectWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 		var progress int64
-		d, err := newDirectWriter(context.Background(), f, func(n int64) { progress = n })
+		d, err := NewDirectWriter(context.Background(), f, func(n int64) { progress = n })
 		if err != nil {
 			testutil.Missing(t, "O_DIRECT in %s: %v", dir, err)
 		}
@@ -66,7 +66,7 @@ func TestDirectWriter(t *testing.T) {
 		if err := d.Finish(); err != nil {
 			t.Fatalf("size %d: Finish = %v", size, err)
 		}
-		d.release()
+		d.Release()
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -92,11 +92,11 @@ func TestDirectWriterCancel(t *testing.T) {
 	}
 	defer f.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := newDirectWriter(ctx, f, nil)
+	d, err := NewDirectWriter(ctx, f, nil)
 	if err != nil {
 		testutil.Missing(t, "O_DIRECT: %v", err)
 	}
-	defer d.release()
+	defer d.Release()
 	if _, err := d.Write(make([]byte, 5000)); err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +163,9 @@ func TestDirectReader(t *testing.T) {
 	d.close()
 }
 
-// TestOpenArchiveReader: an archive in the page cache is read through it;
+// TestNewSequentialReader: a file in the page cache is read through it;
 // one that is not, with O_DIRECT.
-func TestOpenArchiveReader(t *testing.T) {
+func TestNewSequentialReader(t *testing.T) {
 	t.Parallel()
 	name := filepath.Join(t.TempDir(), "archive")
 	content := bytes.Repeat([]byte("0123456789abcdef"), 2*directBufSize/16)
@@ -178,7 +178,7 @@ func TestOpenArchiveReader(t *testing.T) {
 	}
 	defer f.Close()
 	// Just written: cached.
-	if r, done := openArchiveReader(f, int64(len(content))); r != io.Reader(f) {
+	if r, done := NewSequentialReader(f, int64(len(content))); r != io.Reader(f) {
 		done()
 		t.Errorf("a cached archive is read with O_DIRECT (%.0f%% cached)", 100*cachedFraction(f, int64(len(content))))
 	}
@@ -188,7 +188,7 @@ func TestOpenArchiveReader(t *testing.T) {
 	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
 		t.Fatal(err)
 	}
-	r, done := openArchiveReader(f, int64(len(content)))
+	r, done := NewSequentialReader(f, int64(len(content)))
 	defer done()
 	if _, ok := r.(*directReader); !ok {
 		t.Errorf("an archive not cached (%.0f%%) is read through the page cache", 100*cachedFraction(f, int64(len(content))))
@@ -213,11 +213,11 @@ func TestDirectWriterENOSPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	d, err := newDirectWriter(context.Background(), f, nil)
+	d, err := NewDirectWriter(context.Background(), f, nil)
 	if err != nil {
 		testutil.Missing(t, "O_DIRECT on tmpfs: %v", err)
 	}
-	defer d.release()
+	defer d.Release()
 	var werr error
 	for i := 0; i < 4 && werr == nil; i++ {
 		_, werr = d.Write(make([]byte, directBufSize))

@@ -1,4 +1,4 @@
-package engine
+package fileio
 
 import (
 	"context"
@@ -8,17 +8,16 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
-// directBufSize is the size of each of a directWriter's and a
-// directReader's buffers, directWriteBuffers how many a directWriter fills
-// ahead of the disk (fewer left the writer waiting on it: 0.96 s instead
-// of 0.84 s for 1 GiB of images with two), and directAlign the alignment
-// O_DIRECT needs of file offsets, lengths and memory (the largest logical
-// block size in use).
+// directBufSize is the size of each of a DirectWriter's and a
+// directReader's buffers, directWriteBuffers how many a DirectWriter
+// fills ahead of the disk (with fewer the writer waits on it),
+// directWriteDepth how many it writes at a time, and directAlign the
+// alignment O_DIRECT needs of file offsets, lengths and memory (the
+// largest logical block size in use).
 const (
 	directBufSize      = 4 << 20
 	directWriteBuffers = 4
@@ -26,25 +25,20 @@ const (
 	directAlign        = 4096
 )
 
-// directWriter writes the archive to its file with O_DIRECT, from aligned
-// buffers, directWriteDepth of them written at a time while the next ones
-// fill. The archive then takes no page cache: on the machine measured
-// (bench/RESULTS.md), pages the guest had not used lately cost ~3 s per
-// GiB on first touch: writing the 0.54 GB archive of 1 GiB of images
-// took 0.4–2.4 s of system time through the page cache and 0.15–0.35 s
-// with O_DIRECT. The fsync after it has only metadata left. Two writes
-// at a time rather than one: `write_archive` 0.50–0.66 s (median 0.55)
-// against 0.53–0.70 s (0.58), 6 alternating exports of 1 GiB each; the
-// disk then has the next write while the goroutine that finished one
-// waits for a core.
+// DirectWriter writes a new file with O_DIRECT, from aligned buffers,
+// directWriteDepth of them written at a time while the next ones fill,
+// so that what it writes takes no page cache (pages the system has not
+// used lately are dear to fault in), and the fsync after it has only
+// metadata left. Two writes at a time rather than one give the disk the
+// next write while the goroutine that finished one waits for a core.
 //
 // Its file must be new and written from offset 0. Finish writes the last
 // buffer, padded to directAlign, and truncates the file to what was
-// written. WriteAt (the manifest over its reservation) goes through the
-// page cache for what was already handed to the disk and into the buffer
-// for the rest. A file system that takes the O_DIRECT open but refuses
-// the first write makes it fall back to plain writes.
-type directWriter struct {
+// written. WriteAt (an archive's manifest over its reservation) goes
+// through the page cache for what was already handed to the disk and
+// into the buffer for the rest. A file system that takes the O_DIRECT
+// open but refuses the first write makes it fall back to plain writes.
+type DirectWriter struct {
 	f        *os.File
 	fd       int // O_DIRECT descriptor of f's file
 	ctx      context.Context
@@ -74,49 +68,21 @@ type directWrite struct {
 	ack    chan error
 }
 
-// hugePage is the size of a transparent huge page on the architectures
-// ckpt runs on.
-const hugePage = 2 << 20
-
-// directBuffers maps k buffers of directBufSize, aligned to a huge page
-// and backed by transparent huge pages where the kernel has them for
-// madvise(2) (Debian's default), and returns them with the function that
-// unmaps them. The first write into a buffer of small pages takes a page
-// fault per 4 KiB: on the machine measured (a VM, bench/RESULTS.md) an
-// 8 MiB read into new memory took 1.6–50 ms, typically ~6 ms, against
-// 1.3–2.5 ms with huge pages (format's bigBuf, which frame buffers use,
-// does the same).
-func directBuffers(k int) ([][]byte, func(), error) {
-	m, err := unix.Mmap(-1, 0, k*directBufSize+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return nil, nil, err
-	}
-	skip := 0
-	if rem := int(uintptr(unsafe.Pointer(&m[0])) % hugePage); rem != 0 {
-		skip = hugePage - rem
-	}
-	all := m[skip : skip+k*directBufSize]
-	_ = unix.Madvise(all, unix.MADV_HUGEPAGE)
-	bufs := make([][]byte, k)
-	for i := range bufs {
-		bufs[i] = all[i*directBufSize : (i+1)*directBufSize : (i+1)*directBufSize]
-	}
-	return bufs, func() { _ = unix.Munmap(m) }, nil
-}
-
-// newDirectWriter opens f's file again with O_DIRECT. It fails where the
-// file system does not support O_DIRECT; the caller then writes through
-// the page cache.
-func newDirectWriter(ctx context.Context, f *os.File, progress func(int64)) (*directWriter, error) {
-	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+// NewDirectWriter opens f's file again with O_DIRECT; progress, if not
+// nil, is told the bytes written so far after each Write, and ctx stops
+// the writes. It fails where the file system does not support O_DIRECT;
+// the caller then writes through the page cache. Release frees what it
+// holds.
+func NewDirectWriter(ctx context.Context, f *os.File, progress func(int64)) (*DirectWriter, error) {
+	fd, err := syscall.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), syscall.O_WRONLY|syscall.O_DIRECT|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	d := &directWriter{f: f, fd: fd, ctx: ctx, progress: progress,
+	d := &DirectWriter{f: f, fd: fd, ctx: ctx, progress: progress,
 		queue: make(chan directWrite, directWriteBuffers), free: make(chan int, directWriteBuffers), done: make(chan struct{})}
-	if d.bufs, d.unmap, err = directBuffers(directWriteBuffers); err != nil {
+	if d.bufs, d.unmap, err = HugeBuffers(directWriteBuffers, directBufSize); err != nil {
 		close(d.done)
-		d.release()
+		d.Release()
 		return nil, err
 	}
 	for i := 1; i < directWriteBuffers; i++ {
@@ -128,9 +94,8 @@ func newDirectWriter(ctx context.Context, f *os.File, progress func(int64)) (*di
 
 // writer writes the queued buffers and hands them back: the first alone
 // (it finds out whether the file system takes O_DIRECT writes), then up
-// to directWriteDepth at a time, so that the disk has the next write
-// while the goroutine that finished one waits for a core.
-func (d *directWriter) writer(queue <-chan directWrite) {
+// to directWriteDepth at a time.
+func (d *DirectWriter) writer(queue <-chan directWrite) {
 	defer close(d.done)
 	var (
 		wg     sync.WaitGroup
@@ -168,14 +133,14 @@ func (d *directWriter) writer(queue <-chan directWrite) {
 // later writes must be plain: the file system took the O_DIRECT open but
 // refuses the first write. Its error, the first, is in werr; after one it
 // writes nothing.
-func (d *directWriter) write(w directWrite, plain bool) bool {
+func (d *DirectWriter) write(w directWrite, plain bool) bool {
 	b, off := d.bufs[w.buf][:w.n], w.off
 	for d.werr.Load() == nil && len(b) > 0 {
 		var k int
 		var err error
 		if plain {
 			k, err = d.f.WriteAt(b, off)
-		} else if k, err = unix.Pwrite(d.fd, b, off); errors.Is(err, unix.EINVAL) && off == 0 {
+		} else if k, err = syscall.Pwrite(d.fd, b, off); errors.Is(err, syscall.EINVAL) && off == 0 {
 			plain = true
 			continue
 		}
@@ -189,7 +154,8 @@ func (d *directWriter) write(w directWrite, plain bool) bool {
 	return plain
 }
 
-func (d *directWriter) Write(p []byte) (int, error) {
+// Write appends p to the file.
+func (d *DirectWriter) Write(p []byte) (int, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
@@ -217,9 +183,12 @@ func (d *directWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Written returns the bytes written so far.
+func (d *DirectWriter) Written() int64 { return d.n }
+
 // flush queues the first n bytes of the current buffer (n a multiple of
 // directAlign) and takes a free one, waiting for one if need be.
-func (d *directWriter) flush(n int) {
+func (d *DirectWriter) flush(n int) {
 	d.queue <- directWrite{buf: d.cur, n: n, off: d.off}
 	d.off += int64(n)
 	d.cur, d.fill = <-d.free, 0
@@ -227,14 +196,14 @@ func (d *directWriter) flush(n int) {
 
 // barrier waits until every queued buffer is written and returns the
 // first write error.
-func (d *directWriter) barrier() error {
+func (d *DirectWriter) barrier() error {
 	ack := make(chan error)
 	d.queue <- directWrite{ack: ack}
 	return <-ack
 }
 
 // WriteAt writes p at off, within what was written.
-func (d *directWriter) WriteAt(p []byte, off int64) (int, error) {
+func (d *DirectWriter) WriteAt(p []byte, off int64) (int, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
@@ -263,7 +232,7 @@ func (d *directWriter) WriteAt(p []byte, off int64) (int, error) {
 
 // Finish writes what is left and truncates the file to the bytes
 // written. It does not sync.
-func (d *directWriter) Finish() error {
+func (d *DirectWriter) Finish() error {
 	if d.err != nil {
 		return d.err
 	}
@@ -276,9 +245,9 @@ func (d *directWriter) Finish() error {
 	return d.err
 }
 
-// release waits for the writes still queued and frees the buffers and
-// the descriptor.
-func (d *directWriter) release() {
+// Release waits for the writes still queued and frees the buffers and
+// the descriptor. It does not close f.
+func (d *DirectWriter) Release() {
 	if !d.released {
 		d.released = true
 		close(d.queue)
@@ -290,16 +259,15 @@ func (d *directWriter) release() {
 		d.unmap = nil
 	}
 	if d.fd >= 0 {
-		_ = unix.Close(d.fd)
+		_ = syscall.Close(d.fd)
 		d.fd = -1
 	}
 }
 
 // directReader reads a file with O_DIRECT, directReadAhead buffers of
-// directBufSize ahead of its reader, so that an archive not in the page
-// cache is read without filling it: the pages its extraction and CRIU
-// need are then the only new ones (see directWriter for why that
-// matters).
+// directBufSize ahead of its reader, so that a file not in the page
+// cache is read without filling it: the pages its reader needs next are
+// then the only new ones (see DirectWriter for why that matters).
 type directReader struct {
 	fd     int
 	chunks chan directChunk
@@ -321,10 +289,11 @@ type directChunk struct {
 
 const directReadAhead = 3
 
-// openArchiveReader returns a reader of f's content from offset 0: with
-// O_DIRECT when less than half of the file's pages are in the page cache,
-// else f itself (reading cached pages costs a copy and nothing more).
-func openArchiveReader(f *os.File, size int64) (io.Reader, func()) {
+// NewSequentialReader returns a reader of f's content (size bytes) from
+// offset 0, and the function that releases it: with O_DIRECT when less
+// than half of the file's pages are in the page cache, else f itself
+// (reading cached pages costs a copy and nothing more).
+func NewSequentialReader(f *os.File, size int64) (io.Reader, func()) {
 	if size < directBufSize || cachedFraction(f, size) >= 0.5 {
 		return f, func() {}
 	}
@@ -338,14 +307,14 @@ func openArchiveReader(f *os.File, size int64) (io.Reader, func()) {
 // cachedFraction returns the fraction of f's pages in the page cache
 // (mincore over a mapping that is never touched); 1 if it cannot tell.
 func cachedFraction(f *os.File, size int64) float64 {
-	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	m, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		return 1
 	}
-	defer unix.Munmap(m)
+	defer syscall.Munmap(m)
 	page := os.Getpagesize()
 	vec := make([]byte, (len(m)+page-1)/page)
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+	if _, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
 		return 1
 	}
 	n := 0
@@ -356,14 +325,14 @@ func cachedFraction(f *os.File, size int64) float64 {
 }
 
 func newDirectReader(f *os.File) (*directReader, error) {
-	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	fd, err := syscall.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), syscall.O_RDONLY|syscall.O_DIRECT|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	d := &directReader{fd: fd, chunks: make(chan directChunk, directReadAhead), free: make(chan []byte, directReadAhead),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	if d.bufs, d.unmap, err = directBuffers(directReadAhead); err != nil {
-		unix.Close(fd)
+	if d.bufs, d.unmap, err = HugeBuffers(directReadAhead, directBufSize); err != nil {
+		syscall.Close(fd)
 		return nil, err
 	}
 	for _, b := range d.bufs {
@@ -385,26 +354,8 @@ func (d *directReader) readAhead() {
 		case <-d.stop:
 			return
 		}
-		n := 0
-		var err error
-		for n < len(b) {
-			var k int
-			k, err = unix.Pread(d.fd, b[n:], off+int64(n))
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil || k == 0 {
-				break
-			}
-			n += k
-			if n%directAlign != 0 {
-				break // the end of the file
-			}
-		}
+		n, err := d.fill(b, off)
 		off += int64(n)
-		if err == nil && n < len(b) {
-			err = io.EOF
-		}
 		select {
 		case d.chunks <- directChunk{b: b, n: n, err: err}:
 		case <-d.stop:
@@ -414,6 +365,31 @@ func (d *directReader) readAhead() {
 			return
 		}
 	}
+}
+
+// fill reads the file from off into b, up to its end; io.EOF if it
+// reached the end of the file.
+func (d *directReader) fill(b []byte, off int64) (int, error) {
+	n := 0
+	var err error
+	for n < len(b) {
+		var k int
+		k, err = syscall.Pread(d.fd, b[n:], off+int64(n))
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil || k == 0 {
+			break
+		}
+		n += k
+		if n%directAlign != 0 {
+			break // the end of the file
+		}
+	}
+	if err == nil && n < len(b) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 func (d *directReader) Read(p []byte) (int, error) {
@@ -442,5 +418,5 @@ func (d *directReader) close() {
 	<-d.done
 	d.bufs = nil
 	d.unmap()
-	_ = unix.Close(d.fd)
+	_ = syscall.Close(d.fd)
 }
