@@ -54,11 +54,6 @@ type CheckpointOptions struct {
 	// beforeDedup, if set (tests only), is called with the image
 	// directory of a WithPrevious dump before it is deduplicated.
 	beforeDedup func(imgDir string) error
-	// AfterDump, if set, is called with the CRIU image directory after a
-	// successful dump, while the container's lock is still held and before
-	// temporary files are removed (export hooks in here). Its error is
-	// returned; the checkpoint itself stays valid.
-	AfterDump func(ctx context.Context, c *Container, imageDir string) error `json:"-"`
 }
 
 // RestoreOptions configures [Engine.Restore].
@@ -237,203 +232,77 @@ func (e *Engine) workDir(id string) string { return filepath.Join(e.containerDir
 // Without LeaveRunning the container is stopped and becomes
 // "checkpointed". If CRIU fails, the container keeps running and the
 // error (an *ExitError) names dump.log and quotes its last error lines.
-func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOptions) (_ *CheckpointResult, err error) {
-	if o == nil {
-		o = &CheckpointOptions{}
+func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOptions) (*CheckpointResult, error) {
+	d := e.newDumpJob(ctx, opCheckpoint, ref, o)
+	begin := func() error { return d.begin(opRecord{}) }
+	if err := d.run(d.plan, begin, d.prepareInPlace, d.dump, d.finishInPlace, d.recordInPlace, d.tidy); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", ref, err)
 	}
-	start := time.Now()
-	pt := newPhaseTimer()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("checkpoint %s: %w", ref, err)
+	return &CheckpointResult{ImageDir: d.imgDir, DumpResult: d.result()}, nil
+}
+
+// prepareInPlace is prepare, timed as the checkpoint's "prepare" phase
+// from its start.
+func (d *dumpJob) prepareInPlace() error {
+	if err := d.prepare(); err != nil {
+		return err
+	}
+	d.pt.done("prepare")
+	return nil
+}
+
+// finishInPlace deduplicates the dump of an in-place checkpoint. A
+// --with-previous checkpoint whose deduplication fails keeps its full
+// dump, still restorable: a container the dump stopped is recorded
+// checkpointed with it.
+func (d *dumpJob) finishInPlace() error {
+	d.pt.done("read_stats") // CRIU's statistics, read at the end of dump
+	d.j.phase("finish")
+	if err := d.dedupLevel(); err != nil {
+		return err
+	}
+	if err := d.dedupFinal(); err != nil {
+		if d.stop {
+			d.markCheckpointed(time.Now().UTC())
+			_ = d.e.saveState(d.c)
 		}
-	}()
-	if o.PreCheckpoint && o.WithPrevious {
-		return nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
+		return fmt.Errorf("deduplicate against the pre-checkpoint: %w (the full checkpoint is kept)", err)
 	}
-	if o.PreCheckpoint {
-		oo := *o
-		oo.LeaveRunning = true
-		o = &oo
-	}
-	c, l, err := e.lockRunning(ctx, ref, "checkpoint")
-	if err != nil {
-		return nil, err
-	}
-	defer l.Unlock()
-	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
-	if o.PreCheckpoint {
-		if err := e.checkPreCheckpointDepth(c, false, method); err != nil {
-			return nil, err
-		}
-	}
-	if o.WithPrevious {
-		if err := e.checkPrevious(c, false); err != nil {
-			return nil, err
-		}
-	}
-	o = withPreCopyArgs(o, method)
-	imgDir, work, preDir := e.CheckpointDir(c.ID), e.workDir(c.ID), e.PreCheckpointDir(c.ID)
-	if o.PreCheckpoint {
-		imgDir = preDir
-	}
-	// A checkpoint that stops the container freezes it as an export does.
-	stop := !o.LeaveRunning && !o.PreCheckpoint
-	j, err := e.beginContainerOp(c, opRecord{Op: opCheckpoint, Phase: "prepare", CheckpointedAt: c.CheckpointedAt,
-		ImageDir: imgDir, Stop: stop, PreCheckpoint: o.PreCheckpoint, TCP: o.TCPEstablished})
-	if err != nil {
-		return nil, err
-	}
-	// Last, once everything else is undone or done.
-	defer j.end()
-	var step *preStep
-	if o.PreCheckpoint {
-		// The chain so far stays until the new level is recorded.
-		if step, err = e.beginPreCheckpoint(c, method, false); err != nil {
-			return nil, err
-		}
-		defer step.rollback()
-		o = step.withParent(o)
-	}
-	for _, d := range []string{imgDir, work} {
-		if err := fsutil.RemoveAll(d); err != nil {
-			return nil, fmt.Errorf("clear %s: %w", d, err)
-		}
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("create %s: %w", d, err)
-		}
-	}
-	df, removeConf, err := e.prepareDump(c, work, stop)
-	if err != nil {
-		return nil, err
-	}
-	defer removeConf()
-	pt.done("prepare")
-	dumpLog := filepath.Join(work, "dump.log")
-	j.phase("dump")
-	t0 := time.Now()
-	// The dump is never interrupted: killing runc while CRIU is inside the
-	// container's processes kills the container. A cancellation (Ctrl-C)
-	// takes effect once the dump is over; it is bounded in time and log
-	// size (CRIULimits) all the same. runc holds the container's lock
-	// while it runs, also if this process is killed (journal.go).
-	b := e.criuBounds(memoryUsage(c.PID), dumpLog)
-	_, err = runcToolWith(context.WithoutCancel(ctx), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog,
-		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }, bounds: &b})
-	runtimeDur := time.Since(t0)
-	pt.done("runtime_checkpoint")
-	if err != nil {
-		if thaw := df.thawFunc(); thaw != nil {
-			_ = thaw()
-		}
-		_ = fsutil.RemoveAll(imgDir) // not restorable; dump.log stays in work/
-		state := "the container is still running"
-		if x, lerr := e.loadState(c.ID); lerr == nil && x.Status != StatusRunning {
-			state = "the container is no longer running: " + string(x.Status)
-		}
-		err = fmt.Errorf("%w\n(%s)", err, state)
-		if hint := dumpHint(dumpLog, o); hint != "" {
-			err = fmt.Errorf("%w\nhint: %s", err, hint)
-		}
-		return nil, err
-	}
-	res := &CheckpointResult{ImageDir: imgDir, DumpResult: DumpResult{Runtime: runtimeDur, PreCopy: method}}
-	// runc has CRIU write stats-dump to the work directory.
-	for _, d := range []string{work, imgDir} {
-		if st, err := crit.GetDumpStats(d); err == nil && st != nil {
-			res.CRIU = &CRIUStatistics{
-				FreezingTime: st.GetFreezingTime(), FrozenTime: st.GetFrozenTime(),
-				MemdumpTime: st.GetMemdumpTime(), MemwriteTime: st.GetMemwriteTime(),
-				PagesScanned: st.GetPagesScanned(), PagesWritten: st.GetPagesWritten(),
-			}
-			break
-		}
-	}
-	if stop {
-		res.Frozen, res.freezeHook = df.frozen(work, res.CRIU)
-	}
-	pt.done("read_stats")
-	j.phase("finish")
-	if st, err := step.dedup(ctx, imgDir); err != nil {
-		return nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
-	} else if st != nil {
-		res.Dedup = st
-		pt.done("dedup")
-	}
-	if o.WithPrevious && method == PreCopyDedup {
-		// The container is stopped already (without LeaveRunning): a
-		// failed deduplication leaves the full dump, still restorable.
-		var st *incremental.Stats
-		if o.beforeDedup != nil {
-			err = o.beforeDedup(imgDir)
-		}
-		if err == nil {
-			st, err = incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
-		}
-		if err != nil {
-			err = fmt.Errorf("deduplicate against the pre-checkpoint: %w (the full checkpoint is kept)", err)
-			if !o.LeaveRunning {
-				c.CheckpointedAt = time.Now().UTC()
-				c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
-				_ = e.saveState(c)
-			}
-			return nil, err
-		}
-		res.Dedup = st
-		pt.done("dedup")
-	}
-	if !o.PreCheckpoint && c.ImageDir != "" {
+	return nil
+}
+
+// recordInPlace records the checkpoint in the container's record: a -P's
+// new level, or a checkpoint whose images supersede those an export left
+// on a tmpfs; a container the dump stopped is checkpointed.
+func (d *dumpJob) recordInPlace() error {
+	c := d.c
+	if !d.o.PreCheckpoint && c.ImageDir != "" {
 		// Images an export left on a tmpfs are superseded.
-		_ = e.removeTransient(c.ID)
+		_ = d.e.removeTransient(c.ID)
 		c.ImageDir = ""
 	}
-	if o.PreCheckpoint {
-		d, err := incremental.ImagesDigest(preDir)
+	var level *PreCheckpointRecord
+	if d.o.PreCheckpoint {
+		images, err := incremental.ImagesDigest(d.imgDir)
 		if err != nil {
-			return nil, fmt.Errorf("digest pre-checkpoint: %w", err)
+			return fmt.Errorf("digest pre-checkpoint: %w", err)
 		}
-		c.PreCheckpoint = step.record(&PreCheckpointRecord{Images: d, At: time.Now().UTC(), Method: method})
+		level = &PreCheckpointRecord{Images: images, At: time.Now().UTC(), Method: d.method}
 	}
-	endChain := !o.PreCheckpoint && !o.WithPrevious && c.PreCheckpoint != nil
-	if endChain {
-		// A full checkpoint depends on no pre-checkpoint: the chain ends.
-		c.PreCheckpoint = nil
+	now := time.Now().UTC()
+	c.CheckpointedAt, c.CheckpointTCP = now, d.o.TCPEstablished
+	if d.stop {
+		d.markCheckpointed(now)
 	}
-	c.CheckpointedAt = time.Now().UTC()
-	c.CheckpointTCP = o.TCPEstablished
-	oldMonitor := c.MonitorPID
-	if !o.LeaveRunning {
-		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
+	d.j.phase("record")
+	if err := d.save(level); err != nil {
+		return err
 	}
-	j.phase("record")
-	if err := e.saveState(c); err != nil {
-		return nil, err
+	if d.stop {
+		d.waitOldMonitor()
 	}
-	step.commit()
-	if endChain {
-		e.removePreChain(c.ID)
-	}
-	if !o.LeaveRunning && oldMonitor > 0 {
-		// Let the old monitor drain the output and exit, so that its last
-		// log lines come before the restored container's.
-		deadline := time.Now().Add(10 * time.Second)
-		for alive(oldMonitor) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	pt.done("save_state")
-	if o.AfterDump != nil {
-		if err := o.AfterDump(ctx, c, imgDir); err != nil {
-			return nil, err
-		}
-		pt.done("after_dump")
-	}
-	if !o.Keep {
-		_ = os.Remove(dumpLog)
-		_ = os.Remove(filepath.Join(work, crit.StatsDump))
-	}
-	res.Container, res.Total, res.Phases = c, time.Since(start), pt.phases
-	return res, nil
+	d.pt.done("save_state")
+	return nil
 }
 
 // Restore restores a checkpointed container in place: a new monitor runs

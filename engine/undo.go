@@ -17,7 +17,7 @@ import (
 //	}
 //	u.push("remove the thing", removeThing)
 type undoStack struct {
-	steps []undoStep
+	steps []*undoStep
 }
 
 // undoStep is one pushed undo.
@@ -27,9 +27,21 @@ type undoStep struct {
 }
 
 // push registers fn, which undoes what the phase just did; what names it
-// in errors ("remove the container").
-func (u *undoStack) push(what string, fn func() error) {
-	u.steps = append(u.steps, undoStep{what: what, fn: fn})
+// in errors ("remove the container"). The step returned can be dropped
+// by a later phase that undid or settled it itself (a container thawed
+// on the way, an archive renamed into place).
+func (u *undoStack) push(what string, fn func() error) *undoStep {
+	s := &undoStep{what: what, fn: fn}
+	u.steps = append(u.steps, s)
+	return s
+}
+
+// drop removes the step from its stack: it will not run. Nil does
+// nothing.
+func (s *undoStep) drop() {
+	if s != nil {
+		s.fn = nil
+	}
 }
 
 // unwind runs every step, last first, even when one fails, and returns
@@ -38,6 +50,9 @@ func (u *undoStack) unwind() error {
 	var errs []error
 	for i := len(u.steps) - 1; i >= 0; i-- {
 		s := u.steps[i]
+		if s.fn == nil {
+			continue
+		}
 		if err := s.fn(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.what, err))
 		}

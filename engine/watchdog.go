@@ -13,6 +13,8 @@ import (
 type watchdog struct {
 	cmd *exec.Cmd
 	w   *os.File
+	// unfinished: runc failed, and CRIU may still run.
+	unfinished bool
 }
 
 func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
@@ -57,14 +59,18 @@ func (wd *watchdog) released() {
 	_, _ = wd.w.WriteString("released\n")
 }
 
+// dumpFailed tells the watchdog, once stopped, that runc failed: CRIU
+// may still run and re-freeze the container when it ends.
+func (wd *watchdog) dumpFailed() { wd.unfinished = true }
+
 // stop tells the watchdog that this process finished, and reaps it in the
-// background. With clean the watchdog exits at once (this process thawed
-// the container); otherwise it thaws it again until no CRIU runs.
-func (wd *watchdog) stop(clean bool) {
-	if clean {
-		_, _ = wd.w.WriteString("done\n")
-	} else {
+// background. It exits at once (this process thawed the container),
+// unless the dump failed: then it thaws it again until no CRIU runs.
+func (wd *watchdog) stop() {
+	if wd.unfinished {
 		_, _ = wd.w.WriteString("unfinished\n")
+	} else {
+		_, _ = wd.w.WriteString("done\n")
 	}
 	_ = wd.w.Close()
 	go func() { _ = wd.cmd.Wait() }()
