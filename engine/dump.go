@@ -34,7 +34,7 @@ import (
 // world pushes its undo on the job's undo stack right after it succeeds;
 // what the operation holds while it runs (the lock, the journal, CRIU's
 // configuration) goes on the held stack, released when it ends, after any
-// undo, whatever happened.
+// undo, whatever happened (pipeline, undo.go).
 
 // dumpJob is one dump of a running container.
 type dumpJob struct {
@@ -49,9 +49,7 @@ type dumpJob struct {
 	exported bool
 	start    time.Time
 	pt       *phaseTimer
-	// undo is what a failed operation undoes, last first; held is what it
-	// holds until it ends, released last first after the undo.
-	undo, held undoStack
+	pipeline
 
 	c      *Container
 	lock   *fsutil.Lock
@@ -83,19 +81,6 @@ func (e *Engine) newDumpJob(ctx context.Context, op, ref string, o *CheckpointOp
 		d.o.LeaveRunning = true
 	}
 	return d
-}
-
-// run runs the phases in turn until one fails; then it undoes what the
-// earlier ones did. Either way it then releases what the job holds.
-func (d *dumpJob) run(phases ...func() error) (err error) {
-	defer func() { _ = d.held.unwind() }()
-	defer d.undo.unwindOn(&err)
-	for _, phase := range phases {
-		if err := phase(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // plan locks the container, which must be running, checks the options

@@ -74,6 +74,28 @@ func (u *undoStack) unwindOn(err *error) {
 	}
 }
 
+// pipeline runs an operation's phases with its two stacks: undo, what a
+// failed operation undoes, and held, what the operation holds until it
+// ends (its lock, its journal), released after any undo, whatever
+// happened.
+type pipeline struct {
+	undo, held undoStack
+}
+
+// run runs the phases in turn until one fails; then it undoes what the
+// earlier ones did, last first. Either way it then releases what the
+// operation holds, last first.
+func (p *pipeline) run(phases ...func() error) (err error) {
+	defer func() { _ = p.held.unwind() }()
+	defer p.undo.unwindOn(&err)
+	for _, phase := range phases {
+		if err := phase(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // UndoError is a failed operation whose undo failed too: what is left
 // behind is in Undo.
 type UndoError struct {
