@@ -30,45 +30,16 @@ type layerMember struct {
 // now into a file in the first of dirs that has room for it (a tmpfs
 // that fills up gives way to the next), summed on the way so the archive
 // writer reads it once.
-func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOptions, dirs ...string) (ms []layerMember, err error) {
+func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOptions, dirs ...string) ([]layerMember, error) {
+	var ms []layerMember
 	if !o.IgnoreRootfs {
-		s, err := e.storeOpen()
+		rms, unmount, err := e.rootfsMembers(ctx, c)
 		if err != nil {
 			return nil, err
 		}
-		lower, err := s.MountImage(c.ImageID, nil, "")
-		if err != nil {
-			return nil, fmt.Errorf("mount image %s: %w", c.Image, err)
-		}
-		defer func() { _, _ = s.UnmountImage(c.ImageID, false) }()
-		opts := &rootfs.ChangesOptions{Skip: []string{"/proc", "/sys", "/dev"}}
-		for _, m := range c.Mounts {
-			opts.Skip = append(opts.Skip, m.Destination)
-		}
-		if s.GraphDriverName() == "overlay" {
-			if sc, err := s.Container(c.ID); err == nil {
-				upper := filepath.Join(e.storageRoot(), "overlay", sc.LayerID, "diff")
-				if fi, err := os.Stat(upper); err == nil && fi.IsDir() {
-					opts.Upper = upper
-				}
-			}
-		}
-		changes, err := rootfs.Changes(ctx, lower, c.Rootfs, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list container layer changes: %w", err)
-		}
-		wo := &rootfs.WriteOptions{FIFOs: true}
-		root := c.Rootfs
-		ms = append(ms, layerMember{name: format.RootfsDiffName, src: format.StreamSource(func(w io.Writer) error {
-			return rootfs.WriteDiff(ctx, w, root, changes, wo)
-		})})
-		if del := rootfs.DeletedFiles(changes); len(del) > 0 {
-			var b strings.Builder
-			if err := rootfs.WriteDeleted(&b, changes); err != nil {
-				return nil, err
-			}
-			ms = append(ms, layerMember{name: format.DeletedFilesName, src: format.BytesSource([]byte(b.String()))})
-		}
+		// The image stays mounted until the changes are copied.
+		defer unmount()
+		ms = append(ms, rms...)
 	}
 	if !o.IgnoreVolumes {
 		st := e.volumeStore()
@@ -78,6 +49,61 @@ func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOption
 			}
 		}
 	}
+	if err := copyMembers(ms, dirs); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+// rootfsMembers returns the members for c's container layer changes,
+// read against its image, which stays mounted until unmount is called.
+func (e *Engine) rootfsMembers(ctx context.Context, c *Container) (ms []layerMember, unmount func(), err error) {
+	s, err := e.storeOpen()
+	if err != nil {
+		return nil, nil, err
+	}
+	lower, err := s.MountImage(c.ImageID, nil, "")
+	if err != nil {
+		return nil, nil, fmt.Errorf("mount image %s: %w", c.Image, err)
+	}
+	unmount = func() { _, _ = s.UnmountImage(c.ImageID, false) }
+	opts := &rootfs.ChangesOptions{Skip: []string{"/proc", "/sys", "/dev"}}
+	for _, m := range c.Mounts {
+		opts.Skip = append(opts.Skip, m.Destination)
+	}
+	if s.GraphDriverName() == "overlay" {
+		if sc, err := s.Container(c.ID); err == nil {
+			upper := filepath.Join(e.storageRoot(), "overlay", sc.LayerID, "diff")
+			if fi, err := os.Stat(upper); err == nil && fi.IsDir() {
+				opts.Upper = upper
+			}
+		}
+	}
+	changes, err := rootfs.Changes(ctx, lower, c.Rootfs, opts)
+	if err != nil {
+		unmount()
+		return nil, nil, fmt.Errorf("list container layer changes: %w", err)
+	}
+	wo := &rootfs.WriteOptions{FIFOs: true}
+	root := c.Rootfs
+	ms = append(ms, layerMember{name: format.RootfsDiffName, src: format.StreamSource(func(w io.Writer) error {
+		return rootfs.WriteDiff(ctx, w, root, changes, wo)
+	})})
+	if del := rootfs.DeletedFiles(changes); len(del) > 0 {
+		var b strings.Builder
+		if err := rootfs.WriteDeleted(&b, changes); err != nil {
+			unmount()
+			return nil, nil, err
+		}
+		ms = append(ms, layerMember{name: format.DeletedFilesName, src: format.BytesSource([]byte(b.String()))})
+	}
+	return ms, unmount, nil
+}
+
+// copyMembers copies each member's content into a file in the first of
+// dirs that has room for it, and makes the member that file, with its
+// sum.
+func copyMembers(ms []layerMember, dirs []string) error {
 	for i, m := range ms {
 		var err error
 		for _, dir := range dirs {
@@ -96,10 +122,10 @@ func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOption
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("copy %s: %w", m.name, err)
+			return fmt.Errorf("copy %s: %w", m.name, err)
 		}
 	}
-	return ms, nil
+	return nil
 }
 
 // copySource writes the content of src to a new file and returns its sum.
