@@ -29,9 +29,9 @@ type hostFacts struct {
 
 // probeHost starts finding the host's facts; the CPU image goes to a new
 // directory in parent. They come from the run root's cache when it was
-// made by the same boot with the same CRIU and runtime (hostFactsKey):
-// three programs spawned while runc and CRIU start cost CRIU's dump its
-// start, 0.15–0.2 s of it in 2 of 6 exports measured at 1 GiB.
+// made by the same boot with the same CRIU and runtime (hostFactsKey),
+// because three programs spawned while runc and CRIU start can delay the
+// dump (docs/MIGRATION.md, Measured).
 func (e *Engine) probeHost(ctx context.Context, parent string) *hostFacts {
 	hf := &hostFacts{done: make(chan struct{})}
 	go func() {
