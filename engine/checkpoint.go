@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/incremental"
 	"github.com/ckpt/ckpt/internal/fsutil"
@@ -54,11 +53,6 @@ type CheckpointOptions struct {
 	// beforeDedup, if set (tests only), is called with the image
 	// directory of a WithPrevious dump before it is deduplicated.
 	beforeDedup func(imgDir string) error
-	// AfterDump, if set, is called with the CRIU image directory after a
-	// successful dump, while the container's lock is still held and before
-	// temporary files are removed (export hooks in here). Its error is
-	// returned; the checkpoint itself stays valid.
-	AfterDump func(ctx context.Context, c *Container, imageDir string) error `json:"-"`
 }
 
 // RestoreOptions configures [Engine.Restore].
@@ -237,379 +231,77 @@ func (e *Engine) workDir(id string) string { return filepath.Join(e.containerDir
 // Without LeaveRunning the container is stopped and becomes
 // "checkpointed". If CRIU fails, the container keeps running and the
 // error (an *ExitError) names dump.log and quotes its last error lines.
-func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOptions) (_ *CheckpointResult, err error) {
-	if o == nil {
-		o = &CheckpointOptions{}
+func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOptions) (*CheckpointResult, error) {
+	d := e.newDumpJob(ctx, opCheckpoint, ref, o)
+	begin := func() error { return d.begin(opRecord{}) }
+	if err := d.run(d.plan, begin, d.prepareInPlace, d.dump, d.finishInPlace, d.recordInPlace, d.tidy); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", ref, err)
 	}
-	start := time.Now()
-	pt := newPhaseTimer()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("checkpoint %s: %w", ref, err)
-		}
-	}()
-	if o.PreCheckpoint && o.WithPrevious {
-		return nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
-	}
-	if o.PreCheckpoint {
-		oo := *o
-		oo.LeaveRunning = true
-		o = &oo
-	}
-	c, l, err := e.lockRunning(ctx, ref, "checkpoint")
-	if err != nil {
-		return nil, err
-	}
-	defer l.Unlock()
-	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
-	if o.PreCheckpoint {
-		if err := e.checkPreCheckpointDepth(c, false, method); err != nil {
-			return nil, err
-		}
-	}
-	if o.WithPrevious {
-		if err := e.checkPrevious(c, false); err != nil {
-			return nil, err
-		}
-	}
-	o = withPreCopyArgs(o, method)
-	imgDir, work, preDir := e.CheckpointDir(c.ID), e.workDir(c.ID), e.PreCheckpointDir(c.ID)
-	if o.PreCheckpoint {
-		imgDir = preDir
-	}
-	// A checkpoint that stops the container freezes it as an export does.
-	stop := !o.LeaveRunning && !o.PreCheckpoint
-	j, err := e.beginContainerOp(c, opRecord{Op: opCheckpoint, Phase: "prepare", CheckpointedAt: c.CheckpointedAt,
-		ImageDir: imgDir, Stop: stop, PreCheckpoint: o.PreCheckpoint, TCP: o.TCPEstablished})
-	if err != nil {
-		return nil, err
-	}
-	// Last, once everything else is undone or done.
-	defer j.end()
-	var step *preStep
-	if o.PreCheckpoint {
-		// The chain so far stays until the new level is recorded.
-		if step, err = e.beginPreCheckpoint(c, method, false); err != nil {
-			return nil, err
-		}
-		defer step.rollback()
-		o = step.withParent(o)
-	}
-	for _, d := range []string{imgDir, work} {
-		if err := fsutil.RemoveAll(d); err != nil {
-			return nil, fmt.Errorf("clear %s: %w", d, err)
-		}
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("create %s: %w", d, err)
-		}
-	}
-	df, removeConf, err := e.prepareDump(c, work, stop)
-	if err != nil {
-		return nil, err
-	}
-	defer removeConf()
-	pt.done("prepare")
-	dumpLog := filepath.Join(work, "dump.log")
-	j.phase("dump")
-	t0 := time.Now()
-	// The dump is never interrupted: killing runc while CRIU is inside the
-	// container's processes kills the container. A cancellation (Ctrl-C)
-	// takes effect once the dump is over; it is bounded in time and log
-	// size (CRIULimits) all the same. runc holds the container's lock
-	// while it runs, also if this process is killed (journal.go).
-	b := e.criuBounds(memoryUsage(c.PID), dumpLog)
-	_, err = runcToolWith(context.WithoutCancel(ctx), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, o), dumpLog,
-		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }, bounds: &b})
-	runtimeDur := time.Since(t0)
-	pt.done("runtime_checkpoint")
-	if err != nil {
-		if thaw := df.thawFunc(); thaw != nil {
-			_ = thaw()
-		}
-		_ = fsutil.RemoveAll(imgDir) // not restorable; dump.log stays in work/
-		state := "the container is still running"
-		if x, lerr := e.loadState(c.ID); lerr == nil && x.Status != StatusRunning {
-			state = "the container is no longer running: " + string(x.Status)
-		}
-		err = fmt.Errorf("%w\n(%s)", err, state)
-		if hint := dumpHint(dumpLog, o); hint != "" {
-			err = fmt.Errorf("%w\nhint: %s", err, hint)
-		}
-		return nil, err
-	}
-	res := &CheckpointResult{ImageDir: imgDir, DumpResult: DumpResult{Runtime: runtimeDur, PreCopy: method}}
-	// runc has CRIU write stats-dump to the work directory.
-	for _, d := range []string{work, imgDir} {
-		if st, err := crit.GetDumpStats(d); err == nil && st != nil {
-			res.CRIU = &CRIUStatistics{
-				FreezingTime: st.GetFreezingTime(), FrozenTime: st.GetFrozenTime(),
-				MemdumpTime: st.GetMemdumpTime(), MemwriteTime: st.GetMemwriteTime(),
-				PagesScanned: st.GetPagesScanned(), PagesWritten: st.GetPagesWritten(),
-			}
-			break
-		}
-	}
-	if stop {
-		res.Frozen, res.freezeHook = df.frozen(work, res.CRIU)
-	}
-	pt.done("read_stats")
-	j.phase("finish")
-	if st, err := step.dedup(ctx, imgDir); err != nil {
-		return nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
-	} else if st != nil {
-		res.Dedup = st
-		pt.done("dedup")
-	}
-	if o.WithPrevious && method == PreCopyDedup {
-		// The container is stopped already (without LeaveRunning): a
-		// failed deduplication leaves the full dump, still restorable.
-		var st *incremental.Stats
-		if o.beforeDedup != nil {
-			err = o.beforeDedup(imgDir)
-		}
-		if err == nil {
-			st, err = incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
-		}
-		if err != nil {
-			err = fmt.Errorf("deduplicate against the pre-checkpoint: %w (the full checkpoint is kept)", err)
-			if !o.LeaveRunning {
-				c.CheckpointedAt = time.Now().UTC()
-				c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
-				_ = e.saveState(c)
-			}
-			return nil, err
-		}
-		res.Dedup = st
-		pt.done("dedup")
-	}
-	if !o.PreCheckpoint && c.ImageDir != "" {
-		// Images an export left on a tmpfs are superseded.
-		_ = e.removeTransient(c.ID)
-		c.ImageDir = ""
-	}
-	if o.PreCheckpoint {
-		d, err := incremental.ImagesDigest(preDir)
-		if err != nil {
-			return nil, fmt.Errorf("digest pre-checkpoint: %w", err)
-		}
-		c.PreCheckpoint = step.record(&PreCheckpointRecord{Images: d, At: time.Now().UTC(), Method: method})
-	}
-	endChain := !o.PreCheckpoint && !o.WithPrevious && c.PreCheckpoint != nil
-	if endChain {
-		// A full checkpoint depends on no pre-checkpoint: the chain ends.
-		c.PreCheckpoint = nil
-	}
-	c.CheckpointedAt = time.Now().UTC()
-	c.CheckpointTCP = o.TCPEstablished
-	oldMonitor := c.MonitorPID
-	if !o.LeaveRunning {
-		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
-	}
-	j.phase("record")
-	if err := e.saveState(c); err != nil {
-		return nil, err
-	}
-	step.commit()
-	if endChain {
-		e.removePreChain(c.ID)
-	}
-	if !o.LeaveRunning && oldMonitor > 0 {
-		// Let the old monitor drain the output and exit, so that its last
-		// log lines come before the restored container's.
-		deadline := time.Now().Add(10 * time.Second)
-		for alive(oldMonitor) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	pt.done("save_state")
-	if o.AfterDump != nil {
-		if err := o.AfterDump(ctx, c, imgDir); err != nil {
-			return nil, err
-		}
-		pt.done("after_dump")
-	}
-	if !o.Keep {
-		_ = os.Remove(dumpLog)
-		_ = os.Remove(filepath.Join(work, crit.StatsDump))
-	}
-	res.Container, res.Total, res.Phases = c, time.Since(start), pt.phases
-	return res, nil
+	return &CheckpointResult{ImageDir: d.imgDir, DumpResult: d.result()}, nil
 }
 
-// Restore restores a checkpointed container in place: a new monitor runs
-// `runc restore` with fresh stdio pipes, which runc wires to the restored
-// process in place of the old ones, so logs keep flowing. If CRIU fails
-// the container stays checkpointed (restorable) and the error (an
-// *ExitError) names restore.log and quotes its last error lines.
-func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ *RestoreResult, err error) {
-	if o == nil {
-		o = &RestoreOptions{}
+// prepareInPlace is prepare, timed as the checkpoint's "prepare" phase
+// from its start.
+func (d *dumpJob) prepareInPlace() error {
+	if err := d.prepare(); err != nil {
+		return err
 	}
-	start := time.Now()
-	pt := newPhaseTimer()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("restore %s: %w", ref, err)
+	d.pt.done("prepare")
+	return nil
+}
+
+// finishInPlace deduplicates the dump of an in-place checkpoint. A
+// --with-previous checkpoint whose deduplication fails keeps its full
+// dump, still restorable: a container the dump stopped is recorded
+// checkpointed with it.
+func (d *dumpJob) finishInPlace() error {
+	d.pt.done("read_stats") // CRIU's statistics, read at the end of dump
+	d.j.phase("finish")
+	if err := d.dedupLevel(); err != nil {
+		return err
+	}
+	if err := d.dedupFinal(); err != nil {
+		if d.stop {
+			d.markCheckpointed(time.Now().UTC())
+			_ = d.e.saveState(d.c)
 		}
-	}()
-	if o.TCPEstablished && o.TCPClose {
-		return nil, errors.New("--tcp-established and --tcp-close are mutually exclusive")
+		return fmt.Errorf("deduplicate against the pre-checkpoint: %w (the full checkpoint is kept)", err)
 	}
-	if err := e.preflight(ctx); err != nil {
-		return nil, err
-	}
-	c, l, err := e.lock(ctx, ref, "restore")
-	if err != nil {
-		return nil, err
-	}
-	defer l.Unlock()
-	imgDir, work := e.CheckpointDir(c.ID), e.workDir(c.ID)
-	transient := o.ImageDir == "" && c.ImageDir != ""
-	switch {
-	case o.ImageDir != "":
-		imgDir = o.ImageDir
-	case transient:
-		imgDir = c.ImageDir
-	}
-	if c.Status == StatusRunning {
-		return nil, fmt.Errorf("%w: container %s is running", ErrState, c.Name)
-	}
-	if _, err := os.Stat(filepath.Join(imgDir, "inventory.img")); err != nil {
-		if transient {
-			return nil, fmt.Errorf("%w: the checkpoint images of %s were kept on a tmpfs (%s) and are gone (a reboot clears them): restore its archive with `ckpt restore --import FILE`", ErrState, c.Name, imgDir)
-		}
-		return nil, fmt.Errorf("%w: container %s has no checkpoint to restore", ErrState, c.Name)
-	}
-	if c.CheckpointTCP && !o.TCPEstablished && !o.TCPClose {
-		return nil, fmt.Errorf("%w: the checkpoint of %s has established TCP connections: restore with --tcp-established (or --tcp-close)", ErrState, c.Name)
-	}
-	if o.ImageDir == "" {
-		if err := e.checkInPlaceParent(c, imgDir); err != nil {
-			return nil, err
-		}
-	}
-	// The monitor's record of an earlier start would speak for this one.
-	if err := os.Remove(filepath.Join(e.containerDir(c.ID), startFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	j, err := e.beginContainerOp(c, opRecord{Op: opRestore, Phase: "prepare", ImageDir: imgDir, Keep: o.Keep, Transient: transient})
-	if err != nil {
-		return nil, err
-	}
-	// Last, once everything else is undone or done.
-	defer j.end()
-	if err := os.MkdirAll(work, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", work, err)
-	}
-	_ = os.Remove(filepath.Join(work, "restore.log"))
-	_ = os.Remove(filepath.Join(e.containerDir(c.ID), exitFile))
-	rootfs := c.Rootfs
-	if !isMounted(rootfs) {
-		// After a reboot (or a Create elsewhere): mount the layer again;
-		// the path is stable.
-		s, err := e.storeOpen()
-		if err != nil {
-			return nil, err
-		}
-		if rootfs, err = s.Mount(c.ID, ""); err != nil {
-			return nil, fmt.Errorf("mount container layer: %w", err)
-		}
-	}
-	// runc keeps the state of a container that exited by itself until it
-	// is deleted (and a killed runc leaves its state, maybe with mounts);
-	// the ID must be free for `runc restore`.
-	if _, err := os.Stat(runcStateDir(e.runcRoot(), c.ID)); err == nil {
-		if err := e.deleteRuntime(c); err != nil {
-			return nil, fmt.Errorf("remove stale runtime state: %w", err)
-		}
-	}
-	rewrite := rootfs != c.Rootfs
-	c.Rootfs = rootfs
-	if c.NetNS != "" && !isNetns(c.NetNS) {
-		// Gone after a reboot: a new namespace with loopback up will do,
-		// CRIU restores the container's sockets into it.
-		_ = removeNetns(c.NetNS)
-		c.NetNS = e.netnsPath(c.ID)
-		if err := createNetns(c.NetNS); err != nil {
-			return nil, err
-		}
-		rewrite = true
-	}
-	// A bundle of an older ckpt does not name the CRIU configuration.
-	if rewrite || !e.namesCRIUConfig(c) {
-		if err := e.writeBundle(c); err != nil {
-			return nil, err
-		}
-	}
-	// runc 1.1 does not pass --manage-cgroups-mode ignore on to CRIU
-	// (CRIU restores in its default soft mode); CRIU's configuration file
-	// overrides what runc sends.
-	conf := "manage-cgroups=ignore\n"
-	if o.TCPClose {
-		conf += "tcp-close\n"
-	}
-	removeConf, err := e.setCRIUConfig(c, conf)
-	if err != nil {
-		return nil, err
-	}
-	defer removeConf()
-	pt.done("prepare")
-	b := e.criuBounds(imagesSize(imgDir), filepath.Join(work, "restore.log"))
-	mntns := criuMntnsDirs()
-	j.phase("start")
-	res, err := e.startMonitor(ctx, &monitorConfig{
-		Mode: monitorRestore, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
-		ImageDir: imgDir, WorkDir: work, Restore: o, Rootfs: e.layerRoot(c),
-		Timeout: b.timeout, Work: b.work, MaxLog: b.maxLog,
-		lock: l.File(), started: func() { j.running("restoring") },
-	})
-	pt.done("monitor_restore")
-	if err != nil {
-		return nil, e.failedRestore(c, err, mntns)
-	}
-	out := &RestoreResult{Runtime: time.Duration(res.RuntimeUS) * time.Microsecond}
-	for _, d := range []string{imgDir, work} {
-		if st, err := crit.GetRestoreStats(d); err == nil && st != nil {
-			out.CRIU = &CRIUStatistics{
-				ForkingTime: st.GetForkingTime(), RestoreTime: st.GetRestoreTime(),
-				PagesRestored: st.GetPagesRestored(),
-			}
-			break
-		}
-	}
-	now := time.Now().UTC()
-	c.Status, c.PID, c.MonitorPID = StatusRunning, res.PID, res.MonitorPID
-	c.StartedAt, c.RestoredAt, c.FinishedAt, c.ExitCode = now, now, time.Time{}, 0
-	// A restore ends the pre-checkpoint chain (kept with Keep, with the
-	// images that may depend on it, and by an export's rollback).
-	endChain := !o.Keep && !o.keepChain && o.ImageDir == "" && c.PreCheckpoint != nil
-	if endChain {
-		c.PreCheckpoint = nil
-	}
-	if transient && !o.Keep {
+	return nil
+}
+
+// recordInPlace records the checkpoint in the container's record: a -P's
+// new level, or a checkpoint whose images supersede those an export left
+// on a tmpfs; a container the dump stopped is checkpointed.
+func (d *dumpJob) recordInPlace() error {
+	c := d.c
+	if !d.o.PreCheckpoint && c.ImageDir != "" {
+		// Images an export left on a tmpfs are superseded.
+		_ = d.e.removeTransient(c.ID)
 		c.ImageDir = ""
 	}
-	j.phase("record")
-	if err := e.saveState(c); err != nil {
-		return nil, err
-	}
-	pt.done("save_state")
-	if endChain {
-		e.removePreChain(c.ID)
-	}
-	if !o.Keep {
-		switch {
-		case transient:
-			_ = e.removeTransient(c.ID) // the images and what lies beside them
-		case o.ImageDir == "":
-			_ = fsutil.RemoveAll(imgDir)
+	var level *PreCheckpointRecord
+	if d.o.PreCheckpoint {
+		images, err := incremental.ImagesDigest(d.imgDir)
+		if err != nil {
+			return fmt.Errorf("digest pre-checkpoint: %w", err)
 		}
-		_ = os.Remove(filepath.Join(work, "restore.log"))
-		_ = os.Remove(filepath.Join(work, crit.StatsRestore))
+		level = &PreCheckpointRecord{Images: images, At: time.Now().UTC(), Method: d.method}
 	}
-	out.Container, out.Total, out.Phases = c, time.Since(start), pt.phases
-	return out, nil
+	now := time.Now().UTC()
+	c.CheckpointedAt, c.CheckpointTCP = now, d.o.TCPEstablished
+	if d.stop {
+		d.markCheckpointed(now)
+	}
+	d.j.phase("record")
+	if err := d.save(level); err != nil {
+		return err
+	}
+	if d.stop {
+		d.waitOldMonitor()
+	}
+	d.pt.done("save_state")
+	return nil
 }
 
 // failedRestore undoes what a failed `runc restore` of c left (mounts in

@@ -137,8 +137,7 @@
 // [RunOptions.ID] keeps a checkpointed container's ID. An import verifies
 // its archive into a staging directory, calls Create, fills the container
 // layer at [Container.Rootfs], then Restore with ImageDir; on failure it
-// calls [Engine.Remove]. [CheckpointOptions.AfterDump] runs an export while
-// the container's lock is still held.
+// calls [Engine.Remove].
 //
 // Every method takes a context first; external tools run with
 // exec.CommandContext, except the monitor, which must outlive the call.

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/ckpt/ckpt/internal/fsutil"
+	"github.com/ckpt/ckpt/volumes"
 	"go.podman.io/storage"
 	"go.podman.io/storage/types"
 )
@@ -29,6 +30,10 @@ const (
 	// own binary with to start a container monitor (see [RunMonitor]).
 	MonitorCommand = "__monitor"
 )
+
+// Version is the engine version recorded in the manifests of exported
+// archives.
+const Version = "0.1.0"
 
 // Engine runs containers from a containers/storage image store under an
 // OCI runtime (runc) and checkpoints and restores them with CRIU.
@@ -240,6 +245,23 @@ func (e *Engine) storeOpen() (storage.Store, error) {
 	}
 	rl.Unlock()
 	return nil, fmt.Errorf("open storage %s: %w", e.storageRoot(), errors.Join(errs...))
+}
+
+// volumeStore is the engine's named volume store.
+func (e *Engine) volumeStore() *volumes.Store {
+	return &volumes.Store{Root: e.volumesDir(), InUse: func(name string) bool {
+		// Not reconciled: a volume's user is whatever the records say
+		// (and reconciling imports removes volumes through this store).
+		list, _ := e.list(context.Background(), false)
+		for _, c := range list {
+			for _, m := range c.Mounts {
+				if m.Type == "volume" && m.Name == name {
+					return true
+				}
+			}
+		}
+		return false
+	}}
 }
 
 // StorageDriverName returns the graph driver the store uses, opening the

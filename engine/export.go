@@ -2,49 +2,38 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"sort"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/incremental"
-	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
-	"github.com/ckpt/ckpt/rootfs"
-	"github.com/ckpt/ckpt/volumes"
-	"golang.org/x/sys/unix"
 )
-
-// Version is the engine version recorded in the manifests of exported
-// archives.
-const Version = "0.1.0"
 
 // ExportOptions configures [Engine.Export]; the zero value exports with
 // zstd, the container layer's changes and the named volumes, and stops the
 // container once the archive is durable, as `podman container checkpoint
 // --export` does.
+//
+// The embedded CheckpointOptions dump the container as for
+// [Engine.Checkpoint], but for an archive:
+//   - With LeaveRunning (-R) the container keeps running whatever
+//     happens, including a failed export.
+//   - A PreCheckpoint's archive holds its images under pre-checkpoint/
+//     and no container layer or volumes (IgnoreRootfs and IgnoreVolumes
+//     are implied): the final archive brings them. One taken by full dump
+//     after an exported pre-checkpoint adds a level to the chain: its
+//     images are deduplicated against the previous level and its
+//     manifest's Parent names the previous archive (Depth one more).
+//   - WithPrevious needs a pre-checkpoint exported with PreCheckpoint:
+//     the archive carries only the pages that changed since, and its
+//     manifest's Parent names the pre-checkpoint's archive.
+//   - Keep keeps CRIU's dump.log and stats-dump in the container's work
+//     directory.
 type ExportOptions struct {
-	// LeaveRunning keeps the container running after the export (-R). It
-	// keeps running whatever happens, including a failed export.
-	LeaveRunning bool
-	// TCPEstablished dumps established TCP connections.
-	TCPEstablished bool
-	// FileLocks dumps file locks.
-	FileLocks bool
-	// Keep keeps CRIU's dump.log and stats-dump in the container's work
-	// directory.
-	Keep bool
+	CheckpointOptions
 	// Compression is the archive's outer compression; empty means zstd.
 	Compression format.Compression
 	// IgnoreRootfs leaves the container layer's changes (rootfs-diff.tar,
@@ -55,31 +44,6 @@ type ExportOptions struct {
 	// Progress, if set, is called from the writing goroutine with the
 	// number of archive bytes written so far.
 	Progress func(written int64)
-	// PreCheckpoint takes a pre-checkpoint (-P): a CRIU pre-dump where
-	// CRIU has memory tracking, else a full dump ([Engine.PreCopyMethod]);
-	// it leaves the container running (LeaveRunning is implied; it is
-	// thawed right after the dump), kept in the container's
-	// pre-checkpoint directory as the parent of the next WithPrevious
-	// export, and written to an archive whose images are under
-	// pre-checkpoint/. The archive carries no
-	// container layer or volumes (IgnoreRootfs and IgnoreVolumes are
-	// implied): the final archive brings them. After an exported
-	// pre-checkpoint taken by full dump, it adds a level to the chain:
-	// the images are deduplicated against the previous level and the
-	// manifest's Parent names the previous archive (Depth one more). Not
-	// with WithPrevious.
-	PreCheckpoint bool
-	// WithPrevious takes the final checkpoint of a pre-copy: a CRIU dump
-	// with the pre-checkpoint as parent after a pre-dump, else a full
-	// dump deduplicated against the last pre-checkpoint (incremental.Dedup)
-	// before the archive is written, so the archive carries only the pages
-	// that changed and its manifest's Parent names the pre-checkpoint
-	// archive. The container must have a pre-checkpoint exported with
-	// PreCheckpoint.
-	WithPrevious bool
-	// beforeDedup, if set (tests only), is called with the image
-	// directory of a WithPrevious dump before it is deduplicated.
-	beforeDedup func(imgDir string) error
 }
 
 // ExportResult describes an export.
@@ -145,960 +109,426 @@ type rollback struct {
 	tcp, fileLocks bool
 }
 
-// export does Export's work. After a failure with the container stopped
-// (checkpointed), it returns a non-nil rollback; the container's lock is
+// export does Export's work: the dump's phases (dump.go) and the
+// archive's. After a failure with the container stopped (checkpointed)
+// and no archive, it returns a non-nil rollback; the container's lock is
 // released by then, so Export can restore it.
-func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions) (_ *ExportResult, rb *rollback, err error) {
-	if o == nil {
-		o = &ExportOptions{}
-	}
-	start := time.Now()
-	pt := newPhaseTimer()
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("export %s: %w", ref, err)
-		}
-	}()
-	comp, err := format.ParseCompression(string(o.Compression))
+func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, *rollback, error) {
+	x := e.newExportJob(ctx, ref, path, o)
+	err := x.run(x.check, x.plan, x.open, x.pause, x.prepareExport, x.dump, x.release,
+		x.recordStop, x.dedup, x.gather, x.write, x.commit, x.record, x.tidy)
 	if err != nil {
-		return nil, nil, err
+		return nil, x.rb, fmt.Errorf("export %s: %w", ref, err)
 	}
-	if path == "" {
-		return nil, nil, errors.New("no archive path given")
+	return &ExportResult{DumpResult: x.result(), Path: x.abs, Size: x.archive.size,
+		Manifest: x.archive.manifest, prehashed: x.archive.prehashed}, nil, nil
+}
+
+// exportJob is one export: a dump (dump.go) and the archive it goes
+// into.
+type exportJob struct {
+	*dumpJob
+	opts ExportOptions // the caller's, with what PreCheckpoint implies
+	comp format.Compression
+	path string // the target as given
+	abs  string // its absolute path
+	dir  string // its directory
+	tmp  string // the temporary archive beside it
+	f    *os.File
+	// removeTmp is the temporary archive's undo, dropped once renamed.
+	removeTmp *undoStep
+	// layerDirs are where the layer's changes and the volumes are copied:
+	// beside transient images first, then the work directory.
+	layerDirs  []string
+	wantLayers bool // the archive carries the layer's changes or volumes
+	// pauses: the container is paused (runc pause) from before the dump
+	// until its layer and volumes are copied (-R with layers).
+	pauses   bool
+	unpause  *undoStep // the pause's undo, dropped once thawed
+	frozenAt time.Time
+	hf       *hostFacts
+	wd       *watchdog
+	th       *tailHasher // sums the pages images during the dump
+	rec      Container   // the container's record as dumped, for the archive
+	parent   *format.Parent
+	layers   []layerMember
+	archive  *archiveResult
+	// rb is set while a failure restores the container: from the record
+	// of the stop until the archive is renamed.
+	rb *rollback
+}
+
+// newExportJob starts an export of container ref to path with options o
+// (nil: the zero value).
+func (e *Engine) newExportJob(ctx context.Context, ref, path string, o *ExportOptions) *exportJob {
+	x := &exportJob{path: path}
+	if o != nil {
+		x.opts = *o
 	}
-	if o.PreCheckpoint && o.WithPrevious {
-		return nil, nil, errors.New("a pre-checkpoint cannot be taken with previous: use one or the other")
-	}
-	if o.PreCheckpoint {
+	if x.opts.PreCheckpoint {
 		// A pre-checkpoint only carries memory: the import takes the
 		// container layer and volumes from the final archive.
-		oo := *o
-		oo.LeaveRunning, oo.IgnoreRootfs, oo.IgnoreVolumes = true, true, true
-		o = &oo
+		x.opts.LeaveRunning, x.opts.IgnoreRootfs, x.opts.IgnoreVolumes = true, true, true
 	}
-	c, l, err := e.lockRunning(ctx, ref, "export")
+	x.dumpJob = e.newDumpJob(ctx, opExport, ref, &x.opts.CheckpointOptions)
+	return x
+}
+
+// check refuses what the options alone rule out.
+func (x *exportJob) check() error {
+	comp, err := format.ParseCompression(string(x.opts.Compression))
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	defer l.Unlock()
-	// The operation's record goes last, once everything else is undone
-	// or done (it is begun below, once the temporary file exists).
-	var j *journal
-	defer func() { j.end() }()
-	preDir := e.PreCheckpointDir(c.ID)
-	if o.WithPrevious {
-		if err := e.checkPrevious(c, true); err != nil {
-			return nil, nil, err
-		}
+	x.comp = comp
+	if x.path == "" {
+		return errors.New("no archive path given")
 	}
-	method := e.preCopyMethod(ctx, c, o.PreCheckpoint, o.WithPrevious)
-	if o.PreCheckpoint {
-		if err := e.checkPreCheckpointDepth(c, true, method); err != nil {
-			return nil, nil, err
-		}
+	return nil
+}
+
+// open creates the temporary archive, picks where the dump and the layer
+// copies go, journals the export, and starts what runs beside the dump:
+// the host's probe, for the manifest, and the watchdog, which thaws the
+// container and removes the temporary file if this process dies before
+// it finishes.
+func (x *exportJob) open() error {
+	if err := x.createTemp(); err != nil {
+		return err
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, nil, err
+	x.pickDirs()
+	if err := x.begin(opRecord{Archive: x.tmp, LayerDirs: x.layerDirs}); err != nil {
+		return err
 	}
-	dir := filepath.Dir(abs)
-	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
-		return nil, nil, fmt.Errorf("%s is a directory: give a file name", abs)
-	}
-	// The temporary file first: an unwritable directory fails before the
-	// container is touched.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(abs)+".tmp-*")
-	if err != nil {
-		return nil, nil, fmt.Errorf("create archive in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	committed := false
-	defer func() {
-		if !committed {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	// Transient images go to the TmpDir tmpfs, if set and with room for
-	// the container's memory. A pre-copy's images stay in the container
-	// directory in any case: the chain's parent links are relative to it,
-	// and CRIU resolves them inside the container's mount namespace,
-	// where an absolute link from the tmpfs would lead nowhere.
-	// A LeaveRunning export's images are thrown away once in the archive:
-	// they never go to the checkpoint directory, which may hold an
-	// in-place checkpoint's, and the next operation on the container
-	// removes them if this one dies (sweepContainer).
-	imgDir, work, layersDir := e.CheckpointDir(c.ID), e.workDir(c.ID), ""
-	sub := format.CheckpointDir
-	switch {
-	case o.PreCheckpoint:
-		imgDir = preDir
-	case !o.WithPrevious:
-		if o.LeaveRunning {
-			sub = exportImagesDir
-			imgDir = filepath.Join(e.containerDir(c.ID), sub)
-		}
-		if t := e.transientDir(c.ID, memoryUsage(c.PID)); t != "" {
-			imgDir, layersDir = filepath.Join(t, sub), filepath.Join(t, "layers")
-		}
-	}
-	// The container layer's changes and the volumes are copied there too
-	// (or, if it fills up, to the work directory).
-	layerDirs := []string{filepath.Join(work, "layers")}
-	if layersDir != "" {
-		layerDirs = append([]string{layersDir}, layerDirs...)
-	}
-	defer func() {
-		for _, d := range layerDirs {
+	dirs := x.layerDirs
+	x.held.push("remove the layer copies", func() error {
+		for _, d := range dirs {
 			_ = fsutil.RemoveAll(d)
 		}
-	}()
-	if transient := imgDir != e.CheckpointDir(c.ID) && imgDir != preDir; transient {
-		defer func() {
-			if err != nil && rb == nil {
-				_ = fsutil.RemoveAll(imgDir) // nothing will restore from them
-			}
-		}()
-	}
-
-	wantLayers := !o.IgnoreRootfs || !o.IgnoreVolumes
-	pause := o.LeaveRunning && wantLayers
-	stop := !pause && !o.LeaveRunning && !o.PreCheckpoint
-	if j, err = e.beginContainerOp(c, opRecord{Op: opExport, Phase: "prepare", CheckpointedAt: c.CheckpointedAt,
-		ImageDir: imgDir, Stop: stop, PreCheckpoint: o.PreCheckpoint, TCP: o.TCPEstablished,
-		Archive: tmp, LayerDirs: layerDirs}); err != nil {
-		return nil, nil, err
-	}
-
-	// What the manifest says of this host is found meanwhile.
-	hf := e.probeHost(ctx, e.containerDir(c.ID))
-	defer hf.close()
-
-	// A watchdog thaws the container and removes the temporary file if
-	// this process dies before it finishes.
-	wd, err := e.startWatchdog(c.ID, tmp)
+		return nil
+	})
+	hf := x.e.probeHost(x.ctx, x.e.containerDir(x.c.ID))
+	x.hf = hf
+	x.held.push("finish probing the host", func() error { hf.close(); return nil })
+	wd, err := x.e.startWatchdog(x.c.ID, x.tmp)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	// The container is frozen with runc pause only when something must be
-	// read after the dump in the state the dump saw: the container layer
-	// and volumes of a LeaveRunning export. Otherwise CRIU alone freezes
-	// it, for its dump, and then kills it (without LeaveRunning: runc
-	// removes it, as `ckpt checkpoint` does) or thaws it.
-	dumpEnded := true
-	defer func() { wd.stop(dumpEnded) }()
-	released := !pause // thawed or stopped, or never paused
-	var selfThaw func() error
-	defer func() {
-		if !released {
-			// Thaw even if ctx is cancelled.
-			if selfThaw != nil {
-				if terr := selfThaw(); terr != nil && err == nil {
-					err = fmt.Errorf("thaw container: %w", terr)
-				}
-			} else if _, terr := runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), ""); terr != nil && err == nil {
-				err = fmt.Errorf("thaw container: %w", terr)
-			}
-		}
-	}()
-	frozenAt := time.Now()
-	if pause {
-		j.phase("freeze")
-		// runc pause is not interrupted either: a killed one can leave
-		// the freezer half-way, which runc resume then refuses to undo.
-		// (The thaw above is registered first: it is harmless if pause
-		// failed.)
-		if _, err := runcTool(context.Background(), append(e.runc("").base("pause"), c.ID), ""); err != nil {
-			return nil, nil, fmt.Errorf("freeze container: %w", err)
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		pt.done("freeze")
-	}
+	x.wd = wd
+	x.held.push("stop the watchdog", func() error { wd.stop(); return nil })
+	return nil
+}
 
-	var step *preStep
-	if o.PreCheckpoint {
-		// The chain so far stays until the new level is recorded.
-		if step, err = e.beginPreCheckpoint(c, method, true); err != nil {
-			return nil, nil, err
-		}
-		defer step.rollback()
-	}
-	for _, d := range []string{imgDir, work} {
-		if err := fsutil.RemoveAll(d); err != nil {
-			return nil, nil, fmt.Errorf("clear %s: %w", d, err)
-		}
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("create %s: %w", d, err)
-		}
-	}
-	// CRIU dumps and kills the container unless pause or LeaveRunning:
-	// ckpt freezes its cgroup then, in milliseconds, rather than leave it
-	// to CRIU, whose freeze polls every 100 ms (see freeze); at CRIU's
-	// pre-dump action if it can, else now.
-	df, removeConf, err := e.prepareDump(c, work, stop)
+// createTemp creates the temporary archive beside the target first: an
+// unwritable directory fails before the container is touched.
+func (x *exportJob) createTemp() error {
+	abs, err := filepath.Abs(x.path)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	defer removeConf()
-	if selfThaw = df.thawFunc(); selfThaw != nil {
-		released = false
-		if _, ok := df.frozenSince(); ok {
-			pt.done("freeze")
+	x.abs, x.dir = abs, filepath.Dir(abs)
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory: give a file name", abs)
+	}
+	f, err := os.CreateTemp(x.dir, "."+filepath.Base(abs)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create archive in %s: %w", x.dir, err)
+	}
+	x.f, x.tmp = f, f.Name()
+	x.removeTmp = x.undo.push("remove the temporary archive", func() error {
+		_ = f.Close()
+		if err := os.Remove(f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
+
+// pickDirs picks where the images and the layer copies go. Transient
+// images go to the TmpDir tmpfs, if set and with room for the container's
+// memory, and the layer copies beside them (or, if it fills up, to the
+// work directory). A pre-copy's images stay in the container directory in
+// any case: the chain's parent links are relative to it, and CRIU
+// resolves them inside the container's mount namespace, where an absolute
+// link from the tmpfs would lead nowhere. A LeaveRunning export's images
+// are thrown away once in the archive: they never go to the checkpoint
+// directory, which may hold an in-place checkpoint's, and the next
+// operation on the container removes them if this one dies
+// (sweepContainer).
+func (x *exportJob) pickDirs() {
+	layersDir := ""
+	if !x.o.PreCheckpoint && !x.o.WithPrevious {
+		sub := format.CheckpointDir
+		if x.o.LeaveRunning {
+			sub = exportImagesDir
+			x.imgDir = filepath.Join(x.e.containerDir(x.c.ID), sub)
+		}
+		if t := x.e.transientDir(x.c.ID, memoryUsage(x.c.PID)); t != "" {
+			x.imgDir, layersDir = filepath.Join(t, sub), filepath.Join(t, "layers")
 		}
 	}
-	dumpLog := filepath.Join(work, "dump.log")
-	co := withPreCopyArgs(&CheckpointOptions{LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
-		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious}, method)
-	co = step.withParent(co)
-	oldMonitor := c.MonitorPID
-	t0 := time.Now()
-	// The pages images are summed while CRIU writes them, unless they
-	// are deduplicated after the dump (pre-copy).
-	var th *tailHasher
-	if !o.PreCheckpoint && !o.WithPrevious {
-		th = startTailHasher(imgDir)
-		defer th.stop()
+	x.layerDirs = []string{filepath.Join(x.work, "layers")}
+	if layersDir != "" {
+		x.layerDirs = append([]string{layersDir}, x.layerDirs...)
 	}
-	// The dump is not interrupted when ctx is: killing runc while CRIU
-	// has the container's processes seized and infected with its parasite
-	// kills them. ctx is checked after. It is bounded in time and log
-	// size (CRIULimits) all the same. runc holds the container's lock
-	// while it runs, also if this process is killed (journal.go).
-	j.phase("dump")
-	b := e.criuBounds(memoryUsage(c.PID), dumpLog)
-	_, err = runcToolWith(context.Background(), e.runc(filepath.Join(e.containerDir(c.ID), "runc.log")).checkpointArgs(c.ID, imgDir, work, co), dumpLog,
-		&toolOptions{inherit: []*os.File{l.File()}, started: func() { j.running("dumping") }, bounds: &b})
-	res := &ExportResult{Path: abs, DumpResult: DumpResult{Runtime: time.Since(t0), PreCopy: method}}
-	pt.done("runtime_checkpoint")
-	if th != nil {
+	x.wantLayers = !x.opts.IgnoreRootfs || !x.opts.IgnoreVolumes
+	x.pauses = x.o.LeaveRunning && x.wantLayers
+}
+
+// pause freezes the container with runc pause when something must be
+// read after the dump in the state the dump saw: the container layer and
+// volumes of a LeaveRunning export. Otherwise CRIU alone freezes it, for
+// its dump, and then kills it (without LeaveRunning: runc removes it, as
+// `ckpt checkpoint` does) or thaws it. runc pause is not interrupted
+// either: a killed one can leave the freezer half-way, which runc resume
+// then refuses to undo.
+func (x *exportJob) pause() error {
+	x.frozenAt = time.Now()
+	if !x.pauses {
+		return nil
+	}
+	x.j.phase("freeze")
+	if _, err := runcTool(context.Background(), append(x.e.runc("").base("pause"), x.c.ID), ""); err != nil {
+		_ = x.resume() // harmless if the pause did nothing
+		return fmt.Errorf("freeze container: %w", err)
+	}
+	x.unpause = x.undo.push("thaw the container", x.resume)
+	if err := x.ctx.Err(); err != nil {
+		return err
+	}
+	x.pt.done("freeze")
+	return nil
+}
+
+// resume thaws a paused container, even if ctx is cancelled.
+func (x *exportJob) resume() error {
+	_, err := runcTool(context.Background(), append(x.e.runc("").base("resume"), x.c.ID), "")
+	return err
+}
+
+// prepareExport is prepare (dump.go), timed as the "freeze" phase when
+// ckpt froze the container before runc started.
+func (x *exportJob) prepareExport() error {
+	if err := x.prepare(); err != nil {
+		return err
+	}
+	if _, ok := x.df.frozenSince(); ok && x.unfreeze != nil {
+		x.pt.done("freeze")
+	}
+	return nil
+}
+
+// dump dumps the container (dump.go), summing its pages images while
+// CRIU writes them unless they are deduplicated after the dump
+// (pre-copy), and keeps the container's record as dumped for the
+// archive. The images of a container that runs on are removed if the
+// export fails.
+func (x *exportJob) dump() error {
+	if !x.o.PreCheckpoint && !x.o.WithPrevious {
+		th := startTailHasher(x.imgDir)
+		x.th = th
+		x.held.push("stop summing the pages", func() error { th.stop(); return nil })
+	}
+	err := x.dumpJob.dump()
+	if x.th != nil {
 		// It reads the rest while the archive is written.
-		th.end()
+		x.th.end()
 	}
 	if err != nil {
 		// If runc failed oddly, CRIU may still run and re-freeze the
 		// container when it ends: the watchdog thaws it after that.
-		dumpEnded = false
-		_ = fsutil.RemoveAll(imgDir)
-		err = fmt.Errorf("%w\n(the container keeps running)", err)
-		if hint := dumpHint(dumpLog, co); hint != "" {
-			err = fmt.Errorf("%w\nhint: %s", err, hint)
-		}
-		return nil, nil, err
+		x.wd.dumpFailed()
+		return err
 	}
-	for _, d := range []string{work, imgDir} {
-		if st, err := crit.GetDumpStats(d); err == nil && st != nil {
-			res.CRIU = &CRIUStatistics{
-				FreezingTime: st.GetFreezingTime(), FrozenTime: st.GetFrozenTime(),
-				MemdumpTime: st.GetMemdumpTime(), MemwriteTime: st.GetMemwriteTime(),
-				PagesScanned: st.GetPagesScanned(), PagesWritten: st.GetPagesWritten(),
-			}
-			break
+	if !x.stop {
+		imgDir := x.imgDir
+		x.undo.push("remove the dump's images", func() error { return fsutil.RemoveAll(imgDir) })
+		if !x.pauses {
+			x.res.Frozen, x.res.freezeHook = x.df.frozen(x.work, x.res.CRIU)
 		}
 	}
-	if !pause {
-		res.Frozen, res.freezeHook = df.frozen(work, res.CRIU)
+	x.parent = x.step.archiveParent()
+	if x.o.WithPrevious {
+		x.parent = finalParent(x.c.PreCheckpoint)
 	}
-	if stop {
-		// CRIU thawed the cgroup to kill the container.
-		released = true
-	}
-	parent := step.archiveParent()
-	if o.WithPrevious {
-		parent = finalParent(c.PreCheckpoint)
-	}
-	rec := *c
-	rec.PreCheckpoint = nil
-	rec.CheckpointedAt = time.Now().UTC()
-	rec.CheckpointTCP = o.TCPEstablished
+	x.rec = *x.c
+	x.rec.PreCheckpoint = nil
+	x.rec.CheckpointedAt = time.Now().UTC()
+	x.rec.CheckpointTCP = x.o.TCPEstablished
+	return nil
+}
 
-	// The container does not stay frozen while the archive is written:
-	// with LeaveRunning its container layer and volumes are copied as
-	// they are now and it is thawed (if it was paused for that); without,
-	// CRIU stopped it, and it is now checkpointed with the images just
-	// dumped, restored from them if the archive fails.
-	var layers []layerMember
-	if pause {
-		j.phase("copy_layers")
-		layers, err = e.layerMembers(ctx, c, o, layerDirs...)
+// release lets the container run again before the archive is written,
+// or says it is stopped: a paused container's layer and volumes are
+// copied as they are now, matching its memory, and it is thawed. Then
+// the watchdog has nothing left to thaw.
+func (x *exportJob) release() error {
+	if x.pauses {
+		x.j.phase("copy_layers")
+		layers, err := x.e.layerMembers(x.ctx, x.c, &x.opts, x.layerDirs...)
 		if err != nil {
-			_ = fsutil.RemoveAll(imgDir)
-			return nil, nil, fmt.Errorf("copy the container layer and volumes: %w (the container keeps running)", err)
+			return fmt.Errorf("copy the container layer and volumes: %w (the container keeps running)", err)
 		}
-		pt.done("copy_layers")
-		if _, err := runcTool(context.Background(), append(e.runc("").base("resume"), c.ID), ""); err != nil {
-			return nil, nil, fmt.Errorf("thaw container: %w", err)
+		x.layers = layers
+		x.pt.done("copy_layers")
+		if err := x.resume(); err != nil {
+			return fmt.Errorf("thaw container: %w", err)
 		}
-		released = true
-		res.Frozen = time.Since(frozenAt)
-		pt.done("thaw")
+		x.unpause.drop()
+		x.res.Frozen = time.Since(x.frozenAt)
+		x.pt.done("thaw")
 	}
-	wd.released()
-	if !o.LeaveRunning {
-		j.phase("stop")
-		// Let the old monitor record the exit and drain the output
-		// first, so that its last log lines come before the restored
-		// container's.
-		deadline := time.Now().Add(10 * time.Second)
-		for oldMonitor > 0 && alive(oldMonitor) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
-		c.Status, c.PID, c.MonitorPID, c.FinishedAt = StatusCheckpointed, 0, 0, c.CheckpointedAt
+	x.wd.released()
+	return nil
+}
+
+// recordStop records a container the dump stopped as checkpointed, with
+// its images where they were dumped (restorable in place), once its old
+// monitor has recorded the exit. Until the archive is renamed into
+// place, a failure restores it from them (Export).
+func (x *exportJob) recordStop() error {
+	if !x.o.LeaveRunning {
+		x.j.phase("stop")
+		x.waitOldMonitor()
+		c := x.c
+		x.markCheckpointed(x.rec.CheckpointedAt)
 		c.ImageDir = ""
-		if imgDir != e.CheckpointDir(c.ID) {
-			c.ImageDir = imgDir
+		if x.imgDir != x.e.CheckpointDir(c.ID) {
+			c.ImageDir = x.imgDir
 		}
-		if err := e.saveState(c); err != nil {
-			return nil, nil, fmt.Errorf("record the checkpointed container: %w", err)
+		if err := x.e.saveState(c); err != nil {
+			return fmt.Errorf("record the checkpointed container: %w", err)
 		}
-		rb = &rollback{id: c.ID, name: c.Name, tcp: o.TCPEstablished, fileLocks: o.FileLocks}
-		pt.done("stop")
+		x.rb = &rollback{id: c.ID, name: c.Name, tcp: x.o.TCPEstablished, fileLocks: x.o.FileLocks}
+		x.pt.done("stop")
 	}
-	if res.Frozen == 0 {
-		res.Frozen = time.Since(frozenAt)
+	if x.res.Frozen == 0 {
+		x.res.Frozen = time.Since(x.frozenAt)
 	}
-	fail := func(what string, err error) (*ExportResult, *rollback, error) {
-		return nil, rb, fmt.Errorf("%s: %w (nothing was written to %s)", what, err, abs)
-	}
-	if err := ctx.Err(); err != nil {
-		if rb == nil {
-			_ = fsutil.RemoveAll(imgDir)
-		}
-		return fail("export", err)
-	}
+	return nil
+}
 
-	// Deduplication needs only the dump: it runs with the container
-	// thawed or stopped. It leaves the full dump as it was if it fails.
-	if st, err := step.dedup(ctx, imgDir); err != nil {
-		return nil, nil, fmt.Errorf("%w (the container keeps running; the previous pre-checkpoints are kept)", err)
-	} else if st != nil {
-		res.Dedup = st
-		pt.done("dedup")
-	}
-	if o.WithPrevious && method == PreCopyDedup {
-		// After a pre-dump CRIU wrote the parent link and only the dirtied
-		// pages itself; after a full dump, deduplicate.
-		if o.beforeDedup != nil {
-			if err := o.beforeDedup(imgDir); err != nil {
-				return fail("deduplicate against the pre-checkpoint", err)
-			}
-		}
-		st, err := incremental.Dedup(ctx, preDir, imgDir, &incremental.Options{ParentLink: format.ParentLinkTarget})
-		if err != nil {
-			if rb == nil {
-				_ = fsutil.RemoveAll(imgDir)
-			}
-			return fail("deduplicate against the pre-checkpoint", err)
-		}
-		res.Dedup = st
-		pt.done("dedup")
-	}
+// fail is an export's error once the container is thawed or stopped.
+func (x *exportJob) fail(what string, err error) error {
+	return fmt.Errorf("%s: %w (nothing was written to %s)", what, err, x.abs)
+}
 
-	if !o.LeaveRunning && wantLayers {
-		j.phase("copy_layers")
-		// Stopped: nothing changes them any more.
-		if layers, err = e.layerMembers(ctx, c, o, layerDirs...); err != nil {
-			return fail("copy the container layer and volumes", err)
-		}
-		pt.done("copy_layers")
+// dedup deduplicates the dump (dump.go). It needs only the dump: it runs
+// with the container thawed or stopped.
+func (x *exportJob) dedup() error {
+	if err := x.ctx.Err(); err != nil {
+		return x.fail("export", err)
 	}
-	j.phase("write")
-	if os.Getenv(testStopEnv) != "" {
-		// The fault tests' stop point inside the write.
-		oo, once, progress := *o, false, o.Progress
-		oo.Progress = func(n int64) {
-			if !once {
-				once = true
-				j.running("writing")
-			}
-			if progress != nil {
-				progress(n)
-			}
-		}
-		o = &oo
+	if err := x.dedupLevel(); err != nil {
+		return err
 	}
-	size, m, md, err := e.writeArchive(ctx, f, &rec, imgDir, work, comp, o, parent, pt, layers, th, &res.prehashed, hf)
+	if err := x.dedupFinal(); err != nil {
+		return x.fail("deduplicate against the pre-checkpoint", err)
+	}
+	return nil
+}
+
+// gather copies the layer's changes and the volumes of a container the
+// dump stopped: nothing changes them any more.
+func (x *exportJob) gather() error {
+	if x.o.LeaveRunning || !x.wantLayers {
+		return nil
+	}
+	x.j.phase("copy_layers")
+	layers, err := x.e.layerMembers(x.ctx, x.c, &x.opts, x.layerDirs...)
 	if err != nil {
-		return fail("write archive", err)
+		return x.fail("copy the container layer and volumes", err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail("sync archive", err)
-	}
-	if err := f.Close(); err != nil {
-		return fail("close archive", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fail("export", err)
-	}
-	j.phase("commit")
-	if err := os.Rename(tmp, abs); err != nil {
-		return fail("rename archive", err)
-	}
-	committed = true
-	if err := fsutil.SyncDir(dir); err != nil {
-		return nil, nil, fmt.Errorf("sync %s: %w (the archive %s is complete)", dir, err, abs)
-	}
-	pt.done("commit")
-	res.Size, res.Manifest = size, m
-	j.phase("record")
-
-	if o.LeaveRunning {
-		c.CheckpointedAt, c.CheckpointTCP = rec.CheckpointedAt, rec.CheckpointTCP
-	}
-	if o.PreCheckpoint {
-		c.PreCheckpoint = step.record(&PreCheckpointRecord{
-			Manifest: md, Images: format.ImagesDigest(m.Members, format.PreCheckpointDir), At: rec.CheckpointedAt,
-			Method: method,
-		})
-	}
-	endChain := !o.PreCheckpoint && !o.WithPrevious && c.PreCheckpoint != nil
-	if endChain {
-		c.PreCheckpoint = nil // a full checkpoint ends the chain
-	}
-	if o.LeaveRunning && !o.PreCheckpoint && !o.WithPrevious {
-		// The images are in the archive and the container runs on:
-		// removed before the page cache writes them to disk.
-		_ = fsutil.RemoveAll(imgDir)
-	}
-	if err := e.saveState(c); err != nil {
-		return nil, nil, fmt.Errorf("%w (the archive %s is complete)", err, abs)
-	}
-	step.commit()
-	if endChain {
-		e.removePreChain(c.ID)
-	}
-	pt.done("save_state")
-	if !o.Keep {
-		_ = os.Remove(dumpLog)
-		_ = os.Remove(filepath.Join(work, crit.StatsDump))
-	}
-	res.Container, res.Total, res.Phases = c, time.Since(start), pt.phases
-	return res, nil, nil
+	x.layers = layers
+	x.pt.done("copy_layers")
+	return nil
 }
 
-// watchdog is a detached shell that waits for its stdin to close, then
-// thaws the container and removes the temporary archive, if still there.
-type watchdog struct {
-	cmd *exec.Cmd
-	w   *os.File
-}
-
-func (e *Engine) startWatchdog(id, tmp string) (*watchdog, error) {
-	r, w, err := os.Pipe()
+// write writes the archive to the temporary file (archive.go) and syncs
+// it.
+func (x *exportJob) write() error {
+	x.j.phase("write")
+	o := x.opts
+	o.Progress = x.progress()
+	a, err := x.e.writeArchive(x.ctx, &archiveJob{f: x.f, c: &x.rec, imgDir: x.imgDir, work: x.work, comp: x.comp,
+		o: &o, parent: x.parent, layers: x.layers, th: x.th, hf: x.hf})
 	if err != nil {
-		return nil, fmt.Errorf("start watchdog: %w", err)
+		return x.fail("write archive", err)
 	}
-	defer r.Close()
-	resume := append(e.runc("").base("resume"), id)
-	if fl, err := exec.LookPath("flock"); err == nil {
-		// With the container's lock: runc holds it while a dump this
-		// process started goes on (journal.go), so the thaw comes after
-		// the dump (at most ten minutes later), and a later operation's
-		// freeze is not the watchdog's to undo.
-		resume = append([]string{fl, "-w", "600", filepath.Join(e.containerDir(id), lockFile)}, resume...)
+	x.archive = a
+	x.pt.done("write_archive")
+	if err := x.f.Sync(); err != nil {
+		return x.fail("sync archive", err)
 	}
-	// If this process dies, it thaws once (after the dump, which CRIU
-	// ends by putting the freezer back as it found it). If runc failed
-	// oddly ("unfinished"), CRIU may still run and re-freeze the container
-	// when it ends: then it thaws again until no CRIU runs (at most ten
-	// minutes).
-	// Once told "released" (the container was thawed or stopped) it only
-	// removes the temporary file: a later thaw could only collide with
-	// the next operation on the container.
-	script := `x=; while read -r l; do x=$l; [ "$l" = done ] && break; done; rm -f -- "$0"
-case $x in done|released) exit 0;; esac; "$@" >/dev/null 2>&1
-[ "$x" = unfinished ] || exit 0; i=0
-while [ $i -lt 600 ] && pgrep -x criu >/dev/null 2>&1; do sleep 1; "$@" >/dev/null 2>&1; i=$((i+1)); done`
-	cmd := exec.Command("/bin/sh", append([]string{"-c", script, tmp}, resume...)...)
-	cmd.Stdin = r
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("start watchdog: %w", err)
+	if err := x.f.Close(); err != nil {
+		return x.fail("close archive", err)
 	}
-	return &watchdog{cmd: cmd, w: w}, nil
+	if err := x.ctx.Err(); err != nil {
+		return x.fail("export", err)
+	}
+	return nil
 }
 
-// released tells the watchdog that the container was thawed or stopped:
-// it has nothing to thaw any more.
-func (wd *watchdog) released() {
-	_, _ = wd.w.WriteString("released\n")
-}
-
-// stop tells the watchdog that this process finished, and reaps it in the
-// background. With clean the watchdog exits at once (this process thawed
-// the container); otherwise it thaws it again until no CRIU runs.
-func (wd *watchdog) stop(clean bool) {
-	if clean {
-		_, _ = wd.w.WriteString("done\n")
-	} else {
-		_, _ = wd.w.WriteString("unfinished\n")
+// progress is the Progress the archive is written with: the caller's,
+// and under the fault tests' hook (testStopEnv) the stop point inside
+// the write first.
+func (x *exportJob) progress() func(int64) {
+	progress := x.opts.Progress
+	if os.Getenv(testStopEnv) == "" {
+		return progress
 	}
-	_ = wd.w.Close()
-	go func() { _ = wd.cmd.Wait() }()
-}
-
-// countingWriter counts bytes and reports them. With f set (the
-// archive's file, written from its start) it has the kernel start writing
-// each window of writebackWindow bytes to disk as soon as it is written
-// (sync_file_range), so the disk works while the rest is compressed and
-// the final fsync finds little left to write.
-type countingWriter struct {
-	w        io.Writer
-	f        *os.File
-	n        int64
-	started  int64 // bytes whose write-back was started
-	progress func(int64)
-	ctx      context.Context
-}
-
-const writebackWindow = 8 << 20
-
-// WriteAt writes to the file (the manifest over its reservation).
-func (c *countingWriter) WriteAt(p []byte, off int64) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.f.WriteAt(p, off)
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	if c.f != nil && c.n-c.started >= writebackWindow {
-		// Only a hint: an error here shows at the fsync.
-		_ = unix.SyncFileRange(int(c.f.Fd()), c.started, c.n-c.started, unix.SYNC_FILE_RANGE_WRITE)
-		c.started = c.n
-	}
-	if c.progress != nil {
-		c.progress(c.n)
-	}
-	return n, err
-}
-
-// writeArchive writes the v1 archive of container c to f, with the images
-// of imgDir under pre-checkpoint/ (o.PreCheckpoint) or checkpoint/, and
-// returns its size, manifest and manifest digest. The container layer's
-// changes and the volumes are layers, copied earlier; th, if not nil, is
-// summing the pages images since the dump began (prehashed counts those
-// whose sums it gives); hf is the host's description.
-func (e *Engine) writeArchive(ctx context.Context, f *os.File, c *Container, imgDir, work string, comp format.Compression, o *ExportOptions, parent *format.Parent, pt *phaseTimer, layers []layerMember, th *tailHasher, prehashed *int, hf *hostFacts) (int64, *format.Manifest, format.Digest, error) {
-	host, cpuinfo, err := hf.wait()
-	if err != nil {
-		return 0, nil, "", err
-	}
-	header := format.Manifest{
-		Created:   c.CheckpointedAt.Truncate(time.Second),
-		Engine:    format.Engine{Name: "ckpt", Version: Version},
-		Container: format.Container{Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID, Runtime: filepath.Base(e.runtimePath())},
-		Host:      host,
-		Options: format.Options{
-			LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks,
-			IgnoreRootfs: o.IgnoreRootfs, IgnoreVolumes: o.IgnoreVolumes, Compression: string(comp),
-			PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious,
-		},
-		Parent: parent,
-	}
-	dirName := format.CheckpointDir
-	if o.PreCheckpoint {
-		dirName = format.PreCheckpointDir
-	}
-	// NewFileWriter writes the manifest over its reservation at the end,
-	// reading each member once. O_DIRECT where the file system has it;
-	// otherwise unbuffered (the writer writes whole frames) through the
-	// page cache.
-	var file format.File
-	var written func() (int64, error)
-	if dw, err := fileio.NewDirectWriter(ctx, f, o.Progress); err == nil {
-		defer dw.Release()
-		file, written = dw, func() (int64, error) { return dw.Written(), dw.Finish() }
-	} else {
-		cw := &countingWriter{w: f, f: f, progress: o.Progress, ctx: ctx}
-		file, written = cw, func() (int64, error) { return cw.n, nil }
-	}
-	zw := format.NewFileWriter(file, header, &format.WriterOptions{Compression: comp})
-	if err := zw.AddDir(dirName, imgDir); err != nil {
-		return 0, nil, "", err
-	}
-	cfg, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return 0, nil, "", err
-	}
-	if err := zw.AddBytes(format.ConfigName, cfg); err != nil {
-		return 0, nil, "", err
-	}
-	if err := zw.AddFile(format.SpecName, filepath.Join(e.containerDir(c.ID), "config.json")); err != nil {
-		return 0, nil, "", err
-	}
-	if _, err := os.Stat(filepath.Join(work, crit.StatsDump)); err == nil {
-		if err := zw.AddFile(format.StatsName, filepath.Join(work, crit.StatsDump)); err != nil {
-			return 0, nil, "", err
+	once := false
+	return func(n int64) {
+		if !once {
+			once = true
+			x.j.running("writing")
 		}
-	}
-	if err := zw.AddFile(format.CPUInfoName, cpuinfo); err != nil {
-		return 0, nil, "", err
-	}
-	if log, err := readTail(filepath.Join(e.containerDir(c.ID), logFile), 16<<20); err == nil {
-		if err := zw.AddBytes(format.ContainerLogName, log); err != nil {
-			return 0, nil, "", err
+		if progress != nil {
+			progress(n)
 		}
-	}
-	if th != nil {
-		// The writer asks for each sum after it copied the image, by
-		// when the hasher has caught up with the end of the dump.
-		pages, _ := filepath.Glob(filepath.Join(imgDir, "pages-*.img"))
-		for _, p := range pages {
-			fi, err := os.Lstat(p)
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			n := filepath.Base(p)
-			if err := zw.SetSumFunc(dirName+"/"+n, fi.Size(), func() (format.Sum, error) { return th.sum(n) }); err != nil {
-				return 0, nil, "", err
-			}
-			*prehashed++
-		}
-	}
-	for _, l := range layers {
-		if err := zw.Add(l.name, l.src); err != nil {
-			return 0, nil, "", err
-		}
-		if l.sum != nil {
-			if err := zw.SetSum(l.name, *l.sum); err != nil {
-				return 0, nil, "", err
-			}
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return 0, nil, "", err
-	}
-	n, err := written()
-	if err != nil {
-		return 0, nil, "", err
-	}
-	pt.done("write_archive")
-	m, md := zw.Manifest()
-	return n, m, md, nil
-}
-
-// volumeStore is the engine's named volume store.
-func (e *Engine) volumeStore() *volumes.Store {
-	return &volumes.Store{Root: e.volumesDir(), InUse: func(name string) bool {
-		// Not reconciled: a volume's user is whatever the records say
-		// (and reconciling imports removes volumes through this store).
-		list, _ := e.list(context.Background(), false)
-		for _, c := range list {
-			for _, m := range c.Mounts {
-				if m.Type == "volume" && m.Name == name {
-					return true
-				}
-			}
-		}
-		return false
-	}}
-}
-
-// layerMember is an archive member made from the container's layer or
-// volumes.
-type layerMember struct {
-	name string
-	src  format.Source
-	sum  *format.Sum // of src's content, if known
-}
-
-// layerMembers returns the members for c's container layer changes
-// (rootfs-diff.tar, deleted.files; not with o.IgnoreRootfs) and named
-// volumes (volumes/<name>.tar; not with o.IgnoreVolumes), each made once
-// now into a file in the first of dirs that has room for it (a tmpfs
-// that fills up gives way to the next), summed on the way so the archive
-// writer reads it once.
-func (e *Engine) layerMembers(ctx context.Context, c *Container, o *ExportOptions, dirs ...string) (ms []layerMember, err error) {
-	if !o.IgnoreRootfs {
-		s, err := e.storeOpen()
-		if err != nil {
-			return nil, err
-		}
-		lower, err := s.MountImage(c.ImageID, nil, "")
-		if err != nil {
-			return nil, fmt.Errorf("mount image %s: %w", c.Image, err)
-		}
-		defer func() { _, _ = s.UnmountImage(c.ImageID, false) }()
-		opts := &rootfs.ChangesOptions{Skip: []string{"/proc", "/sys", "/dev"}}
-		for _, m := range c.Mounts {
-			opts.Skip = append(opts.Skip, m.Destination)
-		}
-		if s.GraphDriverName() == "overlay" {
-			if sc, err := s.Container(c.ID); err == nil {
-				upper := filepath.Join(e.storageRoot(), "overlay", sc.LayerID, "diff")
-				if fi, err := os.Stat(upper); err == nil && fi.IsDir() {
-					opts.Upper = upper
-				}
-			}
-		}
-		changes, err := rootfs.Changes(ctx, lower, c.Rootfs, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list container layer changes: %w", err)
-		}
-		wo := &rootfs.WriteOptions{FIFOs: true}
-		root := c.Rootfs
-		ms = append(ms, layerMember{name: format.RootfsDiffName, src: format.StreamSource(func(w io.Writer) error {
-			return rootfs.WriteDiff(ctx, w, root, changes, wo)
-		})})
-		if del := rootfs.DeletedFiles(changes); len(del) > 0 {
-			var b strings.Builder
-			if err := rootfs.WriteDeleted(&b, changes); err != nil {
-				return nil, err
-			}
-			ms = append(ms, layerMember{name: format.DeletedFilesName, src: format.BytesSource([]byte(b.String()))})
-		}
-	}
-	if !o.IgnoreVolumes {
-		st := e.volumeStore()
-		for _, m := range c.Mounts {
-			if m.Type == "volume" {
-				ms = append(ms, layerMember{name: volumes.MemberName(m.Name), src: st.Source(ctx, m.Name)})
-			}
-		}
-	}
-	for i, m := range ms {
-		var err error
-		for _, dir := range dirs {
-			if err = os.MkdirAll(dir, 0o700); err != nil {
-				break
-			}
-			file := filepath.Join(dir, strconv.Itoa(i))
-			var sum format.Sum
-			if sum, err = copySource(file, m.src); err == nil {
-				ms[i].src, ms[i].sum = format.FileSource(file), &sum
-				break
-			}
-			_ = os.Remove(file)
-			if !errors.Is(err, syscall.ENOSPC) {
-				break
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("copy %s: %w", m.name, err)
-		}
-	}
-	return ms, nil
-}
-
-// copySource writes the content of src to a new file and returns its sum.
-func copySource(file string, src format.Source) (_ format.Sum, err error) {
-	rc, err := src.Open()
-	if err != nil {
-		return format.Sum{}, err
-	}
-	defer rc.Close()
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return format.Sum{}, err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	sm := format.NewSummer()
-	_, err = io.CopyBuffer(io.MultiWriter(f, sm), struct{ io.Reader }{rc}, make([]byte, 1<<20))
-	return sm.Sum(), err
-}
-
-// readTail returns at most the last max bytes of the file at path.
-func readTail(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := fi.Size() - max
-	if off < 0 {
-		off = 0
-	}
-	return io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
-}
-
-// hostFacts is the host's description for a manifest (hostInfo) and its
-// CPU (`criu cpuinfo dump`), found in the background while the container
-// is dumped (three programs, none of which needs the container), or taken
-// from the run root's cache (probeHost).
-type hostFacts struct {
-	done    chan struct{}
-	dir     string
-	host    format.Host
-	cpuinfo string
-	err     error
-}
-
-// probeHost starts finding the host's facts; the CPU image goes to a new
-// directory in parent. They come from the run root's cache when it was
-// made by the same boot with the same CRIU and runtime (hostFactsKey):
-// three programs spawned while runc and CRIU start cost CRIU's dump its
-// start, 0.15–0.2 s of it in 2 of 6 exports measured at 1 GiB.
-func (e *Engine) probeHost(ctx context.Context, parent string) *hostFacts {
-	hf := &hostFacts{done: make(chan struct{})}
-	go func() {
-		defer close(hf.done)
-		if err := os.MkdirAll(parent, 0o700); err != nil {
-			hf.err = err
-			return
-		}
-		if hf.dir, hf.err = os.MkdirTemp(parent, "cpuinfo-"); hf.err != nil {
-			return
-		}
-		hf.cpuinfo = filepath.Join(hf.dir, "cpuinfo.img")
-		key := e.hostFactsKey()
-		cache := filepath.Join(e.runRoot(), "host-facts.json")
-		if host, img, ok := readHostFacts(cache, key); ok {
-			if hf.err = os.WriteFile(hf.cpuinfo, img, 0o600); hf.err == nil {
-				hf.host = host
-				return
-			}
-		}
-		cpu := make(chan error, 1)
-		go func() {
-			_, err := runTool(ctx, "criu cpuinfo dump", []string{e.criuPath(), "cpuinfo", "dump", "-D", hf.dir}, "", ErrCRIUMissing)
-			cpu <- err
-		}()
-		hf.host, hf.err = e.hostInfo(ctx)
-		if err := <-cpu; err != nil && hf.err == nil {
-			hf.err = fmt.Errorf("record CPU: %w", err)
-		}
-		if hf.err == nil && key != "" {
-			if img, err := os.ReadFile(hf.cpuinfo); err == nil {
-				writeHostFacts(cache, key, hf.host, img)
-			}
-		}
-	}()
-	return hf
-}
-
-// hostFactsKey identifies what the host's facts depend on: the boot, the
-// kernel, and the CRIU and runtime binaries (path, size, mtime); "" if
-// any of them cannot be told.
-func (e *Engine) hostFactsKey() string {
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	key := strings.TrimSpace(string(boot)) + " " + kernelRelease()
-	for _, p := range []string{e.criuPath(), e.runtimePath()} {
-		path, err := exec.LookPath(p)
-		if err != nil {
-			return ""
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			return ""
-		}
-		key += fmt.Sprintf(" %s:%d:%d", path, fi.Size(), fi.ModTime().UnixNano())
-	}
-	return key
-}
-
-// hostFactsCache is the run root's record of the host's facts.
-type hostFactsCache struct {
-	Key     string      `json:"key"`
-	Host    format.Host `json:"host"`
-	CPUInfo []byte      `json:"cpuinfo"`
-}
-
-// readHostFacts returns the facts cached in path under key.
-func readHostFacts(path, key string) (format.Host, []byte, bool) {
-	if key == "" {
-		return format.Host{}, nil, false
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return format.Host{}, nil, false
-	}
-	var c hostFactsCache
-	if json.Unmarshal(data, &c) != nil || c.Key != key || len(c.CPUInfo) == 0 {
-		return format.Host{}, nil, false
-	}
-	return c.Host, c.CPUInfo, true
-}
-
-// writeHostFacts caches the facts in path under key; a failure only
-// costs the next export the probes.
-func writeHostFacts(path, key string, host format.Host, cpuinfo []byte) {
-	data, err := json.Marshal(hostFactsCache{Key: key, Host: host, CPUInfo: cpuinfo})
-	if err == nil && os.MkdirAll(filepath.Dir(path), 0o700) == nil {
-		_ = fsutil.WriteFileAtomic(path, data, 0o600)
 	}
 }
 
-// wait returns the host's description and the path of its CPU image.
-func (hf *hostFacts) wait() (format.Host, string, error) {
-	<-hf.done
-	return hf.host, hf.cpuinfo, hf.err
+// commit renames the archive onto the target and syncs the directory.
+// From then on the archive stays, and a container the dump stopped stays
+// checkpointed, whatever fails.
+func (x *exportJob) commit() error {
+	x.j.phase("commit")
+	if err := os.Rename(x.tmp, x.abs); err != nil {
+		return x.fail("rename archive", err)
+	}
+	x.removeTmp.drop()
+	x.rb = nil
+	if err := fsutil.SyncDir(x.dir); err != nil {
+		return fmt.Errorf("sync %s: %w (the archive %s is complete)", x.dir, err, x.abs)
+	}
+	x.pt.done("commit")
+	return nil
 }
 
-// close waits for the probes and removes the CPU image.
-func (hf *hostFacts) close() {
-	<-hf.done
-	if hf.dir != "" {
-		_ = fsutil.RemoveAll(hf.dir)
+// record records the export in the container's record (dump.go's save):
+// when it was checkpointed, a pre-checkpoint's new level with its
+// archive. The images of a container that runs on are in the archive:
+// they are removed before the page cache writes them to disk.
+func (x *exportJob) record() error {
+	x.j.phase("record")
+	if x.o.LeaveRunning {
+		x.c.CheckpointedAt, x.c.CheckpointTCP = x.rec.CheckpointedAt, x.rec.CheckpointTCP
 	}
-}
-
-// hostInfo describes this host for a manifest.
-func (e *Engine) hostInfo(ctx context.Context) (format.Host, error) {
-	h := format.Host{Kernel: kernelRelease(), Arch: runtime.GOARCH}
-	v, _, err := e.criuVersion(ctx)
-	if err != nil {
-		return h, err
-	}
-	h.CRIUVersion = v
-	if out, err := exec.CommandContext(ctx, e.runtimePath(), "--version").Output(); err == nil {
-		if first, _, _ := strings.Cut(string(out), "\n"); first != "" {
-			h.RuntimeVersion = strings.TrimPrefix(strings.TrimSpace(first), "runc version ")
+	var level *PreCheckpointRecord
+	if x.o.PreCheckpoint {
+		level = &PreCheckpointRecord{
+			Manifest: x.archive.digest, Images: format.ImagesDigest(x.archive.manifest.Members, format.PreCheckpointDir),
+			At: x.rec.CheckpointedAt, Method: x.method,
 		}
 	}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		h.CPU = parseCPUInfo(string(data))
+	if x.o.LeaveRunning && !x.o.PreCheckpoint && !x.o.WithPrevious {
+		_ = fsutil.RemoveAll(x.imgDir)
 	}
-	return h, nil
-}
-
-// parseCPUInfo reads the first processor's vendor, model name and flags
-// from /proc/cpuinfo text.
-func parseCPUInfo(s string) format.CPU {
-	var cpu format.CPU
-	for _, line := range strings.Split(s, "\n") {
-		if line == "" && cpu.Vendor != "" {
-			break
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		switch strings.TrimSpace(k) {
-		case "vendor_id", "CPU implementer":
-			if cpu.Vendor == "" {
-				cpu.Vendor = v
-			}
-		case "model name", "CPU part":
-			if cpu.Model == "" {
-				cpu.Model = v
-			}
-		case "flags", "Features":
-			if cpu.Flags == nil {
-				cpu.Flags = strings.Fields(v)
-				sort.Strings(cpu.Flags)
-			}
-		}
+	if err := x.save(level); err != nil {
+		return fmt.Errorf("%w (the archive %s is complete)", err, x.abs)
 	}
-	return cpu
+	x.pt.done("save_state")
+	return nil
 }

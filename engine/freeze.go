@@ -62,10 +62,9 @@ func (f *cgroupFreezer) frozen() (bool, error) {
 // thaw thaws the cgroup; it is harmless on one that is not frozen.
 func (f *cgroupFreezer) thaw() error { return f.set(false) }
 
-// freeze freezes the cgroup. It polls every millisecond: CRIU, when it
-// freezes a container itself, polls every 100 ms, so that its dump of a
-// container it froze begins ~100 ms later than that of one found frozen
-// (measured: CRIU's freezing_time 101 ms against 1.5 ms). On any error the
+// freeze freezes the cgroup. It polls every millisecond, because CRIU,
+// when it freezes a container itself, polls every 100 ms and begins its
+// dump that much later (docs/MIGRATION.md, Measured). On any error the
 // cgroup is thawed again and the error returned; the caller can let CRIU
 // freeze instead.
 func (f *cgroupFreezer) freeze() error {
@@ -97,9 +96,8 @@ func (f *cgroupFreezer) freeze() error {
 // preDumpScript is the CRIU action script that freezes the container the
 // way freeze does, at CRIU's pre-dump action: after runc and CRIU have
 // started, right before CRIU seizes the container's processes. The
-// container thus keeps running during their start (measured at 1 GiB:
-// 0.054–0.073 s from runc's start to the freeze), and CRIU still finds it
-// frozen. Once frozen, the script creates marker, whose mtime is when. It
+// container thus keeps running during their start, and CRIU still finds
+// it frozen. Once frozen, the script creates marker, whose mtime is when. It
 // always exits 0: a container it could not freeze after tries polls a
 // millisecond apart (it then thaws it) is frozen by CRIU as usual. sleep
 // is coreutils', which takes fractions.

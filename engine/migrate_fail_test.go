@@ -165,7 +165,7 @@ func TestExportFailures(t *testing.T) {
 	// times under new names: three more running containers, each with its
 	// own ID and PID namespace, counting on from the same value.
 	archive := filepath.Join(t.TempDir(), "a.tar.zst")
-	xr, err := e.Export(ctx, "f", archive, &ExportOptions{LeaveRunning: true})
+	xr, err := e.Export(ctx, "f", archive, &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestImportPodman(t *testing.T) {
 	// archive, to another host (the mounts podman provided are provided
 	// there too).
 	archive2 := filepath.Join(t.TempDir(), "again.tar.zst")
-	if _, err := e.Export(ctx, "ckpt-mkpodman", archive2, &ExportOptions{LeaveRunning: true}); err != nil {
+	if _, err := e.Export(ctx, "ckpt-mkpodman", archive2, &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}}); err != nil {
 		t.Fatal(err)
 	}
 	at := lastCounter(logsOf(t, e, "ckpt-mkpodman"))

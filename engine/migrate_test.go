@@ -245,7 +245,7 @@ func TestMigrateTCP(t *testing.T) {
 	}
 	waitLog(t, src, "tcp", "tcp ok 3", func(l string) bool { return lastOK(l) >= 3 })
 	archive := filepath.Join(t.TempDir(), "tcp.tar")
-	if _, err := src.Export(ctx, "tcp", archive, &ExportOptions{TCPEstablished: true, Compression: format.None}); err != nil {
+	if _, err := src.Export(ctx, "tcp", archive, &ExportOptions{CheckpointOptions: CheckpointOptions{TCPEstablished: true}, Compression: format.None}); err != nil {
 		t.Fatal(err)
 	}
 	before := lastOK(logsOf(t, src, "tcp"))

@@ -117,7 +117,7 @@ func TestPreCopyChain(t *testing.T) {
 	}
 
 	start := time.Now()
-	r1, err := src.Export(ctx, "chain", pre1, &ExportOptions{PreCheckpoint: true})
+	r1, err := src.Export(ctx, "chain", pre1, &ExportOptions{CheckpointOptions: CheckpointOptions{PreCheckpoint: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestPreCopyChain(t *testing.T) {
 	// (Uncompressed, its CRIU images alone are larger than the tmpfs
 	// even when no page changed.)
 	small := mountTmpfs(t, "size=16k")
-	if _, err := src.Export(ctx, "chain", filepath.Join(small, "final.tar"), &ExportOptions{WithPrevious: true, Compression: format.None}); err == nil || !strings.Contains(err.Error(), "restored from its dump") {
+	if _, err := src.Export(ctx, "chain", filepath.Join(small, "final.tar"), &ExportOptions{CheckpointOptions: CheckpointOptions{WithPrevious: true}, Compression: format.None}); err == nil || !strings.Contains(err.Error(), "restored from its dump") {
 		t.Fatalf("final export to a full disk = %v, want an error saying the container was restored", err)
 	}
 	checkNoArchive(t, small)
@@ -140,7 +140,7 @@ func TestPreCopyChain(t *testing.T) {
 	}
 	tick()
 	atPre2 := lastCounter(logsOf(t, src, "chain")) // at most the count at the second dump
-	r2, err := src.Export(ctx, "chain", pre2, &ExportOptions{PreCheckpoint: true})
+	r2, err := src.Export(ctx, "chain", pre2, &ExportOptions{CheckpointOptions: CheckpointOptions{PreCheckpoint: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +158,8 @@ func TestPreCopyChain(t *testing.T) {
 	}
 	tick()
 	fullDir := filepath.Join(t.TempDir(), "full")
-	rf, err := src.Export(ctx, "chain", final, &ExportOptions{WithPrevious: true, LeaveRunning: true,
-		beforeDedup: func(imgDir string) error { return linkDir(fullDir, imgDir) }})
+	rf, err := src.Export(ctx, "chain", final, &ExportOptions{CheckpointOptions: CheckpointOptions{WithPrevious: true, LeaveRunning: true,
+		beforeDedup: func(imgDir string) error { return linkDir(fullDir, imgDir) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestPreCopyChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherPre := path("other-pre.tar.zst")
-	if _, err := src.Export(ctx, other.ID, otherPre, &ExportOptions{PreCheckpoint: true}); err != nil {
+	if _, err := src.Export(ctx, other.ID, otherPre, &ExportOptions{CheckpointOptions: CheckpointOptions{PreCheckpoint: true}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -235,7 +235,7 @@ func TestPreCopyChain(t *testing.T) {
 
 	// A full export of the same container: the size baseline, and the
 	// end of the chain.
-	xr, err := src.Export(ctx, "chain", full, &ExportOptions{LeaveRunning: true})
+	xr, err := src.Export(ctx, "chain", full, &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

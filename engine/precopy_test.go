@@ -36,10 +36,10 @@ func TestPreCopyMigrate(t *testing.T) {
 	dir := t.TempDir()
 	pre, final, full := filepath.Join(dir, "pre.tar.zst"), filepath.Join(dir, "final.tar.zst"), filepath.Join(dir, "full.tar.zst")
 
-	if _, err := src.Export(ctx, "pc", final, &ExportOptions{WithPrevious: true}); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "run checkpoint -P first") {
+	if _, err := src.Export(ctx, "pc", final, &ExportOptions{CheckpointOptions: CheckpointOptions{WithPrevious: true}}); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "run checkpoint -P first") {
 		t.Fatalf("Export WithPrevious without a pre-checkpoint = %v, want ErrState saying to run -P first", err)
 	}
-	pr, err := src.Export(ctx, "pc", pre, &ExportOptions{PreCheckpoint: true})
+	pr, err := src.Export(ctx, "pc", pre, &ExportOptions{CheckpointOptions: CheckpointOptions{PreCheckpoint: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestPreCopyMigrate(t *testing.T) {
 	// One tick (1% of the pages dirtied) between the two dumps, maybe two.
 	ticked := lastCounter(logsOf(t, src, "pc"))
 	waitLog(t, src, "pc", "the next tick", func(l string) bool { return lastCounter(l) > ticked })
-	fr, err := src.Export(ctx, "pc", final, &ExportOptions{WithPrevious: true})
+	fr, err := src.Export(ctx, "pc", final, &ExportOptions{CheckpointOptions: CheckpointOptions{WithPrevious: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestPreCopyMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherPre := filepath.Join(dir, "other-pre.tar.zst")
-	if _, err := src.Export(ctx, other.ID, otherPre, &ExportOptions{PreCheckpoint: true}); err != nil {
+	if _, err := src.Export(ctx, other.ID, otherPre, &ExportOptions{CheckpointOptions: CheckpointOptions{PreCheckpoint: true}}); err != nil {
 		t.Fatal(err)
 	}
 	var pagesMember string

@@ -326,7 +326,7 @@ func TestPreCheckpointDepthLimit(t *testing.T) {
 	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "take the final checkpoint") {
 		t.Errorf("-P at depth %d = %v, want ErrState telling to take the final checkpoint", format.MaxParentDepth, err)
 	}
-	_, err = e.Export(ctx, "deep", filepath.Join(t.TempDir(), "x.tar"), &ExportOptions{PreCheckpoint: true})
+	_, err = e.Export(ctx, "deep", filepath.Join(t.TempDir(), "x.tar"), &ExportOptions{CheckpointOptions: CheckpointOptions{PreCheckpoint: true}})
 	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "take the final checkpoint") {
 		t.Errorf("-P --export at depth %d = %v, want ErrState telling to take the final checkpoint", format.MaxParentDepth, err)
 	}

@@ -19,10 +19,9 @@ import (
 // pages-*.img of dir from its start, reading what has been written so far
 // and polling every 2 ms for more, until told that the dump ended; then it
 // reads each to its end. CRIU writes them sequentially, in the page cache,
-// while the container is frozen: the hashing runs on another core, and on
-// the machine measured (bench/RESULTS.md) CRIU's frozen time did not grow
-// (256 MiB: 0.245–0.305 s with it, 0.276–0.333 s without, six runs each)
-// while the archive's write took 0.2–0.25 s less per GiB.
+// while the container is frozen, and the hashing runs on another core: it
+// takes work off the archive's write without lengthening the freeze
+// (docs/MIGRATION.md, Measured).
 type tailHasher struct {
 	dir   string
 	ended chan struct{}

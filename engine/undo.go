@@ -17,7 +17,7 @@ import (
 //	}
 //	u.push("remove the thing", removeThing)
 type undoStack struct {
-	steps []undoStep
+	steps []*undoStep
 }
 
 // undoStep is one pushed undo.
@@ -27,9 +27,21 @@ type undoStep struct {
 }
 
 // push registers fn, which undoes what the phase just did; what names it
-// in errors ("remove the container").
-func (u *undoStack) push(what string, fn func() error) {
-	u.steps = append(u.steps, undoStep{what: what, fn: fn})
+// in errors ("remove the container"). The step returned can be dropped
+// by a later phase that undid or settled it itself (a container thawed
+// on the way, an archive renamed into place).
+func (u *undoStack) push(what string, fn func() error) *undoStep {
+	s := &undoStep{what: what, fn: fn}
+	u.steps = append(u.steps, s)
+	return s
+}
+
+// drop removes the step from its stack: it will not run. Nil does
+// nothing.
+func (s *undoStep) drop() {
+	if s != nil {
+		s.fn = nil
+	}
 }
 
 // unwind runs every step, last first, even when one fails, and returns
@@ -38,6 +50,9 @@ func (u *undoStack) unwind() error {
 	var errs []error
 	for i := len(u.steps) - 1; i >= 0; i-- {
 		s := u.steps[i]
+		if s.fn == nil {
+			continue
+		}
 		if err := s.fn(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.what, err))
 		}
@@ -57,6 +72,28 @@ func (u *undoStack) unwindOn(err *error) {
 	if uerr := u.unwind(); uerr != nil {
 		*err = &UndoError{Err: *err, Undo: uerr}
 	}
+}
+
+// pipeline runs an operation's phases with its two stacks: undo, what a
+// failed operation undoes, and held, what the operation holds until it
+// ends (its lock, its journal), released after any undo, whatever
+// happened.
+type pipeline struct {
+	undo, held undoStack
+}
+
+// run runs the phases in turn until one fails; then it undoes what the
+// earlier ones did, last first. Either way it then releases what the
+// operation holds, last first.
+func (p *pipeline) run(phases ...func() error) (err error) {
+	defer func() { _ = p.held.unwind() }()
+	defer p.undo.unwindOn(&err)
+	for _, phase := range phases {
+		if err := phase(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // UndoError is a failed operation whose undo failed too: what is left

@@ -30,6 +30,15 @@ type checkpointContainerJSON struct {
 	Frozen int64 `json:"ckpt_frozen_time,omitempty"`
 }
 
+// newCheckpointStats is one container's entry of the --print-stats
+// document of a checkpoint or an export.
+func newCheckpointStats(r *engine.DumpResult) checkpointContainerJSON {
+	return checkpointContainerJSON{
+		ID: r.Container.ID, RuntimeDuration: r.Runtime.Microseconds(), CRIU: r.CRIU, Phases: r.Phases,
+		Incremental: newIncrementalStats(r.Dedup), PreCopy: r.PreCopy, Frozen: r.Frozen.Microseconds(),
+	}
+}
+
 // incrementalStatsJSON reports the deduplication of a --with-previous
 // checkpoint against its pre-checkpoint (incremental.Stats).
 type incrementalStatsJSON struct {
@@ -64,15 +73,31 @@ type restoreContainerJSON struct {
 	Phases          []engine.Phase         `json:"ckpt_phases"`
 }
 
-// selectContainers applies podman's rule for -a/-l/names and returns the
-// references to act on, or a usage message.
-// eachSelected selects the containers named in args (or all, or the
-// latest) in state want, runs op on each in turn, and reports like podman:
-// each container's name as op succeeds, or with printStats the stats
-// document (which op fills) at the end. A failing container does not stop
-// the others; the exit code is the last failure's.
-func eachSelected(ctx context.Context, env *cmdEnv, c *command, all, latest bool, args []string, want engine.Status, printStats bool, stats any, op func(ref string) error) int {
-	refs, msg, err := selectContainers(ctx, env, all, latest, args, want)
+// selection is the containers a command names: by name or ID (args),
+// all of them in state want (-a), or the latest (-l).
+type selection struct {
+	all, latest bool
+	args        []string
+	want        engine.Status
+}
+
+// eachOp is a command run on each selected container.
+type eachOp struct {
+	selection
+	// printStats prints stats, the document op fills, at the end instead
+	// of each container's name.
+	printStats bool
+	stats      any
+	op         func(ref string) error
+}
+
+// eachSelected selects the containers of x.selection, runs x.op on each
+// in turn, and reports like podman: each container's name as op
+// succeeds, or with printStats the stats document at the end. A failing
+// container does not stop the others; the exit code is the last
+// failure's.
+func eachSelected(ctx context.Context, env *cmdEnv, c *command, x *eachOp) int {
+	refs, msg, err := selectContainers(ctx, env, &x.selection)
 	if msg != "" {
 		return usageError(env, c, "%s", msg)
 	}
@@ -81,25 +106,27 @@ func eachSelected(ctx context.Context, env *cmdEnv, c *command, all, latest bool
 	}
 	rc := exitOK
 	for _, ref := range refs {
-		if err := op(ref); err != nil {
+		if err := x.op(ref); err != nil {
 			rc = env.fail(err)
 			continue
 		}
-		if !printStats {
+		if !x.printStats {
 			fmt.Fprintln(env.stdout, ref)
 		}
 	}
-	if printStats {
-		if err := writeJSON(env.stdout, stats); err != nil {
+	if x.printStats {
+		if err := writeJSON(env.stdout, x.stats); err != nil {
 			return env.fail(err)
 		}
 	}
 	return rc
 }
 
-func selectContainers(ctx context.Context, env *cmdEnv, all, latest bool, args []string, want engine.Status) ([]string, string, error) {
+// selectContainers applies podman's rule for -a/-l/names and returns the
+// references to act on, or a usage message.
+func selectContainers(ctx context.Context, env *cmdEnv, s *selection) ([]string, string, error) {
 	n := 0
-	for _, b := range []bool{all, latest, len(args) > 0} {
+	for _, b := range []bool{s.all, s.latest, len(s.args) > 0} {
 		if b {
 			n++
 		}
@@ -109,26 +136,26 @@ func selectContainers(ctx context.Context, env *cmdEnv, all, latest bool, args [
 		return nil, "you must provide at least one name or id", nil
 	case n > 1:
 		return nil, "--all, --latest and containers cannot be used together", nil
-	case latest:
+	case s.latest:
 		c, err := env.eng.Latest(ctx)
 		if err != nil {
 			return nil, "", err
 		}
 		return []string{c.ID}, "", nil
-	case all:
+	case s.all:
 		list, err := env.eng.List(ctx)
 		if err != nil {
 			return nil, "", err
 		}
 		var refs []string
 		for _, c := range list {
-			if c.Status == want {
+			if c.Status == s.want {
 				refs = append(refs, c.ID)
 			}
 		}
 		return refs, "", nil
 	}
-	return args, "", nil
+	return s.args, "", nil
 }
 
 func checkpointCmd() *command {
@@ -172,7 +199,8 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		fs := newFlags(c)
 		all := fs.BoolP("all", "a", false, "checkpoint all running containers")
 		latest := fs.BoolP("latest", "l", false, "checkpoint the most recently created container")
-		var o engine.CheckpointOptions
+		var xo engine.ExportOptions
+		o := &xo.CheckpointOptions
 		fs.BoolVarP(&o.LeaveRunning, "leave-running", "R", false, "leave the container running after checkpointing")
 		fs.BoolVar(&o.TCPEstablished, "tcp-established", false, "checkpoint established TCP connections")
 		fs.BoolVar(&o.FileLocks, "file-locks", false, "checkpoint file locks")
@@ -180,7 +208,7 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		fs.BoolVarP(&o.PreCheckpoint, "pre-checkpoint", "P", false, "take a pre-checkpoint; the container keeps running")
 		fs.BoolVar(&o.WithPrevious, "with-previous", false, "final checkpoint: keep only the pages changed since the pre-checkpoint")
 		printStats := fs.Bool("print-stats", false, "print statistics as JSON")
-		xf := addExportFlags(fs)
+		xf := addExportFlags(fs, &xo)
 		rest, code := parse(c, env, fs, args, 0, -1)
 		if code >= 0 {
 			return code
@@ -188,22 +216,20 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		if o.PreCheckpoint && o.WithPrevious {
 			return usageError(env, c, "--pre-checkpoint and --with-previous cannot be used together")
 		}
+		sel := selection{all: *all, latest: *latest, args: rest, want: engine.StatusRunning}
 		if xf.used(fs) {
-			return runExport(ctx, env, c, fs, xf, &o, *all, *latest, rest, *printStats)
+			return runExport(ctx, env, c, &exportRun{fs: fs, flags: xf, opts: xo, sel: sel, printStats: *printStats})
 		}
 		stats := checkpointStatsJSON{Containers: []checkpointContainerJSON{}}
-		return eachSelected(ctx, env, c, *all, *latest, rest, engine.StatusRunning, *printStats, &stats, func(ref string) error {
-			res, err := env.eng.Checkpoint(ctx, ref, &o)
+		return eachSelected(ctx, env, c, &eachOp{selection: sel, printStats: *printStats, stats: &stats, op: func(ref string) error {
+			res, err := env.eng.Checkpoint(ctx, ref, o)
 			if err != nil {
 				return err
 			}
 			stats.Duration += res.Total.Microseconds()
-			stats.Containers = append(stats.Containers, checkpointContainerJSON{
-				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
-				Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy, Frozen: res.Frozen.Microseconds(),
-			})
+			stats.Containers = append(stats.Containers, newCheckpointStats(&res.DumpResult))
 			return nil
-		})
+		}})
 	}
 	return c
 }
@@ -257,7 +283,8 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 			return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")
 		}
 		stats := restoreStatsJSON{Containers: []restoreContainerJSON{}}
-		return eachSelected(ctx, env, c, *all, *latest, rest, engine.StatusCheckpointed, *printStats, &stats, func(ref string) error {
+		sel := selection{all: *all, latest: *latest, args: rest, want: engine.StatusCheckpointed}
+		return eachSelected(ctx, env, c, &eachOp{selection: sel, printStats: *printStats, stats: &stats, op: func(ref string) error {
 			res, err := env.eng.Restore(ctx, ref, &o)
 			if err != nil {
 				return err
@@ -267,7 +294,7 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 				ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
 			})
 			return nil
-		})
+		}})
 	}
 	return c
 }

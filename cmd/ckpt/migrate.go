@@ -16,18 +16,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// exportFlags are checkpoint's --export flags.
+// exportFlags are checkpoint's --export flags; --ignore-rootfs and
+// --ignore-volumes fill the ExportOptions given to addExportFlags.
 type exportFlags struct {
-	path, compress           string
-	ignoreRootfs, ignoreVols bool
+	path, compress string
 }
 
-func addExportFlags(fs *pflag.FlagSet) *exportFlags {
+func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
 	x := &exportFlags{}
 	fs.StringVarP(&x.path, "export", "e", "", "export the checkpoint to a tar archive `FILE` (for restore --import on another host)")
 	fs.StringVarP(&x.compress, "compress", "c", "zstd", "compression of the --export archive: zstd, gzip or none")
-	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
-	fs.BoolVar(&x.ignoreVols, "ignore-volumes", false, "with --export: leave the named volumes' content out")
+	fs.BoolVar(&o.IgnoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
+	fs.BoolVar(&o.IgnoreVolumes, "ignore-volumes", false, "with --export: leave the named volumes' content out")
 	return x
 }
 
@@ -41,14 +41,24 @@ func (x *exportFlags) used(fs *pflag.FlagSet) bool {
 	return false
 }
 
+// exportRun is `checkpoint --export` as its flags and arguments say.
+type exportRun struct {
+	fs         *pflag.FlagSet
+	flags      *exportFlags
+	opts       engine.ExportOptions // all but Compression and Progress
+	sel        selection
+	printStats bool
+}
+
 // runExport is `ckpt checkpoint --export`: podman's flag rules, then
 // engine.Export.
-func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, x *exportFlags, o *engine.CheckpointOptions, all, latest bool, args []string, printStats bool) int {
+func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
+	x := r.flags
 	if x.path == "" {
 		switch {
-		case fs.Changed("ignore-rootfs"):
+		case r.fs.Changed("ignore-rootfs"):
 			return usageError(env, c, "--ignore-rootfs can only be used with --export")
-		case fs.Changed("ignore-volumes"):
+		case r.fs.Changed("ignore-volumes"):
 			return usageError(env, c, "--ignore-volumes can only be used with --export")
 		default:
 			return usageError(env, c, "--compress can only be used with --export")
@@ -58,7 +68,7 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 	if err != nil {
 		return usageError(env, c, "--compress: %q is not one of zstd, gzip, none", x.compress)
 	}
-	refs, msg, err := selectContainers(ctx, env, all, latest, args, engine.StatusRunning)
+	refs, msg, err := selectContainers(ctx, env, &r.sel)
 	if msg != "" {
 		return usageError(env, c, "%s", msg)
 	}
@@ -68,28 +78,22 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 	if len(refs) != 1 {
 		return usageError(env, c, "--export needs exactly one container (%d selected)", len(refs))
 	}
-	xo := &engine.ExportOptions{
-		LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, FileLocks: o.FileLocks, Keep: o.Keep,
-		Compression: comp, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
-		PreCheckpoint: o.PreCheckpoint, WithPrevious: o.WithPrevious,
-	}
+	xo := r.opts
+	xo.Compression = comp
 	bar := newProgress(env.stderr, "export "+x.path)
 	if bar != nil {
 		xo.Progress = func(n int64) { bar.set(n, 0) }
 	}
-	res, err := env.eng.Export(ctx, refs[0], x.path, xo)
+	res, err := env.eng.Export(ctx, refs[0], x.path, &xo)
 	bar.done(err == nil)
 	if err != nil {
 		return env.fail(err)
 	}
-	if !printStats {
+	if !r.printStats {
 		fmt.Fprintln(env.stdout, refs[0])
 		return exitOK
 	}
-	stats := checkpointStatsJSON{Duration: res.Total.Microseconds(), Containers: []checkpointContainerJSON{{
-		ID: res.Container.ID, RuntimeDuration: res.Runtime.Microseconds(), CRIU: res.CRIU, Phases: res.Phases,
-		Incremental: newIncrementalStats(res.Dedup), PreCopy: res.PreCopy, Frozen: res.Frozen.Microseconds(),
-	}}}
+	stats := checkpointStatsJSON{Duration: res.Total.Microseconds(), Containers: []checkpointContainerJSON{newCheckpointStats(&res.DumpResult)}}
 	if err := writeJSON(env.stdout, stats); err != nil {
 		return env.fail(err)
 	}
