@@ -1,16 +1,13 @@
 package engine
 
 import (
-	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -97,21 +94,6 @@ type ImportResult struct {
 // ErrIncompatible reports an archive taken on a machine this host cannot
 // restore (another architecture, or a CPU missing features the source had).
 var ErrIncompatible = errors.New("engine: checkpoint incompatible with this host")
-
-// maxRecordSize bounds config.dump and spec.dump as the import reads them.
-const maxRecordSize = 16 << 20
-
-// importRecord is what an import takes from an archive: never spec.dump's
-// hooks, namespaces, devices or capabilities.
-type importRecord struct {
-	Name, ID, Image, ImageID string
-	Command, Env             []string
-	Network                  string
-	Volumes                  []Mount // named volumes
-	Binds                    []volumes.BindMount
-	Extra                    []string // destinations of engine-made bind mounts (podman: /etc/hosts...)
-	TCP                      bool
-}
 
 // Import restores a container from a checkpoint archive at path, written
 // by [Engine.Export] or by podman (legacy archives), treating the archive
@@ -475,96 +457,6 @@ func (j *journal) recordVolume(st *volumes.Store, name string) error {
 	return j.update(func(r *opRecord) { r.Volumes = append(r.Volumes, name) })
 }
 
-// newStaging makes an empty staging directory, locked (flock on
-// <dir>.lock) while the import runs: in TmpDir (see [Engine.TmpDir]) when
-// it has room for need bytes, else under Root/import. Staging directories
-// whose lock is free belong to an import that was killed: their imports
-// are reconciled (reconcileImport) and they are removed first.
-func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
-	bases := e.stagingBases()
-	base := bases[0]
-	if len(bases) > 1 && need >= 0 && roomFor(filepath.Dir(bases[1]), need) {
-		base = bases[1]
-	}
-	// Root/import holds the import's record wherever it stages.
-	for _, d := range []string{bases[0], base} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return "", nil, fmt.Errorf("create staging directory: %w", err)
-		}
-	}
-	// Killed imports are undone first; their staging directories go
-	// with their records (unless a monitor still restores from one).
-	e.reconcileImports()
-	e.sweepStaging()
-	d, err := os.MkdirTemp(base, "staging-")
-	for i := 0; i < 3 && errors.Is(err, os.ErrNotExist); i++ {
-		// Another import removed the empty base meanwhile.
-		if err = os.MkdirAll(base, 0o700); err == nil {
-			d, err = os.MkdirTemp(base, "staging-")
-		}
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("create staging directory: %w", err)
-	}
-	l, err := fsutil.TryLock(d+".lock", "import")
-	if err != nil {
-		_ = fsutil.RemoveAll(d)
-		return "", nil, fmt.Errorf("lock staging directory: %w", err)
-	}
-	return d, l, nil
-}
-
-// stagingBases returns the directories staging directories are made in.
-func (e *Engine) stagingBases() []string {
-	bases := []string{filepath.Join(e.root(), "import")}
-	if t := e.transientRoot(); t != "" {
-		bases = append(bases, filepath.Join(t, "import"))
-	}
-	return bases
-}
-
-// sweepStaging removes the staging directories of imports that died:
-// those whose lock is free and that no import record names.
-func (e *Engine) sweepStaging() {
-	for _, b := range e.stagingBases() {
-		ents, err := os.ReadDir(b)
-		if err != nil {
-			continue
-		}
-		for _, d := range ents {
-			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
-				continue
-			}
-			if _, err := os.Lstat(e.importRecordPath(d.Name())); err == nil {
-				continue // a killed import's: reconcileImports undoes it
-			}
-			old := filepath.Join(b, d.Name())
-			if l, err := fsutil.TryLock(old+".lock", "import cleanup"); err == nil {
-				_ = fsutil.RemoveAll(old)
-				_ = os.Remove(old + ".lock")
-				l.Unlock()
-			}
-		}
-	}
-}
-
-// readDeclared returns the manifest of the archive at path (not trusted:
-// Extract checks every size against it; this only picks where to stage
-// and checks the room), or nil if it has none (a legacy archive) or
-// cannot be read.
-func readDeclared(path string) *format.Manifest {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	m, _, err := format.ReadManifest(f)
-	if err != nil {
-		return nil
-	}
-	return m
-}
-
 // restorableNote is what Restore adds to its errors; after a failed
 // import there is no container left to restore.
 const restorableNote = " (the container stays checkpointed and can be restored again)"
@@ -679,228 +571,6 @@ func (e *Engine) checkCompatible(ctx context.Context, staging string, m *format.
 	return nil
 }
 
-// readRecord reads what the import needs from config.dump (and, for
-// podman archives, spec.dump's process section).
-func readRecord(staging string, legacy bool) (*importRecord, error) {
-	cfg, err := readSmall(filepath.Join(staging, format.ConfigName))
-	if err != nil {
-		return nil, fmt.Errorf("read config.dump: %w", err)
-	}
-	if !legacy {
-		var c Container
-		if err := json.Unmarshal(cfg, &c); err != nil {
-			return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
-		}
-		rec := &importRecord{
-			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
-			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
-		}
-		for _, m := range c.Mounts {
-			switch m.Type {
-			case "volume":
-				if !format.ValidVolumeName(m.Name) {
-					return nil, fmt.Errorf("%w: config.dump: invalid volume name %q", format.ErrFormat, m.Name)
-				}
-				if err := (volumes.BindMount{Source: "/", Destination: m.Destination}).Validate(); err != nil {
-					return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, m.Name, err)
-				}
-				rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: m.Name, Destination: m.Destination, ReadOnly: m.ReadOnly})
-			case "cgroup":
-				rec.Extra = append(rec.Extra, "/sys/fs/cgroup")
-			case "bind":
-				if podmanProvided[m.Destination] && filepath.Base(filepath.Dir(m.Source)) == "userdata" {
-					// Provided by the engine for a container imported
-					// from podman: provided again here.
-					rec.Extra = append(rec.Extra, m.Destination)
-					continue
-				}
-				b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
-				if m.ReadOnly {
-					b.Options = []string{"ro"}
-				}
-				rec.Binds = append(rec.Binds, b)
-			default:
-				return nil, fmt.Errorf("%w: config.dump: unknown mount type %q", format.ErrFormat, m.Type)
-			}
-		}
-		if err := rec.check(); err != nil {
-			return nil, err
-		}
-		return rec, nil
-	}
-	return readPodmanRecord(staging, cfg)
-}
-
-// check validates a record's fields before they reach the engine.
-func (r *importRecord) check() error {
-	if len(r.Command) == 0 {
-		return fmt.Errorf("%w: the archive records no command", format.ErrFormat)
-	}
-	if r.Name != "" && !nameRE.MatchString(r.Name) {
-		return fmt.Errorf("%w: invalid container name %q", format.ErrFormat, r.Name)
-	}
-	if r.ID != "" && !idRE.MatchString(r.ID) {
-		return fmt.Errorf("%w: invalid container ID %q", format.ErrFormat, r.ID)
-	}
-	switch r.Network {
-	case "", NetworkNone, NetworkHost:
-	default:
-		return fmt.Errorf("%w: unknown network mode %q", format.ErrFormat, r.Network)
-	}
-	for _, kv := range r.Env {
-		if !strings.Contains(kv, "=") || strings.ContainsRune(kv, 0) {
-			return fmt.Errorf("%w: invalid environment entry %q", format.ErrFormat, kv)
-		}
-	}
-	return nil
-}
-
-// podmanConfig holds the few fields of libpod's ContainerConfig an import
-// reads.
-type podmanConfig struct {
-	Name            string `json:"name"`
-	ID              string `json:"id"`
-	RootfsImageID   string `json:"rootfsImageID"`
-	RootfsImageName string `json:"rootfsImageName"`
-	NamedVolumes    []struct {
-		Name    string   `json:"volumeName"`
-		Dest    string   `json:"dest"`
-		Options []string `json:"options"`
-	} `json:"namedVolumes"`
-	CreateNetNS bool `json:"createNetNS"`
-}
-
-// podmanSpec holds the parts of spec.dump an import reads: the process'
-// command and environment, and the mount list, to learn which
-// destinations were bind mounts the engine provides and which were the
-// user's (their sources are only named in errors, never mounted).
-type podmanSpec struct {
-	Process *struct {
-		Args []string `json:"args"`
-		Env  []string `json:"env"`
-	} `json:"process"`
-	Mounts []struct {
-		Destination string   `json:"destination"`
-		Type        string   `json:"type"`
-		Source      string   `json:"source"`
-		Options     []string `json:"options"`
-	} `json:"mounts"`
-}
-
-// podmanProvided are the bind mounts podman provides itself; an import
-// provides them from the new container's directory.
-var podmanProvided = map[string]bool{
-	"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true,
-	"/dev/shm": true, "/run/.containerenv": true,
-}
-
-func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
-	var pc podmanConfig
-	if err := json.Unmarshal(cfg, &pc); err != nil {
-		return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
-	}
-	specData, err := readSmall(filepath.Join(staging, format.SpecName))
-	if err != nil {
-		return nil, fmt.Errorf("read spec.dump: %w", err)
-	}
-	var ps podmanSpec
-	if err := json.Unmarshal(specData, &ps); err != nil {
-		return nil, fmt.Errorf("%w: decode spec.dump: %w", format.ErrFormat, err)
-	}
-	if ps.Process == nil {
-		return nil, fmt.Errorf("%w: spec.dump has no process", format.ErrFormat)
-	}
-	rec := &importRecord{
-		Name: pc.Name, ID: pc.ID, Image: pc.RootfsImageName, ImageID: pc.RootfsImageID,
-		Command: ps.Process.Args, Network: NetworkNone,
-	}
-	for _, kv := range ps.Process.Env {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "HOSTNAME" || k == "TERM" {
-			continue // the engine sets them
-		}
-		rec.Env = append(rec.Env, kv)
-	}
-	dests := map[string]bool{}
-	for _, v := range pc.NamedVolumes {
-		if !format.ValidVolumeName(v.Name) {
-			return nil, fmt.Errorf("%w: config.dump: invalid volume name %q", format.ErrFormat, v.Name)
-		}
-		if err := (volumes.BindMount{Source: "/", Destination: v.Dest}).Validate(); err != nil {
-			return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, v.Name, err)
-		}
-		ro := false
-		for _, o := range v.Options {
-			ro = ro || o == "ro"
-		}
-		rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: v.Name, Destination: v.Dest, ReadOnly: ro})
-		dests[v.Dest] = true
-	}
-	for _, m := range ps.Mounts {
-		switch {
-		case (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
-			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup"):
-			rec.Extra = append(rec.Extra, m.Destination)
-		case m.Type == "bind" && !dests[m.Destination]:
-			b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
-			if slices.Contains(m.Options, "ro") {
-				b.Options = []string{"ro"}
-			}
-			if err := b.Validate(); err != nil {
-				return nil, fmt.Errorf("%w: spec.dump: %w", format.ErrFormat, err)
-			}
-			rec.Binds = append(rec.Binds, b)
-		}
-	}
-	if err := rec.check(); err != nil {
-		return nil, err
-	}
-	return rec, nil
-}
-
-// stripDotSlash rewrites a tar stream whose names start with "./" (podman's
-// volume tars) into the form rootfs.Apply takes: "./x" becomes "x" and
-// "./" becomes ".". Everything else is copied as it is; Apply checks it.
-func stripDotSlash(r io.Reader) io.Reader {
-	pr, pw := io.Pipe()
-	go func() {
-		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
-		err := func() error {
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					return tw.Close()
-				}
-				if err != nil {
-					return err
-				}
-				h.Name = undot(h.Name)
-				if h.Typeflag == tar.TypeLink {
-					h.Linkname = undot(h.Linkname)
-				}
-				if err := tw.WriteHeader(h); err != nil {
-					return err
-				}
-				if _, err := io.Copy(tw, tr); err != nil {
-					return err
-				}
-			}
-		}()
-		if err == nil {
-			_, err = io.Copy(io.Discard, r)
-		}
-		pw.CloseWithError(err)
-	}()
-	return pr
-}
-
-func undot(name string) string {
-	if name == "./" || name == "." {
-		return "."
-	}
-	return strings.TrimPrefix(name, "./")
-}
-
 // maxFilesImage bounds files.img before crit decodes it (crit allocates
 // from sizes in the file).
 const maxFilesImage = 16 << 20
@@ -941,45 +611,6 @@ func matchRootMode(imgDir, root string) error {
 		return nil
 	}
 	return nil
-}
-
-// fromK8sFile turns podman's k8s-file log lines ("TIME stdout F text")
-// into the plain output ckpt's logs hold; other lines are kept.
-func fromK8sFile(log []byte) []byte {
-	var out []byte
-	for _, line := range strings.SplitAfter(string(log), "\n") {
-		f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 4)
-		if len(f) >= 3 && (f[1] == "stdout" || f[1] == "stderr") && (f[2] == "F" || f[2] == "P") {
-			text := ""
-			if len(f) == 4 {
-				text = f[3]
-			}
-			if f[2] == "F" {
-				text += "\n"
-			}
-			out = append(out, text...)
-			continue
-		}
-		out = append(out, line...)
-	}
-	return out
-}
-
-// readSmall reads a file of at most maxRecordSize bytes.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxRecordSize {
-		return nil, fmt.Errorf("%w: %s is over %d bytes", format.ErrTooLarge, filepath.Base(path), maxRecordSize)
-	}
-	return b, nil
 }
 
 // progressReader reports bytes read.
