@@ -449,7 +449,7 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (_ 
 	pt := newPhaseTimer()
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("restore %s: %w", ref, err)
+			err = wrapf(err, "restore %s", ref)
 		}
 	}()
 	if o.TCPEstablished && o.TCPClose {
@@ -646,11 +646,10 @@ func (e *Engine) failedRestore(c *Container, err error, mntns map[string]bool) e
 			x.LogPath = existing(x.LogPath)
 		}
 	}
-	err = fmt.Errorf("%w%s", err, restorableNote)
 	if len(errs) > 0 {
 		err = fmt.Errorf("%w\n(cleanup: %w)", err, errors.Join(errs...))
 	}
-	return err
+	return &StateError{Err: err, Left: LeftCheckpointed}
 }
 
 // checkInPlaceParent checks, before CRIU runs, that a checkpoint taken
