@@ -23,6 +23,12 @@ import (
 // archive's container under its recorded name and ID, with its layer
 // changes and named volumes, as `podman container restore --import` does.
 type ImportOptions struct {
+	// RestoreOptions are the restore's (TCPEstablished, TCPClose,
+	// FileLocks, Keep), except ImageDir, which must be empty: the import
+	// restores from its staging directory. Keep keeps the extracted CRIU
+	// images (as the container's checkpoint directory) and CRIU's
+	// restore.log; TCPEstablished cannot be used with Name.
+	RestoreOptions
 	// Name restores the container under this name with a new ID, so one
 	// archive can be restored many times. Not with TCPEstablished (two
 	// copies cannot own one connection).
@@ -51,15 +57,6 @@ type ImportOptions struct {
 	// compatibility; ckpt containers have no static addresses (network
 	// "none" or "host"), so there is nothing to ignore.
 	IgnoreStaticIP, IgnoreStaticMAC bool
-	// TCPEstablished restores established TCP connections.
-	TCPEstablished bool
-	// TCPClose restores the container but closes its TCP connections.
-	TCPClose bool
-	// FileLocks restores file locks.
-	FileLocks bool
-	// Keep keeps the extracted CRIU images (as the container's checkpoint
-	// directory) and CRIU's restore.log.
-	Keep bool
 	// Progress, if set, is called with the archive bytes read so far and
 	// the archive's size.
 	Progress func(read, total int64)
@@ -153,6 +150,8 @@ func (o *ImportOptions) check() error {
 		return fmt.Errorf("%w: TCPEstablished cannot be used with Name (two copies cannot own one connection)", ErrOptions)
 	case o.TCPEstablished && o.TCPClose:
 		return fmt.Errorf("%w: TCPEstablished and TCPClose cannot be used together", ErrOptions)
+	case o.ImageDir != "":
+		return fmt.Errorf("%w: ImageDir is set by Import (it restores from its staging directory)", ErrOptions)
 	}
 	return nil
 }
@@ -500,10 +499,9 @@ func (x *importJob) imageDir() string { return filepath.Join(x.staging, format.C
 // LeftRolledBack once the import is undone.
 func (x *importJob) restore(ctx context.Context) error {
 	x.j.phase("restore")
-	rr, err := x.e.Restore(ctx, x.c.ID, &RestoreOptions{
-		TCPEstablished: x.o.TCPEstablished, TCPClose: x.o.TCPClose, FileLocks: x.o.FileLocks,
-		Keep: x.o.Keep, ImageDir: x.imageDir(),
-	})
+	ro := x.o.RestoreOptions
+	ro.ImageDir = x.imageDir()
+	rr, err := x.e.Restore(ctx, x.c.ID, &ro)
 	if err != nil {
 		return err
 	}

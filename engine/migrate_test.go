@@ -155,8 +155,8 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("Import over an existing volume = %v, want volumes.ErrExists with RemedyIgnoreVolumes", err)
 	}
 	noLeftovers(t, src, 1, "vol1")
-	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "x", TCPEstablished: true}); err == nil {
-		t.Errorf("Import with --name and --tcp-established succeeded")
+	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "x", RestoreOptions: RestoreOptions{TCPEstablished: true}}); !errors.Is(err, ErrOptions) {
+		t.Errorf("Import with Name and TCPEstablished = %v, want ErrOptions", err)
 	}
 	// A failure after the container was created (CRIU cannot restore:
 	// the rewritten deleted.files removes the binary) rolls everything
@@ -253,7 +253,7 @@ func TestMigrateTCP(t *testing.T) {
 		t.Errorf("Import without --tcp-established = %v, want ErrState", err)
 	}
 	noLeftovers(t, dst, 0)
-	if _, err := dst.Import(ctx, archive, &ImportOptions{TCPEstablished: true}); err != nil {
+	if _, err := dst.Import(ctx, archive, &ImportOptions{RestoreOptions: RestoreOptions{TCPEstablished: true}}); err != nil {
 		t.Fatal(err)
 	}
 	log := waitLog(t, dst, "tcp", "tcp ok after import", func(l string) bool { return lastOK(l) >= before+3 })
