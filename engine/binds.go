@@ -51,11 +51,11 @@ func grantedBinds(recorded []volumes.BindMount, g hostGrants) (binds []volumes.B
 	for _, m := range g.binds {
 		dst := filepath.Clean(m.Destination)
 		if _, ok := want[dst]; !ok {
-			return nil, nil, fmt.Errorf("%w: -v %s:%s: the checkpoint has no bind mount at %s%s",
+			return nil, nil, fmt.Errorf("%w: bind map %s:%s: the checkpoint has no bind mount at %s%s",
 				ErrHostResource, m.Source, m.Destination, dst, bindList(recorded))
 		}
 		if mapped[dst] {
-			return nil, nil, fmt.Errorf("%w: -v maps %s twice", ErrHostResource, dst)
+			return nil, nil, fmt.Errorf("%w: %s is mapped twice", ErrHostResource, dst)
 		}
 		mapped[dst] = true
 		binds = append(binds, volumes.BindMount{Source: filepath.Clean(m.Source), Destination: dst, Options: m.Options})
@@ -71,8 +71,8 @@ func grantedBinds(recorded []volumes.BindMount, g hostGrants) (binds []volumes.B
 		}
 	}
 	if len(missing) > 0 {
-		return nil, nil, fmt.Errorf("%w: the checkpoint's container had bind mounts of its host's paths; give each a path of this host with -v SRC:DST, or restore them empty with --ignore-binds: %s",
-			ErrHostResource, strings.Join(missing, ", "))
+		return nil, nil, remedy(fmt.Errorf("%w: the checkpoint's container had bind mounts of its host's paths: %s",
+			ErrHostResource, strings.Join(missing, ", ")), RemedyBinds, "")
 	}
 	return binds, dropped, nil
 }
@@ -98,13 +98,13 @@ func grantedNetwork(recorded, flag string) (string, error) {
 	}
 	switch {
 	case flag == "" && recorded == NetworkHost:
-		return "", fmt.Errorf("%w: the checkpoint's container ran in its host's network namespace; restoring it shares this host's network with it: pass --network host to allow that", ErrHostResource)
+		return "", remedy(fmt.Errorf("%w: the checkpoint's container ran in its host's network namespace", ErrHostResource), RemedyNetworkHost, "")
 	case flag == "" || flag == recorded:
 		return recorded, nil
 	case flag == NetworkHost:
-		return "", fmt.Errorf("%w: --network host: the checkpoint's container had a private network (its sockets are restored there)", ErrUnsupported)
+		return "", remedy(fmt.Errorf("%w: network %s was asked for, but the checkpoint's container had a private network (its sockets are restored there)", ErrUnsupported, flag), RemedyNoNetwork, "")
 	default:
-		return "", fmt.Errorf("%w: --network %s: the checkpoint's container ran in its host's network namespace and its sockets cannot move to a private one", ErrUnsupported, flag)
+		return "", remedy(fmt.Errorf("%w: network %s was asked for, but the checkpoint's container ran in its host's network namespace and its sockets cannot move to a private one", ErrUnsupported, flag), RemedyNetworkHost, "")
 	}
 }
 

@@ -31,16 +31,18 @@ func TestGrantedBinds(t *testing.T) {
 		wantDropped []string
 		wantErr     error
 		wantIn      []string // substrings of the error
+		wantRemedy  Remedy
 	}{
 		{name: "none recorded", recorded: nil},
 		{
 			name: "unmapped", recorded: rec, wantErr: ErrHostResource,
-			wantIn: []string{`/host (on the source host "/")`, `/logs (on the source host "/srv/logs")`, "-v SRC:DST", "--ignore-binds"},
+			wantIn:     []string{`/host (on the source host "/")`, `/logs (on the source host "/srv/logs")`, "ImportOptions.Binds", "IgnoreBinds"},
+			wantRemedy: RemedyBinds,
 		},
 		{
 			name: "one of two mapped", recorded: rec, wantErr: ErrHostResource,
 			g:      hostGrants{binds: []BindMap{{Source: "/tmp/a", Destination: "/host"}}},
-			wantIn: []string{"/logs"},
+			wantIn: []string{"/logs"}, wantRemedy: RemedyBinds,
 		},
 		{
 			name: "all mapped, the user's sources and options", recorded: rec,
@@ -85,6 +87,9 @@ func TestGrantedBinds(t *testing.T) {
 					t.Errorf("grantedBinds() error = %q, want it to contain %q", err, s)
 				}
 			}
+			if tc.wantRemedy != 0 && !hasRemedy(err, tc.wantRemedy, "") {
+				t.Errorf("grantedBinds() error = %v, want a *RemedyError with %v", err, tc.wantRemedy)
+			}
 			if err != nil {
 				return
 			}
@@ -99,18 +104,22 @@ func TestGrantedNetwork(t *testing.T) {
 	for _, tc := range []struct {
 		recorded, flag, want string
 		wantErr              error
+		wantRemedy           Remedy
 	}{
-		{"", "", NetworkNone, nil},
-		{NetworkNone, "", NetworkNone, nil},
-		{NetworkNone, NetworkNone, NetworkNone, nil},
-		{NetworkHost, "", "", ErrHostResource},
-		{NetworkHost, NetworkHost, NetworkHost, nil},
-		{NetworkNone, NetworkHost, "", ErrUnsupported},
-		{NetworkHost, NetworkNone, "", ErrUnsupported},
+		{"", "", NetworkNone, nil, 0},
+		{NetworkNone, "", NetworkNone, nil, 0},
+		{NetworkNone, NetworkNone, NetworkNone, nil, 0},
+		{NetworkHost, "", "", ErrHostResource, RemedyNetworkHost},
+		{NetworkHost, NetworkHost, NetworkHost, nil, 0},
+		{NetworkNone, NetworkHost, "", ErrUnsupported, RemedyNoNetwork},
+		{NetworkHost, NetworkNone, "", ErrUnsupported, RemedyNetworkHost},
 	} {
 		got, err := grantedNetwork(tc.recorded, tc.flag)
 		if got != tc.want || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 			t.Errorf("grantedNetwork(%q, %q) = %q, %v, want %q, %v", tc.recorded, tc.flag, got, err, tc.want, tc.wantErr)
+		}
+		if tc.wantRemedy != 0 && !hasRemedy(err, tc.wantRemedy, "") {
+			t.Errorf("grantedNetwork(%q, %q) = %v, want a *RemedyError with %v", tc.recorded, tc.flag, err, tc.wantRemedy)
 		}
 	}
 }

@@ -338,11 +338,10 @@ func (e *Engine) failedRestore(c *Container, err error, mntns map[string]bool) e
 			x.LogPath = existing(x.LogPath)
 		}
 	}
-	err = fmt.Errorf("%w%s", err, restorableNote)
 	if len(errs) > 0 {
 		err = fmt.Errorf("%w\n(cleanup: %w)", err, errors.Join(errs...))
 	}
-	return err
+	return &StateError{Err: err, Left: LeftCheckpointed}
 }
 
 // checkInPlaceParent checks, before CRIU runs, that a checkpoint taken

@@ -53,7 +53,8 @@
 //     with loopback down. rm unpins it; a restore after a reboot pins a
 //     new one.
 //   - A failed checkpoint leaves the container running; a failed restore
-//     leaves it checkpointed with its images. Errors from runc and CRIU are
+//     leaves it checkpointed with its images ([*StateError] says so, an
+//     import's says it was rolled back). Errors from runc and CRIU are
 //     [*ExitError] values naming the log file and quoting its last errors
 //     (read from the last 256 KiB only); a failed restore's logs move to
 //     Root/logs, where the rollback of an import does not remove them,
@@ -138,6 +139,16 @@
 // its archive into a staging directory, calls Create, fills the container
 // layer at [Container.Rootfs], then Restore with ImageDir; on failure it
 // calls [Engine.Remove].
+//
+// # Errors
+//
+// Errors wrap the sentinels of errors.go, matched with [errors.Is]; none
+// is matched by its text. An error an option (or a step first) would get
+// past is a [*RemedyError], returned unwrapped: its Remedy names the
+// option, and its message gives the advice in this package's terms
+// (ImportOptions.Name, Engine.TmpDir), which a command line words in its
+// flags instead (cmd/ckpt). What a failed operation left of its container
+// is a [*StateError]; what its undo could not undo, an [*UndoError].
 //
 // Every method takes a context first; external tools run with
 // exec.CommandContext, except the monitor, which must outlive the call.

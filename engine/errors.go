@@ -41,6 +41,8 @@ var (
 	// ErrLogLimit reports that CRIU's log grew past its size limit
 	// ([CRIULimits.MaxLog]) and runc and CRIU were killed.
 	ErrLogLimit = errors.New("engine: CRIU's log grew past its size limit")
+	// ErrOptions reports options that contradict each other.
+	ErrOptions = errors.New("engine: invalid options")
 )
 
 // Why the engine killed a tool ([ExitError.Killed]).
@@ -197,4 +199,106 @@ lines:
 		}
 	}
 	return pick
+}
+
+// LeftState says what a failed operation left of its container
+// ([StateError]).
+type LeftState int
+
+// What a failed operation left.
+const (
+	// LeftUnknown: the error does not say (undoing the operation failed
+	// too: an [UndoError] says what is left).
+	LeftUnknown LeftState = iota
+	// LeftRunning: the container runs as before the operation.
+	LeftRunning
+	// LeftRestored: the container was stopped, restored from the dump
+	// just taken, and runs again.
+	LeftRestored
+	// LeftCheckpointed: the container stays checkpointed with its images;
+	// [Engine.Restore] can restore it again.
+	LeftCheckpointed
+	// LeftRolledBack: an import was undone entirely: no container,
+	// volume or staging directory of it is left.
+	LeftRolledBack
+)
+
+// note is what Error adds to the message of a StateError.
+func (s LeftState) note() string {
+	switch s {
+	case LeftRunning:
+		return "the container keeps running"
+	case LeftRestored:
+		return "the container was restored from its dump and keeps running"
+	case LeftCheckpointed:
+		return "the container stays checkpointed and can be restored again"
+	case LeftRolledBack:
+		return "the import was rolled back: no container, volume or staging directory is left"
+	}
+	return ""
+}
+
+// StateError is the error of an operation that failed after it changed
+// its container: Left says what it left. Callers find it with
+// [errors.As]; an Engine method returns it on top of the chain.
+type StateError struct {
+	// Err is why the operation failed.
+	Err error
+	// Left is the container's state afterwards.
+	Left LeftState
+}
+
+// Error returns Err's message and, in parentheses, what was left.
+func (e *StateError) Error() string {
+	if n := e.Left.note(); n != "" {
+		return e.Err.Error() + " (" + n + ")"
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *StateError) Unwrap() error { return e.Err }
+
+// RemedyError is an error a caller can get past by changing an option of
+// the operation (or doing a step first): Remedy says which, Arg is the
+// remedy's argument (a path, an image name) where it takes one. Its
+// message is Err's, then the advice in this package's terms (option
+// fields, methods); a command line phrases Remedy in its flags instead.
+// An Engine method returns it itself, not wrapped, so that Err's message
+// is the whole message without the advice.
+type RemedyError struct {
+	// Err is what went wrong; it wraps a sentinel (ErrState,
+	// ErrHostResource, ...).
+	Err error
+	// Remedy is what would help.
+	Remedy Remedy
+	// Arg is the remedy's argument, or "".
+	Arg string
+}
+
+// Error returns Err's message followed by the advice.
+func (e *RemedyError) Error() string {
+	return e.Err.Error() + ": " + e.Remedy.advice(e.Arg)
+}
+
+// Unwrap returns Err.
+func (e *RemedyError) Unwrap() error { return e.Err }
+
+// remedy returns err with the advice r (its argument arg).
+func remedy(err error, r Remedy, arg string) error {
+	return &RemedyError{Err: err, Remedy: r, Arg: arg}
+}
+
+// wrapf wraps err as fmt.Errorf(format+": %w", a..., err) does, but keeps
+// a *RemedyError or *StateError on top of the chain (wrapping its Err
+// instead): its advice or note stays the end of the message, and a caller
+// can phrase the advice or, knowing more, change the state.
+func wrapf(err error, format string, a ...any) error {
+	switch x := err.(type) {
+	case *RemedyError:
+		return &RemedyError{Err: wrapf(x.Err, format, a...), Remedy: x.Remedy, Arg: x.Arg}
+	case *StateError:
+		return &StateError{Err: wrapf(x.Err, format, a...), Left: x.Left}
+	}
+	return fmt.Errorf(format+": %w", append(a, err)...)
 }

@@ -1,16 +1,13 @@
 package engine
 
 import (
-	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +24,12 @@ import (
 // archive's container under its recorded name and ID, with its layer
 // changes and named volumes, as `podman container restore --import` does.
 type ImportOptions struct {
+	// RestoreOptions are the restore's (TCPEstablished, TCPClose,
+	// FileLocks, Keep), except ImageDir, which must be empty: the import
+	// restores from its staging directory. Keep keeps the extracted CRIU
+	// images (as the container's checkpoint directory) and CRIU's
+	// restore.log; TCPEstablished cannot be used with Name.
+	RestoreOptions
 	// Name restores the container under this name with a new ID, so one
 	// archive can be restored many times. Not with TCPEstablished (two
 	// copies cannot own one connection).
@@ -55,15 +58,6 @@ type ImportOptions struct {
 	// compatibility; ckpt containers have no static addresses (network
 	// "none" or "host"), so there is nothing to ignore.
 	IgnoreStaticIP, IgnoreStaticMAC bool
-	// TCPEstablished restores established TCP connections.
-	TCPEstablished bool
-	// TCPClose restores the container but closes its TCP connections.
-	TCPClose bool
-	// FileLocks restores file locks.
-	FileLocks bool
-	// Keep keeps the extracted CRIU images (as the container's checkpoint
-	// directory) and CRIU's restore.log.
-	Keep bool
 	// Progress, if set, is called with the archive bytes read so far and
 	// the archive's size.
 	Progress func(read, total int64)
@@ -99,21 +93,6 @@ type ImportResult struct {
 // restore (another architecture, or a CPU missing features the source had).
 var ErrIncompatible = errors.New("engine: checkpoint incompatible with this host")
 
-// maxRecordSize bounds config.dump and spec.dump as the import reads them.
-const maxRecordSize = 16 << 20
-
-// importRecord is what an import takes from an archive: never spec.dump's
-// hooks, namespaces, devices or capabilities.
-type importRecord struct {
-	Name, ID, Image, ImageID string
-	Command, Env             []string
-	Network                  string
-	Volumes                  []Mount // named volumes
-	Binds                    []volumes.BindMount
-	Extra                    []string // destinations of engine-made bind mounts (podman: /etc/hosts...)
-	TCP                      bool
-}
-
 // Import restores a container from a checkpoint archive at path, written
 // by [Engine.Export] or by podman (legacy archives), treating the archive
 // as if it came from a stranger:
@@ -136,256 +115,417 @@ type importRecord struct {
 // Then it imports the named volumes, creates the container (new ID with
 // Name), applies the layer changes (rootfs.Apply) and restores from the
 // extracted images. On failure nothing is left behind: no container,
-// storage layer, volume or staging directory. If the process is killed,
-// the next command undoes the import likewise, unless the container was
-// restored already (then it runs; journal.go).
+// storage layer, volume or staging directory; a failed restore is a
+// [*StateError] whose Left is LeftRolledBack. An error an option would
+// get past is a [*RemedyError]. If the process is killed, the next
+// command undoes the import likewise, unless the container was restored
+// already (then it runs; journal.go).
 func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *ImportResult, err error) {
 	if o == nil {
 		o = &ImportOptions{}
 	}
-	start := time.Now()
-	pt := newPhaseTimer()
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("import %s: %w", path, err)
+			err = wrapf(err, "import %s", path)
 		}
 	}()
-	if o.Name != "" && o.TCPEstablished {
-		return nil, errors.New("--tcp-established cannot be used with --name")
-	}
-	if o.TCPEstablished && o.TCPClose {
-		return nil, errors.New("--tcp-established and --tcp-close cannot be used together")
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
-	declaredM := readDeclared(path)
-	need := int64(-1) // unknown: stage on disk
-	if declaredM != nil && len(o.Previous) == 0 && !o.Keep {
-		// (Kept images move to the container directory: on the same
-		// file system.)
-		need = declaredM.TotalSize()
-	}
-	staging, sl, err := e.newStaging(need)
-	if err != nil {
-		return nil, err
-	}
-	keepImages := false
-	defer func() {
-		if !keepImages {
-			_ = fsutil.RemoveAll(staging)
-		}
-		_ = os.Remove(staging + ".lock")
-		sl.Unlock()
-		e.removeEmptyTransient(filepath.Dir(staging))
-	}()
-	j, err := beginOp(e.importRecordPath(staging), opRecord{Op: opImport, Phase: "extract", Staging: staging})
+	x, err := e.beginImport(path, o)
 	if err != nil {
 		return nil, err
 	}
 	// Once everything made is undone (or the import is done).
-	defer j.end()
+	defer x.end()
+	return x.run(ctx)
+}
+
+// check refuses options that contradict each other.
+func (o *ImportOptions) check() error {
+	switch {
+	case o.Name != "" && o.TCPEstablished:
+		return fmt.Errorf("%w: TCPEstablished cannot be used with Name (two copies cannot own one connection)", ErrOptions)
+	case o.TCPEstablished && o.TCPClose:
+		return fmt.Errorf("%w: TCPEstablished and TCPClose cannot be used together", ErrOptions)
+	case o.ImageDir != "":
+		return fmt.Errorf("%w: ImageDir is set by Import (it restores from its staging directory)", ErrOptions)
+	}
+	return nil
+}
+
+// importJob is one import in progress: what its phases find and make,
+// each filled by the phase that finds or makes it.
+type importJob struct {
+	e    *Engine
+	path string
+	o    *ImportOptions
+	// start and pt time the import and its phases.
+	start time.Time
+	pt    *phaseTimer
+
+	// staging is the staging directory, locked by stagingLock; j is the
+	// import's record; keepStaging leaves the directory in place at the
+	// end (kept images that could not be moved).
+	staging     string
+	stagingLock *fsutil.Lock
+	j           *journal
+	keepStaging bool
+	// undo holds the undo steps of what the phases made.
+	undo undoStack
+
+	declared *format.Manifest // the archive's manifest, not trusted (nil: none)
+	res      *ImportResult    // the manifest verified, then the result
+	rec      *importRecord    // what the archive's record asks for
+	plan     *importPlan      // what the checks decided
+	vols     []string         // the container's -v specs: named volumes, then binds
+	c        *Container       // the container made
+}
+
+// beginImport makes the staging directory (on a tmpfs if the archive's
+// declared size fits there) and journals the import in it.
+func (e *Engine) beginImport(path string, o *ImportOptions) (*importJob, error) {
+	x := &importJob{e: e, path: path, o: o, start: time.Now(), pt: newPhaseTimer(), declared: readDeclared(path)}
+	need := int64(-1) // unknown: stage on disk
+	if x.declared != nil && len(o.Previous) == 0 && !o.Keep {
+		// (Kept images move to the container directory: on the same
+		// file system.)
+		need = x.declared.TotalSize()
+	}
+	var err error
+	if x.staging, x.stagingLock, err = e.newStaging(need); err != nil {
+		return nil, err
+	}
+	x.j, err = beginOp(e.importRecordPath(x.staging), opRecord{Op: opImport, Phase: "extract", Staging: x.staging})
+	if err != nil {
+		x.removeStaging()
+		return nil, err
+	}
+	return x, nil
+}
+
+// end removes the import's record, then its staging directory.
+func (x *importJob) end() {
+	x.j.end()
+	x.removeStaging()
+}
+
+func (x *importJob) removeStaging() {
+	if !x.keepStaging {
+		_ = fsutil.RemoveAll(x.staging)
+	}
+	_ = os.Remove(x.staging + ".lock")
+	x.stagingLock.Unlock()
+	x.e.removeEmptyTransient(filepath.Dir(x.staging))
+}
+
+// run runs the import's phases in order. Each pushes the undo of what it
+// made; if a phase fails, they run, last first.
+func (x *importJob) run(ctx context.Context) (_ *ImportResult, err error) {
 	defer func() {
-		if err != nil && strings.Contains(err.Error(), restorableNote) {
-			err = rolledBack{err}
-		}
+		x.undo.unwindOn(&err)
+		err = rolledBack(err)
 	}()
-	if declaredM != nil {
-		if err := checkMemory(declaredM); err != nil {
+	for _, phase := range []func(context.Context) error{
+		x.verify,  // open+verify: extract into staging
+		x.check,   // record, grants, image policy, CPU, base image, name
+		x.stage,   // volumes
+		x.create,  // container, layer changes, bundle, mount policy
+		x.restore, // CRIU
+	} {
+		if err := phase(ctx); err != nil {
 			return nil, err
 		}
 	}
-	f, err := os.Open(path)
+	return x.commit(), nil
+}
+
+// rolledBack returns err, the import's error once its undo ran, saying
+// that a failed restore was rolled back: Restore's *StateError says the
+// container stays checkpointed, but it is gone. If undoing the import
+// failed too (an *UndoError), what is left is unknown.
+func rolledBack(err error) error {
+	switch x := err.(type) {
+	case *StateError:
+		if x.Left == LeftCheckpointed {
+			return &StateError{Err: x.Err, Left: LeftRolledBack}
+		}
+	case *UndoError:
+		if se, ok := x.Err.(*StateError); ok && se.Left == LeftCheckpointed {
+			return &UndoError{Err: &StateError{Err: se.Err, Left: LeftUnknown}, Undo: x.Undo}
+		}
+	}
+	return err
+}
+
+// verify checks the archive's declared memory pages against this host,
+// then verifies and extracts the archive into staging, and the
+// pre-checkpoint archives it depends on (nothing else is made).
+func (x *importJob) verify(ctx context.Context) error {
+	if x.declared != nil {
+		if err := checkMemory(x.declared); err != nil {
+			return err
+		}
+	}
+	m, legacy, md, err := x.extract(ctx)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	x.res = &ImportResult{Manifest: m, Legacy: legacy}
+	x.pt.done("extract")
+	x.j.phase("check")
+
+	if m.ImagesDir() != format.CheckpointDir {
+		return remedy(fmt.Errorf("%w: the archive is a pre-checkpoint", ErrUnsupported), RemedyImportFinal, x.path)
+	}
+	switch {
+	case m.Parent != nil && len(x.o.Previous) == 0:
+		return remedy(fmt.Errorf("%w: the archive depends on %s (parent %s)", format.ErrParent, chainNoun(m.Parent.Depth), m.Parent.Manifest), RemedyPrevious, "")
+	case m.Parent == nil && len(x.o.Previous) > 0:
+		return remedy(fmt.Errorf("%w: the archive is a full checkpoint and depends on no pre-checkpoint", format.ErrParent), RemedyNoPrevious, "")
+	case len(x.o.Previous) > 0:
+		if err := extractPrevious(ctx, x.o.Previous, x.staging, format.Link{Manifest: m, Digest: md}); err != nil {
+			return err
+		}
+		x.pt.done("extract_previous")
+	}
+	return nil
+}
+
+// extract verifies and extracts the archive into staging and returns its
+// manifest (synthesized for a legacy archive) and the manifest's digest.
+func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy bool, _ format.Digest, _ error) {
+	f, err := os.Open(x.path)
+	if err != nil {
+		return nil, false, "", err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, false, "", err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
+		return nil, false, "", fmt.Errorf("%s is not a regular file", x.path)
 	}
 	r, closeReader := fileio.NewSequentialReader(f, fi.Size())
 	defer closeReader()
-	if o.Progress != nil {
-		r = &progressReader{r: r, total: fi.Size(), progress: o.Progress}
+	if x.o.Progress != nil {
+		r = &progressReader{r: r, total: fi.Size(), progress: x.o.Progress}
 	}
-	zr, err := format.Extract(ctx, r, staging, &format.ExtractOptions{FreeSpace: stagingSpace(staging)})
+	zr, err := format.Extract(ctx, r, x.staging, &format.ExtractOptions{FreeSpace: stagingSpace(x.staging)})
 	if err != nil {
-		return nil, extractError(err, staging)
+		return nil, false, "", extractError(err, x.staging)
 	}
-	m, legacy := zr.Manifest(), zr.Legacy()
-	md := zr.ManifestDigest()
-	_ = zr.Close()
-	res := &ImportResult{Manifest: m, Legacy: legacy}
-	pt.done("extract")
-	j.phase("check")
+	defer zr.Close()
+	return zr.Manifest(), zr.Legacy(), zr.ManifestDigest(), nil
+}
 
-	if m.ImagesDir() != format.CheckpointDir {
-		return nil, fmt.Errorf("%w: the archive is a pre-checkpoint: restore the final checkpoint (checkpoint --with-previous --export) with --import-previous %s", ErrUnsupported, path)
-	}
-	switch {
-	case m.Parent != nil && len(o.Previous) == 0:
-		return nil, fmt.Errorf("%w: the archive depends on %s (parent %s): pass each with --import-previous", format.ErrParent, chainNoun(m.Parent.Depth), m.Parent.Manifest)
-	case m.Parent == nil && len(o.Previous) > 0:
-		return nil, fmt.Errorf("%w: the archive is a full checkpoint and depends on no pre-checkpoint: restore it without --import-previous", format.ErrParent)
-	case len(o.Previous) > 0:
-		if err := extractPrevious(ctx, o.Previous, staging, format.Link{Manifest: m, Digest: md}); err != nil {
-			return nil, err
-		}
-		pt.done("extract_previous")
-	}
-	rec, err := readRecord(staging, legacy)
+// check reads the archive's record and checks what it asks of this host
+// (CPU, CRIU images, base image, binds, network, name) against the
+// user's options, before anything is made.
+func (x *importJob) check(ctx context.Context) error {
+	rec, err := readRecord(x.staging, x.res.Legacy)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := e.checkCompatible(ctx, staging, m); err != nil {
-		return nil, err
+	if err := x.e.checkCompatible(ctx, x.staging, x.res.Manifest); err != nil {
+		return err
 	}
-	pt.done("cpu_check")
-	if _, err := os.Stat(filepath.Join(staging, format.CheckpointDir, "inventory.img")); err != nil {
-		return nil, fmt.Errorf("%w: the archive has no CRIU images (checkpoint/inventory.img)", format.ErrFormat)
+	x.pt.done("cpu_check")
+	if _, err := os.Stat(filepath.Join(x.staging, format.CheckpointDir, "inventory.img")); err != nil {
+		return fmt.Errorf("%w: the archive has no CRIU images (checkpoint/inventory.img)", format.ErrFormat)
 	}
-	plan, err := e.planImport(ctx, staging, rec, o)
+	plan, err := x.e.planImport(ctx, x.staging, rec, x.o)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	image, binds, dropped, network, name, id := plan.image, plan.binds, plan.dropped, plan.network, plan.name, plan.id
-	pt.done("checks")
+	x.rec, x.plan = rec, plan
+	x.pt.done("checks")
+	return nil
+}
 
+// stage imports the archive's named volumes (unless IgnoreVolumes), each
+// recorded before it is made and removed again on failure, and lists the
+// container's volumes and granted binds.
+func (x *importJob) stage(ctx context.Context) error {
 	// From here on, everything made is undone on failure, and recorded
 	// before it is made.
-	j.phase("volumes")
-	st := e.volumeStore()
-	var imported []string
-	defer func() {
-		if err != nil {
-			for _, v := range imported {
-				_ = st.Remove(context.Background(), v, true)
-			}
-		}
-	}()
-	var vols []string
-	for _, v := range rec.Volumes {
+	x.j.phase("volumes")
+	st := x.e.volumeStore()
+	for _, v := range x.rec.Volumes {
 		spec := v.Name + ":" + v.Destination
 		if v.ReadOnly {
 			spec += ":ro"
 		}
-		vols = append(vols, spec)
-		member := filepath.Join(staging, filepath.FromSlash(volumes.MemberName(v.Name)))
-		if o.IgnoreVolumes {
+		x.vols = append(x.vols, spec)
+		if x.o.IgnoreVolumes {
 			continue
 		}
-		vf, err := os.Open(member)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // exported with --ignore-volumes
-		}
+		made, err := x.importVolume(ctx, st, v.Name)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := j.recordVolume(st, v.Name); err != nil {
-			vf.Close()
-			return nil, err
+		if made {
+			x.undo.push("remove volume "+v.Name, removeVolume(st, v.Name))
 		}
-		var vr io.Reader = vf
-		if legacy {
-			vr = stripDotSlash(vf)
-		}
-		err = st.Import(ctx, vr, v.Name, &volumes.ImportOptions{FIFOs: true})
-		vf.Close()
-		if err != nil {
-			return nil, fmt.Errorf("import volume %s: %w", v.Name, err)
-		}
-		imported = append(imported, v.Name)
 	}
-	for _, b := range binds {
+	for _, b := range x.plan.binds {
 		spec := b.Source + ":" + b.Destination
 		for _, opt := range b.Options {
 			if opt == "ro" {
 				spec += ":ro"
 			}
 		}
-		vols = append(vols, spec)
+		x.vols = append(x.vols, spec)
 	}
-	pt.done("volumes")
-	for _, v := range rec.Volumes {
-		if ok, err := st.Exists(v.Name); err == nil && !ok {
-			imported = append(imported, v.Name) // Create makes it empty; undo that too
-			if err := j.recordVolume(st, v.Name); err != nil {
-				return nil, err
-			}
-		}
+	x.pt.done("volumes")
+	return nil
+}
+
+// importVolume imports the staged volume name, if the archive has it
+// (not an export with IgnoreVolumes), into st; made says it did.
+func (x *importJob) importVolume(ctx context.Context, st *volumes.Store, name string) (made bool, err error) {
+	vf, err := os.Open(filepath.Join(x.staging, filepath.FromSlash(volumes.MemberName(name))))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
 	}
-	j.phase("create")
-	c, err := e.Create(ctx, image, &RunOptions{Name: name, ID: id, Command: rec.Command, Env: rec.Env, Volumes: vols, Network: network,
-		reserved: func(id string) error { return j.update(func(r *opRecord) { r.Container = id }) }})
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	defer func() {
-		if err != nil {
-			if rerr := e.Remove(context.Background(), c.ID, true); rerr != nil {
-				err = fmt.Errorf("%w\n(cleanup: %w)", err, rerr)
+	defer vf.Close()
+	if err := x.j.recordVolume(st, name); err != nil {
+		return false, err
+	}
+	var vr io.Reader = vf
+	if x.res.Legacy {
+		vr = stripDotSlash(vf)
+	}
+	err = st.Import(ctx, vr, name, &volumes.ImportOptions{FIFOs: true})
+	if errors.Is(err, volumes.ErrExists) {
+		return false, remedy(err, RemedyIgnoreVolumes, "")
+	}
+	return err == nil, err
+}
+
+// removeVolume is the undo of a volume the import made.
+func removeVolume(st *volumes.Store, name string) func() error {
+	return func() error {
+		if err := st.Remove(context.Background(), name, true); err != nil && !errors.Is(err, volumes.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+}
+
+// create creates the container (with the volumes still missing, empty),
+// applies the archive's layer changes, adds the engine-made binds to its
+// bundle and checks the CRIU images against the bundle's mounts.
+func (x *importJob) create(ctx context.Context) error {
+	st := x.e.volumeStore()
+	for _, v := range x.rec.Volumes {
+		if ok, err := st.Exists(v.Name); err == nil && !ok {
+			// Create makes it empty; undo that too.
+			x.undo.push("remove volume "+v.Name, removeVolume(st, v.Name))
+			if err := x.j.recordVolume(st, v.Name); err != nil {
+				return err
 			}
 		}
-	}()
-	// The container's earlier output comes along, as podman does.
-	if log, err := readTail(filepath.Join(staging, format.ContainerLogName), 16<<20); err == nil {
-		if legacy {
-			log = fromK8sFile(log)
-		}
-		if err := os.WriteFile(filepath.Join(e.containerDir(c.ID), logFile), log, 0o600); err != nil {
-			return nil, fmt.Errorf("write container log: %w", err)
-		}
 	}
-	pt.done("create")
-	j.phase("apply_rootfs")
-	if !o.IgnoreRootfs {
-		if err := applyRootfs(ctx, staging, c.Rootfs); err != nil {
-			return nil, err
+	x.j.phase("create")
+	c, err := x.e.Create(ctx, x.plan.image, &RunOptions{
+		Name: x.plan.name, ID: x.plan.id, Command: x.rec.Command, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
+		reserved: func(id string) error { return x.j.update(func(r *opRecord) { r.Container = id }) },
+	})
+	if err != nil {
+		return err
+	}
+	x.undo.push("remove the container", func() error { return x.e.Remove(context.Background(), c.ID, true) })
+	x.c = c
+	if err := x.copyLog(); err != nil {
+		return err
+	}
+	x.pt.done("create")
+	x.j.phase("apply_rootfs")
+	if !x.o.IgnoreRootfs {
+		if err := applyRootfs(ctx, x.staging, c.Rootfs); err != nil {
+			return err
 		}
-		pt.done("apply_rootfs")
+		x.pt.done("apply_rootfs")
 	}
 	// After the layer changes: a dropped bind's stand-in is a file where
 	// the container's root has one.
-	if err := e.finishCreate(ctx, c, rec, dropped); err != nil {
-		return nil, err
+	if err := x.e.finishCreate(ctx, c, x.rec, x.plan.dropped); err != nil {
+		return err
 	}
-	imgDir := filepath.Join(staging, format.CheckpointDir)
-	mounts, err := e.bundleMountPolicy(c)
+	return x.checkBundle()
+}
+
+// copyLog brings the container's earlier output along, as podman does.
+func (x *importJob) copyLog() error {
+	log, err := readTail(filepath.Join(x.staging, format.ContainerLogName), 16<<20)
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	if err := format.CheckImageDir(imgDir, imageOptions(network == NetworkHost, mounts)); err != nil {
-		return nil, err
+	if x.res.Legacy {
+		log = fromK8sFile(log)
 	}
-	if err := matchRootMode(imgDir, c.Rootfs); err != nil {
-		return nil, err
+	if err := os.WriteFile(filepath.Join(x.e.containerDir(x.c.ID), logFile), log, 0o600); err != nil {
+		return fmt.Errorf("write container log: %w", err)
 	}
-	j.phase("restore")
-	rr, err := e.Restore(ctx, c.ID, &RestoreOptions{
-		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks,
-		Keep: o.Keep, ImageDir: imgDir,
-	})
+	return nil
+}
+
+// checkBundle checks the staged CRIU images against the mounts of the
+// container's bundle and gives its root the mode CRIU recorded.
+func (x *importJob) checkBundle() error {
+	mounts, err := x.e.bundleMountPolicy(x.c)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	pt.done("restore")
-	j.phase("record")
-	if o.Keep {
-		for i := range o.Previous {
-			name := stagedLevelName(i, len(o.Previous))
-			_ = os.Rename(filepath.Join(staging, name), filepath.Join(e.containerDir(c.ID), name))
+	imgDir := x.imageDir()
+	if err := format.CheckImageDir(imgDir, imageOptions(x.plan.network == NetworkHost, mounts)); err != nil {
+		return err
+	}
+	return matchRootMode(imgDir, x.c.Rootfs)
+}
+
+// imageDir is where the archive's CRIU images are staged.
+func (x *importJob) imageDir() string { return filepath.Join(x.staging, format.CheckpointDir) }
+
+// restore restores the container from the staged images. A failure is
+// Restore's *StateError (LeftCheckpointed), which run turns into
+// LeftRolledBack once the import is undone.
+func (x *importJob) restore(ctx context.Context) error {
+	x.j.phase("restore")
+	ro := x.o.RestoreOptions
+	ro.ImageDir = x.imageDir()
+	rr, err := x.e.Restore(ctx, x.c.ID, &ro)
+	if err != nil {
+		return err
+	}
+	x.pt.done("restore")
+	x.res.Container, x.res.Restore = rr.Container, rr
+	return nil
+}
+
+// commit finishes the import, which cannot fail now: with Keep the staged
+// images become the container's checkpoint directory.
+func (x *importJob) commit() *ImportResult {
+	x.j.phase("record")
+	if x.o.Keep {
+		for i := range x.o.Previous {
+			name := stagedLevelName(i, len(x.o.Previous))
+			_ = os.Rename(filepath.Join(x.staging, name), filepath.Join(x.e.containerDir(x.c.ID), name))
 		}
-		if err := os.Rename(imgDir, e.CheckpointDir(c.ID)); err != nil {
-			keepImages = true
+		if err := os.Rename(x.imageDir(), x.e.CheckpointDir(x.c.ID)); err != nil {
+			x.keepStaging = true
 		}
 	}
-	res.Container, res.Restore = rr.Container, rr
-	res.Total, res.Phases = time.Since(start), pt.phases
-	return res, nil
+	x.res.Total, x.res.Phases = time.Since(x.start), x.pt.phases
+	return x.res
 }
 
 // importPlan is what an import decided before it makes anything: the base
@@ -402,10 +542,11 @@ type importPlan struct {
 // free name and ID) and returns the plan, before anything is made.
 func (e *Engine) planImport(ctx context.Context, staging string, rec *importRecord, o *ImportOptions) (*importPlan, error) {
 	if rec.TCP && !o.TCPEstablished && !o.TCPClose {
+		r := RemedyTCP
 		if o.Name != "" {
-			return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore it with --tcp-close, or without --name and with --tcp-established", ErrState)
+			r = RemedyTCPCopy
 		}
-		return nil, fmt.Errorf("%w: the checkpoint has established TCP connections: restore with --tcp-established (or --tcp-close)", ErrState)
+		return nil, remedy(fmt.Errorf("%w: the checkpoint has established TCP connections", ErrState), r, "")
 	}
 	// The base image must be here.
 	s, err := e.storeOpen()
@@ -423,8 +564,8 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 		}
 	}
 	if image == "" {
-		return nil, fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store; ckpt never pulls: import the same root filesystem first with `ckpt image import ROOTFS.tar %s`",
-			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID), orNone(rec.Image))
+		return nil, remedy(fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store, and nothing is pulled",
+			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID)), RemedyImageImport, orNone(rec.Image))
 	}
 	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
 	if err != nil {
@@ -446,15 +587,15 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 		name, id = o.Name, ""
 	}
 	if x, err := e.Inspect(ctx, name); err == nil && x.Name == name {
-		hint := "restore with --name to choose another name"
+		r := RemedyName
 		if o.Name != "" {
-			hint = "choose another --name"
+			r = RemedyOtherName
 		}
-		return nil, fmt.Errorf("%w: a container named %s exists: %s", ErrNameInUse, name, hint)
+		return nil, remedy(fmt.Errorf("%w: a container named %s exists", ErrNameInUse, name), r, "")
 	}
 	if id != "" {
 		if _, err := e.loadState(id); err == nil {
-			return nil, fmt.Errorf("%w: container ID %s exists: restore with --name to make a copy with a new ID", ErrNameInUse, id[:12])
+			return nil, remedy(fmt.Errorf("%w: container ID %s exists", ErrNameInUse, id[:12]), RemedyCopy, "")
 		}
 	}
 	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped}, nil
@@ -475,110 +616,6 @@ func (j *journal) recordVolume(st *volumes.Store, name string) error {
 	}
 	return j.update(func(r *opRecord) { r.Volumes = append(r.Volumes, name) })
 }
-
-// newStaging makes an empty staging directory, locked (flock on
-// <dir>.lock) while the import runs: in TmpDir (see [Engine.TmpDir]) when
-// it has room for need bytes, else under Root/import. Staging directories
-// whose lock is free belong to an import that was killed: their imports
-// are reconciled (reconcileImport) and they are removed first.
-func (e *Engine) newStaging(need int64) (string, *fsutil.Lock, error) {
-	bases := e.stagingBases()
-	base := bases[0]
-	if len(bases) > 1 && need >= 0 && roomFor(filepath.Dir(bases[1]), need) {
-		base = bases[1]
-	}
-	// Root/import holds the import's record wherever it stages.
-	for _, d := range []string{bases[0], base} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return "", nil, fmt.Errorf("create staging directory: %w", err)
-		}
-	}
-	// Killed imports are undone first; their staging directories go
-	// with their records (unless a monitor still restores from one).
-	e.reconcileImports()
-	e.sweepStaging()
-	d, err := os.MkdirTemp(base, "staging-")
-	for i := 0; i < 3 && errors.Is(err, os.ErrNotExist); i++ {
-		// Another import removed the empty base meanwhile.
-		if err = os.MkdirAll(base, 0o700); err == nil {
-			d, err = os.MkdirTemp(base, "staging-")
-		}
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("create staging directory: %w", err)
-	}
-	l, err := fsutil.TryLock(d+".lock", "import")
-	if err != nil {
-		_ = fsutil.RemoveAll(d)
-		return "", nil, fmt.Errorf("lock staging directory: %w", err)
-	}
-	return d, l, nil
-}
-
-// stagingBases returns the directories staging directories are made in.
-func (e *Engine) stagingBases() []string {
-	bases := []string{filepath.Join(e.root(), "import")}
-	if t := e.transientRoot(); t != "" {
-		bases = append(bases, filepath.Join(t, "import"))
-	}
-	return bases
-}
-
-// sweepStaging removes the staging directories of imports that died:
-// those whose lock is free and that no import record names.
-func (e *Engine) sweepStaging() {
-	for _, b := range e.stagingBases() {
-		ents, err := os.ReadDir(b)
-		if err != nil {
-			continue
-		}
-		for _, d := range ents {
-			if !d.IsDir() || !strings.HasPrefix(d.Name(), "staging-") {
-				continue
-			}
-			if _, err := os.Lstat(e.importRecordPath(d.Name())); err == nil {
-				continue // a killed import's: reconcileImports undoes it
-			}
-			old := filepath.Join(b, d.Name())
-			if l, err := fsutil.TryLock(old+".lock", "import cleanup"); err == nil {
-				_ = fsutil.RemoveAll(old)
-				_ = os.Remove(old + ".lock")
-				l.Unlock()
-			}
-		}
-	}
-}
-
-// readDeclared returns the manifest of the archive at path (not trusted:
-// Extract checks every size against it; this only picks where to stage
-// and checks the room), or nil if it has none (a legacy archive) or
-// cannot be read.
-func readDeclared(path string) *format.Manifest {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	m, _, err := format.ReadManifest(f)
-	if err != nil {
-		return nil
-	}
-	return m
-}
-
-// restorableNote is what Restore adds to its errors; after a failed
-// import there is no container left to restore.
-const restorableNote = " (the container stays checkpointed and can be restored again)"
-
-// rolledBack is an import error whose container was removed again.
-type rolledBack struct{ err error }
-
-func (r rolledBack) Error() string {
-	return strings.Replace(r.err.Error(), restorableNote, "", 1) +
-		"\n(the import was rolled back: no container, volume or staging directory is left)"
-}
-
-func (r rolledBack) Unwrap() error { return r.err }
 
 // finishCreate adds the bind mounts the engine itself provides for an
 // imported container (podman's /etc/hosts, /etc/hostname, /dev/shm,
@@ -674,232 +711,10 @@ func (e *Engine) checkCompatible(ctx context.Context, staging string, m *format.
 		return nil // legacy archives carry no CPU record
 	}
 	if _, err := runTool(ctx, "criu cpuinfo check", []string{e.criuPath(), "cpuinfo", "check", "-D", staging}, "", ErrCRIUMissing); err != nil {
-		return fmt.Errorf("%w: this CPU lacks features of the source CPU (%s, kernel %s) that the checkpointed processes may use; restoring would crash them with SIGILL: restore on a host with a compatible CPU\n(%w)",
+		return fmt.Errorf("%w: this CPU lacks features of the source CPU (%s, kernel %s) that the checkpointed processes may use; restoring would crash them with SIGILL: restore on a host with a compatible CPU: %w",
 			ErrIncompatible, src, orNone(m.Host.Kernel), err)
 	}
 	return nil
-}
-
-// readRecord reads what the import needs from config.dump (and, for
-// podman archives, spec.dump's process section).
-func readRecord(staging string, legacy bool) (*importRecord, error) {
-	cfg, err := readSmall(filepath.Join(staging, format.ConfigName))
-	if err != nil {
-		return nil, fmt.Errorf("read config.dump: %w", err)
-	}
-	if !legacy {
-		var c Container
-		if err := json.Unmarshal(cfg, &c); err != nil {
-			return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
-		}
-		rec := &importRecord{
-			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
-			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
-		}
-		for _, m := range c.Mounts {
-			switch m.Type {
-			case "volume":
-				if !format.ValidVolumeName(m.Name) {
-					return nil, fmt.Errorf("%w: config.dump: invalid volume name %q", format.ErrFormat, m.Name)
-				}
-				if err := (volumes.BindMount{Source: "/", Destination: m.Destination}).Validate(); err != nil {
-					return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, m.Name, err)
-				}
-				rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: m.Name, Destination: m.Destination, ReadOnly: m.ReadOnly})
-			case "cgroup":
-				rec.Extra = append(rec.Extra, "/sys/fs/cgroup")
-			case "bind":
-				if podmanProvided[m.Destination] && filepath.Base(filepath.Dir(m.Source)) == "userdata" {
-					// Provided by the engine for a container imported
-					// from podman: provided again here.
-					rec.Extra = append(rec.Extra, m.Destination)
-					continue
-				}
-				b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
-				if m.ReadOnly {
-					b.Options = []string{"ro"}
-				}
-				rec.Binds = append(rec.Binds, b)
-			default:
-				return nil, fmt.Errorf("%w: config.dump: unknown mount type %q", format.ErrFormat, m.Type)
-			}
-		}
-		if err := rec.check(); err != nil {
-			return nil, err
-		}
-		return rec, nil
-	}
-	return readPodmanRecord(staging, cfg)
-}
-
-// check validates a record's fields before they reach the engine.
-func (r *importRecord) check() error {
-	if len(r.Command) == 0 {
-		return fmt.Errorf("%w: the archive records no command", format.ErrFormat)
-	}
-	if r.Name != "" && !nameRE.MatchString(r.Name) {
-		return fmt.Errorf("%w: invalid container name %q", format.ErrFormat, r.Name)
-	}
-	if r.ID != "" && !idRE.MatchString(r.ID) {
-		return fmt.Errorf("%w: invalid container ID %q", format.ErrFormat, r.ID)
-	}
-	switch r.Network {
-	case "", NetworkNone, NetworkHost:
-	default:
-		return fmt.Errorf("%w: unknown network mode %q", format.ErrFormat, r.Network)
-	}
-	for _, kv := range r.Env {
-		if !strings.Contains(kv, "=") || strings.ContainsRune(kv, 0) {
-			return fmt.Errorf("%w: invalid environment entry %q", format.ErrFormat, kv)
-		}
-	}
-	return nil
-}
-
-// podmanConfig holds the few fields of libpod's ContainerConfig an import
-// reads.
-type podmanConfig struct {
-	Name            string `json:"name"`
-	ID              string `json:"id"`
-	RootfsImageID   string `json:"rootfsImageID"`
-	RootfsImageName string `json:"rootfsImageName"`
-	NamedVolumes    []struct {
-		Name    string   `json:"volumeName"`
-		Dest    string   `json:"dest"`
-		Options []string `json:"options"`
-	} `json:"namedVolumes"`
-	CreateNetNS bool `json:"createNetNS"`
-}
-
-// podmanSpec holds the parts of spec.dump an import reads: the process'
-// command and environment, and the mount list, to learn which
-// destinations were bind mounts the engine provides and which were the
-// user's (their sources are only named in errors, never mounted).
-type podmanSpec struct {
-	Process *struct {
-		Args []string `json:"args"`
-		Env  []string `json:"env"`
-	} `json:"process"`
-	Mounts []struct {
-		Destination string   `json:"destination"`
-		Type        string   `json:"type"`
-		Source      string   `json:"source"`
-		Options     []string `json:"options"`
-	} `json:"mounts"`
-}
-
-// podmanProvided are the bind mounts podman provides itself; an import
-// provides them from the new container's directory.
-var podmanProvided = map[string]bool{
-	"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true,
-	"/dev/shm": true, "/run/.containerenv": true,
-}
-
-func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
-	var pc podmanConfig
-	if err := json.Unmarshal(cfg, &pc); err != nil {
-		return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
-	}
-	specData, err := readSmall(filepath.Join(staging, format.SpecName))
-	if err != nil {
-		return nil, fmt.Errorf("read spec.dump: %w", err)
-	}
-	var ps podmanSpec
-	if err := json.Unmarshal(specData, &ps); err != nil {
-		return nil, fmt.Errorf("%w: decode spec.dump: %w", format.ErrFormat, err)
-	}
-	if ps.Process == nil {
-		return nil, fmt.Errorf("%w: spec.dump has no process", format.ErrFormat)
-	}
-	rec := &importRecord{
-		Name: pc.Name, ID: pc.ID, Image: pc.RootfsImageName, ImageID: pc.RootfsImageID,
-		Command: ps.Process.Args, Network: NetworkNone,
-	}
-	for _, kv := range ps.Process.Env {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "HOSTNAME" || k == "TERM" {
-			continue // the engine sets them
-		}
-		rec.Env = append(rec.Env, kv)
-	}
-	dests := map[string]bool{}
-	for _, v := range pc.NamedVolumes {
-		if !format.ValidVolumeName(v.Name) {
-			return nil, fmt.Errorf("%w: config.dump: invalid volume name %q", format.ErrFormat, v.Name)
-		}
-		if err := (volumes.BindMount{Source: "/", Destination: v.Dest}).Validate(); err != nil {
-			return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, v.Name, err)
-		}
-		ro := false
-		for _, o := range v.Options {
-			ro = ro || o == "ro"
-		}
-		rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: v.Name, Destination: v.Dest, ReadOnly: ro})
-		dests[v.Dest] = true
-	}
-	for _, m := range ps.Mounts {
-		switch {
-		case (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
-			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup"):
-			rec.Extra = append(rec.Extra, m.Destination)
-		case m.Type == "bind" && !dests[m.Destination]:
-			b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
-			if slices.Contains(m.Options, "ro") {
-				b.Options = []string{"ro"}
-			}
-			if err := b.Validate(); err != nil {
-				return nil, fmt.Errorf("%w: spec.dump: %w", format.ErrFormat, err)
-			}
-			rec.Binds = append(rec.Binds, b)
-		}
-	}
-	if err := rec.check(); err != nil {
-		return nil, err
-	}
-	return rec, nil
-}
-
-// stripDotSlash rewrites a tar stream whose names start with "./" (podman's
-// volume tars) into the form rootfs.Apply takes: "./x" becomes "x" and
-// "./" becomes ".". Everything else is copied as it is; Apply checks it.
-func stripDotSlash(r io.Reader) io.Reader {
-	pr, pw := io.Pipe()
-	go func() {
-		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
-		err := func() error {
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					return tw.Close()
-				}
-				if err != nil {
-					return err
-				}
-				h.Name = undot(h.Name)
-				if h.Typeflag == tar.TypeLink {
-					h.Linkname = undot(h.Linkname)
-				}
-				if err := tw.WriteHeader(h); err != nil {
-					return err
-				}
-				if _, err := io.Copy(tw, tr); err != nil {
-					return err
-				}
-			}
-		}()
-		if err == nil {
-			_, err = io.Copy(io.Discard, r)
-		}
-		pw.CloseWithError(err)
-	}()
-	return pr
-}
-
-func undot(name string) string {
-	if name == "./" || name == "." {
-		return "."
-	}
-	return strings.TrimPrefix(name, "./")
 }
 
 // maxFilesImage bounds files.img before crit decodes it (crit allocates
@@ -942,45 +757,6 @@ func matchRootMode(imgDir, root string) error {
 		return nil
 	}
 	return nil
-}
-
-// fromK8sFile turns podman's k8s-file log lines ("TIME stdout F text")
-// into the plain output ckpt's logs hold; other lines are kept.
-func fromK8sFile(log []byte) []byte {
-	var out []byte
-	for _, line := range strings.SplitAfter(string(log), "\n") {
-		f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 4)
-		if len(f) >= 3 && (f[1] == "stdout" || f[1] == "stderr") && (f[2] == "F" || f[2] == "P") {
-			text := ""
-			if len(f) == 4 {
-				text = f[3]
-			}
-			if f[2] == "F" {
-				text += "\n"
-			}
-			out = append(out, text...)
-			continue
-		}
-		out = append(out, line...)
-	}
-	return out
-}
-
-// readSmall reads a file of at most maxRecordSize bytes.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxRecordSize {
-		return nil, fmt.Errorf("%w: %s is over %d bytes", format.ErrTooLarge, filepath.Base(path), maxRecordSize)
-	}
-	return b, nil
 }
 
 // progressReader reports bytes read.

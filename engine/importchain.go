@@ -54,13 +54,13 @@ func readPrevious(path string) (_ previousArchive, err error) {
 	}
 	m, d, err := format.ReadManifest(bufio.NewReader(f))
 	if errors.Is(err, format.ErrNoManifest) {
-		return previousArchive{}, fmt.Errorf("%w: %s has no manifest: only pre-checkpoint archives made by checkpoint -P --export can be parents", format.ErrParent, path)
+		return previousArchive{}, remedy(fmt.Errorf("%w: %s has no manifest", format.ErrParent, path), RemedyPreExport, "")
 	}
 	if err != nil {
 		return previousArchive{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	if m.ImagesDir() != format.PreCheckpointDir {
-		return previousArchive{}, fmt.Errorf("%w: %s is not a pre-checkpoint archive (made by checkpoint -P --export)", format.ErrParent, path)
+		return previousArchive{}, remedy(fmt.Errorf("%w: %s is not a pre-checkpoint archive", format.ErrParent, path), RemedyPreExport, "")
 	}
 	return previousArchive{path: path, link: format.Link{Manifest: m, Digest: d}}, nil
 }
@@ -83,8 +83,8 @@ func orderPrevious(final format.Link, given []previousArchive) ([]previousArchiv
 	for p, child := final.Manifest.Parent, "the archive"; p != nil; {
 		i, ok := byDigest[p.Manifest]
 		if !ok {
-			return nil, fmt.Errorf("%w: %s depends on the pre-checkpoint archive with manifest %s, which is not among the --import-previous archives: pass it as well (the chain is %d deep)",
-				format.ErrParent, child, p.Manifest, final.Manifest.Parent.Depth)
+			return nil, remedy(fmt.Errorf("%w: %s depends on the pre-checkpoint archive with manifest %s, which is not among those given (the chain is %d deep)",
+				format.ErrParent, child, p.Manifest, final.Manifest.Parent.Depth), RemedyPrevious, "")
 		}
 		if used[i] || len(ordered) > format.MaxParentDepth {
 			return nil, fmt.Errorf("%w: %s is its own ancestor: the chain is cyclic", format.ErrParent, given[i].path)
@@ -119,7 +119,7 @@ func extractPrevious(ctx context.Context, paths []string, staging string, final 
 	for _, path := range paths {
 		p, err := readPrevious(path)
 		if err != nil {
-			return fmt.Errorf("previous checkpoint %s: %w", path, err)
+			return wrapf(err, "previous checkpoint %s", path)
 		}
 		given = append(given, p)
 	}
@@ -130,7 +130,7 @@ func extractPrevious(ctx context.Context, paths []string, staging string, final 
 	n := len(ordered)
 	for i, p := range ordered {
 		if err := extractLevel(ctx, p, staging, stagedLevelName(i, n)); err != nil {
-			return fmt.Errorf("previous checkpoint %s: %w", p.path, err)
+			return wrapf(err, "previous checkpoint %s", p.path)
 		}
 	}
 	links := [][2]string{{filepath.FromSlash(format.ParentLinkName), format.ParentLinkTarget}}

@@ -150,21 +150,21 @@ func TestMigrate(t *testing.T) {
 	}
 
 	// The source still has vol1: importing there again needs
-	// --ignore-volumes, and the failed attempt leaves nothing behind.
-	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "copy0"}); !errors.Is(err, volumes.ErrExists) || !strings.Contains(err.Error(), "--ignore-volumes") {
-		t.Fatalf("Import over an existing volume = %v, want volumes.ErrExists naming --ignore-volumes", err)
+	// IgnoreVolumes, and the failed attempt leaves nothing behind.
+	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "copy0"}); !errors.Is(err, volumes.ErrExists) || !hasRemedy(err, RemedyIgnoreVolumes, "") {
+		t.Fatalf("Import over an existing volume = %v, want volumes.ErrExists with RemedyIgnoreVolumes", err)
 	}
 	noLeftovers(t, src, 1, "vol1")
-	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "x", TCPEstablished: true}); err == nil {
-		t.Errorf("Import with --name and --tcp-established succeeded")
+	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "x", RestoreOptions: RestoreOptions{TCPEstablished: true}}); !errors.Is(err, ErrOptions) {
+		t.Errorf("Import with Name and TCPEstablished = %v, want ErrOptions", err)
 	}
 	// A failure after the container was created (CRIU cannot restore:
 	// the rewritten deleted.files removes the binary) rolls everything
 	// back on a third host: container, layer, volume, staging directory.
 	third := realEngine(t)
 	bad := rewriteArchive(t, archive, format.DeletedFilesName, []byte(`["/bin/counter"]`))
-	if _, err := third.Import(ctx, bad, nil); err == nil || !strings.Contains(err.Error(), "rolled back") || strings.Contains(err.Error(), "can be restored again") {
-		t.Fatalf("Import of an archive without the process' binary = %v, want an error saying it was rolled back", err)
+	if _, err := third.Import(ctx, bad, nil); !leftState(err, LeftRolledBack) || !strings.Contains(err.Error(), "rolled back") || strings.Contains(err.Error(), "can be restored again") {
+		t.Fatalf("Import of an archive without the process' binary = %v, want a *StateError saying it was rolled back", err)
 	} else {
 		t.Logf("failed import: %v", err)
 	}
@@ -253,7 +253,7 @@ func TestMigrateTCP(t *testing.T) {
 		t.Errorf("Import without --tcp-established = %v, want ErrState", err)
 	}
 	noLeftovers(t, dst, 0)
-	if _, err := dst.Import(ctx, archive, &ImportOptions{TCPEstablished: true}); err != nil {
+	if _, err := dst.Import(ctx, archive, &ImportOptions{RestoreOptions: RestoreOptions{TCPEstablished: true}}); err != nil {
 		t.Fatal(err)
 	}
 	log := waitLog(t, dst, "tcp", "tcp ok after import", func(l string) bool { return lastOK(l) >= before+3 })

@@ -206,9 +206,9 @@ func TestPreCopyChain(t *testing.T) {
 		want     string
 	}{
 		{"none", nil, "chain of 2 pre-checkpoint archives"},
-		{"nearest only", []string{pre2}, "not among the --import-previous archives"},
-		{"first only", []string{pre1}, "not among the --import-previous archives"},
-		{"wrong one", []string{otherPre, pre1}, "not among the --import-previous archives"},
+		{"nearest only", []string{pre2}, "not among those given"},
+		{"first only", []string{pre1}, "not among those given"},
+		{"wrong one", []string{otherPre, pre1}, "not among those given"},
 		{"extra", []string{pre1, pre2, otherPre}, "is not part of the archive's chain"},
 		{"repeated", []string{pre2, pre1, pre2}, "same pre-checkpoint archive"},
 		{"final as previous", []string{pre2, pre1, final}, "not a pre-checkpoint archive"},

@@ -23,7 +23,7 @@ func (e *Engine) Restore(ctx context.Context, ref string, o *RestoreOptions) (*R
 		r.o = *o
 	}
 	if err := r.run(r.plan, r.check, r.begin, r.prepare, r.rewire, r.restore, r.record, r.tidy); err != nil {
-		return nil, fmt.Errorf("restore %s: %w", ref, err)
+		return nil, wrapf(err, "restore %s", ref)
 	}
 	r.res.Container, r.res.Total, r.res.Phases = r.c, time.Since(r.start), r.pt.phases
 	return &r.res, nil

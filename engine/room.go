@@ -38,7 +38,7 @@ func stagingSpace(dir string) func() (int64, error) {
 // extractError words an Extract failure of an import staged in staging.
 func extractError(err error, staging string) error {
 	if errors.Is(err, format.ErrNoSpace) {
-		return fmt.Errorf("%w: %w: make room on the file system of %s (or stage on a tmpfs with --tmpdir)", ErrNoRoom, err, filepath.Dir(staging))
+		return remedy(fmt.Errorf("%w: %w", ErrNoRoom, err), RemedyRoom, filepath.Dir(staging))
 	}
 	return fmt.Errorf("verify and extract archive: %w", err)
 }

@@ -22,8 +22,9 @@
 //     it away before deleting its content. Concurrent operations on one
 //     name (in one process or several) cannot interleave into a mixed
 //     volume: one Create or Import wins, the others get ErrExists.
-//   - An existing volume is never replaced or modified by Import: ErrExists,
-//     whose message says to restore with --ignore-volumes (podman's rule).
+//   - An existing volume is never replaced or modified by Import: ErrExists
+//     (the engine's import then says to keep it or remove it first:
+//     podman's rule).
 //   - A failed Create or Import leaves nothing behind in Root: no volume
 //     and no staging directory. Only a killed process can leave a staging
 //     directory; Cleanup removes those whose process is gone (each is

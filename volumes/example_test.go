@@ -65,8 +65,7 @@ func ExampleStore_Import() {
 			if !ok || ignoreVolumes {
 				continue
 			}
-			// ErrExists, with a message suggesting --ignore-volumes, if
-			// the volume is already there.
+			// ErrExists if the volume is already there.
 			if err := store.Import(ctx, zr, name, nil); err != nil {
 				return err
 			}

@@ -80,8 +80,8 @@ func (s *Store) Source(ctx context.Context, name string) format.Source {
 // (an archive's volumes/<name>.tar member), as if it came from a stranger.
 //
 // If anything exists at the name, Import fails with ErrExists before
-// reading r, and the existing volume is left as it is: restore with
-// --ignore-volumes to keep it, or remove it first. Otherwise the tar is
+// reading r, and the existing volume is left as it is (a caller keeps it,
+// or removes it first). Otherwise the tar is
 // extracted by rootfs.Apply into a locked staging directory in Root: every
 // path is resolved beneath the new _data directory without following a
 // symbolic link, so no entry can write, link or chmod anything outside it
@@ -98,13 +98,7 @@ func (s *Store) Source(ctx context.Context, name string) format.Source {
 // (checked before each entry), nothing is left in Root: no volume and no
 // staging directory.
 func (s *Store) Import(ctx context.Context, r io.Reader, name string, opts *ImportOptions) (err error) {
-	defer func() {
-		if errors.Is(err, ErrExists) {
-			err = fmt.Errorf("import volume %s: %w: restore with --ignore-volumes to keep the existing volume and skip the archive's copy, or remove it first", name, err)
-			return
-		}
-		wrap(&err, "import volume", name)
-	}()
+	defer wrap(&err, "import volume", name)
 	if opts == nil {
 		opts = &ImportOptions{}
 	}

@@ -277,7 +277,7 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 			return code
 		}
 		if imf.used(fs) {
-			return runImport(ctx, env, c, fs, imf, &o, *all, *latest, rest, *printStats)
+			return runImport(ctx, env, &importRun{c: c, fs: fs, flags: imf, o: &o, all: *all, latest: *latest, args: rest, printStats: *printStats})
 		}
 		if o.TCPEstablished && o.TCPClose {
 			return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")

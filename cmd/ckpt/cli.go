@@ -45,9 +45,9 @@ func (c *cmdEnv) errorf(format string, a ...any) {
 	fmt.Fprintf(c.stderr, "ckpt: "+format+"\n", a...)
 }
 
-// fail prints err and returns exitFailure.
+// fail prints err (its advice in ckpt's flags) and returns exitFailure.
 func (c *cmdEnv) fail(err error) int {
-	c.errorf("%v", err)
+	c.errorf("%s", message(err))
 	return exitFailure
 }
 

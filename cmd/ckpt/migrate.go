@@ -134,49 +134,38 @@ func (x *importFlags) used(fs *pflag.FlagSet) bool {
 	return false
 }
 
+// importRun is one `ckpt restore --import`: what restore's flags and
+// arguments gave.
+type importRun struct {
+	c           *command
+	fs          *pflag.FlagSet
+	flags       *importFlags
+	o           *engine.RestoreOptions
+	all, latest bool
+	args        []string // positional: there must be none
+	printStats  bool
+}
+
 // runImport is `ckpt restore --import`: podman's flag rules, then
 // engine.Import.
-func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, x *importFlags, o *engine.RestoreOptions, all, latest bool, args []string, printStats bool) int {
-	if x.path == "" {
-		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network"} {
-			if fs.Changed(n) {
-				return usageError(env, c, "--%s can only be used with --import", n)
-			}
-		}
+func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
+	im, msg := r.options()
+	if msg != "" {
+		return usageError(env, r.c, "%s", msg)
 	}
-	switch {
-	case all || latest:
-		return usageError(env, c, "--import cannot be used with --all or --latest")
-	case len(args) > 0:
-		return usageError(env, c, "--import restores a new container: do not name one (use --name to choose its name)")
-	case x.name != "" && o.TCPEstablished:
-		return usageError(env, c, "--tcp-established cannot be used with --name")
-	case o.TCPEstablished && o.TCPClose:
-		return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")
-	}
-	binds, err := parseBindMaps(x.binds)
-	if err != nil {
-		return usageError(env, c, "%v", err)
-	}
-	im := &engine.ImportOptions{
-		Binds: binds, IgnoreBinds: x.ignoreBinds, Network: x.network,
-		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
-		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC, Previous: x.previous,
-		TCPEstablished: o.TCPEstablished, TCPClose: o.TCPClose, FileLocks: o.FileLocks, Keep: o.Keep,
-	}
-	bar := newProgress(env.stderr, "import "+x.path)
+	bar := newProgress(env.stderr, "import "+r.flags.path)
 	if bar != nil {
 		im.Progress = bar.set
 	}
-	res, err := env.eng.Import(ctx, x.path, im)
+	res, err := env.eng.Import(ctx, r.flags.path, im)
 	bar.done(err == nil)
 	if err != nil {
 		return env.fail(err)
 	}
 	if res.Legacy {
-		env.errorf("warning: %s has no manifest (made by another engine): its structure was checked, its contents could not be verified", x.path)
+		env.errorf("warning: %s has no manifest (made by another engine): its structure was checked, its contents could not be verified", r.flags.path)
 	}
-	if !printStats {
+	if !r.printStats {
 		fmt.Fprintln(env.stdout, res.Container.ID)
 		return exitOK
 	}
@@ -188,6 +177,39 @@ func runImport(ctx context.Context, env *cmdEnv, c *command, fs *pflag.FlagSet, 
 		return env.fail(err)
 	}
 	return exitOK
+}
+
+// options applies podman's flag rules and returns the import's options,
+// or a usage message.
+func (r *importRun) options() (*engine.ImportOptions, string) {
+	x, o := r.flags, r.o
+	if x.path == "" {
+		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network"} {
+			if r.fs.Changed(n) {
+				return nil, fmt.Sprintf("--%s can only be used with --import", n)
+			}
+		}
+	}
+	switch {
+	case r.all || r.latest:
+		return nil, "--import cannot be used with --all or --latest"
+	case len(r.args) > 0:
+		return nil, "--import restores a new container: do not name one (use --name to choose its name)"
+	case x.name != "" && o.TCPEstablished:
+		return nil, "--tcp-established cannot be used with --name"
+	case o.TCPEstablished && o.TCPClose:
+		return nil, "--tcp-established and --tcp-close cannot be used together"
+	}
+	binds, err := parseBindMaps(x.binds)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return &engine.ImportOptions{
+		RestoreOptions: *o,
+		Binds:          binds, IgnoreBinds: x.ignoreBinds, Network: x.network,
+		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
+		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC, Previous: x.previous,
+	}, ""
 }
 
 // parseBindMaps parses restore --import's -v SRC:DST[:ro|rw] values.

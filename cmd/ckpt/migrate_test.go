@@ -210,7 +210,7 @@ func TestCLIPreCopy(t *testing.T) {
 		t.Errorf("restore -i FINAL without --import-previous = exit %d, stderr %q; want 1 naming --import-previous", code, errOut)
 	}
 	if st.Containers[0].PreCopy == engine.PreCopyDedup {
-		if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final, "--import-previous", pre2)...); code != 1 || !strings.Contains(errOut, "not among the --import-previous archives") {
+		if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final, "--import-previous", pre2)...); code != 1 || !strings.Contains(errOut, "not among those given") || !strings.Contains(errOut, "with --import-previous") {
 			t.Errorf("restore -i FINAL --import-previous PRE2 = exit %d, stderr %q; want 1 naming the missing archive", code, errOut)
 		}
 		b("restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1)

@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/volumes"
+)
+
+// maxRecordSize bounds config.dump and spec.dump as the import reads them.
+const maxRecordSize = 16 << 20
+
+// importRecord is what an import takes from an archive: never spec.dump's
+// hooks, namespaces, devices or capabilities.
+type importRecord struct {
+	Name, ID, Image, ImageID string
+	Command, Env             []string
+	Network                  string
+	Volumes                  []Mount // named volumes
+	Binds                    []volumes.BindMount
+	Extra                    []string // destinations of engine-made bind mounts (podman: /etc/hosts...)
+	TCP                      bool
+}
+
+// readRecord reads what the import needs from config.dump (and, for
+// podman archives, spec.dump's process section).
+func readRecord(staging string, legacy bool) (*importRecord, error) {
+	cfg, err := readSmall(filepath.Join(staging, format.ConfigName))
+	if err != nil {
+		return nil, fmt.Errorf("read config.dump: %w", err)
+	}
+	if !legacy {
+		var c Container
+		if err := json.Unmarshal(cfg, &c); err != nil {
+			return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
+		}
+		rec := &importRecord{
+			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
+			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
+		}
+		for _, m := range c.Mounts {
+			switch m.Type {
+			case "volume":
+				if !format.ValidVolumeName(m.Name) {
+					return nil, fmt.Errorf("%w: config.dump: invalid volume name %q", format.ErrFormat, m.Name)
+				}
+				if err := (volumes.BindMount{Source: "/", Destination: m.Destination}).Validate(); err != nil {
+					return nil, fmt.Errorf("%w: config.dump: volume %s: %w", format.ErrFormat, m.Name, err)
+				}
+				rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: m.Name, Destination: m.Destination, ReadOnly: m.ReadOnly})
+			case "cgroup":
+				rec.Extra = append(rec.Extra, "/sys/fs/cgroup")
+			case "bind":
+				if podmanProvided[m.Destination] && filepath.Base(filepath.Dir(m.Source)) == "userdata" {
+					// Provided by the engine for a container imported
+					// from podman: provided again here.
+					rec.Extra = append(rec.Extra, m.Destination)
+					continue
+				}
+				b := volumes.BindMount{Source: m.Source, Destination: m.Destination}
+				if m.ReadOnly {
+					b.Options = []string{"ro"}
+				}
+				rec.Binds = append(rec.Binds, b)
+			default:
+				return nil, fmt.Errorf("%w: config.dump: unknown mount type %q", format.ErrFormat, m.Type)
+			}
+		}
+		if err := rec.check(); err != nil {
+			return nil, err
+		}
+		return rec, nil
+	}
+	return readPodmanRecord(staging, cfg)
+}
+
+// check validates a record's fields before they reach the engine.
+func (r *importRecord) check() error {
+	if len(r.Command) == 0 {
+		return fmt.Errorf("%w: the archive records no command", format.ErrFormat)
+	}
+	if r.Name != "" && !nameRE.MatchString(r.Name) {
+		return fmt.Errorf("%w: invalid container name %q", format.ErrFormat, r.Name)
+	}
+	if r.ID != "" && !idRE.MatchString(r.ID) {
+		return fmt.Errorf("%w: invalid container ID %q", format.ErrFormat, r.ID)
+	}
+	switch r.Network {
+	case "", NetworkNone, NetworkHost:
+	default:
+		return fmt.Errorf("%w: unknown network mode %q", format.ErrFormat, r.Network)
+	}
+	for _, kv := range r.Env {
+		if !strings.Contains(kv, "=") || strings.ContainsRune(kv, 0) {
+			return fmt.Errorf("%w: invalid environment entry %q", format.ErrFormat, kv)
+		}
+	}
+	return nil
+}
+
+// readSmall reads a file of at most maxRecordSize bytes.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecordSize {
+		return nil, fmt.Errorf("%w: %s is over %d bytes", format.ErrTooLarge, filepath.Base(path), maxRecordSize)
+	}
+	return b, nil
+}
