@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestDependencies keeps the import direction of STYLE.md §1: engine may
-// use the libraries below it but never a command, and of go-criu only the
-// v8 packages it needs (v7's protos predate CRIU 4).
+// TestDependencies keeps the import direction (cmd → engine → the
+// libraries → format): engine may use the libraries below it but never
+// a command, and of go-criu only the v8 packages it needs (v7's protos
+// predate CRIU 4).
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {

@@ -134,8 +134,9 @@ func lastLine(b []byte) string {
 	return ""
 }
 
-// harmlessCRIU lists CRIU log lines that say "Error" but mean nothing on
-// the hosts ckpt runs on (REFERENCE.md §1).
+// harmlessCRIU lists CRIU log lines that say "Error" but mean nothing:
+// CRIU 4.2 logs the RLIMIT_NOFILE one on every run where the service's
+// limit is below its own wish, and the dump or restore goes on.
 var harmlessCRIU = []string{"Can't setup RLIMIT_NOFILE"}
 
 // Bounds of what logTail reads and quotes.
