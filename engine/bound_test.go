@@ -97,7 +97,7 @@ done
 			t0 := time.Now()
 			_, err := e.Checkpoint(context.Background(), "c", nil)
 			first, _, _ := strings.Cut(fmt.Sprint(err), "\n")
-			if !errors.Is(err, tc.want) || !strings.Contains(first, "runc checkpoint killed: ") || !strings.Contains(err.Error(), "still running") {
+			if !errors.Is(err, tc.want) || !strings.Contains(first, "runc checkpoint killed: ") || !leftState(err, LeftRunning) {
 				t.Fatalf("Checkpoint = %v, want %v saying the container still runs", err, tc.want)
 			}
 			t.Logf("killed after %v: %s", time.Since(t0).Round(time.Millisecond), first)

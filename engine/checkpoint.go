@@ -235,7 +235,7 @@ func (e *Engine) Checkpoint(ctx context.Context, ref string, o *CheckpointOption
 	d := e.newDumpJob(ctx, opCheckpoint, ref, o)
 	begin := func() error { return d.begin(opRecord{}) }
 	if err := d.run(d.plan, begin, d.prepareInPlace, d.dump, d.finishInPlace, d.recordInPlace, d.tidy); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", ref, err)
+		return nil, wrapf(err, "checkpoint %s", ref)
 	}
 	return &CheckpointResult{ImageDir: d.imgDir, DumpResult: d.result()}, nil
 }

@@ -196,11 +196,10 @@ func (d *dumpJob) dump() error {
 	d.pt.done("runtime_checkpoint")
 	if err != nil {
 		_ = fsutil.RemoveAll(d.imgDir)
-		err = fmt.Errorf("%w\n(%s)", err, d.stateAfterFailedDump())
 		if hint := dumpHint(d.dumpLog(), o); hint != "" {
 			err = fmt.Errorf("%w\nhint: %s", err, hint)
 		}
-		return err
+		return d.failedDump(err)
 	}
 	// runc has CRIU write stats-dump to the work directory.
 	d.res.CRIU = dumpStats(d.work, d.imgDir)
@@ -212,16 +211,16 @@ func (d *dumpJob) dump() error {
 	return nil
 }
 
-// stateAfterFailedDump says, for the error of a failed dump, what became
-// of the container.
-func (d *dumpJob) stateAfterFailedDump() string {
-	if d.exported {
-		return "the container keeps running"
+// failedDump returns the error of a failed dump saying what became of
+// the container: a *StateError (LeftRunning) unless its record says it
+// no longer runs.
+func (d *dumpJob) failedDump(err error) error {
+	if !d.exported {
+		if x, lerr := d.e.loadState(d.c.ID); lerr == nil && x.Status != StatusRunning {
+			return fmt.Errorf("%w (the container is no longer running: %s)", err, x.Status)
+		}
 	}
-	if x, err := d.e.loadState(d.c.ID); err == nil && x.Status != StatusRunning {
-		return "the container is no longer running: " + string(x.Status)
-	}
-	return "the container is still running"
+	return &StateError{Err: err, Left: LeftRunning}
 }
 
 // dumpStats returns CRIU's statistics of a dump from the first of dirs

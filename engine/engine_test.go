@@ -312,7 +312,10 @@ exit 1`)
 	if x.Tool != "runc checkpoint" || x.Code != 1 || filepath.Base(x.LogPath) != "dump.log" || len(x.LogTail) != 2 {
 		t.Errorf("ExitError = %+v", x)
 	}
-	for _, want := range []string{"dump.log", "Dumping FAILED", "still running", "hint:", "criu failed"} {
+	if !leftState(err, LeftRunning) {
+		t.Errorf("Checkpoint() error = %v, want a *StateError saying the container keeps running", err)
+	}
+	for _, want := range []string{"dump.log", "Dumping FAILED", "keeps running", "hint:", "criu failed"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

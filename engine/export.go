@@ -95,9 +95,13 @@ func (e *Engine) Export(ctx context.Context, ref, path string, o *ExportOptions)
 		// The container was stopped after its dump and the archive
 		// failed: restore it from its images, as it was.
 		if _, rerr := e.Restore(context.WithoutCancel(ctx), rb.id, &RestoreOptions{TCPEstablished: rb.tcp, FileLocks: rb.fileLocks, keepChain: true}); rerr != nil {
-			return nil, fmt.Errorf("%w\n(the container was stopped after its dump and restoring it failed: %w; it stays checkpointed: retry with `ckpt restore %s`)", err, rerr, rb.name)
+			var se *StateError
+			if errors.As(rerr, &se) {
+				rerr = se.Err // its note is the one below
+			}
+			return nil, &StateError{Err: fmt.Errorf("%w; restoring %s from the dump failed: %w", err, rb.name, rerr), Left: LeftCheckpointed}
 		}
-		return nil, fmt.Errorf("%w\n(the container was restored from its dump and keeps running)", err)
+		return nil, &StateError{Err: err, Left: LeftRestored}
 	}
 	return res, err
 }
@@ -118,7 +122,7 @@ func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions)
 	err := x.run(x.check, x.plan, x.open, x.pause, x.prepareExport, x.dump, x.release,
 		x.recordStop, x.dedup, x.gather, x.write, x.commit, x.record, x.tidy)
 	if err != nil {
-		return nil, x.rb, fmt.Errorf("export %s: %w", ref, err)
+		return nil, x.rb, wrapf(err, "export %s", ref)
 	}
 	return &ExportResult{DumpResult: x.result(), Path: x.abs, Size: x.archive.size,
 		Manifest: x.archive.manifest, prehashed: x.archive.prehashed}, nil, nil

@@ -88,7 +88,7 @@ func TestExportFailures(t *testing.T) {
 		if err == nil || !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("Export to a full disk = %v, want ENOSPC", err)
 		}
-		if !strings.Contains(err.Error(), "restored from its dump") {
+		if !leftState(err, LeftRestored) {
 			t.Errorf("Export to a full disk = %v, want it to say the container was restored", err)
 		}
 		checkNoArchive(t, dir)
