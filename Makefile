@@ -45,7 +45,7 @@ lint:
 	$(GO) mod tidy -diff
 
 fuzz-smoke:
-	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./format
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./format
 
 # fuzz runs each native fuzz target for FUZZTIME; crashers land in the
 # package's testdata/fuzz and are committed (go test then runs them).

@@ -553,15 +553,18 @@ func TestIntegrationRestoreElsewhere(t *testing.T) {
 // and runs, checkpoints and restores podman's image from it.
 func TestIntegrationPodmanStore(t *testing.T) {
 	t.Parallel()
-	podman, err := exec.LookPath("podman")
-	if err != nil {
-		t.Skip("podman not installed (scripts/deps.sh --podman); not a prerequisite of the engine")
-	}
 	tarPath := prerequisites(t)
+	podman := testutil.RequirePodman(t)
 	dir := t.TempDir()
 	graph := filepath.Join(dir, "graph")
-	cmd := exec.Command(podman, "--root", graph, "--runroot", filepath.Join(dir, "prun"), "--storage-driver", "overlay",
-		"import", tarPath, "podimg")
+	// podman 4.3 refuses a runroot path of over 50 characters.
+	runroot, err := os.MkdirTemp("", "prun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(runroot) })
+	cmd := exec.Command(podman.Path, "--root", graph, "--runroot", runroot, "--storage-driver", "overlay",
+		"import", podman.PolicyFlag, tarPath, "podimg")
 	cmd.Env = append(os.Environ(), "PODMAN_IGNORE_CGROUPSV1_WARNING=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("podman import: %v\n%s", err, out)
