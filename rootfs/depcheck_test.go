@@ -27,6 +27,7 @@ func TestDependencies(t *testing.T) {
 			case dep == "github.com/ckpt/ckpt/rootfs", dep == "github.com/ckpt/ckpt/format":
 			case strings.HasPrefix(dep, "golang.org/x/sys/"):
 			case dep == "github.com/ckpt/ckpt/format/criuimg", dep == "github.com/checkpoint-restore/go-criu/v8/magic",
+				dep == "github.com/ckpt/ckpt/internal/fileio",
 				dep == "github.com/klauspost/compress", strings.HasPrefix(dep, "github.com/klauspost/compress/"):
 				// format's own dependencies
 			default:
