@@ -183,7 +183,7 @@ func (e *Engine) addDumpMembers(zw *format.Writer, a *archiveJob, cpuinfo string
 	if err := zw.AddFile(format.CPUInfoName, cpuinfo); err != nil {
 		return err
 	}
-	if log, err := readTail(filepath.Join(e.containerDir(a.c.ID), logFile), 16<<20); err == nil {
+	if log, err := fileio.ReadTail(filepath.Join(e.containerDir(a.c.ID), logFile), 16<<20); err == nil {
 		if err := zw.AddBytes(format.ContainerLogName, log); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // Sentinel errors. Callers match them with [errors.Is]; the returned errors
@@ -153,7 +155,7 @@ const (
 // lines. It reads only the file's last maxLogTailRead bytes and cuts long
 // lines. It returns nil if the file cannot be read.
 func logTail(path string, n int) []string {
-	data, err := readTail(path, maxLogTailRead)
+	data, err := fileio.ReadTail(path, maxLogTailRead)
 	if err != nil {
 		return nil
 	}

@@ -465,7 +465,7 @@ func (x *importJob) create(ctx context.Context) error {
 
 // copyLog brings the container's earlier output along, as podman does.
 func (x *importJob) copyLog() error {
-	log, err := readTail(filepath.Join(x.staging, format.ContainerLogName), 16<<20)
+	log, err := fileio.ReadTail(filepath.Join(x.staging, format.ContainerLogName), 16<<20)
 	if err != nil {
 		return nil
 	}

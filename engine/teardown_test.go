@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/internal/testutil"
 )
@@ -317,7 +318,7 @@ func TestSIGTERMDuringImport(t *testing.T) {
 		logs, _ := filepath.Glob(filepath.Join(dst.Root, "containers/*/work/restore.log"))
 		// Once CRIU has forked the container's tasks: its cgroup yard and
 		// mount namespaces are set up, the memory is being restored.
-		if b, err := readTail(firstOf(logs), 1<<20); err == nil && bytes.Contains(b, []byte("Forking task")) {
+		if b, err := fileio.ReadTail(firstOf(logs), 1<<20); err == nil && bytes.Contains(b, []byte("Forking task")) {
 			signalled = time.Now()
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)

@@ -71,3 +71,19 @@ type kindError struct {
 
 func (e *kindError) Error() string        { return e.msg }
 func (e *kindError) Is(target error) bool { return target == e.kind }
+
+// ReadTail returns at most the last n bytes of the file name: the end of
+// a log, however long it grew.
+func ReadTail(name string, n int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(fi.Size()-n, 0)
+	return io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+}

@@ -49,3 +49,20 @@ func TestReadBounded(t *testing.T) {
 		t.Errorf("ReadBounded(missing) = %v, want ErrNotExist", err)
 	}
 }
+
+// TestReadTail: the last n bytes of a longer file, a shorter file whole.
+func TestReadTail(t *testing.T) {
+	t.Parallel()
+	name := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(name, []byte("line 1\nline 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[int64]string{7: "line 2\n", 100: "line 1\nline 2\n", 0: ""} {
+		if b, err := ReadTail(name, n); err != nil || string(b) != want {
+			t.Errorf("ReadTail(%d) = %q, %v, want %q", n, b, err, want)
+		}
+	}
+	if _, err := ReadTail(filepath.Join(t.TempDir(), "none"), 1); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadTail(missing) = %v, want ErrNotExist", err)
+	}
+}
