@@ -277,7 +277,7 @@ type result struct {
 	ExportRSS int64 // KiB
 	ImportRSS int64 // KiB
 	// ExportPhases and ImportPhases are ckpt's ckpt_phases from
-	// --print-stats ("name 0.12s, …"); podman has none.
+	// --print-stats (each phase's name and seconds); podman has none.
 	ExportPhases, ImportPhases string
 	Err                        string
 }
@@ -297,8 +297,8 @@ func (r result) String() string {
 	return s
 }
 
-// phases returns ckpt's ckpt_phases from --print-stats output, as
-// "name 0.12s, …"; "" if there are none (podman).
+// phases returns ckpt's ckpt_phases from --print-stats output, each
+// phase's name and seconds, comma-separated; "" if there are none (podman).
 func phases(out []byte) string {
 	var s struct {
 		Containers []struct {
@@ -376,9 +376,7 @@ func measure(ctx context.Context, e engine, work string, sizeMiB, i int) (r resu
 // before a measured one starts, so that none shares the disk with
 // another's leftovers: podman's archive, written through the page cache
 // without a sync, would otherwise reach the disk up to 30 s later
-// (vm.dirty_expire_centisecs), during whatever runs then. In a run
-// without it (1 GiB), ckpt's archive writes took 0.56–0.86 s, against
-// 0.50–0.66 s when nothing else had run before them.
+// (vm.dirty_expire_centisecs), during whatever runs then, and slow it.
 func settle() { syscall.Sync() }
 
 // frozenTime reads CRIU's frozen time from podman-shaped --print-stats,
