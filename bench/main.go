@@ -97,81 +97,24 @@ type config struct {
 	// precopy is -precopy's SIZE:DEPTH list; empty runs the comparison
 	// with podman.
 	precopy string
+	// pageReporting is -page-reporting: leave free page reporting on.
+	pageReporting bool
 	// memory says how the guest's memory was prepared (memory.go).
 	memory string
 }
 
 func run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	sizes := fs.String("sizes", "256,1024", "ballast sizes in MiB, comma-separated")
-	runs := fs.Int("runs", 5, "runs per engine and size")
-	ckpt := fs.String("ckpt", "bin/ckpt", "ckpt binary")
-	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
-	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
-	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
-	pageReporting := fs.Bool("page-reporting", false, "leave a virtio balloon's free page reporting on (see bench/memory.go)")
-	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
-	if err := fs.Parse(args); err != nil {
+	cfg, cases, err := parseConfig(args)
+	if err != nil {
 		return err
 	}
-	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench", precopy: *precopy}
-	var cases []precopyCase
-	if cfg.precopy != "" {
-		var err error
-		if cases, err = parsePrecopy(cfg.precopy); err != nil {
-			return err
-		}
-		outSet := false
-		fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
-		if !outSet {
-			cfg.out = "bench/PRECOPY.md"
-		}
-	}
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			return fmt.Errorf("bad -sizes entry %q", s)
-		}
-		cfg.sizes = append(cfg.sizes, n)
-	}
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root (CRIU and runc need it)")
-	}
-	var err error
-	if cfg.ckpt, err = filepath.Abs(*ckpt); err != nil {
+	if err := checkSetup(&cfg); err != nil {
 		return err
 	}
-	if _, err := os.Stat(cfg.ckpt); err != nil {
-		return fmt.Errorf("ckpt binary: %w (run `make build`)", err)
-	}
-	if _, err := exec.LookPath("podman"); err == nil && !*noPodman {
-		cfg.podman = true
-	}
-	for _, f := range []string{"testdata/workloads/bin/rootfs.tar"} {
-		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("%w (run `make workloads` from the repository root)", err)
-		}
-	}
-	cfg.memory = "free page reporting left as it was (-page-reporting)"
-	if !*pageReporting {
-		note, restore := stopPageReporting()
-		defer restore()
-		n := int64(4*slices.Max(cfg.sizes)+2048) << 20
-		if avail := memAvailable(); avail > 0 {
-			n = min(n, avail/2)
-		}
-		// In a child: an exec'd child's peak RSS starts from that of
-		// the process it was forked from.
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		t := time.Now()
-		if out, err := exec.CommandContext(ctx, self, warmMemoryArg, strconv.FormatInt(n, 10)).CombinedOutput(); err != nil {
-			return fmt.Errorf("warm memory: %w: %s", err, out)
-		}
-		cfg.memory = fmt.Sprintf("%s; %d MiB touched and freed first (%.1f s)", note, n>>20, time.Since(t).Seconds())
-		log.Print(cfg.memory)
+	restore, err := prepareMemory(ctx, &cfg)
+	defer restore()
+	if err != nil {
+		return err
 	}
 	os.RemoveAll(cfg.work)
 	os.RemoveAll(cfg.shm)
@@ -182,7 +125,105 @@ func run(ctx context.Context, args []string) error {
 	if len(cases) > 0 {
 		return runPrecopy(ctx, cfg, cases)
 	}
+	return compare(ctx, cfg)
+}
 
+// parseConfig parses the command line: the configuration, and the
+// pre-copy cases to measure (none without -precopy).
+func parseConfig(args []string) (config, []precopyCase, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	sizes := fs.String("sizes", "256,1024", "ballast sizes in MiB, comma-separated")
+	runs := fs.Int("runs", 5, "runs per engine and size")
+	ckpt := fs.String("ckpt", "bin/ckpt", "ckpt binary")
+	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
+	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
+	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
+	pageReporting := fs.Bool("page-reporting", false, "leave a virtio balloon's free page reporting on (see bench/memory.go)")
+	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
+	if err := fs.Parse(args); err != nil {
+		return config{}, nil, err
+	}
+	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench", precopy: *precopy,
+		ckpt: *ckpt, podman: !*noPodman, pageReporting: *pageReporting}
+	var cases []precopyCase
+	if cfg.precopy != "" {
+		var err error
+		if cases, err = parsePrecopy(cfg.precopy); err != nil {
+			return config{}, nil, err
+		}
+		outSet := false
+		fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			cfg.out = "bench/PRECOPY.md"
+		}
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return config{}, nil, fmt.Errorf("bad -sizes entry %q", s)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	return cfg, cases, nil
+}
+
+// checkSetup checks that the bench can run (root, the ckpt binary, the
+// workloads), makes cfg.ckpt absolute and leaves cfg.podman set only if
+// podman is installed.
+func checkSetup(cfg *config) error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root (CRIU and runc need it)")
+	}
+	var err error
+	if cfg.ckpt, err = filepath.Abs(cfg.ckpt); err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.ckpt); err != nil {
+		return fmt.Errorf("ckpt binary: %w (run `make build`)", err)
+	}
+	if _, err := exec.LookPath("podman"); err != nil {
+		cfg.podman = false
+	}
+	for _, f := range []string{"testdata/workloads/bin/rootfs.tar"} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%w (run `make workloads` from the repository root)", err)
+		}
+	}
+	return nil
+}
+
+// prepareMemory stops free page reporting and warms the memory the runs
+// will use, unless cfg.pageReporting, and says so in cfg.memory. The
+// function it returns, never nil, binds the balloons again.
+func prepareMemory(ctx context.Context, cfg *config) (restore func(), err error) {
+	cfg.memory = "free page reporting left as it was (-page-reporting)"
+	if cfg.pageReporting {
+		return func() {}, nil
+	}
+	note, restore := stopPageReporting()
+	n := int64(4*slices.Max(cfg.sizes)+2048) << 20
+	if avail := memAvailable(); avail > 0 {
+		n = min(n, avail/2)
+	}
+	// In a child: an exec'd child's peak RSS starts from that of
+	// the process it was forked from.
+	self, err := os.Executable()
+	if err != nil {
+		return restore, err
+	}
+	t := time.Now()
+	if out, err := exec.CommandContext(ctx, self, warmMemoryArg, strconv.FormatInt(n, 10)).CombinedOutput(); err != nil {
+		return restore, fmt.Errorf("warm memory: %w: %s", err, out)
+	}
+	cfg.memory = fmt.Sprintf("%s; %d MiB touched and freed first (%.1f s)", note, n>>20, time.Since(t).Seconds())
+	log.Print(cfg.memory)
+	return restore, nil
+}
+
+// compare measures ckpt and podman (if cfg.podman) side by side, runs
+// alternating which goes first, with the floors in every run, and writes
+// the report.
+func compare(ctx context.Context, cfg config) error {
 	engines := []engine{newCkpt(cfg)}
 	if cfg.podman {
 		engines = append(engines, newPodman(cfg))
@@ -236,7 +277,7 @@ type result struct {
 	ExportRSS int64 // KiB
 	ImportRSS int64 // KiB
 	// ExportPhases and ImportPhases are ckpt's ckpt_phases from
-	// --print-stats ("name 0.12s, …"); podman has none.
+	// --print-stats (each phase's name and seconds); podman has none.
 	ExportPhases, ImportPhases string
 	Err                        string
 }
@@ -256,8 +297,8 @@ func (r result) String() string {
 	return s
 }
 
-// phases returns ckpt's ckpt_phases from --print-stats output, as
-// "name 0.12s, …"; "" if there are none (podman).
+// phases returns ckpt's ckpt_phases from --print-stats output, each
+// phase's name and seconds, comma-separated; "" if there are none (podman).
 func phases(out []byte) string {
 	var s struct {
 		Containers []struct {
@@ -335,9 +376,7 @@ func measure(ctx context.Context, e engine, work string, sizeMiB, i int) (r resu
 // before a measured one starts, so that none shares the disk with
 // another's leftovers: podman's archive, written through the page cache
 // without a sync, would otherwise reach the disk up to 30 s later
-// (vm.dirty_expire_centisecs), during whatever runs then. In a run
-// without it (1 GiB), ckpt's archive writes took 0.56–0.86 s, against
-// 0.50–0.66 s when nothing else had run before them.
+// (vm.dirty_expire_centisecs), during whatever runs then, and slow it.
 func settle() { syscall.Sync() }
 
 // frozenTime reads CRIU's frozen time from podman-shaped --print-stats,

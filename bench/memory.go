@@ -11,12 +11,10 @@ import (
 
 // A virtio balloon with free page reporting (VIRTIO_BALLOON_F_REPORTING,
 // feature bit 5) hands the guest's free memory back to the host about
-// 2 s after it is freed; the host then backs it anew on the next touch.
-// On the machine measured (a Firecracker VM) that made 1 GiB of new page
-// cache cost 1.2–3.3 s instead of 0.6–0.9 s, at random: whether a dump
-// found warm memory depended on what ran just before it, and one engine's
-// figures could be cold in 4 runs of 5 and the other's in 1. Bare metal
-// has no such thing. So, unless -page-reporting, the bench unbinds the
+// 2 s after it is freed; the host then backs it anew on the next touch,
+// which made new page cache cost several times as much at random (whether
+// a dump found warm memory depended on what ran just before it). Bare
+// metal has no such thing. So, unless -page-reporting, the bench unbinds the
 // balloon driver for its run (the host can reclaim nothing meanwhile),
 // touches the memory the runs will use once, and binds the driver again
 // at the end. Every engine and the floors run under the same conditions.

@@ -21,18 +21,11 @@ import (
 // disk, not the CPU, sets the pace there, and the lookahead uses the CPU
 // left idle. The frames are the same bytes either way (the same encoder,
 // the same input), and the member's CRC-32C, checked against its Sum as
-// before, is the frames' CRCs combined. Measured on 1 GiB of the bench's
-// pages (half random, then half text), 5 alternating exports: the write
-// took 0.60–0.68 s (median 0.63) against 0.62–0.75 s (0.68), and a
-// timeline of CPU use and archive size showed the ~0.15 s at the end, in
-// which both cores compressed the text half after the random half had
-// reached the disk, gone.
+// before, is the frames' CRCs combined.
 //
 // The lookahead starts once the in-order pass has handed over its first
-// frames (lookaheadFrom). Started with the member, it took CPU that the
-// first frames' reads needed while the disk waited for them: the file's
-// first write came 66–91 ms after the body's start, against 41–64 ms
-// started later (4 exports each, 1 GiB).
+// frames (lookaheadFrom): started with the member, it took CPU that the
+// first frames' reads needed while the disk waited for them.
 
 // lookaheadMin is the fewest whole frames a member needs for a lookahead,
 // and lookaheadFrom the frame the in-order pass reached when it starts it:

@@ -34,9 +34,8 @@ type stage struct {
 
 // pipelineBuffers and pipelineBufferSize are the pipelines' defaults:
 // enough to keep every stage busy when another one stalls for a moment (a
-// frame to hand over, a disk write): with 4 buffers the hashing stage
-// waited, and 1 GiB of images took 0.84–1.08 s to write instead of
-// 0.78–0.81 s; 16 MiB of memory per pipeline.
+// frame to hand over, a disk write), which 4 were not (the hashing stage
+// waited); 16 MiB of memory per pipeline.
 const (
 	pipelineBuffers    = 16
 	pipelineBufferSize = 1 << 20

@@ -527,10 +527,6 @@ func (w *Writer) copyEntry(tw *tar.Writer, sw *switchWriter, e *entry, mtime tim
 // no part of the member: its header is written by a tar.Writer of its own
 // (the same bytes), the content and padding here.
 func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e *entry, f *os.File, mtime time.Time) error {
-	fail := func(err error) error { return &Error{Op: "write", Member: e.name, Err: err} }
-	changed := func() error {
-		return fail(errorf(ErrSourceChanged, "size changed from %d", e.sum.size))
-	}
 	// The previous member's padding, then this header.
 	if err := tw.Flush(); err != nil {
 		return err
@@ -539,121 +535,20 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 		return err
 	}
 	size := e.sum.size
-	var crc uint32
-	copyRange := func(off, n int64) error {
-		if n <= 0 {
-			return nil
-		}
-		c, err := fw.fillFrom(f, off, n)
-		switch {
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return changed()
-		case err != nil:
-			return fail(err)
-		}
-		crc = crc32Combine(crc, c, n)
-		return nil
-	}
 	first := min(size, (frameSize-fw.taken%frameSize)%frameSize)
-	frames := (size - first) / frameSize
-	if err := copyRange(0, first); err != nil {
+	c := &framedCopy{w: w, fw: fw, e: e, f: f, first: first, frames: (size - first) / frameSize}
+	if err := c.copyRange(0, first); err != nil {
 		return err
 	}
-	var la *lookahead
-	defer func() {
-		if la != nil {
-			la.stop()
-		}
-	}()
-	// Frame k: from the lookahead (r), or read into a frame buffer (j)
-	// in a goroutine while the frame before it is handed over.
-	type next struct {
-		r    *lookaheadFrame
-		j    *frameJob
-		crc  uint32
-		err  error
-		done chan struct{} // closed when j is read (err set)
+	if err := c.copyFrames(); err != nil {
+		return err
 	}
-	prepare := func(k int64) (*next, error) {
-		if la != nil {
-			if r := la.take(int(k)); r != nil {
-				return &next{r: r, crc: r.crc}, nil
-			}
-		}
-		j, err := fw.newJob()
-		if err != nil {
-			return nil, err
-		}
-		n := &next{j: j, done: make(chan struct{})}
-		go func() {
-			got, err := f.ReadAt(j.in, first+k*frameSize)
-			switch {
-			case got == len(j.in):
-				n.crc, err = crc32.Update(0, crcTable, j.in), nil
-			case err == nil || errors.Is(err, io.EOF):
-				err = changed()
-			default:
-				err = fail(err)
-			}
-			n.err = err
-			close(n.done)
-		}()
-		return n, nil
-	}
-	// A read still going on returns before this does: the frame buffers
-	// are freed when the frameWriter closes.
-	var cur, nxt *next
-	defer func() {
-		for _, n := range []*next{cur, nxt} {
-			if n != nil && n.j != nil {
-				<-n.done
-			}
-		}
-	}()
-	for k := range frames {
-		var err error
-		if k == lookaheadFrom && frames >= lookaheadMin {
-			la = startLookahead(f, first, int(frames), int(k), w.codec, w.opts.Level)
-		}
-		if cur == nil {
-			if cur, err = prepare(k); err != nil {
-				return err
-			}
-		}
-		// The next frame's buffer first (which may write out the
-		// oldest frame) and its read, while this one's goes on.
-		nxt = nil
-		if k+1 < frames {
-			if nxt, err = prepare(k + 1); err != nil {
-				return err
-			}
-		}
-		if cur.j != nil {
-			if <-cur.done; cur.err != nil {
-				return cur.err
-			}
-		}
-		if cur.r != nil {
-			err = fw.insert(cur.r.out)
-			lookaheadInserts.Add(1)
-		} else {
-			err = fw.commitJob(cur.j)
-		}
-		if err != nil {
-			return err
-		}
-		crc = crc32Combine(crc, cur.crc, frameSize)
-		cur = nxt
-	}
-	if la != nil {
-		la.stop()
-	}
-	tail := first + frames*frameSize
-	if err := copyRange(tail, size-tail); err != nil {
+	tail := first + c.frames*frameSize
+	if err := c.copyRange(tail, size-tail); err != nil {
 		return err
 	}
 	if n, _ := f.ReadAt(make([]byte, 1), size); n != 0 {
-		return changed()
+		return c.changed()
 	}
 	if pad := (blockSize - size%blockSize) % blockSize; pad > 0 {
 		if _, err := sw.Write(make([]byte, pad)); err != nil {
@@ -663,10 +558,145 @@ func (w *Writer) copyFramed(tw *tar.Writer, sw *switchWriter, fw *frameWriter, e
 	if err := e.resolve(); err != nil {
 		return err
 	}
-	if crc != e.sum.crc {
-		return fail(errorf(ErrSourceChanged, "content changed between reads"))
+	if c.crc != e.sum.crc {
+		return c.fail(errorf(ErrSourceChanged, "content changed between reads"))
 	}
 	return nil
+}
+
+// framedCopy is one copyFramed under way: member e's content, from f,
+// going into fw's frames, and the CRC-32C of what went so far.
+type framedCopy struct {
+	w      *Writer
+	fw     *frameWriter
+	e      *entry
+	f      *os.File
+	first  int64 // bytes before the first frame boundary
+	frames int64 // whole frames after first
+	crc    uint32
+	la     *lookahead // nil until the in-order pass reaches lookaheadFrom
+}
+
+// framedNext is frame k of a framedCopy: from the lookahead (r), or read
+// into a frame buffer (j) in a goroutine while the frame before it is
+// handed over.
+type framedNext struct {
+	r    *lookaheadFrame
+	j    *frameJob
+	crc  uint32
+	err  error
+	done chan struct{} // closed when j is read (err set)
+}
+
+func (c *framedCopy) fail(err error) error { return &Error{Op: "write", Member: c.e.name, Err: err} }
+
+func (c *framedCopy) changed() error {
+	return c.fail(errorf(ErrSourceChanged, "size changed from %d", c.e.sum.size))
+}
+
+// copyRange reads n bytes of f at off straight into the frame being
+// filled.
+func (c *framedCopy) copyRange(off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	crc, err := c.fw.fillFrom(c.f, off, n)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return c.changed()
+	case err != nil:
+		return c.fail(err)
+	}
+	c.crc = crc32Combine(c.crc, crc, n)
+	return nil
+}
+
+// copyFrames hands over the whole frames in order, each one's read going
+// on while the one before it is handed over.
+func (c *framedCopy) copyFrames() error {
+	defer func() {
+		if c.la != nil {
+			c.la.stop()
+		}
+	}()
+	// A read still going on returns before this does: the frame buffers
+	// are freed when the frameWriter closes.
+	var cur, nxt *framedNext
+	defer func() {
+		for _, n := range []*framedNext{cur, nxt} {
+			if n != nil && n.j != nil {
+				<-n.done
+			}
+		}
+	}()
+	for k := range c.frames {
+		var err error
+		if k == lookaheadFrom && c.frames >= lookaheadMin {
+			c.la = startLookahead(c.f, c.first, int(c.frames), int(k), c.w.codec, c.w.opts.Level)
+		}
+		if cur == nil {
+			if cur, err = c.prepare(k); err != nil {
+				return err
+			}
+		}
+		// The next frame's buffer first (which may write out the
+		// oldest frame) and its read, while this one's goes on.
+		nxt = nil
+		if k+1 < c.frames {
+			if nxt, err = c.prepare(k + 1); err != nil {
+				return err
+			}
+		}
+		if cur.j != nil {
+			if <-cur.done; cur.err != nil {
+				return cur.err
+			}
+		}
+		if cur.r != nil {
+			err = c.fw.insert(cur.r.out)
+			lookaheadInserts.Add(1)
+		} else {
+			err = c.fw.commitJob(cur.j)
+		}
+		if err != nil {
+			return err
+		}
+		c.crc = crc32Combine(c.crc, cur.crc, frameSize)
+		cur = nxt
+	}
+	if c.la != nil {
+		c.la.stop()
+	}
+	return nil
+}
+
+// prepare returns frame k: the lookahead's if it has it, else a frame
+// buffer whose read it starts.
+func (c *framedCopy) prepare(k int64) (*framedNext, error) {
+	if c.la != nil {
+		if r := c.la.take(int(k)); r != nil {
+			return &framedNext{r: r, crc: r.crc}, nil
+		}
+	}
+	j, err := c.fw.newJob()
+	if err != nil {
+		return nil, err
+	}
+	n := &framedNext{j: j, done: make(chan struct{})}
+	go func() {
+		got, err := c.f.ReadAt(j.in, c.first+k*frameSize)
+		switch {
+		case got == len(j.in):
+			n.crc, err = crc32.Update(0, crcTable, j.in), nil
+		case err == nil || errors.Is(err, io.EOF):
+			err = c.changed()
+		default:
+			err = c.fail(err)
+		}
+		n.err = err
+		close(n.done)
+	}()
+	return n, nil
 }
 
 // blockSize is tar's block size.

@@ -216,11 +216,10 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 	defer zr.Close()
 	a.Legacy, a.Compression = zr.Legacy(), zr.Compression()
 	a.ManifestDigest = zr.ManifestDigest()
-	imgDir := ""
+	l := &loader{a: a, zr: zr, o: o}
 	if !a.Legacy {
-		imgDir = zr.Manifest().ImagesDir()
+		l.imgDir = zr.Manifest().ImagesDir()
 	}
-	var kept int64
 	for {
 		h, err := zr.Next()
 		if errors.Is(err, io.EOF) {
@@ -229,83 +228,14 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 		if err != nil {
 			return nil, err
 		}
-		if h.Name == format.ParentLinkName {
-			a.HasParentLink = true
-			continue
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		dir, base := path.Split(h.Name)
-		dir = strings.TrimSuffix(dir, "/")
-		switch {
-		case smallFiles[h.Name]:
-			if h.Size > MaxSmallFile {
-				return nil, fmt.Errorf("read %s: %d bytes over %d", h.Name, h.Size, MaxSmallFile)
-			}
-			b, err := io.ReadAll(io.LimitReader(zr, h.Size))
-			if err != nil {
-				return nil, err
-			}
-			a.Meta[h.Name] = b
-		case h.Kind == format.KindImage || h.Kind == format.KindPreImage:
-			if imgDir == "" {
-				imgDir = dir
-			}
-			if a.Legacy && imgDir == format.PreCheckpointDir && dir == format.CheckpointDir {
-				// A legacy archive with both (podman --with-previous)
-				// stores them in any order: the checkpoint's images win.
-				imgDir, kept = dir, 0
-				clear(a.Images)
-				clear(a.ImageSizes)
-				clear(a.pages)
-				clear(a.sparse)
-			}
-			if dir != imgDir {
-				continue
-			}
-			a.ImageSizes[base] = h.Size
-			switch {
-			case o.Images && isMetadataImage(base):
-				if h.Size > MaxImageSize || kept+h.Size > MaxImagesTotal {
-					return nil, fmt.Errorf("read %s: %d bytes: %w", h.Name, h.Size, ErrImage)
-				}
-				kept += h.Size
-				b, err := io.ReadAll(io.LimitReader(zr, h.Size))
-				if err != nil {
-					return nil, err
-				}
-				a.Images[base] = b
-			case o.Pages && isPagesImage(base):
-				if err := a.spill(o.TempDir, base, zr); err != nil {
-					return nil, err
-				}
-			case o.Args && isPagesImage(base):
-				segs, ok := a.argSegments(base)
-				if a.Legacy || !ok || segmentsSize(segs) > maxCapture {
-					if err := a.spill(o.TempDir, base, zr); err != nil {
-						return nil, err
-					}
-					break
-				}
-				sp, err := capture(zr, segs)
-				if err != nil {
-					return nil, err
-				}
-				a.sparse[base] = sp
-			}
-		case o.Tars && (h.Kind == format.KindRootfsDiff || h.Kind == format.KindVolume):
-			entries, err := listTar(ctx, zr)
-			if err != nil {
-				return nil, fmt.Errorf("list %s: %w", h.Name, err)
-			}
-			a.Tars[h.Name] = entries
+		if err := l.member(ctx, h); err != nil {
+			return nil, err
 		}
 	}
-	if imgDir == "" {
-		imgDir = format.CheckpointDir
+	a.ImageDir = l.imgDir
+	if a.ImageDir == "" {
+		a.ImageDir = format.CheckpointDir
 	}
-	a.ImageDir = imgDir
 	a.Manifest = zr.Manifest()
 	if len(o.Parents) > 0 {
 		if err := a.loadParents(ctx, o.Parents, o); err != nil {
@@ -313,6 +243,97 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 		}
 	}
 	return a, nil
+}
+
+// loader is one Load's pass over the members of an archive.
+type loader struct {
+	a  *Archive
+	zr *format.Reader
+	o  LoadOptions
+	// imgDir is the directory whose images are kept ("" until known),
+	// kept the bytes of them kept in memory.
+	imgDir string
+	kept   int64
+}
+
+// member keeps what l.o selects of the member h, the current one of l.zr.
+func (l *loader) member(ctx context.Context, h *format.Header) error {
+	a, zr := l.a, l.zr
+	if h.Name == format.ParentLinkName {
+		a.HasParentLink = true
+		return nil
+	}
+	if h.Typeflag != tar.TypeReg {
+		return nil
+	}
+	dir, base := path.Split(h.Name)
+	dir = strings.TrimSuffix(dir, "/")
+	switch {
+	case smallFiles[h.Name]:
+		if h.Size > MaxSmallFile {
+			return fmt.Errorf("read %s: %d bytes over %d", h.Name, h.Size, MaxSmallFile)
+		}
+		b, err := io.ReadAll(io.LimitReader(zr, h.Size))
+		if err != nil {
+			return err
+		}
+		a.Meta[h.Name] = b
+	case h.Kind == format.KindImage || h.Kind == format.KindPreImage:
+		return l.image(h, dir, base)
+	case l.o.Tars && (h.Kind == format.KindRootfsDiff || h.Kind == format.KindVolume):
+		entries, err := listTar(ctx, zr)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", h.Name, err)
+		}
+		a.Tars[h.Name] = entries
+	}
+	return nil
+}
+
+// image keeps what l.o selects of the CRIU image h, named base in dir.
+func (l *loader) image(h *format.Header, dir, base string) error {
+	a, zr, o := l.a, l.zr, l.o
+	if l.imgDir == "" {
+		l.imgDir = dir
+	}
+	if a.Legacy && l.imgDir == format.PreCheckpointDir && dir == format.CheckpointDir {
+		// A legacy archive with both (podman --with-previous)
+		// stores them in any order: the checkpoint's images win.
+		l.imgDir, l.kept = dir, 0
+		clear(a.Images)
+		clear(a.ImageSizes)
+		clear(a.pages)
+		clear(a.sparse)
+	}
+	if dir != l.imgDir {
+		return nil
+	}
+	a.ImageSizes[base] = h.Size
+	switch {
+	case o.Images && isMetadataImage(base):
+		if h.Size > MaxImageSize || l.kept+h.Size > MaxImagesTotal {
+			return fmt.Errorf("read %s: %d bytes: %w", h.Name, h.Size, ErrImage)
+		}
+		l.kept += h.Size
+		b, err := io.ReadAll(io.LimitReader(zr, h.Size))
+		if err != nil {
+			return err
+		}
+		a.Images[base] = b
+	case o.Pages && isPagesImage(base):
+		return a.spill(o.TempDir, base, zr)
+	case o.Args && isPagesImage(base):
+		segs, ok := a.argSegments(base)
+		if a.Legacy || !ok || segmentsSize(segs) > maxCapture {
+			return a.spill(o.TempDir, base, zr)
+		}
+		sp, err := capture(zr, segs)
+		if err != nil {
+			return err
+		}
+		a.sparse[base] = sp
+	}
+	return nil
 }
 
 // spill copies the current member into a file of the private temporary

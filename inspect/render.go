@@ -136,48 +136,7 @@ func WriteInspection(w io.Writer, in *Inspection) error {
 	root.add("Root FS diff size: %s", Size(in.RootfsDiffSize))
 	root.add("Verified: %s", in.Verified)
 	if md := in.Metadata; md != nil {
-		n := root.add("Metadata")
-		n.add("Engine: %s %s", md.Engine.Name, md.Engine.Version)
-		n.add("Compression: %s", md.Compression)
-		n.add("Members: %d", md.Members)
-		if h := md.Host; h != nil {
-			hn := n.add("Host")
-			hn.add("Kernel: %s", dash(h.Kernel))
-			hn.add("Arch: %s", dash(h.Arch))
-			hn.add("CRIU: %s", dash(h.CRIUVersion))
-			hn.add("Runtime: %s", dash(h.RuntimeVersion))
-			hn.add("CPU: %s", dash(strings.TrimSpace(h.CPU.Vendor+" "+h.CPU.Model)))
-		}
-		if o := md.Options; o != nil {
-			n.add("Options: leaveRunning=%t tcpEstablished=%t fileLocks=%t preCheckpoint=%t withPrevious=%t ignoreRootfs=%t ignoreVolumes=%t",
-				o.LeaveRunning, o.TCPEstablished, o.FileLocks, o.PreCheckpoint, o.WithPrevious, o.IgnoreRootfs, o.IgnoreVolumes)
-		}
-		if p := md.Parent; p != nil {
-			pn := n.add("Parent")
-			pn.add("Manifest: %s", p.Manifest)
-			pn.add("Images: %s", p.Images)
-			pn.add("Depth: %d", p.Depth)
-		}
-		if md.ParentLink {
-			n.add("Parent link: checkpoint/parent -> ../pre-checkpoint")
-		}
-		if len(md.Annotations) > 0 {
-			an := n.add("Annotations")
-			keys := make([]string, 0, len(md.Annotations))
-			for k := range md.Annotations {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				an.add("%s: %s", k, md.Annotations[k])
-			}
-		}
-		if len(md.DeletedFiles) > 0 {
-			dn := n.add("Deleted files")
-			for _, f := range md.DeletedFiles {
-				dn.add("%s", f)
-			}
-		}
+		addMetadata(root, md)
 	}
 	if s := in.Stats; s != nil {
 		n := root.add("CRIU dump statistics")
@@ -196,43 +155,91 @@ func WriteInspection(w io.Writer, in *Inspection) error {
 	}
 	if in.Processes != nil {
 		n := root.add("Process tree")
-		var add func(parent *node, p *Process)
-		add = func(parent *node, p *Process) {
-			pn := parent.add("[%d] %s (%s)", p.PID, p.Comm, p.State)
-			if p.MemoryNote != "" {
-				pn.add("Memory: %s", p.MemoryNote)
-			}
-			if len(p.Cmdline) > 0 {
-				pn.add("Command line: %s", strings.Join(p.Cmdline, " "))
-			}
-			if len(p.Env) > 0 {
-				en := pn.add("Environment")
-				for _, e := range p.Env {
-					en.add("%s", e)
-				}
-			}
-			if len(p.Files) > 0 {
-				fn := pn.add("Open files")
-				for _, f := range p.Files {
-					fn.add("[%s %s] %s", f.Type, f.Fd, f.Path)
-				}
-			}
-			if len(p.Sockets) > 0 {
-				sn := pn.add("Sockets")
-				for _, s := range p.Sockets {
-					sn.add("[%d] %s", s.Fd, socketLine(s))
-				}
-			}
-			for _, k := range p.Kids {
-				add(pn, k)
-			}
-		}
 		for _, p := range in.Processes {
-			add(n, p)
+			addProcess(n, p)
 		}
 	}
 	root.write(ew)
 	return ew.err
+}
+
+// addMetadata adds the Metadata subtree of md to root.
+func addMetadata(root *node, md *Metadata) {
+	n := root.add("Metadata")
+	n.add("Engine: %s %s", md.Engine.Name, md.Engine.Version)
+	n.add("Compression: %s", md.Compression)
+	n.add("Members: %d", md.Members)
+	if h := md.Host; h != nil {
+		hn := n.add("Host")
+		hn.add("Kernel: %s", dash(h.Kernel))
+		hn.add("Arch: %s", dash(h.Arch))
+		hn.add("CRIU: %s", dash(h.CRIUVersion))
+		hn.add("Runtime: %s", dash(h.RuntimeVersion))
+		hn.add("CPU: %s", dash(strings.TrimSpace(h.CPU.Vendor+" "+h.CPU.Model)))
+	}
+	if o := md.Options; o != nil {
+		n.add("Options: leaveRunning=%t tcpEstablished=%t fileLocks=%t preCheckpoint=%t withPrevious=%t ignoreRootfs=%t ignoreVolumes=%t",
+			o.LeaveRunning, o.TCPEstablished, o.FileLocks, o.PreCheckpoint, o.WithPrevious, o.IgnoreRootfs, o.IgnoreVolumes)
+	}
+	if p := md.Parent; p != nil {
+		pn := n.add("Parent")
+		pn.add("Manifest: %s", p.Manifest)
+		pn.add("Images: %s", p.Images)
+		pn.add("Depth: %d", p.Depth)
+	}
+	if md.ParentLink {
+		n.add("Parent link: checkpoint/parent -> ../pre-checkpoint")
+	}
+	if len(md.Annotations) > 0 {
+		an := n.add("Annotations")
+		keys := make([]string, 0, len(md.Annotations))
+		for k := range md.Annotations {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			an.add("%s: %s", k, md.Annotations[k])
+		}
+	}
+	if len(md.DeletedFiles) > 0 {
+		dn := n.add("Deleted files")
+		for _, f := range md.DeletedFiles {
+			dn.add("%s", f)
+		}
+	}
+}
+
+// addProcess adds p and its children, with what is known of each, to
+// parent.
+func addProcess(parent *node, p *Process) {
+	pn := parent.add("[%d] %s (%s)", p.PID, p.Comm, p.State)
+	if p.MemoryNote != "" {
+		pn.add("Memory: %s", p.MemoryNote)
+	}
+	if len(p.Cmdline) > 0 {
+		pn.add("Command line: %s", strings.Join(p.Cmdline, " "))
+	}
+	if len(p.Env) > 0 {
+		en := pn.add("Environment")
+		for _, e := range p.Env {
+			en.add("%s", e)
+		}
+	}
+	if len(p.Files) > 0 {
+		fn := pn.add("Open files")
+		for _, f := range p.Files {
+			fn.add("[%s %s] %s", f.Type, f.Fd, f.Path)
+		}
+	}
+	if len(p.Sockets) > 0 {
+		sn := pn.add("Sockets")
+		for _, s := range p.Sockets {
+			sn.add("[%d] %s", s.Fd, socketLine(s))
+		}
+	}
+	for _, k := range p.Kids {
+		addProcess(pn, k)
+	}
 }
 
 func socketLine(s Socket) string {
