@@ -5,7 +5,7 @@
 // Usage (as root, after `make deps` and `make build workloads`; podman is
 // optional — `bash scripts/deps.sh --podman` installs it):
 //
-//	go run ./bench [-sizes 256,1024] [-runs 5] [-page-reporting] [-out bench/RESULTS.md]
+//	go run ./bench [-sizes 256,1024] [-runs 5] [-out bench/RESULTS.md]
 //	go run ./bench -precopy 256:1,256:2,1024:1 [-runs 3] [-out bench/PRECOPY.md]
 //
 // For each ballast size (MiB; the workload's ballast is half pseudo-random,
@@ -97,8 +97,6 @@ type config struct {
 	// precopy is -precopy's SIZE:DEPTH list; empty runs the comparison
 	// with podman.
 	precopy string
-	// pageReporting is -page-reporting: leave free page reporting on.
-	pageReporting bool
 	// memory says how the guest's memory was prepared (memory.go).
 	memory string
 }
@@ -111,9 +109,7 @@ func run(ctx context.Context, args []string) error {
 	if err := checkSetup(&cfg); err != nil {
 		return err
 	}
-	restore, err := prepareMemory(ctx, &cfg)
-	defer restore()
-	if err != nil {
+	if err := prepareMemory(ctx, &cfg); err != nil {
 		return err
 	}
 	os.RemoveAll(cfg.work)
@@ -138,13 +134,12 @@ func parseConfig(args []string) (config, []precopyCase, error) {
 	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
 	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
 	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
-	pageReporting := fs.Bool("page-reporting", false, "leave a virtio balloon's free page reporting on (see bench/memory.go)")
 	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
 	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench", precopy: *precopy,
-		ckpt: *ckpt, podman: !*noPodman, pageReporting: *pageReporting}
+		ckpt: *ckpt, podman: !*noPodman}
 	var cases []precopyCase
 	if cfg.precopy != "" {
 		var err error
@@ -192,15 +187,10 @@ func checkSetup(cfg *config) error {
 	return nil
 }
 
-// prepareMemory stops free page reporting and warms the memory the runs
-// will use, unless cfg.pageReporting, and says so in cfg.memory. The
-// function it returns, never nil, binds the balloons again.
-func prepareMemory(ctx context.Context, cfg *config) (restore func(), err error) {
-	cfg.memory = "free page reporting left as it was (-page-reporting)"
-	if cfg.pageReporting {
-		return func() {}, nil
-	}
-	note, restore := stopPageReporting()
+// prepareMemory warms the memory the runs will use and says in
+// cfg.memory how the machine's memory was.
+func prepareMemory(ctx context.Context, cfg *config) error {
+	note := pageReportingNote()
 	n := int64(4*slices.Max(cfg.sizes)+2048) << 20
 	if avail := memAvailable(); avail > 0 {
 		n = min(n, avail/2)
@@ -209,15 +199,15 @@ func prepareMemory(ctx context.Context, cfg *config) (restore func(), err error)
 	// the process it was forked from.
 	self, err := os.Executable()
 	if err != nil {
-		return restore, err
+		return err
 	}
 	t := time.Now()
 	if out, err := exec.CommandContext(ctx, self, warmMemoryArg, strconv.FormatInt(n, 10)).CombinedOutput(); err != nil {
-		return restore, fmt.Errorf("warm memory: %w: %s", err, out)
+		return fmt.Errorf("warm memory: %w: %s", err, out)
 	}
 	cfg.memory = fmt.Sprintf("%s; %d MiB touched and freed first (%.1f s)", note, n>>20, time.Since(t).Seconds())
 	log.Print(cfg.memory)
-	return restore, nil
+	return nil
 }
 
 // compare measures ckpt and podman (if cfg.podman) side by side, runs
