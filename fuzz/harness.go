@@ -206,13 +206,16 @@ func guarded(ctx context.Context, data []byte, sb *Sandbox, timeout time.Duratio
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	base := heapBytes()
+	// Read once here: a goroutine left running after a timeout must not
+	// read it while a test replaces it.
+	exec := execFunc
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
 				done <- &outcome{KindPanic, fmt.Sprintf("panic: %v\n%s", v, debug.Stack())}
 			}
 		}()
-		if err := execFunc(ectx, data, sb); err != nil {
+		if err := exec(ectx, data, sb); err != nil {
 			done <- &outcome{KindEscape, err.Error()}
 			return
 		}

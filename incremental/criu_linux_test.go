@@ -210,8 +210,11 @@ func TestCRIU(t *testing.T) {
 	if st.PagesParent == 0 || st.PagesWritten == 0 {
 		t.Errorf("Dedup stats %+v: want pages both in parent and written", *st)
 	}
-	if st.BytesAfter*20 > st.BytesBefore {
-		t.Errorf("final pages %d B > 5%% of the full %d B", st.BytesAfter, st.BytesBefore)
+	// The workload's runtime dirties pages for as long as the dumps take:
+	// a few percent on a loaded machine (6% with 2.6 s dumps); a dedup
+	// that kept what the parent has would write all of it.
+	if st.BytesAfter*10 > st.BytesBefore {
+		t.Errorf("final pages %d B > 10%% of the full %d B", st.BytesAfter, st.BytesBefore)
 	}
 	if l, err := os.Readlink(filepath.Join(final, "parent")); err != nil || l != "../pre" {
 		t.Errorf("parent link = %q, %v, want ../pre", l, err)

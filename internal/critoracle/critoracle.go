@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
@@ -41,8 +42,14 @@ var entryTypes = map[string]func() proto.Message{
 	"FDINFO":    func() proto.Message { return &fdinfo.FdinfoEntry{} },
 }
 
+// critMu serializes the calls into crit, whose package-level cache is not
+// safe for concurrent use (the race detector catches parallel tests).
+var critMu sync.Mutex
+
 // Decode returns the image file at path as crit's JSON.
 func Decode(path string) ([]byte, error) {
+	critMu.Lock()
+	defer critMu.Unlock()
 	magic, err := readMagic(path)
 	if err != nil {
 		return nil, err
@@ -79,6 +86,8 @@ func readMagic(path string) (string, error) {
 // Ps returns the process tree of the image directory dir as
 // "PID PGID SID COMM" rows, parents before children.
 func Ps(dir string) ([]string, error) {
+	critMu.Lock()
+	defer critMu.Unlock()
 	tree, err := crit.New(nil, nil, dir, false, false).ExplorePs()
 	if err != nil {
 		return nil, fmt.Errorf("crit x %s ps: %w", dir, err)
@@ -98,6 +107,8 @@ func Ps(dir string) ([]string, error) {
 // Fds returns, per PID, the "FD PATH" rows of the open files of the
 // image directory dir, as `crit x DIR fds` lists them.
 func Fds(dir string) (map[string][]string, error) {
+	critMu.Lock()
+	defer critMu.Unlock()
 	fds, err := crit.New(nil, nil, dir, false, false).ExploreFds()
 	if err != nil {
 		return nil, fmt.Errorf("crit x %s fds: %w", dir, err)
