@@ -124,10 +124,15 @@
 // [Engine.Export] writes a running container's checkpoint, layer changes
 // and named volumes into a v1 archive atomically; the container is frozen
 // for the dump only (thawed, or stopped and restored in place from its
-// dump if the archive fails);
+// dump if the archive fails), and an archive path it cannot write to
+// (a missing directory) is refused before the container is looked up;
 // [Engine.Import] restores such an archive, or a podman one, as a new
 // container after verifying it into a staging directory, generating the
 // spec locally and checking the CPU, and rolls everything back on failure.
+// A file that is no checkpoint archive at all is named for what it looks
+// like (format.Sniff: text, a root filesystem tar, an image archive) before
+// anything is extracted, and [Engine.ImageImport] refuses image and
+// checkpoint archives likewise ([ErrNotRootfs]).
 // docs/MIGRATION.md describes both.
 //
 // # Seams for import

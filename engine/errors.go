@@ -45,6 +45,10 @@ var (
 	ErrLogLimit = errors.New("engine: CRIU's log grew past its size limit")
 	// ErrOptions reports options that contradict each other.
 	ErrOptions = errors.New("engine: invalid options")
+	// ErrNotRootfs reports an image import source that is not a root
+	// filesystem (an image or checkpoint archive, a text file); the error
+	// says what it looks like.
+	ErrNotRootfs = errors.New("engine: not a root filesystem")
 )
 
 // Why the engine killed a tool ([ExitError.Killed]).

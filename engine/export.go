@@ -188,7 +188,37 @@ func (x *exportJob) check() error {
 	if x.path == "" {
 		return errors.New("no archive path given")
 	}
+	return checkArchivePath(x.path)
+}
+
+// checkArchivePath refuses an archive path whose directory is missing or
+// not a directory, or that names a directory, in the caller's terms: it
+// runs before the container is looked up or touched.
+func checkArchivePath(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist: create it, or give a path in an existing directory", dir)
+	case err != nil:
+		return fmt.Errorf("directory %s: %w", dir, unwrapPath(err))
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory: give a file name", path)
+	}
 	return nil
+}
+
+// unwrapPath returns the error of a *os.PathError, whose path the caller
+// names itself, or err.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // open creates the temporary archive, picks where the dump and the layer
@@ -236,7 +266,8 @@ func (x *exportJob) createTemp() error {
 	}
 	f, err := os.CreateTemp(x.dir, "."+filepath.Base(abs)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("create archive in %s: %w", x.dir, err)
+		// The temporary file's name means nothing to the caller.
+		return fmt.Errorf("cannot create %s: %w", x.path, unwrapPath(err))
 	}
 	x.f, x.tmp = f, f.Name()
 	x.removeTmp = x.undo.push("remove the temporary archive", func() error {

@@ -46,15 +46,24 @@ func NormalizeImageName(name string) string {
 // ImageImport imports a root filesystem as a one-layer image called name.
 // source is a directory or a tar archive, optionally compressed with gzip,
 // zstd, xz or bzip2 (detected from its content). The name must not be in
-// use.
+// use. A source that is clearly no root filesystem (an image archive or
+// OCI layout directory, a checkpoint archive, a text or empty file) is
+// refused with ErrNotRootfs, before the store is opened.
 func (e *Engine) ImageImport(ctx context.Context, source, name string) (_ *Image, err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("import image %s from %s: %w", name, source, err)
+			err = wrapf(err, "import image %s from %s", name, source)
 		}
 	}()
 	if name == "" {
 		return nil, errors.New("empty image name")
+	}
+	fi, err := os.Stat(source)
+	if err != nil {
+		return nil, err
+	}
+	if err := notRootfs(source, fi); err != nil {
+		return nil, err
 	}
 	s, err := e.storeOpen()
 	if err != nil {
@@ -63,10 +72,6 @@ func (e *Engine) ImageImport(ctx context.Context, source, name string) (_ *Image
 	full := NormalizeImageName(name)
 	if _, err := s.Lookup(full); err == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNameInUse, full)
-	}
-	fi, err := os.Stat(source)
-	if err != nil {
-		return nil, err
 	}
 	var diff io.ReadCloser
 	if fi.IsDir() {

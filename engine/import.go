@@ -97,6 +97,10 @@ var ErrIncompatible = errors.New("engine: checkpoint incompatible with this host
 // by [Engine.Export] or by podman (legacy archives), treating the archive
 // as if it came from a stranger:
 //
+//   - A file without a manifest that is no checkpoint archive at all (text,
+//     a root filesystem tar, an image archive: format.Sniff) is refused
+//     with format.ErrNotCheckpoint, saying what it looks like, before
+//     anything is extracted.
 //   - The whole archive is extracted into a staging directory under Root
 //     and every member verified (format.Extract) before any container
 //     record, name, storage layer or volume is created.
@@ -261,14 +265,19 @@ func rolledBack(err error) error {
 	return err
 }
 
-// verify checks the archive's declared memory pages against this host,
-// then verifies and extracts the archive into staging, and the
+// verify checks the archive's declared memory pages against this host
+// (or, without a manifest, refuses a file that is no checkpoint archive,
+// format.ErrNotCheckpoint), then verifies and extracts the archive into staging, and the
 // pre-checkpoint archives it depends on (nothing else is made).
 func (x *importJob) verify(ctx context.Context) error {
 	if x.declared != nil {
 		if err := checkMemory(x.declared); err != nil {
 			return err
 		}
+	} else if err := notCheckpoint(x.path); err != nil {
+		// No manifest: name a file that is no checkpoint archive at all
+		// for what it is, before extracting it.
+		return err
 	}
 	m, legacy, md, err := x.extract(ctx)
 	if err != nil {

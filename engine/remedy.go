@@ -50,6 +50,16 @@ const (
 	// RemedyRoom: make room on the file system of Arg, or stage on a tmpfs
 	// ([Engine.TmpDir]).
 	RemedyRoom
+	// RemedyImportRootfs: the file Arg is a root filesystem tar: import it
+	// as an image ([Engine.ImageImport]).
+	RemedyImportRootfs
+	// RemedyImageArchive: the file Arg is an image archive, which the
+	// engine cannot import: make a root filesystem tar of the image and
+	// import that ([Engine.ImageImport]).
+	RemedyImageArchive
+	// RemedyRestoreArchive: the file Arg is a checkpoint archive: import
+	// it as a container ([Engine.Import]).
+	RemedyRestoreArchive
 	remedyEnd
 )
 
@@ -60,6 +70,7 @@ var remedyNames = [...]string{
 	RemedyImageImport: "RemedyImageImport", RemedyName: "RemedyName", RemedyOtherName: "RemedyOtherName",
 	RemedyCopy: "RemedyCopy", RemedyBinds: "RemedyBinds", RemedyNetworkHost: "RemedyNetworkHost",
 	RemedyNoNetwork: "RemedyNoNetwork", RemedyIgnoreVolumes: "RemedyIgnoreVolumes", RemedyRoom: "RemedyRoom",
+	RemedyImportRootfs: "RemedyImportRootfs", RemedyImageArchive: "RemedyImageArchive", RemedyRestoreArchive: "RemedyRestoreArchive",
 }
 
 // String returns the remedy's Go name, or "Remedy(N)" for one this
@@ -104,6 +115,12 @@ func (r Remedy) advice(arg string) string {
 		return "set ImportOptions.IgnoreVolumes to keep the existing volume and skip the archive's copy, or remove it first"
 	case RemedyRoom:
 		return fmt.Sprintf("make room on the file system of %s (or stage on a tmpfs with Engine.TmpDir)", arg)
+	case RemedyImportRootfs:
+		return fmt.Sprintf("import %s as an image with Engine.ImageImport", arg)
+	case RemedyImageArchive:
+		return fmt.Sprintf("the engine cannot import image archives: make a root filesystem tar of the image (e.g. podman load -i %s, then podman export of a container created from it) and import that with Engine.ImageImport", arg)
+	case RemedyRestoreArchive:
+		return fmt.Sprintf("import %s as a container with Engine.Import", arg)
 	}
 	return r.String()
 }

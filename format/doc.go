@@ -75,6 +75,12 @@
 // whose manifest declares more is refused before anything is written, a
 // legacy archive at the member that would go over.
 //
+// [Sniff] names a file that is not a checkpoint archive for what it looks
+// like (text, a root filesystem tar, an OCI or Docker image archive), so
+// that a reader's error can say so ([ErrNotCheckpoint]). It reads only the
+// file's first bytes and its tar headers (at most [SniffHeaders]; at most
+// [SniffBytes] of a decompressed stream), never a member's contents.
+//
 // The limits on contents are this package's (limits.go) and
 // format/criuimg's: the engine's rootfs and volumes packages and package
 // inspect use the same constants, so every reader accepts the same

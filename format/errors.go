@@ -29,6 +29,9 @@ var (
 	// manifest: a legacy (podman, CRI-O, containerd) archive, or not a ckpt
 	// archive at all.
 	ErrNoManifest = errors.New("format: no manifest")
+	// ErrNotCheckpoint reports a file that is not a checkpoint archive at
+	// all; the error says what it looks like ([Sniff]).
+	ErrNotCheckpoint = errors.New("format: not a checkpoint archive")
 	// ErrCompression reports a compressed stream that is corrupt, truncated,
 	// or needs more decoder memory than allowed.
 	ErrCompression = errors.New("format: bad compression")

@@ -55,6 +55,12 @@ func advice(r engine.Remedy, arg string) string {
 		return "restore with --ignore-volumes to keep the existing volume and skip the archive's copy, or remove it first"
 	case engine.RemedyRoom:
 		return fmt.Sprintf("make room on the file system of %s (or stage on a tmpfs with --tmpdir)", arg)
+	case engine.RemedyImportRootfs:
+		return fmt.Sprintf("import it as an image with `ckpt image import %s NAME`", arg)
+	case engine.RemedyImageArchive:
+		return fmt.Sprintf("ckpt cannot import image archives yet: make a root filesystem tar of the image (e.g. `podman load -i %s`, then `podman export` a container created from it) and import that with `ckpt image import ROOTFS.tar NAME`", arg)
+	case engine.RemedyRestoreArchive:
+		return fmt.Sprintf("restore it with `ckpt restore --import %s`", arg)
 	}
 	return ""
 }

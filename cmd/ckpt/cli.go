@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/ckpt/ckpt/engine"
 	"github.com/spf13/pflag"
 )
 
-// Exit codes.
+// Exit codes. A usage error is podman's 125 (its code for its own errors),
+// which no container's status of 0-124 can be mistaken for.
 const (
 	exitOK      = 0
 	exitFailure = 1
-	exitUsage   = 2
+	exitUsage   = 125
 )
 
 // globalOptions are the flags before the command name.
@@ -33,6 +35,8 @@ type command struct {
 	desc     string // paragraph(s)
 	exits    string // exit-code meanings, "" for the default
 	run      func(ctx context.Context, env *cmdEnv, args []string) int
+	// noRoot: the command runs without root (parse checks the others).
+	noRoot bool
 }
 
 // cmdEnv is what a subcommand runs with.
@@ -52,9 +56,9 @@ func (c *cmdEnv) fail(err error) int {
 }
 
 const defaultExits = `Exit status:
-  0  success
-  1  failure (the message says what to do)
-  2  usage error`
+  0    success
+  1    failure (the message says what to do)
+  125  usage error (unknown command or flag, wrong arguments)`
 
 func commands() []*command {
 	return []*command{
@@ -107,8 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			mainUsage(stdout, fs)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "ckpt: %v\n", err)
-		mainUsage(stderr, fs)
+		fmt.Fprintf(stderr, "ckpt: %s\nsee 'ckpt --help'\n", flagError(err, fs, nil))
 		return exitUsage
 	}
 	rest := fs.Args()
@@ -130,8 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if cmd == nil {
-		fmt.Fprintf(stderr, "ckpt: unknown command %q\n", rest[0])
-		mainUsage(stderr, fs)
+		fmt.Fprintf(stderr, "ckpt: unknown command %q%s\nsee 'ckpt --help'\n", rest[0], commandHint(rest))
 		return exitUsage
 	}
 	eng := &engine.Engine{
@@ -151,16 +153,18 @@ func newFlags(c *command) *pflag.FlagSet {
 	return fs
 }
 
-// parse parses a subcommand's flags and checks the positional count
-// (max < 0: unlimited). It returns (args, -1) to go on or (nil, code).
+// parse parses a subcommand's flags, checks the positional count (max <
+// 0: unlimited) and, unless c.noRoot, that ckpt runs as root (the engine
+// would find nothing, or fail at runc). It returns (args, -1) to go on or
+// (nil, code).
 func parse(c *command, env *cmdEnv, fs *pflag.FlagSet, args []string, min, max int) ([]string, int) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			usage(env.stdout, c, fs)
 			return nil, exitOK
 		}
-		env.errorf("%s: %v", c.name, err)
-		fmt.Fprintf(env.stderr, "Usage:\n  %s\n", c.usage)
+		env.errorf("%s: %s", c.name, flagError(err, fs, globalFlags(&globalOptions{})))
+		fmt.Fprintf(env.stderr, "see 'ckpt %s --help'\n", c.name)
 		return nil, exitUsage
 	}
 	n := fs.NArg()
@@ -175,6 +179,10 @@ func parse(c *command, env *cmdEnv, fs *pflag.FlagSet, args []string, min, max i
 		}
 		fmt.Fprintf(env.stderr, "Usage:\n  %s\n", c.usage)
 		return nil, exitUsage
+	}
+	if !c.noRoot && os.Geteuid() != 0 {
+		env.errorf("%s: must run as root: ckpt runs containers with runc and CRIU as root (try sudo)", c.name)
+		return nil, exitFailure
 	}
 	return fs.Args(), -1
 }

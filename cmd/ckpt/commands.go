@@ -35,6 +35,7 @@ func imageCmd() *command {
 	c := &command{
 		name:     "image",
 		synopsis: "import, list and remove images",
+		noRoot:   true, // its subcommands check
 		usage:    "ckpt image import SOURCE NAME | ckpt image ls [--json] | ckpt image rm IMAGE...",
 		desc: `import stores a root filesystem (a directory, or a tar archive compressed
 with gzip, zstd, xz or none) as a one-layer image called NAME (stored as
@@ -57,7 +58,9 @@ images; rm removes images no container uses.`,
 		case "rm", "remove":
 			return imageRemove(ctx, env, c, subArgs)
 		}
-		return usageError(env, c, "unknown subcommand %q", sub)
+		env.errorf("image: unknown subcommand %q%s", sub, didYouMean(sub, []string{"import", "ls", "rm"}, ""))
+		fmt.Fprintln(env.stderr, "see 'ckpt image --help'")
+		return exitUsage
 	}
 	return c
 }
@@ -151,7 +154,7 @@ with its status; with -d it prints the container ID and returns.`,
 		exits: `Exit status:
   0    success (with -d), or the container's exit status
   1    failure
-  2    usage error`,
+  125  usage error`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
@@ -290,7 +293,7 @@ func execCmd() *command {
 		exits: `Exit status:
   the command's exit status, or
   1    failure to run it
-  2    usage error`,
+  125  usage error`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
@@ -439,15 +442,16 @@ func checkCmd() *command {
 	c := &command{
 		name:     "check",
 		synopsis: "report what this host supports",
+		noRoot:   true, // it reports a missing root as a problem
 		usage:    "ckpt check [--json]",
 		desc: `Reports CRIU and runtime versions, whether soft-dirty memory tracking
 is available and so how checkpoint -P/--with-previous work (yes: CRIU
 pre-dump; no: full dump + page dedup), the cgroup version and the storage
 driver. The human format may change; --json is stable.`,
 		exits: `Exit status:
-  0  checkpoint/restore can work here
-  1  something is missing (listed)
-  2  usage error`,
+  0    checkpoint/restore can work here
+  1    something is missing (listed)
+  125  usage error`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)

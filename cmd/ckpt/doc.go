@@ -44,6 +44,15 @@
 // Every --json output is one JSON document with a "version" member; the
 // human formats may change.
 //
-// Exit status: 0 success, 1 failure, 2 usage error; `run` without -d exits
-// with the container's status and `exec` with the command's.
+// Exit status: 0 success, 1 failure, 125 usage error (podman's code for its
+// own errors, above any status 0-124 of a container); `run` without -d
+// exits with the container's status and `exec` with the command's. An
+// unknown command or flag is one line naming the nearest one ("did you
+// mean"), or the ckpt spelling of a podman command (images, rmi, import,
+// container X), then `see 'ckpt --help'` (or the command's --help). Every
+// command but check and the help needs root, and says so in one line
+// (exit 1) rather than show an empty engine. A file given to restore
+// --import or image import that is the wrong kind of file is named for
+// what it looks like (text, a root filesystem tar, an OCI or Docker image
+// archive, a checkpoint archive: format.Sniff), with what to do instead.
 package main

@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		help(stderr)
 		return exitUsage
 	}
-	return c.run(ctx, fs, fs.Args(), stdout, stderr)
+	return explain(c.run(ctx, fs, fs.Args(), stdout, stderr), fs.Args(), stderr)
 }
 
 func fail(stderr io.Writer, cmd string, err error) {
