@@ -44,12 +44,16 @@ const (
 	RemedyNetworkHost
 	// RemedyNoNetwork: leave [ImportOptions.Network] empty.
 	RemedyNoNetwork
-	// RemedyIgnoreVolumes: keep the existing volume
-	// ([ImportOptions.IgnoreVolumes]), or remove it first.
+	// RemedyIgnoreVolumes: keep the existing volume Arg
+	// ([ImportOptions.IgnoreVolumes]), or remove it first
+	// ([Engine.VolumeRemove]).
 	RemedyIgnoreVolumes
 	// RemedyRoom: make room on the file system of Arg, or stage on a tmpfs
 	// ([Engine.TmpDir]).
 	RemedyRoom
+	// RemedyVolumeForce: the volume Arg is in use: remove its containers
+	// first, or force [Engine.VolumeRemove], which removes them.
+	RemedyVolumeForce
 	remedyEnd
 )
 
@@ -60,6 +64,7 @@ var remedyNames = [...]string{
 	RemedyImageImport: "RemedyImageImport", RemedyName: "RemedyName", RemedyOtherName: "RemedyOtherName",
 	RemedyCopy: "RemedyCopy", RemedyBinds: "RemedyBinds", RemedyNetworkHost: "RemedyNetworkHost",
 	RemedyNoNetwork: "RemedyNoNetwork", RemedyIgnoreVolumes: "RemedyIgnoreVolumes", RemedyRoom: "RemedyRoom",
+	RemedyVolumeForce: "RemedyVolumeForce",
 }
 
 // String returns the remedy's Go name, or "Remedy(N)" for one this
@@ -101,9 +106,11 @@ func (r Remedy) advice(arg string) string {
 	case RemedyNoNetwork:
 		return "leave ImportOptions.Network empty"
 	case RemedyIgnoreVolumes:
-		return "set ImportOptions.IgnoreVolumes to keep the existing volume and skip the archive's copy, or remove it first"
+		return fmt.Sprintf("set ImportOptions.IgnoreVolumes to keep the existing volume and skip the archive's copy, or remove it first with Engine.VolumeRemove(%q)", arg)
 	case RemedyRoom:
 		return fmt.Sprintf("make room on the file system of %s (or stage on a tmpfs with Engine.TmpDir)", arg)
+	case RemedyVolumeForce:
+		return fmt.Sprintf("remove those containers first, or call Engine.VolumeRemove(%q) with force, which removes them", arg)
 	}
 	return r.String()
 }

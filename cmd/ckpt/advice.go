@@ -52,9 +52,11 @@ func advice(r engine.Remedy, arg string) string {
 	case engine.RemedyNoNetwork:
 		return "restore it without --network host"
 	case engine.RemedyIgnoreVolumes:
-		return "restore with --ignore-volumes to keep the existing volume and skip the archive's copy, or remove it first"
+		return fmt.Sprintf("restore with --ignore-volumes to keep the existing volume and skip the archive's copy, or remove it first with `ckpt volume rm %s`", arg)
 	case engine.RemedyRoom:
 		return fmt.Sprintf("make room on the file system of %s (or stage on a tmpfs with --tmpdir)", arg)
+	case engine.RemedyVolumeForce:
+		return fmt.Sprintf("remove those containers first (`ckpt rm`), or use `ckpt volume rm -f %s`, which removes them too", arg)
 	}
 	return ""
 }
