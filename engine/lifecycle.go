@@ -80,6 +80,11 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, l *fsutil.Lock) 
 	case StatusCheckpointed:
 		return nil, checkpointedError(c)
 	}
+	// The exit merged from the last monitor's record goes into the state
+	// before that record is removed: a failed start keeps it.
+	if err := e.saveState(c); err != nil {
+		return nil, err
+	}
 	if err := e.prepareStart(c); err != nil {
 		return nil, err
 	}

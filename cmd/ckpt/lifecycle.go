@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -280,9 +281,8 @@ is the default.`,
 
 var templateFuncs = template.FuncMap{
 	"json": func(v any) (string, error) {
-		var b strings.Builder
-		err := writeJSON(&b, v)
-		return strings.TrimSpace(b.String()), err
+		data, err := json.Marshal(v)
+		return string(data), err
 	},
 	"join": strings.Join,
 }
