@@ -34,8 +34,8 @@
 //
 //   - state.json is only written with write-temp, fsync, rename, fsync-dir;
 //     a reader never sees a partial record.
-//   - Every operation that changes a container (run, stop, rm, checkpoint,
-//     restore) holds the container's lock and refuses with [ErrBusy] if
+//   - Every operation that changes a container (run, start, restart, stop,
+//     rm, checkpoint, restore) holds the container's lock and refuses with [ErrBusy] if
 //     another holds it; it never waits behind it.
 //   - A running container has a monitor: `ckpt __monitor` ([RunMonitor]),
 //     a detached child subreaper that created the container's stdio as
@@ -59,7 +59,8 @@
 //     (read from the last 256 KiB only); a failed restore's logs move to
 //     Root/logs, where the rollback of an import does not remove them,
 //     and an error never names a log that is not there.
-//   - Checkpoint, export, restore, run and import journal themselves
+//   - Checkpoint, export, restore, run (and start, journalled as a run)
+//     and import journal themselves
 //     (journal.go): an operation writes its record (op.json; an import's
 //     in import/, because it makes volumes before its container exists)
 //     before its first change, naming what it will make, and removes it
@@ -134,6 +135,18 @@
 // anything is extracted, and [Engine.ImageImport] refuses image and
 // checkpoint archives likewise ([ErrNotRootfs]).
 // docs/MIGRATION.md describes both.
+//
+// # Life cycle and volumes
+//
+// [Engine.Start] starts a created or exited container afresh: same bundle,
+// same container layer, a new monitor (runc's state of the last run
+// deleted first); it refuses a checkpointed one, which only
+// [Engine.Restore] resumes. A failed start leaves the container as it
+// was, its last exit code kept. [Engine.Wait] polls the record until the
+// container is neither running nor created. Named volumes (volume.go)
+// are the volumes package's store; one is in use while any container
+// record mounts it, and [Engine.VolumeRemove] with force removes those
+// containers first.
 //
 // # Seams for import
 //

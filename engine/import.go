@@ -414,7 +414,7 @@ func (x *importJob) importVolume(ctx context.Context, st *volumes.Store, name st
 	}
 	err = st.Import(ctx, vr, name, &volumes.ImportOptions{FIFOs: true})
 	if errors.Is(err, volumes.ErrExists) {
-		return false, remedy(err, RemedyIgnoreVolumes, "")
+		return false, remedy(err, RemedyIgnoreVolumes, name)
 	}
 	return err == nil, err
 }

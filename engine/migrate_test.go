@@ -151,7 +151,7 @@ func TestMigrate(t *testing.T) {
 
 	// The source still has vol1: importing there again needs
 	// IgnoreVolumes, and the failed attempt leaves nothing behind.
-	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "copy0"}); !errors.Is(err, volumes.ErrExists) || !hasRemedy(err, RemedyIgnoreVolumes, "") {
+	if _, err := src.Import(ctx, archive, &ImportOptions{Name: "copy0"}); !errors.Is(err, volumes.ErrExists) || !hasRemedy(err, RemedyIgnoreVolumes, "vol1") {
 		t.Fatalf("Import over an existing volume = %v, want volumes.ErrExists with RemedyIgnoreVolumes", err)
 	}
 	noLeftovers(t, src, 1, "vol1")

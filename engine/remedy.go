@@ -44,8 +44,9 @@ const (
 	RemedyNetworkHost
 	// RemedyNoNetwork: leave [ImportOptions.Network] empty.
 	RemedyNoNetwork
-	// RemedyIgnoreVolumes: keep the existing volume
-	// ([ImportOptions.IgnoreVolumes]), or remove it first.
+	// RemedyIgnoreVolumes: keep the existing volume Arg
+	// ([ImportOptions.IgnoreVolumes]), or remove it first
+	// ([Engine.VolumeRemove]).
 	RemedyIgnoreVolumes
 	// RemedyRoom: make room on the file system of Arg, or stage on a tmpfs
 	// ([Engine.TmpDir]).
@@ -60,6 +61,9 @@ const (
 	// RemedyRestoreArchive: the file Arg is a checkpoint archive: import
 	// it as a container ([Engine.Import]).
 	RemedyRestoreArchive
+	// RemedyVolumeForce: the volume Arg is in use: remove its containers
+	// first, or force [Engine.VolumeRemove], which removes them.
+	RemedyVolumeForce
 	remedyEnd
 )
 
@@ -71,6 +75,7 @@ var remedyNames = [...]string{
 	RemedyCopy: "RemedyCopy", RemedyBinds: "RemedyBinds", RemedyNetworkHost: "RemedyNetworkHost",
 	RemedyNoNetwork: "RemedyNoNetwork", RemedyIgnoreVolumes: "RemedyIgnoreVolumes", RemedyRoom: "RemedyRoom",
 	RemedyImportRootfs: "RemedyImportRootfs", RemedyImageArchive: "RemedyImageArchive", RemedyRestoreArchive: "RemedyRestoreArchive",
+	RemedyVolumeForce: "RemedyVolumeForce",
 }
 
 // String returns the remedy's Go name, or "Remedy(N)" for one this
@@ -112,7 +117,7 @@ func (r Remedy) advice(arg string) string {
 	case RemedyNoNetwork:
 		return "leave ImportOptions.Network empty"
 	case RemedyIgnoreVolumes:
-		return "set ImportOptions.IgnoreVolumes to keep the existing volume and skip the archive's copy, or remove it first"
+		return fmt.Sprintf("set ImportOptions.IgnoreVolumes to keep the existing volume and skip the archive's copy, or remove it first with Engine.VolumeRemove(%q)", arg)
 	case RemedyRoom:
 		return fmt.Sprintf("make room on the file system of %s (or stage on a tmpfs with Engine.TmpDir)", arg)
 	case RemedyImportRootfs:
@@ -121,6 +126,8 @@ func (r Remedy) advice(arg string) string {
 		return fmt.Sprintf("the engine cannot import image archives: make a root filesystem tar of the image (e.g. podman load -i %s, then podman export of a container created from it) and import that with Engine.ImageImport", arg)
 	case RemedyRestoreArchive:
 		return fmt.Sprintf("import %s as a container with Engine.Import", arg)
+	case RemedyVolumeForce:
+		return fmt.Sprintf("remove those containers first, or call Engine.VolumeRemove(%q) with force, which removes them", arg)
 	}
 	return r.String()
 }

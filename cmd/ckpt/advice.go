@@ -52,7 +52,7 @@ func advice(r engine.Remedy, arg string) string {
 	case engine.RemedyNoNetwork:
 		return "restore it without --network host"
 	case engine.RemedyIgnoreVolumes:
-		return "restore with --ignore-volumes to keep the existing volume and skip the archive's copy, or remove it first"
+		return fmt.Sprintf("restore with --ignore-volumes to keep the existing volume and skip the archive's copy, or remove it first with `ckpt volume rm %s`", arg)
 	case engine.RemedyRoom:
 		return fmt.Sprintf("make room on the file system of %s (or stage on a tmpfs with --tmpdir)", arg)
 	case engine.RemedyImportRootfs:
@@ -61,6 +61,8 @@ func advice(r engine.Remedy, arg string) string {
 		return fmt.Sprintf("ckpt cannot import image archives yet: make a root filesystem tar of the image (e.g. `podman load -i %s`, then `podman export` a container created from it) and import that with `ckpt image import ROOTFS.tar NAME`", arg)
 	case engine.RemedyRestoreArchive:
 		return fmt.Sprintf("restore it with `ckpt restore --import %s`", arg)
+	case engine.RemedyVolumeForce:
+		return fmt.Sprintf("remove those containers first (`ckpt rm`), or use `ckpt volume rm -f %s`, which removes them too", arg)
 	}
 	return ""
 }

@@ -25,6 +25,8 @@ type globalOptions struct {
 	root, storageRoot, runRoot, tmpDir, runtime, criu string
 	criuLimits                                        engine.CRIULimits
 	criuMaxLogMiB                                     int64
+	config                                            string
+	version                                           bool
 }
 
 // command is one subcommand.
@@ -43,6 +45,8 @@ type command struct {
 type cmdEnv struct {
 	eng            *engine.Engine
 	stdout, stderr io.Writer
+	// config is the configuration file the settings came from, "" if none.
+	config string
 }
 
 func (c *cmdEnv) errorf(format string, a ...any) {
@@ -64,6 +68,7 @@ func commands() []*command {
 	return []*command{
 		imageCmd(), runCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), rmCmd(),
 		checkpointCmd(), restoreCmd(), checkCmd(),
+		createCmd(), startCmd(), restartCmd(), waitCmd(), inspectCmd(), volumeCmd(), infoCmd(), versionCmd(),
 	}
 }
 
@@ -80,6 +85,8 @@ func globalFlags(g *globalOptions) *pflag.FlagSet {
 	fs.DurationVar(&g.criuLimits.Timeout, "criu-timeout", engine.DefaultCRIUTimeout, "time every CRIU dump or restore gets before it is killed")
 	fs.DurationVar(&g.criuLimits.TimeoutPerGiB, "criu-timeout-per-gib", engine.DefaultCRIUTimeoutPerGiB, "time added per GiB of CRIU images (restore) or container memory (dump)")
 	fs.Int64Var(&g.criuMaxLogMiB, "criu-max-log", engine.DefaultCRIUMaxLog>>20, "MiB CRIU's log may reach before CRIU is killed")
+	fs.StringVar(&g.config, "config", "", "configuration file (default $CKPT_CONFIG, else "+DefaultConfigFile+" if it exists)")
+	fs.BoolVarP(&g.version, "version", "v", false, "print ckpt's, the runtime's and CRIU's versions")
 	return fs
 }
 
@@ -94,7 +101,7 @@ Commands:
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.synopsis)
 	}
-	fmt.Fprintf(w, "\nGlobal flags:\n%s\nRun 'ckpt COMMAND --help' for a command's flags.\n\n%s\n", fs.FlagUsages(), defaultExits)
+	fmt.Fprintf(w, "\nGlobal flags:\n%s\n%s\n\nRun 'ckpt COMMAND --help' for a command's flags.\n\n%s\n", fs.FlagUsages(), settingsHelp, defaultExits)
 }
 
 // run is the whole program: args without the program name; it returns the
@@ -114,7 +121,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ckpt: %s\nsee 'ckpt --help'\n", flagError(err, fs, nil))
 		return exitUsage
 	}
+	config, err := applySettings(fs, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt: %v\n", err)
+		return exitUsage
+	}
 	rest := fs.Args()
+	if g.version {
+		printVersion(ctx, stdout, &engine.Engine{RuntimePath: g.runtime, CRIUPath: g.criu})
+		return exitOK
+	}
 	if len(rest) == 0 {
 		mainUsage(stderr, fs)
 		return exitUsage
@@ -142,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	eng.CRIULimits.MaxLog = g.criuMaxLogMiB << 20
 	defer eng.Close()
-	return cmd.run(ctx, &cmdEnv{eng: eng, stdout: stdout, stderr: stderr}, rest[1:])
+	return cmd.run(ctx, &cmdEnv{eng: eng, stdout: stdout, stderr: stderr, config: config}, rest[1:])
 }
 
 // newFlags returns a subcommand's flag set.

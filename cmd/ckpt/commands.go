@@ -176,9 +176,11 @@ with its status; with -d it prints the container ID and returns.`,
 				return usageError(env, c, "invalid --env %q (want K=V)", kv)
 			}
 		}
-		ctr, err := env.eng.Run(ctx, rest[0], &engine.RunOptions{
-			Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network,
-		})
+		o := &engine.RunOptions{Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network}
+		if c.name == createName {
+			return createContainer(ctx, env, rest[0], o)
+		}
+		ctr, err := env.eng.Run(ctx, rest[0], o)
 		if err != nil {
 			return env.fail(err)
 		}

@@ -20,6 +20,15 @@
 //	                    past it runc and CRIU are killed
 //	--criu-max-log MIB  size CRIU's log may reach before runc and CRIU are
 //	                    killed (default 256)
+//	--config FILE       configuration file (default $CKPT_CONFIG, else
+//	                    /etc/ckpt/ckpt.conf if it exists)
+//	-v, --version       print ckpt's, the runtime's and CRIU's versions
+//
+// Each global flag may also be set by the environment variable CKPT_ and its
+// name in capitals with _ for - (CKPT_ROOT, CKPT_RUNROOT, CKPT_TMPDIR, ...),
+// or by a "name = value" line of the configuration file; a flag wins over
+// the environment, the environment over the file, the file over the
+// default (config.go).
 //
 // Commands:
 //
@@ -36,6 +45,14 @@
 //	checkpoint [-a|-l] [-R] [--tcp-established] [--file-locks] [-k] [--print-stats] CONTAINER...
 //	restore [-a|-l] [-k] [--tcp-established|--tcp-close] [--file-locks] [--print-stats] CONTAINER...
 //	check [--json]              report CRIU, runtime, soft-dirty, cgroup and storage driver
+//	create [run's flags] IMAGE CMD...  create a container without starting it
+//	start [-a] CONTAINER...     start created or stopped containers (afresh, same layer)
+//	restart [-t SECS] CONTAINER...  stop and start containers
+//	wait [-i INTERVAL] CONTAINER...  wait for containers to exit, print exit codes
+//	inspect [-f FORMAT] (CONTAINER... | -l)  containers as JSON (podman's names)
+//	volume create [-l K=V] [--ignore] [NAME] | ls [-q] [--json] | inspect NAME... | rm [-f] NAME... | prune [-f]
+//	info [--json]               host facts, directories, storage driver, counts
+//	version [--json]            ckpt's, the runtime's and CRIU's versions
 //
 // Checkpoint and restore flags follow podman's (`podman container
 // checkpoint/restore`) names and rules: -a, -l and container names are

@@ -129,7 +129,7 @@ func TestNotRoot(t *testing.T) {
 	copyFile(t, self, exe, 0o755)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	g := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run")}
-	for _, args := range [][]string{{"ps"}, {"ps", "-a", "--json"}, {"logs", "x"}, {"image", "ls"}, {"checkpoint", "-l"}, {"restore", "-i", "a.tar"}} {
+	for _, args := range [][]string{{"ps"}, {"ps", "-a", "--json"}, {"logs", "x"}, {"image", "ls"}, {"volume", "ls"}, {"info"}, {"checkpoint", "-l"}, {"restore", "-i", "a.tar"}} {
 		code, out, errOut := ckptProcess(t, exe, nobody, append(append([]string{}, g...), args...)...)
 		want := "ckpt: " + strings.Fields(strings.Join(args[:min(2, len(args))], " ") + " ")[0]
 		if args[0] == "image" {
@@ -138,6 +138,11 @@ func TestNotRoot(t *testing.T) {
 		if code != exitFailure || out != "" || strings.Count(errOut, "\n") != 1 ||
 			!strings.HasPrefix(errOut, want+": must run as root") {
 			t.Errorf("ckpt %q as nobody = exit %d, stdout %q, stderr %q; want exit 1 and %q", args, code, out, errOut, want+": must run as root...")
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if code, out, errOut := ckptProcess(t, exe, nobody, append(append([]string{}, g...), args...)...); code != 0 || !strings.HasPrefix(out, "ckpt version ") {
+			t.Errorf("ckpt %q as nobody = exit %d, %q, %q; want the versions", args, code, out, errOut)
 		}
 	}
 	for _, args := range [][]string{{"--help"}, {"ps", "--help"}, {"image", "import", "--help"}} {
