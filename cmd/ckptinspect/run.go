@@ -95,11 +95,12 @@ func commands() map[string]*command {
 		"show": {
 			short:    "summarize archives, one row each",
 			synopsis: "show ARCHIVE... [--json | --format table|json] [--verify]",
-			desc: "one row per archive: container, image, ID, runtime, created, checkpointed, engine,\n" +
+			desc: "one row per archive: file, container, image, ID, runtime, created, checkpointed, engine,\n" +
 				"format, checkpoint size, memory pages size, rootfs diff size, chain, verified.\n" +
 				"CHAIN is full, pre-checkpoint, or \"delta of <parent manifest digest> depth N\" for an\n" +
 				"incremental checkpoint, whose checkpoint size is then the delta's.\n" +
-				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify.",
+				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify, and\n" +
+				"config.dump, for the creation time, when at most 64 MiB of members come before it.",
 			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addOutputFlags(fs, "table")
