@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ckpt/ckpt/engine"
 	"github.com/ckpt/ckpt/internal/testutil"
@@ -135,6 +137,79 @@ func TestProgress(t *testing.T) {
 	if got := buf.String(); !strings.Contains(got, "export a.tar 3.0 MiB") {
 		t.Errorf("progress line without total = %q", got)
 	}
+}
+
+// TestProgressPhases feeds the progress line the engine's phases after the
+// archive is read: each is named after the full bar, the last one keeps
+// being redrawn (its elapsed time moves) until done, and done ends the
+// line without a step, or with the step that failed.
+func TestProgressPhases(t *testing.T) {
+	var buf syncBuffer
+	p := &progress{w: &buf, label: "import a.tar", start: time.Now()}
+	p.set(10<<20, 100<<20)
+	for _, ph := range []string{"check", "volumes", "create", "apply_rootfs", "restore"} {
+		p.setPhase(ph)
+	}
+	lines := strings.Split(buf.String(), "\r")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "100% 100.0/100.0 MiB") || !strings.Contains(last, "restoring (CRIU)…") || !strings.HasSuffix(last, "\x1b[K") {
+		t.Errorf("line during restore = %q, want the full bar and the step", last)
+	}
+	for _, want := range []string{"checking the host…", "restoring volumes…", "creating the container…", "applying root filesystem changes…"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("progress output %q lacks %q", buf.String(), want)
+		}
+	}
+	n := strings.Count(buf.String(), "\r")
+	time.Sleep(1200 * time.Millisecond)
+	if strings.Count(buf.String(), "\r") < n+2 {
+		t.Errorf("the line was not redrawn while the step ran: %q", buf.String())
+	}
+	p.done(true)
+	out := buf.String()
+	final := out[strings.LastIndex(out, "\r"):]
+	if strings.Contains(final, "restoring") || !strings.HasSuffix(final, "\n") {
+		t.Errorf("final line = %q, want the bar alone and a newline", final)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if buf.String() != out {
+		t.Errorf("redrawn after done: %q", buf.String()[len(out):])
+	}
+
+	buf.Reset()
+	q := &progress{w: &buf, label: "import a.tar", start: time.Now()}
+	q.set(1, 1)
+	q.setPhase("restore")
+	q.done(false)
+	if got := buf.String(); !strings.Contains(got, "restoring (CRIU)… failed") {
+		t.Errorf("failed restore's final line = %q", got)
+	}
+	var none *progress
+	none.setPhase("restore") // a nil progress (stderr not a terminal) prints nothing
+}
+
+// syncBuffer is a strings.Builder safe for the progress line's redraws.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 // TestCLIPreCopy is pre-copy migration with the CLI: checkpoint -P -e
