@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/ckpt/ckpt/engine"
 	"github.com/ckpt/ckpt/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // TestMigrateUsage checks podman's flag rules for checkpoint --export and
@@ -106,7 +110,18 @@ func TestCLIMigrate(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Containers) != 1 || st.Containers[0].CRIU == nil {
 		t.Fatalf("checkpoint --export --print-stats = %s (%v)", out, err)
 	}
-	id := strings.TrimSpace(b("restore", "-i", archive, "-n", "m2"))
+	// stderr on a terminal: the progress line names CRIU's restore after
+	// its bar, and stdout stays the ID alone.
+	gb := []string{"--root", filepath.Join(dir, "b", "root"), "--runroot", filepath.Join(dir, "b", "run")}
+	var idOut strings.Builder
+	var code int
+	term := onTerminal(t, func(stderr *os.File) {
+		code = run(context.Background(), append(gb, "restore", "-i", archive, "-n", "m2"), &idOut, stderr)
+	})
+	if code != 0 || !strings.Contains(term, "100%") || !strings.Contains(term, "restoring (CRIU)…") {
+		t.Errorf("restore -i on a terminal = exit %d, terminal %q; want the bar and the CRIU step", code, term)
+	}
+	id := strings.TrimSpace(idOut.String())
 	if len(id) != 64 || id == st.Containers[0].ID {
 		t.Fatalf("restore --import --name printed %q, want a new ID", id)
 	}
@@ -137,6 +152,38 @@ func TestProgress(t *testing.T) {
 	if got := buf.String(); !strings.Contains(got, "export a.tar 3.0 MiB") {
 		t.Errorf("progress line without total = %q", got)
 	}
+}
+
+// onTerminal runs f with a pseudo-terminal for stderr and returns what
+// was written to it.
+func onTerminal(t *testing.T, f func(stderr *os.File)) string {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		testutil.Missing(t, "pseudo-terminal: %v", err)
+	}
+	defer m.Close()
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(&out, m) // ends with EIO once the terminal's last user closes it
+		close(copied)
+	}()
+	f(s)
+	s.Close()
+	<-copied
+	return out.String()
 }
 
 // TestProgressPhases feeds the progress line the engine's phases after the
