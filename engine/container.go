@@ -418,6 +418,32 @@ func (e *Engine) waitExit(ctx context.Context, id string, timeout time.Duration)
 	}
 }
 
+// Settled returns the state of container ref once it no longer runs and
+// no operation is under way on it, so that a container a dump stopped
+// reads checkpointed, not exited: what an attached run reports at the end.
+func (e *Engine) Settled(ctx context.Context, ref string) (*Container, error) {
+	c, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if c.Status != StatusRunning {
+			j, err := readOpRecord(filepath.Join(e.containerDir(c.ID), opFile))
+			if err != nil || !j.ownerAlive() {
+				return c, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if c, err = e.loadState(c.ID); err != nil {
+			return nil, err
+		}
+	}
+}
+
 // Stop sends SIGTERM to the container's init, waits up to timeout (10s if
 // zero) for it to exit, then sends SIGKILL. Stopping a container that is
 // not running is not an error.

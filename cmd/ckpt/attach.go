@@ -104,7 +104,7 @@ func runAttached(ctx context.Context, env *cmdEnv, image string, o *engine.RunOp
 // attachedExit returns the exit status of an attached container that no
 // longer runs, removing it first with --rm.
 func attachedExit(ctx context.Context, env *cmdEnv, ctr *engine.Container, remove bool) int {
-	x, err := env.eng.Inspect(ctx, ctr.ID)
+	x, err := env.eng.Settled(ctx, ctr.ID)
 	if err != nil {
 		return env.fail(err)
 	}
