@@ -9,10 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -28,7 +27,7 @@ var (
 // (through PATH unless name holds a slash), so that a missing or
 // non-executable command is reported in one line before runc runs: it
 // resolves the path inside the container's root as its init sees it
-// (/proc/PID/root, its volumes included), symbolic links confined to it.
+// (/proc/PID/root, its volumes included).
 func (e *Engine) lookExec(c *Container, name string, o *ExecOptions) error {
 	root := "/proc/" + strconv.Itoa(c.PID) + "/root"
 	env, cwd := e.processEnv(c)
@@ -68,22 +67,31 @@ func (e *Engine) lookExec(c *Container, name string, o *ExecOptions) error {
 	return fmt.Errorf("%q: %w in $PATH", name, ErrCommandNotFound)
 }
 
-// checkExecutable checks that p (inside root) is a file with an execute
-// bit; name is what the user typed.
+// checkExecutable checks that p, resolved inside root by the kernel
+// (openat2 RESOLVE_IN_ROOT: symbolic links stay inside), is a file with an
+// execute bit; name is what the user typed.
 func checkExecutable(root, p, name string) error {
-	full, err := securejoin.SecureJoin(root, p)
+	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil // a symbolic link loop, ...: runc says
+		return nil // the container went away, ...: runc says
 	}
-	fi, err := os.Stat(full)
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+	defer unix.Close(dfd)
+	fd, err := unix.Openat2(dfd, p, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return fmt.Errorf("%q: %w", name, ErrCommandNotFound)
 	}
 	if err != nil {
-		// Not ours to judge (the container went away, ...): runc says.
+		return nil // a symbolic link loop, ...: runc says
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil
 	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
 		return fmt.Errorf("%q: %w", name, ErrCommandNotExecutable)
 	}
 	return nil

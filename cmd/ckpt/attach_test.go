@@ -170,6 +170,7 @@ func TestRunStdin(t *testing.T) {
 		{"dev null with -i", nil, []string{"-i"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			a := &attachEnv{t: t, g: a.g} // failing this subtest, not its parent
 			args := append(append([]string{"run"}, tt.flags...), "workload", "/bin/counter", "-cat")
 			code, out, errOut := a.run(tt.stdin, args...)
 			if code != 0 || out != tt.want {

@@ -26,10 +26,12 @@
 //	image import SOURCE NAME    import a rootfs directory or tar[.gz|.zst] as an image
 //	image ls [--json]           list images
 //	image rm IMAGE...           remove images
-//	run [-d] [--name N] [-e K=V] [-v VOL:/path] [-v /host:/path] [--network none|host] IMAGE CMD...
+//	run [-d] [-i] [--rm] [--sig-proxy=false] [--name N] [-e K=V] [-v VOL:/path] [-v /host:/path]
+//	    [--network none|host] IMAGE CMD...
+//	                            stdin at EOF unless -i; attached, signals go to the container
 //	ps [-a] [--json]            list containers
 //	logs [-f] CONTAINER         print a container's output
-//	exec CONTAINER CMD...       run a command in a running container
+//	exec [-i] CONTAINER CMD...  run a command in a running container (stdin with -i)
 //	stop [-t SECS] CONTAINER... stop containers (TERM, then KILL)
 //	kill [-s SIG] CONTAINER...  signal containers
 //	rm [-f] CONTAINER...        remove containers
@@ -45,5 +47,6 @@
 // human formats may change.
 //
 // Exit status: 0 success, 1 failure, 2 usage error; `run` without -d exits
-// with the container's status and `exec` with the command's.
+// with the container's status and `exec` with the command's (126: not
+// executable, 127: not found, as podman's).
 package main
