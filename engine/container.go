@@ -37,9 +37,26 @@ type RunOptions struct {
 	Volumes []string
 	// Network is NetworkNone (default) or NetworkHost.
 	Network string
+	// Entrypoint comes before Command in the process' argv (podman's
+	// --entrypoint; imported images record none).
+	Entrypoint []string
+	// User is USER[:GROUP], names (resolved in the image's /etc/passwd and
+	// /etc/group) or numbers; default root.
+	User string
+	// WorkDir is the process' working directory (absolute); default /.
+	WorkDir string
+	// Hostname is the container's host name; default the first 12 digits
+	// of its ID.
+	Hostname string
+	// MemoryLimit is the container's memory limit in bytes (cgroup); 0
+	// for none.
+	MemoryLimit int64
 	// ID is the container's ID (64 lowercase hex digits); default random.
 	// An import that keeps the checkpointed container's ID sets it.
 	ID string
+
+	// user is the identity an import recorded, taken instead of User.
+	user *User
 
 	// reserved, if set, is called with the container's ID once it is
 	// reserved (the name and ID are free, under the engine-wide lock) and
@@ -53,6 +70,9 @@ type ExecOptions struct {
 	Env []string
 	// Cwd is its working directory; default the container's.
 	Cwd string
+	// User is USER[:GROUP] as in [RunOptions.User], resolved in the
+	// container's /etc/passwd and /etc/group; default the container's.
+	User string
 	// Stdin, Stdout and Stderr are its stdio; nil means /dev/null.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -101,6 +121,28 @@ func (e *Engine) parseVolume(spec string) (Mount, error) {
 	return m, nil
 }
 
+// hostnameRE is a host name the kernel and resolvers take: labels of
+// letters, digits and '-', separated by dots.
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+
+// checkProcessOptions checks the options that shape the container's
+// process before anything is made.
+func checkProcessOptions(o *RunOptions) error {
+	if len(o.Entrypoint)+len(o.Command) == 0 {
+		return errors.New("no command given (imported images record no default command or entrypoint)")
+	}
+	if o.WorkDir != "" && (!filepath.IsAbs(o.WorkDir) || strings.ContainsRune(o.WorkDir, 0)) {
+		return fmt.Errorf("invalid working directory %q: it must be an absolute path", o.WorkDir)
+	}
+	if o.Hostname != "" && (len(o.Hostname) > 64 || !hostnameRE.MatchString(o.Hostname)) {
+		return fmt.Errorf("invalid hostname %q (letters, digits, '-' and '.', at most 64)", o.Hostname)
+	}
+	if o.MemoryLimit < 0 {
+		return fmt.Errorf("invalid memory limit %d: it must not be negative", o.MemoryLimit)
+	}
+	return nil
+}
+
 func newID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
@@ -144,8 +186,8 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if _, err := exec.LookPath(e.runtimePath()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
 	}
-	if len(o.Command) == 0 {
-		return nil, errors.New("no command given (imported images have no default command)")
+	if err := checkProcessOptions(o); err != nil {
+		return nil, err
 	}
 	network := o.Network
 	if network == "" {
@@ -178,7 +220,8 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	}
 	c := &Container{
 		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
-		Command: o.Command, Env: o.Env, Network: network, Mounts: mounts,
+		Command: append(append([]string{}, o.Entrypoint...), o.Command...), Env: o.Env, Network: network, Mounts: mounts,
+		Entrypoint: o.Entrypoint, User: o.user, WorkDir: o.WorkDir, Hostname: o.Hostname, MemoryLimit: o.MemoryLimit,
 		CgroupsPath: e.cgroupParent() + "/" + id,
 		Status:      StatusCreated, CreatedAt: time.Now().UTC(),
 	}
@@ -204,6 +247,11 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	}
 	if c.Rootfs, err = s.Mount(c.ID, ""); err != nil {
 		return nil, fmt.Errorf("mount container layer: %w", err)
+	}
+	if o.User != "" && c.User == nil {
+		if c.User, err = resolveUser(c.Rootfs, o.User); err != nil {
+			return nil, err
+		}
 	}
 	if c.Network == NetworkNone {
 		c.NetNS = e.netnsPath(c.ID)
@@ -494,7 +542,13 @@ func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOpti
 	if c.Status != StatusRunning {
 		return -1, fmt.Errorf("exec in %s: %w: container is %s", ref, ErrState, c.Status)
 	}
-	argv := e.runc("").execArgs(c.ID, o, cmd)
+	var u *User
+	if o.User != "" {
+		if u, err = resolveUser(c.Rootfs, o.User); err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", ref, err)
+		}
+	}
+	argv := e.runc("").execArgs(c.ID, o, u, cmd)
 	x := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	x.Stdin, x.Stdout, x.Stderr = o.Stdin, o.Stdout, o.Stderr
 	err = x.Run()

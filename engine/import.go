@@ -445,7 +445,9 @@ func (x *importJob) create(ctx context.Context) error {
 	}
 	x.j.phase("create")
 	c, err := x.e.Create(ctx, x.plan.image, &RunOptions{
-		Name: x.plan.name, ID: x.plan.id, Command: x.rec.Command, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
+		Name: x.plan.name, ID: x.plan.id, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
+		Entrypoint: x.rec.Entrypoint, Command: x.rec.Command[len(x.rec.Entrypoint):],
+		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User,
 		reserved: func(id string) error { return x.j.update(func(r *opRecord) { r.Container = id }) },
 	})
 	if err != nil {

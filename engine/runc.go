@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 )
 
@@ -47,8 +48,14 @@ func (r runc) deleteArgs(id string, force bool) []string {
 	return append(a, id)
 }
 
-func (r runc) execArgs(id string, o *ExecOptions, cmd []string) []string {
+func (r runc) execArgs(id string, o *ExecOptions, u *User, cmd []string) []string {
 	a := r.base("exec")
+	if u != nil {
+		a = append(a, "--user", fmt.Sprintf("%d:%d", u.UID, u.GID))
+		for _, g := range u.AdditionalGids {
+			a = append(a, "--additional-gids", strconv.FormatUint(uint64(g), 10))
+		}
+	}
 	if o != nil {
 		for _, kv := range o.Env {
 			a = append(a, "--env", kv)
