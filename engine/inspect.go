@@ -70,10 +70,10 @@ type InspectMount struct {
 
 // InspectConfig is the process part of the OCI spec.
 type InspectConfig struct {
-	Hostname   string   `json:"Hostname"`
-	User       string   `json:"User"`
-	Env        []string `json:"Env"`
-	Cmd        []string `json:"Cmd"`
+	Hostname string   `json:"Hostname"`
+	User     string   `json:"User"`
+	Env      []string `json:"Env"`
+	Cmd      []string `json:"Cmd"`
 	// Entrypoint is what --entrypoint put before Cmd (images record none).
 	Entrypoint []string `json:"Entrypoint"`
 	WorkingDir string   `json:"WorkingDir"`
