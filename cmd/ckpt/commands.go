@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,7 +140,7 @@ func runCmd() *command {
 	c := &command{
 		name:     "run",
 		synopsis: "run a command in a new container",
-		usage:    "ckpt run [-d] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] IMAGE CMD [ARG...]",
+		usage:    "ckpt run [-d] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] [flags] IMAGE [CMD [ARG...]]",
 		desc: `Creates a container from IMAGE and runs CMD in it under runc, in its own PID,
 mount, UTS and IPC namespaces and (with --network none, the default) a
 private network namespace with only loopback up. A small monitor process
@@ -150,7 +151,16 @@ log and records its exit status; it outlives this command.
 -v /host/path:/path bind-mounts a host path. Append :ro for read-only.
 
 Without -d, ckpt prints the container's output until it exits and exits
-with its status; with -d it prints the container ID and returns.`,
+with its status; with -d it prints the container ID and returns.
+
+Images imported with ckpt image import record no entrypoint and no
+command: CMD is required unless --entrypoint gives the program (CMD then
+its arguments). --user resolves names in the image's /etc/passwd and
+/etc/group (a uid the image lacks runs with gid 0, as in podman);
+--memory sets the cgroup memory limit (OCI linux.resources.memory.limit),
+which a checkpoint and restore, in place or through an export, keep.
+--env-file lines are KEY=VALUE (KEY alone takes ckpt's own value, #
+starts a comment); --env wins over them.`,
 		exits: `Exit status:
   0    success (with -d), or the container's exit status
   1    failure
@@ -164,7 +174,8 @@ with its status; with -d it prints the container ID and returns.`,
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
 		vols := fs.StringArrayP("volume", "v", nil, "mount a named volume or host path: SRC:/path[:ro] (repeatable)")
 		network := fs.String("network", engine.NetworkNone, "network mode: none or host")
-		rest, code := parse(c, env, fs, args, 2, -1)
+		pf := addProcessFlags(fs)
+		rest, code := parse(c, env, fs, args, 1, -1)
 		if code >= 0 {
 			return code
 		}
@@ -177,6 +188,12 @@ with its status; with -d it prints the container ID and returns.`,
 			}
 		}
 		o := &engine.RunOptions{Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network}
+		if code := pf.apply(env, c, o); code >= 0 {
+			return code
+		}
+		if len(o.Command) == 0 && len(o.Entrypoint) == 0 {
+			return usageError(env, c, "too few arguments: give IMAGE and CMD (images record no command), or --entrypoint")
+		}
 		if c.name == createName {
 			return createContainer(ctx, env, rest[0], o)
 		}
@@ -290,8 +307,11 @@ func execCmd() *command {
 	c := &command{
 		name:     "exec",
 		synopsis: "run a command in a running container",
-		usage:    "ckpt exec [-e K=V]... CONTAINER CMD [ARG...]",
-		desc:     `Runs CMD inside the running container with this command's stdio.`,
+		usage:    "ckpt exec [-e K=V]... [-u USER[:GROUP]] [-w DIR] CONTAINER CMD [ARG...]",
+		desc: `Runs CMD inside the running container with this command's stdio, as
+the container's user in its working directory unless --user or --workdir
+say otherwise (names resolve in the container's /etc/passwd and
+/etc/group).`,
 		exits: `Exit status:
   the command's exit status, or
   1    failure to run it
@@ -301,13 +321,17 @@ func execCmd() *command {
 		fs := newFlags(c)
 		fs.SetInterspersed(false)
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
-		workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
+		workdir := fs.StringP("workdir", "w", "", "working directory inside the container (default the container's)")
+		user := fs.StringP("user", "u", "", "run as USER[:GROUP], names or numbers (default the container's user)")
 		rest, code := parse(c, env, fs, args, 2, -1)
 		if code >= 0 {
 			return code
 		}
+		if *workdir != "" && !filepath.IsAbs(*workdir) {
+			return usageError(env, c, "--workdir %q must be an absolute path", *workdir)
+		}
 		rc, err := env.eng.Exec(ctx, rest[0], rest[1:], &engine.ExecOptions{
-			Env: *envs, Cwd: *workdir, Stdin: os.Stdin, Stdout: env.stdout, Stderr: env.stderr,
+			Env: *envs, Cwd: *workdir, User: *user, Stdin: os.Stdin, Stdout: env.stdout, Stderr: env.stderr,
 		})
 		if err != nil {
 			return env.fail(err)

@@ -21,7 +21,7 @@ func createCmd() *command {
 	c := runCmd()
 	c.name = createName
 	c.synopsis = "create a container without starting it"
-	c.usage = "ckpt create [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] IMAGE CMD [ARG...]"
+	c.usage = "ckpt create [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] [flags] IMAGE [CMD [ARG...]]"
 	c.desc = `Creates a container from IMAGE as run does (same flags) but does not start
 it: its status is "created" until ckpt start starts it. Prints the
 container ID. (--detach means nothing here.)`
