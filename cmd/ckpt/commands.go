@@ -237,16 +237,32 @@ func psCmd() *command {
 	c := &command{
 		name:     "ps",
 		synopsis: "list containers",
-		usage:    "ckpt ps [-a] [--json]",
+		usage:    "ckpt ps [-a] [-q | --format FORMAT | --json] [--no-trunc]",
 		desc: `Lists running containers, or all with -a. The human format may change;
---json prints one stable JSON document.`,
+--json prints one stable JSON document. -q prints only the IDs.
+
+--format takes a Go template applied to each container, one line each, or
+"json" (a JSON array of the rows), or "table TEMPLATE" (a header line and
+aligned columns; "table" alone is the default columns). "\t" is a tab.
+The fields, in podman's names: .ID, .Names, .Image, .ImageID, .Command,
+.Created, .CreatedAt, .CreatedHuman, .Status (Up 5 minutes, Exited (0)
+...), .State (created, running, exited, checkpointed), .ExitCode,
+.Exited, .ExitedAt and .StartedAt (Unix seconds), .RunningFor, .Pid,
+.Mounts and .Networks (lists: {{join .Mounts ","}}); {{json .X}} prints
+X as JSON. IDs have 12 digits unless --no-trunc.`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
 		all := fs.BoolP("all", "a", false, "show all containers, not only running ones")
 		asJSON := fs.Bool("json", false, "print one JSON document")
+		quiet := fs.BoolP("quiet", "q", false, "print only the container IDs")
+		format := fs.String("format", "", `Go template applied to each container, "json", or "table TEMPLATE"`)
+		noTrunc := fs.Bool("no-trunc", false, "print whole IDs")
 		if _, code := parse(c, env, fs, args, 0, 0); code >= 0 {
 			return code
+		}
+		if n := btoi(*asJSON) + btoi(*quiet) + btoi(*format != ""); n > 1 {
+			return usageError(env, c, "--json, --quiet and --format cannot be used together")
 		}
 		list, err := env.eng.List(ctx)
 		if err != nil {
@@ -263,6 +279,9 @@ func psCmd() *command {
 				return env.fail(err)
 			}
 			return exitOK
+		}
+		if *quiet || *format != "" {
+			return psFormatted(env, c, shown, *quiet, *format, *noTrunc)
 		}
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CONTAINER ID\tNAME\tIMAGE\tCOMMAND\tSTATUS\tCREATED")
