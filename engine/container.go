@@ -573,36 +573,7 @@ func (e *Engine) LogPath(ctx context.Context, ref string) (string, error) {
 
 // Logs copies the container's output (stdout and stderr, as written) to w.
 // With follow it keeps copying until the container stops running or ctx
-// is done.
+// is done. [Engine.ReadLogs] selects lines.
 func (e *Engine) Logs(ctx context.Context, ref string, w io.Writer, follow bool) error {
-	c, err := e.Inspect(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("logs of %s: %w", ref, err)
-	}
-	f, err := os.Open(filepath.Join(e.containerDir(c.ID), logFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("logs of %s: %w", ref, err)
-	}
-	defer f.Close()
-	for {
-		if _, err := io.Copy(w, f); err != nil {
-			return fmt.Errorf("logs of %s: %w", ref, err)
-		}
-		if !follow {
-			return nil
-		}
-		x, err := e.loadState(c.ID)
-		if err != nil || x.Status != StatusRunning {
-			_, _ = io.Copy(w, f)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return e.ReadLogs(ctx, ref, w, &LogOptions{Follow: follow, Tail: -1})
 }

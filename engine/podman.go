@@ -183,25 +183,3 @@ func undot(name string) string {
 	}
 	return strings.TrimPrefix(name, "./")
 }
-
-// fromK8sFile turns podman's k8s-file log lines ("TIME stdout F text")
-// into the plain output ckpt's logs hold; other lines are kept.
-func fromK8sFile(log []byte) []byte {
-	var out []byte
-	for _, line := range strings.SplitAfter(string(log), "\n") {
-		f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 4)
-		if len(f) >= 3 && (f[1] == "stdout" || f[1] == "stderr") && (f[2] == "F" || f[2] == "P") {
-			text := ""
-			if len(f) == 4 {
-				text = f[3]
-			}
-			if f[2] == "F" {
-				text += "\n"
-			}
-			out = append(out, text...)
-			continue
-		}
-		out = append(out, line...)
-	}
-	return out
-}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -303,23 +304,72 @@ func logsCmd() *command {
 	c := &command{
 		name:     "logs",
 		synopsis: "print a container's output",
-		usage:    "ckpt logs [-f] CONTAINER",
+		usage:    "ckpt logs [-f] [-t] [--tail N] [--since TIME] [--until TIME] CONTAINER",
 		desc: `Prints what the container wrote to stdout and stderr, across checkpoints
-and restores. With -f, keeps printing until the container stops.`,
+and restores (an imported container's log goes on from the archive's).
+With -f, keeps printing until the container stops.
+
+The log (ctr.log in the container's directory) is podman's k8s-file
+format: each line is recorded with the time the engine read it, which -t
+prints and --since and --until select by. TIME is RFC 3339
+(2026-01-02T15:04:05Z, 2026-01-02T15:04:05.999999999+01:00), a date and
+time without a zone (2026-01-02T15:04:05, UTC), a date (2026-01-02), Unix
+seconds (1767366245.5), or a Go duration before now (10m, 1h30m), as
+podman takes them. Lines logged by a ckpt older than this have no time:
+-t prints them without, and --since leaves them out.`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
 		follow := fs.BoolP("follow", "f", false, "follow the log until the container stops")
+		stamps := fs.BoolP("timestamps", "t", false, "print each line's time before it")
+		tail := fs.Int("tail", -1, "print only the last N lines (-1: all)")
+		since := fs.String("since", "", "print lines logged since TIME (a time or a duration before now)")
+		until := fs.String("until", "", "print lines logged before TIME (a time or a duration before now)")
 		rest, code := parse(c, env, fs, args, 1, 1)
 		if code >= 0 {
 			return code
 		}
-		if err := env.eng.Logs(ctx, rest[0], env.stdout, *follow); err != nil {
+		o := &engine.LogOptions{Follow: *follow, Timestamps: *stamps, Tail: *tail}
+		var err error
+		if *since != "" {
+			if o.Since, err = parseLogTime(*since, time.Now()); err != nil {
+				return usageError(env, c, "--since: %v", err)
+			}
+		}
+		if *until != "" {
+			if o.Until, err = parseLogTime(*until, time.Now()); err != nil {
+				return usageError(env, c, "--until: %v", err)
+			}
+		}
+		if err := env.eng.ReadLogs(ctx, rest[0], env.stdout, o); err != nil {
 			return env.fail(err)
 		}
 		return exitOK
 	}
 	return c
+}
+
+// logTimeFormats are the time formats podman's --since and --until take.
+var logTimeFormats = []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04:05.999999999",
+	"2006-01-02Z07:00", "2006-01-02"}
+
+// parseLogTime parses --since or --until as podman does: one of
+// logTimeFormats, Unix seconds (with a fraction), or a duration before
+// now.
+func parseLogTime(s string, now time.Time) (time.Time, error) {
+	for _, f := range logTimeFormats {
+		if t, err := time.Parse(f, s); err == nil {
+			return t, nil
+		}
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(secs, 0) && !math.IsNaN(secs) {
+		whole, frac := math.Modf(secs)
+		return time.Unix(int64(whole), int64(frac*1e9)).UTC(), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("invalid time %q (want RFC 3339 such as 2026-01-02T15:04:05Z, a date, Unix seconds, or a duration such as 10m)", s)
 }
 
 func execCmd() *command {

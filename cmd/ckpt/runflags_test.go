@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseMemory(t *testing.T) {
@@ -88,5 +89,34 @@ func TestRunFlagErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, tt.stderr) {
 			t.Errorf("ckpt %q = %d, %q; want %d and %q", tt.args, code, errOut, exitUsage, tt.stderr)
 		}
+	}
+}
+
+func TestParseLogTime(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2026-01-02T15:04:05Z":          time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC),
+		"2026-01-02T15:04:05.5+01:00":   time.Date(2026, 1, 2, 14, 4, 5, 5e8, time.UTC),
+		"2026-01-02T15:04:05":           time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC),
+		"2026-01-02T15:04:05.123456789": time.Date(2026, 1, 2, 15, 4, 5, 123456789, time.UTC),
+		"2026-01-02":                    time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC),
+		"2026-01-02+02:00":              time.Date(2026, 1, 1, 22, 0, 0, 0, time.UTC),
+		"1767366245":                    time.Unix(1767366245, 0),
+		"1767366245.25":                 time.Unix(1767366245, 25e7),
+		"10m":                           now.Add(-10 * time.Minute),
+		"1h30m":                         now.Add(-90 * time.Minute),
+		"0":                             time.Unix(0, 0),
+	} {
+		if got, err := parseLogTime(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseLogTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "2026-13-01", "10 minutes", "NaN", "Inf"} {
+		if _, err := parseLogTime(bad, now); err == nil {
+			t.Errorf("parseLogTime(%q) succeeded", bad)
+		}
+	}
+	if code, _, errOut := ckpt(t, "--root", t.TempDir(), "logs", "--since", "yesterday", "x"); code != exitUsage || !strings.Contains(errOut, `--since: invalid time "yesterday"`) {
+		t.Errorf("logs --since yesterday = %d, %q", code, errOut)
 	}
 }
