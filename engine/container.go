@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -548,7 +549,17 @@ func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOpti
 			return -1, fmt.Errorf("exec in %s: %w", ref, err)
 		}
 	}
-	argv := e.runc("").execArgs(c.ID, o, u, cmd)
+	argv := e.runc("").execArgs(c.ID, o, cmd)
+	if u != nil {
+		// runc exec --user keeps the container's additional groups; a
+		// process file gives the user's own, as podman does.
+		path, err := e.execProcessFile(c, o, u, cmd)
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", ref, err)
+		}
+		defer os.Remove(path)
+		argv = e.runc("").execProcessArgs(c.ID, path)
+	}
 	x := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	x.Stdin, x.Stdout, x.Stderr = o.Stdin, o.Stdout, o.Stderr
 	err = x.Run()
@@ -560,6 +571,56 @@ func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOpti
 		return -1, fmt.Errorf("exec in %s: %w", ref, err)
 	}
 	return 0, nil
+}
+
+// execProcessFile writes the OCI process of an exec as user u: the
+// container's process (capabilities, environment, directory) with cmd, u
+// and o's environment and directory.
+func (e *Engine) execProcessFile(c *Container, o *ExecOptions, u *User, cmd []string) (string, error) {
+	spec, err := readSpec(filepath.Join(e.containerDir(c.ID), "config.json"))
+	if err != nil {
+		return "", err
+	}
+	if spec.Process == nil {
+		return "", fmt.Errorf("the container's OCI spec has no process")
+	}
+	p := *spec.Process
+	p.Args, p.Terminal, p.ConsoleSize = cmd, false, nil
+	p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
+	p.Env = mergeEnvList(p.Env, o.Env)
+	if o.Cwd != "" {
+		p.Cwd = o.Cwd
+	}
+	data, err := json.Marshal(&p)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(e.containerDir(c.ID), "exec-*.json")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// mergeEnvList returns base with each K=V of add replacing base's K or
+// appended (runc exec --env does the same).
+func mergeEnvList(base, add []string) []string {
+	out := append([]string{}, base...)
+	for _, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(x string) bool { return strings.HasPrefix(x, k+"=") })
+		if i >= 0 {
+			out[i] = kv
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // LogPath returns the path of the container's output log.

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 )
 
@@ -48,14 +47,8 @@ func (r runc) deleteArgs(id string, force bool) []string {
 	return append(a, id)
 }
 
-func (r runc) execArgs(id string, o *ExecOptions, u *User, cmd []string) []string {
+func (r runc) execArgs(id string, o *ExecOptions, cmd []string) []string {
 	a := r.base("exec")
-	if u != nil {
-		a = append(a, "--user", fmt.Sprintf("%d:%d", u.UID, u.GID))
-		for _, g := range u.AdditionalGids {
-			a = append(a, "--additional-gids", strconv.FormatUint(uint64(g), 10))
-		}
-	}
 	if o != nil {
 		for _, kv := range o.Env {
 			a = append(a, "--env", kv)
@@ -66,6 +59,12 @@ func (r runc) execArgs(id string, o *ExecOptions, u *User, cmd []string) []strin
 	}
 	a = append(a, id)
 	return append(a, cmd...)
+}
+
+// execProcessArgs builds `runc exec --process FILE`: the process is the
+// file's, whole.
+func (r runc) execProcessArgs(id, process string) []string {
+	return append(r.base("exec"), "--process", process, id)
 }
 
 // checkpointArgs builds `runc checkpoint`: CRIU images go to imageDir and
