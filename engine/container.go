@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,20 @@ type RunOptions struct {
 	Volumes []string
 	// Network is NetworkNone (default) or NetworkHost.
 	Network string
+	// Entrypoint comes before Command in the process' argv (podman's
+	// --entrypoint; imported images record none).
+	Entrypoint []string
+	// User is USER[:GROUP], names (resolved in the image's /etc/passwd and
+	// /etc/group) or numbers; default root.
+	User string
+	// WorkDir is the process' working directory (absolute); default /.
+	WorkDir string
+	// Hostname is the container's host name; default the first 12 digits
+	// of its ID.
+	Hostname string
+	// MemoryLimit is the container's memory limit in bytes (cgroup); 0
+	// for none.
+	MemoryLimit int64
 	// ID is the container's ID (64 lowercase hex digits); default random.
 	// An import that keeps the checkpointed container's ID sets it.
 	ID string
@@ -59,6 +74,9 @@ type RunOptions struct {
 	// removal waits for it to be closed.
 	Hold *os.File
 
+	// user is the identity an import recorded, taken instead of User.
+	user *User
+
 	// reserved, if set, is called with the container's ID once it is
 	// reserved (the name and ID are free, under the engine-wide lock) and
 	// before its directory is made: an import records it there.
@@ -71,6 +89,9 @@ type ExecOptions struct {
 	Env []string
 	// Cwd is its working directory; default the container's.
 	Cwd string
+	// User is USER[:GROUP] as in [RunOptions.User], resolved in the
+	// container's /etc/passwd and /etc/group; default the container's.
+	User string
 	// Stdin, Stdout and Stderr are its stdio; nil means /dev/null.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -123,6 +144,28 @@ func (e *Engine) parseVolume(spec string) (Mount, error) {
 	return m, nil
 }
 
+// hostnameRE is a host name the kernel and resolvers take: labels of
+// letters, digits and '-', separated by dots.
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+
+// checkProcessOptions checks the options that shape the container's
+// process before anything is made.
+func checkProcessOptions(o *RunOptions) error {
+	if len(o.Entrypoint)+len(o.Command) == 0 {
+		return errors.New("no command given (imported images record no default command or entrypoint)")
+	}
+	if o.WorkDir != "" && (!filepath.IsAbs(o.WorkDir) || strings.ContainsRune(o.WorkDir, 0)) {
+		return fmt.Errorf("invalid working directory %q: it must be an absolute path", o.WorkDir)
+	}
+	if o.Hostname != "" && (len(o.Hostname) > 64 || !hostnameRE.MatchString(o.Hostname)) {
+		return fmt.Errorf("invalid hostname %q (letters, digits, '-' and '.', at most 64)", o.Hostname)
+	}
+	if o.MemoryLimit < 0 {
+		return fmt.Errorf("invalid memory limit %d: it must not be negative", o.MemoryLimit)
+	}
+	return nil
+}
+
 func newID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
@@ -166,8 +209,8 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if _, err := exec.LookPath(e.runtimePath()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
 	}
-	if len(o.Command) == 0 {
-		return nil, errors.New("no command given (imported images have no default command)")
+	if err := checkProcessOptions(o); err != nil {
+		return nil, err
 	}
 	network := o.Network
 	if network == "" {
@@ -200,7 +243,8 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	}
 	c := &Container{
 		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
-		Command: o.Command, Env: o.Env, Network: network, Mounts: mounts,
+		Command: append(append([]string{}, o.Entrypoint...), o.Command...), Env: o.Env, Network: network, Mounts: mounts,
+		Entrypoint: o.Entrypoint, User: o.user, WorkDir: o.WorkDir, Hostname: o.Hostname, MemoryLimit: o.MemoryLimit,
 		AutoRemove: o.Remove, OpenStdin: o.OpenStdin || o.Stdin != nil,
 		CgroupsPath: e.cgroupParent() + "/" + id,
 		Status:      StatusCreated, CreatedAt: time.Now().UTC(),
@@ -227,6 +271,11 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	}
 	if c.Rootfs, err = s.Mount(c.ID, ""); err != nil {
 		return nil, fmt.Errorf("mount container layer: %w", err)
+	}
+	if o.User != "" && c.User == nil {
+		if c.User, err = resolveUser(c.Rootfs, o.User); err != nil {
+			return nil, err
+		}
 	}
 	if c.Network == NetworkNone {
 		c.NetNS = e.netnsPath(c.ID)
@@ -572,7 +621,23 @@ func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOpti
 	if err := e.lookExec(c, cmd[0], o); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", ref, err)
 	}
+	var u *User
+	if o.User != "" {
+		if u, err = resolveUser(c.Rootfs, o.User); err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", ref, err)
+		}
+	}
 	argv := e.runc("").execArgs(c.ID, o, cmd)
+	if u != nil {
+		// runc exec --user keeps the container's additional groups; a
+		// process file gives the user's own, as podman does.
+		path, err := e.execProcessFile(c, o, u, cmd)
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", ref, err)
+		}
+		defer os.Remove(path)
+		argv = e.runc("").execProcessArgs(c.ID, path)
+	}
 	err = runExec(ctx, argv, o)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -624,6 +689,56 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
+// execProcessFile writes the OCI process of an exec as user u: the
+// container's process (capabilities, environment, directory) with cmd, u
+// and o's environment and directory.
+func (e *Engine) execProcessFile(c *Container, o *ExecOptions, u *User, cmd []string) (string, error) {
+	spec, err := readSpec(filepath.Join(e.containerDir(c.ID), "config.json"))
+	if err != nil {
+		return "", err
+	}
+	if spec.Process == nil {
+		return "", fmt.Errorf("the container's OCI spec has no process")
+	}
+	p := *spec.Process
+	p.Args, p.Terminal, p.ConsoleSize = cmd, false, nil
+	p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
+	p.Env = mergeEnvList(p.Env, o.Env)
+	if o.Cwd != "" {
+		p.Cwd = o.Cwd
+	}
+	data, err := json.Marshal(&p)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(e.containerDir(c.ID), "exec-*.json")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// mergeEnvList returns base with each K=V of add replacing base's K or
+// appended (runc exec --env does the same).
+func mergeEnvList(base, add []string) []string {
+	out := append([]string{}, base...)
+	for _, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(x string) bool { return strings.HasPrefix(x, k+"=") })
+		if i >= 0 {
+			out[i] = kv
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 // LogPath returns the path of the container's output log.
 func (e *Engine) LogPath(ctx context.Context, ref string) (string, error) {
 	c, err := e.Inspect(ctx, ref)
@@ -635,36 +750,7 @@ func (e *Engine) LogPath(ctx context.Context, ref string) (string, error) {
 
 // Logs copies the container's output (stdout and stderr, as written) to w.
 // With follow it keeps copying until the container stops running or ctx
-// is done.
+// is done. [Engine.ReadLogs] selects lines.
 func (e *Engine) Logs(ctx context.Context, ref string, w io.Writer, follow bool) error {
-	c, err := e.Inspect(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("logs of %s: %w", ref, err)
-	}
-	f, err := os.Open(filepath.Join(e.containerDir(c.ID), logFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("logs of %s: %w", ref, err)
-	}
-	defer f.Close()
-	for {
-		if _, err := io.Copy(w, f); err != nil {
-			return fmt.Errorf("logs of %s: %w", ref, err)
-		}
-		if !follow {
-			return nil
-		}
-		x, err := e.loadState(c.ID)
-		if err != nil || x.Status != StatusRunning {
-			_, _ = io.Copy(w, f)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return e.ReadLogs(ctx, ref, w, &LogOptions{Follow: follow, Tail: -1})
 }

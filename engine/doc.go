@@ -9,7 +9,7 @@
 //	containers/<id>/state.json           the container's state ([Container]), replaced atomically
 //	containers/<id>/lock                 flock(2) held by the one operation in progress
 //	containers/<id>/config.json          the OCI spec; the directory is runc's bundle
-//	containers/<id>/ctr.log              the container's stdout and stderr
+//	containers/<id>/ctr.log              the container's stdout and stderr (k8s-file records)
 //	containers/<id>/exit.json            written by the monitor when init exits
 //	containers/<id>/op.json              the record of the operation in progress (journal.go)
 //	containers/<id>/start.json           the monitor's record of its last start or restore
@@ -39,15 +39,18 @@
 //     another holds it; it never waits behind it.
 //   - A running container has a monitor: `ckpt __monitor` ([RunMonitor]),
 //     a detached child subreaper that created the container's stdio as
-//     pipes, runs runc, copies the output to ctr.log, reaps init and writes
-//     exit.json once the output is in ctr.log. It never takes the lock
-//     while the container runs: the exit record is merged into the state
-//     when it is read, if it comes from the current monitor. CRIU can dump
-//     the container because its stdio are pipes (not host files); on
-//     restore runc re-wires them to the new monitor's pipes. The
-//     container's stdin is at EOF unless it was run with OpenStdin: then
-//     it is the attached caller's pipe ([RunOptions.Stdin]), or a pipe the
-//     monitor keeps open and nothing writes to (also after a restore).
+//     pipes, runs runc, copies the output to ctr.log as podman's k8s-file
+//     records (a time, the stream, F or P, the text: logfmt.go; appended,
+//     so a restore continues the history an archive brought), reaps init
+//     and writes exit.json once the output is in ctr.log. It never takes
+//     the lock while the container runs: the exit record is merged into
+//     the state when it is read, if it comes from the current monitor.
+//     CRIU can dump the container because its stdio are pipes (not host
+//     files); on restore runc re-wires them to the new monitor's pipes.
+//     The container's stdin is at EOF unless it was run with OpenStdin:
+//     then it is the attached caller's pipe ([RunOptions.Stdin]), or a
+//     pipe the monitor keeps open and nothing writes to (also after a
+//     restore).
 //   - A container run with Remove (--rm) is removed by its monitor after
 //     it exited: once the attached caller has closed [RunOptions.Hold],
 //     under the container's lock (waiting for an operation that holds it),

@@ -58,6 +58,7 @@ func TestRuncArgs(t *testing.T) {
 		{"delete force", r.deleteArgs("id", true), []string{"delete", "--force", "id"}},
 		{"exec", r.execArgs("id", &ExecOptions{Env: []string{"A=1"}, Cwd: "/tmp"}, []string{"ls", "-l"}),
 			[]string{"exec", "--env", "A=1", "--cwd", "/tmp", "id", "ls", "-l"}},
+		{"exec process", r.execProcessArgs("id", "/b/exec-1.json"), []string{"exec", "--process", "/b/exec-1.json", "id"}},
 		{"checkpoint default", r.checkpointArgs("id", "/i", "/w", nil),
 			[]string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "id"}},
 		{"checkpoint all", r.checkpointArgs("id", "/i", "/w", &CheckpointOptions{LeaveRunning: true, TCPEstablished: true, FileLocks: true, Keep: true}),

@@ -450,7 +450,9 @@ func (x *importJob) create(ctx context.Context) error {
 	}
 	x.j.phase("create")
 	c, err := x.e.Create(ctx, x.plan.image, &RunOptions{
-		Name: x.plan.name, ID: x.plan.id, Command: x.rec.Command, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
+		Name: x.plan.name, ID: x.plan.id, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
+		Entrypoint: x.rec.Entrypoint, Command: x.rec.Command[len(x.rec.Entrypoint):],
+		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User,
 		reserved: func(id string) error { return x.j.update(func(r *opRecord) { r.Container = id }) },
 	})
 	if err != nil {
@@ -477,14 +479,13 @@ func (x *importJob) create(ctx context.Context) error {
 	return x.checkBundle()
 }
 
-// copyLog brings the container's earlier output along, as podman does.
+// copyLog brings the container's earlier output along, as podman does:
+// podman's and ckpt's logs are both k8s-file records (an older ckpt's are
+// untimed lines), which the monitor's new records follow.
 func (x *importJob) copyLog() error {
 	log, err := fileio.ReadTail(filepath.Join(x.staging, format.ContainerLogName), 16<<20)
 	if err != nil {
 		return nil
-	}
-	if x.res.Legacy {
-		log = fromK8sFile(log)
 	}
 	if err := os.WriteFile(filepath.Join(x.e.containerDir(x.c.ID), logFile), log, 0o600); err != nil {
 		return fmt.Errorf("write container log: %w", err)

@@ -70,10 +70,12 @@ type InspectMount struct {
 
 // InspectConfig is the process part of the OCI spec.
 type InspectConfig struct {
-	Hostname   string   `json:"Hostname"`
-	User       string   `json:"User"`
-	Env        []string `json:"Env"`
-	Cmd        []string `json:"Cmd"`
+	Hostname string   `json:"Hostname"`
+	User     string   `json:"User"`
+	Env      []string `json:"Env"`
+	Cmd      []string `json:"Cmd"`
+	// Entrypoint is what --entrypoint put before Cmd (images record none).
+	Entrypoint []string `json:"Entrypoint"`
 	WorkingDir string   `json:"WorkingDir"`
 	Tty        bool     `json:"Tty"`
 }
@@ -149,6 +151,14 @@ func (e *Engine) describe(c *Container) *ContainerInspect {
 		summarizeSpec(spec, x)
 	} else {
 		x.Config = InspectConfig{Env: c.Env, Cmd: c.Command}
+	}
+	// Podman's Cmd is what follows the entrypoint, and User as given.
+	x.Config.Entrypoint = c.Entrypoint
+	if n := len(c.Entrypoint); n > 0 && n <= len(x.Config.Cmd) {
+		x.Config.Cmd = x.Config.Cmd[n:]
+	}
+	if c.User != nil && c.User.Spec != "" {
+		x.Config.User = c.User.Spec
 	}
 	return x
 }

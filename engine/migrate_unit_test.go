@@ -31,17 +31,6 @@ func TestParseCPUInfo(t *testing.T) {
 	}
 }
 
-func TestFromK8sFile(t *testing.T) {
-	in := "2026-11-23T11:48:39.2+00:00 stdout F counter 35\n" +
-		"2026-11-23T11:48:39.3+00:00 stderr P part\n" +
-		"2026-11-23T11:48:39.3+00:00 stderr F ial\n" +
-		"plain line\n"
-	want := "counter 35\npartial\nplain line\n"
-	if got := string(fromK8sFile([]byte(in))); got != want {
-		t.Errorf("fromK8sFile() = %q, want %q", got, want)
-	}
-}
-
 func TestStripDotSlash(t *testing.T) {
 	var src bytes.Buffer
 	tw := tar.NewWriter(&src)

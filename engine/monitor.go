@@ -349,8 +349,9 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 	if err != nil {
 		return 0, 0, fmt.Errorf("create stderr pipe: %w", err)
 	}
-	var logMu sync.Mutex
-	for _, p := range []*os.File{stdoutR, stderrR} {
+	lw := &logWriter{w: m.log, now: time.Now}
+	for i, p := range []*os.File{stdoutR, stderrR} {
+		stream := [...]string{"stdout", "stderr"}[i]
 		m.copiers.Add(1)
 		go func() {
 			defer m.copiers.Done()
@@ -359,9 +360,7 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 			for {
 				n, err := p.Read(buf)
 				if n > 0 {
-					logMu.Lock()
-					_, _ = m.log.Write(buf[:n])
-					logMu.Unlock()
+					_ = lw.write(stream, buf[:n])
 				}
 				if err != nil {
 					return

@@ -36,7 +36,21 @@ type podmanSpec struct {
 	Process *struct {
 		Args []string `json:"args"`
 		Env  []string `json:"env"`
+		Cwd  string   `json:"cwd"`
+		User struct {
+			UID            uint32   `json:"uid"`
+			GID            uint32   `json:"gid"`
+			AdditionalGids []uint32 `json:"additionalGids"`
+		} `json:"user"`
 	} `json:"process"`
+	Hostname string `json:"hostname"`
+	Linux    *struct {
+		Resources *struct {
+			Memory *struct {
+				Limit *int64 `json:"limit"`
+			} `json:"memory"`
+		} `json:"resources"`
+	} `json:"linux"`
 	Mounts []struct {
 		Destination string   `json:"destination"`
 		Type        string   `json:"type"`
@@ -72,7 +86,16 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 	}
 	rec := &importRecord{
 		Name: pc.Name, ID: pc.ID, Image: pc.RootfsImageName, ImageID: pc.RootfsImageID,
-		Command: ps.Process.Args, Network: NetworkNone,
+		Command: ps.Process.Args, Network: NetworkNone, Hostname: ps.Hostname,
+	}
+	if cwd := ps.Process.Cwd; cwd != "/" {
+		rec.WorkDir = cwd
+	}
+	if u := ps.Process.User; u.UID != 0 || u.GID != 0 || len(u.AdditionalGids) > 0 {
+		rec.User = &User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
+	}
+	if l := ps.Linux; l != nil && l.Resources != nil && l.Resources.Memory != nil && l.Resources.Memory.Limit != nil {
+		rec.MemoryLimit = max(*l.Resources.Memory.Limit, 0)
 	}
 	for _, kv := range ps.Process.Env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -159,26 +182,4 @@ func undot(name string) string {
 		return "."
 	}
 	return strings.TrimPrefix(name, "./")
-}
-
-// fromK8sFile turns podman's k8s-file log lines ("TIME stdout F text")
-// into the plain output ckpt's logs hold; other lines are kept.
-func fromK8sFile(log []byte) []byte {
-	var out []byte
-	for _, line := range strings.SplitAfter(string(log), "\n") {
-		f := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 4)
-		if len(f) >= 3 && (f[1] == "stdout" || f[1] == "stderr") && (f[2] == "F" || f[2] == "P") {
-			text := ""
-			if len(f) == 4 {
-				text = f[3]
-			}
-			if f[2] == "F" {
-				text += "\n"
-			}
-			out = append(out, text...)
-			continue
-		}
-		out = append(out, line...)
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ckpt/ckpt/format"
@@ -25,6 +26,13 @@ type importRecord struct {
 	Binds                    []volumes.BindMount
 	Extra                    []string // destinations of engine-made bind mounts (podman: /etc/hosts...)
 	TCP                      bool
+	// The process' identity, directory and limits (run's flags); the
+	// record's Entrypoint is a prefix of Command (check).
+	Entrypoint  []string
+	User        *User
+	WorkDir     string
+	Hostname    string
+	MemoryLimit int64
 }
 
 // readRecord reads what the import needs from config.dump (and, for
@@ -42,6 +50,7 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 		rec := &importRecord{
 			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
 			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
+			Entrypoint: c.Entrypoint, User: c.User, WorkDir: c.WorkDir, Hostname: c.Hostname, MemoryLimit: c.MemoryLimit,
 		}
 		for _, m := range c.Mounts {
 			switch m.Type {
@@ -94,6 +103,15 @@ func (r *importRecord) check() error {
 	case "", NetworkNone, NetworkHost:
 	default:
 		return fmt.Errorf("%w: unknown network mode %q", format.ErrFormat, r.Network)
+	}
+	if len(r.Entrypoint) > len(r.Command) || !slices.Equal(r.Entrypoint, r.Command[:len(r.Entrypoint)]) {
+		return fmt.Errorf("%w: the recorded entrypoint %q does not begin the command %q", format.ErrFormat, r.Entrypoint, r.Command)
+	}
+	if err := checkProcessOptions(&RunOptions{Command: r.Command, WorkDir: r.WorkDir, Hostname: r.Hostname, MemoryLimit: r.MemoryLimit}); err != nil {
+		return fmt.Errorf("%w: %w", format.ErrFormat, err)
+	}
+	if r.User != nil && len(r.User.AdditionalGids) > 64 {
+		return fmt.Errorf("%w: the recorded user has %d additional groups (at most 64)", format.ErrFormat, len(r.User.AdditionalGids))
 	}
 	for _, kv := range r.Env {
 		if !strings.Contains(kv, "=") || strings.ContainsRune(kv, 0) {

@@ -61,6 +61,12 @@ func (r runc) execArgs(id string, o *ExecOptions, cmd []string) []string {
 	return append(a, cmd...)
 }
 
+// execProcessArgs builds `runc exec --process FILE`: the process is the
+// file's, whole.
+func (r runc) execProcessArgs(id, process string) []string {
+	return append(r.base("exec"), "--process", process, id)
+}
+
 // checkpointArgs builds `runc checkpoint`: CRIU images go to imageDir and
 // CRIU's dump.log to workDir.
 func (r runc) checkpointArgs(id, imageDir, workDir string, o *CheckpointOptions) []string {

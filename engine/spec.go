@@ -29,8 +29,9 @@ var defaultCaps = []string{
 }
 
 // specFor generates the OCI runtime spec of a container: its own PID,
-// mount, UTS and IPC namespaces, a private network namespace unless the
-// network is "host", and the container's volumes and bind mounts.
+// mount, UTS (with its hostname) and IPC namespaces, a private network
+// namespace unless the network is "host", the container's volumes and
+// bind mounts, its user, working directory and memory limit.
 func specFor(c *Container) (*specs.Spec, error) {
 	if len(c.Command) == 0 {
 		return nil, fmt.Errorf("container %s has no command", c.Name)
@@ -61,7 +62,7 @@ func specFor(c *Container) (*specs.Spec, error) {
 		Process: &specs.Process{
 			Args: c.Command,
 			Env:  env,
-			Cwd:  "/",
+			Cwd:  workDir(c),
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding:  defaultCaps,
 				Effective: defaultCaps,
@@ -93,6 +94,13 @@ func specFor(c *Container) (*specs.Spec, error) {
 			},
 		},
 	}
+	if c.User != nil {
+		s.Process.User = specs.User{UID: c.User.UID, GID: c.User.GID, AdditionalGids: c.User.AdditionalGids}
+	}
+	if c.MemoryLimit > 0 {
+		limit := c.MemoryLimit
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+	}
 	for _, m := range c.Mounts {
 		if m.Type == "cgroup" {
 			// Imported podman checkpoints have /sys/fs/cgroup mounted;
@@ -112,7 +120,19 @@ func specFor(c *Container) (*specs.Spec, error) {
 	return s, nil
 }
 
-func hostname(c *Container) string { return c.ID[:12] }
+func hostname(c *Container) string {
+	if c.Hostname != "" {
+		return c.Hostname
+	}
+	return c.ID[:12]
+}
+
+func workDir(c *Container) string {
+	if c.WorkDir != "" {
+		return c.WorkDir
+	}
+	return "/"
+}
 
 // cgroupsPath returns c's cgroup path: the one recorded, or /ckpt/<id>,
 // which an older ckpt gave every container.

@@ -52,6 +52,19 @@ type Container struct {
 	Command []string `json:"command"`
 	// Env holds the process' environment (K=V).
 	Env []string `json:"env,omitempty"`
+	// Entrypoint is the leading part of Command that run --entrypoint
+	// gave (recorded for inspect; Command holds the whole argv).
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// User is the process' user (run --user), nil for root.
+	User *User `json:"user,omitempty"`
+	// WorkDir is the process' working directory, "" for /.
+	WorkDir string `json:"workdir,omitempty"`
+	// Hostname is the container's host name, "" for the first 12 digits
+	// of its ID.
+	Hostname string `json:"hostname,omitempty"`
+	// MemoryLimit is the cgroup memory limit in bytes (the OCI
+	// linux.resources.memory.limit), 0 for none.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
 	// Network is "none" (private netns with loopback) or "host".
 	Network string `json:"network"`
 	// NetNS is the pinned network namespace the container joins (network

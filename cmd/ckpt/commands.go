@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,7 +142,7 @@ func runCmd() *command {
 	c := &command{
 		name:     "run",
 		synopsis: "run a command in a new container",
-		usage:    "ckpt run [-d] [-i] [--rm] [--sig-proxy=false] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] IMAGE CMD [ARG...]",
+		usage:    "ckpt run [-d] [-i] [--rm] [--sig-proxy=false] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] [flags] IMAGE [CMD [ARG...]]",
 		desc: `Creates a container from IMAGE and runs CMD in it under runc, in its own PID,
 mount, UTS and IPC namespaces and (with --network none, the default) a
 private network namespace with only loopback up. A small monitor process
@@ -164,7 +166,16 @@ end-of-file, and nothing is attached to it.
 --rm removes the container (record, layer, logs) once it has exited, also
 when it exits after this command has gone (-d, or an interrupted
 --sig-proxy=false); such a container can be checkpointed only with
---export, after which it is removed, as under podman.`,
+--export, after which it is removed, as under podman.
+
+Images imported with ckpt image import record no entrypoint and no
+command: CMD is required unless --entrypoint gives the program (CMD then
+its arguments). --user resolves names in the image's /etc/passwd and
+/etc/group (a uid the image lacks runs with gid 0, as in podman);
+--memory sets the cgroup memory limit (OCI linux.resources.memory.limit),
+which a checkpoint and restore, in place or through an export, keep.
+--env-file lines are KEY=VALUE (KEY alone takes ckpt's own value, #
+starts a comment); --env wins over them.`,
 		exits: `Exit status:
   0    success (with -d), or the container's exit status
   1    failure
@@ -181,7 +192,8 @@ when it exits after this command has gone (-d, or an interrupted
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
 		vols := fs.StringArrayP("volume", "v", nil, "mount a named volume or host path: SRC:/path[:ro] (repeatable)")
 		network := fs.String("network", engine.NetworkNone, "network mode: none or host")
-		rest, code := parse(c, env, fs, args, 2, -1)
+		pf := addProcessFlags(fs)
+		rest, code := parse(c, env, fs, args, 1, -1)
 		if code >= 0 {
 			return code
 		}
@@ -196,6 +208,12 @@ when it exits after this command has gone (-d, or an interrupted
 		o := &engine.RunOptions{
 			Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network,
 			OpenStdin: *interactive, Remove: *remove,
+		}
+		if code := pf.apply(env, c, o); code >= 0 {
+			return code
+		}
+		if len(o.Command) == 0 && len(o.Entrypoint) == 0 {
+			return usageError(env, c, "too few arguments: give IMAGE and CMD (images record no command), or --entrypoint")
 		}
 		if c.name == createName {
 			return createContainer(ctx, env, rest[0], o)
@@ -223,16 +241,32 @@ func psCmd() *command {
 	c := &command{
 		name:     "ps",
 		synopsis: "list containers",
-		usage:    "ckpt ps [-a] [--json]",
+		usage:    "ckpt ps [-a] [-q | --format FORMAT | --json] [--no-trunc]",
 		desc: `Lists running containers, or all with -a. The human format may change;
---json prints one stable JSON document.`,
+--json prints one stable JSON document. -q prints only the IDs.
+
+--format takes a Go template applied to each container, one line each, or
+"json" (a JSON array of the rows), or "table TEMPLATE" (a header line and
+aligned columns; "table" alone is the default columns). "\t" is a tab.
+The fields, in podman's names: .ID, .Names, .Image, .ImageID, .Command,
+.Created, .CreatedAt, .CreatedHuman, .Status (Up 5 minutes, Exited (0)
+...), .State (created, running, exited, checkpointed), .ExitCode,
+.Exited, .ExitedAt and .StartedAt (Unix seconds), .RunningFor, .Pid,
+.Mounts and .Networks (lists: {{join .Mounts ","}}); {{json .X}} prints
+X as JSON. IDs have 12 digits unless --no-trunc.`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
 		all := fs.BoolP("all", "a", false, "show all containers, not only running ones")
 		asJSON := fs.Bool("json", false, "print one JSON document")
+		quiet := fs.BoolP("quiet", "q", false, "print only the container IDs")
+		format := fs.String("format", "", `Go template applied to each container, "json", or "table TEMPLATE"`)
+		noTrunc := fs.Bool("no-trunc", false, "print whole IDs")
 		if _, code := parse(c, env, fs, args, 0, 0); code >= 0 {
 			return code
+		}
+		if n := btoi(*asJSON) + btoi(*quiet) + btoi(*format != ""); n > 1 {
+			return usageError(env, c, "--json, --quiet and --format cannot be used together")
 		}
 		list, err := env.eng.List(ctx)
 		if err != nil {
@@ -249,6 +283,9 @@ func psCmd() *command {
 				return env.fail(err)
 			}
 			return exitOK
+		}
+		if *quiet || *format != "" {
+			return psFormatted(env, c, shown, *quiet, *format, *noTrunc)
 		}
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CONTAINER ID\tNAME\tIMAGE\tCOMMAND\tSTATUS\tCREATED")
@@ -270,18 +307,44 @@ func logsCmd() *command {
 	c := &command{
 		name:     "logs",
 		synopsis: "print a container's output",
-		usage:    "ckpt logs [-f] CONTAINER",
+		usage:    "ckpt logs [-f] [-t] [--tail N] [--since TIME] [--until TIME] CONTAINER",
 		desc: `Prints what the container wrote to stdout and stderr, across checkpoints
-and restores. With -f, keeps printing until the container stops.`,
+and restores (an imported container's log goes on from the archive's).
+With -f, keeps printing until the container stops.
+
+The log (ctr.log in the container's directory) is podman's k8s-file
+format: each line is recorded with the time the engine read it, which -t
+prints and --since and --until select by. TIME is RFC 3339
+(2026-01-02T15:04:05Z, 2026-01-02T15:04:05.999999999+01:00), a date and
+time without a zone (2026-01-02T15:04:05, UTC), a date (2026-01-02), Unix
+seconds (1767366245.5), or a Go duration before now (10m, 1h30m), as
+podman takes them. Lines logged by a ckpt older than this have no time:
+-t prints them without, and --since leaves them out.`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
 		follow := fs.BoolP("follow", "f", false, "follow the log until the container stops")
+		stamps := fs.BoolP("timestamps", "t", false, "print each line's time before it")
+		tail := fs.Int("tail", -1, "print only the last N lines (-1: all)")
+		since := fs.String("since", "", "print lines logged since TIME (a time or a duration before now)")
+		until := fs.String("until", "", "print lines logged before TIME (a time or a duration before now)")
 		rest, code := parse(c, env, fs, args, 1, 1)
 		if code >= 0 {
 			return code
 		}
-		if err := env.eng.Logs(ctx, rest[0], env.stdout, *follow); err != nil {
+		o := &engine.LogOptions{Follow: *follow, Timestamps: *stamps, Tail: *tail}
+		var err error
+		if *since != "" {
+			if o.Since, err = parseLogTime(*since, time.Now()); err != nil {
+				return usageError(env, c, "--since: %v", err)
+			}
+		}
+		if *until != "" {
+			if o.Until, err = parseLogTime(*until, time.Now()); err != nil {
+				return usageError(env, c, "--until: %v", err)
+			}
+		}
+		if err := env.eng.ReadLogs(ctx, rest[0], env.stdout, o); err != nil {
 			return env.fail(err)
 		}
 		return exitOK
@@ -295,14 +358,40 @@ const (
 	exitNotFound      = 127
 )
 
+// logTimeFormats are the time formats podman's --since and --until take.
+var logTimeFormats = []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04:05.999999999",
+	"2006-01-02Z07:00", "2006-01-02"}
+
+// parseLogTime parses --since or --until as podman does: one of
+// logTimeFormats, Unix seconds (with a fraction), or a duration before
+// now.
+func parseLogTime(s string, now time.Time) (time.Time, error) {
+	for _, f := range logTimeFormats {
+		if t, err := time.Parse(f, s); err == nil {
+			return t, nil
+		}
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(secs, 0) && !math.IsNaN(secs) {
+		whole, frac := math.Modf(secs)
+		return time.Unix(int64(whole), int64(frac*1e9)).UTC(), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("invalid time %q (want RFC 3339 such as 2026-01-02T15:04:05Z, a date, Unix seconds, or a duration such as 10m)", s)
+}
+
 func execCmd() *command {
 	c := &command{
 		name:     "exec",
 		synopsis: "run a command in a running container",
-		usage:    "ckpt exec [-i] [-e K=V]... [-w DIR] CONTAINER CMD [ARG...]",
+		usage:    "ckpt exec [-i] [-e K=V]... [-u USER[:GROUP]] [-w DIR] CONTAINER CMD [ARG...]",
 		desc: `Runs CMD inside the running container with this command's stdout and
-stderr, and with -i its stdin (without -i the command's stdin is /dev/null).
-The signals this command gets (Ctrl-C, SIGTERM, ...) are forwarded to CMD.`,
+stderr, and with -i its stdin (without -i the command's stdin is /dev/null),
+as the container's user in its working directory unless --user or
+--workdir say otherwise (names resolve in the container's /etc/passwd and
+/etc/group). The signals this command gets (Ctrl-C, SIGTERM, ...) are
+forwarded to CMD.`,
 		exits: `Exit status:
   the command's exit status, or
   1    failure to run it
@@ -315,12 +404,16 @@ The signals this command gets (Ctrl-C, SIGTERM, ...) are forwarded to CMD.`,
 		fs.SetInterspersed(false)
 		interactive := fs.BoolP("interactive", "i", false, "pipe this command's stdin to CMD")
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
-		workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
+		workdir := fs.StringP("workdir", "w", "", "working directory inside the container (default the container's)")
+		user := fs.StringP("user", "u", "", "run as USER[:GROUP], names or numbers (default the container's user)")
 		rest, code := parse(c, env, fs, args, 2, -1)
 		if code >= 0 {
 			return code
 		}
-		o := &engine.ExecOptions{Env: *envs, Cwd: *workdir, Stdout: env.stdout, Stderr: env.stderr}
+		if *workdir != "" && !filepath.IsAbs(*workdir) {
+			return usageError(env, c, "--workdir %q must be an absolute path", *workdir)
+		}
+		o := &engine.ExecOptions{Env: *envs, Cwd: *workdir, User: *user, Stdout: env.stdout, Stderr: env.stderr}
 		if *interactive {
 			o.Stdin = os.Stdin
 		}

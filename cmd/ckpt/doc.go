@@ -35,12 +35,13 @@
 //	image import SOURCE NAME    import a rootfs directory or tar[.gz|.zst] as an image
 //	image ls [--json]           list images
 //	image rm IMAGE...           remove images
-//	run [-d] [-i] [--rm] [--sig-proxy=false] [--name N] [-e K=V] [-v VOL:/path] [-v /host:/path]
-//	    [--network none|host] IMAGE CMD...
+//	run [-d] [-i] [--rm] [--sig-proxy=false] [--name N] [-e K=V] [--env-file F] [-v VOL:/path]
+//	    [-v /host:/path] [--network none|host] [-u USER[:GROUP]] [-w DIR] [--hostname H]
+//	    [--entrypoint P|JSON] [-m SIZE] IMAGE [CMD...]
 //	                            stdin at EOF unless -i; attached, signals go to the container
-//	ps [-a] [--json]            list containers
-//	logs [-f] CONTAINER         print a container's output
-//	exec [-i] CONTAINER CMD...  run a command in a running container (stdin with -i)
+//	ps [-a] [-q | --format F | --json] [--no-trunc]  list containers
+//	logs [-f] [-t] [--tail N] [--since T] [--until T] CONTAINER  print a container's output
+//	exec [-i] [-e K=V] [-u USER[:GROUP]] [-w DIR] CONTAINER CMD...  run a command in a running container (stdin with -i)
 //	stop [-t SECS] CONTAINER... stop containers (TERM, then KILL)
 //	kill [-s SIG] CONTAINER...  signal containers
 //	rm [-f] CONTAINER...        remove containers
@@ -62,6 +63,23 @@
 // --print-stats prints podman's JSON shape with "ckpt_phases" added.
 // Every --json output is one JSON document with a "version" member; the
 // human formats may change.
+//
+// run's process flags follow podman's: -u resolves names in the image's
+// /etc/passwd and /etc/group (a uid the image lacks gets gid 0; the
+// groups /etc/group lists the user in are added), -m takes b, k, m, g
+// (powers of 1024) into the OCI linux.resources.memory.limit, which a
+// checkpoint and restore keep (the container's record carries it through
+// an export). Images imported with `image import` record no entrypoint
+// or command: --entrypoint (a path, or a JSON array) is the program and
+// CMD its arguments. --env-file lines are KEY=VALUE, a KEY alone takes
+// ckpt's own value (KEY* every variable so named), # starts a comment;
+// -e wins. ps --format is a Go template over podman's row fields (.ID,
+// .Names, .Image, .ImageID, .Command, .Created, .CreatedAt,
+// .CreatedHuman, .Status, .State, .ExitCode, .Exited, .ExitedAt,
+// .StartedAt, .RunningFor, .Pid, .Mounts, .Networks), "json", or "table
+// TEMPLATE". The container log is podman's k8s-file format (a time and
+// stream per line), which logs -t, --since and --until (RFC 3339, a date,
+// Unix seconds or a duration such as 10m) read.
 //
 // Exit status: 0 success, 1 failure, 125 usage error (podman's code for its
 // own errors, above any status 0-124 of a container); `run` without -d

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"text/template"
@@ -21,7 +20,7 @@ func createCmd() *command {
 	c := runCmd()
 	c.name = createName
 	c.synopsis = "create a container without starting it"
-	c.usage = "ckpt create [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] IMAGE CMD [ARG...]"
+	c.usage = "ckpt create [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] [flags] IMAGE [CMD [ARG...]]"
 	c.desc = `Creates a container from IMAGE as run does (same flags) but does not start
 it: its status is "created" until ckpt start starts it. Prints the
 container ID. (--detach means nothing here.)`
@@ -99,7 +98,7 @@ func startAttached(ctx context.Context, env *cmdEnv, ref string) int {
 	if err != nil {
 		return env.fail(err)
 	}
-	if err := followFrom(ctx, env, path, from, ctr.ID); err != nil {
+	if err := followFrom(ctx, env, from, ctr.ID); err != nil {
 		return env.fail(err)
 	}
 	if ctx.Err() != nil {
@@ -116,33 +115,10 @@ func startAttached(ctx context.Context, env *cmdEnv, ref string) int {
 	return x.ExitCode
 }
 
-// followFrom copies the log at path from offset from to stdout until the
-// container id stops running or ctx is done.
-func followFrom(ctx context.Context, env *cmdEnv, path string, from int64, id string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return err
-	}
-	for {
-		if _, err := io.Copy(env.stdout, f); err != nil {
-			return err
-		}
-		x, err := env.eng.Inspect(ctx, id)
-		if err != nil || x.Status != engine.StatusRunning {
-			// The monitor has written the exit after the last output.
-			_, _ = io.Copy(env.stdout, f)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+// followFrom copies the container id's output from offset from of its log
+// to stdout until it stops running or ctx is done.
+func followFrom(ctx context.Context, env *cmdEnv, from int64, id string) error {
+	return env.eng.ReadLogs(ctx, id, env.stdout, &engine.LogOptions{Follow: true, Tail: -1, Offset: from})
 }
 
 func restartCmd() *command {
