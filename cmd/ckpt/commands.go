@@ -36,6 +36,7 @@ func imageCmd() *command {
 		name:     "image",
 		synopsis: "import, list and remove images",
 		noRoot:   true, // its subcommands check
+		subs:     []string{"import", "ls", "rm"},
 		usage:    "ckpt image import SOURCE NAME | ckpt image ls [--json] | ckpt image rm IMAGE...",
 		desc: `import stores a root filesystem (a directory, or a tar archive compressed
 with gzip, zstd, xz or none) as a one-layer image called NAME (stored as
@@ -58,7 +59,7 @@ images; rm removes images no container uses.`,
 		case "rm", "remove":
 			return imageRemove(ctx, env, c, subArgs)
 		}
-		env.errorf("image: unknown subcommand %q%s", sub, didYouMean(sub, []string{"import", "ls", "rm"}, ""))
+		env.errorf("image: unknown subcommand %q%s", sub, didYouMean(sub, c.subs, ""))
 		fmt.Fprintln(env.stderr, "see 'ckpt image --help'")
 		return exitUsage
 	}
