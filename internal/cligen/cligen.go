@@ -83,7 +83,7 @@ var (
 // positionals returns the positional arguments of a usage line: see the
 // package doc.
 func positionals(usage string) []arg {
-	var b strings.Builder
+	var b, group strings.Builder
 	depth := 0
 	for _, r := range usage {
 		switch {
@@ -91,9 +91,15 @@ func positionals(usage string) []arg {
 			depth++
 		case r == ']':
 			depth--
+			if depth == 0 {
+				b.WriteString(optional(group.String()))
+				group.Reset()
+			}
+		case depth > 0:
+			group.WriteRune(r)
 		case r == '(' || r == ')':
 			b.WriteByte(' ')
-		case depth == 0:
+		default:
 			b.WriteRune(r)
 		}
 	}
@@ -110,6 +116,18 @@ func positionals(usage string) []arg {
 		}
 	}
 	return out
+}
+
+// optional returns the words of a bracketed group that are optional
+// positional arguments ("[ARG...]", "[NAME]"), or " " for a group with
+// flags ("[-e K=V]").
+func optional(group string) string {
+	for _, f := range strings.Fields(group) {
+		if !argWord.MatchString(f) {
+			return " "
+		}
+	}
+	return " " + group + " "
 }
 
 // lastWord is the last word of a command's name, what a user types.

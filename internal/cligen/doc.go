@@ -16,8 +16,9 @@
 // positional arguments are read from the usage line, whose upper-case
 // words name them (CONTAINER, IMAGE, FILE..., a trailing "..." repeats
 // the last) and whose a|b|c words list literal choices, up to the first
-// top-level "|"; bracketed words are optional flags and are not
-// positional. The completion scripts hold no command or flag names: they
+// top-level "|"; a bracketed group of upper-case words alone ("[ARG...]")
+// is optional and positional, one with a flag ("[-e K=V]") is not. The
+// completion scripts hold no command or flag names: they
 // ask the program, so a flag added to a command completes without
 // regenerating them.
 package cligen
