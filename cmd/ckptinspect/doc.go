@@ -12,6 +12,11 @@
 //	ckptinspect verify ARCHIVE... [--json] [--require-manifest] [--parent FILE]...
 //	ckptinspect diff A B [--format tree|json] [--parent FILE]...
 //	ckptinspect fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]
+//	ckptinspect completion bash|zsh|fish
+//
+// Completion (the hidden `ckptinspect __complete`) and the man pages
+// (`ckptinspect __man DIR`) are made from the command table (gen.go,
+// internal/cligen).
 //
 // show reads only the manifest of a ckpt archive. inspect, memparse and
 // diff read each archive once; CRIU images are bounded before they are
