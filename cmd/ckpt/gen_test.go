@@ -130,7 +130,7 @@ func TestHelpCompletionManAgree(t *testing.T) {
 func TestCompletionCommand(t *testing.T) {
 	for sh, want := range map[string]string{
 		"bash": "complete -F _ckpt_complete ckpt",
-		"zsh":  "compdef _ckpt_complete ckpt",
+		"zsh":  "#compdef ckpt\n",
 		"fish": "complete -c ckpt -f -a '(_ckpt_complete)'",
 	} {
 		code, out, errOut := ckpt(t, "completion", sh)

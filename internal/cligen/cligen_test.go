@@ -149,7 +149,11 @@ func TestWriteCompletion(t *testing.T) {
 func TestScript(t *testing.T) {
 	for _, sh := range Shells {
 		s, err := Script(sh, "my-prog")
-		if err != nil || !strings.Contains(s, "__complete") || !strings.Contains(s, "_my_prog_complete") || strings.Contains(s, "PROG") || strings.Contains(s, "FUNC") {
+		fn := "_my_prog_complete"
+		if sh == "zsh" {
+			fn = "_my-prog" // the name of the file zsh autoloads it from
+		}
+		if err != nil || !strings.Contains(s, "__complete") || !strings.Contains(s, fn) || strings.Contains(s, "PROG") || strings.Contains(s, "FUNC") {
 			t.Errorf("Script(%s) = %v\n%s", sh, err, s)
 		}
 	}
