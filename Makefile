@@ -5,7 +5,7 @@ GO        ?= go
 export GOFLAGS := -tags=exclude_graphdriver_btrfs -buildvcs=false
 PKGS      := ./...
 FUZZTIME  ?= 30s
-BIN       ?= bin
+BIN       := bin
 # make install: PREFIX, DESTDIR (a staging root) and the directories below.
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
