@@ -19,6 +19,7 @@ import (
 	"github.com/ckpt/ckpt/internal/fsutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage"
+	"golang.org/x/sys/unix"
 )
 
 // RunOptions configures [Engine.Run]. The zero value runs the image's
@@ -40,6 +41,23 @@ type RunOptions struct {
 	// ID is the container's ID (64 lowercase hex digits); default random.
 	// An import that keeps the checkpointed container's ID sets it.
 	ID string
+	// OpenStdin keeps the container's stdin open (podman's -i); without it
+	// the container reads EOF.
+	OpenStdin bool
+	// Stdin, if set (with OpenStdin), is the container's stdin: the read
+	// end of a pipe that the caller writes and closes. A pipe, not a host
+	// file or terminal, because CRIU can dump a pipe to the outside and
+	// runc re-wires it on restore. Run passes it on; the caller closes
+	// its copy. Nil with OpenStdin: a pipe nothing writes to.
+	Stdin *os.File
+	// Remove removes the container once it has exited (podman's --rm): its
+	// monitor does, also when the container exits after the caller has
+	// gone. Such a container is checkpointed only by an export.
+	Remove bool
+	// Hold, if set, is the read end of a pipe whose write end an attached
+	// caller keeps until it has read the exit status: the monitor's
+	// removal waits for it to be closed.
+	Hold *os.File
 
 	// reserved, if set, is called with the container's ID once it is
 	// reserved (the name and ID are free, under the engine-wide lock) and
@@ -56,6 +74,10 @@ type ExecOptions struct {
 	// Stdin, Stdout and Stderr are its stdio; nil means /dev/null.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Signals, if set, are forwarded to the process (runc exec passes on
+	// what it gets), and a done ctx no longer kills runc (which would
+	// leave the process running): the caller forwards its SIGINT instead.
+	Signals <-chan os.Signal
 }
 
 var (
@@ -179,6 +201,7 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	c := &Container{
 		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
 		Command: o.Command, Env: o.Env, Network: network, Mounts: mounts,
+		AutoRemove: o.Remove, OpenStdin: o.OpenStdin || o.Stdin != nil,
 		CgroupsPath: e.cgroupParent() + "/" + id,
 		Status:      StatusCreated, CreatedAt: time.Now().UTC(),
 	}
@@ -223,16 +246,27 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if !start {
 		return c, nil
 	}
+	return e.startCreated(ctx, c, l, o)
+}
+
+// startCreated starts created container c, whose lock l the caller
+// holds, under a new monitor and records it running.
+func (e *Engine) startCreated(ctx context.Context, c *Container, l *fsutil.Lock, o *RunOptions) (*Container, error) {
 	j, err := e.beginContainerOp(c, opRecord{Op: opRun, Phase: "start"})
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(container %s is left created; remove it with `ckpt rm %s`)", err, c.Name, c.Name)
 	}
 	defer j.end()
-	res, err := e.startMonitor(ctx, &monitorConfig{
-		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(),
-		lock: l.File(), started: func() { j.running("starting") },
-	})
+	mc := e.runMonitorConfig(c, l, func() { j.running("starting") })
+	mc.stdin, mc.hold = o.Stdin, o.Hold
+	res, err := e.startMonitor(ctx, mc)
+	if err != nil && c.AutoRemove {
+		// A --rm container that did not start is gone, as under podman.
+		if rerr := e.removeArtifacts(c); rerr != nil {
+			return nil, fmt.Errorf("%w (and removing it: %w)", err, rerr)
+		}
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(container %s is left created; remove it with `ckpt rm %s`)", err, c.Name, c.Name)
 	}
@@ -242,6 +276,21 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 		return nil, err
 	}
 	return c, nil
+}
+
+// runMonitorConfig is the monitor configuration that starts c's command,
+// first (startCreated) or again (Start): its stdin kept open if it was
+// run with -i, its removal after the exit if with --rm.
+func (e *Engine) runMonitorConfig(c *Container, l *fsutil.Lock, started func()) *monitorConfig {
+	mc := &monitorConfig{
+		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), OpenStdin: c.OpenStdin,
+		lock: l.File(), started: started,
+	}
+	if c.AutoRemove {
+		mc.AutoRemove = e.config()
+	}
+	return mc
 }
 
 // reserve creates the container's directory under the engine-wide lock,
@@ -378,6 +427,32 @@ func (e *Engine) waitExit(ctx context.Context, id string, timeout time.Duration)
 	}
 }
 
+// Settled returns the state of container ref once it no longer runs and
+// no operation is under way on it, so that a container a dump stopped
+// reads checkpointed, not exited: what an attached run reports at the end.
+func (e *Engine) Settled(ctx context.Context, ref string) (*Container, error) {
+	c, err := e.Inspect(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if c.Status != StatusRunning {
+			j, err := readOpRecord(filepath.Join(e.containerDir(c.ID), opFile))
+			if err != nil || !j.ownerAlive() {
+				return c, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if c, err = e.loadState(c.ID); err != nil {
+			return nil, err
+		}
+	}
+}
+
 // Stop sends SIGTERM to the container's init, waits up to timeout (10s if
 // zero) for it to exit, then sends SIGKILL. Stopping a container that is
 // not running is not an error.
@@ -494,10 +569,11 @@ func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOpti
 	if c.Status != StatusRunning {
 		return -1, fmt.Errorf("exec in %s: %w: container is %s", ref, ErrState, c.Status)
 	}
+	if err := e.lookExec(c, cmd[0], o); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", ref, err)
+	}
 	argv := e.runc("").execArgs(c.ID, o, cmd)
-	x := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	x.Stdin, x.Stdout, x.Stderr = o.Stdin, o.Stdout, o.Stderr
-	err = x.Run()
+	err = runExec(ctx, argv, o)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode(), nil
@@ -506,6 +582,46 @@ func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOpti
 		return -1, fmt.Errorf("exec in %s: %w", ref, err)
 	}
 	return 0, nil
+}
+
+// runExec runs `runc exec` with o's stdio; see [ExecOptions.Signals].
+func runExec(ctx context.Context, argv []string, o *ExecOptions) error {
+	if o.Signals == nil {
+		x := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		x.Stdin, x.Stdout, x.Stderr = o.Stdin, o.Stdout, o.Stderr
+		return x.Run()
+	}
+	x := exec.Command(argv[0], argv[1:]...)
+	x.Stdin, x.Stdout, x.Stderr = o.Stdin, o.Stdout, o.Stderr
+	// In a process group of its own, runc gets a terminal's Ctrl-C once,
+	// through the caller, not twice; unless it reads the terminal, which a
+	// background group may not.
+	if f, ok := o.Stdin.(*os.File); !ok || !isTerminal(f) {
+		x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	if err := x.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-o.Signals:
+				_ = x.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := x.Wait()
+	close(done)
+	return err
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // LogPath returns the path of the container's output log.

@@ -40,10 +40,19 @@
 //   - A running container has a monitor: `ckpt __monitor` ([RunMonitor]),
 //     a detached child subreaper that created the container's stdio as
 //     pipes, runs runc, copies the output to ctr.log, reaps init and writes
-//     exit.json. It never takes the lock: the exit record is merged into
-//     the state when it is read, if it comes from the current monitor.
-//     CRIU can dump the container because its stdio are pipes (not host
-//     files); on restore runc re-wires them to the new monitor's pipes.
+//     exit.json once the output is in ctr.log. It never takes the lock
+//     while the container runs: the exit record is merged into the state
+//     when it is read, if it comes from the current monitor. CRIU can dump
+//     the container because its stdio are pipes (not host files); on
+//     restore runc re-wires them to the new monitor's pipes. The
+//     container's stdin is at EOF unless it was run with OpenStdin: then
+//     it is the attached caller's pipe ([RunOptions.Stdin]), or a pipe the
+//     monitor keeps open and nothing writes to (also after a restore).
+//   - A container run with Remove (--rm) is removed by its monitor after
+//     it exited: once the attached caller has closed [RunOptions.Hold],
+//     under the container's lock (waiting for an operation that holds it),
+//     if it exited under that monitor or an export stopped it. An in-place
+//     checkpoint of such a container is refused, as by podman.
 //   - With network "none" the engine creates the container's network
 //     namespace itself, brings loopback up in it and pins it at
 //     RunRoot/netns/<id>; the spec joins it by path. runc then hands it to

@@ -97,6 +97,9 @@ func (d *dumpJob) plan() error {
 	}
 	d.c, d.lock = c, l
 	d.held.push("unlock the container", func() error { l.Unlock(); return nil })
+	if c.AutoRemove && !d.exported {
+		return fmt.Errorf("%w: container %s was started with --rm: only an export (checkpoint --export) can checkpoint it, and removes it", ErrState, c.Name)
+	}
 	// The record goes last, once everything else is undone or released
 	// (it is begun by the begin phase).
 	d.held.push("end the operation's record", func() error { d.j.end(); return nil })

@@ -61,6 +61,10 @@ type ImportOptions struct {
 	// Progress, if set, is called with the archive bytes read so far and
 	// the archive's size.
 	Progress func(read, total int64)
+	// Phase, if set, is called with the name of each step that follows
+	// reading the archive, as it begins: "check", "volumes", "create",
+	// "apply_rootfs", "restore" (CRIU), "record" (the journal's phases).
+	Phase func(name string)
 	// Previous are the pre-checkpoint archives (checkpoint -P --export) a
 	// final checkpoint taken --with-previous depends on (podman's
 	// --import-previous, which may be repeated), in any order: the whole
@@ -208,6 +212,7 @@ func (e *Engine) beginImport(path string, o *ImportOptions) (*importJob, error) 
 		x.removeStaging()
 		return nil, err
 	}
+	x.j.notify = o.Phase
 	return x, nil
 }
 

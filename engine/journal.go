@@ -111,6 +111,8 @@ type opRecord struct {
 type journal struct {
 	path string
 	rec  opRecord
+	// notify, if set, is told each phase (ImportOptions.Phase).
+	notify func(name string)
 }
 
 // beginOp writes the record of an operation about to start at path,
@@ -146,6 +148,9 @@ func (j *journal) phase(name string) {
 	j.rec.Phase = name
 	_ = j.write()
 	testPoint(j.rec.Op + "/" + name)
+	if j.notify != nil {
+		j.notify(name)
+	}
 }
 
 // update changes the record with f before the operation makes what it

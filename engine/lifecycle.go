@@ -93,11 +93,9 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, l *fsutil.Lock) 
 		return nil, err
 	}
 	defer j.end()
-	res, err := e.startMonitor(ctx, &monitorConfig{
-		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), Rootfs: e.layerRoot(c),
-		lock: l.File(), started: func() { j.running("starting") },
-	})
+	mc := e.runMonitorConfig(c, l, func() { j.running("starting") })
+	mc.Rootfs = e.layerRoot(c)
+	res, err := e.startMonitor(ctx, mc)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(container %s stays %s)", err, c.Name, c.Status)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,11 +124,15 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("manifest host = %+v", h)
 	}
 
-	ir, err := dst.Import(ctx, archive, nil)
+	var steps []string // ImportOptions.Phase, what `ckpt restore -i` shows after its bar
+	ir, err := dst.Import(ctx, archive, &ImportOptions{Phase: func(n string) { steps = append(steps, n) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("imported in %v; phases %v", ir.Total, ir.Phases)
+	if want := []string{"check", "volumes", "create", "apply_rootfs", "restore", "record"}; !slices.Equal(steps, want) {
+		t.Errorf("Import told the steps %q, want %q", steps, want)
+	}
 	c := ir.Container
 	if c.Name != "mig" || c.ID != xr.Container.ID || c.Status != StatusRunning {
 		t.Errorf("imported container %s %s %s, want mig %s running", c.Name, c.ID, c.Status, xr.Container.ID)

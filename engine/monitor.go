@@ -49,11 +49,24 @@ type monitorConfig struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	Work    int64         `json:"work,omitempty"`
 	MaxLog  int64         `json:"max_log,omitempty"`
+	// StdinFD is the inherited read end of the pipe that becomes the
+	// container's stdin (an attached run -i, whose client writes it); 0:
+	// the monitor makes the pipe, and closes its write end at once unless
+	// OpenStdin, so the container reads EOF as under podman without -i.
+	StdinFD   int  `json:"stdin_fd,omitempty"`
+	OpenStdin bool `json:"open_stdin,omitempty"`
+	// HoldFD is the inherited read end of a pipe an attached client holds
+	// until it has read the exit status: an auto-removal waits for its EOF.
+	HoldFD int `json:"hold_fd,omitempty"`
+	// AutoRemove is the engine the monitor removes the container with once
+	// it has exited (run --rm); nil to keep it.
+	AutoRemove *engineConfig `json:"auto_remove,omitempty"`
 
-	// lock is the container's lock file passed as LockFD; started is
-	// called once the monitor runs.
-	lock    *os.File
-	started func()
+	// lock is the container's lock file passed as LockFD, stdin and hold
+	// the files passed as StdinFD and HoldFD; started is called once the
+	// monitor runs.
+	lock, stdin, hold *os.File
+	started           func()
 }
 
 // monitorResult is what the monitor reports on its sync pipe once the
@@ -82,30 +95,37 @@ func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitor
 	if err != nil {
 		return nil, err
 	}
-	if cfg.lock != nil {
-		cfg.LockFD = 4 // after the sync pipe
-	}
-	arg, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encode monitor config: %w", err)
-	}
-	mlog, err := os.OpenFile(filepath.Join(cfg.Dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open monitor log: %w", err)
-	}
-	defer mlog.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create sync pipe: %w", err)
 	}
 	defer r.Close()
+	// The sync pipe is descriptor 3; the files passed after it follow.
+	extra := []*os.File{w}
+	pass := func(f *os.File, fd *int) {
+		if f != nil {
+			extra = append(extra, f)
+			*fd = 2 + len(extra)
+		}
+	}
+	pass(cfg.lock, &cfg.LockFD)
+	pass(cfg.stdin, &cfg.StdinFD)
+	pass(cfg.hold, &cfg.HoldFD)
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("encode monitor config: %w", err)
+	}
+	mlog, err := os.OpenFile(filepath.Join(cfg.Dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open monitor log: %w", err)
+	}
+	defer mlog.Close()
 	// Not exec.CommandContext: the monitor must survive this call and ctx.
 	cmd := exec.Command(exe, MonitorCommand, string(arg))
 	cmd.Stdout, cmd.Stderr = mlog, mlog
-	cmd.ExtraFiles = []*os.File{w}
-	if cfg.lock != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, cfg.lock)
-	}
+	cmd.ExtraFiles = extra
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	if err := cmd.Start(); err != nil {
@@ -238,12 +258,11 @@ func RunMonitor(args []string) int {
 		fmt.Fprintf(os.Stderr, "ckpt monitor: decode config: %v\n", err)
 		return 2
 	}
-	var lock *os.File
-	if cfg.LockFD > 0 {
-		// Held, not handed on: runc and the container never see it.
-		unix.CloseOnExec(cfg.LockFD)
-		lock = os.NewFile(uintptr(cfg.LockFD), "lock")
-	}
+	// Held, not handed on: runc and the container never see them (stdin
+	// reaches the container as runc's descriptor 0).
+	lock := inherited(cfg.LockFD, "lock")
+	cfg.stdin = inherited(cfg.StdinFD, "stdin")
+	cfg.hold = inherited(cfg.HoldFD, "hold")
 	syncPipe := os.NewFile(3, "sync")
 	report := func(res monitorResult) {
 		if syncPipe == nil {
@@ -283,7 +302,20 @@ func RunMonitor(args []string) int {
 	recordStart(cfg.Dir, startRecord{PID: pid}, lock)
 	code := m.wait(pid)
 	m.finish(code)
+	if cfg.AutoRemove != nil {
+		autoRemove(&cfg)
+	}
 	return 0
+}
+
+// inherited returns the file of descriptor fd, marked close-on-exec, or
+// nil if fd is 0.
+func inherited(fd int, name string) *os.File {
+	if fd <= 0 {
+		return nil
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name)
 }
 
 type monitor struct {
@@ -291,7 +323,7 @@ type monitor struct {
 	r   runc
 
 	log     *os.File
-	stdinW  *os.File // kept open so the container's stdin never sees EOF
+	stdinW  *os.File // the write end of the container's stdin while OpenStdin keeps it open
 	copiers sync.WaitGroup
 }
 
@@ -305,11 +337,10 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 	if err != nil {
 		return 0, 0, fmt.Errorf("open container log: %w", err)
 	}
-	stdinR, stdinW, err := os.Pipe()
+	stdinR, err := m.stdinPipe()
 	if err != nil {
-		return 0, 0, fmt.Errorf("create stdin pipe: %w", err)
+		return 0, 0, err
 	}
-	m.stdinW = stdinW
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
 		return 0, 0, fmt.Errorf("create stdout pipe: %w", err)
@@ -342,6 +373,11 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
 	}
 	closeChildEnds := func() {
+		if !m.cfg.OpenStdin && m.stdinW != nil {
+			// What the container has not read by now it reads as EOF.
+			m.stdinW.Close()
+			m.stdinW = nil
+		}
 		stdinR.Close()
 		stdoutW.Close()
 		stderrW.Close()
@@ -383,6 +419,20 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 		return 0, 0, fmt.Errorf("unknown monitor mode %q", m.cfg.Mode)
 	}
 	return pid, time.Since(t0), nil
+}
+
+// stdinPipe returns the read end of the container's stdin: the attached
+// client's pipe, or a new one whose write end the monitor holds.
+func (m *monitor) stdinPipe() (*os.File, error) {
+	if m.cfg.stdin != nil {
+		return m.cfg.stdin, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create stdin pipe: %w", err)
+	}
+	m.stdinW = w
+	return r, nil
 }
 
 // run runs one runc command synchronously (before the reap loop starts, so
@@ -459,17 +509,15 @@ func (m *monitor) wait(pid int) int {
 	}
 }
 
-// finish records the exit and drains the output. It leaves runc's state
-// of a stopped container for the next restore or rm to delete (after a
-// checkpoint runc has already removed it), so it exits at once.
+// finish drains the output and then records the exit, so whoever sees the
+// exit (an attached run) finds all of the output in the log. It leaves
+// runc's state of a stopped container for the next restore or rm to
+// delete (after a checkpoint runc has already removed it).
 func (m *monitor) finish(code int) {
-	x := exitRecord{MonitorPID: os.Getpid(), ExitCode: code, FinishedAt: time.Now().UTC()}
-	if data, err := json.Marshal(x); err == nil {
-		if err := fsutil.WriteFileAtomic(filepath.Join(m.cfg.Dir, exitFile), data, 0o600); err != nil {
-			fmt.Fprintf(os.Stderr, "ckpt monitor %s: record exit: %v\n", m.cfg.ID, err)
-		}
+	finished := time.Now().UTC()
+	if m.stdinW != nil {
+		m.stdinW.Close()
 	}
-	m.stdinW.Close()
 	done := make(chan struct{})
 	go func() { m.copiers.Wait(); close(done) }()
 	select {
@@ -478,6 +526,12 @@ func (m *monitor) finish(code int) {
 	}
 	_ = m.log.Sync()
 	_ = m.log.Close()
+	x := exitRecord{MonitorPID: os.Getpid(), ExitCode: code, FinishedAt: finished}
+	if data, err := json.Marshal(x); err == nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(m.cfg.Dir, exitFile), data, 0o600); err != nil {
+			fmt.Fprintf(os.Stderr, "ckpt monitor %s: record exit: %v\n", m.cfg.ID, err)
+		}
+	}
 }
 
 func readPID(path string) (int, error) {

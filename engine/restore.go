@@ -196,13 +196,17 @@ func (r *restoreJob) restore() error {
 	b := r.e.criuBounds(imagesSize(r.imgDir), filepath.Join(r.work, "restore.log"))
 	mntns := criuMntnsDirs()
 	r.j.phase("start")
-	res, err := r.e.startMonitor(r.ctx, &monitorConfig{
+	mc := &monitorConfig{
 		Mode: monitorRestore, ID: c.ID, Dir: r.e.containerDir(c.ID),
 		RuncPath: r.e.runtimePath(), RuncRoot: r.e.runcRoot(),
 		ImageDir: r.imgDir, WorkDir: r.work, Restore: &r.o, Rootfs: r.e.layerRoot(c),
-		Timeout: b.timeout, Work: b.work, MaxLog: b.maxLog,
+		Timeout: b.timeout, Work: b.work, MaxLog: b.maxLog, OpenStdin: c.OpenStdin,
 		lock: r.lock.File(), started: func() { r.j.running("restoring") },
-	})
+	}
+	if c.AutoRemove {
+		mc.AutoRemove = r.e.config()
+	}
+	res, err := r.e.startMonitor(r.ctx, mc)
 	r.pt.done("monitor_restore")
 	if err != nil {
 		return r.e.failedRestore(c, err, mntns)

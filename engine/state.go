@@ -64,6 +64,11 @@ type Container struct {
 	CgroupsPath string `json:"cgroups_path,omitempty"`
 	// Mounts are the volumes and bind mounts given to Run.
 	Mounts []Mount `json:"mounts,omitempty"`
+	// AutoRemove removes the container once it has exited (run --rm).
+	AutoRemove bool `json:"auto_remove,omitempty"`
+	// OpenStdin keeps the container's stdin open (run -i); without it the
+	// container reads EOF, also after a restore.
+	OpenStdin bool `json:"open_stdin,omitempty"`
 	// Rootfs is the mounted container layer (the OCI root.path).
 	Rootfs string `json:"rootfs"`
 	// Status is the life-cycle state (see [Status]).

@@ -72,6 +72,11 @@ type Header struct {
 	Typeflag byte
 	// Linkname is the symlink target (ParentLinkTarget) for a symlink.
 	Linkname string
+	// ModTime is the tar header's modification time: the manifest's
+	// creation time in a v1 archive; in a legacy archive, unverified, when
+	// the engine wrote the member (podman writes config.dump right before
+	// CRIU dumps).
+	ModTime time.Time
 }
 
 // Reader reads an archive sequentially, like archive/tar's Reader: Next
@@ -455,7 +460,7 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 	if err := r.checkHeader(hdr); err != nil {
 		return nil, false, err
 	}
-	h = &Header{Name: hdr.Name, Kind: KindOf(hdr.Name), Size: hdr.Size, Typeflag: hdr.Typeflag}
+	h = &Header{Name: hdr.Name, Kind: KindOf(hdr.Name), Size: hdr.Size, Typeflag: hdr.Typeflag, ModTime: hdr.ModTime.UTC()}
 	switch hdr.Typeflag {
 	case tar.TypeReg: // archive/tar reports TypeRegA as TypeReg (or TypeDir)
 		h.Typeflag = tar.TypeReg

@@ -14,6 +14,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fileio"
@@ -79,6 +80,9 @@ type Archive struct {
 	Compression format.Compression
 	// Meta holds the small top-level members by name.
 	Meta map[string][]byte
+	// MetaTimes holds the tar header time of each member of Meta; in a
+	// legacy archive config.dump's tells when the checkpoint was taken.
+	MetaTimes map[string]time.Time
 	// ImageDir is the member directory the CRIU images were read from
 	// (checkpoint or pre-checkpoint).
 	ImageDir string
@@ -198,7 +202,7 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 	defer f.Close()
 	// arch, not the named result, is what the deferred cleanup closes:
 	// "return nil, err" sets a to nil before deferred calls run.
-	arch := &Archive{Path: name, Meta: map[string][]byte{}, Images: map[string][]byte{},
+	arch := &Archive{Path: name, Meta: map[string][]byte{}, MetaTimes: map[string]time.Time{}, Images: map[string][]byte{},
 		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{},
 		sparse: map[string]*sparsePages{}}
 	a = arch
@@ -278,6 +282,7 @@ func (l *loader) member(ctx context.Context, h *format.Header) error {
 			return err
 		}
 		a.Meta[h.Name] = b
+		a.MetaTimes[h.Name] = h.ModTime
 	case h.Kind == format.KindImage || h.Kind == format.KindPreImage:
 		return l.image(h, dir, base)
 	case l.o.Tars && (h.Kind == format.KindRootfsDiff || h.Kind == format.KindVolume):

@@ -9,9 +9,12 @@
 //
 // # Reading
 //
-// Every archive is read once. [Show] of a v1 archive reads only its
-// manifest (format.ReadManifest decodes the first compression frame, a
-// few KiB whatever the archive's size). [Load] streams the archive through
+// Every archive is read once. [Show] of a v1 archive reads its manifest
+// (format.ReadManifest decodes the first compression frame, a few KiB
+// whatever the archive's size) and streams on to config.dump, for the
+// container's creation time, only when at most [MaxShowScan] bytes of
+// members (the CRIU images) come before it, or with ShowOptions.Verify;
+// a failure there leaves the creation time unknown. [Load] streams the archive through
 // format's verifying reader and keeps what its [LoadOptions] select: the
 // small metadata members in memory (at most [MaxSmallFile] each), the CRIU
 // metadata images in memory (at most [MaxImageSize] each and
@@ -70,21 +73,23 @@
 //
 // # JSON documents
 //
-// Every report has a JSON form, written by `--json` (show, verify,
-// memparse) or `--format json` (inspect, diff). Each is one object with
+// Every report has a JSON form, written by `--json` or, the same,
+// `--format json` (every ckptinspect command that prints data takes both).
+// Each is one object with
 // "version": [JSONVersion] (1) and the fields of its type:
 //
 //   - show: [ShowJSON] {"version", "archives": [[Summary]]}; a Summary has
 //     path, name, id, image, imageID, runtime, created, checkpointed (RFC
-//     3339, omitted when unknown), engine ("ckpt", "Podman", "CRI-O",
+//     3339, omitted when unknown; see [Info] for their sources), engine ("ckpt", "Podman", "CRI-O",
 //     "containerd"), format ("ckpt v1", "legacy"), checkpointSize,
 //     memoryPagesSize, rootfsDiffSize (bytes), verified ("yes", "no",
 //     "unverifiable", "unchecked"), problems, and for checkpoint chains
 //     preCheckpoint (true for a pre-checkpoint archive) and parent (the
 //     manifest's {"manifest", "images", "depth"} of an incremental
 //     checkpoint, whose checkpointSize is then the delta's size), both
-//     omitted for a full checkpoint. The human table's CHAIN column says
-//     "full", "pre-checkpoint" or "delta of sha256:<12 hex> depth N".
+//     omitted for a full checkpoint. The human table starts with a FILE
+//     column (the path as given); its CHAIN column says "full",
+//     "pre-checkpoint" or "delta of sha256:<12 hex> depth N".
 //   - inspect: [InspectJSON] {"version", "archives": [[Inspection]]}; an
 //     Inspection is a Summary plus processTree ([Process]: pid, ppid, pgid,
 //     sid, threads, comm, state, cmdline, env, memoryNote (why cmdline or

@@ -61,6 +61,8 @@ type tinyOptions struct {
 	preCheckpoint bool
 	// parent makes an incremental checkpoint of this parent.
 	parent *format.Parent
+	// config replaces config.dump's content.
+	config string
 }
 
 // writeTiny writes a ckpt v1 archive of the tiny image set to dir/name.
@@ -102,7 +104,10 @@ func writeTiny(t testing.TB, dir, name string, o tinyOptions) string {
 		must(w.AddDir(format.CheckpointDir, o.imagesDir))
 	}
 	must(w.AddBytes(format.SpecName, []byte(tinySpec)))
-	must(w.AddBytes(format.ConfigName, []byte(`{"id":"0123456789abcdef0123456789abcdef","name":"tiny"}`+"\n")))
+	if o.config == "" {
+		o.config = `{"id":"0123456789abcdef0123456789abcdef","name":"tiny"}` + "\n"
+	}
+	must(w.AddBytes(format.ConfigName, []byte(o.config)))
 	must(w.AddBytes(format.DeletedFilesName, []byte(`["/etc/deleted.txt"]`)))
 	must(w.AddBytes(format.RootfsDiffName, innerTar(t, o.rootfs)))
 	must(w.AddBytes("volumes/data.tar", innerTar(t, [][2]string{{"counter", "42\n"}})))

@@ -548,8 +548,13 @@ type Info struct {
 	Image   string `json:"image"`
 	ImageID string `json:"imageID,omitempty"`
 	Runtime string `json:"runtime"`
-	// Created is when the container was created (legacy archives);
-	// Checkpointed when the checkpoint was taken.
+	// Created is when the container was created, from config.dump
+	// (ckpt's created_at, libpod's createdTime); zero when unknown, as in
+	// a v1 archive's Show that did not read config.dump. Checkpointed is
+	// when the checkpoint was taken: the manifest's created (v1), or
+	// config.dump's checkpointedTime (CRI-O, containerd), else its tar
+	// header time (podman writes it right before CRIU dumps), else the
+	// first member's time (legacy).
 	Created      time.Time `json:"created,omitzero"`
 	Checkpointed time.Time `json:"checkpointed,omitzero"`
 	// Engine is ckpt, Podman, CRI-O or containerd; Format "ckpt v1" or
@@ -596,7 +601,9 @@ func engineOf(s *spec) string {
 // Info returns the container's identity.
 func (a *Archive) Info() (Info, error) {
 	if !a.Legacy {
-		return manifestInfo(a.Manifest), nil
+		in := manifestInfo(a.Manifest)
+		in.Created = ckptCreated(a.Meta[format.ConfigName])
+		return in, nil
 	}
 	in := Info{Format: "legacy"}
 	s, err := a.spec()
@@ -612,17 +619,17 @@ func (a *Archive) Info() (Info, error) {
 		in.Name, in.ID, in.Runtime = c.Name, c.ID, firstOf(c.Runtime, c.OCIRuntime)
 		in.Image = firstOf(c.RootfsImageName, c.RootfsImage)
 		in.ImageID = firstOf(c.RootfsImageID, c.RootfsImageRef)
-		in.Created = c.CreatedTime.UTC()
-		in.Checkpointed = c.Checkpointed.UTC()
+		in.Created = known(c.CreatedTime)
+		in.Checkpointed = known(c.Checkpointed)
 	}
-	if in.Checkpointed.Year() <= 1970 {
-		in.Checkpointed = time.Time{}
-		if t := a.Manifest.Created; t.Year() > 1970 {
-			in.Checkpointed = t.UTC()
+	// Podman's config.dump is its ContainerConfig, which has no checkpoint
+	// time (that is container state), but podman writes the file right
+	// before CRIU dumps; the first member's time (podman's artifacts/) is
+	// the container's creation.
+	for _, t := range []time.Time{a.MetaTimes[format.ConfigName], a.Manifest.Created} {
+		if in.Checkpointed.IsZero() {
+			in.Checkpointed = known(t)
 		}
-	}
-	if in.Created.Year() <= 1 {
-		in.Created = time.Time{}
 	}
 	// Kubernetes engines name the container in the spec's annotations,
 	// as checkpointctl reads them.
@@ -643,6 +650,32 @@ func (a *Archive) Info() (Info, error) {
 		}
 	}
 	return in, nil
+}
+
+// known returns t in UTC, or the zero time for an unset one (Go's zero
+// time, the Unix epoch of a tar without times).
+func known(t time.Time) time.Time {
+	if t.Year() <= 1970 {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// ckptCreated returns the container's creation time from the config.dump
+// of a v1 archive: ckpt's own record (created_at) or, from another
+// engine, libpod's ContainerConfig (createdTime); zero when unknown.
+func ckptCreated(b []byte) time.Time {
+	var c struct {
+		CreatedAt   time.Time `json:"created_at"`
+		CreatedTime time.Time `json:"createdTime"`
+	}
+	if len(b) == 0 || json.Unmarshal(b, &c) != nil {
+		return time.Time{} // the manifest, not config.dump, identifies the container
+	}
+	if t := known(c.CreatedAt); !t.IsZero() {
+		return t
+	}
+	return known(c.CreatedTime)
 }
 
 func manifestInfo(m *format.Manifest) Info {

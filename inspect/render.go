@@ -73,13 +73,14 @@ func shortID(s string) string {
 	return dash(s)
 }
 
-// WriteShow writes show's table.
+// WriteShow writes show's table, one row per archive, led by the archive's
+// path as given: several checkpoints of one container differ only there.
 func WriteShow(w io.Writer, rows []*Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	ew := newErrWriter(tw)
-	ew.printf("CONTAINER\tIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tCHAIN\tVERIFIED\n")
+	ew.printf("FILE\tCONTAINER\tIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tCHAIN\tVERIFIED\n")
 	for _, r := range rows {
-		ew.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Name), dash(r.Image), shortID(r.ID), dash(r.Runtime),
+		ew.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Path, dash(r.Name), dash(r.Image), shortID(r.ID), dash(r.Runtime),
 			when(r.Created), when(r.Checkpointed), r.Engine, r.Format, Size(r.CheckpointSize), Size(r.PagesSize),
 			Size(r.RootfsDiffSize), chain(r), r.Verified)
 	}

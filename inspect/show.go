@@ -1,13 +1,17 @@
 package inspect
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/fileio"
 )
 
 // Verified values of a [Summary].
@@ -67,6 +71,12 @@ func (s *Summary) chainOf(m *format.Manifest) {
 	}
 }
 
+// MaxShowScan bounds how many bytes of members Show of a v1 archive reads
+// past the manifest to reach config.dump, the container's creation time:
+// members are sorted, so the CRIU images, memory pages included, come
+// first, and decompressing gigabytes would make show as slow as verify.
+const MaxShowScan = 64 << 20
+
 // ShowOptions configure Show.
 type ShowOptions struct {
 	// Verify reads and verifies the whole archive; without it a v1
@@ -74,9 +84,12 @@ type ShowOptions struct {
 	Verify bool
 }
 
-// Show summarizes the archive at name. For a v1 archive it reads only
-// the manifest (a few KiB whatever the archive's size) unless
-// opts.Verify; a legacy archive is read once, keeping its small metadata
+// Show summarizes the archive at name. For a v1 archive it reads the
+// manifest (a few KiB whatever the archive's size) and, for the creation
+// time, streams on to config.dump when at most [MaxShowScan] bytes of
+// members come before it or with opts.Verify; Created stays zero
+// otherwise, or when that part cannot be read (verification is Verify's
+// business). A legacy archive is read once, keeping its small metadata
 // files.
 func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error) {
 	var o ShowOptions
@@ -98,6 +111,9 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 		s.CheckpointSize, s.PagesSize, s.RootfsDiffSize = sizes(m)
 		s.chainOf(m)
 		s.Verified = VerifiedUnchecked
+		if o.Verify || sizeBefore(m, format.ConfigName) <= MaxShowScan {
+			s.Created = scanCreated(ctx, name)
+		}
 	case errors.Is(err, format.ErrNoManifest):
 		a, err := Load(ctx, name, nil)
 		if err != nil {
@@ -128,4 +144,49 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 		}
 	}
 	return s, nil
+}
+
+// sizeBefore sums the sizes of the members listed before name.
+func sizeBefore(m *format.Manifest, name string) int64 {
+	var n int64
+	for _, e := range m.Members {
+		if e.Name >= name {
+			break
+		}
+		n += e.Size
+	}
+	return n
+}
+
+// scanCreated reads the v1 archive at name up to config.dump, verifying
+// what it reads, and returns the creation time it records; zero when
+// absent or unreadable.
+func scanCreated(ctx context.Context, name string) time.Time {
+	f, err := os.Open(name)
+	if err != nil {
+		return time.Time{}
+	}
+	defer f.Close()
+	zr, err := format.NewReader(fileio.ContextReader(ctx, bufio.NewReaderSize(f, 1<<20)), nil)
+	if err != nil {
+		return time.Time{}
+	}
+	defer zr.Close()
+	for {
+		h, err := zr.Next()
+		if err != nil || h.Name > format.ConfigName {
+			return time.Time{}
+		}
+		if h.Name != format.ConfigName {
+			continue
+		}
+		if h.Size > MaxSmallFile {
+			return time.Time{}
+		}
+		b, err := io.ReadAll(zr) // the digest is checked at the member's end
+		if err != nil {
+			return time.Time{}
+		}
+		return ckptCreated(b)
+	}
 }

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == engine.MonitorCommand {
 		os.Exit(engine.RunMonitor(os.Args[2:]))
 	}
+	if os.Getenv(cliEnv) == "1" {
+		main() // the test binary as the ckpt binary (cliCommand)
+	}
 	os.Exit(m.Run())
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -140,7 +141,7 @@ func runCmd() *command {
 	c := &command{
 		name:     "run",
 		synopsis: "run a command in a new container",
-		usage:    "ckpt run [-d] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] IMAGE CMD [ARG...]",
+		usage:    "ckpt run [-d] [-i] [--rm] [--sig-proxy=false] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] IMAGE CMD [ARG...]",
 		desc: `Creates a container from IMAGE and runs CMD in it under runc, in its own PID,
 mount, UTS and IPC namespaces and (with --network none, the default) a
 private network namespace with only loopback up. A small monitor process
@@ -151,7 +152,20 @@ log and records its exit status; it outlives this command.
 -v /host/path:/path bind-mounts a host path. Append :ro for read-only.
 
 Without -d, ckpt prints the container's output until it exits and exits
-with its status; with -d it prints the container ID and returns.`,
+with its status, and forwards the signals it gets (Ctrl-C, SIGTERM, ...)
+to the container's first process (--sig-proxy=false: Ctrl-C leaves the
+container running); with -d it prints the container ID and returns.
+
+The container's stdin is at end-of-file unless -i: then this command's
+stdin is piped to it (attached; its end closes the container's stdin), or
+with -d kept open with nothing writing to it. A checkpoint keeps the
+container, not the pipe: after a restore its stdin is open (-i) or at
+end-of-file, and nothing is attached to it.
+
+--rm removes the container (record, layer, logs) once it has exited, also
+when it exits after this command has gone (-d, or an interrupted
+--sig-proxy=false); such a container can be checkpointed only with
+--export, after which it is removed, as under podman.`,
 		exits: `Exit status:
   0    success (with -d), or the container's exit status
   1    failure
@@ -161,6 +175,9 @@ with its status; with -d it prints the container ID and returns.`,
 		fs := newFlags(c)
 		fs.SetInterspersed(false)
 		detach := fs.BoolP("detach", "d", false, "run in the background and print the container ID")
+		interactive := fs.BoolP("interactive", "i", false, "keep stdin open; attached, pipe this command's stdin to the container")
+		remove := fs.Bool("rm", false, "remove the container once it has exited")
+		sigProxy := fs.Bool("sig-proxy", true, "forward the signals this command gets to the container (attached)")
 		name := fs.String("name", "", "container name (default ckpt-<short ID>)")
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
 		vols := fs.StringArrayP("volume", "v", nil, "mount a named volume or host path: SRC:/path[:ro] (repeatable)")
@@ -177,35 +194,21 @@ with its status; with -d it prints the container ID and returns.`,
 				return usageError(env, c, "invalid --env %q (want K=V)", kv)
 			}
 		}
-		o := &engine.RunOptions{Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network}
+		o := &engine.RunOptions{
+			Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network,
+			OpenStdin: *interactive, Remove: *remove,
+		}
 		if c.name == createName {
 			return createContainer(ctx, env, rest[0], o)
+		}
+		if !*detach {
+			return runAttached(ctx, env, rest[0], o, attachOptions{interactive: *interactive, sigProxy: *sigProxy})
 		}
 		ctr, err := env.eng.Run(ctx, rest[0], o)
 		if err != nil {
 			return env.fail(err)
 		}
-		if *detach {
-			fmt.Fprintln(env.stdout, ctr.ID)
-			return exitOK
-		}
-		if err := env.eng.Logs(ctx, ctr.ID, env.stdout, true); err != nil {
-			return env.fail(err)
-		}
-		if ctx.Err() != nil {
-			env.errorf("interrupted; container %s keeps running", ctr.Name)
-			return exitFailure
-		}
-		x, err := env.eng.Inspect(ctx, ctr.ID)
-		if err != nil {
-			return env.fail(err)
-		}
-		if x.Status == engine.StatusExited {
-			if x.ExitCode < 0 {
-				return exitFailure
-			}
-			return x.ExitCode
-		}
+		fmt.Fprintln(env.stdout, ctr.ID)
 		return exitOK
 	}
 	return c
@@ -287,30 +290,54 @@ and restores. With -f, keeps printing until the container stops.`,
 	return c
 }
 
+// exec's exit status when CMD cannot be run, as podman's (and a shell's).
+const (
+	exitNotExecutable = 126
+	exitNotFound      = 127
+)
+
 func execCmd() *command {
 	c := &command{
 		name:     "exec",
 		synopsis: "run a command in a running container",
-		usage:    "ckpt exec [-e K=V]... CONTAINER CMD [ARG...]",
-		desc:     `Runs CMD inside the running container with this command's stdio.`,
+		usage:    "ckpt exec [-i] [-e K=V]... [-w DIR] CONTAINER CMD [ARG...]",
+		desc: `Runs CMD inside the running container with this command's stdout and
+stderr, and with -i its stdin (without -i the command's stdin is /dev/null).
+The signals this command gets (Ctrl-C, SIGTERM, ...) are forwarded to CMD.`,
 		exits: `Exit status:
   the command's exit status, or
   1    failure to run it
-  125  usage error`,
+  125  usage error
+  126  CMD is not executable in the container
+  127  CMD is not found in the container`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
 		fs.SetInterspersed(false)
+		interactive := fs.BoolP("interactive", "i", false, "pipe this command's stdin to CMD")
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
 		workdir := fs.StringP("workdir", "w", "", "working directory inside the container")
 		rest, code := parse(c, env, fs, args, 2, -1)
 		if code >= 0 {
 			return code
 		}
-		rc, err := env.eng.Exec(ctx, rest[0], rest[1:], &engine.ExecOptions{
-			Env: *envs, Cwd: *workdir, Stdin: os.Stdin, Stdout: env.stdout, Stderr: env.stderr,
-		})
-		if err != nil {
+		o := &engine.ExecOptions{Env: *envs, Cwd: *workdir, Stdout: env.stdout, Stderr: env.stderr}
+		if *interactive {
+			o.Stdin = os.Stdin
+		}
+		sigs, stop := catchSignals()
+		defer stop()
+		o.Signals = sigs
+		// Once CMD runs, a signal is forwarded to it rather than ending this command.
+		rc, err := env.eng.Exec(context.WithoutCancel(ctx), rest[0], rest[1:], o)
+		switch {
+		case errors.Is(err, engine.ErrCommandNotFound):
+			env.fail(err)
+			return exitNotFound
+		case errors.Is(err, engine.ErrCommandNotExecutable):
+			env.fail(err)
+			return exitNotExecutable
+		case err != nil:
 			return env.fail(err)
 		}
 		return rc

@@ -35,10 +35,12 @@
 //	image import SOURCE NAME    import a rootfs directory or tar[.gz|.zst] as an image
 //	image ls [--json]           list images
 //	image rm IMAGE...           remove images
-//	run [-d] [--name N] [-e K=V] [-v VOL:/path] [-v /host:/path] [--network none|host] IMAGE CMD...
+//	run [-d] [-i] [--rm] [--sig-proxy=false] [--name N] [-e K=V] [-v VOL:/path] [-v /host:/path]
+//	    [--network none|host] IMAGE CMD...
+//	                            stdin at EOF unless -i; attached, signals go to the container
 //	ps [-a] [--json]            list containers
 //	logs [-f] CONTAINER         print a container's output
-//	exec CONTAINER CMD...       run a command in a running container
+//	exec [-i] CONTAINER CMD...  run a command in a running container (stdin with -i)
 //	stop [-t SECS] CONTAINER... stop containers (TERM, then KILL)
 //	kill [-s SIG] CONTAINER...  signal containers
 //	rm [-f] CONTAINER...        remove containers
@@ -73,7 +75,8 @@
 //
 // Exit status: 0 success, 1 failure, 125 usage error (podman's code for its
 // own errors, above any status 0-124 of a container); `run` without -d
-// exits with the container's status and `exec` with the command's. An
+// exits with the container's status and `exec` with the command's (126:
+// not executable, 127: not found, as podman's). An
 // unknown command or flag is one line naming the nearest one ("did you
 // mean"), or the ckpt spelling of a podman command (images, rmi, import,
 // container X), then `see 'ckpt --help'` (or the command's --help). Every

@@ -155,7 +155,7 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 	}
 	bar := newProgress(env.stderr, "import "+r.flags.path)
 	if bar != nil {
-		im.Progress = bar.set
+		im.Progress, im.Phase = bar.set, bar.setPhase
 	}
 	res, err := env.eng.Import(ctx, r.flags.path, im)
 	bar.done(err == nil)
@@ -235,15 +235,31 @@ func parseBindMaps(specs []string) ([]engine.BindMap, error) {
 	return out, nil
 }
 
-// progress draws a one-line progress indicator on a terminal. A nil
-// *progress (stderr is not a terminal) does nothing.
+// progress draws a one-line progress indicator on a terminal: the bytes
+// read, then, once the archive is read, the step the engine is in, redrawn
+// every half second so that the elapsed time shows the wait is alive. A
+// nil *progress (stderr is not a terminal) does nothing: no bar, no
+// control characters in a log.
 type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	label string
-	start time.Time
-	last  time.Time
-	n, t  int64
+	mu     sync.Mutex
+	w      io.Writer
+	label  string
+	start  time.Time
+	last   time.Time
+	n, t   int64
+	phase  string        // the engine's step after reading ("" while reading)
+	failed string        // " failed" once done(false) ran
+	tick   chan struct{} // closed by done to stop the redraws of a phase
+}
+
+// phaseText says what each of engine.ImportOptions.Phase's steps does.
+var phaseText = map[string]string{
+	"check":        "checking the host",
+	"volumes":      "restoring volumes",
+	"create":       "creating the container",
+	"apply_rootfs": "applying root filesystem changes",
+	"restore":      "restoring (CRIU)",
+	"record":       "recording",
 }
 
 // newProgress returns a progress line on w, or nil if w is not a terminal.
@@ -273,9 +289,50 @@ func (p *progress) set(n, total int64) {
 	}
 }
 
+// setPhase shows the engine's step name after the bar, now and every half
+// second until done.
+func (p *progress) setPhase(name string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.t > 0 {
+		p.n = p.t // a step after reading: the archive is read
+	}
+	p.phase = name
+	if t, ok := phaseText[name]; ok {
+		p.phase = t
+	}
+	p.draw()
+	if p.tick == nil {
+		p.tick = make(chan struct{})
+		go p.redraw(p.tick)
+	}
+}
+
+// redraw redraws the line every half second until stop is closed.
+func (p *progress) redraw(stop chan struct{}) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			if p.tick == stop { // done has not run
+				p.draw()
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
 func (p *progress) draw() {
 	const mib = 1 << 20
 	el := time.Since(p.start).Truncate(100 * time.Millisecond)
+	var line string
 	if p.t > 0 {
 		pct := 100 * p.n / p.t
 		width := 30
@@ -287,21 +344,37 @@ func (p *progress) draw() {
 				bar[i] = '#'
 			}
 		}
-		fmt.Fprintf(p.w, "\r%s [%s] %3d%% %.1f/%.1f MiB %v ", p.label, bar, pct, float64(p.n)/mib, float64(p.t)/mib, el)
-		return
+		line = fmt.Sprintf("%s [%s] %3d%% %.1f/%.1f MiB %v", p.label, bar, pct, float64(p.n)/mib, float64(p.t)/mib, el)
+	} else {
+		line = fmt.Sprintf("%s %.1f MiB %v", p.label, float64(p.n)/mib, el)
 	}
-	fmt.Fprintf(p.w, "\r%s %.1f MiB %v ", p.label, float64(p.n)/mib, el)
+	if p.phase != "" {
+		line += " " + p.phase + "…" + p.failed
+	}
+	// \x1b[K erases what a longer earlier line left.
+	fmt.Fprintf(p.w, "\r%s \x1b[K", line)
 }
 
-// done draws the final state and ends the line.
+// done draws the final state and ends the line: the step that failed, if
+// one did.
 func (p *progress) done(ok bool) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.tick != nil {
+		close(p.tick)
+		p.tick = nil
+	}
 	if ok && p.t > 0 {
 		p.n = p.t
+	}
+	switch {
+	case ok:
+		p.phase = ""
+	default:
+		p.failed = " failed"
 	}
 	p.draw()
 	fmt.Fprintln(p.w)

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ckpt/ckpt/engine"
 	"github.com/ckpt/ckpt/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // TestMigrateUsage checks podman's flag rules for checkpoint --export and
@@ -104,7 +110,18 @@ func TestCLIMigrate(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Containers) != 1 || st.Containers[0].CRIU == nil {
 		t.Fatalf("checkpoint --export --print-stats = %s (%v)", out, err)
 	}
-	id := strings.TrimSpace(b("restore", "-i", archive, "-n", "m2"))
+	// stderr on a terminal: the progress line names CRIU's restore after
+	// its bar, and stdout stays the ID alone.
+	gb := []string{"--root", filepath.Join(dir, "b", "root"), "--runroot", filepath.Join(dir, "b", "run")}
+	var idOut strings.Builder
+	var code int
+	term := onTerminal(t, func(stderr *os.File) {
+		code = run(context.Background(), append(gb, "restore", "-i", archive, "-n", "m2"), &idOut, stderr)
+	})
+	if code != 0 || !strings.Contains(term, "100%") || !strings.Contains(term, "restoring (CRIU)…") {
+		t.Errorf("restore -i on a terminal = exit %d, terminal %q; want the bar and the CRIU step", code, term)
+	}
+	id := strings.TrimSpace(idOut.String())
 	if len(id) != 64 || id == st.Containers[0].ID {
 		t.Fatalf("restore --import --name printed %q, want a new ID", id)
 	}
@@ -135,6 +152,111 @@ func TestProgress(t *testing.T) {
 	if got := buf.String(); !strings.Contains(got, "export a.tar 3.0 MiB") {
 		t.Errorf("progress line without total = %q", got)
 	}
+}
+
+// onTerminal runs f with a pseudo-terminal for stderr and returns what
+// was written to it.
+func onTerminal(t *testing.T, f func(stderr *os.File)) string {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		testutil.Missing(t, "pseudo-terminal: %v", err)
+	}
+	defer m.Close()
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(&out, m) // ends with EIO once the terminal's last user closes it
+		close(copied)
+	}()
+	f(s)
+	s.Close()
+	<-copied
+	return out.String()
+}
+
+// TestProgressPhases feeds the progress line the engine's phases after the
+// archive is read: each is named after the full bar, the last one keeps
+// being redrawn (its elapsed time moves) until done, and done ends the
+// line without a step, or with the step that failed.
+func TestProgressPhases(t *testing.T) {
+	var buf syncBuffer
+	p := &progress{w: &buf, label: "import a.tar", start: time.Now()}
+	p.set(10<<20, 100<<20)
+	for _, ph := range []string{"check", "volumes", "create", "apply_rootfs", "restore"} {
+		p.setPhase(ph)
+	}
+	lines := strings.Split(buf.String(), "\r")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "100% 100.0/100.0 MiB") || !strings.Contains(last, "restoring (CRIU)…") || !strings.HasSuffix(last, "\x1b[K") {
+		t.Errorf("line during restore = %q, want the full bar and the step", last)
+	}
+	for _, want := range []string{"checking the host…", "restoring volumes…", "creating the container…", "applying root filesystem changes…"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("progress output %q lacks %q", buf.String(), want)
+		}
+	}
+	n := strings.Count(buf.String(), "\r")
+	time.Sleep(1200 * time.Millisecond)
+	if strings.Count(buf.String(), "\r") < n+2 {
+		t.Errorf("the line was not redrawn while the step ran: %q", buf.String())
+	}
+	p.done(true)
+	out := buf.String()
+	final := out[strings.LastIndex(out, "\r"):]
+	if strings.Contains(final, "restoring") || !strings.HasSuffix(final, "\n") {
+		t.Errorf("final line = %q, want the bar alone and a newline", final)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if buf.String() != out {
+		t.Errorf("redrawn after done: %q", buf.String()[len(out):])
+	}
+
+	buf.Reset()
+	q := &progress{w: &buf, label: "import a.tar", start: time.Now()}
+	q.set(1, 1)
+	q.setPhase("restore")
+	q.done(false)
+	if got := buf.String(); !strings.Contains(got, "restoring (CRIU)… failed") {
+		t.Errorf("failed restore's final line = %q", got)
+	}
+	var none *progress
+	none.setPhase("restore") // a nil progress (stderr not a terminal) prints nothing
+}
+
+// syncBuffer is a strings.Builder safe for the progress line's redraws.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 // TestCLIPreCopy is pre-copy migration with the CLI: checkpoint -P -e

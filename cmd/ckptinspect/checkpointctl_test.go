@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/inspect"
 	"github.com/ckpt/ckpt/internal/testutil"
 )
 
@@ -51,6 +54,18 @@ func TestCheckpointctlReadsV1(t *testing.T) {
 		if !strings.Contains(show, want) {
 			t.Errorf("checkpointctl show = %q, want it to contain %q", show, want)
 		}
+	}
+	// Both read podman's createdTime as the container's creation; podman's
+	// config.dump has no checkpoint time, which checkpointctl leaves out
+	// and ckptinspect takes from config.dump's tar header
+	// (inspect.TestPodmanTimes).
+	pod := "../../testdata/podman/counter.tar.zst"
+	ps, err := inspect.Show(context.Background(), pod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created := ps.Created.Format(time.RFC3339); !strings.Contains(run("show", pod), created) {
+		t.Errorf("checkpointctl show %s does not show the creation time %s", pod, created)
 	}
 	tree := run("inspect", "--ps-tree", archive)
 	for _, want := range []string{"ID: " + m.Container.ID, "Checkpoint size:", "Memory pages size:", "Root FS diff size:", "[1]  counter"} {

@@ -4,21 +4,26 @@
 //
 // Usage:
 //
-//	ckptinspect show ARCHIVE... [--json] [--verify]
+//	ckptinspect show ARCHIVE... [--json | --format table|json] [--verify]
 //	ckptinspect inspect ARCHIVE... [--ps-tree] [--ps-tree-cmd] [--ps-tree-env] [-p PID]
-//	        [--files] [--sockets] [--mounts] [--stats] [--metadata] [--all] [--format tree|json]
-//	        [--parent FILE]...
-//	ckptinspect memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json] [--parent FILE]...
-//	ckptinspect verify ARCHIVE... [--json] [--require-manifest] [--parent FILE]...
-//	ckptinspect diff A B [--format tree|json] [--parent FILE]...
+//	        [--files] [--sockets] [--mounts] [--stats] [--metadata] [--all]
+//	        [--json | --format tree|json] [--parent FILE]...
+//	ckptinspect memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N]
+//	        [--json | --format table|json] [--parent FILE]...
+//	ckptinspect verify ARCHIVE... [--json | --format text|json] [--require-manifest] [--parent FILE]...
+//	ckptinspect diff A B [--json | --format tree|json] [--parent FILE]...
 //	ckptinspect fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]
+//	        [--json | --format text|json]
 //	ckptinspect completion bash|zsh|fish
 //
 // Completion (the hidden `ckptinspect __complete`) and the man pages
 // (`ckptinspect __man DIR`) are made from the command table (gen.go,
 // internal/cligen).
 //
-// show reads only the manifest of a ckpt archive. inspect, memparse and
+// show prints one row per archive, led by its FILE (the path as given). Of
+// a ckpt archive it reads the manifest, and config.dump for the creation
+// time only when at most 64 MiB of members come before it (or with
+// --verify): otherwise CREATED is "-". inspect, memparse and
 // diff read each archive once; CRIU images are bounded before they are
 // decoded and pages are copied to a private temporary directory only when
 // memory contents are needed. verify reports every problem in one pass.
@@ -35,7 +40,9 @@
 // (verify: problems found; diff: differences; fuzz: a finding), 2 usage or
 // trouble reading an archive (verify and diff, as diff(1)).
 //
-// --json and --format json write one document with "version": 1, whose
-// types are documented in package inspect. Human output may change between
-// releases; scripts should use JSON.
+// Every command that prints data takes --json and --format json, the same
+// thing: one document with "version": 1, whose types are documented in
+// package inspect (fuzz's: seed, execs, elapsedSeconds, execsPerSecond,
+// findings). --json with --format of the human format is a usage error.
+// Human output may change between releases; scripts should use JSON.
 package main

@@ -34,7 +34,7 @@ Commands:
 
 Run "ckptinspect COMMAND --help" for a command's flags.
 Exit codes: 0 success, 1 failure (verify: problems; diff: differences), 2 usage or trouble.
-Human output may change; use --json / --format json in scripts.
+Human output may change; use --json (or --format json, the same) in scripts.
 `
 
 type command struct {
@@ -98,22 +98,23 @@ func commands() map[string]*command {
 	return map[string]*command{
 		"show": {
 			short:    "summarize archives, one row each",
-			synopsis: "show ARCHIVE... [--json] [--verify]",
-			desc: "one row per archive: container, image, ID, runtime, created, checkpointed, engine,\n" +
+			synopsis: "show ARCHIVE... [--json | --format table|json] [--verify]",
+			desc: "one row per archive: file, container, image, ID, runtime, created, checkpointed, engine,\n" +
 				"format, checkpoint size, memory pages size, rootfs diff size, chain, verified.\n" +
 				"CHAIN is full, pre-checkpoint, or \"delta of <parent manifest digest> depth N\" for an\n" +
 				"incremental checkpoint, whose checkpoint size is then the delta's.\n" +
-				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify.",
+				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify, and\n" +
+				"config.dump, for the creation time, when at most 64 MiB of members come before it.",
 			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
-				fs.Bool("json", false, "write one JSON document (version 1)")
+				addOutputFlags(fs, "table")
 				fs.Bool("verify", false, "read and verify each whole archive")
 			},
 			run: runShow,
 		},
 		"inspect": {
 			short:    "show what a checkpoint holds",
-			synopsis: "inspect ARCHIVE... [flags] [--parent FILE]...",
+			synopsis: "inspect ARCHIVE... [flags] [--json | --format tree|json] [--parent FILE]...",
 			desc: "show a checkpoint's process tree, command lines, environment, open files,\nsockets, mounts, CRIU statistics and metadata; reads each archive once.\n" +
 				"--parent gives the parent archives of an incremental checkpoint (nearest first): the chain\n" +
 				"is checked, then memory marked in parent is read from them; without them it is reported\n" +
@@ -130,14 +131,14 @@ func commands() map[string]*command {
 				fs.Bool("stats", false, "show CRIU's dump statistics")
 				fs.Bool("metadata", false, "show manifest metadata, annotations and deleted files")
 				fs.Bool("all", false, "all of the above")
-				fs.String("format", "tree", "output format: tree or json")
+				addOutputFlags(fs, "tree")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
 			run: runInspect,
 		},
 		"memparse": {
 			short:    "show, dump and search process memory",
-			synopsis: "memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json] [--parent FILE]...",
+			synopsis: "memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json | --format table|json] [--parent FILE]...",
 			desc: "without flags: a table of processes with their stored memory and shared memory sizes.\n" +
 				"--pid N: hexdump of the process's stored memory (identical lines collapsed to '*').\n" +
 				"-s/-r: search the memory of every process (or of --pid) for a string or a regular expression.\n" +
@@ -150,21 +151,21 @@ func commands() map[string]*command {
 				fs.StringP("search", "s", "", "search for a string")
 				fs.StringP("search-regex", "r", "", "search for a regular expression (Go syntax)")
 				fs.IntP("context", "c", 0, "bytes of context around each match (at most 4096)")
-				fs.Bool("json", false, "write one JSON document (version 1)")
+				addOutputFlags(fs, "table")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
 			run: runMemparse,
 		},
 		"verify": {
 			short:    "verify archives and list every problem",
-			synopsis: "verify ARCHIVE... [--json] [--require-manifest] [--parent FILE]...",
+			synopsis: "verify ARCHIVE... [--json | --format text|json] [--require-manifest] [--parent FILE]...",
 			desc: "verify archives in one pass each: member digests and sizes, the closed member list,\n" +
 				"CRIU image magics, required images, pagemap and pages consistency, the parent chain.\n" +
 				"Every problem is listed. Legacy archives (podman, CRI-O, containerd) get every structural\n" +
 				"check and are noted \"no manifest: contents unverifiable\"; --require-manifest makes that a problem.",
 			exits: "  0 clean, 1 problems found, 2 usage or trouble reading an archive\n",
 			flags: func(fs *pflag.FlagSet) {
-				fs.Bool("json", false, "write one JSON document (version 1)")
+				addOutputFlags(fs, "text")
 				fs.Bool("require-manifest", false, "treat an archive without manifest as a problem")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
@@ -172,7 +173,7 @@ func commands() map[string]*command {
 		},
 		"diff": {
 			short:    "compare two archives",
-			synopsis: "diff A B [--format tree|json] [--parent FILE]...",
+			synopsis: "diff A B [--json | --format tree|json] [--parent FILE]...",
 			desc: "compare two archives: manifest, config and spec fields; members; process tree (+/-/=);\n" +
 				"open files; sockets; memory pages whose contents changed, per process and mapping;\n" +
 				"files added, removed or changed in the rootfs diff and volumes.\n" +
@@ -181,14 +182,14 @@ func commands() map[string]*command {
 				"Without them such memory is listed under \"Not compared\" and the archives are not identical.",
 			exits: "  0 identical, 1 different, 2 usage or trouble reading an archive\n",
 			flags: func(fs *pflag.FlagSet) {
-				fs.String("format", "tree", "output format: tree or json")
+				addOutputFlags(fs, "tree")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
 			run: runDiff,
 		},
 		"fuzz": {
 			short:    "fuzz the archive reader, verifier and extractor",
-			synopsis: "fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]",
+			synopsis: "fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR] [--json | --format text|json]",
 			desc: "mutate seed archives (tar headers, manifest fields, member bytes, compression frames,\n" +
 				"CRIU image entry sizes, names with .. and links) and run each through the reader,\n" +
 				"verifier and extractor in a sandbox with a sentinel file beside it. Panics, hangs,\n" +
@@ -202,10 +203,32 @@ func commands() map[string]*command {
 				fs.Duration("timeout", 10*time.Second, "time limit of one execution")
 				fs.Int64("max-alloc-mb", 1024, "heap limit of one execution, MiB")
 				fs.String("sandbox", "", "directory for the extraction sandbox (default $TMPDIR; a tmpfs such as /dev/shm is much faster)")
+				addOutputFlags(fs, "text")
 			},
 			run: runFuzz,
 		},
 	}
+}
+
+// addOutputFlags gives a command that prints data both spellings of JSON
+// output, --json and --format json, with human its default format's name.
+func addOutputFlags(fs *pflag.FlagSet, human string) {
+	fs.Bool("json", false, "write one JSON document (version 1); the same as --format json")
+	fs.String("format", human, "output format: "+human+" or json")
+}
+
+// outputJSON reports whether the command writes JSON, or a usage message
+// for an unknown format or a --json contradicted by --format.
+func outputJSON(fs *pflag.FlagSet) (bool, string) {
+	human := fs.Lookup("format").DefValue
+	f := getString(fs, "format")
+	if f != human && f != "json" {
+		return false, fmt.Sprintf("unknown format %q: want %s or json", f, human)
+	}
+	if getBool(fs, "json") && f == human && fs.Changed("format") {
+		return false, fmt.Sprintf("--json and --format %s contradict each other", human)
+	}
+	return getBool(fs, "json") || f == "json", ""
 }
 
 func getBool(fs *pflag.FlagSet, name string) bool { v, _ := fs.GetBool(name); return v }
@@ -217,6 +240,10 @@ func getString(fs *pflag.FlagSet, name string) string {
 func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		return usageErr(stderr, "show", "no archive given")
+	}
+	asJSON, msg := outputJSON(fs)
+	if msg != "" {
+		return usageErr(stderr, "show", msg)
 	}
 	code := exitOK
 	var rows []*inspect.Summary
@@ -230,7 +257,7 @@ func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 		rows = append(rows, s)
 	}
 	var err error
-	if getBool(fs, "json") {
+	if asJSON {
 		err = inspect.WriteJSON(stdout, inspect.ShowJSON{Version: inspect.JSONVersion, Archives: rows})
 	} else {
 		err = inspect.WriteShow(stdout, rows)
@@ -246,9 +273,9 @@ func runInspect(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, s
 	if len(args) == 0 {
 		return usageErr(stderr, "inspect", "no archive given")
 	}
-	f := getString(fs, "format")
-	if f != "tree" && f != "json" {
-		return usageErr(stderr, "inspect", fmt.Sprintf("unknown format %q: want tree or json", f))
+	asJSON, msg := outputJSON(fs)
+	if msg != "" {
+		return usageErr(stderr, "inspect", msg)
 	}
 	var o inspect.InspectOptions
 	if getBool(fs, "all") {
@@ -283,7 +310,7 @@ func runInspect(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, s
 		}
 		all = append(all, in)
 	}
-	if f == "json" {
+	if asJSON {
 		if err := inspect.WriteJSON(stdout, inspect.InspectJSON{Version: inspect.JSONVersion, Archives: all}); err != nil {
 			fail(stderr, "inspect", err)
 			return exitFailure
@@ -309,7 +336,10 @@ func runMemparse(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, 
 	pid, _ := fs.GetUint32("pid")
 	s, r := getString(fs, "search"), getString(fs, "search-regex")
 	c, _ := fs.GetInt("context")
-	asJSON := getBool(fs, "json")
+	asJSON, msg := outputJSON(fs)
+	if msg != "" {
+		return usageErr(stderr, "memparse", msg)
+	}
 	if s != "" && r != "" {
 		return usageErr(stderr, "memparse", "--search and --search-regex exclude each other")
 	}
@@ -318,7 +348,7 @@ func runMemparse(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, 
 	}
 	search := s != "" || r != ""
 	if pid != 0 && !search && asJSON {
-		return usageErr(stderr, "memparse", "--json is not available for a hexdump")
+		return usageErr(stderr, "memparse", "JSON output (--json, --format json) is not available for a hexdump")
 	}
 	parents, _ := fs.GetStringArray("parent")
 	a, err := inspect.Load(ctx, args[0], &inspect.LoadOptions{Images: true, Pages: search || pid != 0, Parents: parents})
@@ -377,6 +407,10 @@ func runVerify(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, st
 	if len(args) == 0 {
 		return usageErr(stderr, "verify", "no archive given")
 	}
+	asJSON, msg := outputJSON(fs)
+	if msg != "" {
+		return usageErr(stderr, "verify", msg)
+	}
 	parents, _ := fs.GetStringArray("parent")
 	if len(parents) > 0 && len(args) != 1 {
 		return usageErr(stderr, "verify", "--parent needs exactly one archive")
@@ -397,7 +431,7 @@ func runVerify(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, st
 		rs = append(rs, r)
 	}
 	var err error
-	if getBool(fs, "json") {
+	if asJSON {
 		err = inspect.WriteJSON(stdout, inspect.VerifyJSON{Version: inspect.JSONVersion, Archives: rs})
 	} else {
 		err = inspect.WriteVerify(stdout, rs)
@@ -413,9 +447,9 @@ func runDiff(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 	if len(args) != 2 {
 		return usageErr(stderr, "diff", "want exactly two archives")
 	}
-	f := getString(fs, "format")
-	if f != "tree" && f != "json" {
-		return usageErr(stderr, "diff", fmt.Sprintf("unknown format %q: want tree or json", f))
+	asJSON, msg := outputJSON(fs)
+	if msg != "" {
+		return usageErr(stderr, "diff", msg)
 	}
 	parents, _ := fs.GetStringArray("parent")
 	d, err := inspect.DiffArchives(ctx, args[0], args[1], &inspect.DiffOptions{Parents: parents})
@@ -423,7 +457,7 @@ func runDiff(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 		fail(stderr, "diff", err)
 		return exitUsage
 	}
-	if f == "json" {
+	if asJSON {
 		err = inspect.WriteJSON(stdout, inspect.DiffJSON{Version: inspect.JSONVersion, Diff: d})
 	} else {
 		err = inspect.WriteDiff(stdout, d)
@@ -453,6 +487,10 @@ func runFuzz(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 	if dur == 0 && iters == 0 {
 		dur = 10 * time.Second
 	}
+	asJSON, msg := outputJSON(fs)
+	if msg != "" {
+		return usageErr(stderr, "fuzz", msg)
+	}
 	seed, _ := fs.GetInt64("seed")
 	if seed == 0 {
 		seed = time.Now().UnixNano()
@@ -474,13 +512,51 @@ func runFuzz(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 		fail(stderr, "fuzz", err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%d execs in %s (%.0f execs/s), seed %d, %d finding(s)\n",
-		res.Execs, res.Elapsed.Round(time.Millisecond), res.ExecsPerSec(), seed, len(res.Findings))
-	for _, f := range res.Findings {
-		fmt.Fprintf(stdout, "  %s: %s (%s)\n", f.Kind, f.Detail, f.File)
+	if err := writeFuzz(stdout, res, seed, asJSON); err != nil {
+		fail(stderr, "fuzz", err)
+		return exitUsage
 	}
 	if len(res.Findings) > 0 {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// fuzzJSON is fuzz's JSON document.
+type fuzzJSON struct {
+	Version        int           `json:"version"`
+	Seed           int64         `json:"seed"`
+	Execs          int           `json:"execs"`
+	ElapsedSeconds float64       `json:"elapsedSeconds"`
+	ExecsPerSecond float64       `json:"execsPerSecond"`
+	Findings       []fuzzFinding `json:"findings"`
+}
+
+// fuzzFinding is a fuzz.Finding without its input, which is in File.
+type fuzzFinding struct {
+	Kind     string `json:"kind"`
+	Detail   string `json:"detail"`
+	Mutation string `json:"mutation"`
+	File     string `json:"file,omitempty"`
+}
+
+func writeFuzz(w io.Writer, res *fuzz.Result, seed int64, asJSON bool) error {
+	if asJSON {
+		doc := fuzzJSON{Version: inspect.JSONVersion, Seed: seed, Execs: res.Execs, ElapsedSeconds: res.Elapsed.Seconds(),
+			ExecsPerSecond: res.ExecsPerSec(), Findings: []fuzzFinding{}}
+		for _, f := range res.Findings {
+			doc.Findings = append(doc.Findings, fuzzFinding{Kind: f.Kind, Detail: f.Detail, Mutation: f.Mutation, File: f.File})
+		}
+		return inspect.WriteJSON(w, doc)
+	}
+	if _, err := fmt.Fprintf(w, "%d execs in %s (%.0f execs/s), seed %d, %d finding(s)\n",
+		res.Execs, res.Elapsed.Round(time.Millisecond), res.ExecsPerSec(), seed, len(res.Findings)); err != nil {
+		return err
+	}
+	for _, f := range res.Findings {
+		if _, err := fmt.Fprintf(w, "  %s: %s (%s)\n", f.Kind, f.Detail, f.File); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -35,6 +35,8 @@
 //	                                       set before a checkpoint may expire during it)
 //	-write-files        [COUNTER_WRITE_FILES] change the root filesystem once at start (see below)
 //	-root DIR           [COUNTER_ROOT]     directory -write-files works in (default /)
+//	-cat                                   copy stdin to stdout until end-of-file, then exit 0
+//	                                       (nothing else: no ticks, files or TCP)
 //
 // Boolean variables accept the values of strconv.ParseBool ("1", "true", ...).
 //
@@ -97,7 +99,11 @@ type config struct {
 	tcpTimeout   time.Duration
 	writeFiles   bool
 	root         string
+	cat          bool
 }
+
+// stdin is what -cat copies (a variable for the tests).
+var stdin io.Reader = os.Stdin
 
 // parseConfig reads the environment first and the flags second, so a flag
 // wins over a variable.
@@ -169,6 +175,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.tcpTimeout, "tcp-timeout", c.tcpTimeout, "deadline of one ping/pong, 0 for none [COUNTER_TCP_TIMEOUT]")
 	fs.BoolVar(&c.writeFiles, "write-files", c.writeFiles, "add /added.txt, modify /etc/modified.txt, delete /etc/deleted.txt [COUNTER_WRITE_FILES]")
 	fs.StringVar(&c.root, "root", c.root, "directory -write-files works in [COUNTER_ROOT]")
+	fs.BoolVar(&c.cat, "cat", false, "copy stdin to stdout until end-of-file, then exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -207,6 +214,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		fmt.Fprintf(stderr, "counter: %v\n", err)
 		return 2
+	}
+	if c.cat {
+		if _, err := io.Copy(stdout, stdin); err != nil {
+			fmt.Fprintf(stderr, "counter: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	out := &lineWriter{w: stdout}
 

@@ -261,3 +261,12 @@ func TestTCPBroken(t *testing.T) {
 		t.Error("ping after close = nil, want an error")
 	}
 }
+
+func TestCounterCat(t *testing.T) {
+	stdin = strings.NewReader("hi\nthere\n")
+	defer func() { stdin = os.Stdin }()
+	code, out, errOut := runFor(t, []string{"-cat"}, nil)
+	if code != 0 || out != "hi\nthere\n" {
+		t.Errorf("run(-cat) = %d, %q (stderr %q), want 0, %q", code, out, errOut, "hi\nthere\n")
+	}
+}
