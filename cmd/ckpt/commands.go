@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/engine"
+	"github.com/ckpt/ckpt/internal/cligen"
 )
 
 // jsonVersion is the "version" of every --json document.
@@ -182,6 +183,7 @@ when it exits after this command has gone (-d, or an interrupted
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
 		vols := fs.StringArrayP("volume", "v", nil, "mount a named volume or host path: SRC:/path[:ro] (repeatable)")
 		network := fs.String("network", engine.NetworkNone, "network mode: none or host")
+		_ = fs.SetAnnotation("network", cligen.ValuesAnnotation, []string{engine.NetworkNone, engine.NetworkHost})
 		rest, code := parse(c, env, fs, args, 2, -1)
 		if code >= 0 {
 			return code

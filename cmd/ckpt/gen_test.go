@@ -187,15 +187,17 @@ func TestBashCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	for line, want := range map[string][]string{
-		"ckpt vol":              {"volume"},
-		"ckpt che":              {"checkpoint", "check"},
-		"ckpt volume r":         {"rm"},
-		"ckpt image ":           {"import", "ls", "rm"},
-		"ckpt volume rm --f":    {"--force"},
-		"ckpt checkpoint --exp": {"--export"},
-		"ckpt --ro":             {"--root"},
-		"ckpt ps --json -":      {"--all", "-a", "--json"},
-		"ckpt completion ":      {"bash", "zsh", "fish"},
+		"ckpt vol":                {"volume"},
+		"ckpt che":                {"checkpoint", "check"},
+		"ckpt volume r":           {"rm"},
+		"ckpt image ":             {"import", "ls", "rm"},
+		"ckpt volume rm --f":      {"--force"},
+		"ckpt checkpoint --exp":   {"--export"},
+		"ckpt --ro":               {"--root"},
+		"ckpt ps --json -":        {"--all", "-a", "--json"},
+		"ckpt completion ":        {"bash", "zsh", "fish"},
+		"ckpt run --network ":     {"none", "host"},
+		"ckpt create --network=h": {"host"},
 		"ckpt checkpoint --export " + dir + "/ab": {dir + "/abc.tar.zst"},
 		"ckpt nosuch ": nil,
 	} {
