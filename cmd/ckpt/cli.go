@@ -39,6 +39,9 @@ type command struct {
 	run      func(ctx context.Context, env *cmdEnv, args []string) int
 	// noRoot: the command runs without root (parse checks the others).
 	noRoot bool
+	// subs are the subcommands run dispatches to ("image import"), for
+	// completion and man pages (gen.go); aliases are left out.
+	subs []string
 }
 
 // cmdEnv is what a subcommand runs with.
@@ -47,6 +50,8 @@ type cmdEnv struct {
 	stdout, stderr io.Writer
 	// config is the configuration file the settings came from, "" if none.
 	config string
+	// probe, if not nil, makes parse stop the command it names (gen.go).
+	probe *probe
 }
 
 func (c *cmdEnv) errorf(format string, a ...any) {
@@ -67,7 +72,7 @@ const defaultExits = `Exit status:
 func commands() []*command {
 	return []*command{
 		imageCmd(), runCmd(), psCmd(), logsCmd(), execCmd(), stopCmd(), killCmd(), rmCmd(),
-		checkpointCmd(), restoreCmd(), checkCmd(),
+		checkpointCmd(), restoreCmd(), checkCmd(), completionCmd(),
 		createCmd(), startCmd(), restartCmd(), waitCmd(), inspectCmd(), volumeCmd(), infoCmd(), versionCmd(),
 	}
 }
@@ -90,14 +95,14 @@ func globalFlags(g *globalOptions) *pflag.FlagSet {
 	return fs
 }
 
+// mainDesc and mainUsageLine begin ckpt --help and ckpt(1).
+const (
+	mainDesc      = "ckpt runs containers under runc and checkpoints and restores them with CRIU."
+	mainUsageLine = "ckpt [global flags] COMMAND [flags] [ARGS]"
+)
+
 func mainUsage(w io.Writer, fs *pflag.FlagSet) {
-	fmt.Fprintf(w, `ckpt runs containers under runc and checkpoints and restores them with CRIU.
-
-Usage:
-  ckpt [global flags] COMMAND [flags] [ARGS]
-
-Commands:
-`)
+	fmt.Fprintf(w, "%s\n\nUsage:\n  %s\n\nCommands:\n", mainDesc, mainUsageLine)
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.synopsis)
 	}
@@ -109,6 +114,9 @@ Commands:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == engine.MonitorCommand {
 		return engine.RunMonitor(args[1:])
+	}
+	if code, ok := hidden(ctx, args, stdout, stderr); ok {
+		return code
 	}
 	var g globalOptions
 	fs := globalFlags(&g)
@@ -174,6 +182,9 @@ func newFlags(c *command) *pflag.FlagSet {
 // would find nothing, or fail at runc). It returns (args, -1) to go on or
 // (nil, code).
 func parse(c *command, env *cmdEnv, fs *pflag.FlagSet, args []string, min, max int) ([]string, int) {
+	if env.probe.stops(c, fs) {
+		return nil, exitOK
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			usage(env.stdout, c, fs)
@@ -196,7 +207,7 @@ func parse(c *command, env *cmdEnv, fs *pflag.FlagSet, args []string, min, max i
 		fmt.Fprintf(env.stderr, "Usage:\n  %s\n", c.usage)
 		return nil, exitUsage
 	}
-	if !c.noRoot && os.Geteuid() != 0 {
+	if !c.noRoot && env.probe == nil && os.Geteuid() != 0 {
 		env.errorf("%s: must run as root: ckpt runs containers with runc and CRIU as root (try sudo)", c.name)
 		return nil, exitFailure
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/engine"
+	"github.com/ckpt/ckpt/internal/cligen"
 )
 
 // jsonVersion is the "version" of every --json document.
@@ -39,6 +40,7 @@ func imageCmd() *command {
 		name:     "image",
 		synopsis: "import, list and remove images",
 		noRoot:   true, // its subcommands check
+		subs:     []string{"import", "ls", "rm"},
 		usage:    "ckpt image import SOURCE NAME | ckpt image ls [--json] | ckpt image rm IMAGE...",
 		desc: `import stores a root filesystem (a directory, or a tar archive compressed
 with gzip, zstd, xz or none) as a one-layer image called NAME (stored as
@@ -61,7 +63,7 @@ images; rm removes images no container uses.`,
 		case "rm", "remove":
 			return imageRemove(ctx, env, c, subArgs)
 		}
-		env.errorf("image: unknown subcommand %q%s", sub, didYouMean(sub, []string{"import", "ls", "rm"}, ""))
+		env.errorf("image: unknown subcommand %q%s", sub, didYouMean(sub, c.subs, ""))
 		fmt.Fprintln(env.stderr, "see 'ckpt image --help'")
 		return exitUsage
 	}
@@ -192,6 +194,7 @@ starts a comment); --env wins over them.`,
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
 		vols := fs.StringArrayP("volume", "v", nil, "mount a named volume or host path: SRC:/path[:ro] (repeatable)")
 		network := fs.String("network", engine.NetworkNone, "network mode: none or host")
+		_ = fs.SetAnnotation("network", cligen.ValuesAnnotation, []string{engine.NetworkNone, engine.NetworkHost})
 		pf := addProcessFlags(fs)
 		rest, code := parse(c, env, fs, args, 1, -1)
 		if code >= 0 {

@@ -56,6 +56,16 @@
 //	volume create [-l K=V] [--ignore] [NAME] | ls [-q] [--json] | inspect NAME... | rm [-f] NAME... | prune [-f]
 //	info [--json]               host facts, directories, storage driver, counts
 //	version [--json]            ckpt's, the runtime's and CRIU's versions
+//	completion bash|zsh|fish    print a shell completion script
+//
+// Completion and man pages come from the command table (gen.go): each
+// command's run is probed with a probe in its cmdEnv, which makes parse
+// hand back the command and the flag set it would parse, without running
+// anything; so --help, completion and the man pages show the same flags
+// (TestHelpCompletionManAgree). The hidden `ckpt __complete WORDS...`
+// answers the completion scripts (internal/cligen), asking the engine of
+// the typed global flags for container, image and volume names; `ckpt
+// __man DIR` writes ckpt(1) and ckpt-COMMAND(1) (make install).
 //
 // Checkpoint and restore flags follow podman's (`podman container
 // checkpoint/restore`) names and rules: -a, -l and container names are

@@ -18,6 +18,7 @@ func volumeCmd() *command {
 	c := &command{
 		name:     "volume",
 		synopsis: "create, list, inspect and remove named volumes",
+		subs:     []string{"create", "ls", "inspect", "rm", "prune"},
 		usage:    "ckpt volume (create [NAME] | ls | inspect NAME... | rm [-f] NAME... | prune [-f]) [flags]",
 		desc: `Named volumes are what -v NAME:/path mounts (run makes a missing one) and
 what checkpoint --export carries along. create makes an empty volume (a
@@ -121,7 +122,7 @@ func volumeList(ctx context.Context, env *cmdEnv, c *command, args []string) int
 }
 
 func volumeInspect(ctx context.Context, env *cmdEnv, c *command, args []string) int {
-	sc := &command{name: "volume inspect", synopsis: "print named volumes as JSON", usage: "ckpt volume inspect (NAME... | --all)",
+	sc := &command{name: "volume inspect", synopsis: "print named volumes as JSON", usage: "ckpt volume inspect (VOLUME... | --all)",
 		desc: "Prints a JSON array of the volumes, in podman volume inspect's names; volumes not found are reported on stderr."}
 	fs := newFlags(sc)
 	all := fs.BoolP("all", "a", false, "inspect every volume")
@@ -160,7 +161,7 @@ func volumeInspect(ctx context.Context, env *cmdEnv, c *command, args []string) 
 }
 
 func volumeRemove(ctx context.Context, env *cmdEnv, c *command, args []string) int {
-	sc := &command{name: "volume rm", synopsis: "remove named volumes", usage: "ckpt volume rm [-f] (NAME... | --all)",
+	sc := &command{name: "volume rm", synopsis: "remove named volumes", usage: "ckpt volume rm [-f] (VOLUME... | --all)",
 		desc: `Removes each volume and its content. A volume a container mounts (in any
 state) is refused unless --force, which removes those containers first
 (killing running ones), as podman volume rm --force does.`}

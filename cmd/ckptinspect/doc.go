@@ -14,6 +14,11 @@
 //	ckptinspect diff A B [--json | --format tree|json] [--parent FILE]...
 //	ckptinspect fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR]
 //	        [--json | --format text|json]
+//	ckptinspect completion bash|zsh|fish
+//
+// Completion (the hidden `ckptinspect __complete`) and the man pages
+// (`ckptinspect __man DIR`) are made from the command table (gen.go,
+// internal/cligen).
 //
 // show prints one row per archive, led by its FILE (the path as given). Of
 // a ckpt archive it reads the manifest, and config.dump for the creation

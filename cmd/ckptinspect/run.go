@@ -30,6 +30,7 @@ Commands:
   verify    check digests, member list, CRIU images, parent chain
   diff      compare two archives, memory page contents included
   fuzz      fuzz the archive reader, verifier and extractor
+  completion  print a bash, zsh or fish completion script
 
 Run "ckptinspect COMMAND --help" for a command's flags.
 Exit codes: 0 success, 1 failure (verify: problems; diff: differences), 2 usage or trouble.
@@ -49,6 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
+	}
+	if code, ok := generated(args, stdout, stderr); ok {
+		return code
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
