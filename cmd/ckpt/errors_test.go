@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -344,4 +345,15 @@ func TestExportPathErrors(t *testing.T) {
 	}
 	n := logLines()
 	waitFor(t, func() bool { return logLines() > n+2 })
+}
+
+// TestUsageExitDocumented: every command's exit table gives usage errors
+// the code they exit with.
+func TestUsageExitDocumented(t *testing.T) {
+	want := fmt.Sprintf("%d  usage error", exitUsage)
+	for _, c := range commands() {
+		if c.exits != "" && strings.Contains(c.exits, "usage error") && !strings.Contains(c.exits, want) {
+			t.Errorf("%s --help: exit table %q does not say %q", c.name, c.exits, want)
+		}
+	}
 }

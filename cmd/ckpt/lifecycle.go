@@ -55,7 +55,7 @@ start on until it exits, and exits with its status.`,
 		exits: `Exit status:
   0    success, or (with -a) the container's exit status
   1    failure
-  2    usage error`,
+  125  usage error`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
@@ -163,7 +163,7 @@ if it is unknown (its monitor was killed).`,
 		exits: `Exit status:
   0  every container exited (whatever its own exit code)
   1  failure (a container is unknown or was removed)
-  2  usage error`,
+  125  usage error`,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
