@@ -18,8 +18,14 @@ cache=${CKPT_CACHE:-/var/cache/ckpt}/peers
 die() { echo "peer-podman.sh: $*" >&2; exit 1; }
 command -v apt-get >/dev/null 2>&1 || die "needs apt-get (Debian or Ubuntu)"
 
-ver=$(apt-cache policy podman 2>/dev/null | awk '$1 == "Candidate:" {print $2}')
-[ -n "$ver" ] && [ "$ver" != "(none)" ] || die "apt knows no podman package (run \`make deps\` first: it updates apt's lists)"
+candidate() { apt-cache policy podman 2>/dev/null | awk '$1 == "Candidate:" {print $2}'; }
+ver=$(candidate)
+if { [ -z "$ver" ] || [ "$ver" = "(none)" ]; } && [ "$(id -u)" = 0 ]; then
+	# A machine whose apt lists were never fetched (or were cleaned).
+	apt-get update -o Acquire::Retries=3 >/dev/null 2>&1 || true
+	ver=$(candidate)
+fi
+[ -n "$ver" ] && [ "$ver" != "(none)" ] || die "apt knows no podman package (apt-get update as root, then retry)"
 dir=$cache/podman-${ver//[^A-Za-z0-9.+~-]/_}
 if [ -x "$dir/podman" ]; then
 	echo "$dir"
