@@ -58,6 +58,21 @@ func (c *cmdEnv) errorf(format string, a ...any) {
 	fmt.Fprintf(c.stderr, "ckpt: "+format+"\n", a...)
 }
 
+// eachRef runs op on each of refs, printing the ones done and the errors
+// of the others, as podman does for several containers, and returns
+// exitFailure if any failed.
+func eachRef(env *cmdEnv, refs []string, op func(ref string) error) int {
+	rc := exitOK
+	for _, ref := range refs {
+		if err := op(ref); err != nil {
+			rc = env.fail(err)
+			continue
+		}
+		fmt.Fprintln(env.stdout, ref)
+	}
+	return rc
+}
+
 // fail prints err (its advice in ckpt's flags) and returns exitFailure.
 func (c *cmdEnv) fail(err error) int {
 	c.errorf("%s", message(err))

@@ -129,15 +129,7 @@ func imageRemove(ctx context.Context, env *cmdEnv, c *command, args []string) in
 	if code >= 0 {
 		return code
 	}
-	rc := exitOK
-	for _, ref := range rest {
-		if err := env.eng.ImageRemove(ctx, ref); err != nil {
-			rc = env.fail(err)
-			continue
-		}
-		fmt.Fprintln(env.stdout, ref)
-	}
-	return rc
+	return eachRef(env, rest, func(ref string) error { return env.eng.ImageRemove(ctx, ref) })
 }
 
 func runCmd() *command {
@@ -454,15 +446,10 @@ func stopCmd() *command {
 		if code >= 0 {
 			return code
 		}
-		rc := exitOK
-		for _, ref := range rest {
-			if _, err := env.eng.Stop(ctx, ref, time.Duration(*secs)*time.Second+time.Millisecond); err != nil {
-				rc = env.fail(err)
-				continue
-			}
-			fmt.Fprintln(env.stdout, ref)
-		}
-		return rc
+		return eachRef(env, rest, func(ref string) error {
+			_, err := env.eng.Stop(ctx, ref, time.Duration(*secs)*time.Second+time.Millisecond)
+			return err
+		})
 	}
 	return c
 }
@@ -500,15 +487,7 @@ func killCmd() *command {
 		if !ok {
 			return usageError(env, c, "unknown signal %q", *sigName)
 		}
-		rc := exitOK
-		for _, ref := range rest {
-			if err := env.eng.Kill(ctx, ref, sig); err != nil {
-				rc = env.fail(err)
-				continue
-			}
-			fmt.Fprintln(env.stdout, ref)
-		}
-		return rc
+		return eachRef(env, rest, func(ref string) error { return env.eng.Kill(ctx, ref, sig) })
 	}
 	return c
 }
@@ -544,15 +523,7 @@ every container (running ones only with --force).`,
 				rest = append(rest, ct.Name)
 			}
 		}
-		rc := exitOK
-		for _, ref := range rest {
-			if err := env.eng.Remove(ctx, ref, *force); err != nil {
-				rc = env.fail(err)
-				continue
-			}
-			fmt.Fprintln(env.stdout, ref)
-		}
-		return rc
+		return eachRef(env, rest, func(ref string) error { return env.eng.Remove(ctx, ref, *force) })
 	}
 	return c
 }

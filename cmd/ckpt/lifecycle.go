@@ -70,15 +70,10 @@ start on until it exits, and exits with its status.`,
 		if *attach {
 			return startAttached(ctx, env, rest[0])
 		}
-		rc := exitOK
-		for _, ref := range rest {
-			if _, err := env.eng.Start(ctx, ref); err != nil {
-				rc = env.fail(err)
-				continue
-			}
-			fmt.Fprintln(env.stdout, ref)
-		}
-		return rc
+		return eachRef(env, rest, func(ref string) error {
+			_, err := env.eng.Start(ctx, ref)
+			return err
+		})
 	}
 	return c
 }
@@ -137,15 +132,10 @@ or exited container is only started; a checkpointed one is refused.`,
 		if code >= 0 {
 			return code
 		}
-		rc := exitOK
-		for _, ref := range rest {
-			if _, err := env.eng.Restart(ctx, ref, time.Duration(*secs)*time.Second+time.Millisecond); err != nil {
-				rc = env.fail(err)
-				continue
-			}
-			fmt.Fprintln(env.stdout, ref)
-		}
-		return rc
+		return eachRef(env, rest, func(ref string) error {
+			_, err := env.eng.Restart(ctx, ref, time.Duration(*secs)*time.Second+time.Millisecond)
+			return err
+		})
 	}
 	return c
 }
