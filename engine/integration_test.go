@@ -215,6 +215,17 @@ func counters(log string) []int {
 	return out
 }
 
+// logText returns the output lines of a raw ctr.log (k8s-file records,
+// as an archive holds it), one per line.
+func logText(raw []byte) string {
+	var b strings.Builder
+	for line := range strings.Lines(string(raw)) {
+		b.WriteString(parseLogRecord(strings.TrimSuffix(line, "\n")).Text)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
 func lastCounter(log string) int {
 	c := counters(log)
 	if len(c) == 0 {

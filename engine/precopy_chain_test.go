@@ -223,7 +223,7 @@ func TestPreCopyChain(t *testing.T) {
 	}
 
 	// The chain in any order; the counter goes on from the final's.
-	at := lastCounter(string(extractMember(t, final, format.ContainerLogName)))
+	at := lastCounter(logText(extractMember(t, final, format.ContainerLogName)))
 	ir, err := dst.Import(ctx, final, &ImportOptions{Previous: []string{pre1, pre2}})
 	if err != nil {
 		t.Fatal(err)

@@ -194,7 +194,7 @@ func TestBashCompletion(t *testing.T) {
 		"ckpt volume rm --f":      {"--force"},
 		"ckpt checkpoint --exp":   {"--export"},
 		"ckpt --ro":               {"--root"},
-		"ckpt ps --json -":        {"--all", "-a", "--json"},
+		"ckpt ps --a":             {"--all"},
 		"ckpt completion ":        {"bash", "zsh", "fish"},
 		"ckpt run --network ":     {"none", "host"},
 		"ckpt create --network=h": {"host"},

@@ -1,5 +1,6 @@
 // Package fsutil holds the small file-system helpers of ckpt's engine:
-// atomic, durable file replacement, advisory per-file locks, and removal
+// atomic, durable file replacement, advisory per-file locks (Unix only:
+// the rest builds anywhere, for ckptinspect), and removal
 // of trees that CRIU or runc wrote into.
 //
 // Invariants:
@@ -19,10 +20,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -79,104 +76,4 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
-}
-
-// Lock is an exclusive flock(2) on a file. The lock file records the
-// holder's pid and purpose so that a refused caller can say who holds it.
-// The kernel drops the lock when the holder exits, so a crashed holder
-// never leaves a stale lock behind.
-type Lock struct {
-	f      *os.File
-	shared bool // a SharedLock, which records no holder
-}
-
-// TryLock takes the exclusive lock on path without waiting. If another
-// process holds it, the error wraps [ErrLocked] and names the holder's pid
-// and purpose as recorded in the file.
-func TryLock(path, purpose string) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		holder := readHolder(f)
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w by %s", ErrLocked, holder)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+" "+purpose+"\n"), 0)
-	}
-	return &Lock{f: f}, nil
-}
-
-func readHolder(f *os.File) string {
-	b := make([]byte, 256)
-	n, _ := f.ReadAt(b, 0)
-	s := strings.TrimSpace(string(b[:n]))
-	pid, purpose, ok := strings.Cut(s, " ")
-	if !ok || pid == "" {
-		return "another process"
-	}
-	return fmt.Sprintf("pid %s (%s)", pid, purpose)
-}
-
-// Unlock releases the lock. It is safe to call on a nil Lock and more than once.
-func (l *Lock) Unlock() {
-	if l == nil || l.f == nil {
-		return
-	}
-	if !l.shared {
-		_ = l.f.Truncate(0)
-	}
-	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
-	_ = l.f.Close()
-	l.f = nil
-}
-
-// SharedLock takes a shared lock on path, waiting while someone holds it
-// exclusively. Many may hold it shared at once; [TryLock] fails while any
-// does.
-func SharedLock(path string) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_SH)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return &Lock{f: f, shared: true}, nil
-}
-
-// WaitLock takes the exclusive lock on path, waiting for other holders.
-// It is for short critical sections (such as reserving a name); use
-// [TryLock] for long operations that should refuse instead of queueing.
-func WaitLock(path, purpose string) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+" "+purpose+"\n"), 0)
-	}
-	return &Lock{f: f}, nil
 }
