@@ -3,7 +3,6 @@ package format_test
 import (
 	"bytes"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -20,33 +19,14 @@ func smallArchive(t *testing.T) []byte {
 	return archtest.Write(t, man, map[string][]byte{format.ConfigName: []byte("{}")}, format.None)
 }
 
-// readAll reads every member of an archive and returns the first error.
-func readAll(b []byte) error {
-	zr, err := format.NewReader(bytes.NewReader(b), nil)
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	for {
-		if _, err := zr.Next(); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if _, err := io.Copy(io.Discard, zr); err != nil {
-			return err
-		}
-	}
-}
-
 // TestTrailingPadding: FORMAT.md §8 allows at most MaxTrailingPadding zero
 // bytes after the tar stream's end blocks.
 func TestTrailingPadding(t *testing.T) {
 	a := smallArchive(t)
-	if err := readAll(append(bytes.Clone(a), make([]byte, format.MaxTrailingPadding)...)); err != nil {
+	if err := readArchive(bytes.NewReader(append(bytes.Clone(a), make([]byte, format.MaxTrailingPadding)...)), nil); err != nil {
 		t.Errorf("archive + %d zero bytes: %v, want no error", format.MaxTrailingPadding, err)
 	}
-	err := readAll(append(bytes.Clone(a), make([]byte, format.MaxTrailingPadding+512)...))
+	err := readArchive(bytes.NewReader(append(bytes.Clone(a), make([]byte, format.MaxTrailingPadding+512)...)), nil)
 	if !errors.Is(err, format.ErrFormat) || !strings.Contains(err.Error(), "padding") {
 		t.Errorf("archive + %d zero bytes: %v, want ErrFormat naming the padding", format.MaxTrailingPadding+512, err)
 	}
@@ -91,10 +71,10 @@ func TestZstdWindow(t *testing.T) {
 	if format.MaxDecoderWindow != 1<<maxLog {
 		t.Fatalf("MaxDecoderWindow = %d, want %d", format.MaxDecoderWindow, 1<<maxLog)
 	}
-	if err := readAll(frame(maxLog)); err != nil {
+	if err := readArchive(bytes.NewReader(frame(maxLog)), nil); err != nil {
 		t.Errorf("a frame with a %d-byte window: %v", 1<<maxLog, err)
 	}
-	if err := readAll(frame(maxLog + 1)); !errors.Is(err, format.ErrCompression) {
+	if err := readArchive(bytes.NewReader(frame(maxLog+1)), nil); !errors.Is(err, format.ErrCompression) {
 		t.Errorf("a frame with a %d-byte window: %v, want ErrCompression", 1<<(maxLog+1), err)
 	}
 }
@@ -130,9 +110,9 @@ func TestZstdDecoderMemory(t *testing.T) {
 		t.Fatalf("the frame is %d bytes for %d: its second half was not found in the window", b.Len(), 2*len(half))
 	}
 	var err2 error
-	n := allocated(func() { err2 = readAll(b.Bytes()) })
+	n := allocated(func() { err2 = readArchive(bytes.NewReader(b.Bytes()), nil) })
 	t.Logf("decoding a frame with a %d MiB window allocated %d MiB", format.MaxDecoderWindow>>20, n>>20)
 	if err2 != nil || n > format.MaxDecoderMemory {
-		t.Errorf("readAll() = %v after allocating %d bytes, want nil within %d", err2, n, format.MaxDecoderMemory)
+		t.Errorf("reading the archive = %v after allocating %d bytes, want nil within %d", err2, n, format.MaxDecoderMemory)
 	}
 }
