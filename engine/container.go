@@ -73,6 +73,17 @@ type RunOptions struct {
 	// caller keeps until it has read the exit status: the monitor's
 	// removal waits for it to be closed.
 	Hold *os.File
+	// Terminal gives the process a terminal (podman's -t), whose master
+	// the container's monitor holds; its output goes to the log as stdout.
+	Terminal bool
+	// TerminalRows and TerminalCols are its first window size; 0: runc's.
+	TerminalRows, TerminalCols uint16
+	// TerminalOutput, if set, is the write end of a pipe the monitor also
+	// copies the terminal's output to (an attached run -t reads it), and
+	// TerminalResize the read end of one it reads "ROWS COLS" lines from
+	// to resize the terminal. Run passes them on; the caller closes its
+	// copies.
+	TerminalOutput, TerminalResize *os.File
 
 	// user is the identity an import recorded, taken instead of User.
 	user *User
@@ -99,6 +110,10 @@ type ExecOptions struct {
 	// what it gets), and a done ctx no longer kills runc (which would
 	// leave the process running): the caller forwards its SIGINT instead.
 	Signals <-chan os.Signal
+	// Terminal runs it with a terminal (exec -t): runc, in the foreground,
+	// makes one and copies between it and Stdin/Stdout, in raw mode and
+	// following the window size if Stdin is a terminal.
+	Terminal bool
 }
 
 var (
@@ -245,7 +260,8 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
 		Command: append(append([]string{}, o.Entrypoint...), o.Command...), Env: o.Env, Network: network, Mounts: mounts,
 		Entrypoint: o.Entrypoint, User: o.user, WorkDir: o.WorkDir, Hostname: o.Hostname, MemoryLimit: o.MemoryLimit,
-		AutoRemove: o.Remove, OpenStdin: o.OpenStdin || o.Stdin != nil,
+		AutoRemove: o.Remove, OpenStdin: o.OpenStdin || o.Stdin != nil, Terminal: o.Terminal,
+		consoleSize: consoleBox(o.TerminalRows, o.TerminalCols),
 		CgroupsPath: e.cgroupParent() + "/" + id,
 		Status:      StatusCreated, CreatedAt: time.Now().UTC(),
 	}
@@ -307,7 +323,7 @@ func (e *Engine) startCreated(ctx context.Context, c *Container, l *fsutil.Lock,
 	}
 	defer j.end()
 	mc := e.runMonitorConfig(c, l, func() { j.running("starting") })
-	mc.stdin, mc.hold = o.Stdin, o.Hold
+	mc.stdin, mc.hold, mc.out, mc.resize = o.Stdin, o.Hold, o.TerminalOutput, o.TerminalResize
 	res, err := e.startMonitor(ctx, mc)
 	if err != nil && c.AutoRemove {
 		// A --rm container that did not start is gone, as under podman.
@@ -333,7 +349,7 @@ func (e *Engine) startCreated(ctx context.Context, c *Container, l *fsutil.Lock,
 func (e *Engine) runMonitorConfig(c *Container, l *fsutil.Lock, started func()) *monitorConfig {
 	mc := &monitorConfig{
 		Mode: monitorRun, ID: c.ID, Dir: e.containerDir(c.ID),
-		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), OpenStdin: c.OpenStdin,
+		RuncPath: e.runtimePath(), RuncRoot: e.runcRoot(), OpenStdin: c.OpenStdin, Terminal: c.Terminal,
 		lock: l.File(), started: started,
 	}
 	if c.AutoRemove {
@@ -651,8 +667,14 @@ func (e *Engine) Exec(ctx context.Context, ref string, cmd []string, o *ExecOpti
 
 // runExec runs `runc exec` with o's stdio; see [ExecOptions.Signals].
 func runExec(ctx context.Context, argv []string, o *ExecOptions) error {
-	if o.Signals == nil {
+	if o.Signals == nil || o.Terminal {
+		// With a terminal, runc stays in the terminal's foreground group:
+		// it sets the raw mode and its pty's line discipline makes Ctrl-C
+		// the process' SIGINT, so the caller's signals need no forwarding.
 		x := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		if f, ok := o.Stdin.(*os.File); o.Terminal && (!ok || !isTerminal(f)) {
+			return execOnPTY(x, o.Stdin, o.Stdout)
+		}
 		x.Stdin, x.Stdout, x.Stderr = o.Stdin, o.Stdout, o.Stderr
 		return x.Run()
 	}
@@ -701,7 +723,7 @@ func (e *Engine) execProcessFile(c *Container, o *ExecOptions, u *User, cmd []st
 		return "", fmt.Errorf("the container's OCI spec has no process")
 	}
 	p := *spec.Process
-	p.Args, p.Terminal, p.ConsoleSize = cmd, false, nil
+	p.Args, p.Terminal, p.ConsoleSize = cmd, o.Terminal, nil
 	p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
 	p.Env = mergeEnvList(p.Env, o.Env)
 	if o.Cwd != "" {

@@ -51,6 +51,14 @@
 //     then it is the attached caller's pipe ([RunOptions.Stdin]), or a
 //     pipe the monitor keeps open and nothing writes to (also after a
 //     restore).
+//   - A container run with Terminal (-t) has a pseudo-terminal instead:
+//     runc sends its master over a console socket (tty.go) and the monitor
+//     holds it, copying its output to ctr.log (as stdout, with the
+//     terminal's \r\n) and to an attached caller's pipe, and the caller's
+//     stdin and window sizes to it. CRIU dumps the terminal's slave end
+//     with the container; a restore (in place or of an import, which
+//     takes Terminal from the archive's spec) hands runc a new console
+//     socket and the new monitor holds the new master.
 //   - A container run with Remove (--rm) is removed by its monitor after
 //     it exited: once the attached caller has closed [RunOptions.Hold],
 //     under the container's lock (waiting for an operation that holds it),

@@ -453,6 +453,7 @@ func (x *importJob) create(ctx context.Context) error {
 		Name: x.plan.name, ID: x.plan.id, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
 		Entrypoint: x.rec.Entrypoint, Command: x.rec.Command[len(x.rec.Entrypoint):],
 		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User,
+		Terminal: x.rec.Terminal, OpenStdin: x.rec.OpenStdin,
 		reserved: func(id string) error { return x.j.update(func(r *opRecord) { r.Container = id }) },
 	})
 	if err != nil {

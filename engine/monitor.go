@@ -61,12 +61,19 @@ type monitorConfig struct {
 	// AutoRemove is the engine the monitor removes the container with once
 	// it has exited (run --rm); nil to keep it.
 	AutoRemove *engineConfig `json:"auto_remove,omitempty"`
+	// Terminal gives the container a terminal (its spec says so) whose
+	// master the monitor holds; OutFD, if set, is the write end of a pipe
+	// an attached client reads the terminal's output from, ResizeFD the
+	// read end of one it writes "ROWS COLS" lines to (see tty.go).
+	Terminal bool `json:"terminal,omitempty"`
+	OutFD    int  `json:"out_fd,omitempty"`
+	ResizeFD int  `json:"resize_fd,omitempty"`
 
-	// lock is the container's lock file passed as LockFD, stdin and hold
-	// the files passed as StdinFD and HoldFD; started is called once the
-	// monitor runs.
-	lock, stdin, hold *os.File
-	started           func()
+	// lock is the container's lock file passed as LockFD, stdin, hold, out
+	// and resize the files passed as StdinFD, HoldFD, OutFD and ResizeFD;
+	// started is called once the monitor runs.
+	lock, stdin, hold, out, resize *os.File
+	started                        func()
 }
 
 // monitorResult is what the monitor reports on its sync pipe once the
@@ -111,6 +118,8 @@ func (e *Engine) startMonitor(ctx context.Context, cfg *monitorConfig) (*monitor
 	pass(cfg.lock, &cfg.LockFD)
 	pass(cfg.stdin, &cfg.StdinFD)
 	pass(cfg.hold, &cfg.HoldFD)
+	pass(cfg.out, &cfg.OutFD)
+	pass(cfg.resize, &cfg.ResizeFD)
 	arg, err := json.Marshal(cfg)
 	if err != nil {
 		w.Close()
@@ -263,6 +272,8 @@ func RunMonitor(args []string) int {
 	lock := inherited(cfg.LockFD, "lock")
 	cfg.stdin = inherited(cfg.StdinFD, "stdin")
 	cfg.hold = inherited(cfg.HoldFD, "hold")
+	cfg.out = inherited(cfg.OutFD, "out")
+	cfg.resize = inherited(cfg.ResizeFD, "resize")
 	syncPipe := os.NewFile(3, "sync")
 	report := func(res monitorResult) {
 		if syncPipe == nil {
@@ -324,11 +335,13 @@ type monitor struct {
 
 	log     *os.File
 	stdinW  *os.File // the write end of the container's stdin while OpenStdin keeps it open
+	console *consoleSocket
 	copiers sync.WaitGroup
 }
 
-// start creates the pipes, runs runc (create+start or restore) with them as
-// stdio and returns the container's init PID.
+// start creates the pipes (and with a terminal, the console socket), runs
+// runc (create+start or restore) with them as stdio and returns the
+// container's init PID.
 func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration, err error) {
 	if err := setSubreaper(); err != nil {
 		return 0, 0, fmt.Errorf("become subreaper: %w", err)
@@ -337,17 +350,78 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 	if err != nil {
 		return 0, 0, fmt.Errorf("open container log: %w", err)
 	}
-	stdinR, err := m.stdinPipe()
+	stdio, closeChildEnds, err := m.pipes()
 	if err != nil {
 		return 0, 0, err
 	}
+	var console []string
+	if m.cfg.Terminal {
+		cs, err := listenConsole()
+		if err != nil {
+			closeChildEnds()
+			return 0, 0, err
+		}
+		defer cs.close()
+		m.console, console = cs, []string{"--console-socket", cs.path}
+	}
+	pidFile := filepath.Join(m.cfg.Dir, "init.pid")
+	_ = os.Remove(pidFile)
+	t0 := time.Now()
+	switch m.cfg.Mode {
+	case monitorRun:
+		argv := m.r.createArgs(m.cfg.ID, m.cfg.Dir, pidFile)
+		argv = append(argv[:len(argv)-1], append(console, argv[len(argv)-1])...)
+		err = m.run(ctx, stdio, argv, "", bounds{cancel: true})
+		closeChildEnds()
+		if err == nil {
+			err = m.takeTerminal()
+		}
+		if err == nil {
+			pid, err = readPID(pidFile)
+		}
+		if err == nil {
+			err = m.run(ctx, nil, m.r.startArgs(m.cfg.ID), "", bounds{cancel: true})
+		}
+	case monitorRestore:
+		logPath := filepath.Join(m.cfg.WorkDir, "restore.log")
+		b := bounds{timeout: m.cfg.Timeout, work: m.cfg.Work, log: logPath, maxLog: m.cfg.MaxLog, cancel: true,
+			hint: "the checkpoint's images are probably corrupt"}
+		argv := m.r.restoreArgs(m.cfg.ID, m.cfg.Dir, pidFile, m.cfg.ImageDir, m.cfg.WorkDir, m.cfg.Restore)
+		argv = append(argv[:len(argv)-1], append(console, argv[len(argv)-1])...)
+		err = m.run(ctx, stdio, argv, logPath, b)
+		closeChildEnds()
+		if err == nil {
+			err = m.takeTerminal()
+		}
+		if err == nil {
+			pid, err = readPID(pidFile)
+		}
+	default:
+		closeChildEnds()
+		return 0, 0, fmt.Errorf("unknown monitor mode %q", m.cfg.Mode)
+	}
+	if err != nil {
+		m.cleanupFailed()
+		return 0, 0, err
+	}
+	return pid, time.Since(t0), nil
+}
+
+// pipes creates the container's stdio pipes, starts copying its output
+// to the log, and returns the function that gives runc the child ends and
+// the one that closes them once runc has them.
+func (m *monitor) pipes() (stdio func(*exec.Cmd), closeChildEnds func(), err error) {
+	stdinR, err := m.stdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
-		return 0, 0, fmt.Errorf("create stdout pipe: %w", err)
+		return nil, nil, fmt.Errorf("create stdout pipe: %w", err)
 	}
 	stderrR, stderrW, err := os.Pipe()
 	if err != nil {
-		return 0, 0, fmt.Errorf("create stderr pipe: %w", err)
+		return nil, nil, fmt.Errorf("create stderr pipe: %w", err)
 	}
 	lw := &logWriter{w: m.log, now: time.Now}
 	for i, p := range []*os.File{stdoutR, stderrR} {
@@ -368,10 +442,10 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 			}
 		}()
 	}
-	stdio := func(cmd *exec.Cmd) {
+	stdio = func(cmd *exec.Cmd) {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
 	}
-	closeChildEnds := func() {
+	closeChildEnds = func() {
 		if !m.cfg.OpenStdin && m.stdinW != nil {
 			// What the container has not read by now it reads as EOF.
 			m.stdinW.Close()
@@ -381,49 +455,28 @@ func (m *monitor) start(ctx context.Context) (pid int, runtimeDur time.Duration,
 		stdoutW.Close()
 		stderrW.Close()
 	}
-	pidFile := filepath.Join(m.cfg.Dir, "init.pid")
-	_ = os.Remove(pidFile)
-	t0 := time.Now()
-	switch m.cfg.Mode {
-	case monitorRun:
-		if err := m.run(ctx, stdio, m.r.createArgs(m.cfg.ID, m.cfg.Dir, pidFile), "", bounds{cancel: true}); err != nil {
-			closeChildEnds()
-			m.cleanupFailed()
-			return 0, 0, err
-		}
-		closeChildEnds()
-		pid, err = readPID(pidFile)
-		if err == nil {
-			err = m.run(ctx, nil, m.r.startArgs(m.cfg.ID), "", bounds{cancel: true})
-		}
-		if err != nil {
-			m.cleanupFailed()
-			return 0, 0, err
-		}
-	case monitorRestore:
-		logPath := filepath.Join(m.cfg.WorkDir, "restore.log")
-		b := bounds{timeout: m.cfg.Timeout, work: m.cfg.Work, log: logPath, maxLog: m.cfg.MaxLog, cancel: true,
-			hint: "the checkpoint's images are probably corrupt"}
-		err := m.run(ctx, stdio, m.r.restoreArgs(m.cfg.ID, m.cfg.Dir, pidFile, m.cfg.ImageDir, m.cfg.WorkDir, m.cfg.Restore), logPath, b)
-		closeChildEnds()
-		if err != nil {
-			m.cleanupFailed()
-			return 0, 0, err
-		}
-		if pid, err = readPID(pidFile); err != nil {
-			m.cleanupFailed()
-			return 0, 0, err
-		}
-	default:
-		return 0, 0, fmt.Errorf("unknown monitor mode %q", m.cfg.Mode)
+	return stdio, closeChildEnds, nil
+}
+
+// takeTerminal takes the terminal's master runc sent, if the container
+// has one, and starts holding it.
+func (m *monitor) takeTerminal() error {
+	if m.console == nil {
+		return nil
 	}
-	return pid, time.Since(t0), nil
+	master, err := m.console.master()
+	if err != nil {
+		return err
+	}
+	m.holdTerminal(master, m.cfg.stdin)
+	return nil
 }
 
 // stdinPipe returns the read end of the container's stdin: the attached
-// client's pipe, or a new one whose write end the monitor holds.
+// client's pipe, or a new one whose write end the monitor holds. With a
+// terminal the client's pipe is copied to the terminal instead.
 func (m *monitor) stdinPipe() (*os.File, error) {
-	if m.cfg.stdin != nil {
+	if m.cfg.stdin != nil && !m.cfg.Terminal {
 		return m.cfg.stdin, nil
 	}
 	r, w, err := os.Pipe()

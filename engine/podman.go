@@ -26,6 +26,7 @@ type podmanConfig struct {
 		Options []string `json:"options"`
 	} `json:"namedVolumes"`
 	CreateNetNS bool `json:"createNetNS"`
+	Stdin       bool `json:"stdin"`
 }
 
 // podmanSpec holds the parts of spec.dump an import reads: the process'
@@ -34,10 +35,11 @@ type podmanConfig struct {
 // user's (their sources are only named in errors, never mounted).
 type podmanSpec struct {
 	Process *struct {
-		Args []string `json:"args"`
-		Env  []string `json:"env"`
-		Cwd  string   `json:"cwd"`
-		User struct {
+		Args     []string `json:"args"`
+		Env      []string `json:"env"`
+		Cwd      string   `json:"cwd"`
+		Terminal bool     `json:"terminal"`
+		User     struct {
 			UID            uint32   `json:"uid"`
 			GID            uint32   `json:"gid"`
 			AdditionalGids []uint32 `json:"additionalGids"`
@@ -87,6 +89,7 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 	rec := &importRecord{
 		Name: pc.Name, ID: pc.ID, Image: pc.RootfsImageName, ImageID: pc.RootfsImageID,
 		Command: ps.Process.Args, Network: NetworkNone, Hostname: ps.Hostname,
+		Terminal: ps.Process.Terminal, OpenStdin: pc.Stdin,
 	}
 	if cwd := ps.Process.Cwd; cwd != "/" {
 		rec.WorkDir = cwd

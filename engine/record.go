@@ -33,6 +33,9 @@ type importRecord struct {
 	WorkDir     string
 	Hostname    string
 	MemoryLimit int64
+	// Terminal: the process has a terminal, which the restore must hand
+	// over (runc restore --console-socket); OpenStdin: its stdin is open.
+	Terminal, OpenStdin bool
 }
 
 // readRecord reads what the import needs from config.dump (and, for
@@ -51,6 +54,7 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
 			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
 			Entrypoint: c.Entrypoint, User: c.User, WorkDir: c.WorkDir, Hostname: c.Hostname, MemoryLimit: c.MemoryLimit,
+			Terminal: c.Terminal, OpenStdin: c.OpenStdin,
 		}
 		for _, m := range c.Mounts {
 			switch m.Type {

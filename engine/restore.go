@@ -201,7 +201,7 @@ func (r *restoreJob) restore() error {
 		RuncPath: r.e.runtimePath(), RuncRoot: r.e.runcRoot(),
 		ImageDir: r.imgDir, WorkDir: r.work, Restore: &r.o, Rootfs: r.e.layerRoot(c),
 		Timeout: b.timeout, Work: b.work, MaxLog: b.maxLog, OpenStdin: c.OpenStdin,
-		lock: r.lock.File(), started: func() { r.j.running("restoring") },
+		Terminal: c.Terminal, lock: r.lock.File(), started: func() { r.j.running("restoring") },
 	}
 	if c.AutoRemove {
 		mc.AutoRemove = r.e.config()

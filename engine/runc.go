@@ -56,6 +56,9 @@ func (r runc) execArgs(id string, o *ExecOptions, cmd []string) []string {
 		if o.Cwd != "" {
 			a = append(a, "--cwd", o.Cwd)
 		}
+		if o.Terminal {
+			a = append(a, "--tty")
+		}
 	}
 	a = append(a, id)
 	return append(a, cmd...)

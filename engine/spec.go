@@ -94,6 +94,7 @@ func specFor(c *Container) (*specs.Spec, error) {
 			},
 		},
 	}
+	s.Process.Terminal, s.Process.ConsoleSize = c.Terminal, c.consoleSize
 	if c.User != nil {
 		s.Process.User = specs.User{UID: c.User.UID, GID: c.User.GID, AdditionalGids: c.User.AdditionalGids}
 	}
@@ -118,6 +119,14 @@ func specFor(c *Container) (*specs.Spec, error) {
 		})
 	}
 	return s, nil
+}
+
+// consoleBox is a terminal size for the spec, nil if either is unknown.
+func consoleBox(rows, cols uint16) *specs.Box {
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	return &specs.Box{Height: uint(rows), Width: uint(cols)}
 }
 
 func hostname(c *Container) string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fsutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Status is a container's life-cycle state.
@@ -82,6 +83,10 @@ type Container struct {
 	// OpenStdin keeps the container's stdin open (run -i); without it the
 	// container reads EOF, also after a restore.
 	OpenStdin bool `json:"open_stdin,omitempty"`
+	// Terminal: the process has a terminal (run -t), held by the monitor.
+	Terminal bool `json:"terminal,omitempty"`
+	// consoleSize is the terminal's first window size, for the spec.
+	consoleSize *specs.Box
 	// Rootfs is the mounted container layer (the OCI root.path).
 	Rootfs string `json:"rootfs"`
 	// Status is the life-cycle state (see [Status]).

@@ -30,7 +30,7 @@ func catchSignals() (sigs chan os.Signal, stop func()) {
 
 // attachOptions are run's flags for an attached container.
 type attachOptions struct {
-	interactive, sigProxy bool
+	interactive, sigProxy, tty bool
 }
 
 // runAttached runs the container of o from image attached: its output
@@ -58,6 +58,14 @@ func runAttached(ctx context.Context, env *cmdEnv, image string, o *engine.RunOp
 		defer r.Close()
 		defer w.Close()
 	}
+	var term *attachedTerminal
+	if ao.tty {
+		var err error
+		if term, err = newAttachedTerminal(o); err != nil {
+			return env.fail(err)
+		}
+		defer term.close()
+	}
 	var sigs chan os.Signal
 	if ao.sigProxy {
 		// Caught before the start, forwarded once the container runs (a
@@ -67,11 +75,15 @@ func runAttached(ctx context.Context, env *cmdEnv, image string, o *engine.RunOp
 		defer stop()
 	}
 	ctr, err := env.eng.Run(ctx, image, o)
+	term.started()
 	if err != nil {
 		if stdinW != nil {
 			stdinW.Close()
 		}
 		return env.fail(err)
+	}
+	if ao.interactive {
+		term.raw()
 	}
 	if stdinW != nil {
 		go func() {
@@ -87,7 +99,11 @@ func runAttached(ctx context.Context, env *cmdEnv, image string, o *engine.RunOp
 		defer close(done)
 		go forwardSignals(actx, env, ctr, sigs, done)
 	}
-	if err := env.eng.Logs(actx, ctr.ID, env.stdout, true); err != nil {
+	if term != nil {
+		// The terminal's output comes straight from the monitor (a log
+		// reader would wait for whole lines, and a prompt has none).
+		term.copyOut(env.stdout)
+	} else if err := env.eng.Logs(actx, ctr.ID, env.stdout, true); err != nil {
 		return env.fail(err)
 	}
 	if actx.Err() != nil {

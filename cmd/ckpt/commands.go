@@ -136,7 +136,7 @@ func runCmd() *command {
 	c := &command{
 		name:     "run",
 		synopsis: "run a command in a new container",
-		usage:    "ckpt run [-d] [-i] [--rm] [--sig-proxy=false] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] [flags] IMAGE [CMD [ARG...]]",
+		usage:    "ckpt run [-d] [-i] [-t] [--rm] [--sig-proxy=false] [--name NAME] [-e K=V]... [-v VOLUME:/path]... [--network none|host] [flags] IMAGE [CMD [ARG...]]",
 		desc: `Creates a container from IMAGE and runs CMD in it under runc, in its own PID,
 mount, UTS and IPC namespaces and (with --network none, the default) a
 private network namespace with only loopback up. A small monitor process
@@ -168,6 +168,11 @@ its arguments). --user resolves names in the image's /etc/passwd and
 /etc/group (a uid the image lacks runs with gid 0, as in podman);
 --memory sets the cgroup memory limit (OCI linux.resources.memory.limit),
 which a checkpoint and restore, in place or through an export, keep.
+-t gives the container a pseudo-terminal, held by its monitor: its output
+(with the terminal's \r\n) goes to the log; attached, it comes here, and
+with -i on a terminal this one is in raw mode until the container exits
+(Ctrl-C reaches the container's terminal; its window size follows this
+one). A container with a terminal checkpoints and restores like any other.
 --env-file lines are KEY=VALUE (KEY alone takes ckpt's own value, #
 starts a comment); --env wins over them.`,
 		exits: `Exit status:
@@ -180,6 +185,7 @@ starts a comment); --env wins over them.`,
 		fs.SetInterspersed(false)
 		detach := fs.BoolP("detach", "d", false, "run in the background and print the container ID")
 		interactive := fs.BoolP("interactive", "i", false, "keep stdin open; attached, pipe this command's stdin to the container")
+		tty := fs.BoolP("tty", "t", false, "give the container a terminal (attached: this command's, in raw mode with -i)")
 		remove := fs.Bool("rm", false, "remove the container once it has exited")
 		sigProxy := fs.Bool("sig-proxy", true, "forward the signals this command gets to the container (attached)")
 		name := fs.String("name", "", "container name (default ckpt-<short ID>)")
@@ -202,7 +208,7 @@ starts a comment); --env wins over them.`,
 		}
 		o := &engine.RunOptions{
 			Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network,
-			OpenStdin: *interactive, Remove: *remove,
+			OpenStdin: *interactive, Remove: *remove, Terminal: *tty,
 		}
 		if code := pf.apply(env, c, o); code >= 0 {
 			return code
@@ -214,7 +220,7 @@ starts a comment); --env wins over them.`,
 			return createContainer(ctx, env, rest[0], o)
 		}
 		if !*detach {
-			return runAttached(ctx, env, rest[0], o, attachOptions{interactive: *interactive, sigProxy: *sigProxy})
+			return runAttached(ctx, env, rest[0], o, attachOptions{interactive: *interactive, sigProxy: *sigProxy, tty: *tty})
 		}
 		ctr, err := env.eng.Run(ctx, rest[0], o)
 		if err != nil {
@@ -380,7 +386,7 @@ func execCmd() *command {
 	c := &command{
 		name:     "exec",
 		synopsis: "run a command in a running container",
-		usage:    "ckpt exec [-i] [-e K=V]... [-u USER[:GROUP]] [-w DIR] CONTAINER CMD [ARG...]",
+		usage:    "ckpt exec [-i] [-t] [-e K=V]... [-u USER[:GROUP]] [-w DIR] CONTAINER CMD [ARG...]",
 		desc: `Runs CMD inside the running container with this command's stdout and
 stderr, and with -i its stdin (without -i the command's stdin is /dev/null),
 as the container's user in its working directory unless --user or
@@ -398,6 +404,7 @@ forwarded to CMD.`,
 		fs := newFlags(c)
 		fs.SetInterspersed(false)
 		interactive := fs.BoolP("interactive", "i", false, "pipe this command's stdin to CMD")
+		tty := fs.BoolP("tty", "t", false, "give CMD a terminal (with -i on a terminal: this one, in raw mode)")
 		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
 		workdir := fs.StringP("workdir", "w", "", "working directory inside the container (default the container's)")
 		user := fs.StringP("user", "u", "", "run as USER[:GROUP], names or numbers (default the container's user)")
@@ -408,7 +415,7 @@ forwarded to CMD.`,
 		if *workdir != "" && !filepath.IsAbs(*workdir) {
 			return usageError(env, c, "--workdir %q must be an absolute path", *workdir)
 		}
-		o := &engine.ExecOptions{Env: *envs, Cwd: *workdir, User: *user, Stdout: env.stdout, Stderr: env.stderr}
+		o := &engine.ExecOptions{Env: *envs, Cwd: *workdir, User: *user, Stdout: env.stdout, Stderr: env.stderr, Terminal: *tty}
 		if *interactive {
 			o.Stdin = os.Stdin
 		}

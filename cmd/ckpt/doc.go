@@ -35,13 +35,14 @@
 //	image import SOURCE NAME    import a rootfs directory or tar[.gz|.zst] as an image
 //	image ls [--json]           list images
 //	image rm IMAGE...           remove images
-//	run [-d] [-i] [--rm] [--sig-proxy=false] [--name N] [-e K=V] [--env-file F] [-v VOL:/path]
+//	run [-d] [-i] [-t] [--rm] [--sig-proxy=false] [--name N] [-e K=V] [--env-file F] [-v VOL:/path]
 //	    [-v /host:/path] [--network none|host] [-u USER[:GROUP]] [-w DIR] [--hostname H]
 //	    [--entrypoint P|JSON] [-m SIZE] IMAGE [CMD...]
-//	                            stdin at EOF unless -i; attached, signals go to the container
+//	                            stdin at EOF unless -i; attached, signals go to the container;
+//	                            -t: a terminal (this one, raw, with -it), kept across checkpoints
 //	ps [-a] [-q | --format F | --json] [--no-trunc]  list containers
 //	logs [-f] [-t] [--tail N] [--since T] [--until T] CONTAINER  print a container's output
-//	exec [-i] [-e K=V] [-u USER[:GROUP]] [-w DIR] CONTAINER CMD...  run a command in a running container (stdin with -i)
+//	exec [-i] [-t] [-e K=V] [-u USER[:GROUP]] [-w DIR] CONTAINER CMD...  run a command in a running container (stdin with -i)
 //	stop [-t SECS] CONTAINER... stop containers (TERM, then KILL)
 //	kill [-s SIG] CONTAINER...  signal containers
 //	rm [-f] CONTAINER...        remove containers
