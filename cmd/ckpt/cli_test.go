@@ -65,7 +65,7 @@ func TestUsage(t *testing.T) {
 		{name: "restore tcp both", args: []string{"restore", "--tcp-established", "--tcp-close", "x"}, code: exitUsage, stderr: "cannot be used together"},
 		{name: "run missing cmd", args: []string{"run", "img"}, code: exitUsage, stderr: "too few arguments"},
 		{name: "run bad network", args: []string{"run", "--network", "bridge", "img", "/bin/x"}, code: exitUsage, stderr: "--network must be none or host"},
-		{name: "run bad env", args: []string{"run", "-e", "NOEQUALS", "img", "/bin/x"}, code: exitUsage, stderr: "invalid --env"},
+		{name: "run bad env", args: []string{"run", "-e", "=x", "img", "/bin/x"}, code: exitUsage, stderr: "invalid --env"},
 		{name: "ps extra arg", args: []string{"ps", "x"}, code: exitUsage, stderr: "takes no arguments"},
 		{name: "ps json empty", args: []string{"ps", "--json"}, code: 0, stdout: `"version": 1`},
 		{name: "kill bad signal", args: []string{"kill", "-s", "NOPE", "x"}, code: exitUsage, stderr: "unknown signal"},

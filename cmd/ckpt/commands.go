@@ -189,7 +189,7 @@ starts a comment); --env wins over them.`,
 		remove := fs.Bool("rm", false, "remove the container once it has exited")
 		sigProxy := fs.Bool("sig-proxy", true, "forward the signals this command gets to the container (attached)")
 		name := fs.String("name", "", "container name (default ckpt-<short ID>)")
-		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
+		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V, or K (K*) to pass this shell's (repeatable)")
 		vols := fs.StringArrayP("volume", "v", nil, "mount a named volume or host path: SRC:/path[:ro] (repeatable)")
 		network := fs.String("network", engine.NetworkNone, "network mode: none or host")
 		_ = fs.SetAnnotation("network", cligen.ValuesAnnotation, []string{engine.NetworkNone, engine.NetworkHost})
@@ -201,13 +201,12 @@ starts a comment); --env wins over them.`,
 		if *network != engine.NetworkNone && *network != engine.NetworkHost {
 			return usageError(env, c, "--network must be none or host, not %q", *network)
 		}
-		for _, kv := range *envs {
-			if !strings.Contains(kv, "=") || strings.HasPrefix(kv, "=") {
-				return usageError(env, c, "invalid --env %q (want K=V)", kv)
-			}
+		vars, err := envFlags(*envs, os.Environ())
+		if err != nil {
+			return usageError(env, c, "%v", err)
 		}
 		o := &engine.RunOptions{
-			Name: *name, Command: rest[1:], Env: *envs, Volumes: *vols, Network: *network,
+			Name: *name, Command: rest[1:], Env: vars, Volumes: *vols, Network: *network,
 			OpenStdin: *interactive, Remove: *remove, Terminal: *tty,
 		}
 		if code := pf.apply(env, c, o); code >= 0 {
@@ -405,7 +404,7 @@ forwarded to CMD.`,
 		fs.SetInterspersed(false)
 		interactive := fs.BoolP("interactive", "i", false, "pipe this command's stdin to CMD")
 		tty := fs.BoolP("tty", "t", false, "give CMD a terminal (with -i on a terminal: this one, in raw mode)")
-		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V (repeatable)")
+		envs := fs.StringArrayP("env", "e", nil, "set an environment variable K=V, or K (K*) to pass this shell's (repeatable)")
 		workdir := fs.StringP("workdir", "w", "", "working directory inside the container (default the container's)")
 		user := fs.StringP("user", "u", "", "run as USER[:GROUP], names or numbers (default the container's user)")
 		rest, code := parse(c, env, fs, args, 2, -1)
@@ -415,7 +414,11 @@ forwarded to CMD.`,
 		if *workdir != "" && !filepath.IsAbs(*workdir) {
 			return usageError(env, c, "--workdir %q must be an absolute path", *workdir)
 		}
-		o := &engine.ExecOptions{Env: *envs, Cwd: *workdir, User: *user, Stdout: env.stdout, Stderr: env.stderr, Terminal: *tty}
+		vars, err := envFlags(*envs, os.Environ())
+		if err != nil {
+			return usageError(env, c, "%v", err)
+		}
+		o := &engine.ExecOptions{Env: vars, Cwd: *workdir, User: *user, Stdout: env.stdout, Stderr: env.stderr, Terminal: *tty}
 		if *interactive {
 			o.Stdin = os.Stdin
 		}

@@ -67,16 +67,43 @@ func parseEnvFile(r io.Reader, environ []string) ([]string, error) {
 			env = append(env, line)
 			continue
 		}
-		prefix, glob := strings.CutSuffix(key, "*")
-		for _, kv := range environ {
-			k, _, _ := strings.Cut(kv, "=")
-			if k == key || (glob && strings.HasPrefix(k, prefix)) {
-				env = append(env, kv)
-			}
-		}
+		env = append(env, fromEnviron(key, environ)...)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
+	}
+	return env, nil
+}
+
+// fromEnviron returns the variables of environ that KEY names (or, for
+// KEY*, those whose names begin with KEY), as podman takes a KEY given
+// without a value.
+func fromEnviron(key string, environ []string) []string {
+	var env []string
+	prefix, glob := strings.CutSuffix(key, "*")
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == key || (glob && strings.HasPrefix(k, prefix)) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// envFlags resolves --env values: K=V as given, K (or K*) from environ;
+// an empty name is an error naming the value.
+func envFlags(values, environ []string) ([]string, error) {
+	var env []string
+	for _, v := range values {
+		key, _, hasVal := strings.Cut(v, "=")
+		switch {
+		case key == "" || key == "*":
+			return nil, fmt.Errorf("invalid --env %q (want K=V, or K to take this shell's value)", v)
+		case hasVal:
+			env = append(env, v)
+		default:
+			env = append(env, fromEnviron(key, environ)...)
+		}
 	}
 	return env, nil
 }

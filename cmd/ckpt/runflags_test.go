@@ -3,6 +3,7 @@ package main
 import (
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,21 @@ func TestParseLogTime(t *testing.T) {
 	}
 	if code, _, errOut := ckpt(t, "--root", t.TempDir(), "logs", "--since", "yesterday", "x"); code != exitUsage || !strings.Contains(errOut, `--since: invalid time "yesterday"`) {
 		t.Errorf("logs --since yesterday = %d, %q", code, errOut)
+	}
+}
+
+// TestEnvFlags: -e K=V as given, -e K and -e K* from this shell (left out
+// when unset), an empty name refused.
+func TestEnvFlags(t *testing.T) {
+	environ := []string{"HOME=/root", "LC_ALL=C", "LC_TIME=x", "EMPTY="}
+	got, err := envFlags([]string{"A=1", "HOME", "LC_*", "UNSET", "EMPTY", "B=="}, environ)
+	want := []string{"A=1", "HOME=/root", "LC_ALL=C", "LC_TIME=x", "EMPTY=", "B=="}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("envFlags = %q, %v; want %q", got, err, want)
+	}
+	for _, bad := range []string{"=x", "*", ""} {
+		if _, err := envFlags([]string{bad}, environ); err == nil {
+			t.Errorf("envFlags(%q) = nil error, want one", bad)
+		}
 	}
 }
