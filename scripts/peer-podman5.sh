@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# peer-podman5.sh unpacks podman 5 from Debian 13 (trixie), with conmon,
+# netavark and the libraries of theirs Debian 12 lacks or has too old
+# (glibc among them), into a private directory and prints that directory.
+# Nothing is installed and the system's apt state is not touched: trixie's
+# package lists go to the private directory, and the binaries are
+# re-linked (patchelf, from Debian 12's own package, also unpacked there)
+# to the private glibc loader and libraries, so that podman's re-executions
+# of itself and conmon's exit command run the same way. Podman then uses
+# the system's runc and CRIU.
+#
+# The directory holds `podman` (a wrapper naming the private conmon,
+# netavark and runc in a containers.conf) and `policy.json` (accept
+# anything: tests import local tars only; pass it with --signature-policy),
+# the same interface as scripts/peer-podman.sh. Made once, atomically.
+#
+#	peer-podman5.sh            print the directory, making it if needed
+set -euo pipefail
+
+suite=trixie
+mirror=${CKPT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache=${CKPT_CACHE:-/var/cache/ckpt}/peers
+die() { echo "peer-podman5.sh: $*" >&2; exit 1; }
+command -v apt-get >/dev/null 2>&1 || die "needs apt-get (Debian or Ubuntu)"
+[ "$(uname -m)" = x86_64 ] || die "made for x86_64 only (the loader path below)"
+
+# Only what podman, conmon and netavark load that Debian 12's own
+# libraries cannot give (too old a glibc, sonames 12 does not have).
+want=(podman conmon netavark libc6 libgpgme11t64 libassuan9 libgpg-error0 libseccomp2
+	libsubid5 libglib2.0-0t64 libsystemd0 libsqlite3-0)
+
+# Made before: no need to ask the mirror again.
+for d in "$cache"/podman-5.*; do
+	if [ -x "$d/podman" ]; then
+		echo "$d"
+		exit 0
+	fi
+done
+
+mkdir -p "$cache"
+tmp=$(mktemp -d "$cache/.podman5.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+# apt's download sandbox user cannot write into a root-only directory.
+chmod 0755 "$tmp"
+cat >"$tmp/trixie.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: $suite
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+mkdir -p "$tmp/lists/partial" "$tmp/apt-cache/archives/partial" "$tmp/debs"
+apt=(-o Dir::Etc::SourceList="$tmp/trixie.sources" -o Dir::Etc::SourceParts=/dev/null
+	-o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/apt-cache" -o Debug::NoLocking=1
+	-o Acquire::Retries=3)
+apt-get "${apt[@]}" update >"$tmp/apt.log" 2>&1 || die "apt-get update of $suite failed: $(tail -3 "$tmp/apt.log")"
+ver=$(apt-cache "${apt[@]}" policy podman | awk '$1 == "Candidate:" {print $2}')
+[ -n "$ver" ] && [ "$ver" != "(none)" ] || die "$suite has no podman package"
+dir=$cache/podman-${ver//[^A-Za-z0-9.+~-]/_}
+if [ -x "$dir/podman" ]; then
+	echo "$dir"
+	exit 0
+fi
+(cd "$tmp/debs" && apt-get "${apt[@]}" download "${want[@]}" >"$tmp/apt.log" 2>&1) ||
+	die "apt-get download from $suite failed: $(tail -3 "$tmp/apt.log")"
+# patchelf from the machine's own release: it runs on the system's glibc.
+(cd "$tmp/debs" && apt-get -o Acquire::Retries=3 download patchelf >"$tmp/apt.log" 2>&1) ||
+	die "apt-get download patchelf failed: $(tail -3 "$tmp/apt.log")"
+mkdir -p "$tmp/tools"
+for deb in "$tmp"/debs/*.deb; do
+	case $deb in
+	*/patchelf_*) dpkg-deb -x "$deb" "$tmp/tools" ;;
+	*) dpkg-deb -x "$deb" "$tmp/root" ;;
+	esac
+done
+
+# The binaries name the final directory: the loader and libraries are
+# looked up there at run time (DT_RPATH, which unlike RUNPATH also serves
+# the libraries' own dependencies).
+bins=(usr/bin/podman usr/bin/conmon usr/lib/podman/netavark)
+for b in "${bins[@]}"; do
+	"$tmp/tools/usr/bin/patchelf" --set-interpreter "$dir/root/usr/lib64/ld-linux-x86-64.so.2" \
+		--force-rpath --set-rpath "$dir/root/usr/lib/x86_64-linux-gnu" "$tmp/root/$b"
+done
+cat >"$tmp/containers.conf" <<EOF
+[engine]
+conmon_path = ["$dir/root/usr/bin/conmon"]
+helper_binaries_dir = ["$dir/root/usr/lib/podman"]
+runtime = "runc"
+
+[network]
+network_backend = "netavark"
+EOF
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$tmp/policy.json"
+cat >"$tmp/podman" <<EOF
+#!/bin/sh
+# podman $ver from Debian $suite, unpacked by scripts/peer-podman5.sh.
+CONTAINERS_CONF=$dir/containers.conf exec $dir/root/usr/bin/podman "\$@"
+EOF
+chmod 0755 "$tmp/podman"
+rm -rf "$tmp/debs" "$tmp/apt-cache" "$tmp/lists" "$tmp/apt.log"
+sync -f "$tmp"
+rm -rf "$dir"
+mv "$tmp" "$dir"
+trap - EXIT
+# Checked in place: the binaries only run from the final directory.
+for b in "${bins[@]}"; do
+	if missing=$(ldd "$dir/root/$b" 2>&1 | grep -E 'not found|version .* not found'); then
+		rm -rf "$dir"
+		die "$b needs what this machine lacks: $missing"
+	fi
+done
+"$dir/podman" --version >/dev/null || { rm -rf "$dir"; die "the unpacked podman does not run"; }
+echo "$dir"
