@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/ckpt/ckpt/internal/fsutil"
@@ -167,6 +168,13 @@ const DefaultWaitInterval = 250 * time.Millisecond
 // every interval (DefaultWaitInterval if zero). A container that is
 // removed meanwhile is an [ErrUnknownContainer] error.
 func (e *Engine) Wait(ctx context.Context, ref string, interval time.Duration) (int, error) {
+	return e.WaitFor(ctx, ref, nil, interval)
+}
+
+// WaitFor waits until container ref is in one of the statuses (podman's
+// wait --condition); none means Wait's: neither created nor running. It
+// returns the container's exit code then (-1 if it has not exited).
+func (e *Engine) WaitFor(ctx context.Context, ref string, statuses []Status, interval time.Duration) (int, error) {
 	if interval <= 0 {
 		interval = DefaultWaitInterval
 	}
@@ -177,7 +185,10 @@ func (e *Engine) Wait(ctx context.Context, ref string, interval time.Duration) (
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if c.Status != StatusRunning && c.Status != StatusCreated {
+		if reached(c.Status, statuses) {
+			if c.Status != StatusExited && c.Status != StatusCheckpointed {
+				return -1, nil
+			}
 			return c.ExitCode, nil
 		}
 		select {
@@ -189,4 +200,11 @@ func (e *Engine) Wait(ctx context.Context, ref string, interval time.Duration) (
 			return -1, fmt.Errorf("wait for %s: %w", ref, err)
 		}
 	}
+}
+
+func reached(s Status, statuses []Status) bool {
+	if len(statuses) == 0 {
+		return s != StatusRunning && s != StatusCreated
+	}
+	return slices.Contains(statuses, s)
 }

@@ -52,7 +52,7 @@
 //	create [run's flags] IMAGE CMD...  create a container without starting it
 //	start [-a] CONTAINER...     start created or stopped containers (afresh, same layer)
 //	restart [-t SECS] CONTAINER...  stop and start containers
-//	wait [-i INTERVAL] CONTAINER...  wait for containers to exit, print exit codes
+//	wait [-i INTERVAL] [--condition STATE] CONTAINER...  wait for containers to exit (or reach STATE), print exit codes
 //	inspect [-f FORMAT] (CONTAINER... | -l)  containers as JSON (podman's names)
 //	volume create [-l K=V] [--ignore] [NAME] | ls [-q] [--json] | inspect NAME... | rm [-f] NAME... | prune [-f]
 //	info [--json]               host facts, directories, storage driver, counts

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/engine"
+	"github.com/ckpt/ckpt/internal/cligen"
 )
 
 // createName is the name of the command that is run's flags without the
@@ -144,12 +145,17 @@ func waitCmd() *command {
 	c := &command{
 		name:     "wait",
 		synopsis: "wait for containers to exit and print their exit codes",
-		usage:    "ckpt wait [-i INTERVAL] CONTAINER...",
+		usage:    "ckpt wait [-i INTERVAL] [--condition STATE]... CONTAINER...",
 		desc: `Blocks until each container has exited (a created one is waited for
 until it has run and exited; a checkpointed one has stopped) and prints
 its exit code, one line per container in the order given, as podman wait
 does. The exit code is 128+N for a container killed by signal N and -1
-if it is unknown (its monitor was killed).`,
+if it is unknown (its monitor was killed).
+
+--condition waits instead until the container is in one of the given
+states (repeatable, or comma-separated): created, running, exited (or
+stopped, podman's name), checkpointed; a container that has not exited
+then prints -1.`,
 		exits: `Exit status:
   0  every container exited (whatever its own exit code)
   1  failure (a container is unknown or was removed)
@@ -158,6 +164,8 @@ if it is unknown (its monitor was killed).`,
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
 		interval := fs.DurationP("interval", "i", engine.DefaultWaitInterval, "how often to look at the container")
+		conds := fs.StringSlice("condition", nil, "wait until the container is in one of these states: "+strings.Join(waitConditionNames, ", "))
+		_ = fs.SetAnnotation("condition", cligen.ValuesAnnotation, waitConditionNames)
 		rest, code := parse(c, env, fs, args, 1, -1)
 		if code >= 0 {
 			return code
@@ -165,9 +173,13 @@ if it is unknown (its monitor was killed).`,
 		if *interval <= 0 {
 			return usageError(env, c, "--interval must be positive")
 		}
+		statuses, err := waitConditions(*conds)
+		if err != nil {
+			return usageError(env, c, "%v", err)
+		}
 		rc := exitOK
 		for _, ref := range rest {
-			n, err := env.eng.Wait(ctx, ref, *interval)
+			n, err := env.eng.WaitFor(ctx, ref, statuses, *interval)
 			if err != nil {
 				rc = env.fail(err)
 				continue
@@ -177,6 +189,27 @@ if it is unknown (its monitor was killed).`,
 		return rc
 	}
 	return c
+}
+
+// waitConditionNames are the podman wait conditions ckpt's states have:
+// stopped is exited, as in podman; checkpointed is ckpt's own (podman
+// calls a checkpointed container exited).
+var waitConditionNames = []string{"created", "running", "exited", "stopped", "checkpointed"}
+
+// waitConditions turns --condition values into states.
+func waitConditions(names []string) ([]engine.Status, error) {
+	var out []engine.Status
+	for _, n := range names {
+		switch n {
+		case "created", "running", "exited", "checkpointed":
+			out = append(out, engine.Status(n))
+		case "stopped":
+			out = append(out, engine.StatusExited)
+		default:
+			return nil, fmt.Errorf("unknown --condition %q (ckpt has %s)", n, strings.Join(waitConditionNames, ", "))
+		}
+	}
+	return out, nil
 }
 
 func inspectCmd() *command {

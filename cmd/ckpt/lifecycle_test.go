@@ -31,6 +31,7 @@ func TestLifecycleUsage(t *testing.T) {
 		{[]string{"start", "nosuch"}, 1, "", "no such container"},
 		{[]string{"restart", "nosuch"}, 1, "", "no such container"},
 		{[]string{"wait", "-i", "0s", "x"}, exitUsage, "", "--interval must be positive"},
+		{[]string{"wait", "--condition", "healthy", "x"}, exitUsage, "", `unknown --condition "healthy" (ckpt has created, running, exited, stopped, checkpointed)`},
 		{[]string{"wait", "nosuch"}, 1, "", "no such container"},
 		{[]string{"inspect"}, exitUsage, "", "give container names or IDs, or --latest"},
 		{[]string{"inspect", "-l", "x"}, exitUsage, "", "give container names or IDs, or --latest"},
@@ -163,6 +164,13 @@ func TestCLILifecycle(t *testing.T) {
 	h.must("start", "lr")
 	if h.status("lr") != "running" {
 		t.Fatalf("status after start = %s", h.status("lr"))
+	}
+	// --condition: a running container prints -1, an exited one its code.
+	if out := h.must("wait", "--condition", "running", "--condition=created,checkpointed", "lr"); out != "-1\n" {
+		t.Errorf("wait --condition running of a running container = %q, want -1", out)
+	}
+	if out := h.must("wait", "--condition", "stopped", "lx"); out != "2\n" {
+		t.Errorf("wait --condition stopped of an exited container = %q, want 2", out)
 	}
 	waitFor(t, func() bool { return strings.Count(h.must("logs", "lr"), "counter 2\n") == 2 })
 	before := h.must("inspect", "-f", "{{.State.Pid}} {{.State.StartedAt}}", "lr")
