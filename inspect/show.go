@@ -186,7 +186,11 @@ func showLegacy(ctx context.Context, s *Summary, name string, full bool) error {
 		return err
 	}
 	defer f.Close()
-	zr, err := format.NewReader(&ctxFile{ctx: ctx, f: f}, &format.ReaderOptions{Skim: true})
+	ro := format.ReaderOptions{Skim: true}
+	if !full {
+		ro.Concurrency = 1 // no read-ahead past config.dump and spec.dump
+	}
+	zr, err := format.NewReader(&ctxFile{ctx: ctx, f: f}, &ro)
 	if err != nil {
 		return err
 	}
