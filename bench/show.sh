@@ -61,7 +61,8 @@ if [ ! -f "$none" ] || [ ! -f "$zstd" ]; then
 	pod=$(bash scripts/peer-podman.sh)
 	# podman 4.3 refuses a runroot path of over 50 characters.
 	run=$(mktemp -d /var/tmp/prun.XXXXXX)
-	podman=("$pod/podman" --root "$work/root" --runroot "$run" --storage-driver overlay
+	# --tmpdir too: podman's default, /run/libpod, is shared with any other podman.
+	podman=("$pod/podman" --root "$work/root" --runroot "$run" --tmpdir "$run/tmp" --storage-driver overlay
 		--runtime runc --cgroup-manager cgroupfs --events-backend file)
 	export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 	make -s -C testdata/workloads bin/rootfs.tar
