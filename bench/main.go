@@ -26,6 +26,10 @@
 // precopy.go): archive sizes of the pre-checkpoints, the final
 // --with-previous checkpoint and a full checkpoint taken right after it,
 // their frozen times, and the restore of the chain, into bench/PRECOPY.md.
+//
+// bench/show.sh times `ckptinspect show` next to checkpointctl's on podman
+// archives; its figures live in RESULTS.md after keptMarker, which the
+// report keeps when it rewrites the file.
 package main
 
 import (

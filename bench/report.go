@@ -137,11 +137,26 @@ func (r *report) write() error {
 		_, err := os.Stdout.Write(b.Bytes())
 		return err
 	}
+	if old, err := os.ReadFile(r.cfg.out); err == nil {
+		b.Write(keptTail(old))
+	}
 	tmp := r.cfg.out + ".tmp"
 	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, r.cfg.out)
+}
+
+// keptMarker starts the part of a report that other benchmarks wrote
+// (bench/show.sh's): write keeps it, from the marker on, after its own.
+const keptMarker = "<!-- kept by make bench: sections below come from other benchmarks -->"
+
+// keptTail returns old from keptMarker on; nothing when it has none.
+func keptTail(old []byte) []byte {
+	if i := bytes.Index(old, []byte(keptMarker)); i >= 0 {
+		return old[i:]
+	}
+	return nil
 }
 
 func joinInts(v []int) string {

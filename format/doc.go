@@ -48,7 +48,9 @@
 // Legacy archives (no manifest) get the same structural checks; their
 // manifest is synthesized from the tar headers and [Reader.Legacy] reports
 // them as unverifiable (their headers may carry PAX records, which nothing
-// applies). [Extract] writes only below its target directory,
+// applies). With [ReaderOptions.Skim] a legacy archive is listed with the
+// same checks, but what the caller does not read is not hashed: seeked
+// past in an uncompressed file, decompressed and dropped otherwise. [Extract] writes only below its target directory,
 // through os.Root, creating regular files and directories with fixed modes;
 // owners and modes from the archive are not trusted.
 //

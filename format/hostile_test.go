@@ -340,6 +340,24 @@ func readArchive(r io.Reader, opts *format.ReaderOptions) (err error) {
 	}
 }
 
+// skimArchive lists the archive in r as ckptinspect show does: Next to
+// the end, no member read (r is an io.Seeker: uncompressed ones are
+// skimmed by seeking).
+func skimArchive(r io.Reader, opts *format.ReaderOptions) (err error) {
+	zr, err := format.NewReader(r, opts)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	for {
+		if _, err := zr.Next(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
 // stage is an extraction directory with a sentinel file beside it: after
 // any Extract into dir, check proves nothing was written outside dir.
 type stage struct {
@@ -418,6 +436,11 @@ func checkRejected(t *testing.T, c *hostileCase) {
 	opts := c.opts
 	withTimeout(t, "read", func() {
 		match("NewReader+read-all", readArchive(c.open(), &opts), c.wantErr)
+	})
+	withTimeout(t, "skim", func() {
+		skim := opts
+		skim.Skim = true
+		match("NewReader(Skim)+Next-all", skimArchive(c.open(), &skim), c.wantErr)
 	})
 	withTimeout(t, "Verify", func() {
 		rep, err := format.Verify(c.open(), &format.VerifyOptions{Reader: opts})

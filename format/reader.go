@@ -30,6 +30,13 @@ type ReaderOptions struct {
 	Concurrency int
 	// RequireManifest refuses legacy archives with ErrNoManifest.
 	RequireManifest bool
+	// Skim makes a legacy archive cheap to list: the content of a member
+	// that the caller leaves unread is passed over, not hashed (the
+	// synthesized manifest lists it with its header size and no digest),
+	// by seeking when the archive is uncompressed and the source given to
+	// NewReader is an io.Seeker (an *os.File), by decompressing and
+	// discarding it otherwise. A v1 archive is read as without it.
+	Skim bool
 
 	// collect makes checksum, missing and unlisted member problems
 	// non-fatal: they are recorded for Verify and reading goes on.
@@ -101,6 +108,8 @@ type Reader struct {
 	manDigest Digest
 	next      int         // v1: index in man.Members of the next expected member
 	pending   *tar.Header // legacy: the first header, already read
+	seeker    io.Seeker   // Skim: the uncompressed source, read directly
+	skipLeft  int64       // Skim: content and padding of the current member in the source, curN of it read
 	names     *nameSet
 	count     int
 	total     int64
@@ -137,6 +146,16 @@ func NewReader(r io.Reader, opts *ReaderOptions) (*Reader, error) {
 	dec, err := c.newReader(br, zr.opts.Concurrency)
 	if err != nil {
 		return nil, &Error{Op: "read", Err: err}
+	}
+	if zr.opts.Skim && c == noneCodec {
+		// Reading the source directly, without detect's buffer, is what
+		// lets the position be moved past a member's content.
+		if s, ok := r.(io.Seeker); ok {
+			if _, err := s.Seek(-int64(br.Buffered()), io.SeekCurrent); err == nil {
+				zr.src.n -= int64(br.Buffered())
+				zr.seeker, dec = s, io.NopCloser(zr.src)
+			}
+		}
 	}
 	zr.dec = dec
 	zr.zc = &zeroCounter{r: dec}
@@ -305,6 +324,9 @@ func (r *Reader) Next() (*Header, error) {
 // nextTar reads the next tar header, checking that the archive ends with
 // its two zero blocks rather than at a truncation point.
 func (r *Reader) nextTar() (*tar.Header, error) {
+	if err := r.skipContent(); err != nil {
+		return nil, err
+	}
 	// Drain what is left of the previous entry (a member collect mode
 	// skipped) before marking: its content is not end-of-archive padding.
 	if _, err := io.Copy(io.Discard, r.tr); err != nil {
@@ -326,6 +348,25 @@ func (r *Reader) nextTar() (*tar.Header, error) {
 		return nil, r.dataErr(err)
 	}
 	return hdr, nil
+}
+
+// skipContent moves a Skim reader with a seekable source past what is
+// left of the current member's content and padding, and starts a tar
+// reader at the next header (archive/tar keeps no state across headers
+// but the current entry's remaining bytes).
+func (r *Reader) skipContent() error {
+	if r.seeker == nil || r.skipLeft == 0 {
+		return nil
+	}
+	n := r.skipLeft - r.curN
+	if _, err := r.seeker.Seek(n, io.SeekCurrent); err != nil {
+		return &sourceError{err}
+	}
+	r.src.n += n
+	r.zc.n += n
+	r.skipLeft = 0
+	r.tr = tar.NewReader(r.zc)
+	return nil
 }
 
 // dataErr classifies an error from the tar reader.
@@ -488,6 +529,7 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 			return nil, false, errorf(ErrFormat, "%s is not the first member", ManifestName)
 		}
 		r.cur, r.curWant, r.curHash, r.curN, r.curDone = h, nil, sha256.New(), 0, false
+		r.skipLeft = hdr.Size + (-hdr.Size)&(blockSize-1)
 		return h, false, nil
 	}
 	if err := r.checkNormalized(hdr, 0o600); err != nil {
@@ -622,6 +664,12 @@ func (e *writeError) Error() string { return e.err.Error() }
 // finishCurrent reads and verifies what is left of the current member.
 func (r *Reader) finishCurrent() error {
 	if r.cur == nil || r.curDone || r.cur.Typeflag != tar.TypeReg {
+		return nil
+	}
+	if r.opts.Skim && r.legacy {
+		// Passed over unhashed: nextTar seeks past it or drains it.
+		r.curDone = true
+		r.man.Members = append(r.man.Members, Member{Name: r.cur.Name, Kind: r.cur.Kind, Size: r.cur.Size})
 		return nil
 	}
 	_, err := io.Copy(io.Discard, r)

@@ -202,9 +202,7 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 	defer f.Close()
 	// arch, not the named result, is what the deferred cleanup closes:
 	// "return nil, err" sets a to nil before deferred calls run.
-	arch := &Archive{Path: name, Meta: map[string][]byte{}, MetaTimes: map[string]time.Time{}, Images: map[string][]byte{},
-		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{},
-		sparse: map[string]*sparsePages{}}
+	arch := newArchive(name)
 	a = arch
 	defer func() {
 		if err != nil {
@@ -247,6 +245,13 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 		}
 	}
 	return a, nil
+}
+
+// newArchive returns an empty Archive of the file name, ready for a loader.
+func newArchive(name string) *Archive {
+	return &Archive{Path: name, Meta: map[string][]byte{}, MetaTimes: map[string]time.Time{}, Images: map[string][]byte{},
+		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{},
+		sparse: map[string]*sparsePages{}}
 }
 
 // loader is one Load's pass over the members of an archive.

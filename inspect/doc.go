@@ -13,8 +13,14 @@
 // (format.ReadManifest decodes the first compression frame, a few KiB
 // whatever the archive's size) and streams on to config.dump, for the
 // container's creation time, only when at most [MaxShowScan] bytes of
-// members (the CRIU images) come before it, or with ShowOptions.Verify;
-// a failure there leaves the creation time unknown. [Load] streams the archive through
+// members (the CRIU images) come before it, or with ShowOptions.Full or
+// Verify; a failure there leaves the creation time unknown. Of a legacy
+// archive Show reads the tar headers and config.dump and spec.dump, with
+// format's Skim (nothing else read or hashed): an uncompressed file from
+// header to header by seeking, a compressed stream only up to those two
+// (podman writes them first) unless ShowOptions.Full, its member sizes
+// then unknown. Figures Show leaves unread are named in Summary.Unknown,
+// never reported as zero. [Load] streams the archive through
 // format's verifying reader and keeps what its [LoadOptions] select: the
 // small metadata members in memory (at most [MaxSmallFile] each), the CRIU
 // metadata images in memory (at most [MaxImageSize] each and
@@ -83,7 +89,10 @@
 //     3339, omitted when unknown; see [Info] for their sources), engine ("ckpt", "Podman", "CRI-O",
 //     "containerd"), format ("ckpt v1", "legacy"), checkpointSize,
 //     memoryPagesSize, rootfsDiffSize (bytes), verified ("yes", "no",
-//     "unverifiable", "unchecked"), problems, and for checkpoint chains
+//     "unverifiable", "unchecked"), problems, unknown (the fields above
+//     left unset because reading them needs `show --full`: checkpointSize,
+//     memoryPagesSize, rootfsDiffSize of a compressed legacy archive,
+//     created of a big v1 archive; omitted when none), and for checkpoint chains
 //     preCheckpoint (true for a pre-checkpoint archive) and parent (the
 //     manifest's {"manifest", "images", "depth"} of an incremental
 //     checkpoint, whose checkpointSize is then the delta's size), both

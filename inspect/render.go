@@ -81,8 +81,8 @@ func WriteShow(w io.Writer, rows []*Summary) error {
 	ew.printf("FILE\tCONTAINER\tIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tCHAIN\tVERIFIED\n")
 	for _, r := range rows {
 		ew.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Path, dash(r.Name), dash(r.Image), shortID(r.ID), dash(r.Runtime),
-			when(r.Created), when(r.Checkpointed), r.Engine, r.Format, Size(r.CheckpointSize), Size(r.PagesSize),
-			Size(r.RootfsDiffSize), chain(r), r.Verified)
+			when(r.Created), when(r.Checkpointed), r.Engine, r.Format, r.size("checkpointSize", r.CheckpointSize),
+			r.size("memoryPagesSize", r.PagesSize), r.size("rootfsDiffSize", r.RootfsDiffSize), chain(r), r.Verified)
 	}
 	if ew.err != nil {
 		return ew.err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,27 @@ type Summary struct {
 	// checkpoint: the parent's manifest digest, image-set digest and
 	// chain depth. Nil for a full checkpoint and for legacy archives.
 	Parent *format.Parent `json:"parent,omitempty"`
+	// Unknown names (by their JSON names) the fields left unset because
+	// they need more of the archive read than Show reads without
+	// ShowOptions.Full: the sizes of a compressed legacy archive, the
+	// creation time of a v1 archive whose config.dump lies past
+	// [MaxShowScan].
+	Unknown []string `json:"unknown,omitempty"`
+
+	note string // why Unknown: what reading them takes
+}
+
+// Note says which figures are unknown and what reading them takes, in the
+// table's column names; empty when none is.
+func (s *Summary) Note() string { return s.note }
+
+// size formats n, the value of the field of JSON name field, or "-"
+// when that is unknown.
+func (s *Summary) size(field string, n int64) string {
+	if slices.Contains(s.Unknown, field) {
+		return "-"
+	}
+	return Size(n)
 }
 
 // chainOf fills the chain fields of s from m.
@@ -80,22 +102,27 @@ const MaxShowScan = 64 << 20
 // ShowOptions configure Show.
 type ShowOptions struct {
 	// Verify reads and verifies the whole archive; without it a v1
-	// archive's manifest is all that is read.
+	// archive's manifest is all that is read. It implies Full.
 	Verify bool
+	// Full reads as far as every figure needs: the whole stream of a
+	// compressed legacy archive (its member sizes are in tar headers
+	// spread over it), a v1 archive's members up to config.dump.
+	Full bool
 }
 
 // Show summarizes the archive at name. For a v1 archive it reads the
 // manifest (a few KiB whatever the archive's size) and, for the creation
 // time, streams on to config.dump when at most [MaxShowScan] bytes of
-// members come before it or with opts.Verify; Created stays zero
-// otherwise, or when that part cannot be read (verification is Verify's
-// business). A legacy archive is read once, keeping its small metadata
-// files.
+// members come before it or with opts.Full; Created stays zero
+// otherwise (listed in Unknown), or when that part cannot be read
+// (verification is Verify's business). A legacy archive is read as
+// [showLegacy] says.
 func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error) {
 	var o ShowOptions
 	if opts != nil {
 		o = *opts
 	}
+	o.Full = o.Full || o.Verify
 	s := &Summary{Path: name}
 	f, err := os.Open(name)
 	if err != nil {
@@ -111,19 +138,16 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 		s.CheckpointSize, s.PagesSize, s.RootfsDiffSize = sizes(m)
 		s.chainOf(m)
 		s.Verified = VerifiedUnchecked
-		if o.Verify || sizeBefore(m, format.ConfigName) <= MaxShowScan {
+		if n := sizeBefore(m, format.ConfigName); o.Full || n <= MaxShowScan {
 			s.Created = scanCreated(ctx, name)
+		} else {
+			s.Unknown = []string{"created"}
+			s.note = fmt.Sprintf("CREATED needs %s of members decompressed to reach config.dump: show --full", Size(n))
 		}
 	case errors.Is(err, format.ErrNoManifest):
-		a, err := Load(ctx, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		defer a.Close()
-		if s.Info, err = a.Info(); err != nil {
+		if err := showLegacy(ctx, s, name, o.Full); err != nil {
 			return nil, fmt.Errorf("show %s: %w", name, err)
 		}
-		s.CheckpointSize, s.PagesSize, s.RootfsDiffSize = sizes(a.Manifest)
 		s.Verified = VerifiedUnverifiable
 	default:
 		return nil, fmt.Errorf("show %s: %w", name, err)
@@ -145,6 +169,88 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 	}
 	return s, nil
 }
+
+// legacyNeeds are the members a legacy archive's Info is made of.
+var legacyNeeds = []string{format.ConfigName, format.SpecName}
+
+// showLegacy fills s from the legacy archive at name, reading as little
+// as its layout allows: the tar headers and the members of legacyNeeds,
+// nothing hashed. Member sizes are in the headers, spread over the whole
+// stream: of an uncompressed file Show seeks from header to header; a
+// compressed stream it stops decompressing once it has legacyNeeds
+// (podman writes config.dump and spec.dump first), unless full, and then
+// lists the sizes in s.Unknown.
+func showLegacy(ctx context.Context, s *Summary, name string, full bool) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ro := format.ReaderOptions{Skim: true}
+	if !full {
+		ro.Concurrency = 1 // no read-ahead past config.dump and spec.dump
+	}
+	zr, err := format.NewReader(&ctxFile{ctx: ctx, f: f}, &ro)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	a := newArchive(name)
+	defer a.Close()
+	a.Legacy, a.Compression = true, zr.Compression()
+	l := &loader{a: a, zr: zr}
+	stop := !full && zr.Compression() != format.None
+	for {
+		if stop && hasAll(a.Meta, legacyNeeds) {
+			s.Unknown = []string{"checkpointSize", "memoryPagesSize", "rootfsDiffSize"}
+			s.note = fmt.Sprintf("CHKPT SIZE, PAGES SIZE and ROOTFS DIFF need the whole %s stream decompressed (no manifest lists the sizes): show --full", zr.Compression())
+			break
+		}
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := l.member(ctx, h); err != nil {
+			return err
+		}
+	}
+	a.Manifest = zr.Manifest()
+	if s.Info, err = a.Info(); err != nil {
+		return err
+	}
+	if s.Unknown == nil {
+		s.CheckpointSize, s.PagesSize, s.RootfsDiffSize = sizes(a.Manifest)
+	}
+	return nil
+}
+
+func hasAll(m map[string][]byte, names []string) bool {
+	for _, n := range names {
+		if _, ok := m[n]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ctxFile is a file whose reads stop when ctx is done, and that still
+// seeks (format skims an uncompressed archive by seeking).
+type ctxFile struct {
+	ctx context.Context
+	f   *os.File
+}
+
+func (c *ctxFile) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.f.Read(p)
+}
+
+func (c *ctxFile) Seek(off int64, whence int) (int64, error) { return c.f.Seek(off, whence) }
 
 // sizeBefore sums the sizes of the members listed before name.
 func sizeBefore(m *format.Manifest, name string) int64 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,8 +68,8 @@ func TestCkptCreated(t *testing.T) {
 }
 
 // TestShowScanBound: Show decompresses past the manifest to config.dump
-// only when at most MaxShowScan bytes of members come first, or with
-// Verify.
+// only when at most MaxShowScan bytes of members come first, or with Full
+// or Verify; otherwise it names the creation time as unknown.
 func TestShowScanBound(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "big.ckpt")
 	f, err := os.Create(p)
@@ -88,11 +90,13 @@ func TestShowScanBound(t *testing.T) {
 	f.Close()
 	ctx := context.Background()
 	s, err := Show(ctx, p, nil)
-	if err != nil || !s.Created.IsZero() {
-		t.Errorf("Show(%d bytes before config.dump) = %+v, %v; want no creation time", MaxShowScan+1, s, err)
+	if err != nil || !s.Created.IsZero() || !slices.Equal(s.Unknown, []string{"created"}) || !strings.Contains(s.Note(), "show --full") {
+		t.Errorf("Show(%d bytes before config.dump) = %+v, %v; want no creation time, listed as unknown with a note", MaxShowScan+1, s, err)
 	}
-	s, err = Show(ctx, p, &ShowOptions{Verify: true})
-	if err != nil || !s.Created.Equal(time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)) {
-		t.Errorf("Show(--verify) = %+v, %v; want the creation time", s, err)
+	for _, o := range []ShowOptions{{Verify: true}, {Full: true}} {
+		s, err = Show(ctx, p, &o)
+		if err != nil || !s.Created.Equal(time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC)) || s.Unknown != nil {
+			t.Errorf("Show(%+v) = %+v, %v; want the creation time", o, s, err)
+		}
 	}
 }

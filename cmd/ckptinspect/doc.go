@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	ckptinspect show ARCHIVE... [--json | --format table|json] [--verify]
+//	ckptinspect show ARCHIVE... [--json | --format table|json] [--full] [--verify]
 //	ckptinspect inspect ARCHIVE... [--ps-tree] [--ps-tree-cmd] [--ps-tree-env] [-p PID]
 //	        [--files] [--sockets] [--mounts] [--stats] [--metadata] [--all]
 //	        [--json | --format tree|json] [--parent FILE]...
@@ -23,7 +23,13 @@
 // show prints one row per archive, led by its FILE (the path as given). Of
 // a ckpt archive it reads the manifest, and config.dump for the creation
 // time only when at most 64 MiB of members come before it (or with
-// --verify): otherwise CREATED is "-". inspect, memparse and
+// --full or --verify): otherwise CREATED is "-". Of an archive without
+// manifest it reads the tar headers, config.dump and spec.dump, hashing
+// nothing: an uncompressed file by seeking from header to header, a
+// compressed one only up to config.dump and spec.dump unless --full, its
+// sizes then "-". A figure left unread is "-" with a note on stderr
+// ("show: note: FILE: ... show --full") and listed in the JSON's
+// "unknown". inspect, memparse and
 // diff read each archive once; CRIU images are bounded before they are
 // decoded and pages are copied to a private temporary directory only when
 // memory contents are needed. verify reports every problem in one pass.

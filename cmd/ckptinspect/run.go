@@ -98,16 +98,21 @@ func commands() map[string]*command {
 	return map[string]*command{
 		"show": {
 			short:    "summarize archives, one row each",
-			synopsis: "show ARCHIVE... [--json | --format table|json] [--verify]",
+			synopsis: "show ARCHIVE... [--json | --format table|json] [--full] [--verify]",
 			desc: "one row per archive: file, container, image, ID, runtime, created, checkpointed, engine,\n" +
 				"format, checkpoint size, memory pages size, rootfs diff size, chain, verified.\n" +
 				"CHAIN is full, pre-checkpoint, or \"delta of <parent manifest digest> depth N\" for an\n" +
 				"incremental checkpoint, whose checkpoint size is then the delta's.\n" +
 				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify, and\n" +
-				"config.dump, for the creation time, when at most 64 MiB of members come before it.",
+				"config.dump, for the creation time, when at most 64 MiB of members come before it.\n" +
+				"Of an archive without manifest (podman, CRI-O, containerd) the tar headers and config.dump\n" +
+				"and spec.dump are read, nothing hashed; an uncompressed one is read from header to header,\n" +
+				"a compressed one up to spec.dump and config.dump: its sizes are then \"-\", with a note.\n" +
+				"--full reads as far as every figure needs.",
 			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addOutputFlags(fs, "table")
+				fs.Bool("full", false, "read as far as every figure needs (a compressed archive without manifest: all of it)")
 				fs.Bool("verify", false, "read and verify each whole archive")
 			},
 			run: runShow,
@@ -248,7 +253,7 @@ func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 	code := exitOK
 	var rows []*inspect.Summary
 	for _, a := range args {
-		s, err := inspect.Show(ctx, a, &inspect.ShowOptions{Verify: getBool(fs, "verify")})
+		s, err := inspect.Show(ctx, a, &inspect.ShowOptions{Verify: getBool(fs, "verify"), Full: getBool(fs, "full")})
 		if err != nil {
 			fail(stderr, "show", err)
 			code = exitFailure
@@ -265,6 +270,11 @@ func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 	if err != nil {
 		fail(stderr, "show", err)
 		return exitFailure
+	}
+	for _, s := range rows {
+		if n := s.Note(); n != "" && !asJSON {
+			fmt.Fprintf(stderr, "show: note: %s: %s\n", s.Path, n)
+		}
 	}
 	return code
 }
