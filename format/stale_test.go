@@ -1,11 +1,9 @@
 package format_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/testutil/tarbuild"
-	"github.com/klauspost/compress/zstd"
 )
 
 // Archives podman made (testdata/podman/README.md): multi.tar.zst after
@@ -24,55 +21,6 @@ const (
 	podmanMulti = "../testdata/podman/multi.tar.zst"
 	podmanTCP   = "../testdata/podman/tcp.tar.zst"
 )
-
-// rewriteLegacy returns the zstd legacy archive at path with member name
-// replaced by edit of its content, every other member as it was.
-func rewriteLegacy(t *testing.T, path, name string, edit func([]byte) []byte) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	var out bytes.Buffer
-	tr, tw := tar.NewReader(zr), tar.NewWriter(&out)
-	found := false
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name == name {
-			b, found = edit(append([]byte{}, b...)), true
-			h.Size = int64(len(b))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if !found {
-		t.Fatalf("%s has no member %s", path, name)
-	}
-	return tarbuild.Zstd(out.Bytes())
-}
 
 func verifyBytes(t *testing.T, b []byte) *format.Report {
 	t.Helper()
@@ -146,7 +94,7 @@ func TestPodmanStale(t *testing.T) {
 		{"stale core", "checkpoint/core-28.img", func(b []byte) []byte { b[8], b[9] = 0xff, 0xff; return b }, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rep := verifyBytes(t, rewriteLegacy(t, podmanMulti, c.member, c.edit))
+			rep := verifyBytes(t, tarbuild.RewriteZstd(t, podmanMulti, c.member, c.edit))
 			if c.want == nil {
 				if err := rep.Err(); err != nil {
 					t.Errorf("Verify = %v, want no problem (the image is stale)", err)
