@@ -27,7 +27,9 @@
 # scripts/peer-podman.sh, with a store of its own ($MKPODMAN_STORE, default
 # /var/tmp/ckpt-mkpodman): `MKPODMAN_STORE=... scripts/mkpodman.sh podman
 # ARGS` runs that podman on that store by hand. podman 4.3 sets rlimits
-# runc may not raise here, so containers get --ulimit nofile and nproc.
+# runc may not raise here, so containers get --ulimit nofile and nproc;
+# they also drop the capabilities and the /sys/dev/block mask podman 5
+# does not give by default (see ulimits below).
 #
 # counter does, with the names below:
 #
@@ -148,8 +150,12 @@ fi
 # cgroupfs and the file events backend are this host's defaults; say so
 # explicitly so the script does not depend on systemd or journald.
 podman+=(--cgroup-manager cgroupfs --events-backend file)
-# podman 4.3 asks runc for rlimits above this host's hard limits.
-ulimits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+# podman 4.3 asks runc for rlimits above this host's hard limits, grants
+# three capabilities podman 5 no longer does by default, and masks
+# /sys/dev/block with a tmpfs, which podman 5 does not: ckpt refuses to
+# restore processes holding those capabilities or a tmpfs its spec does
+# not declare.
+ulimits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --cap-drop NET_RAW,MKNOD,AUDIT_WRITE --security-opt unmask=/sys/dev/block)
 for t in runc criu gzip zstd; do
 	command -v "$t" >/dev/null || die "$t not found (try: bash scripts/deps.sh)"
 done
