@@ -31,11 +31,11 @@ func verifyBytes(t *testing.T, b []byte) *format.Report {
 	return rep
 }
 
-// The images of multi.tar.zst: pstree.img lists sh (1) and one sleep (35);
+// The images of multi.tar.zst: pstree.img lists sh (1) and one sleep (34);
 // the rest are of sleeps that had exited, one pages image named by no
 // pagemap of the last dump.
 var (
-	multiLive  = []string{"core-1.img", "core-35.img", "mm-35.img", "pagemap-35.img", "pages-1.img", "pages-2.img", "fdinfo-2.img", "fdinfo-3.img"}
+	multiLive  = []string{"core-1.img", "core-34.img", "mm-34.img", "pagemap-34.img", "pages-1.img", "pages-2.img", "fdinfo-2.img", "fdinfo-3.img"}
 	multiStale = map[string]string{
 		"pagemap-14.img": "pid 14 is not in pstree.img",
 		"core-28.img":    "pid 28 is not in pstree.img",
@@ -89,7 +89,7 @@ func TestPodmanStale(t *testing.T) {
 		// pages-2.img is the live sleep's and named by stale pagemaps
 		// of other sizes: judged by the live one.
 		{"live pages shared with stale pagemaps", "checkpoint/pages-2.img", func(b []byte) []byte { return append(b, make([]byte, 4096)...) }, format.ErrImage},
-		{"live pagemap", "checkpoint/pagemap-35.img", func(b []byte) []byte { return b[:len(b)-3] }, format.ErrImage},
+		{"live pagemap", "checkpoint/pagemap-34.img", func(b []byte) []byte { return b[:len(b)-3] }, format.ErrImage},
 		{"stale pagemap", "checkpoint/pagemap-14.img", func(b []byte) []byte { return b[:len(b)-3] }, nil},
 		{"stale core", "checkpoint/core-28.img", func(b []byte) []byte { b[8], b[9] = 0xff, 0xff; return b }, nil},
 	} {

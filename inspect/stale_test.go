@@ -14,7 +14,7 @@ import (
 
 // multiArchive is podman's archive of one container checkpointed with -R
 // four times (testdata/podman/README.md): pstree.img lists sh (1) and a
-// sleep (35); the images of earlier sleeps are stale.
+// sleep (34); the images of earlier sleeps are stale.
 var multiArchive = filepath.Join(repoTestdata, "podman", "multi.tar.zst")
 
 // TestVerifyStale: verify of podman's multi-checkpoint archive is ok, with
@@ -51,7 +51,7 @@ func TestVerifyStale(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.tar.zst")
-	corrupt := tarbuild.RewriteZstd(t, multiArchive, "checkpoint/core-35.img", func(b []byte) []byte {
+	corrupt := tarbuild.RewriteZstd(t, multiArchive, "checkpoint/core-34.img", func(b []byte) []byte {
 		b[8], b[9], b[10], b[11] = 0xff, 0xff, 0xff, 0x7f
 		return b
 	})
@@ -62,8 +62,8 @@ func TestVerifyStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.OK() || !strings.Contains(r.Problems[0], "checkpoint/core-35.img") {
-		t.Errorf("Verify(core-35.img corrupted) problems = %q, want the first naming it", r.Problems)
+	if r.OK() || !strings.Contains(r.Problems[0], "checkpoint/core-34.img") {
+		t.Errorf("Verify(core-34.img corrupted) problems = %q, want the first naming it", r.Problems)
 	}
 }
 
@@ -86,8 +86,8 @@ func TestReadersStale(t *testing.T) {
 	}
 	var pids []uint32
 	Walk(in.Processes, func(p *Process, _ int) { pids = append(pids, p.PID) })
-	if len(pids) != 2 || pids[0] != 1 || pids[1] != 35 {
-		t.Fatalf("processes %v, want [1 35]", pids)
+	if len(pids) != 2 || pids[0] != 1 || pids[1] != 34 {
+		t.Fatalf("processes %v, want [1 34]", pids)
 	}
 	if got := strings.Join(in.Processes[0].Cmdline, " "); !strings.HasPrefix(got, "/bin/sh -c i=0;") {
 		t.Errorf("cmdline of 1 = %q", got)
@@ -106,8 +106,8 @@ func TestReadersStale(t *testing.T) {
 	}
 	defer a.Close()
 	use, err := a.MemoryUsage()
-	if err != nil || len(use) != 2 || use[1].PID != 35 || use[1].Memory != 64<<10 {
-		t.Errorf("MemoryUsage = %+v, %v; want sh and sleep 35 (64 KiB)", use, err)
+	if err != nil || len(use) != 2 || use[1].PID != 34 || use[1].Memory != 68<<10 {
+		t.Errorf("MemoryUsage = %+v, %v; want sh and sleep 34 (68 KiB)", use, err)
 	}
 	if _, ok := a.Images["pagemap-14.img"]; ok {
 		t.Error("Load kept stale pagemap-14.img")
@@ -115,8 +115,8 @@ func TestReadersStale(t *testing.T) {
 	if err := a.HexDump(&out, 14); err == nil || !strings.Contains(err.Error(), "stale") {
 		t.Errorf("HexDump(14) = %v, want an error saying its images are stale", err)
 	}
-	if err := a.HexDump(&bytes.Buffer{}, 35); err != nil {
-		t.Errorf("HexDump(35) = %v", err)
+	if err := a.HexDump(&bytes.Buffer{}, 34); err != nil {
+		t.Errorf("HexDump(34) = %v", err)
 	}
 
 	d, err := DiffArchives(ctx, multiArchive, multiArchive, nil)

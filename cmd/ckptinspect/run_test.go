@@ -82,7 +82,7 @@ func TestExitCodes(t *testing.T) {
 		{"verify stale images", []string{"verify", multi}, 0, "note: stale image, not read by CRIU: checkpoint/pagemap-14.img: pid 14 is not in pstree.img"},
 		{"verify stale json", []string{"verify", "--json", multi}, 0, `"reason": "pid 14 is not in pstree.img"`},
 		{"inspect stale", []string{"inspect", "--ps-tree", multi}, 0, "Stale images: "},
-		{"memparse stale", []string{"memparse", multi}, 0, "35   sleep"},
+		{"memparse stale", []string{"memparse", multi}, 0, "34   sleep"},
 		{"memparse stale pid", []string{"memparse", "--pid", "14", multi}, 1, ""},
 		{"verify missing", []string{"verify", missing}, 2, ""},
 		{"verify no args", []string{"verify"}, 2, ""},
