@@ -451,7 +451,9 @@ six rounds, then one.
 Podman checkpoints into the same directory each time and CRIU deletes no
 image, so the archive holds the core, mm, pagemap, ids and fs images of
 sleeps that had exited by the last dump (pstree.img does not list them),
-their pagemaps naming the pages ids of the live ones. The archive was taken
+their pagemaps naming the pages ids of the live ones, and the fdinfo and
+pages images of the first dump's third process that no live task names
+(\`ckptinspect verify\` lists each as a note). The archive was taken
 at counter $at_ckpt; podman restored it (stale images and all: CRIU reads
 only what pstree.img leads to) and the loop went on to $after without
 starting again from 1.
