@@ -495,14 +495,19 @@ func (x *importJob) copyLog() error {
 }
 
 // checkBundle checks the staged CRIU images against the mounts of the
-// container's bundle and gives its root the mode CRIU recorded.
+// container's bundle, removes the stale ones and gives its root the mode
+// CRIU recorded.
 func (x *importJob) checkBundle() error {
 	mounts, err := x.e.bundleMountPolicy(x.c)
 	if err != nil {
 		return err
 	}
 	imgDir := x.imageDir()
-	if err := format.CheckImageDir(imgDir, imageOptions(x.plan.network == NetworkHost, mounts)); err != nil {
+	o := imageOptions(x.plan.network == NetworkHost, mounts)
+	// Stale images (podman leaves those of exited processes of earlier
+	// dumps) are never read by CRIU: they are dropped, not restored from.
+	o.RemoveStale = true
+	if err := format.CheckImageDir(imgDir, o); err != nil {
 		return err
 	}
 	return matchRootMode(imgDir, x.c.Rootfs)

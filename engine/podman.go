@@ -47,6 +47,9 @@ type podmanSpec struct {
 	} `json:"process"`
 	Hostname string `json:"hostname"`
 	Linux    *struct {
+		Namespaces []struct {
+			Type string `json:"type"`
+		} `json:"namespaces"`
 		Resources *struct {
 			Memory *struct {
 				Limit *int64 `json:"limit"`
@@ -59,6 +62,17 @@ type podmanSpec struct {
 		Source      string   `json:"source"`
 		Options     []string `json:"options"`
 	} `json:"mounts"`
+}
+
+// hasNamespace reports whether the spec gives the container a namespace
+// of type typ of its own.
+func (ps *podmanSpec) hasNamespace(typ string) bool {
+	for _, ns := range ps.Linux.Namespaces {
+		if ns.Type == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // podmanProvided are the bind mounts podman provides itself; an import
@@ -90,6 +104,11 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 		Name: pc.Name, ID: pc.ID, Image: pc.RootfsImageName, ImageID: pc.RootfsImageID,
 		Command: ps.Process.Args, Network: NetworkNone, Hostname: ps.Hostname,
 		Terminal: ps.Process.Terminal, OpenStdin: pc.Stdin,
+	}
+	if ps.Linux != nil && !ps.hasNamespace("network") {
+		// No network namespace of its own: the container ran in its
+		// host's (podman --network host), and so do its sockets.
+		rec.Network = NetworkHost
 	}
 	if cwd := ps.Process.Cwd; cwd != "/" {
 		rec.WorkDir = cwd

@@ -64,6 +64,9 @@
 //     the paths of the files CRIU reopens, ghost files and remaps, and
 //     the mount namespaces by an allow-list, or by the stricter
 //     criuimg.MountPolicy of the restoring engine ([ImageOptions.Mounts]);
+//     the stale images the dump does not lead to (criuimg.FindStale, rule
+//     14b) are not checked and are no problem: [Report.Stale] lists them,
+//     and [CheckImageDir] removes them with [ImageOptions.RemoveStale];
 //   - deleted.files through [ReadDeletedFiles], read as a stream: at most
 //     [MaxDeletedFilesSize] bytes and [MaxDeletedFiles] paths, each
 //     accepted by [CheckDeletedPath];

@@ -37,7 +37,26 @@ type ImageOptions struct {
 	// unless the user gave the container the host's. nil checks none (a
 	// dump of host processes shares them all).
 	Namespaces []string
+	// RemoveStale makes CheckImageDir remove the stale images of the
+	// directory (criuimg.FindStale), once the images CRIU reads passed
+	// the checks: CRIU never reads them, and they would travel on with the
+	// directory. Verify and Extract ignore it.
+	RemoveStale bool
 }
+
+// StaleImage is a CRIU image of an archive that its dump does not lead to
+// (criuimg.FindStale): CRIU never reads it, so it is not checked and is no
+// problem.
+type StaleImage struct {
+	// Member is the image's member name, such as
+	// "checkpoint/pagemap-11.img".
+	Member string
+	// Reason says why the dump does not lead to it.
+	Reason string
+}
+
+// String returns "<member>: <reason>".
+func (s StaleImage) String() string { return s.Member + ": " + s.Reason }
 
 // imageFile is what the checker keeps of a CRIU image while reading.
 type imageFile struct {
@@ -59,6 +78,7 @@ type contentChecker struct {
 	kept          int64
 	hasParentLink bool
 	problems      []error
+	stale         []StaleImage
 }
 
 func newContentChecker(o ImageOptions) *contentChecker {
@@ -184,9 +204,10 @@ func (c *contentChecker) finish(m *Manifest, legacy bool) []ImageSet {
 			// it pages, so the restoring engine's policy is not its.
 			o.Mounts, o.Caps, o.Namespaces = nil, 0, nil
 		}
-		set, problems := checkImageSet(dir, files, hasParent, o)
+		set, problems, stale := checkImageSet(dir, files, hasParent, o)
 		sets = append(sets, set)
 		c.problems = append(c.problems, problems...)
+		c.stale = append(c.stale, stale...)
 	}
 	if !legacy && m.Parent != nil && len(c.sets[m.ImagesDir()]) == 0 {
 		c.problems = append(c.problems, &Error{Op: "verify", Err: errorf(ErrParent, "the manifest names a parent but the archive has no CRIU images")})
@@ -196,12 +217,25 @@ func (c *contentChecker) finish(m *Manifest, legacy bool) []ImageSet {
 
 // checkImageSet checks one CRIU image directory with criuimg.CheckImages
 // and summarizes it. Each problem names the member; parent problems wrap
-// ErrParent, the others ErrImage.
-func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o ImageOptions) (ImageSet, []error) {
-	set := ImageSet{Dir: dir, Files: len(files)}
+// ErrParent, the others ErrImage. The summary counts the images of the
+// dump only; the stale ones are returned apart.
+func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o ImageOptions) (ImageSet, []error, []StaleImage) {
 	infos := make(map[string]criuimg.Info, len(files))
 	for base, f := range files {
 		infos[base] = criuimg.Info{Size: f.size, Data: f.data}
+	}
+	rep := criuimg.CheckImages(infos, &criuimg.CheckOptions{PageSize: int64(o.PageSize), HasParent: hasParent, Mounts: o.Mounts, Caps: o.Caps, Namespaces: o.Namespaces})
+	var stale []StaleImage
+	isStale := map[string]bool{}
+	for _, s := range rep.Stale {
+		stale = append(stale, StaleImage{Member: dir + "/" + s.File, Reason: s.Reason})
+		isStale[s.File] = true
+	}
+	set := ImageSet{Dir: dir, Files: len(files), Stale: len(isStale)}
+	for base, f := range files {
+		if isStale[base] {
+			continue
+		}
 		if strings.HasPrefix(base, "pages-") && strings.HasSuffix(base, ".img") {
 			set.PagesSize += f.size
 		}
@@ -220,7 +254,6 @@ func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o Im
 			set.Processes = len(ents)
 		}
 	}
-	rep := criuimg.CheckImages(infos, &criuimg.CheckOptions{PageSize: int64(o.PageSize), HasParent: hasParent, Mounts: o.Mounts, Caps: o.Caps, Namespaces: o.Namespaces})
 	var problems []error
 	for _, p := range rep.Problems {
 		sentinel := ErrImage
@@ -233,7 +266,7 @@ func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o Im
 		}
 		problems = append(problems, &Error{Op: "verify", Member: member, Err: fmt.Errorf("%w: %w", sentinel, p.Err)})
 	}
-	return set, problems
+	return set, problems, stale
 }
 
 // CheckImageDir checks the CRIU image set in the directory dir (extracted
@@ -243,7 +276,8 @@ func checkImageSet(dir string, files map[string]*imageFile, hasParent bool, o Im
 // MaxParsedImagesTotal. A "parent" symbolic link in dir allows pages in a
 // parent image set. An engine calls it with the mount policy of the spec it
 // restores the container with, once it has generated that spec, before
-// CRIU runs. The error names the first problem's file and counts the
+// CRIU runs. Stale images (criuimg.FindStale) are not checked; with
+// opts.RemoveStale they are removed once the rest passed. The error names the first problem's file and counts the
 // others; it wraps ErrImage (ErrParent for pages in a missing parent).
 func CheckImageDir(dir string, opts *ImageOptions) error {
 	var o ImageOptions
@@ -262,7 +296,7 @@ func CheckImageDir(dir string, opts *ImageOptions) error {
 	if err != nil {
 		return fmt.Errorf("check images in %s: %w", dir, err)
 	}
-	_, problems := checkImageSet(dir, files, hasParent, o)
+	_, problems, stale := checkImageSet(dir, files, hasParent, o)
 	for name := range files {
 		if criuimg.IsTmpfsImage(name) {
 			if err := checkTmpfsFile(root, name); err != nil {
@@ -270,7 +304,15 @@ func CheckImageDir(dir string, opts *ImageOptions) error {
 			}
 		}
 	}
-	return firstProblem("check", problems)
+	if err := firstProblem("check", problems); err != nil || !o.RemoveStale {
+		return err
+	}
+	for _, s := range stale {
+		if err := root.Remove(path.Base(s.Member)); err != nil {
+			return fmt.Errorf("remove stale image: %w", err)
+		}
+	}
+	return nil
 }
 
 // checkTmpfsFile checks the tmpfs content image name of root.

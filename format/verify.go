@@ -37,14 +37,21 @@ type Report struct {
 	Problems []error
 	// Images summarizes each CRIU image set (checkpoint/, pre-checkpoint/).
 	Images []ImageSet
+	// Stale lists the CRIU images the dump does not lead to
+	// (criuimg.FindStale), sorted by member: CRIU never reads them, so
+	// they are not checked and are no problem.
+	Stale []StaleImage
 }
 
 // ImageSet summarizes one directory of CRIU images.
 type ImageSet struct {
 	// Dir is CheckpointDir or PreCheckpointDir.
 	Dir string
-	// Files is the number of files in the set.
+	// Files is the number of files in the set, stale images included.
 	Files int
+	// Stale is the number of stale images (Report.Stale); the figures
+	// below leave them out.
+	Stale int
 	// Processes is the number of tasks pstree.img lists.
 	Processes int
 	// PagesSize is the total size of the pages-*.img files.
@@ -112,6 +119,7 @@ func Verify(r io.Reader, opts *VerifyOptions) (*Report, error) {
 	rep.Manifest = zr.Manifest()
 	rep.Images = cc.finish(rep.Manifest, rep.Legacy)
 	rep.Problems = append(rep.Problems, cc.problems...)
+	rep.Stale = cc.stale
 	return rep, nil
 }
 

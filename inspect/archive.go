@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/criuimg"
 	"github.com/ckpt/ckpt/internal/fileio"
 )
 
@@ -103,8 +104,15 @@ type Archive struct {
 	// Parent is the next one; nil when none was given.
 	Parent *Archive
 
+	// Stale lists the images of ImageDir the dump does not lead to
+	// (criuimg.FindStale), found when Load kept the images: they are
+	// dropped from Images, ImageSizes and the pages, so no reader sees
+	// them.
+	Stale []criuimg.Stale
+
 	pages  map[string]string       // base name -> temporary file
 	sparse map[string]*sparsePages // base name -> captured segments
+	stale  map[string]string       // base name -> why it is stale
 	tmp    string
 }
 
@@ -239,6 +247,9 @@ func Load(ctx context.Context, name string, opts *LoadOptions) (a *Archive, err 
 		a.ImageDir = format.CheckpointDir
 	}
 	a.Manifest = zr.Manifest()
+	if o.Images {
+		a.dropStale()
+	}
 	if len(o.Parents) > 0 {
 		if err := a.loadParents(ctx, o.Parents, o); err != nil {
 			return nil, err
@@ -252,6 +263,27 @@ func newArchive(name string) *Archive {
 	return &Archive{Path: name, Meta: map[string][]byte{}, MetaTimes: map[string]time.Time{}, Images: map[string][]byte{},
 		ImageSizes: map[string]int64{}, Tars: map[string][]TarEntry{}, pages: map[string]string{},
 		sparse: map[string]*sparsePages{}}
+}
+
+// dropStale finds the stale images of a.ImageDir and forgets them, so
+// that a pid pstree.img does not list has no memory, files or pages.
+func (a *Archive) dropStale() {
+	infos := make(map[string]criuimg.Info, len(a.ImageSizes))
+	for name, size := range a.ImageSizes {
+		infos[name] = criuimg.Info{Size: size, Data: a.Images[name]}
+	}
+	a.Stale = criuimg.FindStale(infos)
+	a.stale = map[string]string{}
+	for _, s := range a.Stale {
+		a.stale[s.File] = s.Reason
+		delete(a.Images, s.File)
+		delete(a.ImageSizes, s.File)
+		delete(a.sparse, s.File)
+		if p, ok := a.pages[s.File]; ok {
+			_ = os.Remove(p)
+			delete(a.pages, s.File)
+		}
+	}
 }
 
 // loader is one Load's pass over the members of an archive.
@@ -334,6 +366,9 @@ func (l *loader) image(h *format.Header, dir, base string) error {
 		return a.spill(o.TempDir, base, zr)
 	case o.Args && isPagesImage(base):
 		segs, ok := a.argSegments(base)
+		// A stale pagemap naming the same pages image (pstree.img,
+		// which tells, comes later) may point past its end.
+		segs = clipSegments(segs, h.Size)
 		if a.Legacy || !ok || segmentsSize(segs) > maxCapture {
 			return a.spill(o.TempDir, base, zr)
 		}

@@ -68,6 +68,16 @@
 // "unknown", never panics. [DecodeImage] exposes this path; the fuzz
 // target FuzzInspectImage exercises it.
 //
+// # Stale images
+//
+// Images of processes that had exited before the last dump (podman dumps a
+// container into the same directory each time; criuimg.FindStale,
+// docs/FORMAT.md rule 14b) are dropped by [Load] once the images are read
+// ([Archive.Stale]): the process tree, memory, files and diffs come from
+// the dump's images only, and memparse of a stale pid says so. [Verify]
+// notes each stale image ([StaleNote]) and lists it in VerifyResult.Stale;
+// it is never a problem.
+//
 // # Limits
 //
 // The inspector's limits are the verifier's: [MaxSmallFile] is
@@ -104,14 +114,16 @@
 //     sid, threads, comm, state, cmdline, env, memoryNote (why cmdline or
 //     env is missing: in a parent not given), files ([File]: fd, type,
 //     path), sockets ([Socket]), children), mounts ([Mount]), stats
-//     ([DumpStats]) and metadata ([Metadata]).
+//     ([DumpStats]), metadata ([Metadata]) and staleImages ([StaleImage],
+//     with the process tree; omitted when none).
 //   - memparse: [MemparseJSON] {"version", "path", "processes": [[MemUsage]]}
 //     or "matches": [[Match]]. A MemUsage has pid, comm, memory (stored in
 //     this archive), shared, and inParent (pages in parent of an
 //     incremental checkpoint, omitted when 0).
 //   - verify: [VerifyJSON] {"version", "archives": [[VerifyResult]]}: path,
 //     format, legacy, manifestDigest, problems (one string each, naming the
-//     member), notes.
+//     member), notes, stale ([StaleImage]: member, reason; omitted when
+//     none).
 //   - diff: [DiffJSON] {"version", "a", "b", "identical", "fields"
 //     ([FieldChange]), "processes" ([ProcChange]), "files" and "sockets"
 //     ([ItemChange]), "memory" ([MemChange] per process and mapping),

@@ -75,6 +75,10 @@ type Inspection struct {
 	Mounts    []Mount    `json:"mounts,omitempty"`
 	Stats     *DumpStats `json:"stats,omitempty"`
 	Metadata  *Metadata  `json:"metadata,omitempty"`
+	// Stale lists the CRIU images the dump does not lead to (read with
+	// the process tree only): nothing above comes from them; omitted
+	// when none.
+	Stale []StaleImage `json:"staleImages,omitempty"`
 }
 
 // Inspect reads the archive at name once and builds the views opts
@@ -154,6 +158,9 @@ func inspectArchive(a *Archive, o InspectOptions, procs bool) (*Inspection, erro
 			Walk(roots, func(p *Process, _ int) { p.Sockets = sks[p.PID] })
 		}
 		in.Processes = roots
+		for _, st := range a.Stale {
+			in.Stale = append(in.Stale, StaleImage{Member: a.ImageDir + "/" + st.File, Reason: st.Reason})
+		}
 	}
 	if o.Mounts {
 		if in.Mounts, err = a.Mounts(); err != nil {

@@ -138,6 +138,9 @@ func (m *procMem) inParent(start, end uint64) uint64 {
 func (a *Archive) memory(pid uint32) (*procMem, error) {
 	name := fmt.Sprintf("pagemap-%d.img", pid)
 	b, ok := a.Images[name]
+	if why, stale := a.stale[name]; stale {
+		return nil, fmt.Errorf("find process %d: not in the checkpoint, %s is stale (%s): %w: %w", pid, name, why, ErrImage, errNoTask)
+	}
 	if !ok {
 		return nil, fmt.Errorf("find %s: %w: %w", name, ErrImage, errNoTask)
 	}
@@ -289,6 +292,18 @@ const MaxArgsTotal = 64 << 20
 // maxArgStrings bounds the strings split from one process's arguments
 // or environment.
 const maxArgStrings = 1 << 16
+
+// clipSegments returns the parts of segs that lie within size bytes.
+func clipSegments(segs [][2]int64, size int64) [][2]int64 {
+	out := segs[:0]
+	for _, g := range segs {
+		g[1] = min(g[1], size)
+		if g[0] < g[1] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
 
 // segmentsSize returns the bytes segs cover, counting overlaps once per
 // segment (an upper bound).

@@ -136,6 +136,9 @@ func WriteInspection(w io.Writer, in *Inspection) error {
 	cs.add("Memory pages size: %s", Size(in.PagesSize))
 	root.add("Root FS diff size: %s", Size(in.RootfsDiffSize))
 	root.add("Verified: %s", in.Verified)
+	if len(in.Stale) > 0 {
+		root.add("Stale images: %d, not read by CRIU and not shown (ckptinspect verify lists them)", len(in.Stale))
+	}
 	if md := in.Metadata; md != nil {
 		addMetadata(root, md)
 	}

@@ -38,9 +38,27 @@ type VerifyResult struct {
 	// concerned.
 	Problems []string `json:"problems"`
 	// Notes are remarks that are not problems (a legacy archive without
-	// RequireManifest, a parent that was not checked).
+	// RequireManifest, a parent that was not checked, each stale image).
 	Notes []string `json:"notes,omitempty"`
+	// Stale lists the CRIU images the dump does not lead to
+	// (format.Report.Stale): not checked, no problem; omitted when none.
+	Stale []StaleImage `json:"stale,omitempty"`
 }
+
+// StaleImage is a CRIU image of an archive that its dump does not lead to
+// (criuimg.FindStale), such as the images of a process that exited before
+// podman checkpointed the container again into the same directory.
+type StaleImage struct {
+	// Member is the image's member name, such as
+	// "checkpoint/pagemap-11.img".
+	Member string `json:"member"`
+	// Reason says why, such as "pid 11 is not in pstree.img".
+	Reason string `json:"reason"`
+}
+
+// StaleNote starts Verify's note of each stale image; the member and the
+// reason follow.
+const StaleNote = "stale image, not read by CRIU:"
 
 // OK reports whether no problem was found.
 func (r *VerifyResult) OK() bool { return len(r.Problems) == 0 }
@@ -66,6 +84,10 @@ func Verify(ctx context.Context, name string, opts *VerifyOptions) (*VerifyResul
 	res := &VerifyResult{Path: name, Legacy: rep.Legacy, Problems: []string{}}
 	for _, p := range rep.Problems {
 		res.Problems = append(res.Problems, p.Error())
+	}
+	for _, s := range rep.Stale {
+		res.Stale = append(res.Stale, StaleImage{Member: s.Member, Reason: s.Reason})
+		res.Notes = append(res.Notes, fmt.Sprintf("%s %s: %s", StaleNote, s.Member, s.Reason))
 	}
 	switch {
 	case rep.Legacy:

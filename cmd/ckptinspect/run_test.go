@@ -44,6 +44,9 @@ func TestExitCodes(t *testing.T) {
 	raw[len(raw)/2] ^= 1
 	os.WriteFile(bad, raw, 0o600)
 	crio := "../../testdata/legacy/crio.tar"
+	// podman's archive after four -R checkpoints: stale images of
+	// exited sleeps (issue 18).
+	multi := "../../testdata/podman/multi.tar.zst"
 	missing := filepath.Join(dir, "missing")
 	fuzzOut := filepath.Join(dir, "findings")
 	tests := []struct {
@@ -76,6 +79,11 @@ func TestExitCodes(t *testing.T) {
 		{"verify problems", []string{"verify", bad}, 1, "problem"},
 		{"verify legacy", []string{"verify", crio}, 0, "unverifiable"},
 		{"verify legacy required", []string{"verify", "--require-manifest", crio}, 1, "unverifiable"},
+		{"verify stale images", []string{"verify", multi}, 0, "note: stale image, not read by CRIU: checkpoint/pagemap-14.img: pid 14 is not in pstree.img"},
+		{"verify stale json", []string{"verify", "--json", multi}, 0, `"reason": "pid 14 is not in pstree.img"`},
+		{"inspect stale", []string{"inspect", "--ps-tree", multi}, 0, "Stale images: "},
+		{"memparse stale", []string{"memparse", multi}, 0, "34   sleep"},
+		{"memparse stale pid", []string{"memparse", "--pid", "14", multi}, 1, ""},
 		{"verify missing", []string{"verify", missing}, 2, ""},
 		{"verify no args", []string{"verify"}, 2, ""},
 		{"diff same", []string{"diff", a, a}, 0, "identical"},

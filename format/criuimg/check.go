@@ -63,10 +63,14 @@ type CheckOptions struct {
 	Namespaces []string
 }
 
-// Report lists the problems [CheckImages] found, sorted by file name.
+// Report lists the problems [CheckImages] found, sorted by file name, and
+// the stale images it left unchecked.
 type Report struct {
 	// Problems holds one *Error per problem; each names its image file.
 	Problems []*Error
+	// Stale lists the images the dump does not lead to ([FindStale]),
+	// sorted by file name: they are not checked, and are no problem.
+	Stale []Stale
 }
 
 // Err returns nil if the report holds no problem, else an error joining
@@ -228,8 +232,27 @@ func (c *checker) failed(name string, err error) bool {
 // directory, CRIU images v1.1) whose files are described by files, keyed
 // by base name. It reports every problem it finds, never stopping at the
 // first; see the package documentation for the list of checks. Files that
-// are not CRIU images (dump.log, descriptors.json, "parent") are ignored.
+// are not CRIU images (dump.log, descriptors.json, "parent") are ignored,
+// and so are the stale images [FindStale] finds: the report lists them.
 func CheckImages(files map[string]Info, opts *CheckOptions) *Report {
+	stale := FindStale(files)
+	if len(stale) > 0 {
+		live := make(map[string]Info, len(files))
+		for name, fi := range files {
+			live[name] = fi
+		}
+		for _, s := range stale {
+			delete(live, s.File)
+		}
+		files = live
+	}
+	rep := checkImages(files, opts)
+	rep.Stale = stale
+	return rep
+}
+
+// checkImages is CheckImages on the images of the dump.
+func checkImages(files map[string]Info, opts *CheckOptions) *Report {
 	c := &checker{files: files, pageSize: DefaultPageSize, bad: map[string]bool{}, perFile: map[string]int{}}
 	if opts != nil {
 		c.parent = opts.HasParent

@@ -54,9 +54,10 @@
 //
 // # Image set checks
 //
-// [CheckImages] checks one image directory and reports every problem, each
-// naming its image file (the structure here, what the images make CRIU do
-// below):
+// [CheckImages] checks the images of one image directory that the dump
+// leads to and reports every problem, each naming its image file (the
+// structure here, what the images make CRIU do below); the stale images
+// ([FindStale], below) it leaves unchecked and lists in [Report.Stale]:
 //
 //   - every image with a known name has its magic and header prefix, and
 //     its entries (when its contents are given) are framed correctly; files
@@ -128,6 +129,23 @@
 //     there.
 //
 // [Needs] says how much of each image [CheckImages] needs.
+//
+// # Stale images
+//
+// CRIU overwrites the images of the tasks it dumps and deletes none, and
+// podman dumps a container into the same directory every time, so an
+// image directory may hold images of processes that exited before the
+// last dump; CRIU never reads them. [FindStale] finds them from
+// pstree.img, the inventory and the images they reference: per-thread
+// images (core, creds, signal-p) of an id that is no task or thread of
+// pstree.img, per-task images (mm, pagemap, ids, fs, ...) of a pid it does
+// not list or of a zombie, fdinfo images of no live task's files id, and
+// pages images no live pagemap names (a pages image a live and a stale
+// pagemap both name is the live one's). What it cannot decide is live:
+// nothing is stale without a readable pstree.img, no fdinfo image without
+// the inventory and every live task's ids, no pages image while a live
+// task's pagemap is missing or unreadable. A stale image is never a
+// problem, whatever it holds.
 //
 // A report holds at most [MaxProblemsPerFile] problems per file and
 // [MaxProblems] in all, plus one problem saying how many were left out.
