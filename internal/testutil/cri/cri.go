@@ -1,0 +1,425 @@
+// Package cri runs the peer containerd 2.x with its CRI plugin for tests,
+// and drives it as the kubelet does, so that tests get real containerd CRI
+// checkpoint archives (the kubelet's forensic checkpoints).
+//
+// Invariants:
+//
+//   - containerd runs from the private directory scripts/peer-containerd.sh
+//     prints (nothing is installed), with its own config, root, state,
+//     sockets, runc root and CNI directories under the test's temporary
+//     directory: it shares nothing with a containerd of the host or of
+//     another test.
+//   - Pods use the host's network (NamespaceMode NODE): no CNI plugin is
+//     needed, and none is configured.
+//   - Cleanup removes every pod the test made, stops containerd (the
+//     process this package started, by its PID), and unmounts what is still
+//     mounted under the temporary directory before removing it
+//     (CKPT_CRI_KEEP=1 keeps the directory, containerd's log in it, to
+//     look into a failure).
+//   - A missing prerequisite (root, runc, CRIU, the peer containerd) fails
+//     the test under CI=true (testutil.Missing).
+package cri
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	rt "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ckpt/ckpt/internal/testutil"
+)
+
+// Containerd is a private containerd with its CRI plugin.
+type Containerd struct {
+	// Dir is its temporary directory; Bin the peer's usr/bin.
+	Dir, Bin string
+	// Version is `containerd --version`'s output.
+	Version string
+	// Runtime is the CRI runtime service.
+	Runtime rt.RuntimeServiceClient
+	socket  string
+	cmd     *exec.Cmd
+	conn    *grpc.ClientConn
+	pods    []string
+}
+
+// SandboxImage is the image containerd runs its pause containers from;
+// tests import it (OCIImage) before they run a pod.
+const SandboxImage = "localhost/ckpt-counter:cri"
+
+// Start unpacks the peer containerd if needed (scripts/peer-containerd.sh)
+// and starts it; cleanup is registered on t.
+func Start(t testing.TB) *Containerd {
+	t.Helper()
+	testutil.RequireRoot(t)
+	runc := testutil.RequireTool(t, "runc")
+	criu := testutil.RequireTool(t, "criu")
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "scripts", "peer-containerd.sh")
+	out, err := exec.Command("bash", script).Output()
+	if err != nil {
+		msg := err.Error()
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = strings.TrimSpace(string(ee.Stderr))
+		}
+		testutil.Missing(t, "containerd 2.x: scripts/peer-containerd.sh could not unpack it: %s", msg)
+		return nil
+	}
+	bin := filepath.Join(strings.TrimSpace(string(out)), "usr", "bin")
+	// Not t.TempDir: containerd's state must be gone, mounts first, before
+	// the directory is removed (Cleanup below).
+	dir, err := os.MkdirTemp("/var/tmp", "ckpt-cri-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Containerd{Dir: dir, Bin: bin, socket: filepath.Join(dir, "containerd.sock")}
+	t.Cleanup(func() { c.stop(t) })
+	conf := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(conf, []byte(c.config(runc)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := exec.Command(filepath.Join(bin, "containerd"), "--version").Output(); err == nil {
+		c.Version = strings.TrimSpace(string(v))
+	}
+	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	c.cmd = exec.Command(filepath.Join(bin, "containerd"), "--config", conf)
+	// The shim is found on PATH, and runc's checkpoint runs the criu on PATH.
+	c.cmd.Env = append(os.Environ(), "PATH="+bin+":"+filepath.Dir(runc)+":"+filepath.Dir(criu)+":"+os.Getenv("PATH"))
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	c.cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("start containerd: %v", err)
+	}
+	c.conn, err = grpc.NewClient("unix://"+c.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Runtime = rt.NewRuntimeServiceClient(c.conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Runtime.Version(ctx, &rt.VersionRequest{})
+		cancel()
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd's CRI did not answer within 30 s: %v (log: %s)", err, c.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// config is containerd's configuration: everything under c.Dir, the
+// plugins that would reach outside it (NRI's socket, tracing) disabled.
+func (c *Containerd) config(runc string) string {
+	d := c.Dir
+	return fmt.Sprintf(`version = 3
+root = '%[1]s/root'
+state = '%[1]s/state'
+disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.btrfs', 'io.containerd.snapshotter.v1.zfs',
+  'io.containerd.snapshotter.v1.devmapper', 'io.containerd.snapshotter.v1.blockfile', 'io.containerd.snapshotter.v1.erofs',
+  'io.containerd.tracing.processor.v1.otlp', 'io.containerd.internal.v1.tracing']
+[grpc]
+  address = '%[2]s'
+[ttrpc]
+  address = '%[2]s.ttrpc'
+[plugins]
+  [plugins.'io.containerd.internal.v1.opt']
+    path = '%[1]s/opt'
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '%[3]s'
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_cdi = false
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = '%[4]s'
+          Root = '%[1]s/runc'
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['%[1]s/cni/bin']
+      conf_dir = '%[1]s/cni/net.d'
+  [plugins.'io.containerd.grpc.v1.cri']
+    disable_tcp_service = true
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+`, d, c.socket, SandboxImage, runc)
+}
+
+func (c *Containerd) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(c.Dir, "containerd.log"))
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// stop removes the test's pods, stops containerd and removes its directory.
+func (c *Containerd) stop(t testing.TB) {
+	if c.Runtime != nil {
+		for _, id := range c.pods {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if _, err := c.Runtime.StopPodSandbox(ctx, &rt.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+				t.Logf("stop pod %s: %v", id, err)
+			}
+			if _, err := c.Runtime.RemovePodSandbox(ctx, &rt.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+				t.Logf("remove pod %s: %v", id, err)
+			}
+			cancel()
+		}
+	}
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Signal(unix.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = c.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = c.cmd.Process.Kill()
+			<-done
+		}
+	}
+	unmountUnder(t, c.Dir)
+	if os.Getenv("CKPT_CRI_KEEP") != "" {
+		t.Logf("kept %s", c.Dir)
+		return
+	}
+	if err := os.RemoveAll(c.Dir); err != nil {
+		t.Logf("remove %s: %v", c.Dir, err)
+	}
+}
+
+// unmountUnder unmounts every mount point below dir, deepest first.
+func unmountUnder(t testing.TB, dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mnts []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mnts = append(mnts, f[4])
+		}
+	}
+	for i := len(mnts) - 1; i >= 0; i-- {
+		if err := unix.Unmount(mnts[i], unix.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", mnts[i], err)
+		}
+	}
+}
+
+// Ctr runs the peer's ctr against this containerd, in the CRI's namespace.
+func (c *Containerd) Ctr(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(c.Bin, "ctr"), append([]string{"-a", c.socket, "-n", "k8s.io"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// ImportImage imports an OCI layout tar (OCIImage) into the CRI's images.
+func (c *Containerd) ImportImage(t testing.TB, path string) {
+	t.Helper()
+	c.Ctr(t, "images", "import", path)
+}
+
+// Pod names a pod as the kubelet's API does.
+type Pod struct {
+	Name, Namespace, UID string
+}
+
+// RunContainer runs a pod on the host's network with one container of
+// image running command, with the labels and annotations the kubelet
+// sets, and returns the container's ID once it runs.
+func (c *Containerd) RunContainer(t testing.TB, pod Pod, name, image string, command []string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	logDir := filepath.Join(c.Dir, "pods", pod.Namespace+"_"+pod.Name+"_"+pod.UID)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	podLabels := map[string]string{
+		"io.kubernetes.pod.name": pod.Name, "io.kubernetes.pod.namespace": pod.Namespace, "io.kubernetes.pod.uid": pod.UID,
+	}
+	sc := &rt.PodSandboxConfig{
+		Metadata:     &rt.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: pod.UID},
+		LogDirectory: logDir,
+		Labels:       podLabels,
+		Annotations:  map[string]string{"kubernetes.io/config.source": "api"},
+		Linux:        &rt.LinuxPodSandboxConfig{SecurityContext: &rt.LinuxSandboxSecurityContext{NamespaceOptions: kubeletNamespaces()}},
+	}
+	ps, err := c.Runtime.RunPodSandbox(ctx, &rt.RunPodSandboxRequest{Config: sc})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v (containerd log: %s)", err, c.logTail())
+	}
+	c.pods = append(c.pods, ps.PodSandboxId)
+	labels := map[string]string{"io.kubernetes.container.name": name}
+	for k, v := range podLabels {
+		labels[k] = v
+	}
+	cc, err := c.Runtime.CreateContainer(ctx, &rt.CreateContainerRequest{
+		PodSandboxId: ps.PodSandboxId,
+		Config: &rt.ContainerConfig{
+			Metadata:    &rt.ContainerMetadata{Name: name},
+			Image:       &rt.ImageSpec{Image: image},
+			Command:     command,
+			LogPath:     name + "/0.log",
+			Labels:      labels,
+			Annotations: map[string]string{"io.kubernetes.container.restartCount": "0", "io.kubernetes.container.terminationMessagePolicy": "File"},
+			Linux: &rt.LinuxContainerConfig{SecurityContext: &rt.LinuxContainerSecurityContext{
+				NamespaceOptions: kubeletNamespaces(), MaskedPaths: kubeletMasked, ReadonlyPaths: kubeletReadonly,
+			}},
+		},
+		SandboxConfig: sc,
+	})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v (containerd log: %s)", err, c.logTail())
+	}
+	if _, err := c.Runtime.StartContainer(ctx, &rt.StartContainerRequest{ContainerId: cc.ContainerId}); err != nil {
+		t.Fatalf("StartContainer: %v (containerd log: %s)", err, c.logTail())
+	}
+	return cc.ContainerId
+}
+
+// kubeletNamespaces are the namespaces the kubelet asks for a pod with
+// hostNetwork and without shareProcessNamespace: the host's network, a
+// PID namespace per container, the IPC namespace of the pod.
+func kubeletNamespaces() *rt.NamespaceOption {
+	return &rt.NamespaceOption{Network: rt.NamespaceMode_NODE, Pid: rt.NamespaceMode_CONTAINER, Ipc: rt.NamespaceMode_POD}
+}
+
+// The paths the kubelet masks and makes read-only in every unprivileged
+// container (its securitycontext defaults); containerd adds none itself.
+var (
+	kubeletMasked = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	kubeletReadonly = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+// Logs returns the container's CRI log so far.
+func (c *Containerd) Logs(t testing.TB, id string) string {
+	t.Helper()
+	st, err := c.Runtime.ContainerStatus(context.Background(), &rt.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(st.Status.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Checkpoint checkpoints container id into the archive at location, as the
+// kubelet's checkpoint API does (the container keeps running).
+func (c *Containerd) Checkpoint(t testing.TB, id, location string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.Runtime.CheckpointContainer(ctx, &rt.CheckpointContainerRequest{ContainerId: id, Location: location, Timeout: 60}); err != nil {
+		t.Fatalf("CheckpointContainer: %v (containerd log: %s)", err, c.logTail())
+	}
+}
+
+// ArchiveName is the kubelet's name for a checkpoint archive:
+// checkpoint-<pod>_<namespace>-<container>-<time>.tar.
+func ArchiveName(pod Pod, container string, at time.Time) string {
+	return fmt.Sprintf("checkpoint-%s_%s-%s-%s.tar", pod.Name, pod.Namespace, container, at.UTC().Format(time.RFC3339))
+}
+
+// OCIImage writes an OCI image layout tar of one uncompressed layer (the
+// root filesystem tar rootfs) named name, whose command is cmd, and
+// returns its path under dir.
+func OCIImage(t testing.TB, dir, rootfs, name string, cmd []string) string {
+	t.Helper()
+	layer, err := os.ReadFile(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := map[string][]byte{}
+	blob := func(b []byte) (string, int) {
+		s := sha256.Sum256(b)
+		d := "sha256:" + hex.EncodeToString(s[:])
+		blobs[d] = b
+		return d, len(b)
+	}
+	mustJSON := func(v any) []byte {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ld, ls := blob(layer)
+	cd, cs := blob(mustJSON(map[string]any{
+		"architecture": runtime.GOARCH, "os": "linux",
+		"config": map[string]any{"Cmd": cmd, "WorkingDir": "/"},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{ld}},
+	}))
+	md, ms := blob(mustJSON(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+		"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ls}},
+	}))
+	index := mustJSON(map[string]any{"schemaVersion": 2, "manifests": []any{map[string]any{
+		"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+		"annotations": map[string]string{"io.containerd.image.name": name},
+	}}})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(n string, b []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	add("index.json", index)
+	for d, b := range blobs {
+		add("blobs/sha256/"+strings.TrimPrefix(d, "sha256:"), b)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "image.tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
