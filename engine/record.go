@@ -33,6 +33,17 @@ type importRecord struct {
 	WorkDir     string
 	Hostname    string
 	MemoryLimit int64
+	// Kube is the pod a kubelet checkpoint archive (CRI-O, containerd)
+	// came from; Lost what of it a standalone restore leaves behind, and
+	// Dropped the destinations restored as empty stand-ins without being
+	// asked (the service account token).
+	Kube    *format.Kube
+	Lost    []string
+	Dropped []string
+	// Caps are the capabilities the container's processes held, as far
+	// as the record says (spec.dump's bounding set; the engine's own
+	// records list only those beyond the default set).
+	Caps []string
 }
 
 // readRecord reads what the import needs from config.dump (and, for
@@ -51,6 +62,7 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
 			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
 			Entrypoint: c.Entrypoint, User: c.User, WorkDir: c.WorkDir, Hostname: c.Hostname, MemoryLimit: c.MemoryLimit,
+			Caps: c.CapAdd,
 		}
 		for _, m := range c.Mounts {
 			switch m.Type {
@@ -84,6 +96,13 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 			return nil, err
 		}
 		return rec, nil
+	}
+	spec, err := readSmall(filepath.Join(staging, format.SpecName))
+	if err != nil {
+		return nil, fmt.Errorf("read spec.dump: %w", err)
+	}
+	if k, ok := format.ReadKube(spec); ok {
+		return readKubeletRecord(staging, cfg, k)
 	}
 	return readPodmanRecord(staging, cfg)
 }

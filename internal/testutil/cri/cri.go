@@ -9,8 +9,11 @@
 //     sockets, runc root and CNI directories under the test's temporary
 //     directory: it shares nothing with a containerd of the host or of
 //     another test.
-//   - Pods use the host's network (NamespaceMode NODE): no CNI plugin is
-//     needed, and none is configured.
+//   - Pods get a network namespace of their own, as the kubelet's pods
+//     do: the only CNI plugin is ckpt-dummy (a shell script written
+//     here), which gives the namespace an eth0 with 10.88.0.2/24, a veth
+//     whose peer stays in the namespace, nothing reaching the host;
+//     containerd brings up lo itself.
 //   - Cleanup removes every pod the test made, stops containerd (the
 //     process this package started, by its PID), and unmounts what is still
 //     mounted under the temporary directory before removing it
@@ -94,6 +97,7 @@ func Start(t testing.TB) *Containerd {
 	if err := os.WriteFile(conf, []byte(c.config(runc)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	writeCNI(t, dir)
 	if v, err := exec.Command(filepath.Join(bin, "containerd"), "--version").Output(); err == nil {
 		c.Version = strings.TrimSpace(string(v))
 	}
@@ -166,11 +170,47 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.bt
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = ['%[1]s/cni/bin']
       conf_dir = '%[1]s/cni/net.d'
+      use_internal_loopback = true
   [plugins.'io.containerd.grpc.v1.cri']
     disable_tcp_service = true
     stream_server_address = '127.0.0.1'
     stream_server_port = '0'
 `, d, c.socket, SandboxImage, runc)
+}
+
+// dummyPlugin is a CNI plugin that gives a pod's network namespace an
+// eth0 with an address (one end of a veth pair whose other end stays in
+// the pod's namespace too: the dummy link type needs a kernel module), so that containerd's CRI runs pods with
+// network namespaces of their own without any network behind them.
+const dummyPlugin = `#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+ADD)
+	cat >/dev/null
+	nsenter --net="$CNI_NETNS" ip link add name "$CNI_IFNAME" type veth peer name ckpt0 || exit 1
+	nsenter --net="$CNI_NETNS" ip link set ckpt0 up || exit 1
+	nsenter --net="$CNI_NETNS" ip addr add 10.88.0.2/24 dev "$CNI_IFNAME" || exit 1
+	nsenter --net="$CNI_NETNS" ip link set "$CNI_IFNAME" up || exit 1
+	printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[{"interface":0,"address":"10.88.0.2/24"}]}\n' "$CNI_IFNAME" "$CNI_NETNS" ;;
+*) cat >/dev/null ;;
+esac
+`
+
+// writeCNI writes the dummy plugin and the network configuration naming it.
+func writeCNI(t testing.TB, dir string) {
+	t.Helper()
+	for _, d := range []string{"cni/bin", "cni/net.d"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := `{"cniVersion":"1.0.0","name":"ckpt-dummy","plugins":[{"type":"ckpt-dummy"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "cni/net.d/10-ckpt-dummy.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cni/bin/ckpt-dummy"), []byte(dummyPlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (c *Containerd) logTail() string {
@@ -261,7 +301,7 @@ type Pod struct {
 	Name, Namespace, UID string
 }
 
-// RunContainer runs a pod on the host's network with one container of
+// RunContainer runs a pod with one container of
 // image running command, with the labels and annotations the kubelet
 // sets, and returns the container's ID once it runs.
 func (c *Containerd) RunContainer(t testing.TB, pod Pod, name, image string, command []string) string {
@@ -277,6 +317,7 @@ func (c *Containerd) RunContainer(t testing.TB, pod Pod, name, image string, com
 	}
 	sc := &rt.PodSandboxConfig{
 		Metadata:     &rt.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: pod.UID},
+		Hostname:     pod.Name,
 		LogDirectory: logDir,
 		Labels:       podLabels,
 		Annotations:  map[string]string{"kubernetes.io/config.source": "api"},
@@ -315,11 +356,11 @@ func (c *Containerd) RunContainer(t testing.TB, pod Pod, name, image string, com
 	return cc.ContainerId
 }
 
-// kubeletNamespaces are the namespaces the kubelet asks for a pod with
-// hostNetwork and without shareProcessNamespace: the host's network, a
-// PID namespace per container, the IPC namespace of the pod.
+// kubeletNamespaces are the namespaces the kubelet asks for a pod without
+// hostNetwork and shareProcessNamespace: the pod's network and IPC
+// namespaces, a PID namespace per container.
 func kubeletNamespaces() *rt.NamespaceOption {
-	return &rt.NamespaceOption{Network: rt.NamespaceMode_NODE, Pid: rt.NamespaceMode_CONTAINER, Ipc: rt.NamespaceMode_POD}
+	return &rt.NamespaceOption{Network: rt.NamespaceMode_POD, Pid: rt.NamespaceMode_CONTAINER, Ipc: rt.NamespaceMode_POD}
 }
 
 // The paths the kubelet masks and makes read-only in every unprivileged
