@@ -171,3 +171,39 @@ func TestImportCRIOLayout(t *testing.T) {
 		t.Errorf("/etc/deleted.txt (deleted.files) still there: %v", err)
 	}
 }
+
+// TestImportKubeletTestdata restores the kubelet archives kept in
+// testdata/kubelet (no containerd needed): each goes on from where it was
+// taken, as a standalone container named counter.
+func TestImportKubeletTestdata(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		file, image string
+		capAdd      []string
+	}{
+		{"containerd-counter.tar.zst", cri.SandboxImage, []string{"CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE"}},
+		{"crio-counter.tar.zst", "workload", nil},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			e := realEngine(t)
+			ctx := context.Background()
+			if tc.image != "workload" {
+				if _, err := e.ImageImport(ctx, workloadTar(t), tc.image); err != nil {
+					t.Fatal(err)
+				}
+			}
+			archive := filepath.Join("..", "testdata", "kubelet", tc.file)
+			res, err := e.Import(ctx, archive, &ImportOptions{CapAdd: tc.capAdd})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k := res.Kube; k == nil || k.Pod != "web" || k.Namespace != "shop" || res.Container.Name != "counter" {
+				t.Fatalf("Import: kube %+v, name %s; want pod shop/web, container counter", k, res.Container.Name)
+			}
+			at := lastCounter(readArchiveLog(t, archive))
+			log := waitLog(t, e, "counter", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+			checkContinues(t, log, at)
+		})
+	}
+}
