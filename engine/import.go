@@ -477,8 +477,7 @@ func (x *importJob) create(ctx context.Context) error {
 	x.pt.done("create")
 	x.j.phase("apply_rootfs")
 	if !x.o.IgnoreRootfs {
-		oci := x.rec.Kube != nil && x.rec.Kube.Engine == format.EngineContainerd
-		if err := applyRootfs(ctx, x.staging, c.Rootfs, oci); err != nil {
+		if err := applyRootfs(ctx, x.staging, c.Rootfs, x.rec.OCILayer); err != nil {
 			return err
 		}
 		x.pt.done("apply_rootfs")

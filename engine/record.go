@@ -40,6 +40,9 @@ type importRecord struct {
 	Kube    *format.Kube
 	Lost    []string
 	Dropped []string
+	// OCILayer says rootfs-diff.tar is an OCI layer whose whiteouts are
+	// deletions (containerd's archives).
+	OCILayer bool
 	// Caps are the capabilities the container's processes held, as far
 	// as the record says (spec.dump's bounding set; the engine's own
 	// records list only those beyond the default set).
@@ -101,10 +104,18 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read spec.dump: %w", err)
 	}
+	var rec *importRecord
 	if k, ok := format.ReadKube(spec); ok {
-		return readKubeletRecord(staging, cfg, k)
+		rec, err = readKubeletRecord(staging, cfg, k)
+	} else {
+		rec, err = readPodmanRecord(staging, cfg)
 	}
-	return readPodmanRecord(staging, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// containerd's rootfs diff is an OCI layer, pod or not.
+	rec.OCILayer = format.LegacyEngine(spec) == format.EngineContainerd
+	return rec, nil
 }
 
 // check validates a record's fields before they reach the engine.
