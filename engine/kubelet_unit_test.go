@@ -132,6 +132,9 @@ func TestReadKubeletRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !rec.OCILayer {
+		t.Error("a containerd record's rootfs diff is not taken for an OCI layer")
+	}
 	if rec.Kube == nil || rec.Kube.Engine != format.EngineContainerd || rec.Name != "app" || rec.ImageID != strings.Repeat("cd", 32) || rec.Image != "docker.io/library/app:1" {
 		t.Errorf("record kube=%+v name=%q image=%q id=%q", rec.Kube, rec.Name, rec.Image, rec.ImageID)
 	}
