@@ -125,6 +125,7 @@ func Start(t testing.TB) *Containerd {
 		_, err := c.Runtime.Version(ctx, &rt.VersionRequest{})
 		cancel()
 		if err == nil {
+			t.Logf("%s answers on its CRI socket after %v", c.Version, time.Since(deadline.Add(-30*time.Second)).Round(time.Millisecond))
 			return c
 		}
 		if time.Now().After(deadline) {
@@ -391,9 +392,11 @@ func (c *Containerd) Checkpoint(t testing.TB, id, location string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	start := time.Now()
 	if _, err := c.Runtime.CheckpointContainer(ctx, &rt.CheckpointContainerRequest{ContainerId: id, Location: location, Timeout: 60}); err != nil {
 		t.Fatalf("CheckpointContainer: %v (containerd log: %s)", err, c.logTail())
 	}
+	t.Logf("containerd's CheckpointContainer took %v", time.Since(start).Round(time.Millisecond))
 }
 
 // ArchiveName is the kubelet's name for a checkpoint archive:
