@@ -14,6 +14,10 @@
 //     here), which gives the namespace an eth0 with 10.88.0.2/24, a veth
 //     whose peer stays in the namespace, nothing reaching the host;
 //     containerd brings up lo itself.
+//   - The one path outside it is containerd's fixed /run/containerd/s,
+//     where its shims put their sockets (named by a hash of the socket
+//     address, so they do not meet another containerd's); cleanup removes
+//     the directory again if the test made it and it is empty.
 //   - Cleanup removes every pod the test made, stops containerd (the
 //     process this package started, by its PID), and unmounts what is still
 //     mounted under the temporary directory before removing it
@@ -57,10 +61,16 @@ type Containerd struct {
 	// Runtime is the CRI runtime service.
 	Runtime rt.RuntimeServiceClient
 	socket  string
-	cmd     *exec.Cmd
-	conn    *grpc.ClientConn
-	pods    []string
+	// madeShimDir says shimRunDir did not exist before this containerd.
+	madeShimDir bool
+	cmd         *exec.Cmd
+	conn        *grpc.ClientConn
+	pods        []string
 }
+
+// shimRunDir is containerd 2.x's fixed directory for its shims' sockets
+// (under s/), which no configuration moves.
+const shimRunDir = "/run/containerd"
 
 // SandboxImage is the image containerd runs its pause containers from;
 // tests import it (OCIImage) before they run a pod.
@@ -92,6 +102,9 @@ func Start(t testing.TB) *Containerd {
 		t.Fatal(err)
 	}
 	c := &Containerd{Dir: dir, Bin: bin, socket: filepath.Join(dir, "containerd.sock")}
+	if _, err := os.Stat(shimRunDir); os.IsNotExist(err) {
+		c.madeShimDir = true
+	}
 	t.Cleanup(func() { c.stop(t) })
 	conf := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(conf, []byte(c.config(runc)), 0o600); err != nil {
@@ -251,6 +264,12 @@ func (c *Containerd) stop(t testing.TB) {
 		}
 	}
 	unmountUnder(t, c.Dir)
+	if c.madeShimDir {
+		// Empty once the shims are gone; os.Remove leaves a directory
+		// another containerd has put sockets in.
+		_ = os.Remove(filepath.Join(shimRunDir, "s"))
+		_ = os.Remove(shimRunDir)
+	}
 	if os.Getenv("CKPT_CRI_KEEP") != "" {
 		t.Logf("kept %s", c.Dir)
 		return
