@@ -14,7 +14,9 @@
 //     here), which gives the namespace an eth0 with 10.88.0.2/24, a veth
 //     whose peer stays in the namespace, nothing reaching the host;
 //     containerd brings up lo itself.
-//   - The one path outside it is containerd's fixed /run/containerd/s,
+//   - The pods' cgroups are under a parent cgroup named after that
+//     directory, removed again by cleanup.
+//   - The one other path outside it is containerd's fixed /run/containerd/s,
 //     where its shims put their sockets (named by a hash of the socket
 //     address, so they do not meet another containerd's); cleanup removes
 //     the directory again if the test made it and it is empty.
@@ -264,6 +266,7 @@ func (c *Containerd) stop(t testing.TB) {
 		}
 	}
 	unmountUnder(t, c.Dir)
+	c.removeCgroups(t)
 	if c.madeShimDir {
 		// Empty once the shims are gone; os.Remove leaves a directory
 		// another containerd has put sockets in.
@@ -341,7 +344,10 @@ func (c *Containerd) RunContainer(t testing.TB, pod Pod, name, image string, com
 		LogDirectory: logDir,
 		Labels:       podLabels,
 		Annotations:  map[string]string{"kubernetes.io/config.source": "api"},
-		Linux:        &rt.LinuxPodSandboxConfig{SecurityContext: &rt.LinuxSandboxSecurityContext{NamespaceOptions: kubeletNamespaces()}},
+		Linux: &rt.LinuxPodSandboxConfig{
+			CgroupParent:    c.cgroupParent(),
+			SecurityContext: &rt.LinuxSandboxSecurityContext{NamespaceOptions: kubeletNamespaces()},
+		},
 	}
 	ps, err := c.Runtime.RunPodSandbox(ctx, &rt.RunPodSandboxRequest{Config: sc})
 	if err != nil {
@@ -374,6 +380,30 @@ func (c *Containerd) RunContainer(t testing.TB, pod Pod, name, image string, com
 		t.Fatalf("StartContainer: %v (containerd log: %s)", err, c.logTail())
 	}
 	return cc.ContainerId
+}
+
+// cgroupParent is the cgroup of this containerd's pods, named after its
+// directory: without one, runc would make /k8s.io in every hierarchy and
+// leave it.
+func (c *Containerd) cgroupParent() string { return "/" + filepath.Base(c.Dir) }
+
+// removeCgroups removes the pods' parent cgroup from every hierarchy
+// (empty once containerd removed the pods).
+func (c *Containerd) removeCgroups(t testing.TB) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", filepath.Base(c.Dir)))
+	if d := filepath.Join("/sys/fs/cgroup", filepath.Base(c.Dir)); isDir(d) {
+		dirs = append(dirs, d) // cgroup v2
+	}
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil {
+			t.Logf("remove cgroup %s: %v", d, err)
+		}
+	}
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // kubeletNamespaces are the namespaces the kubelet asks for a pod without
