@@ -211,7 +211,7 @@ func TestImageOptions(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := format.CheckImageDir(dir, imageOptions(tc.hostNet, nil))
+			err := format.CheckImageDir(dir, imageOptions(tc.hostNet, nil, nil))
 			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) || err != nil && !strings.Contains(err.Error(), tc.wantIn) {
 				t.Errorf("CheckImageDir() = %v, want %v with %q", err, tc.wantErr, tc.wantIn)
 			}

@@ -147,9 +147,15 @@
 // for the dump only (thawed, or stopped and restored in place from its
 // dump if the archive fails), and an archive path it cannot write to
 // (a missing directory) is refused before the container is looked up;
-// [Engine.Import] restores such an archive, or a podman one, as a new
-// container after verifying it into a staging directory, generating the
-// spec locally and checking the CPU, and rolls everything back on failure.
+// [Engine.Import] restores such an archive, or a podman one, or a kubelet
+// checkpoint of CRI-O or containerd (kubelet.go: a standalone container
+// named after its Kubernetes name, ImportResult.PodLost saying what of the
+// pod is not restored), as a new container after verifying it into a
+// staging directory, generating the spec locally and checking the CPU, and
+// rolls everything back on failure. The container's capabilities are the
+// default set plus only those the user grants (ImportOptions.CapAdd),
+// never the archive's; an archive whose record says its processes held
+// more is refused with RemedyCapAdd.
 // A file that is no checkpoint archive at all is named for what it looks
 // like (format.Sniff: text, a root filesystem tar, an image archive) before
 // anything is extracted, and [Engine.ImageImport] refuses image and

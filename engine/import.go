@@ -50,6 +50,11 @@ type ImportOptions struct {
 	// IgnoreBinds restores every bind mount not mapped in Binds as an
 	// empty directory (or file) of the engine's.
 	IgnoreBinds bool
+	// CapAdd grants the container capabilities beyond the engine's
+	// default set, which the archive's processes held (containerd's
+	// default set has CAP_NET_RAW, CAP_MKNOD and CAP_AUDIT_WRITE more);
+	// an import needing one not granted is refused with RemedyCapAdd.
+	CapAdd []string
 	// Network is the user's --network: NetworkHost is required to restore
 	// a checkpoint that ran in its host's network namespace; "" keeps a
 	// private one.
@@ -85,6 +90,11 @@ type ImportResult struct {
 	// Legacy reports an archive without a manifest (podman, CRI-O,
 	// containerd): its structure was checked but it carried no digests.
 	Legacy bool
+	// Kube is the pod of a kubelet checkpoint archive (CRI-O, containerd),
+	// restored as a standalone container; PodLost says what of the pod
+	// was not restored.
+	Kube    *format.Kube
+	PodLost []string
 	// Restore is the restore's own result.
 	Restore *RestoreResult
 	// Total is the whole operation's duration.
@@ -357,6 +367,7 @@ func (x *importJob) check(ctx context.Context) error {
 		return err
 	}
 	x.rec, x.plan = rec, plan
+	x.res.Kube, x.res.PodLost = rec.Kube, rec.Lost
 	x.pt.done("checks")
 	return nil
 }
@@ -452,7 +463,7 @@ func (x *importJob) create(ctx context.Context) error {
 	c, err := x.e.Create(ctx, x.plan.image, &RunOptions{
 		Name: x.plan.name, ID: x.plan.id, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
 		Entrypoint: x.rec.Entrypoint, Command: x.rec.Command[len(x.rec.Entrypoint):],
-		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User,
+		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User, capAdd: x.plan.capAdd,
 		Terminal: x.rec.Terminal, OpenStdin: x.rec.OpenStdin,
 		reserved: func(id string) error { return x.j.update(func(r *opRecord) { r.Container = id }) },
 	})
@@ -467,7 +478,7 @@ func (x *importJob) create(ctx context.Context) error {
 	x.pt.done("create")
 	x.j.phase("apply_rootfs")
 	if !x.o.IgnoreRootfs {
-		if err := applyRootfs(ctx, x.staging, c.Rootfs); err != nil {
+		if err := applyRootfs(ctx, x.staging, c.Rootfs, x.rec.OCILayer); err != nil {
 			return err
 		}
 		x.pt.done("apply_rootfs")
@@ -484,7 +495,15 @@ func (x *importJob) create(ctx context.Context) error {
 // podman's and ckpt's logs are both k8s-file records (an older ckpt's are
 // untimed lines), which the monitor's new records follow.
 func (x *importJob) copyLog() error {
-	log, err := fileio.ReadTail(filepath.Join(x.staging, format.ContainerLogName), 16<<20)
+	// podman's and ckpt's ctr.log, or the kubelet's CRI log (the same
+	// k8s-file lines) under containerd's or CRI-O's member name.
+	var log []byte
+	err := os.ErrNotExist
+	for _, name := range []string{format.ContainerLogName, format.CRILogName, format.CRIOLogName} {
+		if log, err = fileio.ReadTail(filepath.Join(x.staging, name), 16<<20); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil
 	}
@@ -503,7 +522,7 @@ func (x *importJob) checkBundle() error {
 		return err
 	}
 	imgDir := x.imageDir()
-	o := imageOptions(x.plan.network == NetworkHost, mounts)
+	o := imageOptions(x.plan.network == NetworkHost, mounts, x.plan.capAdd)
 	// Stale images (podman leaves those of exited processes of earlier
 	// dumps) are never read by CRIU: they are dropped, not restored from.
 	o.RemoveStale = true
@@ -554,7 +573,7 @@ func (x *importJob) commit() *ImportResult {
 type importPlan struct {
 	image, network, name, id string
 	binds                    []volumes.BindMount
-	dropped                  []string
+	dropped, capAdd          []string
 }
 
 // planImport checks what the archive's record asks of this host against
@@ -592,6 +611,7 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 	if err != nil {
 		return nil, err
 	}
+	dropped = append(dropped, rec.Dropped...)
 	if err := volumes.CheckBindSources(binds); err != nil {
 		return nil, fmt.Errorf("bind mounts: %w", err)
 	}
@@ -600,7 +620,11 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 		return nil, err
 	}
 	// Before anything is made; the mounts once the spec is written.
-	if err := format.CheckImageDir(filepath.Join(staging, format.CheckpointDir), imageOptions(network == NetworkHost, nil)); err != nil {
+	capAdd, err := checkCapAdd(rec.Caps, o.CapAdd)
+	if err != nil {
+		return nil, err
+	}
+	if err := format.CheckImageDir(filepath.Join(staging, format.CheckpointDir), imageOptions(network == NetworkHost, nil, capAdd)); err != nil {
 		return nil, err
 	}
 	name, id := rec.Name, rec.ID
@@ -619,7 +643,7 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 			return nil, remedy(fmt.Errorf("%w: container ID %s exists", ErrNameInUse, id[:12]), RemedyCopy, "")
 		}
 	}
-	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped}, nil
+	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped, capAdd: capAdd}, nil
 }
 
 func orNone(s string) string {
@@ -694,7 +718,9 @@ func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importReco
 }
 
 // applyRootfs applies the staged rootfs-diff.tar and deleted.files to root.
-func applyRootfs(ctx context.Context, staging, root string) error {
+// With oci, rootfs-diff.tar is an OCI layer (containerd's): its whiteouts
+// are deletions.
+func applyRootfs(ctx context.Context, staging, root string, oci bool) error {
 	var deleted []string
 	if df, err := os.Open(filepath.Join(staging, format.DeletedFilesName)); err == nil {
 		deleted, err = rootfs.ReadDeleted(df)
@@ -707,6 +733,16 @@ func applyRootfs(ctx context.Context, staging, root string) error {
 	if df, err := os.Open(filepath.Join(staging, format.RootfsDiffName)); err == nil {
 		defer df.Close()
 		diff = df
+		if oci {
+			wh, err := ociWhiteouts(df.Name())
+			if err != nil {
+				return fmt.Errorf("apply container layer changes: %w", err)
+			}
+			deleted = append(deleted, wh...)
+			rc := withoutWhiteouts(df)
+			defer rc.Close()
+			diff = rc
+		}
 	}
 	if diff == nil && len(deleted) == 0 {
 		return nil

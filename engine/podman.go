@@ -35,6 +35,9 @@ type podmanConfig struct {
 // user's (their sources are only named in errors, never mounted).
 type podmanSpec struct {
 	Process *struct {
+		Capabilities *struct {
+			Bounding []string `json:"bounding"`
+		} `json:"capabilities"`
 		Args     []string `json:"args"`
 		Env      []string `json:"env"`
 		Cwd      string   `json:"cwd"`
@@ -47,14 +50,15 @@ type podmanSpec struct {
 	} `json:"process"`
 	Hostname string `json:"hostname"`
 	Linux    *struct {
-		Namespaces []struct {
-			Type string `json:"type"`
-		} `json:"namespaces"`
 		Resources *struct {
 			Memory *struct {
 				Limit *int64 `json:"limit"`
 			} `json:"memory"`
 		} `json:"resources"`
+		Namespaces []struct {
+			Type string `json:"type"`
+			Path string `json:"path"`
+		} `json:"namespaces"`
 	} `json:"linux"`
 	Mounts []struct {
 		Destination string   `json:"destination"`
@@ -89,43 +93,13 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 	if err := json.Unmarshal(cfg, &pc); err != nil {
 		return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
 	}
-	specData, err := readSmall(filepath.Join(staging, format.SpecName))
+	ps, err := readSpecDump(staging)
 	if err != nil {
-		return nil, fmt.Errorf("read spec.dump: %w", err)
+		return nil, err
 	}
-	var ps podmanSpec
-	if err := json.Unmarshal(specData, &ps); err != nil {
-		return nil, fmt.Errorf("%w: decode spec.dump: %w", format.ErrFormat, err)
-	}
-	if ps.Process == nil {
-		return nil, fmt.Errorf("%w: spec.dump has no process", format.ErrFormat)
-	}
-	rec := &importRecord{
-		Name: pc.Name, ID: pc.ID, Image: pc.RootfsImageName, ImageID: pc.RootfsImageID,
-		Command: ps.Process.Args, Network: NetworkNone, Hostname: ps.Hostname,
-		Terminal: ps.Process.Terminal, OpenStdin: pc.Stdin,
-	}
-	if ps.Linux != nil && !ps.hasNamespace("network") {
-		// No network namespace of its own: the container ran in its
-		// host's (podman --network host), and so do its sockets.
-		rec.Network = NetworkHost
-	}
-	if cwd := ps.Process.Cwd; cwd != "/" {
-		rec.WorkDir = cwd
-	}
-	if u := ps.Process.User; u.UID != 0 || u.GID != 0 || len(u.AdditionalGids) > 0 {
-		rec.User = &User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
-	}
-	if l := ps.Linux; l != nil && l.Resources != nil && l.Resources.Memory != nil && l.Resources.Memory.Limit != nil {
-		rec.MemoryLimit = max(*l.Resources.Memory.Limit, 0)
-	}
-	for _, kv := range ps.Process.Env {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "HOSTNAME" || k == "TERM" {
-			continue // the engine sets them
-		}
-		rec.Env = append(rec.Env, kv)
-	}
+	rec := specRecord(ps)
+	rec.Name, rec.ID, rec.Image, rec.ImageID = pc.Name, pc.ID, pc.RootfsImageName, pc.RootfsImageID
+	rec.OpenStdin = pc.Stdin
 	dests := map[string]bool{}
 	for _, v := range pc.NamedVolumes {
 		if !format.ValidVolumeName(v.Name) {
@@ -161,6 +135,53 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// readSpecDump reads the staged spec.dump of a legacy archive.
+func readSpecDump(staging string) (*podmanSpec, error) {
+	specData, err := readSmall(filepath.Join(staging, format.SpecName))
+	if err != nil {
+		return nil, fmt.Errorf("read spec.dump: %w", err)
+	}
+	var ps podmanSpec
+	if err := json.Unmarshal(specData, &ps); err != nil {
+		return nil, fmt.Errorf("%w: decode spec.dump: %w", format.ErrFormat, err)
+	}
+	if ps.Process == nil {
+		return nil, fmt.Errorf("%w: spec.dump has no process", format.ErrFormat)
+	}
+	return &ps, nil
+}
+
+// specRecord is the record of what spec.dump's process section and
+// memory limit say (the engine's own records hold the same fields).
+func specRecord(ps *podmanSpec) *importRecord {
+	rec := &importRecord{Command: ps.Process.Args, Network: NetworkNone, Hostname: ps.Hostname, Terminal: ps.Process.Terminal}
+	if ps.Linux != nil && !ps.hasNamespace("network") {
+		// No network namespace of its own: the container ran in its
+		// host's (podman --network host), and so do its sockets.
+		rec.Network = NetworkHost
+	}
+	if c := ps.Process.Capabilities; c != nil {
+		rec.Caps = c.Bounding
+	}
+	if cwd := ps.Process.Cwd; cwd != "/" {
+		rec.WorkDir = cwd
+	}
+	if u := ps.Process.User; u.UID != 0 || u.GID != 0 || len(u.AdditionalGids) > 0 {
+		rec.User = &User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}
+	}
+	if l := ps.Linux; l != nil && l.Resources != nil && l.Resources.Memory != nil && l.Resources.Memory.Limit != nil {
+		rec.MemoryLimit = max(*l.Resources.Memory.Limit, 0)
+	}
+	for _, kv := range ps.Process.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "HOSTNAME" || k == "TERM" {
+			continue // the engine sets them
+		}
+		rec.Env = append(rec.Env, kv)
+	}
+	return rec
 }
 
 // stripDotSlash rewrites a tar stream whose names start with "./" (podman's

@@ -36,6 +36,20 @@ type importRecord struct {
 	// Terminal: the process has a terminal, which the restore must hand
 	// over (runc restore --console-socket); OpenStdin: its stdin is open.
 	Terminal, OpenStdin bool
+	// Kube is the pod a kubelet checkpoint archive (CRI-O, containerd)
+	// came from; Lost what of it a standalone restore leaves behind, and
+	// Dropped the destinations restored as empty stand-ins without being
+	// asked (the service account token).
+	Kube    *format.Kube
+	Lost    []string
+	Dropped []string
+	// OCILayer says rootfs-diff.tar is an OCI layer whose whiteouts are
+	// deletions (containerd's archives).
+	OCILayer bool
+	// Caps are the capabilities the container's processes held, as far
+	// as the record says (spec.dump's bounding set; the engine's own
+	// records list only those beyond the default set).
+	Caps []string
 }
 
 // readRecord reads what the import needs from config.dump (and, for
@@ -54,7 +68,7 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
 			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
 			Entrypoint: c.Entrypoint, User: c.User, WorkDir: c.WorkDir, Hostname: c.Hostname, MemoryLimit: c.MemoryLimit,
-			Terminal: c.Terminal, OpenStdin: c.OpenStdin,
+			Terminal: c.Terminal, OpenStdin: c.OpenStdin, Caps: c.CapAdd,
 		}
 		for _, m := range c.Mounts {
 			switch m.Type {
@@ -89,7 +103,22 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 		}
 		return rec, nil
 	}
-	return readPodmanRecord(staging, cfg)
+	spec, err := readSmall(filepath.Join(staging, format.SpecName))
+	if err != nil {
+		return nil, fmt.Errorf("read spec.dump: %w", err)
+	}
+	var rec *importRecord
+	if k, ok := format.ReadKube(spec); ok {
+		rec, err = readKubeletRecord(staging, cfg, k)
+	} else {
+		rec, err = readPodmanRecord(staging, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// containerd's rootfs diff is an OCI layer, pod or not.
+	rec.OCILayer = format.LegacyEngine(spec) == format.EngineContainerd
+	return rec, nil
 }
 
 // check validates a record's fields before they reach the engine.

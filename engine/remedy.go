@@ -64,6 +64,9 @@ const (
 	// RemedyVolumeForce: the volume Arg is in use: remove its containers
 	// first, or force [Engine.VolumeRemove], which removes them.
 	RemedyVolumeForce
+	// RemedyCapAdd: grant the capabilities Arg (comma-separated) the
+	// checkpoint's processes held ([ImportOptions.CapAdd]).
+	RemedyCapAdd
 	remedyEnd
 )
 
@@ -75,7 +78,7 @@ var remedyNames = [...]string{
 	RemedyCopy: "RemedyCopy", RemedyBinds: "RemedyBinds", RemedyNetworkHost: "RemedyNetworkHost",
 	RemedyNoNetwork: "RemedyNoNetwork", RemedyIgnoreVolumes: "RemedyIgnoreVolumes", RemedyRoom: "RemedyRoom",
 	RemedyImportRootfs: "RemedyImportRootfs", RemedyImageArchive: "RemedyImageArchive", RemedyRestoreArchive: "RemedyRestoreArchive",
-	RemedyVolumeForce: "RemedyVolumeForce",
+	RemedyVolumeForce: "RemedyVolumeForce", RemedyCapAdd: "RemedyCapAdd",
 }
 
 // String returns the remedy's Go name, or "Remedy(N)" for one this
@@ -128,6 +131,8 @@ func (r Remedy) advice(arg string) string {
 		return fmt.Sprintf("import %s as a container with Engine.Import", arg)
 	case RemedyVolumeForce:
 		return fmt.Sprintf("remove those containers first, or call Engine.VolumeRemove(%q) with force, which removes them", arg)
+	case RemedyCapAdd:
+		return fmt.Sprintf("grant them with ImportOptions.CapAdd (%s)", arg)
 	}
 	return r.String()
 }

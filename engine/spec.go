@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,6 +27,18 @@ var defaultCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
 	"CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
 	"CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+// caps is the capability set of c's processes: defaultCaps and those an
+// import granted.
+func caps(c *Container) []string {
+	out := slices.Clone(defaultCaps)
+	for _, cp := range c.CapAdd {
+		if !slices.Contains(out, cp) {
+			out = append(out, cp)
+		}
+	}
+	return out
 }
 
 // specFor generates the OCI runtime spec of a container: its own PID,
@@ -64,9 +77,9 @@ func specFor(c *Container) (*specs.Spec, error) {
 			Env:  env,
 			Cwd:  workDir(c),
 			Capabilities: &specs.LinuxCapabilities{
-				Bounding:  defaultCaps,
-				Effective: defaultCaps,
-				Permitted: defaultCaps,
+				Bounding:  caps(c),
+				Effective: caps(c),
+				Permitted: caps(c),
 			},
 		},
 		Root:     &specs.Root{Path: c.Rootfs},

@@ -66,6 +66,10 @@ type Container struct {
 	// MemoryLimit is the cgroup memory limit in bytes (the OCI
 	// linux.resources.memory.limit), 0 for none.
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
+	// CapAdd are the capabilities the container holds beyond the
+	// engine's default set, granted by restore --cap-add of an archive
+	// whose processes held them.
+	CapAdd []string `json:"cap_add,omitempty"`
 	// Network is "none" (private netns with loopback) or "host".
 	Network string `json:"network"`
 	// NetNS is the pinned network namespace the container joins (network

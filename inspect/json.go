@@ -31,8 +31,12 @@ type VerifyJSON struct {
 // MemparseJSON is memparse's --json document; one of its lists is set
 // depending on the mode.
 type MemparseJSON struct {
-	Version   int        `json:"version"`
-	Path      string     `json:"path"`
+	Version int    `json:"version"`
+	Path    string `json:"path"`
+	// Pod, Namespace and Container name a kubelet checkpoint's container.
+	Pod       string     `json:"pod,omitempty"`
+	Namespace string     `json:"namespace,omitempty"`
+	Container string     `json:"container,omitempty"`
 	Processes []MemUsage `json:"processes,omitempty"`
 	Matches   []Match    `json:"matches,omitempty"`
 }

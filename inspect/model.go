@@ -633,21 +633,8 @@ func (a *Archive) Info() (Info, error) {
 	}
 	// Kubernetes engines name the container in the spec's annotations,
 	// as checkpointctl reads them.
-	if s != nil {
-		an := s.Annotations
-		switch in.Engine {
-		case "CRI-O":
-			var md struct {
-				Name string `json:"name"`
-			}
-			if json.Unmarshal([]byte(an["io.kubernetes.cri-o.Metadata"]), &md) == nil && md.Name != "" {
-				in.Name = md.Name
-			}
-			in.Pod, in.Namespace, in.IP = an["io.kubernetes.pod.name"], an["io.kubernetes.pod.namespace"], an["io.kubernetes.cri-o.IP.0"]
-		case "containerd":
-			in.Name = firstOf(an["io.kubernetes.cri.container-name"], in.Name)
-			in.Pod, in.Namespace = an["io.kubernetes.cri.sandbox-name"], an["io.kubernetes.cri.sandbox-namespace"]
-		}
+	if k, ok := format.ReadKube(a.Meta[format.SpecName]); ok {
+		in.Name, in.Pod, in.Namespace, in.IP = k.Container, k.Pod, k.Namespace, k.IP
 	}
 	return in, nil
 }

@@ -3,6 +3,7 @@ package inspect
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -78,9 +79,24 @@ func shortID(s string) string {
 func WriteShow(w io.Writer, rows []*Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	ew := newErrWriter(tw)
-	ew.printf("FILE\tCONTAINER\tIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tCHAIN\tVERIFIED\n")
+	// A POD column (namespace/pod) only where a kubelet archive is listed.
+	pods := slices.ContainsFunc(rows, func(r *Summary) bool { return r.Pod != "" })
+	pod := func(r *Summary) string {
+		if !pods {
+			return ""
+		}
+		if r.Pod == "" {
+			return "-\t"
+		}
+		return dash(r.Namespace) + "/" + r.Pod + "\t"
+	}
+	head := "FILE\tCONTAINER\t"
+	if pods {
+		head += "POD\t"
+	}
+	ew.printf("%sIMAGE\tID\tRUNTIME\tCREATED\tCHECKPOINTED\tENGINE\tFORMAT\tCHKPT SIZE\tPAGES SIZE\tROOTFS DIFF\tCHAIN\tVERIFIED\n", head)
 	for _, r := range rows {
-		ew.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Path, dash(r.Name), dash(r.Image), shortID(r.ID), dash(r.Runtime),
+		ew.printf("%s\t%s\t%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Path, dash(r.Name), pod(r), dash(r.Image), shortID(r.ID), dash(r.Runtime),
 			when(r.Created), when(r.Checkpointed), r.Engine, r.Format, r.size("checkpointSize", r.CheckpointSize),
 			r.size("memoryPagesSize", r.PagesSize), r.size("rootfsDiffSize", r.RootfsDiffSize), chain(r), r.Verified)
 	}

@@ -63,6 +63,8 @@ func advice(r engine.Remedy, arg string) string {
 		return fmt.Sprintf("restore it with `ckpt restore --import %s`", arg)
 	case engine.RemedyVolumeForce:
 		return fmt.Sprintf("remove those containers first (`ckpt rm`), or use `ckpt volume rm -f %s`, which removes them too", arg)
+	case engine.RemedyCapAdd:
+		return fmt.Sprintf("grant them with --cap-add %s", arg)
 	}
 	return ""
 }

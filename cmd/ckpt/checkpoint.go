@@ -246,13 +246,17 @@ a successful restore unless --keep. If CRIU fails the container stays
 checkpointed (restorable) and the error quotes CRIU's log.
 
 With --import FILE it restores a new container from an archive made by
-'checkpoint --export' or by podman: the archive is verified into a staging
+'checkpoint --export', by podman, or by the kubelet through CRI-O or
+containerd (restored as a standalone container: a note says what of the pod
+is lost): the archive is verified into a staging
 directory first, the spec is generated here, the base image must already be
 in the store (ckpt image import ROOTFS.tar NAME; nothing is pulled), and a
 CPU the checkpoint cannot run on is refused. Nothing of the archive reaches
 this host unless a flag says so: each bind mount the container had needs a
 path of this host (-v SRC:DST) or --ignore-binds (an empty one), and a
-container that used its host's network needs --network host
+container that used its host's network needs --network host, and processes
+that held capabilities beyond ckpt's default set need them granted with
+--cap-add (a containerd pod's: CAP_NET_RAW,CAP_MKNOD,CAP_AUDIT_WRITE)
 (docs/SECURITY.md). A failed import leaves nothing behind. --name restores a copy under a new name and ID. A final checkpoint
 taken --with-previous needs its pre-checkpoint archives: give each with
 --import-previous FILE, in any order; a missing, extra or mismatched one is

@@ -108,6 +108,7 @@ type importFlags struct {
 	binds                                         []string
 	ignoreBinds                                   bool
 	network                                       string
+	capAdd                                        []string
 }
 
 func addImportFlags(fs *pflag.FlagSet) *importFlags {
@@ -122,11 +123,12 @@ func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	fs.StringVar(&x.network, "network", "", "with --import: `host` lets a checkpoint that ran in its host's network namespace share this host's")
 	fs.BoolVar(&x.ignoreIP, "ignore-static-ip", false, "with --import: ignore a static IP address (ckpt containers have none)")
 	fs.BoolVar(&x.ignoreMAC, "ignore-static-mac", false, "with --import: ignore a static MAC address (ckpt containers have none)")
+	fs.StringSliceVar(&x.capAdd, "cap-add", nil, "with --import: grant the container these capabilities (`CAP[,CAP...]`) beyond the default set, which the checkpoint's processes held (containerd's pods hold CAP_NET_RAW, CAP_MKNOD and CAP_AUDIT_WRITE more)")
 	return x
 }
 
 func (x *importFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network"} {
+	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -165,6 +167,10 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 	if res.Legacy {
 		env.errorf("warning: %s has no manifest (made by another engine): its structure was checked, its contents could not be verified", r.flags.path)
 	}
+	if k := res.Kube; k != nil {
+		env.errorf("note: container %s of pod %s/%s (%s) restored as a standalone container; not restored: %s",
+			k.Container, k.Namespace, k.Pod, k.Engine, strings.Join(res.PodLost, "; "))
+	}
 	if !r.printStats {
 		fmt.Fprintln(env.stdout, res.Container.ID)
 		return exitOK
@@ -184,7 +190,7 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 func (r *importRun) options() (*engine.ImportOptions, string) {
 	x, o := r.flags, r.o
 	if x.path == "" {
-		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network"} {
+		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add"} {
 			if r.fs.Changed(n) {
 				return nil, fmt.Sprintf("--%s can only be used with --import", n)
 			}
@@ -208,7 +214,7 @@ func (r *importRun) options() (*engine.ImportOptions, string) {
 		RestoreOptions: *o,
 		Binds:          binds, IgnoreBinds: x.ignoreBinds, Network: x.network,
 		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,
-		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC, Previous: x.previous,
+		IgnoreStaticIP: x.ignoreIP, IgnoreStaticMAC: x.ignoreMAC, Previous: x.previous, CapAdd: x.capAdd,
 	}, ""
 }
 

@@ -368,6 +368,12 @@ func runMemparse(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, 
 	}
 	defer a.Close()
 	doc := inspect.MemparseJSON{Version: inspect.JSONVersion, Path: args[0]}
+	owner := ""
+	if in, err := a.Info(); err == nil && in.Pod != "" {
+		// A kubelet checkpoint: say whose memory this is.
+		doc.Pod, doc.Namespace, doc.Container = in.Pod, in.Namespace, in.Name
+		owner = fmt.Sprintf("Container %s of pod %s/%s (%s)\n", in.Name, in.Namespace, in.Pod, in.Engine)
+	}
 	switch {
 	case search:
 		if a.Manifest.Parent != nil && len(parents) == 0 {
@@ -403,7 +409,10 @@ func runMemparse(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, 
 			doc.Processes = rows
 			err = inspect.WriteJSON(stdout, doc)
 		} else {
-			err = inspect.WriteMemUsage(stdout, rows)
+			_, err = io.WriteString(stdout, owner)
+			if err == nil {
+				err = inspect.WriteMemUsage(stdout, rows)
+			}
 		}
 		if err != nil {
 			fail(stderr, "memparse", err)
