@@ -19,8 +19,8 @@ import (
 
 // stoppedProc is a process of a container that a signal stopped.
 type stoppedProc struct {
-	pid     int // its PID in the container's PID namespace
-	comm    string
+	pid  int // its PID in the container's PID namespace
+	comm string
 }
 
 // findStopped returns a process of the cgroup of the container whose
