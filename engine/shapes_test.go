@@ -44,12 +44,22 @@ func busyboxEngine(t *testing.T) *Engine {
 // execOut runs cmd in the container ref and returns its stdout.
 func execOut(t *testing.T, e *Engine, ref string, cmd ...string) string {
 	t.Helper()
+	out, err := execTry(e, ref, cmd...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// execTry runs cmd in the container ref and returns its stdout, or an
+// error if it did not run or exited with a status other than 0.
+func execTry(e *Engine, ref string, cmd ...string) (string, error) {
 	var out, errb bytes.Buffer
 	code, err := e.Exec(context.Background(), ref, cmd, &ExecOptions{Stdout: &out, Stderr: &errb})
 	if err != nil || code != 0 {
-		t.Fatalf("exec %v in %s: status %d, %v: %s", cmd, ref, code, err, errb.String())
+		return "", fmt.Errorf("exec %v in %s: status %d, %v: %s", cmd, ref, code, err, errb.String())
 	}
-	return out.String()
+	return out.String(), nil
 }
 
 // sequence returns the numbers that re captures (group 1) in s, in order,
@@ -87,14 +97,15 @@ func waitProgress(t *testing.T, e *Engine, ref string, s shape, want int, when s
 	t.Helper()
 	deadline := time.Now().Add(shapeTimeout)
 	for {
-		c, err := e.Inspect(context.Background(), ref)
-		if err != nil {
-			t.Fatal(err)
+		n, err := s.progress(t, e, ref)
+		// A workload whose state broke may exit meanwhile: say that first.
+		c, ierr := e.Inspect(context.Background(), ref)
+		if ierr != nil {
+			t.Fatal(ierr)
 		}
 		if c.Status != StatusRunning {
 			t.Fatalf("%s: container %s is %s (exit status %d), want running; log tail:\n%s", when, ref, c.Status, c.ExitCode, tail(logsOf(t, e, ref), 10))
 		}
-		n, err := s.progress(t, e, ref)
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
@@ -163,7 +174,11 @@ func TestShapeBusyboxTCP(t *testing.T) {
 			`(i=0; while true; do i=$((i+1)); echo $i; sleep 0.2; done) | nc 127.0.0.1 9000`},
 		tcp: true,
 		progress: func(t *testing.T, e *Engine, ref string) (int, error) {
-			ns, err := sequence(recvRE, execOut(t, e, ref, "cat", "/tmp/recv"), 1, 1)
+			out, err := execTry(e, ref, "cat", "/tmp/recv")
+			if err != nil {
+				return 0, err
+			}
+			ns, err := sequence(recvRE, out, 1, 1)
 			return len(ns), err
 		},
 	})
@@ -236,7 +251,11 @@ func TestShapeUnixSocket(t *testing.T) {
 		cmd: []string{"sh", "-c", `syslogd -n -O /tmp/log & while [ ! -S /dev/log ]; do sleep 0.1; done; ` +
 			`i=0; while true; do i=$((i+1)); echo "seq $i"; sleep 0.1; done | logger -t shape`},
 		progress: func(t *testing.T, e *Engine, ref string) (int, error) {
-			ns, err := sequence(seqRE, execOut(t, e, ref, "cat", "/tmp/log"), 1, 1)
+			out, err := execTry(e, ref, "cat", "/tmp/log")
+			if err != nil {
+				return 0, err
+			}
+			ns, err := sequence(seqRE, out, 1, 1)
 			if before == "" && len(ns) > 0 {
 				// logger connects when it sends its first line.
 				before = loggerSocket(t, e, ref)
