@@ -23,18 +23,20 @@ type stoppedProc struct {
 	comm string
 }
 
-// findStopped returns a process of the cgroup of the container whose
-// init is initPID that is stopped by a signal, or nil.
-func findStopped(initPID int) (*stoppedProc, error) {
-	cg, err := procCgroups(initPID)
+// findStopped returns a process of the cgroup of container c that is
+// stopped by a signal, or nil. Only the container's own cgroup (its
+// init's, ending in c.CgroupsPath) is read, never a parent's.
+func findStopped(c *Container) (*stoppedProc, error) {
+	cg, err := procCgroups(c.PID)
 	if err != nil {
 		return nil, err
 	}
 	dir := cg.v1("freezer")
-	if dir == "" && cg.v2 != "" && cg.v2 != "/sys/fs/cgroup" {
+	if dir == "" {
 		dir = cg.v2
 	}
-	if dir == "" {
+	own := filepath.Clean(c.CgroupsPath)
+	if c.CgroupsPath == "" || own == "/" || dir == "" || !strings.HasSuffix(dir, own) {
 		return nil, nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
@@ -85,7 +87,7 @@ func nsPID(pid int) int {
 // checkNoStopped refuses a dump of container c while one of its
 // processes is stopped by a signal, naming it and how to continue it.
 func checkNoStopped(c *Container) error {
-	p, err := findStopped(c.PID)
+	p, err := findStopped(c)
 	if err != nil || p == nil {
 		// Not knowing is no reason to refuse: CRIU's time limit still
 		// bounds a dump that hangs.
