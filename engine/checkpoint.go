@@ -362,6 +362,12 @@ func (e *Engine) checkInPlaceParent(c *Container, imgDir string) error {
 	return e.checkPreChainDirs(c, true)
 }
 
+// inFlightHint explains CRIU's refusal of a listening socket whose accept
+// queue holds connections (CRIU's --skip-in-flight would reset them, so
+// ckpt does not offer it).
+const inFlightHint = "a listening socket in the container has connections it has not accepted yet, which CRIU cannot checkpoint: " +
+	"checkpoint again once the server has accepted them"
+
 // dumpHint returns advice for known CRIU dump failures found in dump.log.
 func dumpHint(dumpLog string, o *CheckpointOptions) string {
 	data, err := os.ReadFile(dumpLog)
@@ -371,6 +377,8 @@ func dumpHint(dumpLog string, o *CheckpointOptions) string {
 	switch {
 	case bytes.Contains(data, []byte("Can't get 1:16 opt")):
 		return inetSocketWarning
+	case bytes.Contains(data, []byte("In-flight connection")):
+		return inFlightHint
 	case bytes.Contains(data, []byte("--tcp-established")) && !o.TCPEstablished:
 		return "the container has established TCP connections: checkpoint with --tcp-established"
 	}

@@ -72,6 +72,13 @@
 //     survive (--tcp-established). runc alone would restore a fresh netns
 //     with loopback down. rm unpins it; a restore after a reboot pins a
 //     new one.
+//   - A checkpoint (in place, -P or export) of a container one of whose
+//     processes is stopped by a signal (state T) is refused before runc
+//     runs ([ErrUnsupported], naming the process and `kill -CONT`): CRIU's
+//     seize of a stopped task in the frozen cgroup would hang until its
+//     time limit (stopped.go). A listening socket with connections not yet
+//     accepted makes CRIU refuse ("In-flight connection"); the error's hint
+//     says so.
 //   - A failed checkpoint leaves the container running; a failed restore
 //     leaves it checkpointed with its images ([*StateError] says so, an
 //     import's says it was rolled back). Errors from runc and CRIU are

@@ -100,6 +100,9 @@ func (d *dumpJob) plan() error {
 	if c.AutoRemove && !d.exported {
 		return fmt.Errorf("%w: container %s was started with --rm: only an export (checkpoint --export) can checkpoint it, and removes it", ErrState, c.Name)
 	}
+	if err := checkNoStopped(c); err != nil {
+		return err
+	}
 	// The record goes last, once everything else is undone or released
 	// (it is begun by the begin phase).
 	d.held.push("end the operation's record", func() error { d.j.end(); return nil })

@@ -371,9 +371,15 @@ func (x *exportJob) dump() error {
 		x.th.end()
 	}
 	if err != nil {
-		// If runc failed oddly, CRIU may still run and re-freeze the
-		// container when it ends: the watchdog thaws it after that.
-		x.wd.dumpFailed()
+		// If runc failed oddly (killed, or no exit status), CRIU may still
+		// run and re-freeze the container when it ends: the watchdog thaws
+		// it after that. A runc that exited with a status waited for its
+		// CRIU: then the watchdog must not take the container's lock again
+		// (the next operation would find it busy).
+		var xe *ExitError
+		if !errors.As(err, &xe) || xe.Killed != "" || xe.Code < 0 {
+			x.wd.dumpFailed()
+		}
 		return err
 	}
 	if !x.stop {
