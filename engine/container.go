@@ -89,6 +89,8 @@ type RunOptions struct {
 	user *User
 	// capAdd are the capabilities an import granted beyond defaultCaps.
 	capAdd []string
+	// masked are paths to mask beyond the default set (an import's).
+	masked []string
 
 	// reserved, if set, is called with the container's ID once it is
 	// reserved (the name and ID are free, under the engine-wide lock) and
@@ -261,7 +263,7 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	c := &Container{
 		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
 		Command: append(append([]string{}, o.Entrypoint...), o.Command...), Env: o.Env, Network: network, Mounts: mounts,
-		Entrypoint: o.Entrypoint, User: o.user, WorkDir: o.WorkDir, Hostname: o.Hostname, MemoryLimit: o.MemoryLimit, CapAdd: o.capAdd,
+		Entrypoint: o.Entrypoint, User: o.user, WorkDir: o.WorkDir, Hostname: o.Hostname, MemoryLimit: o.MemoryLimit, CapAdd: o.capAdd, MaskedPaths: o.masked,
 		AutoRemove: o.Remove, OpenStdin: o.OpenStdin || o.Stdin != nil, Terminal: o.Terminal,
 		consoleSize: consoleBox(o.TerminalRows, o.TerminalCols),
 		CgroupsPath: e.cgroupParent() + "/" + id,

@@ -463,7 +463,7 @@ func (x *importJob) create(ctx context.Context) error {
 	c, err := x.e.Create(ctx, x.plan.image, &RunOptions{
 		Name: x.plan.name, ID: x.plan.id, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
 		Entrypoint: x.rec.Entrypoint, Command: x.rec.Command[len(x.rec.Entrypoint):],
-		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User, capAdd: x.plan.capAdd,
+		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User, capAdd: x.plan.capAdd, masked: x.rec.Masked,
 		Terminal: x.rec.Terminal, OpenStdin: x.rec.OpenStdin,
 		reserved: func(id string) error { return x.j.update(func(r *opRecord) { r.Container = id }) },
 	})

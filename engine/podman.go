@@ -50,6 +50,7 @@ type podmanSpec struct {
 	} `json:"process"`
 	Hostname string `json:"hostname"`
 	Linux    *struct {
+		MaskedPaths []string `json:"maskedPaths"`
 		Resources *struct {
 			Memory *struct {
 				Limit *int64 `json:"limit"`
@@ -164,6 +165,9 @@ func specRecord(ps *podmanSpec) *importRecord {
 	}
 	if c := ps.Process.Capabilities; c != nil {
 		rec.Caps = c.Bounding
+	}
+	if ps.Linux != nil {
+		rec.Masked = extraMasked(ps.Linux.MaskedPaths)
 	}
 	if cwd := ps.Process.Cwd; cwd != "/" {
 		rec.WorkDir = cwd

@@ -3,6 +3,7 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ckpt/ckpt/format"
@@ -35,5 +36,33 @@ func TestPodmanRecordNetwork(t *testing.T) {
 				t.Errorf("Network = %q, want %q", rec.Network, c.want)
 			}
 		})
+	}
+}
+
+// TestPodmanRecordMaskedAndTerminal: podman 4 masks /sys/dev/block beyond
+// the engine's default set; the record keeps such a path (the spec of the
+// restored container masks it too), drops what is not a clean path under
+// /proc or /sys, and takes the terminal and open stdin.
+func TestPodmanRecordMaskedAndTerminal(t *testing.T) {
+	cfg := []byte(`{"name":"c","id":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","stdin":true}`)
+	dir := t.TempDir()
+	spec := `{"process":{"args":["/bin/x"],"cwd":"/","terminal":true},"linux":{"namespaces":[{"type":"network"}],
+		"maskedPaths":["/proc/kcore","/sys/dev/block","/etc","/proc/../etc","/sys/dev/block","relative"]}}`
+	if err := os.WriteFile(filepath.Join(dir, format.SpecName), []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := readPodmanRecord(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.Masked, []string{"/sys/dev/block"}) || !rec.Terminal || !rec.OpenStdin {
+		t.Errorf("record: masked %q, terminal %v, stdin %v; want [/sys/dev/block], true, true", rec.Masked, rec.Terminal, rec.OpenStdin)
+	}
+	s, err := specFor(&Container{ID: "0123456789abcdef", Command: []string{"/bin/x"}, MaskedPaths: rec.Masked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Linux.MaskedPaths); n != len(defaultMasked)+1 || s.Linux.MaskedPaths[n-1] != "/sys/dev/block" {
+		t.Errorf("spec masked paths %q, want the default set and /sys/dev/block", s.Linux.MaskedPaths)
 	}
 }

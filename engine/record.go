@@ -50,6 +50,10 @@ type importRecord struct {
 	// as the record says (spec.dump's bounding set; the engine's own
 	// records list only those beyond the default set).
 	Caps []string
+	// Masked are paths the container had masked beyond the engine's
+	// default set (podman 4 masks /sys/dev/block): the restored spec masks
+	// them too, as CRIU's images hold those mounts.
+	Masked []string
 }
 
 // readRecord reads what the import needs from config.dump (and, for
@@ -68,7 +72,7 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,
 			Command: c.Command, Env: c.Env, Network: c.Network, TCP: c.CheckpointTCP,
 			Entrypoint: c.Entrypoint, User: c.User, WorkDir: c.WorkDir, Hostname: c.Hostname, MemoryLimit: c.MemoryLimit,
-			Terminal: c.Terminal, OpenStdin: c.OpenStdin, Caps: c.CapAdd,
+			Terminal: c.Terminal, OpenStdin: c.OpenStdin, Caps: c.CapAdd, Masked: c.MaskedPaths,
 		}
 		for _, m := range c.Mounts {
 			switch m.Type {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +21,12 @@ const (
 
 // defaultPath is the PATH of a container process unless Env sets one.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// defaultMasked are the paths masked in every container (podman's set).
+var defaultMasked = []string{
+	"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+	"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+}
 
 // defaultCaps is the capability set of container processes (podman's
 // default set).
@@ -98,16 +105,14 @@ func specFor(c *Container) (*specs.Spec, error) {
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 			},
-			MaskedPaths: []string{
-				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-			},
+			MaskedPaths: slices.Clone(defaultMasked),
 			ReadonlyPaths: []string{
 				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 			},
 		},
 	}
 	s.Process.Terminal, s.Process.ConsoleSize = c.Terminal, c.consoleSize
+	s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, extraMasked(c.MaskedPaths)...)
 	if c.User != nil {
 		s.Process.User = specs.User{UID: c.User.UID, GID: c.User.GID, AdditionalGids: c.User.AdditionalGids}
 	}
@@ -132,6 +137,21 @@ func specFor(c *Container) (*specs.Spec, error) {
 		})
 	}
 	return s, nil
+}
+
+// extraMasked returns the paths of masked that the engine's default set
+// does not mask already and that it may mask: clean absolute paths under
+// /proc or /sys. Masking only hides more from the container, but an
+// archive's list is still not taken as it is.
+func extraMasked(masked []string) []string {
+	var out []string
+	for _, p := range masked {
+		ok := path.IsAbs(p) && path.Clean(p) == p && (strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/sys/"))
+		if ok && !slices.Contains(defaultMasked, p) && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // consoleBox is a terminal size for the spec, nil if either is unknown.

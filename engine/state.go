@@ -70,6 +70,9 @@ type Container struct {
 	// engine's default set, granted by restore --cap-add of an archive
 	// whose processes held them.
 	CapAdd []string `json:"cap_add,omitempty"`
+	// MaskedPaths are paths masked beyond the engine's default set, from
+	// an imported archive (only under /proc and /sys: see extraMasked).
+	MaskedPaths []string `json:"masked_paths,omitempty"`
 	// Network is "none" (private netns with loopback) or "host".
 	Network string `json:"network"`
 	// NetNS is the pinned network namespace the container joins (network
