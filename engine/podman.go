@@ -51,7 +51,7 @@ type podmanSpec struct {
 	Hostname string `json:"hostname"`
 	Linux    *struct {
 		MaskedPaths []string `json:"maskedPaths"`
-		Resources *struct {
+		Resources   *struct {
 			Memory *struct {
 				Limit *int64 `json:"limit"`
 			} `json:"memory"`
