@@ -220,7 +220,13 @@ func extractOne(root *os.Root, zr *Reader, h *Header, want int64, scan func(io.R
 		// Only checkpoint/parent -> ../pre-checkpoint gets here (Reader).
 		return nil, root.Symlink(h.Linkname, h.Name)
 	}
-	f, err := root.OpenFile(h.Name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if h.Part > 0 {
+		// A further part of a member (Header.Part): appended to what
+		// its earlier parts wrote; the checker has what it needs.
+		flags, want, scan = os.O_WRONLY, 0, nil
+	}
+	f, err := root.OpenFile(h.Name, flags, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +235,14 @@ func extractOne(root *os.Root, zr *Reader, h *Header, want int64, scan func(io.R
 			err = cerr
 		}
 	}()
+	var off int64
+	if h.Part > 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		off = fi.Size()
+	}
 	if want < 0 {
 		if data, err = readWanted(zr, h, want); err != nil {
 			return nil, err
@@ -236,7 +250,7 @@ func extractOne(root *os.Root, zr *Reader, h *Header, want int64, scan func(io.R
 		_, err = f.Write(data)
 		return data, err
 	}
-	pc := &prefixCapture{w: &splitWriter{f: f}, n: int(want)}
+	pc := &prefixCapture{w: &splitWriter{f: f, off: off}, n: int(want)}
 	if scan != nil {
 		tr := &teeReader{r: zr, w: pc}
 		scan(tr)

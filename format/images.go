@@ -168,6 +168,10 @@ func (c *contentChecker) member(h *Header, data []byte) {
 	case KindImage, KindPreImage:
 		dir, base := path.Split(h.Name)
 		dir = strings.TrimSuffix(dir, "/")
+		if f := c.sets[dir][base]; f != nil && h.Part > 0 {
+			f.size += h.Size // a further part: its content is not parsed
+			return
+		}
 		if c.sets[dir] == nil {
 			c.sets[dir] = map[string]*imageFile{}
 		}

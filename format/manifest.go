@@ -161,8 +161,10 @@ func (m *Manifest) TotalSize() int64 {
 // ErrUnsupportedVersion, ErrInsecurePath or ErrTooLarge.
 func (m *Manifest) Validate() error {
 	switch {
-	case m.Version > Version:
-		return fmt.Errorf("%w (archive version %d, this reader knows %d): upgrade ckpt to read it", ErrUnsupportedVersion, m.Version, Version)
+	case m.Version > StreamVersion:
+		return fmt.Errorf("%w (archive version %d, this reader knows %d): upgrade ckpt to read it", ErrUnsupportedVersion, m.Version, StreamVersion)
+	case m.Version == StreamVersion && len(m.Members) > 0:
+		return errorf(ErrManifest, "a streamed (version %d) manifest lists no members: its index does", StreamVersion)
 	case m.Version < 1:
 		return errorf(ErrManifest, "version %d is not a valid format version", m.Version)
 	case m.Created.IsZero():
@@ -243,8 +245,8 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if err := json.Unmarshal(probe.Version, &v); err != nil {
 		return nil, errorf(ErrManifest, "version is not a number")
 	}
-	if v > Version {
-		return nil, fmt.Errorf("%w (archive version %d, this reader knows %d): upgrade ckpt to read it", ErrUnsupportedVersion, v, Version)
+	if v > StreamVersion {
+		return nil, fmt.Errorf("%w (archive version %d, this reader knows %d): upgrade ckpt to read it", ErrUnsupportedVersion, v, StreamVersion)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

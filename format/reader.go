@@ -79,6 +79,10 @@ type Header struct {
 	Typeflag byte
 	// Linkname is the symlink target (ParentLinkTarget) for a symlink.
 	Linkname string
+	// Part numbers the entries of a member stored in parts (a streamed
+	// archive's pages image, see PartSize): 0 for its first entry, which
+	// creates it, k for the entry that continues it with more content.
+	Part int
 	// ModTime is the tar header's modification time: the manifest's
 	// creation time in a v1 archive; in a legacy archive, unverified, when
 	// the engine wrote the member (podman writes config.dump right before
@@ -114,6 +118,8 @@ type Reader struct {
 	count     int
 	total     int64
 	dataEnd   int64 // decompressed offset where the last member's data ended
+
+	stream *streamRead // v2 (streamed): what the index must list
 
 	impliedDirs map[string]bool // v1: parent directories of listed members
 	dirsSeen    map[string]bool // v1: directory entries read
@@ -218,6 +224,9 @@ func (r *Reader) readManifest(hdr *tar.Header) error {
 		return errorf(ErrTooLarge, "members add up to %d bytes (limit %d)", t, r.opts.MaxTotalSize)
 	}
 	r.man, r.manDigest = m, DigestBytes(b)
+	if m.Version == StreamVersion {
+		r.stream = &streamRead{}
+	}
 	if err := r.checkNormalized(hdr, 0o600); err != nil {
 		return err
 	}
@@ -418,6 +427,9 @@ func (r *Reader) checkHeader(hdr *tar.Header) error {
 		return err
 	}
 	hdr.Name = name
+	if r.stream != nil && !isDir && r.stream.continues(name) {
+		return nil // a further part of the member before
+	}
 	return r.names.add(name, isDir)
 }
 
@@ -468,6 +480,9 @@ func checkPAX(hdr *tar.Header) error {
 // listed member, normalized (mode 0700), at most once, before anything
 // inside it.
 func (r *Reader) checkDirEntry(hdr *tar.Header) error {
+	if r.stream != nil {
+		return r.checkStreamedDir(hdr)
+	}
 	if r.impliedDirs == nil {
 		r.impliedDirs = map[string]bool{}
 		for _, e := range r.man.Members {
@@ -535,6 +550,9 @@ func (r *Reader) begin(hdr *tar.Header) (h *Header, skip bool, err error) {
 	if err := r.checkNormalized(hdr, 0o600); err != nil {
 		return nil, false, err
 	}
+	if r.stream != nil {
+		return r.beginStreamed(hdr, h)
+	}
 	// v1: members come in manifest order; anything else is unlisted,
 	// repeated, or means earlier members are missing.
 	idx := r.man.index(hdr.Name)
@@ -595,6 +613,11 @@ func (r *Reader) endMember(err error) error {
 	}
 	r.curDone = true
 	r.dataEnd = r.zc.n
+	if r.stream != nil {
+		// Checked against the index, at the end (beginStreamed).
+		r.stream.seen[len(r.stream.seen)-1].Size += r.curN
+		return io.EOF
+	}
 	got := digestOf(r.curHash)
 	if r.legacy {
 		r.man.Members = append(r.man.Members, Member{Name: r.cur.Name, Kind: r.cur.Kind, Size: r.curN, Digest: got})
@@ -688,7 +711,10 @@ func (r *Reader) finish() error {
 	if r.legacy {
 		slices.SortFunc(r.man.Members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	}
-	if !r.legacy && r.next < len(r.man.Members) {
+	if r.stream != nil && !r.stream.indexed {
+		return &Error{Op: "read", Member: IndexName, Err: errorf(ErrFormat, "no index: the archive ends without %s (cut while it was streamed?)", IndexName)}
+	}
+	if !r.legacy && r.stream == nil && r.next < len(r.man.Members) {
 		var missing []string
 		for _, e := range r.man.Members[r.next:] {
 			missing = append(missing, e.Name)

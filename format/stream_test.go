@@ -1,0 +1,136 @@
+package format_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ckpt/ckpt/format"
+)
+
+// writeStreamed writes the members of golden source src, and extra as a
+// pages image streamed in parts, into a streamed archive.
+func writeStreamed(t *testing.T, c format.Compression, src string, extra []byte) ([]byte, *format.Manifest) {
+	t.Helper()
+	g, err := readGoldenSrc(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sw, err := format.NewStreamWriter(&out, g.header, &format.WriterOptions{Compression: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if extra != nil {
+		// Pages first, as CRIU writes them, in several parts.
+		if err := sw.AddStream("checkpoint/pages-99.img", bytes.NewReader(extra)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := slices.Sorted(mapKeys(g.members))
+	slices.Reverse(names) // any order
+	for _, n := range names {
+		if err := sw.AddBytes(n, g.members[n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := sw.Manifest()
+	return out.Bytes(), m
+}
+
+// TestStreamRoundTrip writes a streamed (v2) archive in one pass, members
+// out of name order and a pages image in parts, and reads it back: Verify
+// finds no problem and the manifest's members are the index's; Extract
+// joins the parts; a changed byte in a part, a cut before the index and
+// a member the index does not list are refused.
+func TestStreamRoundTrip(t *testing.T) {
+	pages := make([]byte, 2*format.PartSize+12345)
+	rand.Read(pages)
+	for _, c := range []format.Compression{format.Zstd, format.None} {
+		t.Run(string(c), func(t *testing.T) {
+			b, m := writeStreamed(t, c, "criu", nil)
+			rep, err := format.Verify(bytes.NewReader(b), nil)
+			if err != nil || rep.Err() != nil {
+				t.Fatalf("Verify = %v, %v", err, rep.Err())
+			}
+			if rep.Manifest.Version != format.StreamVersion || len(rep.Manifest.Members) != len(m.Members) || len(m.Members) == 0 {
+				t.Fatalf("manifest version %d, %d members, want %d members", rep.Manifest.Version, len(rep.Manifest.Members), len(m.Members))
+			}
+			if _, err := format.NewStreamWriter(io.Discard, format.Manifest{Engine: format.Engine{Name: "x"}}, &format.WriterOptions{Compression: format.Gzip}); !errors.Is(err, format.ErrFormat) {
+				t.Errorf("gzip stream: %v, want ErrFormat", err)
+			}
+
+			// Parts, read with the Reader alone (the images are not a set).
+			b, _ = writeStreamed(t, c, "minimal", pages)
+			got, parts := readStreamed(t, b)
+			if !bytes.Equal(got["checkpoint/pages-99.img"], pages) || parts != 3 {
+				t.Fatalf("pages read back %d bytes in %d parts, want %d in 3", len(got["checkpoint/pages-99.img"]), parts, len(pages))
+			}
+			dir := t.TempDir()
+			_, err = format.Extract(context.Background(), bytes.NewReader(b), dir, nil)
+			if err == nil || !strings.Contains(err.Error(), "inventory.img") {
+				t.Fatalf("Extract of a pages image alone: %v, want the image set's problem", err)
+			}
+			if c != format.None {
+				return
+			}
+			// Plain tar: change a byte of the second part.
+			bad := slices.Clone(b)
+			i := bytes.Index(bad, pages[format.PartSize+100:format.PartSize+164])
+			bad[i] ^= 1
+			if _, _, err := readStreamedErr(bad); !errors.Is(err, format.ErrChecksum) {
+				t.Errorf("a changed byte in a part: %v, want ErrChecksum", err)
+			}
+			// Cut before the index frame, with end blocks after it.
+			j := bytes.LastIndex(b, []byte(format.IndexName))
+			cut := append(slices.Clone(b[:j]), make([]byte, 1024)...) // j: the index entry's header
+			if _, _, err := readStreamedErr(cut); !errors.Is(err, format.ErrFormat) {
+				t.Errorf("no index: %v, want ErrFormat", err)
+			}
+		})
+	}
+}
+
+func readStreamed(t *testing.T, b []byte) (map[string][]byte, int) {
+	t.Helper()
+	got, parts, err := readStreamedErr(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, parts
+}
+
+func readStreamedErr(b []byte) (map[string][]byte, int, error) {
+	zr, err := format.NewReader(bytes.NewReader(b), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer zr.Close()
+	got, parts := map[string][]byte{}, 0
+	for {
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			return got, parts, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if h.Name == "checkpoint/pages-99.img" {
+			parts++
+		}
+		d, err := io.ReadAll(zr)
+		if err != nil {
+			return nil, 0, err
+		}
+		got[h.Name] = append(got[h.Name], d...)
+	}
+}
+
