@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -44,6 +45,17 @@ type ExportOptions struct {
 	// Progress, if set, is called from the writing goroutine with the
 	// number of archive bytes written so far.
 	Progress func(written int64)
+	// Stream writes a streamed archive (docs/FORMAT.md §10) in one pass:
+	// the pages images go into it while CRIU writes them, none staged on
+	// disk (stream.go). The container stays frozen until the archive is
+	// complete (with LeaveRunning, until its layer is copied). Not with
+	// PreCheckpoint or WithPrevious, nor gzip.
+	Stream bool
+	// Output, if set, receives a streamed archive (Stream implied)
+	// instead of a file at the path given, which is then only a name for
+	// messages. A failure to write it, such as a reader that went away,
+	// fails the export and leaves the container running.
+	Output io.Writer
 }
 
 // ExportResult describes an export.
@@ -119,8 +131,8 @@ type rollback struct {
 // released by then, so Export can restore it.
 func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, *rollback, error) {
 	x := e.newExportJob(ctx, ref, path, o)
-	err := x.run(x.check, x.plan, x.open, x.pause, x.prepareExport, x.dump, x.release,
-		x.recordStop, x.dedup, x.gather, x.write, x.commit, x.record, x.tidy)
+	err := x.run(x.check, x.plan, x.open, x.pause, x.prepareExport, x.startStream, x.dump, x.release,
+		x.recordStop, x.dedup, x.gather, x.write, x.commit, x.record, x.stopStreamed, x.tidy)
 	if err != nil {
 		return nil, x.rb, wrapf(err, "export %s", ref)
 	}
@@ -160,6 +172,14 @@ type exportJob struct {
 	// rb is set while a failure restores the container: from the record
 	// of the stop until the archive is renamed.
 	rb *rollback
+	// streaming: a streamed export (stream.go). The dump leaves the
+	// container running, frozen, until the archive is complete.
+	streaming bool
+	out       *streamOut
+	sw        *format.StreamWriter
+	ps        *pageStreams
+	streamed  map[string]bool // the pages images sw has
+	cpuinfo   string
 }
 
 // newExportJob starts an export of container ref to path with options o
@@ -174,7 +194,13 @@ func (e *Engine) newExportJob(ctx context.Context, ref, path string, o *ExportOp
 		// container layer and volumes from the final archive.
 		x.opts.LeaveRunning, x.opts.IgnoreRootfs, x.opts.IgnoreVolumes = true, true, true
 	}
+	x.streaming = x.opts.Stream || x.opts.Output != nil
 	x.dumpJob = e.newDumpJob(ctx, opExport, ref, &x.opts.CheckpointOptions)
+	if x.streaming {
+		// CRIU leaves it running; it is stopped once the archive is
+		// complete (stopStreamed).
+		x.o.LeaveRunning = true
+	}
 	return x
 }
 
@@ -185,6 +211,16 @@ func (x *exportJob) check() error {
 		return err
 	}
 	x.comp = comp
+	if x.streaming {
+		switch {
+		case x.opts.PreCheckpoint || x.opts.WithPrevious:
+			return errors.New("a streamed export takes a full checkpoint: not with --pre-checkpoint or --with-previous")
+		case comp == format.Gzip:
+			return errors.New("a streamed archive is zstd or uncompressed: not gzip")
+		case x.opts.Output != nil:
+			return nil
+		}
+	}
 	if x.path == "" {
 		return errors.New("no archive path given")
 	}
@@ -227,7 +263,9 @@ func unwrapPath(err error) error {
 // container and removes the temporary file if this process dies before
 // it finishes.
 func (x *exportJob) open() error {
-	if err := x.createTemp(); err != nil {
+	if x.opts.Output != nil {
+		x.abs = x.path
+	} else if err := x.createTemp(); err != nil {
 		return err
 	}
 	x.pickDirs()
@@ -308,7 +346,7 @@ func (x *exportJob) pickDirs() {
 		x.layerDirs = append([]string{layersDir}, x.layerDirs...)
 	}
 	x.wantLayers = !x.opts.IgnoreRootfs || !x.opts.IgnoreVolumes
-	x.pauses = x.o.LeaveRunning && x.wantLayers
+	x.pauses = x.o.LeaveRunning && x.wantLayers || x.streaming
 }
 
 // pause freezes the container with runc pause when something must be
@@ -360,12 +398,15 @@ func (x *exportJob) prepareExport() error {
 // archive. The images of a container that runs on are removed if the
 // export fails.
 func (x *exportJob) dump() error {
-	if !x.o.PreCheckpoint && !x.o.WithPrevious {
+	if !x.o.PreCheckpoint && !x.o.WithPrevious && !x.streaming {
 		th := startTailHasher(x.imgDir)
 		x.th = th
 		x.held.push("stop summing the pages", func() error { th.stop(); return nil })
 	}
 	err := x.dumpJob.dump()
+	if x.streaming {
+		err = x.endStream(err)
+	}
 	if x.th != nil {
 		// It reads the rest while the archive is written.
 		x.th.end()
@@ -405,6 +446,11 @@ func (x *exportJob) dump() error {
 // copied as they are now, matching its memory, and it is thawed. Then
 // the watchdog has nothing left to thaw.
 func (x *exportJob) release() error {
+	if x.streaming && !x.opts.LeaveRunning {
+		// Frozen until the archive is complete (stopStreamed): the
+		// layer's copy then matches it too.
+		return nil
+	}
 	if x.pauses {
 		x.j.phase("copy_layers")
 		layers, err := x.e.layerMembers(x.ctx, x.c, &x.opts, x.layerDirs...)
@@ -452,6 +498,9 @@ func (x *exportJob) recordStop() error {
 
 // fail is an export's error once the container is thawed or stopped.
 func (x *exportJob) fail(what string, err error) error {
+	if x.opts.Output != nil {
+		return fmt.Errorf("%s: %w (the archive written to %s is incomplete)", what, err, x.abs)
+	}
 	return fmt.Errorf("%s: %w (nothing was written to %s)", what, err, x.abs)
 }
 
@@ -473,7 +522,7 @@ func (x *exportJob) dedup() error {
 // gather copies the layer's changes and the volumes of a container the
 // dump stopped: nothing changes them any more.
 func (x *exportJob) gather() error {
-	if x.o.LeaveRunning || !x.wantLayers {
+	if x.o.LeaveRunning && !(x.streaming && !x.opts.LeaveRunning) || !x.wantLayers {
 		return nil
 	}
 	x.j.phase("copy_layers")
@@ -490,6 +539,9 @@ func (x *exportJob) gather() error {
 // it.
 func (x *exportJob) write() error {
 	x.j.phase("write")
+	if x.streaming {
+		return x.writeStreamedFile()
+	}
 	o := x.opts
 	o.Progress = x.progress()
 	a, err := x.e.writeArchive(x.ctx, &archiveJob{f: x.f, c: &x.rec, imgDir: x.imgDir, work: x.work, comp: x.comp,
@@ -535,6 +587,9 @@ func (x *exportJob) progress() func(int64) {
 // From then on the archive stays, and a container the dump stopped stays
 // checkpointed, whatever fails.
 func (x *exportJob) commit() error {
+	if x.opts.Output != nil {
+		return nil
+	}
 	x.j.phase("commit")
 	if err := os.Rename(x.tmp, x.abs); err != nil {
 		return x.fail("rename archive", err)

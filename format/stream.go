@@ -460,3 +460,26 @@ func parseIndex(b []byte, m *Manifest) (*Index, error) {
 	}
 	return idx, nil
 }
+
+// Add adds member name with the content of src, read once: in one entry
+// if src knows its size (BytesSource, FileSource), else as AddStream.
+func (s *StreamWriter) Add(name string, src Source) error {
+	if sz, ok := src.(Sizer); ok {
+		n, err := sz.Size()
+		if err != nil {
+			return s.fail(name, err)
+		}
+		rc, err := src.Open()
+		if err != nil {
+			return s.fail(name, err)
+		}
+		defer rc.Close()
+		return s.AddSized(name, n, rc)
+	}
+	rc, err := src.Open()
+	if err != nil {
+		return s.fail(name, err)
+	}
+	defer rc.Close()
+	return s.AddStream(name, rc)
+}

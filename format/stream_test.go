@@ -133,4 +133,3 @@ func readStreamedErr(b []byte) (map[string][]byte, int, error) {
 		got[h.Name] = append(got[h.Name], d...)
 	}
 }
-
