@@ -405,7 +405,13 @@ func (x *exportJob) dump() error {
 	}
 	err := x.dumpJob.dump()
 	if x.streaming {
-		err = x.endStream(err)
+		if serr := x.endStream(err == nil); err == nil && serr != nil {
+			// The dump went on to its end (the streams drain what the
+			// archive no longer takes): the container is frozen, as
+			// it was, and its undo thaws it.
+			_ = fsutil.RemoveAll(x.imgDir)
+			return serr
+		}
 	}
 	if x.th != nil {
 		// It reads the rest while the archive is written.

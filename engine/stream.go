@@ -18,6 +18,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fileio"
+	"github.com/ckpt/ckpt/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -208,6 +209,8 @@ func (x *exportJob) startStream() error {
 	if !x.streaming {
 		return nil
 	}
+	imgDir := x.imgDir
+	x.undo.push("remove the dump's images", func() error { return fsutil.RemoveAll(imgDir) })
 	a := x.archiveJob()
 	header, cpuinfo, err := x.e.manifestHeader(a)
 	if err != nil {
@@ -238,17 +241,15 @@ func (x *exportJob) startStream() error {
 	return nil
 }
 
-// endStream ends the pages streams after the dump.
-func (x *exportJob) endStream(dumpErr error) error {
+// endStream ends the pages streams after the dump (dumped: it
+// succeeded) and returns their error.
+func (x *exportJob) endStream(dumped bool) error {
 	used := 0
-	if dumpErr == nil {
+	if dumped {
 		used = pagemaps(x.imgDir)
 	}
 	streamed, err := x.ps.finish(used)
 	x.streamed = streamed
-	if dumpErr != nil {
-		return dumpErr
-	}
 	if err != nil {
 		return x.fail("write archive", err)
 	}

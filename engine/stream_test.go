@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ckpt/ckpt/format"
@@ -122,4 +123,80 @@ func entriesNamed(t *testing.T, path, name string) int {
 	}
 }
 
-var _ = strings.Contains
+// cutWriter passes writes on until n bytes were written or, with at set,
+// until a write holds at (in a plain archive, a member's tar header),
+// then fails as a pipe whose reader went away does.
+type cutWriter struct {
+	w  io.Writer
+	n  int64
+	at string
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if c.at != "" && strings.Contains(string(p), c.at) || c.at == "" && int64(len(p)) > c.n {
+		return 0, syscall.EPIPE
+	}
+	c.n -= int64(len(p))
+	return c.w.Write(p)
+}
+
+// TestStreamExportBrokenPipe breaks the archive's stream of a streamed
+// export at several points: in the manifest, in the pages while CRIU
+// dumps them, after the dump (config.dump), at the index (the last
+// write), and through a
+// real pipe whose reader closed it. Each export fails saying the archive
+// is incomplete, and the container runs on (its counter goes on, not
+// frozen), without the dump's images or FIFOs left behind; a last
+// streamed export with -R succeeds.
+func TestStreamExportBrokenPipe(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	cmd := []string{"/bin/counter", "-interval", "50ms", "-ballast-mb", "32"}
+	if _, err := e.Run(ctx, "workload", &RunOptions{Name: "cut", Command: cmd}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, "cut", "counter 3", func(l string) bool { return lastCounter(l) >= 3 })
+	closed := func() io.Writer {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		t.Cleanup(func() { w.Close() })
+		return w
+	}
+	for _, tc := range []struct {
+		name string
+		out  func() io.Writer
+		comp format.Compression
+	}{
+		{"manifest", func() io.Writer { return &cutWriter{w: io.Discard, n: 0} }, ""},
+		{"pages", func() io.Writer { return &cutWriter{w: io.Discard, n: 3 << 20} }, format.None},
+		{"after-pages", func() io.Writer { return &cutWriter{w: io.Discard, at: format.ConfigName} }, format.None},
+		{"index", func() io.Writer { return &cutWriter{w: io.Discard, at: format.IndexName} }, format.None},
+		{"closed-pipe", closed, ""},
+	} {
+		before := lastCounter(logsOf(t, e, "cut"))
+		_, err := e.Export(ctx, "cut", "-", &ExportOptions{Output: tc.out(), Compression: tc.comp})
+		if err == nil || !errors.Is(err, syscall.EPIPE) || !strings.Contains(err.Error(), "incomplete") {
+			t.Fatalf("%s: Export = %v, want EPIPE and the archive incomplete", tc.name, err)
+		}
+		c, ierr := e.Inspect(ctx, "cut")
+		if ierr != nil || c.Status != StatusRunning {
+			t.Fatalf("%s: after the failed export the container is %v (%v), want running", tc.name, c, ierr)
+		}
+		waitLog(t, e, "cut", "the counter to go on", func(l string) bool { return lastCounter(l) >= before+2 })
+		dir := e.containerDir(c.ID)
+		if _, err := os.Stat(filepath.Join(dir, exportImagesDir)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the dump's images are left in %s (%v)", tc.name, dir, err)
+		}
+		t.Logf("%s: %v", tc.name, err)
+	}
+	if _, err := e.Export(ctx, "cut", "-", &ExportOptions{Output: io.Discard, CheckpointOptions: CheckpointOptions{LeaveRunning: true}}); err != nil {
+		t.Fatalf("streamed export -R after the failures: %v", err)
+	}
+	if c, _ := e.Inspect(ctx, "cut"); c.Status != StatusRunning {
+		t.Fatalf("after a streamed export -R: %s, want running", c.Status)
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ckpt/ckpt/engine"
@@ -20,11 +22,13 @@ import (
 // --ignore-volumes fill the ExportOptions given to addExportFlags.
 type exportFlags struct {
 	path, compress string
+	stream         bool
 }
 
 func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
 	x := &exportFlags{}
-	fs.StringVarP(&x.path, "export", "e", "", "export the checkpoint to a tar archive `FILE` (for restore --import on another host)")
+	fs.StringVarP(&x.path, "export", "e", "", "export the checkpoint to a tar archive `FILE` (for restore --import on another host); - writes a streamed archive to stdout")
+	fs.BoolVar(&x.stream, "stream", false, "with --export: write a streamed archive in one pass, the memory pages going into it while CRIU dumps them (implied by -e -)")
 	fs.StringVarP(&x.compress, "compress", "c", "zstd", "compression of the --export archive: zstd, gzip or none")
 	fs.BoolVar(&o.IgnoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
 	fs.BoolVar(&o.IgnoreVolumes, "ignore-volumes", false, "with --export: leave the named volumes' content out")
@@ -33,7 +37,7 @@ func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
 
 // used reports whether any export flag was given.
 func (x *exportFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes"} {
+	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -60,6 +64,8 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 			return usageError(env, c, "--ignore-rootfs can only be used with --export")
 		case r.fs.Changed("ignore-volumes"):
 			return usageError(env, c, "--ignore-volumes can only be used with --export")
+		case r.fs.Changed("stream"):
+			return usageError(env, c, "--stream can only be used with --export")
 		default:
 			return usageError(env, c, "--compress can only be used with --export")
 		}
@@ -80,21 +86,31 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 	}
 	xo := r.opts
 	xo.Compression = comp
-	bar := newProgress(env.stderr, "export "+x.path)
+	xo.Stream = x.stream
+	out, name := env.stdout, x.path
+	if x.path == "-" {
+		// The archive goes to stdout; what ckpt says goes to stderr.
+		if f, ok := env.stdout.(*os.File); ok && isTerminal(f) {
+			return usageError(env, c, "--export -: stdout is a terminal: redirect it to a file or pipe it (e.g. | ssh HOST ckpt restore -i FILE)")
+		}
+		xo.Output, name, out = env.stdout, "stdout", env.stderr
+		stopSIGPIPE()
+	}
+	bar := newProgress(env.stderr, "export "+name)
 	if bar != nil {
 		xo.Progress = func(n int64) { bar.set(n, 0) }
 	}
-	res, err := env.eng.Export(ctx, refs[0], x.path, &xo)
+	res, err := env.eng.Export(ctx, refs[0], name, &xo)
 	bar.done(err == nil)
 	if err != nil {
 		return env.fail(err)
 	}
 	if !r.printStats {
-		fmt.Fprintln(env.stdout, refs[0])
+		fmt.Fprintln(out, refs[0])
 		return exitOK
 	}
 	stats := checkpointStatsJSON{Duration: res.Total.Microseconds(), Containers: []checkpointContainerJSON{newCheckpointStats(&res.DumpResult)}}
-	if err := writeJSON(env.stdout, stats); err != nil {
+	if err := writeJSON(out, stats); err != nil {
 		return env.fail(err)
 	}
 	return exitOK
@@ -384,4 +400,12 @@ func (p *progress) done(ok bool) {
 	}
 	p.draw()
 	fmt.Fprintln(p.w)
+}
+
+// stopSIGPIPE makes a write to a closed stdout pipe an error (EPIPE) for
+// the export to handle, leaving the container running, rather than a
+// signal that kills ckpt mid-export. A handler, not SIG_IGN: runc and
+// CRIU do not inherit it.
+func stopSIGPIPE() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
