@@ -211,12 +211,14 @@ func (x *exportJob) startStream() error {
 	}
 	imgDir := x.imgDir
 	x.undo.push("remove the dump's images", func() error { return fsutil.RemoveAll(imgDir) })
+	// The manifest names the container as dump() records it after.
+	x.rec = *x.c
+	x.rec.PreCheckpoint, x.rec.CheckpointedAt = nil, time.Now().UTC()
 	a := x.archiveJob()
 	header, cpuinfo, err := x.e.manifestHeader(a)
 	if err != nil {
 		return err
 	}
-	header.Created = time.Now().UTC()
 	x.cpuinfo = cpuinfo
 	var dst io.Writer = x.opts.Output
 	if dst == nil {

@@ -67,8 +67,8 @@ func TestStreamExport(t *testing.T) {
 	if err != nil || rep.Err() != nil {
 		t.Fatalf("Verify = %v, %v", err, rep.Err())
 	}
-	if rep.Manifest.Version != format.StreamVersion {
-		t.Errorf("archive version %d, want %d", rep.Manifest.Version, format.StreamVersion)
+	if m := rep.Manifest; m.Version != format.StreamVersion || m.Container.Name != "str" || m.Container.ID != xr.Container.ID || m.Host.CRIUVersion == "" {
+		t.Errorf("archive version %d, container %+v, host %+v: want version %d naming str", m.Version, m.Container, m.Host, format.StreamVersion)
 	}
 	for _, name := range []string{format.ConfigName, format.SpecName, format.CPUInfoName, format.RootfsDiffName,
 		volumes.MemberName("vol1"), "checkpoint/inventory.img", "checkpoint/pages-1.img", "checkpoint/descriptors.json"} {

@@ -2,6 +2,7 @@ package format
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
@@ -482,4 +483,89 @@ func (s *StreamWriter) Add(name string, src Source) error {
 	}
 	defer rc.Close()
 	return s.AddStream(name, rc)
+}
+
+// indexWindow is how much of a streamed archive's end ReadIndexAt reads:
+// the index's frame must lie within it.
+const indexWindow = 512 << 10
+
+// ReadIndexAt reads the members of the streamed archive in r (size bytes
+// long) whose manifest m was read first, with digest d (ReadManifest), from
+// the index at its end, reading at most indexWindow bytes there: the
+// index's frame is the last, the only one that decodes to the index's tar
+// entry and the end blocks and that names the manifest d. It returns m
+// with the index's members, sorted by name, unverified: only reading
+// every member checks them (Verify). ErrFormat means no such frame within
+// the window; then only a full read finds the index.
+func ReadIndexAt(r io.ReaderAt, size int64, m *Manifest, d Digest) (*Manifest, error) {
+	if m.Version != StreamVersion {
+		return m, nil
+	}
+	n := min(size, indexWindow)
+	tail := make([]byte, n)
+	if _, err := r.ReadAt(tail, size-n); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	head := make([]byte, 4)
+	if _, err := r.ReadAt(head, 0); err != nil {
+		return nil, err
+	}
+	c := codecOf(None)
+	if z := codecOf(Zstd); bytes.HasPrefix(head, z.magic) {
+		c = z
+	}
+	step, last := 1, len(tail)-4
+	if c.newWriter == nil {
+		// A plain tar: the index's header is block-aligned from the end,
+		// before its content and the end blocks.
+		step, last = 512, len(tail)-1024-512
+	}
+	magic := c.magic
+	for at := last; at >= 0; at-- {
+		if step > 1 && (len(tail)-at)%step != 0 || !bytes.HasPrefix(tail[at:], magic) {
+			continue
+		}
+		if idx, err := indexFrom(c, tail[at:], m, d); err == nil {
+			out := *m
+			out.Members = sortedMembers(idx.Members)
+			return &out, nil
+		}
+	}
+	return nil, errorf(ErrFormat, "no index within the last %d bytes of the streamed archive", n)
+}
+
+// indexFrom decodes b, which must hold exactly the index's frame.
+func indexFrom(c *codec, b []byte, m *Manifest, d Digest) (*Index, error) {
+	var rd io.Reader = bytes.NewReader(b)
+	if c.newReader != nil {
+		dec, err := c.newReader(bufio.NewReader(rd), 1)
+		if err != nil {
+			return nil, err
+		}
+		defer dec.Close()
+		rd = dec
+	}
+	tr := tar.NewReader(rd)
+	hdr, err := tr.Next()
+	if err != nil || hdr.Name != IndexName || hdr.Size > MaxManifestSize {
+		return nil, errorf(ErrFormat, "not the index")
+	}
+	ib, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tr.Next(); !errors.Is(err, io.EOF) {
+		return nil, errorf(ErrFormat, "not the last entry")
+	}
+	if _, err := io.Copy(io.Discard, rd); err != nil {
+		return nil, err
+	}
+	idx, err := parseIndex(ib, m)
+	if err != nil {
+		return nil, err
+	}
+	if idx.Manifest != d {
+		return nil, errorf(ErrFormat, "the index of another manifest")
+	}
+	return idx, nil
 }

@@ -68,8 +68,11 @@ func TestStreamRoundTrip(t *testing.T) {
 				t.Errorf("gzip stream: %v, want ErrFormat", err)
 			}
 
+			checkIndexAt(t, b, m)
+
 			// Parts, read with the Reader alone (the images are not a set).
-			b, _ = writeStreamed(t, c, "minimal", pages)
+			b, m = writeStreamed(t, c, "minimal", pages)
+			checkIndexAt(t, b, m)
 			got, parts := readStreamed(t, b)
 			if !bytes.Equal(got["checkpoint/pages-99.img"], pages) || parts != 3 {
 				t.Fatalf("pages read back %d bytes in %d parts, want %d in 3", len(got["checkpoint/pages-99.img"]), parts, len(pages))
@@ -131,5 +134,26 @@ func readStreamedErr(b []byte) (map[string][]byte, int, error) {
 			return nil, 0, err
 		}
 		got[h.Name] = append(got[h.Name], d...)
+	}
+}
+
+// checkIndexAt checks that ReadManifest and ReadIndexAt give the members
+// of the streamed archive b (want) reading under 1 MiB of it.
+func checkIndexAt(t *testing.T, b []byte, want *format.Manifest) {
+	t.Helper()
+	cr := &countingReaderAt{r: bytes.NewReader(b)}
+	m, d, err := format.ReadManifest(io.NewSectionReader(cr, 0, int64(len(b))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := format.ReadIndexAt(cr, int64(len(b)), m, d)
+	if err != nil {
+		t.Fatalf("ReadIndexAt: %v", err)
+	}
+	if !slices.Equal(got.Members, want.Members) || cr.n.Load() >= 1<<20 {
+		t.Errorf("ReadIndexAt read %d bytes, %d members, want under 1 MiB and %d members", cr.n.Load(), len(got.Members), len(want.Members))
+	}
+	if _, err := format.ReadIndexAt(cr, int64(len(b))-100, m, d); err == nil {
+		t.Errorf("ReadIndexAt of a cut archive found an index")
 	}
 }

@@ -350,7 +350,7 @@ func (l *loader) image(h *format.Header, dir, base string) error {
 	if dir != l.imgDir {
 		return nil
 	}
-	a.ImageSizes[base] = h.Size
+	a.ImageSizes[base] += h.Size // a streamed archive's pages come in parts
 	switch {
 	case o.Images && isMetadataImage(base):
 		if h.Size > MaxImageSize || l.kept+h.Size > MaxImagesTotal {
@@ -369,7 +369,8 @@ func (l *loader) image(h *format.Header, dir, base string) error {
 		// A stale pagemap naming the same pages image (pstree.img,
 		// which tells, comes later) may point past its end.
 		segs = clipSegments(segs, h.Size)
-		if a.Legacy || !ok || segmentsSize(segs) > maxCapture {
+		streamed := a.Manifest != nil && a.Manifest.Version == format.StreamVersion // pages in parts
+		if a.Legacy || streamed || !ok || segmentsSize(segs) > maxCapture {
 			return a.spill(o.TempDir, base, zr)
 		}
 		sp, err := capture(zr, segs)
@@ -390,7 +391,13 @@ func (a *Archive) spill(parent, base string, r io.Reader) (err error) {
 			return err
 		}
 	}
-	f, err := os.CreateTemp(a.tmp, "pages-")
+	var f *os.File
+	if name, ok := a.pages[base]; ok {
+		// A further part of a streamed archive's pages image.
+		f, err = os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
+	} else {
+		f, err = os.CreateTemp(a.tmp, "pages-")
+	}
 	if err != nil {
 		return err
 	}

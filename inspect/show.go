@@ -130,7 +130,11 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 	}
 	// No buffering here: the reader's own 4 KiB buffer reads only what
 	// the manifest's frame needs.
-	m, _, err := format.ReadManifest(f)
+	m, d, err := format.ReadManifest(f)
+	if err == nil && m.Version == format.StreamVersion {
+		// A streamed archive's members are in its index, at its end.
+		m, err = streamedMembers(ctx, f, m, d)
+	}
 	f.Close()
 	switch {
 	case err == nil:
@@ -295,4 +299,25 @@ func scanCreated(ctx context.Context, name string) time.Time {
 		}
 		return ckptCreated(b)
 	}
+}
+
+// streamedMembers returns the manifest m of the streamed archive f with
+// its members from its index: read near its end (format.ReadIndexAt), or
+// if not found there by reading the whole archive.
+func streamedMembers(ctx context.Context, f *os.File, m *format.Manifest, d format.Digest) (*format.Manifest, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if full, err := format.ReadIndexAt(f, fi.Size(), m, d); err == nil {
+		return full, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	rep, err := format.Verify(fileio.ContextReader(ctx, bufio.NewReaderSize(f, 1<<20)), nil)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Manifest, nil
 }
