@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +54,9 @@ type pageStreams struct {
 	once        sync.Once
 }
 
+// pipeSize is the pipe buffer a pages FIFO asks for.
+const pipeSize = 1 << 20
+
 // pageFIFOs is how many FIFOs a dump of a container of procs processes
 // gets: one per process and a few for shared memory.
 func pageFIFOs(procs int) int { return min(max(procs+4, 8), 1024) }
@@ -90,10 +92,16 @@ func (p *pageStreams) serve(i int) {
 	}
 	defer f.Close()
 	if !p.discard[i].Load() {
+		// CRIU splices the pages into the FIFO: a larger pipe lets it
+		// hand over more per round (best effort: the host's
+		// fs.pipe-max-size caps it).
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+		}
 		p.once.Do(p.started)
 		p.mu.Lock()
 		if p.err == nil {
-			if err := p.sw.AddStream(p.member+"/"+name, bufio.NewReaderSize(f, 1<<20)); err != nil {
+			if err := p.sw.AddStream(p.member+"/"+name, f); err != nil {
 				p.err = err
 			} else {
 				p.streamed[i] = true
