@@ -19,7 +19,8 @@
 //	containers/<id>/work/                CRIU's dump.log, restore.log and statistics
 //	import/staging-*/                    an import's staging directory (or under TmpDir)
 //	import/staging-*.json                its record; staging-*.lock its lock
-//	containers/<id>/export-images/       images of a -R export, until it is written
+//	containers/<id>/export-images/       images of a -R or streamed export, until it is written
+//	                                     (a streamed export's pages-*.img are FIFOs there)
 //	logs/<time>-<id12>/                  restore.log and runc.log of failed restores
 //	volumes/<name>/_data                 named volumes
 //	storage/                             containers/storage graph root (StorageRoot)
@@ -167,6 +168,12 @@
 // like (format.Sniff: text, a root filesystem tar, an image archive) before
 // anything is extracted, and [Engine.ImageImport] refuses image and
 // checkpoint archives likewise ([ErrNotRootfs]).
+// A streamed export (ExportOptions.Stream or Output, stream.go) writes a
+// version-2 archive in one pass, possibly to a pipe: the pages images
+// flow from CRIU through FIFOs into it during the dump; the container
+// stays frozen (runc pause, CRIU leaving it running) until the archive is
+// complete, then is killed and recorded exited (without LeaveRunning); any
+// failure, a reader gone included, thaws it and it runs on.
 // docs/MIGRATION.md describes both.
 //
 // # Life cycle and volumes

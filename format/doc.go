@@ -1,5 +1,5 @@
 // Package format reads, writes, verifies and safely extracts ckpt checkpoint
-// archives, format version 1, and reads podman, CRI-O and containerd
+// archives, format versions 1 and 2 (streamed), and reads podman, CRI-O and containerd
 // checkpoint archives in a legacy mode. docs/FORMAT.md is the normative
 // description; this comment lists the rules the code enforces.
 //
@@ -39,6 +39,31 @@
 //     same inputs and options give the same bytes.
 //   - The tar stream ends with its two zero blocks; only zero padding (at
 //     most [MaxTrailingPadding] bytes) may follow.
+//
+// Invariants of a streamed archive (version 2, [StreamVersion]), enforced
+// by [StreamWriter] and checked by [Reader], for a writer that cannot go
+// back (a pipe):
+//
+//   - The manifest comes first, in its frame, as in v1, with version 2 and
+//     no members. The last member is [IndexName], in a frame of its own
+//     with the end blocks: the manifest member's digest and every member,
+//     in archive order, with size and digest ([Index]). Members come in
+//     any order, each once, with v1's names, kinds, limits and normalized
+//     headers; directory entries only for checkpoint/, pre-checkpoint/ and
+//     volumes/, each once.
+//   - A pages image ([MayHaveParts]) may be stored as consecutive entries
+//     of its name, its parts, of at most [PartSize] bytes: its size is
+//     known only once CRIU has written it. [Reader] gives each part a
+//     [Header] with Part 0, 1, ...; [Extract] appends them.
+//   - A member's digest is checked when the index is read, at the end:
+//     Read returns io.EOF at a member's end unverified, and Next fails at
+//     the index for any member whose size or digest differ, that is
+//     missing, unlisted or out of order, or for an archive without index.
+//     [Extract] removes everything on that error, as on any other.
+//   - gzip is not used: a streamed archive is zstd or plain.
+//     [ReadIndexAt] finds the index in the last 512 KiB of a file (the
+//     last frame, decoding to the index's entry and the end blocks and
+//     naming the manifest read first), so a summary reads under 1 MiB.
 //
 // Readers treat every archive as hostile: sizes are bounded by the limits
 // in limits.go before anything is allocated, zstd windows and decoder memory

@@ -68,7 +68,7 @@ type StreamWriter struct {
 	names  *nameSet
 	dirs   map[string]bool
 	index  []Member
-	buf    []byte
+	bufs   [][]byte // AddStream's
 	closed bool
 	err    error
 }
@@ -197,38 +197,65 @@ func (s *StreamWriter) AddFile(name, file string) error {
 // AddStream adds member name with everything r gives until io.EOF, its
 // size unknown until then: in parts of PartSize bytes, the last one
 // shorter, each an entry of its own (MayHaveParts names only), or in one
-// entry if it ends within PartSize.
+// entry if it ends within PartSize. A part is digested and written while
+// the next is read (two buffers of PartSize).
 func (s *StreamWriter) AddStream(name string, r io.Reader) error {
 	if err := s.begin(name); err != nil {
 		return err
 	}
-	if s.buf == nil {
-		s.buf = make([]byte, PartSize)
+	if s.bufs == nil {
+		s.bufs = [][]byte{make([]byte, PartSize), make([]byte, PartSize)}
 	}
+	free, full := make(chan []byte, 2), make(chan []byte, 1)
+	free <- s.bufs[0]
+	free <- s.bufs[1]
 	h := sha256.New()
 	var total int64
-	for part := 0; ; part++ {
-		n, err := io.ReadFull(r, s.buf)
-		last := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-		if err != nil && !last {
-			return s.fail(name, err)
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range full {
+			if werr == nil {
+				werr = s.writePart(name, b, h)
+				total += int64(len(b))
+			}
+			free <- b[:cap(b)]
 		}
-		if part > 0 && n == 0 {
-			break
-		}
-		if part > 0 && !MayHaveParts(name) {
-			return s.fail(name, errorf(ErrTooLarge, "over %d bytes: only pages images may be streamed in parts", PartSize))
-		}
-		if err := s.writePart(name, s.buf[:n], h); err != nil {
-			return s.fail(name, err)
-		}
-		total += int64(n)
-		if last {
-			break
-		}
+	}()
+	rerr := s.readParts(name, r, free, full)
+	close(full)
+	<-done
+	switch {
+	case rerr != nil:
+		return s.fail(name, rerr)
+	case werr != nil:
+		return s.fail(name, werr)
 	}
 	s.index = append(s.index, Member{Name: name, Kind: KindOf(name), Size: total, Digest: digestOf(h)})
 	return nil
+}
+
+// readParts reads r into the buffers free gives and sends each part to
+// full: at least one, the last shorter than PartSize.
+func (s *StreamWriter) readParts(name string, r io.Reader, free <-chan []byte, full chan<- []byte) error {
+	for part := 0; ; part++ {
+		b := <-free
+		n, err := io.ReadFull(r, b)
+		last := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		switch {
+		case err != nil && !last:
+			return err
+		case part > 0 && n == 0:
+			return nil
+		case part > 0 && !MayHaveParts(name):
+			return errorf(ErrTooLarge, "over %d bytes: only pages images may be streamed in parts", PartSize)
+		}
+		full <- b[:n]
+		if last {
+			return nil
+		}
+	}
 }
 
 // writePart writes one entry of member name.
