@@ -32,6 +32,7 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"checkpoint", "--ignore-rootfs", "x"}, exitUsage, "--ignore-rootfs can only be used with --export"},
 		{[]string{"checkpoint", "--ignore-volumes", "x"}, exitUsage, "--ignore-volumes can only be used with --export"},
 		{[]string{"checkpoint", "-c", "gzip", "x"}, exitUsage, "--compress can only be used with --export"},
+		{[]string{"checkpoint", "--stream", "x"}, exitUsage, "--stream can only be used with --export"},
 		{[]string{"checkpoint", "-e", "a.tar", "-c", "lz4", "x"}, exitUsage, `"lz4" is not one of zstd, gzip, none`},
 		{[]string{"checkpoint", "-e", "a.tar"}, exitUsage, "at least one name or id"},
 		{[]string{"checkpoint", "-e", "a.tar", "-a"}, exitUsage, "--export needs exactly one container"},
