@@ -92,6 +92,18 @@ func TestStreamRoundTrip(t *testing.T) {
 			if _, _, err := readStreamedErr(bad); !errors.Is(err, format.ErrChecksum) {
 				t.Errorf("a changed byte in a part: %v, want ErrChecksum", err)
 			}
+			// The index names another manifest, or another digest.
+			k := bytes.LastIndex(b, []byte(`"manifest": "sha256:`)) + len(`"manifest": "sha256:`)
+			for _, at := range []int{k, bytes.LastIndex(b, []byte(`"digest": "sha256:`)) + len(`"digest": "sha256:`)} {
+				bad := slices.Clone(b)
+				bad[at] = '0' // another hex digit
+				if b[at] == '0' {
+					bad[at] = '1'
+				}
+				if _, _, err := readStreamedErr(bad); !errors.Is(err, format.ErrChecksum) {
+					t.Errorf("index edited at %d: %v, want ErrChecksum", at, err)
+				}
+			}
 			// Cut before the index frame, with end blocks after it.
 			j := bytes.LastIndex(b, []byte(format.IndexName))
 			cut := append(slices.Clone(b[:j]), make([]byte, 1024)...) // j: the index entry's header
