@@ -171,6 +171,13 @@ func (w *Writer) writeSingle(m Manifest) error {
 // manifestFrame returns the manifest's frame: the tar entry of mb,
 // compressed as NewWriter compresses it (bare without compression).
 func manifestFrame(c *codec, level int, mb []byte, mtime time.Time) ([]byte, error) {
+	return memberFrame(c, level, ManifestName, mb, mtime, false)
+}
+
+// memberFrame returns one member's frame: its tar entry, and with end the
+// archive's end blocks, compressed as one frame (bare without
+// compression).
+func memberFrame(c *codec, level int, name string, data []byte, mtime time.Time, end bool) ([]byte, error) {
 	var out bytes.Buffer
 	var enc io.WriteCloser = nopWriteCloser{&out}
 	if c.newWriter != nil {
@@ -180,13 +187,17 @@ func manifestFrame(c *codec, level int, mb []byte, mtime time.Time) ([]byte, err
 		}
 	}
 	tw := tar.NewWriter(enc)
-	if err := tw.WriteHeader(header(ManifestName, int64(len(mb)), mtime)); err != nil {
+	if err := tw.WriteHeader(header(name, int64(len(data)), mtime)); err != nil {
 		return nil, err
 	}
-	if _, err := tw.Write(mb); err != nil {
+	if _, err := tw.Write(data); err != nil {
 		return nil, err
 	}
-	if err := tw.Flush(); err != nil {
+	finish := tw.Flush
+	if end {
+		finish = tw.Close
+	}
+	if err := finish(); err != nil {
 		return nil, err
 	}
 	if err := enc.Close(); err != nil {

@@ -291,7 +291,7 @@ func (s *StreamWriter) Close() error {
 	if err != nil {
 		return s.fail(IndexName, err)
 	}
-	frame, err := indexFrame(s.codec, s.opts.Level, append(ib, '\n'), s.mtime)
+	frame, err := memberFrame(s.codec, s.opts.Level, IndexName, append(ib, '\n'), s.mtime, true)
 	if err != nil {
 		return s.fail(IndexName, err)
 	}
@@ -307,33 +307,6 @@ func (s *StreamWriter) Manifest() (*Manifest, Digest) {
 	m := s.man
 	m.Members = sortedMembers(s.index)
 	return &m, s.digest
-}
-
-// indexFrame returns the index's frame: its tar entry and the end blocks,
-// compressed as one frame (bare without compression).
-func indexFrame(c *codec, level int, ib []byte, mtime time.Time) ([]byte, error) {
-	var out bytes.Buffer
-	var enc io.WriteCloser = nopWriteCloser{&out}
-	if c.newWriter != nil {
-		var err error
-		if enc, err = c.newWriter(&out, level); err != nil {
-			return nil, err
-		}
-	}
-	tw := tar.NewWriter(enc)
-	if err := tw.WriteHeader(header(IndexName, int64(len(ib)), mtime)); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(ib); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
 }
 
 // sortedMembers returns a copy of ms sorted by name, as a manifest lists
