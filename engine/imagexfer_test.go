@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -201,6 +202,56 @@ func TestImageLoadLayout(t *testing.T) {
 	got, err := imageProcessOf(context.Background(), s, si)
 	if err != nil || got == nil || got.WorkingDir != "/etc" || got.User != "1:2" || len(got.Cmd) != 2 || got.Entrypoint[0] != "/bin/sh" || got.Env[0] != "A=1" {
 		t.Fatalf("imageProcessOf() = %+v, %v, want %+v", got, err, p)
+	}
+}
+
+// TestImageSaveRoundTrip saves a loaded image in each format and loads
+// it back: same image ID, same name; a save into a missing directory
+// leaves nothing, and an image without a manifest cannot be saved.
+func TestImageSaveRoundTrip(t *testing.T) {
+	e := imageEngine(t)
+	ctx := context.Background()
+	l := writeLayout(t, t.TempDir(), layerTar(t, plainLayer...), &imageProcess{Cmd: []string{"/bin/true"}}, "example.com/round:trip")
+	img, err := e.ImageLoad(ctx, l.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{SaveDockerArchive, SaveOCIArchive, SaveOCIDir} {
+		out := filepath.Join(dir, f)
+		if err := e.ImageSave(ctx, "example.com/round:trip", f, out); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ImageRemove(ctx, img.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.ImageLoad(ctx, out, nil)
+		if err != nil {
+			t.Fatalf("ImageLoad(%s) = %v", f, err)
+		}
+		if got.ID != img.ID || !slices.Equal(got.Names, img.Names) {
+			t.Errorf("ImageLoad(ImageSave(%s)) = %s %q, want %s %q", f, got.ID, got.Names, img.ID, img.Names)
+		}
+		// Back to the OCI original: a Docker manifest saved as OCI gets
+		// a converted config, hence another ID (as with podman).
+		if err := e.ImageRemove(ctx, img.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ImageLoad(ctx, l.dir, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Errorf("save left %d entries in %s, want the 3 saved", len(ents), dir)
+	}
+	if err := e.ImageSave(ctx, img.ID, SaveOCIArchive, filepath.Join(dir, "missing", "x.tar")); err == nil {
+		t.Error("ImageSave(into a missing directory) = nil, want an error")
+	}
+	if _, err := e.ImageImport(ctx, l.blobPath(l.layer), "rootfs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ImageSave(ctx, "rootfs", "", filepath.Join(dir, "r.tar")); !errors.Is(err, ErrImageReference) || !strings.Contains(err.Error(), "no manifest") {
+		t.Errorf("ImageSave(an imported rootfs) = %v, want ErrImageReference: no manifest", err)
 	}
 }
 

@@ -119,7 +119,17 @@ func openForeignStore(rest string) (storage.Store, types.ImageReference, error) 
 	if _, err := os.Stat(opts.GraphRoot); err != nil {
 		return nil, nil, fmt.Errorf("%w: containers-storage: no store at %s", ErrImageReference, opts.GraphRoot)
 	}
-	s, err := storage.GetStore(opts)
+	if opts.GraphDriverName == "" {
+		// The driver the store was made with (containers/storage would
+		// find it too, and log that it did).
+		for _, d := range []string{"overlay", "vfs"} {
+			if _, err := os.Stat(filepath.Join(opts.GraphRoot, d+"-images")); err == nil {
+				opts.GraphDriverName = d
+				break
+			}
+		}
+	}
+	s, err := getStore(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store %s: %w", opts.GraphRoot, err)
 	}
