@@ -200,7 +200,7 @@ func newID() string {
 func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("run %s: %w", image, err)
+			err = wrapf(err, "run %s", image)
 		}
 	}()
 	return e.create(ctx, image, o, true)
@@ -214,7 +214,7 @@ func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Conta
 func (e *Engine) Create(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("create %s: %w", image, err)
+			err = wrapf(err, "create %s", image)
 		}
 	}()
 	return e.create(ctx, image, o, false)

@@ -36,7 +36,7 @@ const (
 func (e *Engine) ImagePull(ctx context.Context, ref string, o *TransferOptions) (_ *Image, err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("pull %s: %w", ref, err)
+			err = wrapf(err, "pull %s", ref)
 		}
 	}()
 	s, err := e.storeOpen()
@@ -143,7 +143,14 @@ func (e *Engine) ImageLoad(ctx context.Context, file string, o *TransferOptions)
 	case format.LooksUnknown:
 		return nil, fmt.Errorf("load %s: %w: it is neither an oci-archive nor a docker-archive", file, ErrImageReference)
 	}
-	return nil, fmt.Errorf("load %s: %w: it looks like %s, not an oci-archive or docker-archive", file, ErrImageReference, looks)
+	err = fmt.Errorf("load %s: %w: it looks like %s, not an oci-archive or docker-archive", file, ErrImageReference, looks)
+	switch looks {
+	case format.LooksRootfs:
+		return nil, remedy(err, RemedyImportRootfs, file)
+	case format.LooksCheckpoint:
+		return nil, remedy(err, RemedyRestoreArchive, file)
+	}
+	return nil, err
 }
 
 // ImagePush copies the image named by img (name, ID or ID prefix) to dest:
@@ -152,7 +159,7 @@ func (e *Engine) ImageLoad(ctx context.Context, file string, o *TransferOptions)
 func (e *Engine) ImagePush(ctx context.Context, img, dest string, o *TransferOptions) (err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("push %s: %w", img, err)
+			err = wrapf(err, "push %s", img)
 		}
 	}()
 	s, err := e.storeOpen()
@@ -212,7 +219,7 @@ func shortImageID(id string) string {
 func (e *Engine) ImageSave(ctx context.Context, img, formatName, out string) (err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("save %s to %s: %w", img, out, err)
+			err = wrapf(err, "save %s to %s", img, out)
 		}
 	}()
 	s, err := e.storeOpen()
