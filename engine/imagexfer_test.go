@@ -381,5 +381,3 @@ func archiveWith(t *testing.T, dir string, h tar.Header) string {
 	}
 	return p
 }
-
-
