@@ -103,20 +103,6 @@ func (l *layout) writeManifest(t testing.TB, urls []string) {
 	l.manifest = sha(l.manifestBytes)
 }
 
-// tarOf returns a tar of the files under dir (an oci-archive of a layout).
-func tarOf(t testing.TB, dir string) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	if err := tw.AddFS(os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // layerTar returns a tar of the given entries (directories end in /).
 func layerTar(t testing.TB, entries ...tar.Header) []byte {
 	t.Helper()
@@ -380,4 +366,42 @@ func archiveWith(t *testing.T, dir string, h tar.Header) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestWithImageProcess: podman's rules for what the image's config gives
+// a container that run's options leave unset.
+func TestWithImageProcess(t *testing.T) {
+	p := &imageProcess{Entrypoint: []string{"/ep"}, Cmd: []string{"c1"}, Env: []string{"PATH=/img", "A=img"}, WorkingDir: "/w", User: "u"}
+	tests := []struct {
+		name string
+		o    RunOptions
+		want RunOptions
+	}{
+		{"nothing given", RunOptions{}, RunOptions{Entrypoint: []string{"/ep"}, Command: []string{"c1"}, Env: []string{"PATH=/img", "A=img"}, WorkDir: "/w", User: "u"}},
+		{"CMD given", RunOptions{Command: []string{"x"}}, RunOptions{Entrypoint: []string{"/ep"}, Command: []string{"x"}, Env: []string{"PATH=/img", "A=img"}, WorkDir: "/w", User: "u"}},
+		{"entrypoint drops the image's CMD", RunOptions{Entrypoint: []string{"/sh"}}, RunOptions{Entrypoint: []string{"/sh"}, Env: []string{"PATH=/img", "A=img"}, WorkDir: "/w", User: "u"}},
+		{"-e, -w, -u win", RunOptions{Env: []string{"A=me", "B=me"}, WorkDir: "/mine", User: "0"},
+			RunOptions{Entrypoint: []string{"/ep"}, Command: []string{"c1"}, Env: []string{"PATH=/img", "A=me", "B=me"}, WorkDir: "/mine", User: "0"}},
+	}
+	for _, tt := range tests {
+		got := withImageProcess(&tt.o, p)
+		if !slices.Equal(got.Entrypoint, tt.want.Entrypoint) || !slices.Equal(got.Command, tt.want.Command) || !slices.Equal(got.Env, tt.want.Env) ||
+			got.WorkDir != tt.want.WorkDir || got.User != tt.want.User {
+			t.Errorf("%s: withImageProcess() = %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+	if o := (&RunOptions{Command: []string{"x"}}); withImageProcess(o, nil) != o {
+		t.Error("withImageProcess(o, nil) changed o, want o (an image without config)")
+	}
+}
+
+// TestRunMissingImage: run of an image that is not in the store names
+// the pull that fetches it (RemedyImagePull).
+func TestRunMissingImage(t *testing.T) {
+	e := imageEngine(t)
+	_, err := e.Run(context.Background(), "example.com/nope:1", &RunOptions{Command: []string{"x"}})
+	var re *RemedyError
+	if !errors.Is(err, ErrUnknownImage) || !errors.As(err, &re) || re.Remedy != RemedyImagePull || re.Arg != "example.com/nope:1" {
+		t.Fatalf("Run(missing image) = %v, want ErrUnknownImage with RemedyImagePull", err)
+	}
 }
