@@ -177,8 +177,9 @@
 //     every blob's digest and size and bounds manifests and configs; ckpt
 //     adds the limits of imagelayout.go before it reads a layout (index.json
 //     and oci-layout regular and at most MaxLayoutIndex bytes, at most
-//     MaxLayoutManifests manifests, nothing but directories and regular
-//     files under blobs/), unpacks an oci-archive itself (at most
+//     MaxLayoutManifests manifests per index, each manifest and nested
+//     index a regular blob of at most MaxLayoutIndex bytes, nothing but
+//     directories and regular files under blobs/), unpacks an oci-archive itself (at most
 //     MaxArchiveMembers members, directories and regular files with local
 //     names, written through os.Root), refuses a layer a layout or archive
 //     would fetch from a URL, and, after the copy, a layer whose tar names

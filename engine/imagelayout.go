@@ -34,10 +34,17 @@ const (
 type ociIndex struct {
 	SchemaVersion int `json:"schemaVersion"`
 	Manifests     []struct {
+		MediaType   string            `json:"mediaType"`
 		Digest      string            `json:"digest"`
 		Annotations map[string]string `json:"annotations"`
 	} `json:"manifests"`
 }
+
+// ociIndexType is the media type of an OCI image index.
+const ociIndexType = "application/vnd.oci.image.index.v1+json"
+
+// maxIndexDepth bounds the nesting of image indexes in a layout.
+const maxIndexDepth = 4
 
 // refNameAnnotation is the OCI annotation naming an image in a layout.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
@@ -62,12 +69,9 @@ func checkOCILayout(dir, image string) (reference.Named, error) {
 	if err != nil {
 		return nil, err
 	}
-	var idx ociIndex
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("%w: decode index.json: %w", ErrHostileImage, err)
-	}
-	if len(idx.Manifests) > MaxLayoutManifests {
-		return nil, fmt.Errorf("%w: index.json lists %d manifests, more than %d", ErrHostileImage, len(idx.Manifests), MaxLayoutManifests)
+	idx, err := checkIndex(dir, "index.json", b, 0)
+	if err != nil {
+		return nil, err
 	}
 	err = filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -81,7 +85,47 @@ func checkOCILayout(dir, image string) (reference.Named, error) {
 	if err != nil {
 		return nil, err
 	}
-	return layoutImageName(&idx, image), nil
+	return layoutImageName(idx, image), nil
+}
+
+// checkIndex decodes the index b (index.json, or a nested index blob) of
+// the layout dir and checks that it lists at most MaxLayoutManifests
+// manifests whose blobs are at most MaxLayoutIndex bytes (containers/image
+// reads a layout's manifests whole), and the same of the indexes it lists,
+// down to maxIndexDepth.
+func checkIndex(dir, what string, b []byte, depth int) (*ociIndex, error) {
+	var idx ociIndex
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("%w: decode %s: %w", ErrHostileImage, what, err)
+	}
+	if len(idx.Manifests) > MaxLayoutManifests {
+		return nil, fmt.Errorf("%w: %s lists %d manifests, more than %d", ErrHostileImage, what, len(idx.Manifests), MaxLayoutManifests)
+	}
+	for _, m := range idx.Manifests {
+		alg, hex, ok := strings.Cut(m.Digest, ":")
+		if !ok || !filepath.IsLocal(alg) || !filepath.IsLocal(hex) || strings.ContainsRune(alg+hex, '/') {
+			return nil, fmt.Errorf("%w: %s lists the digest %q", ErrHostileImage, what, m.Digest)
+		}
+		p := filepath.Join(dir, "blobs", alg, hex)
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() > MaxLayoutIndex {
+			return nil, fmt.Errorf("%w: manifest %s is not a regular file of at most %d bytes in the layout", ErrHostileImage, m.Digest, MaxLayoutIndex)
+		}
+		if m.MediaType != ociIndexType {
+			continue
+		}
+		if depth+1 >= maxIndexDepth {
+			return nil, fmt.Errorf("%w: image indexes nested deeper than %d", ErrHostileImage, maxIndexDepth)
+		}
+		nb, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := checkIndex(dir, "index "+m.Digest, nb, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return &idx, nil
 }
 
 // layoutImageName is the image name of the index's image whose ref.name

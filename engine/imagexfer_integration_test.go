@@ -113,8 +113,8 @@ func TestIntegrationPodmanImages(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ImageLoad(podman's %s): %v", f, err)
 		}
-		if img.ID != id {
-			t.Errorf("ImageLoad(podman's %s) = ID %s, want podman's %s", f, img.ID, id)
+		if img.ID != id || !slices.Contains(img.Names, "localhost/podimg:latest") {
+			t.Errorf("ImageLoad(podman's %s) = %s %q, want podman's %s named localhost/podimg:latest", f, img.ID, img.Names, id)
 		}
 		if err := e.ImageRemove(ctx, img.ID); err != nil {
 			t.Fatal(err)

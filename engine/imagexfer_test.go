@@ -289,6 +289,27 @@ func TestHostileImages(t *testing.T) {
 			}
 			return dir
 		}, ErrHostileImage, "index.json"},
+		{"huge manifest", func(t *testing.T, dir string) string {
+			l := writeLayout(t, dir, layerTar(t, plainLayer...), nil, "")
+			var m map[string]any
+			if err := json.Unmarshal(l.manifestBytes, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["annotations"] = map[string]string{"x": strings.Repeat("a", 5<<20)}
+			l.manifestBytes = mustJSON(t, m)
+			l.manifest = sha(l.manifestBytes)
+			rewriteManifest(t, l)
+			return dir
+		}, ErrHostileImage, "at most 4194304 bytes"},
+		{"manifest digest leading out of the layout", func(t *testing.T, dir string) string {
+			writeLayout(t, dir, layerTar(t, plainLayer...), nil, "")
+			idx := mustJSON(t, map[string]any{"schemaVersion": 2, "manifests": []any{map[string]any{
+				"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:../../../../../etc/passwd", "size": 10}}})
+			if err := os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, ErrHostileImage, "lists the digest"},
 		{"index of too many manifests", func(t *testing.T, dir string) string {
 			l := writeLayout(t, dir, layerTar(t, plainLayer...), nil, "")
 			ms := make([]any, MaxLayoutManifests+1)
