@@ -232,7 +232,12 @@ func checkLayerNames(s storage.Store, id string) error {
 	if err != nil {
 		return fmt.Errorf("read layer %s: %w", shortImageID(id), err)
 	}
-	defer rc.Close()
+	// Drained before it is closed: closing the stream early races with
+	// containers/storage's tar-split goroutine that feeds it.
+	defer func() {
+		_, _ = io.Copy(io.Discard, rc)
+		_ = rc.Close()
+	}()
 	tr := tar.NewReader(rc)
 	for {
 		hdr, err := tr.Next()
