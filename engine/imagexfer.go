@@ -90,6 +90,14 @@ func (e *Engine) loadOCIArchive(ctx context.Context, s storage.Store, file, imag
 	if err := os.MkdirAll(e.imageTmpDir(), 0o700); err != nil {
 		return nil, err
 	}
+	// An uncompressed tar unpacks to less than its size.
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	if free, err := stagingSpace(e.imageTmpDir())(); err == nil && fi.Size() > free {
+		return nil, fmt.Errorf("%w: the oci-archive (%s) does not fit in %s: make room there", ErrNoRoom, sizeString(fi.Size()), e.imageTmpDir())
+	}
 	dir, err := os.MkdirTemp(e.imageTmpDir(), "oci-archive-")
 	if err != nil {
 		return nil, err
