@@ -2,12 +2,15 @@ package engine
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/internal/testutil"
@@ -49,7 +52,7 @@ func runsImageCommand(t *testing.T, e *Engine, image, name string) {
 func TestIntegrationRegistry(t *testing.T) {
 	a := realEngine(t)
 	b := realEngine(t)
-	addr := testutil.StartRegistry(t)
+	addr := testutil.StartRegistry(t, "")
 	ctx := context.Background()
 	l := counterLayout(t, workloadTar(t), "")
 	img, err := a.ImageLoad(ctx, l.dir, nil)
@@ -128,4 +131,43 @@ func TestIntegrationPodmanImages(t *testing.T) {
 		t.Fatalf("ImagePull(containers-storage:) = %+v, want podman's ID %s and name", img, id)
 	}
 	runsImageCommand(t, e, "podimg", "from-podman")
+}
+
+// TestIntegrationRegistryAuth: a registry that asks for credentials
+// refuses a push without them, and takes the ones of --authfile
+// (TransferOptions.AuthFile) and of $REGISTRY_AUTH_FILE, podman's
+// auth.json format.
+func TestIntegrationRegistryAuth(t *testing.T) {
+	e := imageEngine(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := testutil.StartRegistry(t, "ckpt:"+string(hash)+"\n")
+	ctx := context.Background()
+	l := writeLayout(t, t.TempDir(), layerTar(t, plainLayer...), nil, "")
+	img, err := e.ImageLoad(ctx, l.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := filepath.Join(t.TempDir(), "auth.json")
+	cred := base64.StdEncoding.EncodeToString([]byte("ckpt:s3cret"))
+	if err := os.WriteFile(auth, []byte(`{"auths":{"`+addr+`":{"auth":"`+cred+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir()) // no credentials where podman looks by default
+	dest := "docker://" + addr + "/ckpt/auth:v1"
+	if err := e.ImagePush(ctx, img.ID, dest, &TransferOptions{TLSVerifyOff: true}); err == nil || !strings.Contains(err.Error(), "authentication required") {
+		t.Errorf("ImagePush() without credentials = %v, want authentication required", err)
+	}
+	if err := e.ImagePush(ctx, img.ID, dest, &TransferOptions{TLSVerifyOff: true, AuthFile: auth}); err != nil {
+		t.Fatalf("ImagePush(AuthFile) = %v", err)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", auth)
+	if err := e.ImageRemove(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ImagePull(ctx, dest, &TransferOptions{TLSVerifyOff: true}); err != nil {
+		t.Fatalf("ImagePull() with $REGISTRY_AUTH_FILE = %v", err)
+	}
 }

@@ -18,8 +18,9 @@ import (
 // localhost port with its storage and configuration under t.TempDir,
 // waits until it answers, and returns its address (127.0.0.1:PORT). It is
 // stopped when t ends. A registry that cannot be had fails the test under
-// CI=true (Missing).
-func StartRegistry(t testing.TB) string {
+// CI=true (Missing). htpasswd, if not empty, is an htpasswd file's
+// contents: the registry then asks for those credentials.
+func StartRegistry(t testing.TB, htpasswd string) string {
 	t.Helper()
 	bin := registryBinary(t)
 	if bin == "" {
@@ -34,6 +35,13 @@ func StartRegistry(t testing.TB) string {
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
 		filepath.Join(dir, "data"), addr)
+	if htpasswd != "" {
+		pw := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(pw, []byte(htpasswd), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: ckpt-test\n    path: %s\n", pw)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +64,7 @@ func StartRegistry(t testing.TB) string {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || htpasswd != "" && resp.StatusCode == http.StatusUnauthorized {
 				return addr
 			}
 		}
