@@ -183,7 +183,8 @@
 //     MaxArchiveMembers members, directories and regular files with local
 //     names, written through os.Root), refuses a layer a layout or archive
 //     would fetch from a URL, and, after the copy, a layer whose tar names
-//     or hard link targets lead out of the layer. A refused or failed pull
+//     or hard link targets lead out of the layer or that holds a device
+//     node. A refused or failed pull
 //     removes the image (unless it was there before) and every layer it
 //     added that nothing uses; [ErrHostileImage] names what was refused.
 //   - ImageSave writes an archive beside its target and renames it after

@@ -223,9 +223,11 @@ func typeName(t byte) string {
 
 // checkLayerNames reads the tar headers of the store's layer id (as
 // containers/storage kept them) and refuses names and hard link targets
-// that lead out of the layer: containers/storage applies layers in a
-// chroot, where such names land inside the layer under another name, and
-// ckpt refuses them instead.
+// that lead out of the layer (containers/storage applies layers in a
+// chroot, where such names land inside the layer under another name) and
+// device nodes, which containers/storage creates as they come (0:0
+// character devices, overlay whiteouts, excepted): a container needs none
+// in its image, /dev is made for it.
 func checkLayerNames(s storage.Store, id string) error {
 	none := archive.Uncompressed
 	rc, err := s.Diff("", id, &storage.DiffOptions{Compression: &none})
@@ -246,6 +248,9 @@ func checkLayerNames(s storage.Store, id string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read layer %s: %w", shortImageID(id), err)
+		}
+		if (hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock) && (hdr.Devmajor != 0 || hdr.Devminor != 0) {
+			return fmt.Errorf("%w: layer %s has the device node %q (%d:%d); ckpt loads no image with devices", ErrHostileImage, shortImageID(id), hdr.Name, hdr.Devmajor, hdr.Devminor)
 		}
 		names := []string{hdr.Name}
 		if hdr.Typeflag == tar.TypeLink {

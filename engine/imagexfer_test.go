@@ -326,6 +326,10 @@ func TestHostileImages(t *testing.T) {
 			writeLayout(t, dir, layerTar(t, tar.Header{Name: strings.Repeat("../", 40) + rel, Typeflag: tar.TypeReg}), nil, "")
 			return dir
 		}, ErrHostileImage, "leads out of the layer"},
+		{"layer with a device node", func(t *testing.T, dir string) string {
+			writeLayout(t, dir, layerTar(t, tar.Header{Name: "mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666}), nil, "")
+			return dir
+		}, ErrHostileImage, "device node"},
 		{"oci-archive member with ../", func(t *testing.T, dir string) string {
 			writeLayout(t, filepath.Join(dir, "l"), layerTar(t, plainLayer...), nil, "")
 			return archiveWith(t, dir, tar.Header{Name: "../escape", Typeflag: tar.TypeReg})
