@@ -241,19 +241,20 @@ func TestImageSaveRoundTrip(t *testing.T) {
 	}
 }
 
-// TestHostileImages is the start of the hostile-image corpus: each
-// layout or archive must be refused with a clear error and leave nothing
-// in the store (no image, no layer, no unpacked archive).
-func TestHostileImages(t *testing.T) {
-	testutil.RequireRoot(t)
-	outside := t.TempDir()
-	sentinel := filepath.Join(outside, "sentinel")
-	tests := []struct {
-		name    string
-		make    func(t *testing.T, dir string) string // returns what to load
-		wantErr error
-		want    string // in the message
-	}{
+// hostileCase is one image of the hostile corpus: make writes it under
+// dir and returns what to load; the load must fail with wantErr (if set)
+// and a message containing want.
+type hostileCase struct {
+	name    string
+	make    func(t *testing.T, dir string) string
+	wantErr error
+	want    string
+}
+
+// hostileLayouts are the corpus' OCI layouts with bad blobs or indexes;
+// sentinel is a path outside them.
+func hostileLayouts(sentinel string) []hostileCase {
+	return []hostileCase{
 		{"bad layer digest", func(t *testing.T, dir string) string {
 			l := writeLayout(t, dir, layerTar(t, plainLayer...), nil, "")
 			b := append([]byte{}, l.layerBytes...)
@@ -321,6 +322,12 @@ func TestHostileImages(t *testing.T) {
 			}
 			return dir
 		}, ErrHostileImage, "manifests"},
+	}
+}
+
+// hostileLayers are the corpus' bad layers and oci-archives.
+func hostileLayers(sentinel string) []hostileCase {
+	return []hostileCase{
 		{"layer with ../ traversal", func(t *testing.T, dir string) string {
 			rel, _ := filepath.Rel("/", sentinel)
 			writeLayout(t, dir, layerTar(t, tar.Header{Name: strings.Repeat("../", 40) + rel, Typeflag: tar.TypeReg}), nil, "")
@@ -339,6 +346,15 @@ func TestHostileImages(t *testing.T) {
 			return archiveWith(t, dir, tar.Header{Name: "blobs/sha256/link", Typeflag: tar.TypeSymlink, Linkname: sentinel})
 		}, ErrHostileImage, "symbolic link"},
 	}
+}
+
+// TestHostileImages is the start of the hostile-image corpus: each
+// layout or archive must be refused with a clear error and leave nothing
+// in the store (no image, no layer, no unpacked archive).
+func TestHostileImages(t *testing.T) {
+	testutil.RequireRoot(t)
+	sentinel := filepath.Join(t.TempDir(), "sentinel")
+	tests := append(hostileLayouts(sentinel), hostileLayers(sentinel)...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := imageEngine(t)
