@@ -2,7 +2,10 @@
 GO        ?= go
 # containers/storage's btrfs driver needs libbtrfs headers (cgo); ckpt uses
 # overlay or vfs, so leave btrfs out, as podman's builds without libbtrfs do.
-export GOFLAGS := -tags=exclude_graphdriver_btrfs -buildvcs=false
+# containers/image signs and verifies with libgpgme (cgo) unless
+# containers_image_openpgp selects its Go OpenPGP. internal/testutil's
+# BuildTags repeats these for the tests that run go build.
+export GOFLAGS := -tags=exclude_graphdriver_btrfs,containers_image_openpgp -buildvcs=false
 PKGS      := ./...
 FUZZTIME  ?= 30s
 # FUZZMINIMIZE bounds the minimization of each new input by executions:

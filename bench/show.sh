@@ -41,7 +41,7 @@ done
 
 mkdir -p "$work"
 none=$work/podman-none.tar zstd=$work/podman-zstd.tar.zst
-export GOFLAGS=${GOFLAGS:--tags=exclude_graphdriver_btrfs}
+export GOFLAGS=${GOFLAGS:--tags=exclude_graphdriver_btrfs,containers_image_openpgp}
 go build -o "$work/ckptinspect" ./cmd/ckptinspect
 
 ctr=ckpt-showbench

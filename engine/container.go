@@ -28,10 +28,12 @@ import (
 type RunOptions struct {
 	// Name is the container's name; default "ckpt-" + the first 12 ID digits.
 	Name string
-	// Command is the process' argv. Required: imported root filesystems
-	// carry no default command.
+	// Command is the process' argv; default the image's Cmd (unless
+	// Entrypoint is set, as in podman). Required for images without a
+	// config (ckpt image import's).
 	Command []string
-	// Env adds K=V variables to the process' environment.
+	// Env adds K=V variables to the process' environment, after the
+	// image's (replacing those of the same name).
 	Env []string
 	// Volumes are podman-style -v specs: NAME:/path[:ro] for a named volume
 	// (Root/volumes/NAME/_data, created if missing) or /host/path:/path[:ro]
@@ -40,12 +42,13 @@ type RunOptions struct {
 	// Network is NetworkNone (default) or NetworkHost.
 	Network string
 	// Entrypoint comes before Command in the process' argv (podman's
-	// --entrypoint; imported images record none).
+	// --entrypoint); default the image's.
 	Entrypoint []string
 	// User is USER[:GROUP], names (resolved in the image's /etc/passwd and
-	// /etc/group) or numbers; default root.
+	// /etc/group) or numbers; default the image's, else root.
 	User string
-	// WorkDir is the process' working directory (absolute); default /.
+	// WorkDir is the process' working directory (absolute); default the
+	// image's, else /.
 	WorkDir string
 	// Hostname is the container's host name; default the first 12 digits
 	// of its ID.
@@ -91,6 +94,9 @@ type RunOptions struct {
 	capAdd []string
 	// masked are paths to mask beyond the default set (an import's).
 	masked []string
+	// recorded says the process comes from a checkpoint's record: the
+	// image's config (entrypoint, command, environment ...) is not applied.
+	recorded bool
 
 	// reserved, if set, is called with the container's ID once it is
 	// reserved (the name and ID are free, under the engine-wide lock) and
@@ -171,7 +177,7 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[
 // process before anything is made.
 func checkProcessOptions(o *RunOptions) error {
 	if len(o.Entrypoint)+len(o.Command) == 0 {
-		return errors.New("no command given (imported images record no default command or entrypoint)")
+		return fmt.Errorf("%w: no command: the image records none (ckpt image import's do not); give CMD or Entrypoint", ErrOptions)
 	}
 	if o.WorkDir != "" && (!filepath.IsAbs(o.WorkDir) || strings.ContainsRune(o.WorkDir, 0)) {
 		return fmt.Errorf("invalid working directory %q: it must be an absolute path", o.WorkDir)
@@ -198,7 +204,7 @@ func newID() string {
 func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("run %s: %w", image, err)
+			err = wrapf(err, "run %s", image)
 		}
 	}()
 	return e.create(ctx, image, o, true)
@@ -212,7 +218,7 @@ func (e *Engine) Run(ctx context.Context, image string, o *RunOptions) (_ *Conta
 func (e *Engine) Create(ctx context.Context, image string, o *RunOptions) (_ *Container, err error) {
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("create %s: %w", image, err)
+			err = wrapf(err, "create %s", image)
 		}
 	}()
 	return e.create(ctx, image, o, false)
@@ -228,9 +234,6 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if _, err := exec.LookPath(e.runtimePath()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRuntimeMissing, err)
 	}
-	if err := checkProcessOptions(o); err != nil {
-		return nil, err
-	}
 	network := o.Network
 	if network == "" {
 		network = NetworkNone
@@ -243,7 +246,20 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 		return nil, err
 	}
 	img, err := e.resolveImage(s, image)
+	if errors.Is(err, ErrUnknownImage) {
+		return nil, remedy(err, RemedyImagePull, image)
+	}
 	if err != nil {
+		return nil, err
+	}
+	if !o.recorded {
+		p, err := imageProcessOf(ctx, s, img)
+		if err != nil {
+			return nil, err
+		}
+		o = withImageProcess(o, p)
+	}
+	if err := checkProcessOptions(o); err != nil {
 		return nil, err
 	}
 	var mounts []Mount

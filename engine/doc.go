@@ -24,6 +24,7 @@
 //	logs/<time>-<id12>/                  restore.log and runc.log of failed restores
 //	volumes/<name>/_data                 named volumes
 //	storage/                             containers/storage graph root (StorageRoot)
+//	image-tmp/                           blobs of image transfers, unpacked oci-archives, blob cache
 //
 // Runtime state (runc's --root and the storage run root) is under
 // [Engine.RunRoot], by default /run/ckpt-<hash of Root>, and containers'
@@ -175,6 +176,41 @@
 // complete, then is killed and recorded exited (without LeaveRunning); any
 // failure, a reader gone included, thaws it and it runs on.
 // docs/MIGRATION.md describes both.
+//
+// # Images
+//
+// [Engine.ImagePull], [Engine.ImagePush], [Engine.ImageLoad] and
+// [Engine.ImageSave] copy images with containers/image (transport.go,
+// imagexfer.go): registries (docker://), OCI layouts and archives,
+// docker-archives and other containers/storage stores (podman's,
+// containers-storage:[GRAPHROOT]NAME, opened for the copy and shut down
+// after it). Invariants:
+//
+//   - An image in the store has its config's digest as ID and keeps its
+//     manifest and config: [Engine.Run] without a command runs the image's
+//     entrypoint and command with its environment, working directory and
+//     user where [RunOptions] leave them unset (imageconfig.go; podman's
+//     rules). An import's container takes its process from the archive's
+//     record, never from the image. ImageImport's images have no manifest
+//     and cannot be pushed or saved.
+//   - Images from outside are untrusted archives: containers/image checks
+//     every blob's digest and size and bounds manifests and configs; ckpt
+//     adds the limits of imagelayout.go before it reads a layout (index.json
+//     and oci-layout regular and at most MaxLayoutIndex bytes, at most
+//     MaxLayoutManifests manifests per index, each manifest and nested
+//     index a regular blob of at most MaxLayoutIndex bytes, nothing but
+//     directories and regular files under blobs/), unpacks an oci-archive itself (at most
+//     MaxArchiveMembers members, directories and regular files with local
+//     names, written through os.Root), refuses a layer a layout or archive
+//     would fetch from a URL, and, after the copy, a layer whose tar names
+//     or hard link targets lead out of the layer or that holds a device
+//     node. A refused or failed pull
+//     removes the image (unless it was there before) and every layer it
+//     added that nothing uses; [ErrHostileImage] names what was refused.
+//   - ImageSave writes an archive beside its target and renames it after
+//     fsync; a failed save leaves no file there.
+//   - No signature policy is applied (podman's default policy.json accepts
+//     any image as well); credentials are read as podman reads them.
 //
 // # Life cycle and volumes
 //

@@ -49,6 +49,14 @@ var (
 	// filesystem (an image or checkpoint archive, a text file); the error
 	// says what it looks like.
 	ErrNotRootfs = errors.New("engine: not a root filesystem")
+	// ErrImageReference reports an image reference or file ckpt cannot
+	// use: an unknown transport, a malformed name, a file that is no
+	// image archive, an image without a manifest to push.
+	ErrImageReference = errors.New("engine: invalid image reference")
+	// ErrHostileImage reports an image (archive, layout, registry) that
+	// breaks the limits of untrusted images (imagelayout.go) or is
+	// malformed; nothing of it is left in the store.
+	ErrHostileImage = errors.New("engine: image refused")
 )
 
 // Why the engine killed a tool ([ExitError.Killed]).

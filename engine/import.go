@@ -464,7 +464,7 @@ func (x *importJob) create(ctx context.Context) error {
 		Name: x.plan.name, ID: x.plan.id, Env: x.rec.Env, Volumes: x.vols, Network: x.plan.network,
 		Entrypoint: x.rec.Entrypoint, Command: x.rec.Command[len(x.rec.Entrypoint):],
 		WorkDir: x.rec.WorkDir, Hostname: x.rec.Hostname, MemoryLimit: x.rec.MemoryLimit, user: x.rec.User, capAdd: x.plan.capAdd, masked: x.rec.Masked,
-		Terminal: x.rec.Terminal, OpenStdin: x.rec.OpenStdin,
+		Terminal: x.rec.Terminal, OpenStdin: x.rec.OpenStdin, recorded: true,
 		reserved: func(id string) error { return x.j.update(func(r *opRecord) { r.Container = id }) },
 	})
 	if err != nil {
@@ -605,7 +605,7 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 	}
 	if image == "" {
 		return nil, remedy(fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store, and nothing is pulled",
-			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID)), RemedyImageImport, orNone(rec.Image))
+			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID)), RemedyImagePull, orNone(rec.Image))
 	}
 	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
 	if err != nil {

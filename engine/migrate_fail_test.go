@@ -233,8 +233,8 @@ func TestImportPodman(t *testing.T) {
 	ctx := context.Background()
 	archive := "../testdata/podman/counter.tar.zst"
 	_, err := e.Import(ctx, archive, nil)
-	if !errors.Is(err, ErrUnknownImage) || !hasRemedy(err, RemedyImageImport, "localhost/ckpt-counter:mkpodman") {
-		t.Fatalf("Import without the base image = %v, want ErrUnknownImage with RemedyImageImport of the image", err)
+	if !errors.Is(err, ErrUnknownImage) || !hasRemedy(err, RemedyImagePull, "localhost/ckpt-counter:mkpodman") {
+		t.Fatalf("Import without the base image = %v, want ErrUnknownImage with RemedyImagePull of the image", err)
 	}
 	noLeftovers(t, e, 0)
 	if _, err := e.ImageImport(ctx, "../testdata/podman/rootfs.tar.gz", "localhost/ckpt-counter:mkpodman"); err != nil {

@@ -54,9 +54,8 @@ const (
 	// RemedyImportRootfs: the file Arg is a root filesystem tar: import it
 	// as an image ([Engine.ImageImport]).
 	RemedyImportRootfs
-	// RemedyImageArchive: the file Arg is an image archive, which the
-	// engine cannot import: make a root filesystem tar of the image and
-	// import that ([Engine.ImageImport]).
+	// RemedyImageArchive: the file Arg is an image archive: load it
+	// ([Engine.ImageLoad]).
 	RemedyImageArchive
 	// RemedyRestoreArchive: the file Arg is a checkpoint archive: import
 	// it as a container ([Engine.Import]).
@@ -67,6 +66,9 @@ const (
 	// RemedyCapAdd: grant the capabilities Arg (comma-separated) the
 	// checkpoint's processes held ([ImportOptions.CapAdd]).
 	RemedyCapAdd
+	// RemedyImagePull: the image Arg is not in the store: pull or load it
+	// first ([Engine.ImagePull], [Engine.ImageLoad]).
+	RemedyImagePull
 	remedyEnd
 )
 
@@ -78,7 +80,7 @@ var remedyNames = [...]string{
 	RemedyCopy: "RemedyCopy", RemedyBinds: "RemedyBinds", RemedyNetworkHost: "RemedyNetworkHost",
 	RemedyNoNetwork: "RemedyNoNetwork", RemedyIgnoreVolumes: "RemedyIgnoreVolumes", RemedyRoom: "RemedyRoom",
 	RemedyImportRootfs: "RemedyImportRootfs", RemedyImageArchive: "RemedyImageArchive", RemedyRestoreArchive: "RemedyRestoreArchive",
-	RemedyVolumeForce: "RemedyVolumeForce", RemedyCapAdd: "RemedyCapAdd",
+	RemedyVolumeForce: "RemedyVolumeForce", RemedyCapAdd: "RemedyCapAdd", RemedyImagePull: "RemedyImagePull",
 }
 
 // String returns the remedy's Go name, or "Remedy(N)" for one this
@@ -126,13 +128,15 @@ func (r Remedy) advice(arg string) string {
 	case RemedyImportRootfs:
 		return fmt.Sprintf("import %s as an image with Engine.ImageImport", arg)
 	case RemedyImageArchive:
-		return fmt.Sprintf("the engine cannot import image archives: make a root filesystem tar of the image (e.g. podman load -i %s, then podman export of a container created from it) and import that with Engine.ImageImport", arg)
+		return fmt.Sprintf("load it with Engine.ImageLoad(%q)", arg)
 	case RemedyRestoreArchive:
 		return fmt.Sprintf("import %s as a container with Engine.Import", arg)
 	case RemedyVolumeForce:
 		return fmt.Sprintf("remove those containers first, or call Engine.VolumeRemove(%q) with force, which removes them", arg)
 	case RemedyCapAdd:
 		return fmt.Sprintf("grant them with ImportOptions.CapAdd (%s)", arg)
+	case RemedyImagePull:
+		return fmt.Sprintf("pull it first with Engine.ImagePull(%q) (or load or import it)", arg)
 	}
 	return r.String()
 }

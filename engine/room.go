@@ -15,8 +15,8 @@ import (
 )
 
 // ErrNoRoom reports an archive that unpacks to more than this host can
-// hold: its staging file system's free space (format.ErrNoSpace), or for
-// its memory pages the host's memory and swap.
+// hold: its staging file system's free space (format.ErrNoSpace; an
+// oci-archive's size), or for its memory pages the host's memory and swap.
 var ErrNoRoom = errors.New("engine: not enough room for the checkpoint")
 
 // stagingReserve is the free space an import leaves on the staging file

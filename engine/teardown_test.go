@@ -280,7 +280,7 @@ func buildCkpt(t *testing.T) string {
 	t.Helper()
 	goBin := testutil.RequireTool(t, "go")
 	bin := filepath.Join(t.TempDir(), "ckpt")
-	out, err := exec.Command(goBin, "build", "-o", bin, "../cmd/ckpt").CombinedOutput()
+	out, err := exec.Command(goBin, "build", "-tags="+testutil.BuildTags, "-o", bin, "../cmd/ckpt").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build ./cmd/ckpt: %v\n%s", err, out)
 	}

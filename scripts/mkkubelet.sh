@@ -15,7 +15,7 @@ tmp=$(mktemp -d /var/tmp/mkkubelet.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/containerd" "$tmp/crio"
 cd "$here"
-export GOFLAGS=-tags=exclude_graphdriver_btrfs
+export GOFLAGS=-tags=exclude_graphdriver_btrfs,containers_image_openpgp
 CKPT_KUBELET_OUT=$tmp/containerd go test -count=1 ./engine/ -run 'TestImportContainerdCRI$'
 CKPT_KUBELET_OUT=$tmp/crio go test -count=1 ./engine/ -run 'TestImportCRIOLayout$'
 for engine in containerd crio; do

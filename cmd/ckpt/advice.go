@@ -58,13 +58,15 @@ func advice(r engine.Remedy, arg string) string {
 	case engine.RemedyImportRootfs:
 		return fmt.Sprintf("import it as an image with `ckpt image import %s NAME`", arg)
 	case engine.RemedyImageArchive:
-		return fmt.Sprintf("ckpt cannot import image archives yet: make a root filesystem tar of the image (e.g. `podman load -i %s`, then `podman export` a container created from it) and import that with `ckpt image import ROOTFS.tar NAME`", arg)
+		return fmt.Sprintf("it is an image: load it with `ckpt image load -i %s`", arg)
 	case engine.RemedyRestoreArchive:
 		return fmt.Sprintf("restore it with `ckpt restore --import %s`", arg)
 	case engine.RemedyVolumeForce:
 		return fmt.Sprintf("remove those containers first (`ckpt rm`), or use `ckpt volume rm -f %s`, which removes them too", arg)
 	case engine.RemedyCapAdd:
 		return fmt.Sprintf("grant them with --cap-add %s", arg)
+	case engine.RemedyImagePull:
+		return fmt.Sprintf("fetch it first with `ckpt image pull %s` (or `ckpt image pull containers-storage:%s` for podman's, `ckpt image load -i FILE`, `ckpt image import ROOTFS.tar %s`)", arg, arg, arg)
 	}
 	return ""
 }

@@ -250,7 +250,7 @@ With --import FILE it restores a new container from an archive made by
 containerd (restored as a standalone container: a note says what of the pod
 is lost): the archive is verified into a staging
 directory first, the spec is generated here, the base image must already be
-in the store (ckpt image import ROOTFS.tar NAME; nothing is pulled), and a
+in the store (ckpt image pull, load or import; nothing is pulled by restore), and a
 CPU the checkpoint cannot run on is refused. Nothing of the archive reaches
 this host unless a flag says so: each bind mount the container had needs a
 path of this host (-v SRC:DST) or --ignore-binds (an empty one), and a

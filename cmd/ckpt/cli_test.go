@@ -63,7 +63,7 @@ func TestUsage(t *testing.T) {
 		{name: "checkpoint all and latest", args: []string{"checkpoint", "-a", "-l"}, code: exitUsage, stderr: "cannot be used together"},
 		{name: "checkpoint unknown flag", args: []string{"checkpoint", "--create-image", "x"}, code: exitUsage, stderr: "unknown flag: --create-image"},
 		{name: "restore tcp both", args: []string{"restore", "--tcp-established", "--tcp-close", "x"}, code: exitUsage, stderr: "cannot be used together"},
-		{name: "run missing cmd", args: []string{"run", "img"}, code: exitUsage, stderr: "too few arguments"},
+		{name: "run missing image", args: []string{"run", "img"}, code: exitFailure, stderr: "no such image: img: fetch it first with `ckpt image pull img`"},
 		{name: "run bad network", args: []string{"run", "--network", "bridge", "img", "/bin/x"}, code: exitUsage, stderr: "--network must be none or host"},
 		{name: "run bad env", args: []string{"run", "-e", "=x", "img", "/bin/x"}, code: exitUsage, stderr: "invalid --env"},
 		{name: "ps extra arg", args: []string{"ps", "x"}, code: exitUsage, stderr: "takes no arguments"},

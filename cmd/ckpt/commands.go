@@ -38,14 +38,23 @@ func shortID(id string) string {
 func imageCmd() *command {
 	c := &command{
 		name:     "image",
-		synopsis: "import, list and remove images",
+		synopsis: "pull, push, load, save, import, list and remove images",
 		noRoot:   true, // its subcommands check
-		subs:     []string{"import", "ls", "rm"},
-		usage:    "ckpt image import SOURCE NAME | ckpt image ls [--json] | ckpt image rm IMAGE...",
-		desc: `import stores a root filesystem (a directory, or a tar archive compressed
-with gzip, zstd, xz or none) as a one-layer image called NAME (stored as
-localhost/NAME:latest unless NAME has a registry or a tag). ls lists the
-images; rm removes images no container uses.`,
+		subs:     []string{"pull", "push", "load", "save", "import", "ls", "rm"},
+		usage:    "ckpt image (pull REF | push IMAGE [DEST] | load -i FILE | save [--format F] -o FILE IMAGE | import SOURCE NAME | ls [--json] | rm IMAGE...) [flags]",
+		desc: `pull copies an image from a registry (docker://), an OCI layout or
+archive, a docker-archive or podman's store (containers-storage:) into
+the store; push copies one out; load reads an oci-archive or
+docker-archive; save writes one. import stores a root filesystem (a
+directory, or a tar archive compressed with gzip, zstd, xz or none) as a
+one-layer image called NAME (stored as localhost/NAME:latest unless NAME
+has a registry or a tag), which records no command. ls lists the images;
+rm removes images no container uses. Run 'ckpt image SUBCOMMAND --help'
+for each one's flags.`,
+	}
+	subs := map[string]func(context.Context, *cmdEnv, *command, []string) int{
+		"pull": imagePull, "push": imagePush, "load": imageLoad, "save": imageSave,
+		"import": imageImport, "ls": imageList, "list": imageList, "rm": imageRemove, "remove": imageRemove,
 	}
 	c.run = func(ctx context.Context, env *cmdEnv, args []string) int {
 		fs := newFlags(c)
@@ -54,18 +63,13 @@ images; rm removes images no container uses.`,
 		if code >= 0 {
 			return code
 		}
-		sub, subArgs := rest[0], rest[1:]
-		switch sub {
-		case "import":
-			return imageImport(ctx, env, c, subArgs)
-		case "ls", "list":
-			return imageList(ctx, env, c, subArgs)
-		case "rm", "remove":
-			return imageRemove(ctx, env, c, subArgs)
+		sub, ok := subs[rest[0]]
+		if !ok {
+			env.errorf("image: unknown subcommand %q%s", rest[0], didYouMean(rest[0], c.subs, ""))
+			fmt.Fprintln(env.stderr, "see 'ckpt image --help'")
+			return exitUsage
 		}
-		env.errorf("image: unknown subcommand %q%s", sub, didYouMean(sub, c.subs, ""))
-		fmt.Fprintln(env.stderr, "see 'ckpt image --help'")
-		return exitUsage
+		return sub(ctx, env, c, rest[1:])
 	}
 	return c
 }
@@ -162,9 +166,11 @@ when it exits after this command has gone (-d, or an interrupted
 --sig-proxy=false); such a container can be checkpointed only with
 --export, after which it is removed, as under podman.
 
-Images imported with ckpt image import record no entrypoint and no
-command: CMD is required unless --entrypoint gives the program (CMD then
-its arguments). --user resolves names in the image's /etc/passwd and
+Without CMD the image's command runs (its entrypoint and command, as in
+podman; --entrypoint replaces the entrypoint and drops the image's
+command); the image's environment, working directory and user apply
+unless -e, -w and -u say otherwise. Images made by ckpt image import
+record none: CMD or --entrypoint is required for them. --user resolves names in the image's /etc/passwd and
 /etc/group (a uid the image lacks runs with gid 0, as in podman);
 --memory sets the cgroup memory limit (OCI linux.resources.memory.limit),
 which a checkpoint and restore, in place or through an export, keep.
@@ -211,9 +217,6 @@ starts a comment); --env wins over them.`,
 		}
 		if code := pf.apply(env, c, o); code >= 0 {
 			return code
-		}
-		if len(o.Command) == 0 && len(o.Entrypoint) == 0 {
-			return usageError(env, c, "too few arguments: give IMAGE and CMD (images record no command), or --entrypoint")
 		}
 		if c.name == createName {
 			return createContainer(ctx, env, rest[0], o)

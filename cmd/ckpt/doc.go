@@ -32,6 +32,12 @@
 //
 // Commands:
 //
+//	image pull [--tls-verify=false] [--authfile F] [-q] REF  copy an image into the store
+//	                            (docker://, oci:, oci-archive:, docker-archive:,
+//	                            containers-storage:[GRAPHROOT]NAME; a bare NAME is docker://)
+//	image push [--tls-verify=false] [--authfile F] [-q] IMAGE [DEST]  copy an image out
+//	image load -i FILE [-q]     load an oci-archive or docker-archive (detected)
+//	image save [--format docker-archive|oci-archive|oci-dir] -o FILE IMAGE  save an image
 //	image import SOURCE NAME    import a rootfs directory or tar[.gz|.zst] as an image
 //	image ls [--json]           list images
 //	image rm IMAGE...           remove images
@@ -80,9 +86,12 @@
 // groups /etc/group lists the user in are added), -m takes b, k, m, g
 // (powers of 1024) into the OCI linux.resources.memory.limit, which a
 // checkpoint and restore keep (the container's record carries it through
-// an export). Images imported with `image import` record no entrypoint
-// or command: --entrypoint (a path, or a JSON array) is the program and
-// CMD its arguments. --env-file lines are KEY=VALUE, a KEY alone takes
+// an export). Without CMD, run and create take the image's entrypoint and
+// command, and its environment, working directory and user where -e, -w
+// and -u do not say otherwise, as podman does (--entrypoint drops the
+// image's command); images imported with `image import` record none:
+// --entrypoint (a path, or a JSON array) is the program and CMD its
+// arguments. --env-file lines are KEY=VALUE, a KEY alone takes
 // ckpt's own value (KEY* every variable so named), # starts a comment;
 // -e wins. ps --format is a Go template over podman's row fields (.ID,
 // .Names, .Image, .ImageID, .Command, .Created, .CreatedAt,
@@ -103,5 +112,7 @@
 // (exit 1) rather than show an empty engine. A file given to restore
 // --import or image import that is the wrong kind of file is named for
 // what it looks like (text, a root filesystem tar, an OCI or Docker image
-// archive, a checkpoint archive: format.Sniff), with what to do instead.
+// archive, a checkpoint archive: format.Sniff), with what to do instead
+// (an image archive: `ckpt image load -i FILE`); run, create and restore
+// --import of an image the store lacks name `ckpt image pull IMAGE`.
 package main

@@ -232,8 +232,8 @@ func TestImportWrongFile(t *testing.T) {
 	for path, want := range map[string]string{
 		text:   "ckpt: import " + text + ": format: not a checkpoint archive: it looks like a text file\n",
 		rootfs: "ckpt: import " + rootfs + ": format: not a checkpoint archive: it looks like a root filesystem tar: import it as an image with `ckpt image import " + rootfs + " NAME`\n",
-		oci:    "ckpt: import " + oci + ": format: not a checkpoint archive: it looks like an OCI image archive (oci-archive): ckpt cannot import image archives yet: make a root filesystem tar of the image (e.g. `podman load -i " + oci + "`, then `podman export` a container created from it) and import that with `ckpt image import ROOTFS.tar NAME`\n",
-		docker: "ckpt: import " + docker + ": format: not a checkpoint archive: it looks like a Docker image archive (docker-archive): ckpt cannot import image archives yet",
+		oci:    "ckpt: import " + oci + ": format: not a checkpoint archive: it looks like an OCI image archive (oci-archive): it is an image: load it with `ckpt image load -i " + oci + "`\n",
+		docker: "ckpt: import " + docker + ": format: not a checkpoint archive: it looks like a Docker image archive (docker-archive): it is an image: load it with `ckpt image load -i " + docker + "`\n",
 	} {
 		code, out, errOut := ckpt(t, append(g, "restore", "--import", path)...)
 		if code != exitFailure || out != "" || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
@@ -262,12 +262,12 @@ func TestImageImportWrongFile(t *testing.T) {
 		}
 	}
 	archive, _ := filepath.Abs("../../testdata/ckpt/counter.tar.zst")
-	imageHint := "ckpt cannot import image archives yet: make a root filesystem tar of the image"
+	imageHint := func(p string) string { return "it is an image: load it with `ckpt image load -i " + p + "`" }
 	g := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run")}
 	for path, want := range map[string]string{
-		oci:     "engine: not a root filesystem: it looks like an OCI image archive (oci-archive): " + imageHint,
-		docker:  "engine: not a root filesystem: it looks like a Docker image archive (docker-archive): " + imageHint,
-		ociDir:  "engine: not a root filesystem: it holds an OCI image layout (oci-layout): " + imageHint,
+		oci:     "engine: not a root filesystem: it looks like an OCI image archive (oci-archive): " + imageHint(oci),
+		docker:  "engine: not a root filesystem: it looks like a Docker image archive (docker-archive): " + imageHint(docker),
+		ociDir:  "engine: not a root filesystem: it holds an OCI image layout (oci-layout): " + imageHint(ociDir),
 		archive: "engine: not a root filesystem: it looks like a checkpoint archive: restore it with `ckpt restore --import " + archive + "`",
 		text:    "engine: not a root filesystem: it looks like a text file",
 	} {

@@ -190,7 +190,7 @@ func TestBashCompletion(t *testing.T) {
 		"ckpt vol":                {"volume"},
 		"ckpt che":                {"checkpoint", "check"},
 		"ckpt volume r":           {"rm"},
-		"ckpt image ":             {"import", "ls", "rm"},
+		"ckpt image ":             {"pull", "push", "load", "save", "import", "ls", "rm"},
 		"ckpt volume rm --f":      {"--force"},
 		"ckpt checkpoint --exp":   {"--export"},
 		"ckpt --ro":               {"--root"},

@@ -25,7 +25,7 @@ func TestLifecycleUsage(t *testing.T) {
 		{[]string{"-v"}, 0, "criu:", ""},
 		{[]string{"version", "--json"}, 0, `"ckpt_version": "` + engine.Version, ""},
 		{[]string{"create", "--help"}, 0, "ckpt create - create a container without starting it", ""},
-		{[]string{"create", "img"}, exitUsage, "", "ckpt: create: too few arguments"},
+		{[]string{"create", "img"}, exitFailure, "", "ckpt: create img: engine: no such image: img: fetch it first with `ckpt image pull img`"},
 		{[]string{"start"}, exitUsage, "", "too few arguments"},
 		{[]string{"start", "-a", "x", "y"}, exitUsage, "", "--attach takes one container"},
 		{[]string{"start", "nosuch"}, 1, "", "no such container"},

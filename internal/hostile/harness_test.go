@@ -37,7 +37,7 @@ func buildBins(t *testing.T) bins {
 	t.Helper()
 	dir := t.TempDir()
 	goTool := testutil.RequireTool(t, "go")
-	cmd := exec.Command(goTool, "build", "-tags=exclude_graphdriver_btrfs", "-o", dir+"/", "../../cmd/ckpt", "../../cmd/ckptinspect")
+	cmd := exec.Command(goTool, "build", "-tags="+testutil.BuildTags, "-o", dir+"/", "../../cmd/ckpt", "../../cmd/ckptinspect")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -15,6 +15,12 @@ import (
 // CI reports whether the tests run in CI (CI=true).
 func CI() bool { return os.Getenv("CI") == "true" }
 
+// BuildTags are the build tags ckpt is built with (the Makefile's
+// GOFLAGS): no btrfs driver and containers/image's Go OpenPGP, which keep
+// cgo-only C libraries (libbtrfs, libgpgme) out. Tests that run `go build`
+// pass them.
+const BuildTags = "exclude_graphdriver_btrfs,containers_image_openpgp"
+
 // Missing fails t under CI=true and skips it otherwise, with the reason.
 func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()

@@ -1,0 +1,293 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/signature"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/transports"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+	stypes "go.podman.io/storage/types"
+)
+
+// The transports of image references, podman's names.
+const (
+	TransportDocker        = "docker"             // docker://NAME: a registry
+	TransportOCI           = "oci"                // oci:DIR[:NAME]: an OCI image layout
+	TransportOCIArchive    = "oci-archive"        // oci-archive:FILE[:NAME]
+	TransportDockerArchive = "docker-archive"     // docker-archive:FILE[:NAME]
+	TransportStorage       = "containers-storage" // containers-storage:[GRAPHROOT]NAME: podman's store
+)
+
+// TransferOptions are the options of a pull, push, load or save. The
+// zero value verifies TLS and reads the auth files podman reads.
+type TransferOptions struct {
+	// TLSVerifyOff allows plain HTTP and unverified TLS to registries
+	// (podman's --tls-verify=false).
+	TLSVerifyOff bool
+	// AuthFile is the registry credentials file; default
+	// $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json or
+	// /run/containers/UID/auth.json, then ~/.docker/config.json.
+	AuthFile string
+	// Progress, if set, receives containers/image's progress lines.
+	Progress io.Writer
+}
+
+// systemContext is the containers/image context of o; blobs are staged
+// under the engine's root (Root/image-tmp), not TmpDir, which is meant
+// for CRIU images on a tmpfs.
+func (e *Engine) systemContext(o *TransferOptions) *types.SystemContext {
+	// The blob cache is the engine's, not podman's /var/lib/containers/cache.
+	sys := &types.SystemContext{BigFilesTemporaryDir: e.imageTmpDir(), BlobInfoCacheDir: e.imageTmpDir()}
+	if o == nil {
+		return sys
+	}
+	sys.AuthFilePath = o.AuthFile
+	if sys.AuthFilePath == "" {
+		sys.AuthFilePath = os.Getenv("REGISTRY_AUTH_FILE")
+	}
+	if o.TLSVerifyOff {
+		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+		sys.OCIInsecureSkipTLSVerify = true
+	}
+	return sys
+}
+
+// imageTmpDir is where image transfers stage blobs and unpack
+// oci-archives.
+func (e *Engine) imageTmpDir() string { return filepath.Join(e.root(), "image-tmp") }
+
+// splitTransport splits TRANSPORT:REST for the transports ckpt knows;
+// anything else is a bare name (transport "").
+func splitTransport(ref string) (transport, rest string) {
+	t, rest, ok := strings.Cut(ref, ":")
+	switch t {
+	case TransportDocker, TransportOCI, TransportOCIArchive, TransportDockerArchive, TransportStorage:
+		if ok {
+			return t, rest
+		}
+	}
+	return "", ref
+}
+
+// parseTransportRef parses ref with the transport's own parser; a bare
+// name is a registry reference (docker://).
+func parseTransportRef(transport, rest string) (types.ImageReference, error) {
+	var r types.ImageReference
+	var err error
+	if transport == "" {
+		r, err = docker.ParseReference("//" + rest)
+	} else {
+		r, err = transports.Get(transport).ParseReference(rest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrImageReference, err)
+	}
+	return r, nil
+}
+
+// openForeignStore opens the containers/storage store a
+// containers-storage: reference names ("[GRAPHROOT]NAME", or NAME in the
+// default store of storage.conf, podman's), and returns the reference in
+// it. The caller shuts the store down.
+func openForeignStore(rest string) (storage.Store, types.ImageReference, error) {
+	opts, err := stypes.DefaultStoreOptions()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read storage.conf: %w", err)
+	}
+	if strings.HasPrefix(rest, "[") {
+		spec, name, ok := strings.Cut(rest[1:], "]")
+		if !ok || !filepath.IsAbs(spec) {
+			return nil, nil, fmt.Errorf("%w: containers-storage:%s: give [/absolute/graph/root]IMAGE", ErrImageReference, rest)
+		}
+		if spec != opts.GraphRoot {
+			// Another store's run root: beside it, not the default's.
+			opts.RunRoot = filepath.Join(spec, "ckpt-runroot")
+		}
+		opts.GraphRoot, rest = spec, name
+	}
+	if _, err := os.Stat(opts.GraphRoot); err != nil {
+		return nil, nil, fmt.Errorf("%w: containers-storage: no store at %s", ErrImageReference, opts.GraphRoot)
+	}
+	if opts.GraphDriverName == "" {
+		// The driver the store was made with (containers/storage would
+		// find it too, and log that it did).
+		for _, d := range []string{"overlay", "vfs"} {
+			if _, err := os.Stat(filepath.Join(opts.GraphRoot, d+"-images")); err == nil {
+				opts.GraphDriverName = d
+				break
+			}
+		}
+	}
+	s, err := getStore(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store %s: %w", opts.GraphRoot, err)
+	}
+	r, err := istorage.Transport.ParseStoreReference(s, rest)
+	if err != nil {
+		_, _ = s.Shutdown(false)
+		return nil, nil, fmt.Errorf("%w: containers-storage:%s: %w", ErrImageReference, rest, err)
+	}
+	return s, r, nil
+}
+
+// policyContext accepts any image, as podman's default policy.json does:
+// ckpt keeps no signature policy.
+func policyContext() (*signature.PolicyContext, error) {
+	return signature.NewPolicyContext(&signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}})
+}
+
+// copyImage copies src to dst with containers/image, which checks every
+// blob's digest and size against its descriptor.
+func copyImage(ctx context.Context, dst, src types.ImageReference, sys *types.SystemContext, progress io.Writer) error {
+	pc, err := policyContext()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pc.Destroy() }()
+	_, err = copy.Image(ctx, pc, dst, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: progress})
+	return err
+}
+
+// sourceFacts are what a pull learns of its source before copying.
+type sourceFacts struct {
+	// id is the image ID the store gives it (its config's digest).
+	id string
+	// name is its name, if the source gives one.
+	name reference.Named
+}
+
+// inspectSource opens src, checks what the limits of untrusted images
+// require (no layer fetched from elsewhere than src) and returns its
+// facts.
+func inspectSource(ctx context.Context, src types.ImageReference, sys *types.SystemContext) (*sourceFacts, error) {
+	is, err := src.NewImageSource(ctx, sys)
+	if err != nil {
+		return nil, err
+	}
+	img, err := image.FromSource(ctx, sys, is)
+	if err != nil {
+		_ = is.Close()
+		return nil, err
+	}
+	defer img.Close()
+	for _, l := range img.LayerInfos() {
+		if len(l.URLs) > 0 && src.Transport().Name() != TransportDocker {
+			return nil, fmt.Errorf("%w: layer %s is to be fetched from %s, outside the image; ckpt loads only what the archive holds", ErrHostileImage, l.Digest, l.URLs[0])
+		}
+	}
+	cfg := img.ConfigInfo().Digest
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: config digest %q: %w", ErrHostileImage, cfg, err)
+	}
+	return &sourceFacts{id: cfg.Encoded(), name: src.DockerReference()}, nil
+}
+
+// pullInto copies src into the engine's store as image f.id named name
+// (none if nil), and returns it. A failed copy leaves no image and no
+// layer of its own in the store.
+func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageReference, name reference.Named, o *TransferOptions) (*Image, error) {
+	sys := e.systemContext(o)
+	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := inspectSource(ctx, src, sys)
+	if err != nil {
+		return nil, err
+	}
+	if name == nil {
+		name = f.name
+	}
+	if name != nil {
+		name = reference.TagNameOnly(name)
+	}
+	dst, err := istorage.Transport.NewStoreReference(s, name, f.id)
+	if err != nil {
+		return nil, err
+	}
+	before, err := layerIDs(s)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.Image(f.id)
+	had := err == nil // the image was there: a failure must not remove it
+	err = copyImage(ctx, dst, src, sys, o.progress())
+	if err == nil {
+		err = checkNewLayers(s, f.id, before)
+	}
+	if err != nil {
+		dropPartialPull(s, f.id, had, before)
+		return nil, err
+	}
+	img, err := s.Image(f.id)
+	if err != nil {
+		return nil, fmt.Errorf("find the copied image %s: %w", f.id, err)
+	}
+	return e.image(s, img), nil
+}
+
+func (o *TransferOptions) progress() io.Writer {
+	if o == nil {
+		return nil
+	}
+	return o.Progress
+}
+
+// layerIDs returns the IDs of the store's layers.
+func layerIDs(s storage.Store) (map[string]bool, error) {
+	ls, err := s.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("list layers: %w", err)
+	}
+	ids := make(map[string]bool, len(ls))
+	for _, l := range ls {
+		ids[l.ID] = true
+	}
+	return ids, nil
+}
+
+// dropPartialPull removes what a failed copy of image id left: the image
+// unless it had been there, and every layer that was not there before
+// and that no image or container uses.
+func dropPartialPull(s storage.Store, id string, had bool, before map[string]bool) {
+	if img, err := s.Image(id); err == nil && img != nil && !had {
+		_, _ = s.DeleteImage(id, true)
+	}
+	ls, err := s.Layers()
+	if err != nil {
+		return
+	}
+	used := map[string]bool{}
+	if imgs, err := s.Images(); err == nil {
+		for _, i := range imgs {
+			used[i.TopLayer] = true
+		}
+	}
+	if cs, err := s.Containers(); err == nil {
+		for _, c := range cs {
+			used[c.LayerID] = true
+		}
+	}
+	// Children first: delete from the top until nothing more goes.
+	for range ls {
+		gone := false
+		for _, l := range ls {
+			if !before[l.ID] && !used[l.ID] && s.DeleteLayer(l.ID) == nil {
+				gone, before[l.ID] = true, true
+			}
+		}
+		if !gone {
+			return
+		}
+	}
+}
