@@ -262,34 +262,9 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 	if err := checkProcessOptions(o); err != nil {
 		return nil, err
 	}
-	var mounts []Mount
-	for _, v := range o.Volumes {
-		m, err := e.parseVolume(v)
-		if err != nil {
-			return nil, err
-		}
-		mounts = append(mounts, m)
-	}
-	id := o.ID
-	if id == "" {
-		id = newID()
-	} else if !idRE.MatchString(id) {
-		return nil, fmt.Errorf("invalid container ID %q (want 64 lowercase hex digits)", id)
-	}
-	c := &Container{
-		ID: id, Name: o.Name, Image: image, ImageID: img.ID,
-		Command: append(append([]string{}, o.Entrypoint...), o.Command...), Env: o.Env, Network: network, Mounts: mounts,
-		Entrypoint: o.Entrypoint, User: o.user, WorkDir: o.WorkDir, Hostname: o.Hostname, MemoryLimit: o.MemoryLimit, CapAdd: o.capAdd, MaskedPaths: o.masked,
-		AutoRemove: o.Remove, OpenStdin: o.OpenStdin || o.Stdin != nil, Terminal: o.Terminal,
-		consoleSize: consoleBox(o.TerminalRows, o.TerminalCols),
-		CgroupsPath: e.cgroupParent() + "/" + id,
-		Status:      StatusCreated, CreatedAt: time.Now().UTC(),
-	}
-	if c.Name == "" {
-		c.Name = "ckpt-" + c.ID[:12]
-	}
-	if !nameRE.MatchString(c.Name) {
-		return nil, fmt.Errorf("invalid container name %q", c.Name)
+	c, err := e.newRecord(o, image, img.ID, network)
+	if err != nil {
+		return nil, err
 	}
 	l, err := e.reserve(ctx, c, o.reserved)
 	if err != nil {
@@ -332,6 +307,42 @@ func (e *Engine) create(ctx context.Context, image string, o *RunOptions, start 
 		return c, nil
 	}
 	return e.startCreated(ctx, c, l, o)
+}
+
+// newRecord returns the record of a container o describes, from image
+// (whose ID is imageID) in network mode network: its volumes parsed (named
+// ones created), its ID and name checked or made.
+func (e *Engine) newRecord(o *RunOptions, image, imageID, network string) (*Container, error) {
+	var mounts []Mount
+	for _, v := range o.Volumes {
+		m, err := e.parseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, m)
+	}
+	id := o.ID
+	if id == "" {
+		id = newID()
+	} else if !idRE.MatchString(id) {
+		return nil, fmt.Errorf("invalid container ID %q (want 64 lowercase hex digits)", id)
+	}
+	c := &Container{
+		ID: id, Name: o.Name, Image: image, ImageID: imageID,
+		Command: append(append([]string{}, o.Entrypoint...), o.Command...), Env: o.Env, Network: network, Mounts: mounts,
+		Entrypoint: o.Entrypoint, User: o.user, WorkDir: o.WorkDir, Hostname: o.Hostname, MemoryLimit: o.MemoryLimit, CapAdd: o.capAdd, MaskedPaths: o.masked,
+		AutoRemove: o.Remove, OpenStdin: o.OpenStdin || o.Stdin != nil, Terminal: o.Terminal,
+		consoleSize: consoleBox(o.TerminalRows, o.TerminalCols),
+		CgroupsPath: e.cgroupParent() + "/" + id,
+		Status:      StatusCreated, CreatedAt: time.Now().UTC(),
+	}
+	if c.Name == "" {
+		c.Name = "ckpt-" + c.ID[:12]
+	}
+	if !nameRE.MatchString(c.Name) {
+		return nil, fmt.Errorf("invalid container name %q", c.Name)
+	}
+	return c, nil
 }
 
 // startCreated starts created container c, whose lock l the caller

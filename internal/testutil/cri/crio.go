@@ -35,6 +35,31 @@ type CRIOSource struct {
 // produced by CRI-O: CRI-O is not packaged for Debian.
 func BuildCRIO(t testing.TB, src CRIOSource, path string) {
 	t.Helper()
+	spec, name := crioSpec(t, src)
+	specOut, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	configOut, err := json.MarshalIndent(map[string]any{
+		"id": src.ID, "name": name, "rootfsImage": src.Image, "rootfsImageRef": src.ImageID, "rootfsImageName": src.Image,
+		"runtime": "runc", "createdTime": src.Created, "checkpointedTime": time.Now().UTC(), "restoredTime": time.Time{}, "restored": false,
+	}, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bindMounts, _ := json.MarshalIndent([]map[string]any{
+		{"source": "/var/lib/kubelet/pods/" + src.Pod.UID + "/etc-hosts", "destination": "/etc/hosts", "file_type": "file", "permissions": 0o644},
+		{"source": "/var/lib/kubelet/pods/" + src.Pod.UID + "/containers/" + src.Container + "/0a1b2c3d", "destination": "/dev/termination-log", "file_type": "file", "permissions": 0o644},
+	}, "", "\t")
+
+	writeCRIO(t, src, path, configOut, specOut, bindMounts)
+}
+
+// crioSpec returns src's spec.dump as CRI-O writes it (with its
+// annotations and the pod's pinned namespaces) and the CRI-O name of the
+// container.
+func crioSpec(t testing.TB, src CRIOSource) (map[string]any, string) {
+	t.Helper()
 	specData, err := os.ReadFile(filepath.Join(src.Dir, "spec.dump"))
 	if err != nil {
 		t.Fatal(err)
@@ -90,22 +115,12 @@ func BuildCRIO(t testing.TB, src CRIOSource, path string) {
 			}
 		}
 	}
-	specOut, err := json.MarshalIndent(spec, "", "\t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	configOut, err := json.MarshalIndent(map[string]any{
-		"id": src.ID, "name": name, "rootfsImage": src.Image, "rootfsImageRef": src.ImageID, "rootfsImageName": src.Image,
-		"runtime": "runc", "createdTime": src.Created, "checkpointedTime": time.Now().UTC(), "restoredTime": time.Time{}, "restored": false,
-	}, "", "\t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bindMounts, _ := json.MarshalIndent([]map[string]any{
-		{"source": "/var/lib/kubelet/pods/" + src.Pod.UID + "/etc-hosts", "destination": "/etc/hosts", "file_type": "file", "permissions": 0o644},
-		{"source": "/var/lib/kubelet/pods/" + src.Pod.UID + "/containers/" + src.Container + "/0a1b2c3d", "destination": "/dev/termination-log", "file_type": "file", "permissions": 0o644},
-	}, "", "\t")
+	return spec, name
+}
 
+// writeCRIO writes the archive's members in CRI-O's order to path.
+func writeCRIO(t testing.TB, src CRIOSource, path string, configOut, specOut, bindMounts []byte) {
+	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		t.Fatal(err)
