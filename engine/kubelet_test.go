@@ -45,8 +45,8 @@ func TestImportContainerdCRI(t *testing.T) {
 	c.Checkpoint(t, id, archive)
 
 	_, err := e.Import(ctx, archive, nil)
-	if !errors.Is(err, ErrUnknownImage) || !hasRemedy(err, RemedyImageImport, cri.SandboxImage) {
-		t.Fatalf("Import without the base image = %v, want ErrUnknownImage with RemedyImageImport of %s", err, cri.SandboxImage)
+	if !errors.Is(err, ErrUnknownImage) || !hasRemedy(err, RemedyImagePull, cri.SandboxImage) {
+		t.Fatalf("Import without the base image = %v, want ErrUnknownImage with RemedyImagePull of %s", err, cri.SandboxImage)
 	}
 	if _, err := e.ImageImport(ctx, rootfs, cri.SandboxImage); err != nil {
 		t.Fatal(err)

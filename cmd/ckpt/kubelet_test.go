@@ -44,7 +44,7 @@ func TestCLIImportKubelet(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"restore", "-i", archive}, exitFailure, "import the same root filesystem first with `ckpt image import ROOTFS.tar localhost/ckpt-counter:cri`"},
+		{[]string{"restore", "-i", archive}, exitFailure, "fetch it first with `ckpt image pull localhost/ckpt-counter:cri` (or `ckpt image pull containers-storage:localhost/ckpt-counter:cri` for podman's, `ckpt image load -i FILE`, `ckpt image import ROOTFS.tar localhost/ckpt-counter:cri`)"},
 		{[]string{"image", "import", tarPath, "localhost/ckpt-counter:cri"}, 0, ""},
 		{[]string{"restore", "-i", archive}, exitFailure, "grant them with --cap-add CAP_"},
 		{[]string{"restore", "-i", archive, "--cap-add", "CAP_NET_RAW,CAP_MKNOD,CAP_AUDIT_WRITE"}, 0,
