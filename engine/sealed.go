@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"os"
 
@@ -22,10 +21,8 @@ func checkSealed(path string, ids []age.Identity) error {
 		return nil // the extraction names the problem
 	}
 	defer f.Close()
-	if _, _, err := unsealed(f, ids); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	_, _, err = unsealed(f, ids)
+	return err
 }
 
 // unseal returns r, or, if r begins a sealed archive, its plaintext
