@@ -183,7 +183,7 @@ func TestHostileHeaders(t *testing.T) {
 		"no age":          {Magic + "hello\n", ErrEnvelope},
 		"no stanza":       {Magic + ageIntro + "--- AAAA\n", ErrEnvelope},
 		"truncated":       {Magic + ageIntro + stanza, ErrEnvelope},
-		"many stanzas":    {Magic + ageIntro + strings.Repeat(stanza, MaxStanzas+1) + "--- AAAA\n", ErrEnvelope},
+		"many stanzas":    {Magic + ageIntro + strings.Repeat(stanza, MaxStanzas+1) + "--- " + strings.Repeat("A", 43) + "\n", ErrEnvelope},
 		"huge line":       {Magic + ageIntro + "-> X25519 " + strings.Repeat("A", MaxHeader), ErrEnvelope},
 		"bad mac":         {Magic + ageIntro + stanza + "--- " + strings.Repeat("A", 43) + "\n", ErrWrongKey},
 		"stray line":      {Magic + ageIntro + "junk\n--- AAAA\n", ErrEnvelope},
