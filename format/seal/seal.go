@@ -20,6 +20,11 @@
 //     [ErrCorrupt] at the chunk, never plaintext.
 //   - The writer streams: [NewWriter] holds one chunk in memory and
 //     writes nothing in clear but the envelope header.
+//   - After the age stream a trailer reserved for a signature may follow
+//     (TrailerIntro, at most [MaxTrailer] bytes, then its length and a
+//     footer magic): Open's reader strips it, unverified, into
+//     [Header.Trailer], holding back the last 64 KiB of the stream until
+//     its end to find it.
 package seal
 
 import (
@@ -86,6 +91,10 @@ type Header struct {
 	// Size is the header's length in bytes: Magic and the age header,
 	// through its MAC line.
 	Size int64
+	// Trailer is the trailer reserved for a signature (TrailerIntro and
+	// what follows, not verified), set once Open's reader reached its end;
+	// nil without one.
+	Trailer []byte
 }
 
 // Recipients names the recipients, for messages.
@@ -201,7 +210,8 @@ func Open(r io.Reader, ids []age.Identity) (io.Reader, *Header, error) {
 	if len(ids) == 0 {
 		return nil, h, fmt.Errorf("%w for %s: give its key with --decrypt-key", ErrNoKey, h.Recipients())
 	}
-	pr, err := age.Decrypt(io.MultiReader(bytes.NewReader(raw[len(Magic):]), rest), ids...)
+	tr := newTrailerReader(rest)
+	pr, err := age.Decrypt(io.MultiReader(bytes.NewReader(raw[len(Magic):]), tr), ids...)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
@@ -209,16 +219,23 @@ func Open(r io.Reader, ids []age.Identity) (io.Reader, *Header, error) {
 		}
 		return nil, h, fmt.Errorf("%w: %w", ErrEnvelope, err)
 	}
-	return &corruptReader{r: pr}, h, nil
+	return &corruptReader{r: pr, t: tr, h: h}, h, nil
 }
 
 // corruptReader marks age's payload errors (a chunk that does not
 // authenticate, a truncated stream) as ErrCorrupt.
-type corruptReader struct{ r io.Reader }
+// At the end it sets the header's Trailer.
+type corruptReader struct {
+	r io.Reader
+	t *trailerReader
+	h *Header
+}
 
 func (c *corruptReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		c.h.Trailer = c.t.trailer
+	} else if err != nil {
 		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return n, err

@@ -252,3 +252,32 @@ func FuzzOpen(f *testing.F) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(pr, 1<<20))
 	})
 }
+
+// TestTrailer: a trailer after the age stream (reserved for a signature)
+// is stripped and kept; a malformed one is left to age, which refuses it.
+func TestTrailer(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := sshKey(t, dir, "id")
+	for _, size := range []int{0, 10, 64<<10 - 1, 64 << 10, 300 << 10} {
+		plain := bytes.Repeat([]byte{'p'}, size)
+		sealed := seal(t, plain, pub)
+		signed := AppendTrailer(bytes.Clone(sealed), []byte("signature"))
+		ids, _ := ParseIdentities(priv)
+		r, h, err := Open(bytes.NewReader(signed), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, plain) || string(h.Trailer) != TrailerIntro+"signature" {
+			t.Fatalf("size %d: %v, plaintext equal %v, trailer %q", size, err, bytes.Equal(got, plain), h.Trailer)
+		}
+		bad := bytes.Clone(signed)
+		bad[len(sealed)] = 'X' // the intro
+		if _, err := open(bad, priv); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("size %d, bad trailer: %v", size, err)
+		}
+		if _, err := open(sealed, priv); err != nil {
+			t.Errorf("size %d, no trailer: %v", size, err)
+		}
+	}
+}
