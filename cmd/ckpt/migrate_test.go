@@ -57,6 +57,12 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"restore", "--network", "host", "x"}, exitUsage, "--network can only be used with --import"},
 		{[]string{"restore", "-i", "a.tar", "-v", "srv:/data"}, exitUsage, "-v srv:/data: want SRC:DST[:ro] with absolute paths"},
 		{[]string{"restore", "-i", "a.tar", "-v", "/srv:/data:rx"}, exitUsage, `unknown option "rx"`},
+		{[]string{"checkpoint", "--encrypt-to", "age1x", "x"}, exitUsage, "--encrypt-to can only be used with --export"},
+		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "age1x", "x"}, exitUsage, "--encrypt-to age1x: unusable key"},
+		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "/nonexistent.pub", "x"}, exitUsage, "--encrypt-to /nonexistent.pub: unusable key"},
+		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "ssh-dss AAAA", "x"}, exitUsage, "neither an age recipient"},
+		{[]string{"restore", "--decrypt-key", "k", "x"}, exitUsage, "--decrypt-key can only be used with --import"},
+		{[]string{"restore", "-i", "a.tar", "--decrypt-key", "/nonexistent"}, exitUsage, "--decrypt-key /nonexistent: unusable key"},
 	}
 	for _, tt := range tests {
 		args := append(append([]string{}, g...), tt.args...)
