@@ -116,6 +116,11 @@ func TestSealedMigrate(t *testing.T) {
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
+		// Refused at the header: no staging directory was ever made
+		// (dst has imported nothing yet).
+		if _, serr := os.Stat(filepath.Join(dst.root(), "import")); c.want != seal.ErrCorrupt && !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("%s: the import directory exists (%v): something was staged before the key was checked", c.name, serr)
+		}
 		t.Logf("%s: %v", c.name, err)
 		noLeftovers(t, dst, 0)
 	}
