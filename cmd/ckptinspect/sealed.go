@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"filippo.io/age"
 	"github.com/ckpt/ckpt/format/seal"
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 )
 
 // addKeyFlag gives a command that reads archives --decrypt-key.
@@ -92,17 +92,15 @@ func (u *unsealed) open(name string, ids []age.Identity) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fd, err := unix.MemfdCreate("ckpt-unsealed", unix.MFD_CLOEXEC)
+	mf, p, err := memFile()
 	if err != nil {
-		return "", fmt.Errorf("memfd: %w", err)
+		return "", err
 	}
-	mf := os.NewFile(uintptr(fd), "ckpt-unsealed")
 	if _, err := io.Copy(mf, pr); err != nil {
 		mf.Close()
 		return "", err
 	}
 	u.files = append(u.files, mf)
-	p := fmt.Sprintf("/proc/self/fd/%d", fd)
 	u.names = append(u.names, p, name)
 	return p, nil
 }
@@ -161,6 +159,17 @@ func (u *unsealed) writers(stdout, stderr io.Writer) (io.Writer, io.Writer) {
 	if len(u.names) == 0 {
 		return stdout, stderr
 	}
-	r := strings.NewReplacer(u.names...)
+	// Longest first: /proc/self/fd/3 is a prefix of /proc/self/fd/30,
+	// and the Replacer tries its pairs in order.
+	pairs := make([][2]string, 0, len(u.names)/2)
+	for i := 0; i+1 < len(u.names); i += 2 {
+		pairs = append(pairs, [2]string{u.names[i], u.names[i+1]})
+	}
+	sort.Slice(pairs, func(i, j int) bool { return len(pairs[i][0]) > len(pairs[j][0]) })
+	var old []string
+	for _, p := range pairs {
+		old = append(old, p[0], p[1])
+	}
+	r := strings.NewReplacer(old...)
 	return &renamer{w: stdout, r: r}, &renamer{w: stderr, r: r}
 }
