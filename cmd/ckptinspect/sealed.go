@@ -67,6 +67,7 @@ func unsealArgs(cmd string, fs *pflag.FlagSet, args []string) (*unsealed, error)
 		args[i] = p
 	}
 	if f := fs.Lookup("parent"); f != nil {
+		// GetStringArray returns a copy: the flag's value is replaced.
 		ps, _ := fs.GetStringArray("parent")
 		for i, a := range ps {
 			p, err := open(a)
@@ -75,6 +76,12 @@ func unsealArgs(cmd string, fs *pflag.FlagSet, args []string) (*unsealed, error)
 				return nil, err
 			}
 			ps[i] = p
+		}
+		if sv, ok := f.Value.(pflag.SliceValue); ok && len(ps) > 0 {
+			if err := sv.Replace(ps); err != nil {
+				u.close()
+				return nil, err
+			}
 		}
 	}
 	return u, nil
