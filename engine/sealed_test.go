@@ -218,3 +218,56 @@ func benchSealed(b *testing.B, mib int, sealed bool) {
 	b.ReportMetric(imp.Seconds()/float64(b.N), "import-s/op")
 	b.ReportMetric(float64(size)/(1<<20), "archive-MiB")
 }
+
+// TestSealedPodman: podman's archive (legacy, no manifest) sealed to an
+// age recipient restores with the age identity file: the envelope is
+// opened before the lookalike check, which would otherwise name the
+// sealed file for what its envelope looks like.
+func TestSealedPodman(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	if _, err := e.ImageImport(ctx, "../testdata/podman/rootfs.tar.gz", "localhost/ckpt-counter:mkpodman"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "age.key")
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	to, err := seal.ParseRecipients(id.Recipient().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../testdata/podman/counter.tar.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := seal.NewWriter(&buf, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(src); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := filepath.Join(dir, "podman.sealed")
+	if err := os.WriteFile(sealed, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Import(ctx, sealed, &ImportOptions{Identities: identities(t, keyFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Legacy {
+		t.Errorf("a sealed podman archive imported as non-legacy")
+	}
+	waitLog(t, e, "ckpt-mkpodman", "the counter to go on", func(l string) bool { return lastCounter(l) >= 38 })
+}
