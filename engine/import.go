@@ -348,9 +348,11 @@ func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy boo
 	if x.o.Progress != nil {
 		r = &progressReader{r: r, total: fi.Size(), progress: x.o.Progress}
 	}
-	if r, err = unseal(r, x.o.Identities); err != nil {
+	r, stop, err := unsealAhead(r, x.o.Identities)
+	if err != nil {
 		return nil, false, "", err
 	}
+	defer stop()
 	zr, err := format.Extract(ctx, r, x.staging, &format.ExtractOptions{FreeSpace: stagingSpace(x.staging)})
 	if err != nil {
 		return nil, false, "", extractError(err, x.staging)

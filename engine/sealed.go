@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 
@@ -42,4 +43,26 @@ func unsealed(r io.Reader, ids []age.Identity) (io.Reader, bool, error) {
 	}
 	pr, _, err := seal.Open(br, ids)
 	return pr, true, err
+}
+
+// unsealAhead is unseal for the extraction: a sealed archive is
+// decrypted a MiB ahead in a goroutine of its own, so that decryption
+// overlaps the decompression, hashing and writing the reader does. stop
+// ends the goroutine; call it once done with the reader.
+func unsealAhead(r io.Reader, ids []age.Identity) (_ io.Reader, stop func(), _ error) {
+	pr, sealed, err := unsealed(r, ids)
+	if err != nil || !sealed {
+		return pr, func() {}, err
+	}
+	rp, wp := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := io.CopyBuffer(wp, pr, make([]byte, 1<<20))
+		wp.CloseWithError(err)
+	}()
+	return rp, func() {
+		rp.CloseWithError(errors.New("extraction ended"))
+		<-done
+	}, nil
 }

@@ -281,3 +281,51 @@ func TestTrailer(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSeal and BenchmarkOpen measure the envelope alone, per byte of
+// plaintext, to an ed25519 key.
+func BenchmarkSeal(b *testing.B) {
+	pk, _, _ := ed25519.GenerateKey(rand.Reader)
+	spk, _ := ssh.NewPublicKey(pk)
+	rs, err := ParseRecipients(string(ssh.MarshalAuthorizedKey(spk)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	b.SetBytes(64 << 20)
+	for b.Loop() {
+		w, _ := NewWriter(io.Discard, rs)
+		for range 64 {
+			_, _ = w.Write(buf)
+		}
+		_ = w.Close()
+	}
+}
+
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	pk, sk, _ := ed25519.GenerateKey(rand.Reader)
+	spk, _ := ssh.NewPublicKey(pk)
+	rs, _ := ParseRecipients(string(ssh.MarshalAuthorizedKey(spk)))
+	block, _ := ssh.MarshalPrivateKey(sk, "")
+	key := filepath.Join(dir, "id")
+	_ = os.WriteFile(key, pem.EncodeToMemory(block), 0o600)
+	ids, err := ParseIdentities(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sealed bytes.Buffer
+	w, _ := NewWriter(&sealed, rs)
+	_, _ = w.Write(make([]byte, 64<<20))
+	_ = w.Close()
+	b.SetBytes(64 << 20)
+	for b.Loop() {
+		r, _, err := Open(bytes.NewReader(sealed.Bytes()), ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, r, make([]byte, 1<<20)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

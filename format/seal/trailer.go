@@ -26,35 +26,37 @@ const hold = MaxTrailer + footerLen
 // trailerReader passes r on but for a trailer at its end, which it keeps:
 // it holds back the last hold bytes until r ends.
 type trailerReader struct {
-	r       io.Reader
-	buf     []byte // read from r, not yet passed on
-	eof     bool
-	trailer []byte
+	r          io.Reader
+	buf        []byte // buf[start:end] is read from r, not yet passed on
+	start, end int
+	eof        bool
+	trailer    []byte
 }
 
 func newTrailerReader(r io.Reader) *trailerReader {
-	return &trailerReader{r: r, buf: make([]byte, 0, 2*hold)}
+	return &trailerReader{r: r, buf: make([]byte, hold+1<<20)}
 }
 
 func (t *trailerReader) Read(p []byte) (int, error) {
 	for {
-		if len(t.buf) > hold || t.eof && len(t.buf) > 0 {
-			n := len(t.buf)
+		if n := t.end - t.start; n > hold || t.eof && n > 0 {
 			if !t.eof {
 				n -= hold
 			}
-			n = copy(p, t.buf[:n])
-			t.buf = t.buf[n:]
+			n = copy(p, t.buf[t.start:t.start+n])
+			t.start += n
 			return n, nil
 		}
 		if t.eof {
 			return 0, io.EOF
 		}
-		if cap(t.buf)-len(t.buf) < hold/2 {
-			t.buf = append(make([]byte, 0, 2*hold), t.buf...)
+		if t.start > 0 {
+			// At most hold bytes move.
+			t.end = copy(t.buf, t.buf[t.start:t.end])
+			t.start = 0
 		}
-		n, err := t.r.Read(t.buf[len(t.buf):cap(t.buf)])
-		t.buf = t.buf[:len(t.buf)+n]
+		n, err := t.r.Read(t.buf[t.end:])
+		t.end += n
 		if err == io.EOF {
 			t.eof = true
 			t.cut()
@@ -64,9 +66,10 @@ func (t *trailerReader) Read(p []byte) (int, error) {
 	}
 }
 
-// cut removes a well-formed trailer from the end of buf, once r ended.
+// cut removes a well-formed trailer from the end of what is held, once r
+// ended.
 func (t *trailerReader) cut() {
-	b := t.buf
+	b := t.buf[t.start:t.end]
 	if len(b) < footerLen || string(b[len(b)-len(footerMagic):]) != footerMagic {
 		return
 	}
@@ -74,12 +77,12 @@ func (t *trailerReader) cut() {
 	if n < uint64(len(TrailerIntro)) || n > MaxTrailer || n > uint64(len(b)-footerLen) {
 		return
 	}
-	start := len(b) - footerLen - int(n)
-	if !bytes.HasPrefix(b[start:], []byte(TrailerIntro)) {
+	cut := len(b) - footerLen - int(n)
+	if !bytes.HasPrefix(b[cut:], []byte(TrailerIntro)) {
 		return
 	}
-	t.trailer = bytes.Clone(b[start : len(b)-footerLen])
-	t.buf = b[:start]
+	t.trailer = bytes.Clone(b[cut : len(b)-footerLen])
+	t.end = t.start + cut
 }
 
 // AppendTrailer returns the trailer of body (after TrailerIntro) with its
