@@ -271,3 +271,20 @@ func TestSealedPodman(t *testing.T) {
 	}
 	waitLog(t, e, "ckpt-mkpodman", "the counter to go on", func(l string) bool { return lastCounter(l) >= 38 })
 }
+
+// TestSealedChainRefused: sealed pre-copy chains are not supported yet;
+// the options are refused before any container is looked up.
+func TestSealedChainRefused(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Root: t.TempDir(), RunRoot: t.TempDir()}
+	path := filepath.Join(t.TempDir(), "a")
+	for _, o := range []CheckpointOptions{{PreCheckpoint: true}, {WithPrevious: true}} {
+		_, err := e.Export(context.Background(), "nothing", path, &ExportOptions{CheckpointOptions: o, SealTo: []age.Recipient{id.Recipient()}})
+		if !errors.Is(err, ErrOptions) {
+			t.Errorf("%+v: %v, want ErrOptions", o, err)
+		}
+	}
+}
