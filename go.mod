@@ -3,6 +3,7 @@ module github.com/ckpt/ckpt
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
 	github.com/checkpoint-restore/checkpointctl v1.6.0
 	github.com/checkpoint-restore/go-criu/v8 v8.4.0
 	github.com/klauspost/compress v1.20.3
@@ -19,6 +20,8 @@ require (
 
 require (
 	cyphar.com/go-pathrs v0.2.5 // indirect
+	filippo.io/edwards25519 v1.2.0 // indirect
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/ProtonMail/go-crypto v1.4.1 // indirect
 	github.com/VividCortex/ewma v1.2.0 // indirect

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fileio"
 	"golang.org/x/sys/unix"
 )
@@ -94,14 +96,36 @@ func (e *Engine) writeArchive(ctx context.Context, a *archiveJob) (*archiveResul
 	// page cache.
 	var file format.File
 	var written func() (int64, error)
-	if dw, err := fileio.NewDirectWriter(ctx, a.f, a.o.Progress); err == nil {
+	var zw *format.Writer
+	if len(a.o.SealTo) > 0 {
+		// Sealed: no going back to write the manifest last, so the
+		// plain Writer reads what was not summed during the dump twice.
+		bw := bufio.NewWriterSize(a.f, 1<<20)
+		sl, err := seal.NewWriter(bw, a.o.SealTo)
+		if err != nil {
+			return nil, err
+		}
+		cw := &countingWriter{w: sl, progress: a.o.Progress, ctx: ctx}
+		zw = format.NewWriter(cw, header, &format.WriterOptions{Compression: a.comp})
+		written = func() (int64, error) {
+			if err := sl.Close(); err != nil {
+				return 0, err
+			}
+			if err := bw.Flush(); err != nil {
+				return 0, err
+			}
+			return a.f.Seek(0, io.SeekCurrent)
+		}
+	} else if dw, err := fileio.NewDirectWriter(ctx, a.f, a.o.Progress); err == nil {
 		defer dw.Release()
 		file, written = dw, func() (int64, error) { return dw.Written(), dw.Finish() }
 	} else {
 		cw := &countingWriter{w: a.f, f: a.f, progress: a.o.Progress, ctx: ctx}
 		file, written = cw, func() (int64, error) { return cw.n, nil }
 	}
-	zw := format.NewFileWriter(file, header, &format.WriterOptions{Compression: a.comp})
+	if zw == nil {
+		zw = format.NewFileWriter(file, header, &format.WriterOptions{Compression: a.comp})
+	}
 	r := &archiveResult{}
 	if err := e.addDumpMembers(zw, a, cpuinfo); err != nil {
 		return nil, err

@@ -175,7 +175,12 @@
 // stays frozen (runc pause, CRIU leaving it running) until the archive is
 // complete, then is killed and recorded exited (without LeaveRunning); any
 // failure, a reader gone included, thaws it and it runs on.
-// docs/MIGRATION.md describes both.
+// A sealed export (ExportOptions.SealTo, format/seal) encrypts the archive
+// as it is written, to the file or the stream; a sealed import
+// (ImportOptions.Identities, sealed.go) opens the envelope's header with
+// the keys before the staging directory is made, and a payload that fails
+// to authenticate later fails the extraction, which removes the staging.
+// docs/MIGRATION.md describes them.
 //
 // # Images
 //

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
@@ -56,6 +58,11 @@ type ExportOptions struct {
 	// messages. A failure to write it, such as a reader that went away,
 	// fails the export and leaves the container running.
 	Output io.Writer
+	// SealTo, if set, seals the archive to these keys (format/seal,
+	// docs/FORMAT.md §11): the archive, compressed as usual, is encrypted
+	// as it is written, and nothing but the envelope's header is in
+	// clear, on disk or in the stream.
+	SealTo []age.Recipient
 }
 
 // ExportResult describes an export.
@@ -177,6 +184,7 @@ type exportJob struct {
 	streaming bool
 	out       *streamOut
 	sw        *format.StreamWriter
+	sealer    *seal.Writer // between sw and out, for a sealed streamed archive
 	ps        *pageStreams
 	streamed  map[string]bool // the pages images sw has
 	cpuinfo   string
@@ -211,6 +219,9 @@ func (x *exportJob) check() error {
 		return err
 	}
 	x.comp = comp
+	if len(x.opts.SealTo) > 0 && (x.opts.PreCheckpoint || x.opts.WithPrevious) {
+		return fmt.Errorf("%w: a sealed archive is a full checkpoint: not with --pre-checkpoint or --with-previous (sealed chains are not supported yet)", ErrOptions)
+	}
 	if x.streaming {
 		switch {
 		case x.opts.PreCheckpoint || x.opts.WithPrevious:

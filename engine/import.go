@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/ckpt/ckpt/format"
@@ -79,6 +80,11 @@ type ImportOptions struct {
 	// extra, repeated or mismatched one is refused. Each is then verified
 	// and extracted like the archive, before anything is created.
 	Previous []string
+	// Identities open a sealed archive (format/seal): SSH private keys or
+	// age identities. A sealed archive without one that opens it is
+	// refused (seal.ErrNoKey, seal.ErrWrongKey) before anything is made;
+	// an unsealed one ignores them.
+	Identities []age.Identity
 }
 
 // ImportResult describes an import.
@@ -153,6 +159,9 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
+	if err := checkSealed(path, o.Identities); err != nil {
+		return nil, err
+	}
 	x, err := e.beginImport(path, o)
 	if err != nil {
 		return nil, err
@@ -206,7 +215,7 @@ type importJob struct {
 // beginImport makes the staging directory (on a tmpfs if the archive's
 // declared size fits there) and journals the import in it.
 func (e *Engine) beginImport(path string, o *ImportOptions) (*importJob, error) {
-	x := &importJob{e: e, path: path, o: o, start: time.Now(), pt: newPhaseTimer(), declared: readDeclared(path)}
+	x := &importJob{e: e, path: path, o: o, start: time.Now(), pt: newPhaseTimer(), declared: readDeclared(path, o.Identities)}
 	need := int64(-1) // unknown: stage on disk
 	if x.declared != nil && len(o.Previous) == 0 && !o.Keep {
 		// (Kept images move to the container directory: on the same
@@ -339,6 +348,11 @@ func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy boo
 	if x.o.Progress != nil {
 		r = &progressReader{r: r, total: fi.Size(), progress: x.o.Progress}
 	}
+	r, stop, err := unsealAhead(r, x.o.Identities)
+	if err != nil {
+		return nil, false, "", err
+	}
+	defer stop()
 	zr, err := format.Extract(ctx, r, x.staging, &format.ExtractOptions{FreeSpace: stagingSpace(x.staging)})
 	if err != nil {
 		return nil, false, "", extractError(err, x.staging)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,13 +89,17 @@ func (e *Engine) sweepStaging() {
 // Extract checks every size against it; this only picks where to stage
 // and checks the room), or nil if it has none (a legacy archive) or
 // cannot be read.
-func readDeclared(path string) *format.Manifest {
+func readDeclared(path string, ids []age.Identity) *format.Manifest {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	m, _, err := format.ReadManifest(f)
+	r, err := unseal(f, ids)
+	if err != nil {
+		return nil
+	}
+	m, _, err := format.ReadManifest(r)
 	if err != nil {
 		return nil
 	}

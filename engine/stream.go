@@ -16,6 +16,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"golang.org/x/sys/unix"
@@ -237,7 +238,14 @@ func (x *exportJob) startStream() error {
 		progress = func(int64) {}
 	}
 	x.out = &streamOut{w: dst, progress: progress}
-	sw, err := format.NewStreamWriter(x.out, header, &format.WriterOptions{Compression: x.comp})
+	var w io.Writer = x.out
+	if len(x.opts.SealTo) > 0 {
+		if x.sealer, err = seal.NewWriter(x.out, x.opts.SealTo); err != nil {
+			return x.fail("write archive", err)
+		}
+		w = x.sealer
+	}
+	sw, err := format.NewStreamWriter(w, header, &format.WriterOptions{Compression: x.comp})
 	if err != nil {
 		return x.fail("write archive", err)
 	}
@@ -298,6 +306,11 @@ func (x *exportJob) writeStreamed() error {
 	}
 	if err := sw.Close(); err != nil {
 		return x.fail("write archive", err)
+	}
+	if x.sealer != nil {
+		if err := x.sealer.Close(); err != nil {
+			return x.fail("write archive", err)
+		}
 	}
 	m, d := sw.Manifest()
 	x.archive = &archiveResult{size: x.out.n.Load(), manifest: m, digest: d}

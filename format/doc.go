@@ -109,7 +109,9 @@
 // like (text, a root filesystem tar, an OCI or Docker image archive), so
 // that a reader's error can say so ([ErrNotCheckpoint]). It reads only the
 // file's first bytes and its tar headers (at most [SniffHeaders]; at most
-// [SniffBytes] of a decompressed stream), never a member's contents.
+// [SniffBytes] of a decompressed stream), never a member's contents. A
+// sealed archive (package format/seal) it knows by its first line,
+// [SealedMagic]: this package reads none, format/seal opens them.
 //
 // The limits on contents are this package's (limits.go) and
 // format/criuimg's: the engine's rootfs and volumes packages and package

@@ -43,7 +43,14 @@ const (
 	LooksTar Looks = "a tar archive"
 	// LooksOtherCompression: xz or bzip2, which Sniff does not decode.
 	LooksOtherCompression Looks = "a file compressed with xz or bzip2"
+	// LooksSealed: a sealed (encrypted) checkpoint archive, which begins
+	// with SealedMagic (docs/FORMAT.md §11; package format/seal).
+	LooksSealed Looks = "a sealed checkpoint archive"
 )
+
+// SealedMagic is the first line of a sealed archive, the one clear line
+// before its age header.
+const SealedMagic = "ckpt-sealed-archive/v1\n"
 
 // ImageArchive reports whether l is an image archive (OCI or Docker).
 func (l Looks) ImageArchive() bool { return l == LooksOCIArchive || l == LooksDockerArchive }
@@ -54,6 +61,9 @@ func (l Looks) ImageArchive() bool { return l == LooksOCIArchive || l == LooksDo
 func (l Looks) NotCheckpoint() error {
 	if l == LooksCheckpoint || l == LooksUnknown {
 		return nil
+	}
+	if l == LooksSealed {
+		return errorf(ErrNotCheckpoint, "it is %s: give its key with --decrypt-key", l)
 	}
 	return errorf(ErrNotCheckpoint, "it looks like %s", l)
 }
@@ -92,6 +102,9 @@ func Sniff(r io.ReaderAt, size int64) (Looks, error) {
 	}
 	if bytes.HasPrefix(head, xzMagic) || bytes.HasPrefix(head, bzip2Magic) {
 		return LooksOtherCompression, nil
+	}
+	if bytes.HasPrefix(head, []byte(SealedMagic)) {
+		return LooksSealed, nil
 	}
 	br := bufio.NewReader(io.NewSectionReader(r, 0, size))
 	c, err := detect(br)

@@ -111,7 +111,7 @@ func WriteShow(w io.Writer, rows []*Summary) error {
 // then the delta's size).
 func chain(r *Summary) string {
 	switch {
-	case r.Format == "legacy" && r.Parent == nil && !r.PreCheckpoint:
+	case r.Format == "sealed", r.Format == "legacy" && r.Parent == nil && !r.PreCheckpoint:
 		return "-"
 	case r.Parent != nil:
 		return fmt.Sprintf("delta of %s depth %d", shortDigest(string(r.Parent.Manifest)), r.Parent.Depth)

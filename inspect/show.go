@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fileio"
 )
 
@@ -128,6 +129,14 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 	if err != nil {
 		return nil, fmt.Errorf("show archive: %w", err)
 	}
+	if h, _, err := seal.ReadHeader(f); err == nil {
+		f.Close()
+		return sealedSummary(name, h), nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("show %s: %w", name, err)
+	}
 	// No buffering here: the reader's own 4 KiB buffer reads only what
 	// the manifest's frame needs.
 	m, d, err := format.ReadManifest(f)
@@ -172,6 +181,21 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 		}
 	}
 	return s, nil
+}
+
+// VerifiedSealed is the Verified of a sealed archive shown without its
+// key.
+const VerifiedSealed = "sealed"
+
+// sealedSummary is the row of a sealed archive shown without its key:
+// nothing of it is readable but the envelope, whose recipients the note
+// names.
+func sealedSummary(name string, h *seal.Header) *Summary {
+	return &Summary{
+		Path: name, Info: Info{Engine: "-", Format: "sealed"}, Verified: VerifiedSealed,
+		Unknown: []string{"checkpointSize", "memoryPagesSize", "rootfsDiffSize"},
+		note:    fmt.Sprintf("sealed for %s: its contents need --decrypt-key", h.Recipients()),
+	}
 }
 
 // legacyNeeds are the members a legacy archive's Info is made of.

@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"github.com/ckpt/ckpt/engine"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +25,7 @@ import (
 type exportFlags struct {
 	path, compress string
 	stream         bool
+	encryptTo      []string
 }
 
 func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
@@ -32,12 +35,13 @@ func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
 	fs.StringVarP(&x.compress, "compress", "c", "zstd", "compression of the --export archive: zstd, gzip or none")
 	fs.BoolVar(&o.IgnoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
 	fs.BoolVar(&o.IgnoreVolumes, "ignore-volumes", false, "with --export: leave the named volumes' content out")
+	fs.StringArrayVar(&x.encryptTo, "encrypt-to", nil, "with --export: seal the archive to `KEY`, an SSH public key file (ed25519, RSA), an age recipient (age1…) or a file of them; repeatable, any one key opens it")
 	return x
 }
 
 // used reports whether any export flag was given.
 func (x *exportFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream"} {
+	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream", "encrypt-to"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -66,6 +70,8 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 			return usageError(env, c, "--ignore-volumes can only be used with --export")
 		case r.fs.Changed("stream"):
 			return usageError(env, c, "--stream can only be used with --export")
+		case r.fs.Changed("encrypt-to"):
+			return usageError(env, c, "--encrypt-to can only be used with --export")
 		default:
 			return usageError(env, c, "--compress can only be used with --export")
 		}
@@ -87,6 +93,13 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 	xo := r.opts
 	xo.Compression = comp
 	xo.Stream = x.stream
+	for _, k := range x.encryptTo {
+		rs, err := seal.ParseRecipients(k)
+		if err != nil {
+			return usageError(env, c, "--encrypt-to %s: %v", k, err)
+		}
+		xo.SealTo = append(xo.SealTo, rs...)
+	}
 	out, name := env.stdout, x.path
 	if x.path == "-" {
 		// The archive goes to stdout; what ckpt says goes to stderr.
@@ -125,6 +138,7 @@ type importFlags struct {
 	ignoreBinds                                   bool
 	network                                       string
 	capAdd                                        []string
+	decryptKeys                                   []string
 }
 
 func addImportFlags(fs *pflag.FlagSet) *importFlags {
@@ -139,12 +153,13 @@ func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	fs.StringVar(&x.network, "network", "", "with --import: `host` lets a checkpoint that ran in its host's network namespace share this host's")
 	fs.BoolVar(&x.ignoreIP, "ignore-static-ip", false, "with --import: ignore a static IP address (ckpt containers have none)")
 	fs.BoolVar(&x.ignoreMAC, "ignore-static-mac", false, "with --import: ignore a static MAC address (ckpt containers have none)")
+	fs.StringArrayVar(&x.decryptKeys, "decrypt-key", nil, "with --import: open a sealed archive with the private key `FILE`: an SSH private key (ed25519, RSA; no passphrase) or an age identity file; repeatable")
 	fs.StringSliceVar(&x.capAdd, "cap-add", nil, "with --import: grant the container these capabilities (`CAP[,CAP...]`) beyond the default set, which the checkpoint's processes held (containerd's pods hold CAP_NET_RAW, CAP_MKNOD and CAP_AUDIT_WRITE more)")
 	return x
 }
 
 func (x *importFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add"} {
+	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add", "decrypt-key"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -206,7 +221,7 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 func (r *importRun) options() (*engine.ImportOptions, string) {
 	x, o := r.flags, r.o
 	if x.path == "" {
-		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add"} {
+		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add", "decrypt-key"} {
 			if r.fs.Changed(n) {
 				return nil, fmt.Sprintf("--%s can only be used with --import", n)
 			}
@@ -226,7 +241,16 @@ func (r *importRun) options() (*engine.ImportOptions, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
+	var ids []age.Identity
+	for _, k := range x.decryptKeys {
+		is, err := seal.ParseIdentities(k)
+		if err != nil {
+			return nil, fmt.Sprintf("--decrypt-key %s: %v", k, err)
+		}
+		ids = append(ids, is...)
+	}
 	return &engine.ImportOptions{
+		Identities:     ids,
 		RestoreOptions: *o,
 		Binds:          binds, IgnoreBinds: x.ignoreBinds, Network: x.network,
 		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,

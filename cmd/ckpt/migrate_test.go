@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -57,6 +58,12 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"restore", "--network", "host", "x"}, exitUsage, "--network can only be used with --import"},
 		{[]string{"restore", "-i", "a.tar", "-v", "srv:/data"}, exitUsage, "-v srv:/data: want SRC:DST[:ro] with absolute paths"},
 		{[]string{"restore", "-i", "a.tar", "-v", "/srv:/data:rx"}, exitUsage, `unknown option "rx"`},
+		{[]string{"checkpoint", "--encrypt-to", "age1x", "x"}, exitUsage, "--encrypt-to can only be used with --export"},
+		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "age1x", "x"}, exitUsage, "--encrypt-to age1x: unusable key"},
+		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "/nonexistent.pub", "x"}, exitUsage, "--encrypt-to /nonexistent.pub: unusable key"},
+		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "ssh-dss AAAA", "x"}, exitUsage, "neither an age recipient"},
+		{[]string{"restore", "--decrypt-key", "k", "x"}, exitUsage, "--decrypt-key can only be used with --import"},
+		{[]string{"restore", "-i", "a.tar", "--decrypt-key", "/nonexistent"}, exitUsage, "--decrypt-key /nonexistent: unusable key"},
 	}
 	for _, tt := range tests {
 		args := append(append([]string{}, g...), tt.args...)
@@ -87,6 +94,7 @@ func TestCLIMigrate(t *testing.T) {
 		t.Cleanup(func() {
 			ckpt(t, append(append([]string{}, g...), "rm", "-f", "m")...)
 			ckpt(t, append(append([]string{}, g...), "rm", "-f", "m2")...)
+			ckpt(t, append(append([]string{}, g...), "rm", "-f", "m3")...)
 			e := &engine.Engine{Root: filepath.Join(dir, n, "root"), RunRoot: filepath.Join(dir, n, "run")}
 			_ = e.ImageRemove(context.Background(), "workload")
 			_ = e.Close()
@@ -105,6 +113,22 @@ func TestCLIMigrate(t *testing.T) {
 	b("image", "import", tarPath, "workload")
 	a("run", "-d", "--name", "m", "workload", "/bin/counter", "-interval", "50ms")
 	waitFor(t, func() bool { return strings.Contains(a("logs", "m"), "counter 3\n") })
+	gb := []string{"--root", filepath.Join(dir, "b", "root"), "--runroot", filepath.Join(dir, "b", "run")}
+
+	// Sealed to an ssh-keygen key, the container running on: refused
+	// without the key, naming the flag; restored with it.
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	sealed := filepath.Join(dir, "m.sealed")
+	a("checkpoint", "-R", "-e", sealed, "--encrypt-to", key+".pub", "m")
+	if code, _, errOut := ckpt(t, append(gb, "restore", "-i", sealed, "-n", "m3")...); code == 0 || !strings.Contains(errOut, "give its key with --decrypt-key") {
+		t.Errorf("restore -i of a sealed archive without key = exit %d, %q", code, errOut)
+	}
+	b("restore", "-i", sealed, "-n", "m3", "--decrypt-key", key)
+	waitFor(t, func() bool { return strings.Count(b("logs", "m3"), "\n") > 3 })
+
 	archive := filepath.Join(dir, "m.tar.gz")
 	out := a("checkpoint", "--print-stats", "-e", archive, "-c", "gzip", "m")
 	var st checkpointStatsJSON
@@ -113,7 +137,6 @@ func TestCLIMigrate(t *testing.T) {
 	}
 	// stderr on a terminal: the progress line names CRIU's restore after
 	// its bar, and stdout stays the ID alone.
-	gb := []string{"--root", filepath.Join(dir, "b", "root"), "--runroot", filepath.Join(dir, "b", "run")}
 	var idOut strings.Builder
 	var code int
 	term := onTerminal(t, func(stderr *os.File) {

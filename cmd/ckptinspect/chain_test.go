@@ -103,6 +103,20 @@ func TestChainCLI(t *testing.T) {
 	}
 	expect(1, "Not compared", "", "diff", full, child)
 	expect(2, "", "parent", "diff", full, child, "--parent", other)
+	// Sealed, child and parent each to its own key: --parent is opened too.
+	sd1, sd2 := filepath.Join(dir, "s1"), filepath.Join(dir, "s2")
+	for _, d := range []string{sd1, sd2} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sChild, k1, _ := sealFile(t, child, sd1)
+	sPre, k2, _ := sealFile(t, pre, sd2)
+	if got := expect(0, "", "", "memparse", "--pid", "22558", sChild, "--parent", sPre, "--decrypt-key", k1, "--decrypt-key", k2); got != want {
+		t.Errorf("memparse --pid of the sealed child --parent the sealed pre differs from the full archive's")
+	}
+	expect(2, "", "s2/counter.sealed: no key given opens the sealed archive: it is sealed for an ssh-ed25519 key", "memparse", "--pid", "22558", sChild, "--parent", sPre, "--decrypt-key", k1)
+
 	_, _, e := runCLI("memparse", "--pid", "22558", child, "--parent", other)
 	t.Logf("wrong parent: %s", e)
 }

@@ -42,6 +42,16 @@
 // (format.CheckChain) before use, and memory marked in parent is read from
 // them. Without it that memory is reported as "in parent (not given)".
 //
+// Sealed archives (docs/FORMAT.md §11): show, inspect, memparse, verify
+// and diff take --decrypt-key FILE (repeatable: SSH private keys, age
+// identity files). A sealed archive given such a key is decrypted, and
+// authenticated, whole into an anonymous memory file (a memfd, never a
+// file on disk; Linux only) and read as the archive inside, under the
+// name given. Without a key show lists it with FORMAT and VERIFIED
+// "sealed", its figures "-", and a note naming its recipients and the
+// flag; the others refuse it (exit 2) naming the flag, or, with keys of
+// none of its recipients, the recipients.
+//
 // Exit codes: 0 success (verify: clean; diff: identical), 1 failure
 // (verify: problems found; diff: differences; fuzz: a finding), 2 usage or
 // trouble reading an archive (verify and diff, as diff(1)).

@@ -82,7 +82,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		help(stderr)
 		return exitUsage
 	}
-	return explain(c.run(ctx, fs, fs.Args(), stdout, stderr), fs.Args(), stderr)
+	cargs := fs.Args()
+	if fs.Lookup("decrypt-key") != nil {
+		u, err := unsealArgs(args[0], fs, cargs)
+		if err != nil {
+			fail(stderr, args[0], err)
+			return exitUsage
+		}
+		defer u.close()
+		stdout, stderr = u.writers(stdout, stderr)
+		ctx = u.withNames(ctx)
+	}
+	return explain(c.run(ctx, fs, cargs, stdout, stderr), cargs, stderr)
 }
 
 func fail(stderr io.Writer, cmd string, err error) {
@@ -111,6 +122,7 @@ func commands() map[string]*command {
 				"--full reads as far as every figure needs.",
 			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
+				addKeyFlag(fs)
 				addOutputFlags(fs, "table")
 				fs.Bool("full", false, "read as far as every figure needs (a compressed archive without manifest: all of it)")
 				fs.Bool("verify", false, "read and verify each whole archive")
@@ -126,6 +138,7 @@ func commands() map[string]*command {
 				"as \"in parent (not given)\".",
 			exits: "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
+				addKeyFlag(fs)
 				fs.Bool("ps-tree", false, "show the process tree")
 				fs.Bool("ps-tree-cmd", false, "show each process's command line (from its memory)")
 				fs.Bool("ps-tree-env", false, "show each process's environment (from its memory)")
@@ -152,6 +165,7 @@ func commands() map[string]*command {
 				"them such pages are shown as \"in parent (not given)\" and not searched.",
 			exits: "  0 done, 1 the archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
+				addKeyFlag(fs)
 				fs.Uint32("pid", 0, "process to dump or search")
 				fs.StringP("search", "s", "", "search for a string")
 				fs.StringP("search-regex", "r", "", "search for a regular expression (Go syntax)")
@@ -171,6 +185,7 @@ func commands() map[string]*command {
 			exits: "  0 clean, 1 problems found, 2 usage or trouble reading an archive\n",
 			flags: func(fs *pflag.FlagSet) {
 				addOutputFlags(fs, "text")
+				addKeyFlag(fs)
 				fs.Bool("require-manifest", false, "treat an archive without manifest as a problem")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
@@ -187,6 +202,7 @@ func commands() map[string]*command {
 				"Without them such memory is listed under \"Not compared\" and the archives are not identical.",
 			exits: "  0 identical, 1 different, 2 usage or trouble reading an archive\n",
 			flags: func(fs *pflag.FlagSet) {
+				addKeyFlag(fs)
 				addOutputFlags(fs, "tree")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
@@ -259,6 +275,7 @@ func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 			code = exitFailure
 			continue
 		}
+		s.Path = shownName(ctx, a)
 		rows = append(rows, s)
 	}
 	var err error
@@ -444,6 +461,7 @@ func runVerify(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, st
 			code = exitUsage
 			continue
 		}
+		r.Path = shownName(ctx, a)
 		if !r.OK() && code == exitOK {
 			code = exitFailure
 		}

@@ -259,7 +259,7 @@ var allCaps = []uint32{0xffffffff, 0x1ff}
 
 func cases() []hostileCase {
 	ignore := []string{"--ignore-binds"}
-	return []hostileCase{
+	return append([]hostileCase{
 		{name: "base", build: func(t *testing.T, c *corpus) string { return c.path }, restoreFlags: ignore, restored: true},
 		{
 			name: "criu-fails-midway", class: 1, restoreFlags: ignore, want: "rolled back",
@@ -446,7 +446,7 @@ func cases() []hostileCase {
 				})
 			},
 		},
-	}
+	}, sealedCases()...)
 }
 
 // TestHostileCorpus runs every case against verify and restore -i on a
@@ -497,7 +497,7 @@ func TestHostileCorpus(t *testing.T) {
 					t.Errorf("ckptinspect verify = exit %d, want %d\n%s%s", r.code, tc.verify, r.stdout, r.stderr)
 				}
 			}
-			r := dst.ckpt(t, append([]string{"restore", "-i", path}, tc.restoreFlags...)...)
+			r := dst.ckpt(t, append([]string{"restore", "-i", path}, c.flags(t, tc.restoreFlags)...)...)
 			switch {
 			case tc.restored && r.code != 0:
 				t.Errorf("restore -i = exit %d, want 0\n%s", r.code, r.stderr)

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+	"github.com/ckpt/ckpt/format/seal"
+	"golang.org/x/crypto/ssh"
+)
+
+// sealFile seals the archive src to a new ed25519 key under dir and
+// returns the sealed file, the private key file and another key's.
+func sealFile(t *testing.T, src, dir string) (sealed, key, wrong string) {
+	t.Helper()
+	keyFile := func(name string) (string, age.Recipient) {
+		pk, sk, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, err := ssh.MarshalPrivateKey(sk, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		spk, _ := ssh.NewPublicKey(pk)
+		rs, err := seal.ParseRecipients(string(ssh.MarshalAuthorizedKey(spk)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, rs[0]
+	}
+	key, r := keyFile("id")
+	wrong, _ = keyFile("other")
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	sealed = filepath.Join(dir, "counter.sealed")
+	out, err := os.Create(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	w, err := seal.NewWriter(out, []age.Recipient{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return sealed, key, wrong
+}
+
+// TestSealed: show of a sealed archive without key lists it sealed, with
+// '-' and a note naming the recipient and --decrypt-key; with the key
+// show, verify, inspect, memparse and diff read it as the unsealed
+// archive, under its own name; without a key or with a wrong one the
+// others refuse it naming the flag or the recipients.
+func TestSealed(t *testing.T) {
+	const plain = "../../testdata/ckpt/counter.tar.zst"
+	dir := t.TempDir()
+	sealed, key, wrong := sealFile(t, plain, dir)
+	do := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errOut := do("show", sealed)
+	if code != exitOK || !strings.Contains(out, " sealed ") || !strings.Contains(errOut, "sealed for an ssh-ed25519 key") || !strings.Contains(errOut, "--decrypt-key") {
+		t.Errorf("show without key = %d:\n%s%s", code, out, errOut)
+	}
+	if f := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]); f[len(f)-1] != "sealed" || f[len(f)-2] != "-" || f[len(f)-3] != "-" {
+		t.Errorf("show without key: row %q", f)
+	}
+	_, want, _ := do("show", plain)
+	code, out, errOut = do("show", "--decrypt-key", key, sealed)
+	fields := func(out string) string { return strings.Join(strings.Fields(out), " ") }
+	if code != exitOK || fields(strings.ReplaceAll(out, sealed, plain)) != fields(want) || errOut != "" {
+		t.Errorf("show with key = %d:\n%s%s\nwant\n%s", code, out, errOut, want)
+	}
+	for _, args := range [][]string{
+		{"verify", sealed}, {"inspect", "--all", sealed}, {"memparse", sealed}, {"diff", plain, sealed},
+	} {
+		code, out, errOut := do(append(args, "--decrypt-key", key)...)
+		if code != exitOK || strings.Contains(out+errOut, "/proc/self/fd") || !strings.Contains(out, filepath.Base(sealed)) && args[0] != "memparse" && args[0] != "diff" {
+			t.Errorf("%s with key = %d:\n%s%s", args[0], code, out, errOut)
+		}
+		code, _, errOut = do(args...)
+		if code != exitUsage || !strings.Contains(errOut, "give its key with --decrypt-key") {
+			t.Errorf("%s without key = %d: %s", args[0], code, errOut)
+		}
+		code, _, errOut = do(append(args, "--decrypt-key", wrong)...)
+		if code != exitUsage || !strings.Contains(errOut, "sealed for an ssh-ed25519 key") {
+			t.Errorf("%s with a wrong key = %d: %s", args[0], code, errOut)
+		}
+	}
+}

@@ -1,0 +1,242 @@
+// Package seal writes and opens sealed checkpoint archives: a checkpoint
+// archive (docs/FORMAT.md §1–§10), compressed as usual, then encrypted to
+// SSH or age keys with age (filippo.io/age), behind one clear line that
+// names the envelope. docs/FORMAT.md §11 is the normative description.
+//
+// Invariants:
+//
+//   - A sealed file is [Magic], then an age v1 file (its header: the
+//     recipients' stanzas and the header's MAC; then the payload, the
+//     encrypted archive, in authenticated chunks of 64 KiB). Nothing of
+//     the archive, not even its manifest, is readable without a key.
+//   - [ReadHeader] reads at most [MaxHeader] bytes and [MaxStanzas]
+//     stanzas before anything is decrypted; a larger or malformed header
+//     is [ErrEnvelope]. [Open] decrypts nothing before the header parsed
+//     and one identity unwrapped the file key with the header's MAC
+//     verified: a missing key is [ErrNoKey], a key of none of the
+//     recipients [ErrWrongKey], naming the recipients.
+//   - Every chunk of plaintext [Open]'s reader returns has been
+//     authenticated; a truncated or altered payload is an error wrapping
+//     [ErrCorrupt] at the chunk, never plaintext.
+//   - The writer streams: [NewWriter] holds one chunk in memory and
+//     writes nothing in clear but the envelope header.
+//   - After the age stream a trailer reserved for a signature may follow
+//     (TrailerIntro, at most [MaxTrailer] bytes, then its length and a
+//     footer magic): Open's reader strips it, unverified, into
+//     [Header.Trailer], holding back the last 64 KiB of the stream until
+//     its end to find it.
+package seal
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/ckpt/ckpt/format"
+)
+
+// Magic is the first line of a sealed archive (format.SealedMagic).
+const Magic = format.SealedMagic
+
+// ageIntro is the first line of an age v1 header.
+const ageIntro = "age-encryption.org/v1\n"
+
+// Bounds of the clear header, below age's own (2 MiB, 1,024 stanzas).
+const (
+	MaxHeader  = 64 << 10
+	MaxStanzas = 64
+)
+
+// Errors of sealed archives, matched with errors.Is.
+var (
+	// ErrNoKey: the archive is sealed and no key was given.
+	ErrNoKey = errors.New("the archive is sealed")
+	// ErrWrongKey: none of the keys given is one the archive is sealed to.
+	ErrWrongKey = errors.New("no key given opens the sealed archive")
+	// ErrEnvelope: the clear header is malformed or over its bounds.
+	ErrEnvelope = errors.New("malformed sealed archive header")
+	// ErrCorrupt: the encrypted payload is truncated or was altered.
+	ErrCorrupt = errors.New("sealed archive corrupt or altered")
+	// ErrKey: a key file cannot be used.
+	ErrKey = errors.New("unusable key")
+)
+
+// Stanza is one recipient stanza of the header: its type and arguments.
+type Stanza struct {
+	Type string
+	Args []string
+}
+
+// String names the recipient as far as the stanza tells: SSH stanzas carry
+// a 4-byte tag of the public key, X25519 stanzas nothing.
+func (s Stanza) String() string {
+	switch {
+	case (s.Type == "ssh-ed25519" || s.Type == "ssh-rsa") && len(s.Args) > 0:
+		return fmt.Sprintf("an %s key (tag %s)", s.Type, s.Args[0])
+	case s.Type == "X25519":
+		return "an age key (age1…)"
+	case s.Type == "mlkem768x25519":
+		return "a post-quantum age key (age1pq1…)"
+	}
+	return fmt.Sprintf("a %q recipient", s.Type)
+}
+
+// Header is the clear part of a sealed archive.
+type Header struct {
+	Stanzas []Stanza
+	// Size is the header's length in bytes: Magic and the age header,
+	// through its MAC line.
+	Size int64
+	// Trailer is the trailer reserved for a signature (TrailerIntro and
+	// what follows, not verified), set once Open's reader reached its end;
+	// nil without one.
+	Trailer []byte
+}
+
+// Recipients names the recipients, for messages.
+func (h *Header) Recipients() string {
+	names := make([]string, len(h.Stanzas))
+	for i, s := range h.Stanzas {
+		names[i] = s.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// IsSealed reports whether head, a file's first bytes (at least
+// len(Magic)), begins a sealed archive.
+func IsSealed(head []byte) bool { return bytes.HasPrefix(head, []byte(Magic)) }
+
+// ReadHeader reads and checks the clear header from r, at most MaxHeader
+// bytes, and returns it with its bytes. It does not check the MAC (that
+// needs the file key): a header it accepts may still be refused by Open.
+func ReadHeader(r io.Reader) (*Header, []byte, error) {
+	h, raw, _, err := readHeader(r)
+	return h, raw, err
+}
+
+// readHeader is ReadHeader that also returns the rest of r, the payload.
+func readHeader(r io.Reader) (*Header, []byte, io.Reader, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxHeader), 4096)
+	var raw []byte
+	line := func() (string, error) {
+		l, err := br.ReadString('\n')
+		raw = append(raw, l...)
+		if err != nil {
+			if len(raw) >= MaxHeader {
+				return "", fmt.Errorf("%w: over %d bytes", ErrEnvelope, MaxHeader)
+			}
+			return "", fmt.Errorf("%w: truncated", ErrEnvelope)
+		}
+		return l, nil
+	}
+	if l, err := line(); err != nil || l != Magic {
+		return nil, nil, nil, fmt.Errorf("%w: the first line is not %q", ErrEnvelope, strings.TrimSpace(Magic))
+	}
+	if l, err := line(); err != nil || l != ageIntro {
+		return nil, nil, nil, fmt.Errorf("%w: no age v1 header after the first line", ErrEnvelope)
+	}
+	h := &Header{}
+	for {
+		l, err := line()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		switch {
+		case strings.HasPrefix(l, "--- "):
+			if len(h.Stanzas) == 0 {
+				return nil, nil, nil, fmt.Errorf("%w: no recipient", ErrEnvelope)
+			}
+			h.Size = int64(len(raw))
+			rest, _ := br.Peek(br.Buffered())
+			return h, raw, io.MultiReader(bytes.NewReader(rest), r), nil
+		case strings.HasPrefix(l, "-> "):
+			if len(h.Stanzas) == MaxStanzas {
+				return nil, nil, nil, fmt.Errorf("%w: more than %d recipients", ErrEnvelope, MaxStanzas)
+			}
+			f := strings.Fields(l[3:])
+			if len(f) == 0 {
+				return nil, nil, nil, fmt.Errorf("%w: a stanza without type", ErrEnvelope)
+			}
+			h.Stanzas = append(h.Stanzas, Stanza{Type: f[0], Args: f[1:]})
+		case len(h.Stanzas) == 0:
+			return nil, nil, nil, fmt.Errorf("%w: a line outside any stanza", ErrEnvelope)
+		}
+		// Other lines are stanza bodies, which age checks.
+	}
+}
+
+// Writer seals an archive as it is written; Close ends the encryption
+// (it does not close the underlying writer).
+type Writer struct {
+	age io.WriteCloser
+}
+
+// NewWriter writes Magic and the age header for rs to w and returns a
+// Writer whose plaintext is encrypted to w.
+func NewWriter(w io.Writer, rs []age.Recipient) (*Writer, error) {
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("%w: no recipient", ErrKey)
+	}
+	if len(rs) > MaxStanzas {
+		return nil, fmt.Errorf("%w: more than %d recipients", ErrKey, MaxStanzas)
+	}
+	if _, err := io.WriteString(w, Magic); err != nil {
+		return nil, err
+	}
+	aw, err := age.Encrypt(w, rs...)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{age: aw}, nil
+}
+
+func (w *Writer) Write(p []byte) (int, error) { return w.age.Write(p) }
+
+// Close writes the last chunk.
+func (w *Writer) Close() error { return w.age.Close() }
+
+// Open reads the header from r and unwraps the file key with one of ids,
+// and returns the authenticated plaintext. Errors: ErrEnvelope,
+// ErrNoKey (ids empty), ErrWrongKey; the reader's, ErrCorrupt.
+func Open(r io.Reader, ids []age.Identity) (io.Reader, *Header, error) {
+	h, raw, rest, err := readHeader(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ids) == 0 {
+		return nil, h, fmt.Errorf("%w for %s: give its key with --decrypt-key", ErrNoKey, h.Recipients())
+	}
+	tr := newTrailerReader(rest)
+	pr, err := age.Decrypt(io.MultiReader(bytes.NewReader(raw[len(Magic):]), tr), ids...)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, h, fmt.Errorf("%w: it is sealed for %s", ErrWrongKey, h.Recipients())
+		}
+		return nil, h, fmt.Errorf("%w: %w", ErrEnvelope, err)
+	}
+	return &corruptReader{r: pr, t: tr, h: h}, h, nil
+}
+
+// corruptReader marks age's payload errors (a chunk that does not
+// authenticate, a truncated stream) as ErrCorrupt.
+// At the end it sets the header's Trailer.
+type corruptReader struct {
+	r io.Reader
+	t *trailerReader
+	h *Header
+}
+
+func (c *corruptReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.h.Trailer = c.t.trailer
+	} else if err != nil {
+		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return n, err
+}
