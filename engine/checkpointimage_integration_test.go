@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/testutil"
+)
+
+// startCounter runs the counter as name on e and waits for counter 3.
+func startCounter(t *testing.T, e *Engine, name string) {
+	t.Helper()
+	cmd := []string{"/bin/counter", "-interval", "50ms", "-file", ""}
+	if _, err := e.Run(context.Background(), "workload", &RunOptions{Name: name, Command: cmd}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, name, "counter 3", func(l string) bool { return lastCounter(l) >= 3 })
+}
+
+// checkImageArchive checks that the checkpoint image ref of e carries
+// the annotations of container name and that its layer verifies as a ckpt
+// archive of that container.
+func checkImageArchive(t *testing.T, e *Engine, ref, name string) {
+	t.Helper()
+	s, err := e.storeOpen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := e.resolveImage(s, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann, err := imageAnnotations(s, si)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := strconv.Atoi(ann[AnnotationCheckpointCRIUVersion]); err != nil || ann[AnnotationCheckpointRuntimeName] != "runc" ||
+		ann[AnnotationCheckpointName] != name || ann[AnnotationCRIOCheckpointName] != name || ann[AnnotationCheckpointRootfsImage] == "" {
+		t.Errorf("image %s annotations %v, want podman's and CRI-O's for %s", ref, ann, name)
+	}
+	l, err := e.checkpointLayer(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep, err := format.Verify(r, nil)
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("the layer of %s as an archive: Verify = %v, %v", ref, err, rep.Err())
+	}
+	if rep.Manifest.Container.Name != name || rep.Manifest.Member("checkpoint/inventory.img") == nil {
+		t.Errorf("the layer's manifest: container %q, members %d; want %s's checkpoint", rep.Manifest.Container.Name, len(rep.Manifest.Members), name)
+	}
+}
+
+// TestIntegrationCheckpointImageRegistry checkpoints a container on root A
+// into a checkpoint image, pushes it to a real registry, pulls it on root
+// B and restores it there from the image: the counter continues.
+func TestIntegrationCheckpointImageRegistry(t *testing.T) {
+	a, b := realEngine(t), realEngine(t)
+	addr := testutil.StartRegistry(t, "")
+	ctx := context.Background()
+	startCounter(t, a, "ci")
+	res, err := a.CheckpointImage(ctx, "ci", "ckpt-ci", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.Image.Names, "localhost/ckpt-ci:latest") || res.Export.Container.Status != StatusCheckpointed {
+		t.Fatalf("CheckpointImage = image %v, container %s; want localhost/ckpt-ci:latest, checkpointed", res.Image.Names, res.Export.Container.Status)
+	}
+	at := lastCounter(logsOf(t, a, "ci"))
+	t.Logf("checkpoint image at counter %d in %v", at, res.Export.Total)
+	checkImageArchive(t, a, "ckpt-ci", "ci")
+
+	ref := addr + "/ckpt/ci:v1"
+	insecure := &TransferOptions{TLSVerifyOff: true}
+	if err := a.ImagePush(ctx, "ckpt-ci", "docker://"+ref, insecure); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ImagePull(ctx, ref, insecure); err != nil {
+		t.Fatal(err)
+	}
+	checkImageArchive(t, b, ref, "ci")
+	ir, err := b.RestoreImage(ctx, ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ir.Container; c.Name != "ci" || c.ID != res.Export.Container.ID || ir.Legacy {
+		t.Errorf("RestoreImage = %s %s legacy %v, want ci %s from a verified archive", c.Name, c.ID, ir.Legacy, res.Export.Container.ID)
+	}
+	log := waitLog(t, b, "ci", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+	checkContinues(t, log, at)
+}
+
+// TestIntegrationCheckpointImageSaveLoad checkpoints a container that
+// runs on (-R) into a checkpoint image, saves it as an oci-archive, loads
+// it on root B and restores it there under a new name: the counter
+// continues. The image is refused where it is not a checkpoint: the base
+// image, and the checkpoint image saved as a docker-archive (which keeps
+// no annotations).
+func TestIntegrationCheckpointImageSaveLoad(t *testing.T) {
+	a, b := realEngine(t), realEngine(t)
+	ctx := context.Background()
+	startCounter(t, a, "ci")
+	o := &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}}
+	res, err := a.CheckpointImage(ctx, "ci", "ckpt-ci:r", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := a.Inspect(ctx, "ci"); err != nil || c.Status != StatusRunning {
+		t.Fatalf("after CheckpointImage -R: %v %v, want running", c, err)
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "ci.oci.tar")
+	if err := a.ImageSave(ctx, "ckpt-ci:r", SaveOCIArchive, archive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ImageLoad(ctx, archive, nil); err != nil {
+		t.Fatal(err)
+	}
+	ir, err := b.RestoreImage(ctx, "ckpt-ci:r", &ImportOptions{Name: "copy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ir.Container.Name != "copy" || ir.Container.ID == res.Export.Container.ID {
+		t.Errorf("RestoreImage(Name copy) = %s %s, want copy with a new ID", ir.Container.Name, ir.Container.ID)
+	}
+	// The copy's log is the original's up to the archive, then its own:
+	// it counts on without a gap or a restart. (A line may show twice:
+	// with -R the log is copied after the dump, which also holds what was
+	// still in the output pipe.)
+	log := waitLog(t, b, "copy", "the copy to count on", func(l string) bool { return len(counters(l)) >= 12 })
+	cs := counters(log)
+	for i := 1; i < len(cs); i++ {
+		if d := cs[i] - cs[i-1]; d != 1 && d != 0 {
+			t.Fatalf("the copy's counter went from %d to %d (log tail:\n%s)", cs[i-1], cs[i], tail(log, 10))
+		}
+	}
+
+	if _, err := a.RestoreImage(ctx, "workload", &ImportOptions{Name: "x"}); !errors.Is(err, ErrNotCheckpointImage) {
+		t.Errorf("RestoreImage(workload) = %v, want ErrNotCheckpointImage", err)
+	}
+	docker := filepath.Join(dir, "ci.docker.tar")
+	if err := a.ImageSave(ctx, "ckpt-ci:r", SaveDockerArchive, docker); err != nil {
+		t.Fatal(err)
+	}
+	c := realEngine(t) // a store without the image (its ID is the oci-archive's)
+	if _, err := c.ImageLoad(ctx, docker, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RestoreImage(ctx, "ckpt-ci:r", &ImportOptions{Name: "copy2"}); !errors.Is(err, ErrNotCheckpointImage) {
+		t.Errorf("RestoreImage(loaded from a docker-archive) = %v, want ErrNotCheckpointImage", err)
+	}
+}
