@@ -405,14 +405,14 @@ func (e *Engine) checkpointLayer(ref string) (*layerSource, error) {
 		return nil, err
 	}
 	if !isCheckpointImage(ann) {
-		return nil, fmt.Errorf("%w: image %s has no checkpoint annotation (%s or %s): it is not a checkpoint of a container", ErrNotCheckpointImage, ref, AnnotationCheckpointRuntimeName, AnnotationCRIOCheckpointName)
+		return nil, fmt.Errorf("%w: its manifest has no checkpoint annotation (%s or %s)", ErrNotCheckpointImage, AnnotationCheckpointRuntimeName, AnnotationCRIOCheckpointName)
 	}
 	l, err := s.Layer(si.TopLayer)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: its layer %s: %w", ref, si.TopLayer, err)
+		return nil, fmt.Errorf("its layer %s: %w", si.TopLayer, err)
 	}
 	if l.Parent != "" {
-		return nil, fmt.Errorf("%w: image %s has more than one layer; a checkpoint image has one", ErrUnsupported, ref)
+		return nil, fmt.Errorf("%w: the image has more than one layer; a checkpoint image has one", ErrUnsupported)
 	}
 	size := l.UncompressedSize
 	if size <= 0 {
