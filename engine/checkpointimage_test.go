@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	ocilayout "go.podman.io/image/v5/oci/layout"
 	"go.podman.io/image/v5/manifest"
+	ocilayout "go.podman.io/image/v5/oci/layout"
 
 	"github.com/ckpt/ckpt/format"
 )
