@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -103,13 +104,14 @@ func TestIntegrationCheckpointImageRegistry(t *testing.T) {
 // TestIntegrationCheckpointImageSaveLoad checkpoints a container that
 // runs on (-R) into a checkpoint image, saves it as an oci-archive, loads
 // it on root B and restores it there under a new name: the counter
-// continues. The image is refused where it is not a checkpoint: the base
-// image, and the checkpoint image saved as a docker-archive (which keeps
-// no annotations).
+// continues. Restore refuses the base image (no checkpoint), and save
+// refuses a docker-archive of the checkpoint image (it keeps no
+// annotations).
 func TestIntegrationCheckpointImageSaveLoad(t *testing.T) {
 	a, b := realEngine(t), realEngine(t)
 	ctx := context.Background()
 	startCounter(t, a, "ci")
+	before := lastCounter(logsOf(t, a, "ci"))
 	o := &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}}
 	res, err := a.CheckpointImage(ctx, "ci", "ckpt-ci:r", o)
 	if err != nil {
@@ -133,14 +135,14 @@ func TestIntegrationCheckpointImageSaveLoad(t *testing.T) {
 	if ir.Container.Name != "copy" || ir.Container.ID == res.Export.Container.ID {
 		t.Errorf("RestoreImage(Name copy) = %s %s, want copy with a new ID", ir.Container.Name, ir.Container.ID)
 	}
-	// The copy's log is the original's up to the archive, then its own:
-	// it counts on without a gap or a restart. (A line may show twice:
-	// with -R the log is copied after the dump, which also holds what was
-	// still in the output pipe.)
-	log := waitLog(t, b, "copy", "the copy to count on", func(l string) bool { return len(counters(l)) >= 12 })
+	// The copy's log is the original's as of the archive, then its own:
+	// it counts on from the dump, without a gap or a restart. (With -R the
+	// log is copied after the dump: it may hold a few lines the original
+	// wrote after it, which the copy writes again.)
+	log := waitLog(t, b, "copy", "the copy to count on", func(l string) bool { return lastCounter(l) >= before+5 })
 	cs := counters(log)
 	for i := 1; i < len(cs); i++ {
-		if d := cs[i] - cs[i-1]; d != 1 && d != 0 {
+		if cs[i] > cs[i-1]+1 || cs[i] <= 1 {
 			t.Fatalf("the copy's counter went from %d to %d (log tail:\n%s)", cs[i-1], cs[i], tail(log, 10))
 		}
 	}
@@ -148,15 +150,12 @@ func TestIntegrationCheckpointImageSaveLoad(t *testing.T) {
 	if _, err := a.RestoreImage(ctx, "workload", &ImportOptions{Name: "x"}); !errors.Is(err, ErrNotCheckpointImage) {
 		t.Errorf("RestoreImage(workload) = %v, want ErrNotCheckpointImage", err)
 	}
+	// A docker-archive would drop the annotations: refused, nothing left.
 	docker := filepath.Join(dir, "ci.docker.tar")
-	if err := a.ImageSave(ctx, "ckpt-ci:r", SaveDockerArchive, docker); err != nil {
-		t.Fatal(err)
+	if err := a.ImageSave(ctx, "ckpt-ci:r", SaveDockerArchive, docker); !errors.Is(err, ErrImageReference) {
+		t.Errorf("ImageSave(checkpoint image, docker-archive) = %v, want ErrImageReference", err)
 	}
-	c := realEngine(t) // a store without the image (its ID is the oci-archive's)
-	if _, err := c.ImageLoad(ctx, docker, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.RestoreImage(ctx, "ckpt-ci:r", &ImportOptions{Name: "copy2"}); !errors.Is(err, ErrNotCheckpointImage) {
-		t.Errorf("RestoreImage(loaded from a docker-archive) = %v, want ErrNotCheckpointImage", err)
+	if _, err := os.Stat(docker); !os.IsNotExist(err) {
+		t.Errorf("a refused save left %s (%v)", docker, err)
 	}
 }
