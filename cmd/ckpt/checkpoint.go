@@ -188,9 +188,9 @@ and commits the archive into the image store as the checkpoint image IMAGE:
 one layer holding the archive's members (its manifest first, so the image
 stays verifiable), with podman's io.podman.annotations.checkpoint.* and
 CRI-O's checkpoint annotations. Push it with 'ckpt image push', save it
-with 'ckpt image save --format oci-archive' (a docker-archive keeps no
-annotations) and restore it with 'ckpt restore IMAGE' on any host. Not with
---export, -P or --with-previous.
+with 'ckpt image save --format oci-archive' (a docker-archive, which keeps
+no annotations, is refused) and restore it with 'ckpt restore IMAGE' on any
+host. Not with --export, -P or --with-previous.
 
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
