@@ -335,25 +335,54 @@ func imageAnnotations(s storage.Store, si *storage.Image) (map[string]string, er
 
 // layerSource is a checkpoint image's layer read as an archive: its tar
 // stream as the store gives it back (byte for byte the one committed or
-// pulled, whose digest the copy checked against the image's config).
+// pulled, whose digest the copy checked against the image's config),
+// opened once: what reading the manifest consumed is read again first.
 type layerSource struct {
 	open func() (io.ReadCloser, error)
 	// size is the tar stream's size, -1 if the store does not know it.
 	size int64
+	rc   io.ReadCloser
+	head []byte // what declared read of rc
 }
 
-// declared returns the manifest the layer's archive declares, if any.
+// declared opens the stream and returns the manifest its archive
+// declares, if any, reading at most the manifest's limit and a header.
 func (l *layerSource) declared() *format.Manifest {
 	rc, err := l.open()
 	if err != nil {
 		return nil
 	}
-	defer rc.Close()
-	m, _, err := format.ReadManifest(rc)
+	l.rc = rc
+	var head bytes.Buffer
+	m, _, err := format.ReadManifest(io.TeeReader(io.LimitReader(rc, format.MaxManifestSize+64<<10), &head))
+	l.head = head.Bytes()
 	if err != nil {
 		return nil
 	}
 	return m
+}
+
+// reader returns the whole stream: what declared read, then the rest.
+func (l *layerSource) reader() (io.Reader, error) {
+	if l.rc == nil {
+		rc, err := l.open()
+		if err != nil {
+			return nil, err
+		}
+		l.rc = rc
+	}
+	return io.MultiReader(bytes.NewReader(l.head), l.rc), nil
+}
+
+// close reads the stream to its end before closing it: containers/storage
+// closes its decompressor under the goroutine reassembling the tar stream
+// if it is closed early (a data race).
+func (l *layerSource) close() {
+	if l.rc != nil {
+		_, _ = io.Copy(io.Discard, l.rc)
+		_ = l.rc.Close()
+		l.rc = nil
+	}
 }
 
 // RestoreImage restores a new container from the checkpoint image ref
@@ -382,6 +411,7 @@ func (e *Engine) RestoreImage(ctx context.Context, ref string, o *ImportOptions)
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
+	defer layer.close()
 	x, err := e.beginImport("image "+ref, layer, o)
 	if err != nil {
 		return nil, err

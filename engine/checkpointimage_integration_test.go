@@ -48,11 +48,14 @@ func checkImageArchive(t *testing.T, e *Engine, ref, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := l.open()
+	defer l.close()
+	if m := l.declared(); m == nil || m.Container.Name != name {
+		t.Fatalf("the layer's declared manifest = %+v, want %s's", m, name)
+	}
+	r, err := l.reader() // the bytes declared read, then the rest
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	rep, err := format.Verify(r, nil)
 	if err != nil || rep.Err() != nil {
 		t.Fatalf("the layer of %s as an archive: Verify = %v, %v", ref, err, rep.Err())

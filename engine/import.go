@@ -352,11 +352,11 @@ func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy boo
 // its size and what closes it.
 func (x *importJob) open() (io.Reader, int64, func(), error) {
 	if x.layer != nil {
-		rc, err := x.layer.open()
+		r, err := x.layer.reader()
 		if err != nil {
 			return nil, 0, nil, err
 		}
-		return rc, x.layer.size, func() { _ = rc.Close() }, nil
+		return r, x.layer.size, x.layer.close, nil
 	}
 	f, err := os.Open(x.path)
 	if err != nil {
