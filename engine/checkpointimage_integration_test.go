@@ -1,13 +1,19 @@
 package engine
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+
+	"go.podman.io/image/v5/docker/reference"
+	ocilayout "go.podman.io/image/v5/oci/layout"
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/testutil"
@@ -161,4 +167,86 @@ func TestIntegrationCheckpointImageSaveLoad(t *testing.T) {
 	if _, err := os.Stat(docker); !os.IsNotExist(err) {
 		t.Errorf("a refused save left %s (%v)", docker, err)
 	}
+}
+
+// TestIntegrationCheckpointImageCorrupt commits a checkpoint image whose
+// layer is an archive with one byte of a pages image changed (its
+// manifest digest no longer matches): restore from it verifies the layer
+// as an archive and refuses it with format.ErrChecksum, leaving no
+// container.
+func TestIntegrationCheckpointImageCorrupt(t *testing.T) {
+	e := realEngine(t)
+	ctx := context.Background()
+	startCounter(t, e, "ci")
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "checkpoint.tar")
+	res, err := e.Export(ctx, "ci", archive, &ExportOptions{Compression: format.None, CheckpointOptions: CheckpointOptions{LeaveRunning: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipPagesByte(t, archive)
+	layout := filepath.Join(dir, "layout")
+	if err := writeCheckpointLayout(layout, archive, res.Manifest, checkpointAnnotations(res.Manifest, checkpointHost{})); err != nil {
+		t.Fatal(err)
+	}
+	src, err := ocilayout.NewReference(layout, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.storeOpen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := reference.ParseNormalizedNamed("localhost/corrupt:1")
+	if _, err := e.pullInto(ctx, s, src, name, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RestoreImage(ctx, "localhost/corrupt:1", &ImportOptions{Name: "bad"}); !errors.Is(err, format.ErrChecksum) {
+		t.Fatalf("RestoreImage(corrupt layer) = %v, want format.ErrChecksum", err)
+	}
+	if _, err := e.Inspect(ctx, "bad"); !errors.Is(err, ErrUnknownContainer) {
+		t.Errorf("after a refused restore: container bad %v, want none", err)
+	}
+}
+
+// flipPagesByte changes the first byte of the first pages image in the
+// uncompressed archive at path.
+func flipPagesByte(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cr := &countingReader{r: f}
+	tr := tar.NewReader(cr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no pages image in %s: %v", path, err)
+		}
+		if strings.HasPrefix(filepath.Base(h.Name), "pages-") && h.Size > 0 {
+			// After Next, the reader stands at the member's first byte.
+			b := make([]byte, 1)
+			if _, err := f.ReadAt(b, cr.n); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= 0xff
+			if _, err := f.WriteAt(b, cr.n); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }
