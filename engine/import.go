@@ -297,12 +297,13 @@ func (x *importJob) verify(ctx context.Context) error {
 		if err := checkMemory(x.declared); err != nil {
 			return err
 		}
-	} else if x.layer != nil {
-		// The image's annotations said checkpoint; Extract checks the rest.
-	} else if err := notCheckpoint(x.path); err != nil {
+	} else if x.layer == nil {
 		// No manifest: name a file that is no checkpoint archive at all
-		// for what it is, before extracting it.
-		return err
+		// for what it is, before extracting it (a layer's image said
+		// checkpoint; Extract checks the rest).
+		if err := notCheckpoint(x.path); err != nil {
+			return err
+		}
 	}
 	m, legacy, md, err := x.extract(ctx)
 	if err != nil {
