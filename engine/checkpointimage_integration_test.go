@@ -250,3 +250,26 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// TestIntegrationCheckpointImageUndoStop: when the image cannot be
+// committed after an export that stopped the container, undoStop restores
+// it from its dump and says so; the counter continues.
+func TestIntegrationCheckpointImageUndoStop(t *testing.T) {
+	e := realEngine(t)
+	ctx := context.Background()
+	startCounter(t, e, "ci")
+	o := &ExportOptions{Compression: format.None}
+	res, err := e.Export(ctx, "ci", filepath.Join(t.TempDir(), "checkpoint.tar"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := lastCounter(logsOf(t, e, "ci"))
+	commit := errors.New("commit failed")
+	err = e.undoStop(ctx, res, o, commit)
+	var se *StateError
+	if !errors.Is(err, commit) || !errors.As(err, &se) || se.Left != LeftRestored {
+		t.Fatalf("undoStop = %v, want the commit's error, the container restored", err)
+	}
+	log := waitLog(t, e, "ci", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+	checkContinues(t, log, at)
+}
