@@ -216,6 +216,19 @@
 //     fsync; a failed save leaves no file there.
 //   - No signature policy is applied (podman's default policy.json accepts
 //     any image as well); credentials are read as podman reads them.
+//   - A checkpoint image (checkpointimage.go) is an image of one layer
+//     whose tar stream is a whole uncompressed archive, manifest first,
+//     with podman's and CRI-O's checkpoint annotations on its OCI
+//     manifest. [Engine.CheckpointImage] writes the archive with Export
+//     under image-tmp and copies an OCI layout of it into the store as a
+//     pull does (every check of a pull runs); a failed commit restores a
+//     container the export stopped. [Engine.RestoreImage] refuses an
+//     image without a checkpoint annotation ([ErrNotCheckpointImage]) or
+//     with more than one layer, and streams the layer as the store gives
+//     it back (the bytes whose digest the copy checked against the
+//     config's diff ID) into an import: the same extraction, limits and
+//     checks as an archive file, nothing of it read from the image's
+//     mounted file system.
 //
 // # Life cycle and volumes
 //

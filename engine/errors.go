@@ -57,6 +57,9 @@ var (
 	// breaks the limits of untrusted images (imagelayout.go) or is
 	// malformed; nothing of it is left in the store.
 	ErrHostileImage = errors.New("engine: image refused")
+	// ErrNotCheckpointImage reports an image given to restore that
+	// carries no checkpoint annotation (podman's or CRI-O's).
+	ErrNotCheckpointImage = errors.New("engine: not a checkpoint image")
 )
 
 // Why the engine killed a tool ([ExitError.Killed]).

@@ -195,10 +195,16 @@ func (e *Engine) ImagePush(ctx context.Context, img, dest string, o *TransferOpt
 	return e.copyOut(ctx, s, si, dst, o)
 }
 
-// copyOut copies the store's image si to dst.
+// copyOut copies the store's image si to dst. A checkpoint image is not
+// written as a docker-archive, which would drop what makes it one.
 func (e *Engine) copyOut(ctx context.Context, s storage.Store, si *storage.Image, dst types.ImageReference, o *TransferOptions) error {
 	if _, err := s.ImageBigData(si.ID, storage.ImageDigestBigDataKey); err != nil {
 		return fmt.Errorf("%w: image %s has no manifest (ckpt image import made it); only pulled or loaded images can be pushed or saved", ErrImageReference, shortImageID(si.ID))
+	}
+	if dst.Transport().Name() == TransportDockerArchive {
+		if ann, _ := imageAnnotations(s, si); isCheckpointImage(ann) {
+			return fmt.Errorf("%w: image %s is a checkpoint image, and a docker-archive keeps no manifest annotations: it would load as a plain image; use --format oci-archive or oci-dir", ErrImageReference, shortImageID(si.ID))
+		}
 	}
 	src, err := istorage.Transport.NewStoreReference(s, nil, si.ID)
 	if err != nil {

@@ -162,7 +162,7 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := checkSealed(path, o.Identities); err != nil {
 		return nil, err
 	}
-	x, err := e.beginImport(path, o)
+	x, err := e.beginImport(path, nil, o)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +190,9 @@ type importJob struct {
 	e    *Engine
 	path string
 	o    *ImportOptions
+	// layer, if set, is the archive's source instead of the file at path,
+	// which then only names it (a checkpoint image's layer).
+	layer *layerSource
 	// start and pt time the import and its phases.
 	start time.Time
 	pt    *phaseTimer
@@ -214,8 +217,13 @@ type importJob struct {
 
 // beginImport makes the staging directory (on a tmpfs if the archive's
 // declared size fits there) and journals the import in it.
-func (e *Engine) beginImport(path string, o *ImportOptions) (*importJob, error) {
-	x := &importJob{e: e, path: path, o: o, start: time.Now(), pt: newPhaseTimer(), declared: readDeclared(path, o.Identities)}
+func (e *Engine) beginImport(path string, layer *layerSource, o *ImportOptions) (*importJob, error) {
+	x := &importJob{e: e, path: path, layer: layer, o: o, start: time.Now(), pt: newPhaseTimer()}
+	if layer != nil {
+		x.declared = layer.declared()
+	} else {
+		x.declared = readDeclared(path, o.Identities)
+	}
 	need := int64(-1) // unknown: stage on disk
 	if x.declared != nil && len(o.Previous) == 0 && !o.Keep {
 		// (Kept images move to the container directory: on the same
@@ -298,10 +306,13 @@ func (x *importJob) verify(ctx context.Context) error {
 		if err := checkMemory(x.declared); err != nil {
 			return err
 		}
-	} else if err := notCheckpoint(x.path); err != nil {
+	} else if x.layer == nil {
 		// No manifest: name a file that is no checkpoint archive at all
-		// for what it is, before extracting it.
-		return err
+		// for what it is, before extracting it (a layer's image said
+		// checkpoint; Extract checks the rest).
+		if err := notCheckpoint(x.path); err != nil {
+			return err
+		}
 	}
 	m, legacy, md, err := x.extract(ctx)
 	if err != nil {
@@ -331,22 +342,13 @@ func (x *importJob) verify(ctx context.Context) error {
 // extract verifies and extracts the archive into staging and returns its
 // manifest (synthesized for a legacy archive) and the manifest's digest.
 func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy bool, _ format.Digest, _ error) {
-	f, err := os.Open(x.path)
+	r, size, closeReader, err := x.open()
 	if err != nil {
 		return nil, false, "", err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, false, "", err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, false, "", fmt.Errorf("%s is not a regular file", x.path)
-	}
-	r, closeReader := fileio.NewSequentialReader(f, fi.Size())
 	defer closeReader()
 	if x.o.Progress != nil {
-		r = &progressReader{r: r, total: fi.Size(), progress: x.o.Progress}
+		r = &progressReader{r: r, total: size, progress: x.o.Progress}
 	}
 	r, stop, err := unsealAhead(r, x.o.Identities)
 	if err != nil {
@@ -359,6 +361,33 @@ func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy boo
 	}
 	defer zr.Close()
 	return zr.Manifest(), zr.Legacy(), zr.ManifestDigest(), nil
+}
+
+// open opens the archive (the file at path, or the layer) and returns it,
+// its size and what closes it.
+func (x *importJob) open() (io.Reader, int64, func(), error) {
+	if x.layer != nil {
+		r, err := x.layer.reader()
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return r, x.layer.size, x.layer.close, nil
+	}
+	f, err := os.Open(x.path)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s is not a regular file", x.path)
+	}
+	r, closeReader := fileio.NewSequentialReader(f, fi.Size())
+	return r, fi.Size(), func() { closeReader(); f.Close() }, nil
 }
 
 // check reads the archive's record and checks what it asks of this host

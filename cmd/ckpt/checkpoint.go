@@ -183,6 +183,15 @@ a restore ends the chain. --print-stats reports the method as
 "ckpt_pre_copy" and each deduplication as "ckpt_incremental". -P and
 --with-previous cannot be used together.
 
+With --create-image IMAGE it checkpoints one container as --export does
+and commits the archive into the image store as the checkpoint image IMAGE:
+one layer holding the archive's members (its manifest first, so the image
+stays verifiable), with podman's io.podman.annotations.checkpoint.* and
+CRI-O's checkpoint annotations. Push it with 'ckpt image push', save it
+with 'ckpt image save --format oci-archive' (a docker-archive, which keeps
+no annotations, is refused) and restore it with 'ckpt restore IMAGE' on any
+host. Not with --export, -P or --with-previous.
+
 With --export FILE it writes one container's checkpoint, container layer
 changes and named volumes into a verified archive for 'ckpt restore
 --import' on another host. The container is frozen for the dump only
@@ -209,6 +218,7 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		fs.BoolVar(&o.WithPrevious, "with-previous", false, "final checkpoint: keep only the pages changed since the pre-checkpoint")
 		printStats := fs.Bool("print-stats", false, "print statistics as JSON")
 		xf := addExportFlags(fs, &xo)
+		createImage := fs.String("create-image", "", "checkpoint one container into the checkpoint image `IMAGE` in the image store (for ckpt image push/save and restore IMAGE)")
 		rest, code := parse(c, env, fs, args, 0, -1)
 		if code >= 0 {
 			return code
@@ -217,6 +227,9 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 			return usageError(env, c, "--pre-checkpoint and --with-previous cannot be used together")
 		}
 		sel := selection{all: *all, latest: *latest, args: rest, want: engine.StatusRunning}
+		if fs.Changed("create-image") {
+			return runCreateImage(ctx, env, c, &imageRun{fs: fs, flags: xf, image: *createImage, opts: xo, sel: sel, printStats: *printStats})
+		}
 		if xf.used(fs) {
 			return runExport(ctx, env, c, &exportRun{fs: fs, flags: xf, opts: xo, sel: sel, printStats: *printStats})
 		}
@@ -238,7 +251,7 @@ func restoreCmd() *command {
 	c := &command{
 		name:     "restore",
 		synopsis: "restore checkpointed containers",
-		usage:    "ckpt restore [flags] CONTAINER... | -a | -l | --import FILE [--name NAME]",
+		usage:    "ckpt restore [flags] CONTAINER... | -a | -l | --import FILE [--name NAME] | [--name NAME] IMAGE",
 		desc: `Restores each checkpointed container in place from its CRIU images; it
 runs again with its memory, open files and output pipes as they were, and
 logs, exec, stop and checkpoint work as before. The images are removed after
@@ -262,6 +275,12 @@ taken --with-previous needs its pre-checkpoint archives: give each with
 --import-previous FILE, in any order; a missing, extra or mismatched one is
 refused before anything is restored.
 
+Given one IMAGE that is no container but a checkpoint image in the store
+(checkpoint --create-image, image pull/load), it restores a new container
+from it as --import does from an archive, with the same checks and the
+--import flags (--name, -v, ...). An image that is not a checkpoint is
+refused.
+
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,
 	}
@@ -280,8 +299,13 @@ microseconds) with the engine's phases added as "ckpt_phases".`,
 		if code >= 0 {
 			return code
 		}
+		ir := &importRun{c: c, fs: fs, flags: imf, o: &o, all: *all, latest: *latest, args: rest, printStats: *printStats}
+		if img := imageArg(ctx, env, ir); img != "" {
+			ir.image, ir.args = img, nil
+			return runImport(ctx, env, ir)
+		}
 		if imf.used(fs) {
-			return runImport(ctx, env, &importRun{c: c, fs: fs, flags: imf, o: &o, all: *all, latest: *latest, args: rest, printStats: *printStats})
+			return runImport(ctx, env, ir)
 		}
 		if o.TCPEstablished && o.TCPClose {
 			return usageError(env, c, "--tcp-established and --tcp-close cannot be used together")

@@ -61,7 +61,7 @@ func TestUsage(t *testing.T) {
 		{name: "checkpoint no target", args: []string{"checkpoint"}, code: exitUsage, stderr: "at least one name or id", emptyOut: true},
 		{name: "checkpoint all and name", args: []string{"checkpoint", "-a", "x"}, code: exitUsage, stderr: "cannot be used together"},
 		{name: "checkpoint all and latest", args: []string{"checkpoint", "-a", "-l"}, code: exitUsage, stderr: "cannot be used together"},
-		{name: "checkpoint unknown flag", args: []string{"checkpoint", "--create-image", "x"}, code: exitUsage, stderr: "unknown flag: --create-image"},
+		{name: "checkpoint unknown flag", args: []string{"checkpoint", "--frobnicate", "x"}, code: exitUsage, stderr: "unknown flag: --frobnicate"},
 		{name: "restore tcp both", args: []string{"restore", "--tcp-established", "--tcp-close", "x"}, code: exitUsage, stderr: "cannot be used together"},
 		{name: "run missing image", args: []string{"run", "img"}, code: exitFailure, stderr: "no such image: img: fetch it first with `ckpt image pull img`"},
 		{name: "run bad network", args: []string{"run", "--network", "bridge", "img", "/bin/x"}, code: exitUsage, stderr: "--network must be none or host"},

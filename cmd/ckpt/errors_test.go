@@ -71,7 +71,7 @@ func TestUnknownCommandsAndFlags(t *testing.T) {
 		{[]string{"--rot", "/x", "ps"}, `ckpt: unknown flag: --rot (did you mean --root?)`, "see 'ckpt --help'"},
 		{[]string{"checkpoint", "--leave-runing", "x"}, `ckpt: checkpoint: unknown flag: --leave-runing (did you mean --leave-running?)`, "see 'ckpt checkpoint --help'"},
 		{[]string{"restore", "--tcp-establish", "x"}, `ckpt: restore: unknown flag: --tcp-establish (did you mean --tcp-established?)`, "see 'ckpt restore --help'"},
-		{[]string{"checkpoint", "--create-image", "i", "x"}, `ckpt: checkpoint: unknown flag: --create-image`, "see 'ckpt checkpoint --help'"},
+		{[]string{"checkpoint", "--frobnicate", "i", "x"}, `ckpt: checkpoint: unknown flag: --frobnicate`, "see 'ckpt checkpoint --help'"},
 		{[]string{"checkpoint", "-Z", "x"}, `ckpt: checkpoint: unknown shorthand flag: 'Z' in -Z`, "see 'ckpt checkpoint --help'"},
 		{[]string{"ps", "--root", "/x"}, `ckpt: ps: unknown flag: --root (--root is a global flag: give it before the command)`, "see 'ckpt ps --help'"},
 		{[]string{"image", "lss"}, `ckpt: image: unknown subcommand "lss" (did you mean "ls"?)`, "see 'ckpt image --help'"},

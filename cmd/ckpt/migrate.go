@@ -177,6 +177,9 @@ type importRun struct {
 	all, latest bool
 	args        []string // positional: there must be none
 	printStats  bool
+	// image is the checkpoint image to restore from instead of the
+	// --import archive.
+	image string
 }
 
 // runImport is `ckpt restore --import`: podman's flag rules, then
@@ -186,17 +189,27 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 	if msg != "" {
 		return usageError(env, r.c, "%s", msg)
 	}
-	bar := newProgress(env.stderr, "import "+r.flags.path)
+	src := r.flags.path
+	if r.image != "" {
+		src = "image " + r.image
+	}
+	bar := newProgress(env.stderr, "import "+src)
 	if bar != nil {
 		im.Progress, im.Phase = bar.set, bar.setPhase
 	}
-	res, err := env.eng.Import(ctx, r.flags.path, im)
+	var res *engine.ImportResult
+	var err error
+	if r.image != "" {
+		res, err = env.eng.RestoreImage(ctx, r.image, im)
+	} else {
+		res, err = env.eng.Import(ctx, r.flags.path, im)
+	}
 	bar.done(err == nil)
 	if err != nil {
 		return env.fail(err)
 	}
 	if res.Legacy {
-		env.errorf("warning: %s has no manifest (made by another engine): its structure was checked, its contents could not be verified", r.flags.path)
+		env.errorf("warning: %s has no manifest (made by another engine): its structure was checked, its contents could not be verified", src)
 	}
 	if k := res.Kube; k != nil {
 		env.errorf("note: container %s of pod %s/%s (%s) restored as a standalone container; not restored: %s",
@@ -220,10 +233,13 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 // or a usage message.
 func (r *importRun) options() (*engine.ImportOptions, string) {
 	x, o := r.flags, r.o
-	if x.path == "" {
+	if r.image != "" && x.path != "" {
+		return nil, "--import and an image cannot be used together"
+	}
+	if x.path == "" && r.image == "" {
 		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add", "decrypt-key"} {
 			if r.fs.Changed(n) {
-				return nil, fmt.Sprintf("--%s can only be used with --import", n)
+				return nil, fmt.Sprintf("--%s can only be used with --import or a checkpoint image", n)
 			}
 		}
 	}
