@@ -208,26 +208,32 @@ func commands() map[string]*command {
 			},
 			run: runDiff,
 		},
-		"fuzz": {
-			short:    "fuzz the archive reader, verifier and extractor",
-			synopsis: "fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR] [--json | --format text|json]",
-			desc: "mutate seed archives (tar headers, manifest fields, member bytes, compression frames,\n" +
-				"CRIU image entry sizes, names with .. and links) and run each through the reader,\n" +
-				"verifier and extractor in a sandbox with a sentinel file beside it. Panics, hangs,\n" +
-				"escapes and unbounded allocations are saved to --out.",
-			exits: "  0 nothing found, 1 findings saved, 2 usage or trouble\n",
-			flags: func(fs *pflag.FlagSet) {
-				fs.Duration("duration", 0, "how long to run (default 10s unless --iterations)")
-				fs.Int("iterations", 0, "how many inputs to run")
-				fs.Int64("seed", 0, "random seed (0: from the clock)")
-				fs.String("out", "fuzz-findings", "directory for findings")
-				fs.Duration("timeout", 10*time.Second, "time limit of one execution")
-				fs.Int64("max-alloc-mb", 1024, "heap limit of one execution, MiB")
-				fs.String("sandbox", "", "directory for the extraction sandbox (default $TMPDIR; a tmpfs such as /dev/shm is much faster)")
-				addOutputFlags(fs, "text")
-			},
-			run: runFuzz,
+		"fuzz": fuzzCommand(),
+	}
+}
+
+// fuzzCommand is the fuzz command (commands' table would otherwise be one
+// long literal).
+func fuzzCommand() *command {
+	return &command{
+		short:    "fuzz the archive reader, verifier and extractor",
+		synopsis: "fuzz SEED... [--duration D | --iterations N] [--seed S] [--out DIR] [--json | --format text|json]",
+		desc: "mutate seed archives (tar headers, manifest fields, member bytes, compression frames,\n" +
+			"CRIU image entry sizes, names with .. and links) and run each through the reader,\n" +
+			"verifier and extractor in a sandbox with a sentinel file beside it. Panics, hangs,\n" +
+			"escapes and unbounded allocations are saved to --out.",
+		exits: "  0 nothing found, 1 findings saved, 2 usage or trouble\n",
+		flags: func(fs *pflag.FlagSet) {
+			fs.Duration("duration", 0, "how long to run (default 10s unless --iterations)")
+			fs.Int("iterations", 0, "how many inputs to run")
+			fs.Int64("seed", 0, "random seed (0: from the clock)")
+			fs.String("out", "fuzz-findings", "directory for findings")
+			fs.Duration("timeout", 10*time.Second, "time limit of one execution")
+			fs.Int64("max-alloc-mb", 1024, "heap limit of one execution, MiB")
+			fs.String("sandbox", "", "directory for the extraction sandbox (default $TMPDIR; a tmpfs such as /dev/shm is much faster)")
+			addOutputFlags(fs, "text")
 		},
+		run: runFuzz,
 	}
 }
 
