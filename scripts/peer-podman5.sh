@@ -64,6 +64,11 @@ fi
 (cd "$tmp/debs" && apt-get "${apt[@]}" download "${want[@]}" >"$tmp/apt.log" 2>&1) ||
 	die "apt-get download from $suite failed: $(tail -3 "$tmp/apt.log")"
 # patchelf from the machine's own release: it runs on the system's glibc.
+pe=$(apt-cache policy patchelf 2>/dev/null | awk '$1 == "Candidate:" {print $2}')
+if { [ -z "$pe" ] || [ "$pe" = "(none)" ]; } && [ "$(id -u)" = 0 ]; then
+	# A machine whose apt lists were never fetched (or were cleaned).
+	apt-get update -o Acquire::Retries=3 >/dev/null 2>&1 || true
+fi
 (cd "$tmp/debs" && apt-get -o Acquire::Retries=3 download patchelf >"$tmp/apt.log" 2>&1) ||
 	die "apt-get download patchelf failed: $(tail -3 "$tmp/apt.log")"
 mkdir -p "$tmp/tools"
