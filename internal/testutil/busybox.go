@@ -1,11 +1,6 @@
 package testutil
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 )
 
@@ -15,21 +10,5 @@ import (
 // the system). A failed download fails the test under CI=true (Missing).
 func RequireBusybox(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "busybox-rootfs.sh")
-	out, err := exec.Command("bash", script).Output()
-	if err != nil {
-		msg := err.Error()
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		Missing(t, "busybox root filesystem: scripts/busybox-rootfs.sh: %s", msg)
-		return ""
-	}
-	path := strings.TrimSpace(string(out))
-	if _, err := os.Stat(path); err != nil {
-		Missing(t, "busybox root filesystem: scripts/busybox-rootfs.sh printed %q: %v", path, err)
-		return ""
-	}
-	return path
+	return scriptOutput(t, "busybox root filesystem", "busybox-rootfs.sh")
 }

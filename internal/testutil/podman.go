@@ -1,10 +1,8 @@
 package testutil
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -48,20 +46,8 @@ func RequirePodman5(t testing.TB) Podman {
 // podman, and returns that podman.
 func peerPodman(t testing.TB, script string) Podman {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	path := filepath.Join(filepath.Dir(file), "..", "..", "scripts", script)
-	out, err := exec.Command("bash", path).Output()
-	if err != nil {
-		msg := err.Error()
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		Missing(t, "podman: not on PATH, and scripts/%s could not unpack it: %s", script, msg)
-		return Podman{}
-	}
-	dir := strings.TrimSpace(string(out))
-	if _, err := os.Stat(filepath.Join(dir, "podman")); err != nil {
-		Missing(t, "podman: scripts/%s printed %q: %v", script, dir, err)
+	dir := scriptOutput(t, "podman (not on PATH)", script)
+	if dir == "" {
 		return Podman{}
 	}
 	return Podman{Path: filepath.Join(dir, "podman"), PolicyFlag: "--signature-policy=" + filepath.Join(dir, "policy.json")}

@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 )
@@ -83,21 +81,5 @@ func registryBinary(t testing.TB) string {
 	if p, err := exec.LookPath("docker-registry"); err == nil {
 		return p
 	}
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "peer-registry.sh")
-	out, err := exec.Command("bash", script).Output()
-	if err != nil {
-		msg := err.Error()
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		Missing(t, "docker-registry: not on PATH, and scripts/peer-registry.sh could not unpack it: %s", msg)
-		return ""
-	}
-	p := strings.TrimSpace(string(out))
-	if _, err := os.Stat(p); err != nil {
-		Missing(t, "docker-registry: scripts/peer-registry.sh printed %q: %v", p, err)
-		return ""
-	}
-	return p
+	return scriptOutput(t, "docker-registry (not on PATH)", "peer-registry.sh")
 }
