@@ -78,3 +78,17 @@ func imageArg(ctx context.Context, env *cmdEnv, r *importRun) string {
 	}
 	return r.args[0]
 }
+
+// unknownArg reports whether restore's one argument names neither a
+// container nor an image, so that a usage message about an import flag
+// can say the argument was not found either.
+func unknownArg(ctx context.Context, env *cmdEnv, r *importRun) bool {
+	if len(r.args) != 1 || r.all || r.latest {
+		return false
+	}
+	if _, err := env.eng.Inspect(ctx, r.args[0]); !errors.Is(err, engine.ErrUnknownContainer) {
+		return false
+	}
+	_, err := env.eng.ImageInspect(ctx, r.args[0])
+	return err != nil
+}

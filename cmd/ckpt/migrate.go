@@ -187,6 +187,9 @@ type importRun struct {
 func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 	im, msg := r.options()
 	if msg != "" {
+		if r.image == "" && r.flags.path == "" && unknownArg(ctx, env, r) {
+			msg += fmt.Sprintf(" (and no container or image is called %q)", r.args[0])
+		}
 		return usageError(env, r.c, "%s", msg)
 	}
 	src := r.flags.path

@@ -38,7 +38,7 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"checkpoint", "-e", "a.tar"}, exitUsage, "at least one name or id"},
 		{[]string{"checkpoint", "-e", "a.tar", "-a"}, exitUsage, "--export needs exactly one container"},
 		{[]string{"checkpoint", "-e", "a.tar", "x", "y"}, exitUsage, "--export needs exactly one container"},
-		{[]string{"restore", "--name", "n", "x"}, exitUsage, "--name can only be used with --import or a checkpoint image"},
+		{[]string{"restore", "--name", "n", "x"}, exitUsage, `--name can only be used with --import or a checkpoint image (and no container or image is called "x")`},
 		{[]string{"checkpoint", "--create-image", "i", "-e", "a.tar", "x"}, exitUsage, "--create-image and --export cannot be used together"},
 		{[]string{"checkpoint", "--create-image", "i", "-c", "none", "x"}, exitUsage, "--compress can only be used with --export"},
 		{[]string{"checkpoint", "--create-image", "i", "--ignore-rootfs", "x"}, exitUsage, "--ignore-rootfs can only be used with --export"},
