@@ -293,7 +293,7 @@ func (x *exportJob) open() error {
 	hf := x.e.probeHost(x.ctx, x.e.containerDir(x.c.ID))
 	x.hf = hf
 	x.held.push("finish probing the host", func() error { hf.close(); return nil })
-	wd, err := x.e.startWatchdog(x.c.ID, x.tmp)
+	wd, err := x.e.startWatchdog(x.c.ID, x.c.PID, x.tmp)
 	if err != nil {
 		return err
 	}
