@@ -73,6 +73,9 @@ type archiveJob struct {
 	// began.
 	th *tailHasher
 	hf *hostFacts // the host's description
+	// logCut, if not zero, is when the container froze for a dump that
+	// left it running: the log is archived up to then.
+	logCut time.Time
 }
 
 // archiveResult is what writeArchive wrote.
@@ -207,12 +210,19 @@ func (e *Engine) addDumpMembers(zw *format.Writer, a *archiveJob, cpuinfo string
 	if err := zw.AddFile(format.CPUInfoName, cpuinfo); err != nil {
 		return err
 	}
-	if log, err := fileio.ReadTail(filepath.Join(e.containerDir(a.c.ID), logFile), 16<<20); err == nil {
+	if log, err := e.containerLog(a.c.ID, a.logCut); err == nil {
 		if err := zw.AddBytes(format.ContainerLogName, log); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// containerLog returns the last 16 MiB of the container's log, up to cut
+// (logUntil).
+func (e *Engine) containerLog(id string, cut time.Time) ([]byte, error) {
+	log, err := fileio.ReadTail(filepath.Join(e.containerDir(id), logFile), 16<<20)
+	return logUntil(log, cut), err
 }
 
 // setPageSums hands the writer the hasher's sums of the pages images

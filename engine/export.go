@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fsutil"
@@ -169,13 +170,16 @@ type exportJob struct {
 	pauses   bool
 	unpause  *undoStep // the pause's undo, dropped once thawed
 	frozenAt time.Time
-	hf       *hostFacts
-	wd       *watchdog
-	th       *tailHasher // sums the pages images during the dump
-	rec      Container   // the container's record as dumped, for the archive
-	parent   *format.Parent
-	layers   []layerMember
-	archive  *archiveResult
+	// ranAt is when a dump that leaves the container running let it run
+	// again (logCut).
+	ranAt   time.Time
+	hf      *hostFacts
+	wd      *watchdog
+	th      *tailHasher // sums the pages images during the dump
+	rec     Container   // the container's record as dumped, for the archive
+	parent  *format.Parent
+	layers  []layerMember
+	archive *archiveResult
 	// rb is set while a failure restores the container: from the record
 	// of the stop until the archive is renamed.
 	rb *rollback
@@ -385,6 +389,17 @@ func (x *exportJob) pause() error {
 	return nil
 }
 
+// logCut is when a dump that leaves the container running let it run
+// again (its log is archived up to then), or zero. The process was frozen
+// until then, so every record read before it was written before the
+// checkpoint, and a restored copy does not write it again.
+func (x *exportJob) logCut() time.Time {
+	if !x.o.LeaveRunning {
+		return time.Time{}
+	}
+	return x.ranAt
+}
+
 // resume thaws a paused container, even if ctx is cancelled.
 func (x *exportJob) resume() error {
 	_, err := runcTool(context.Background(), append(x.e.runc("").base("resume"), x.c.ID), "")
@@ -445,6 +460,11 @@ func (x *exportJob) dump() error {
 		x.undo.push("remove the dump's images", func() error { return fsutil.RemoveAll(imgDir) })
 		if !x.pauses {
 			x.res.Frozen, x.res.freezeHook = x.df.frozen(x.work, x.res.CRIU)
+			// CRIU wrote its statistics as it let the container go.
+			x.ranAt = time.Now()
+			if fi, err := os.Stat(filepath.Join(x.work, crit.StatsDump)); err == nil && fi.ModTime().Before(x.ranAt) {
+				x.ranAt = fi.ModTime()
+			}
 		}
 	}
 	x.parent = x.step.archiveParent()
@@ -476,6 +496,7 @@ func (x *exportJob) release() error {
 		}
 		x.layers = layers
 		x.pt.done("copy_layers")
+		x.ranAt = time.Now()
 		if err := x.resume(); err != nil {
 			return fmt.Errorf("thaw container: %w", err)
 		}
@@ -562,7 +583,7 @@ func (x *exportJob) write() error {
 	o := x.opts
 	o.Progress = x.progress()
 	a, err := x.e.writeArchive(x.ctx, &archiveJob{f: x.f, c: &x.rec, imgDir: x.imgDir, work: x.work, comp: x.comp,
-		o: &o, parent: x.parent, layers: x.layers, th: x.th, hf: x.hf})
+		o: &o, parent: x.parent, layers: x.layers, th: x.th, hf: x.hf, logCut: x.logCut()})
 	if err != nil {
 		return x.fail("write archive", err)
 	}

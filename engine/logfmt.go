@@ -236,3 +236,24 @@ func (e *Engine) copyLog(ctx context.Context, id string, br *bufio.Reader, w io.
 		}
 	}
 }
+
+// logUntil returns the records of log read before cut: a checkpoint of a
+// container left running (-R) carries its log as of the freeze, not the
+// lines its process wrote afterwards, which a restored copy writes again.
+// Untimed lines are kept; a zero cut keeps everything.
+func logUntil(log []byte, cut time.Time) []byte {
+	if cut.IsZero() {
+		return log
+	}
+	for off := 0; off < len(log); {
+		end := bytes.IndexByte(log[off:], '\n')
+		if end < 0 {
+			end = len(log) - off
+		}
+		if r := parseLogRecord(string(log[off : off+end])); !r.Time.IsZero() && r.Time.After(cut) {
+			return log[:off]
+		}
+		off += end + 1
+	}
+	return log
+}

@@ -65,3 +65,27 @@ func TestReadLogOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestLogUntil checks that an -R export's log stops when the container ran
+// again: records read after it are left out, untimed lines and earlier
+// records kept.
+func TestLogUntil(t *testing.T) {
+	cut := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	log := "old untimed line\n" +
+		"2026-01-02T15:04:04.000000000Z stdout F 1\n" +
+		"2026-01-02T15:04:05.000000000Z stdout F 2\n" +
+		"2026-01-02T15:04:05.000000001Z stdout F 3\n" +
+		"2026-01-02T15:04:06.000000000Z stdout F 4\n"
+	want := "old untimed line\n" +
+		"2026-01-02T15:04:04.000000000Z stdout F 1\n" +
+		"2026-01-02T15:04:05.000000000Z stdout F 2\n"
+	if got := string(logUntil([]byte(log), cut)); got != want {
+		t.Errorf("logUntil = %q, want %q", got, want)
+	}
+	if got := string(logUntil([]byte(log), time.Time{})); got != log {
+		t.Errorf("logUntil with no cut = %q, want all", got)
+	}
+	if got := string(logUntil([]byte("2026-01-02T15:04:04.000000000Z stdout P no newline"), cut)); got != "2026-01-02T15:04:04.000000000Z stdout P no newline" {
+		t.Errorf("logUntil of an unterminated record = %q", got)
+	}
+}

@@ -17,7 +17,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/seal"
-	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
@@ -339,7 +338,7 @@ func (x *exportJob) addStreamedMeta() error {
 	if err := sw.AddFile(format.CPUInfoName, x.cpuinfo); err != nil {
 		return err
 	}
-	if log, err := fileio.ReadTail(filepath.Join(x.e.containerDir(x.c.ID), logFile), 16<<20); err == nil {
+	if log, err := x.e.containerLog(x.c.ID, x.logCut()); err == nil {
 		if err := sw.AddBytes(format.ContainerLogName, log); err != nil {
 			return err
 		}
@@ -384,7 +383,7 @@ func (x *exportJob) stopStreamed() error {
 // archiveJob describes the archive of x for manifestHeader.
 func (x *exportJob) archiveJob() *archiveJob {
 	o := x.opts
-	return &archiveJob{c: &x.rec, imgDir: x.imgDir, work: x.work, comp: x.comp, o: &o, parent: x.parent, hf: x.hf}
+	return &archiveJob{c: &x.rec, imgDir: x.imgDir, work: x.work, comp: x.comp, o: &o, parent: x.parent, hf: x.hf, logCut: x.logCut()}
 }
 
 // writeStreamedFile finishes a streamed archive and, written to a file,

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -198,5 +199,44 @@ func TestStreamExportBrokenPipe(t *testing.T) {
 	}
 	if c, _ := e.Inspect(ctx, "cut"); c.Status != StatusRunning {
 		t.Fatalf("after a streamed export -R: %s, want running", c.Status)
+	}
+}
+
+// TestExportLeaveRunningLog checks that an -R export carries the log as
+// of the checkpoint: the counter goes on writing while the archive is
+// written, and those lines, which the restored copy writes again, are not
+// in it. The imported container's log (the archive's, then the restored
+// process's) counts up without a repeat, staged (v1) and streamed (v2).
+func TestExportLeaveRunningLog(t *testing.T) {
+	t.Parallel()
+	src, dst := realEngine(t), realEngine(t)
+	ctx := context.Background()
+	cmd := []string{"/bin/counter", "-interval", "10ms", "-ballast-mb", "64"}
+	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "lrlog", Command: cmd}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, src, "lrlog", "counter 5", func(l string) bool { return lastCounter(l) >= 5 })
+	for _, stream := range []bool{false, true} {
+		archive := filepath.Join(t.TempDir(), "lrlog.tar.zst")
+		xr, err := src.Export(ctx, "lrlog", archive, &ExportOptions{Stream: stream, CheckpointOptions: CheckpointOptions{LeaveRunning: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("copy%v", stream)
+		if _, err := dst.Import(ctx, archive, &ImportOptions{Name: name}); err != nil {
+			t.Fatalf("stream %v: %v", stream, err)
+		}
+		at := len(counters(logsOf(t, dst, name)))
+		log := waitLog(t, dst, name, "the restored counter", func(l string) bool { return len(counters(l)) >= at+3 })
+		cs := counters(log)
+		for i := 1; i < len(cs); i++ {
+			if cs[i] <= cs[i-1] {
+				t.Errorf("stream %v: the imported log counts %d after %d (archived lines from after the checkpoint; frozen %v): %v", stream, cs[i], cs[i-1], xr.Frozen, cs)
+				break
+			}
+		}
+		if err := dst.Remove(ctx, name, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
