@@ -14,7 +14,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/internal/testutil"
 )
 
@@ -444,5 +446,36 @@ func TestRunMissingImage(t *testing.T) {
 	var re *RemedyError
 	if !errors.Is(err, ErrUnknownImage) || !errors.As(err, &re) || re.Remedy != RemedyImagePull || re.Arg != "example.com/nope:1" {
 		t.Fatalf("Run(missing image) = %v, want ErrUnknownImage with RemedyImagePull", err)
+	}
+}
+
+// TestPullsQueue checks that a pull waits while another holds the root's
+// pull lock (a failed pull removes the new layers no image uses, which
+// must not be another's half-made ones), then goes on once it is free.
+func TestPullsQueue(t *testing.T) {
+	e := imageEngine(t)
+	ctx := context.Background()
+	l := writeLayout(t, t.TempDir(), layerTar(t, plainLayer...), &imageProcess{Cmd: []string{"/bin/true"}}, "example.com/queue:one")
+	if err := os.MkdirAll(e.root(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	g, err := fsutil.WaitLock(filepath.Join(e.root(), "pull.lock"), "a test's pull")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.ImageLoad(ctx, l.dir, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		g.Unlock()
+		t.Fatalf("ImageLoad finished (%v) while another pull held the lock", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	g.Unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("ImageLoad after the lock was freed: %v", err)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 	stypes "go.podman.io/storage/types"
+
+	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
 // The transports of image references, podman's names.
@@ -215,6 +217,13 @@ func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageR
 	if err != nil {
 		return nil, err
 	}
+	// One pull at a time per engine root: a failed pull removes the new
+	// layers no image uses, which could be another pull's, half made.
+	g, err := fsutil.WaitLock(filepath.Join(e.root(), "pull.lock"), "pull "+transports.ImageName(src))
+	if err != nil {
+		return nil, err
+	}
+	defer g.Unlock()
 	before, err := layerIDs(s)
 	if err != nil {
 		return nil, err
