@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
+	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 )
 
@@ -209,6 +211,9 @@ func (r *restoreJob) restore() error {
 	res, err := r.e.startMonitor(r.ctx, mc)
 	r.pt.done("monitor_restore")
 	if err != nil {
+		if hint := restoreHint(filepath.Join(r.work, "restore.log")); hint != "" {
+			err = fmt.Errorf("%w\nhint: %s", err, hint)
+		}
 		return r.e.failedRestore(c, err, mntns)
 	}
 	r.res.Runtime = time.Duration(res.RuntimeUS) * time.Microsecond
@@ -271,4 +276,20 @@ func (r *restoreJob) tidy() error {
 	_ = os.Remove(filepath.Join(r.work, "restore.log"))
 	_ = os.Remove(filepath.Join(r.work, crit.StatsRestore))
 	return nil
+}
+
+// restoreHint returns advice for known CRIU restore failures found in
+// restore.log.
+func restoreHint(restoreLog string) string {
+	data, err := fileio.ReadTail(restoreLog, maxLogTailRead)
+	if err != nil {
+		return ""
+	}
+	if bytes.Contains(data, []byte("has bad size")) {
+		// CRIU reopens a checkpoint's open files by path and refuses one
+		// whose size changed.
+		return "a file the container had open changed size after the checkpoint (a checkpoint left running, -R, went on writing it): " +
+			"restore a newer checkpoint, or put the file back as it was"
+	}
+	return ""
 }
