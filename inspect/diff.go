@@ -453,23 +453,8 @@ func (d *Diff) memory(ctx context.Context, a, b *Archive, pid uint32, comm strin
 		return c
 	}
 	ra, rb := ma.storedRuns(), mb.storedRuns()
-	var skipA, skipB int // pages not compared: in a parent not given
-	for _, r := range ma.ranges {
-		if r.inParent() && !ma.parentGiven {
-			skipA += int(r.pages)
-		}
-	}
-	for _, r := range mb.ranges {
-		if r.inParent() && !mb.parentGiven {
-			skipB += int(r.pages)
-		}
-	}
-	if skipA > 0 {
-		d.Notes = append(d.Notes, fmt.Sprintf("memory of [%d] in %s: %d page(s) %v, not compared (pass its parent with --parent)", pid, a.Path, skipA, ErrParentNotGiven))
-	}
-	if skipB > 0 {
-		d.Notes = append(d.Notes, fmt.Sprintf("memory of [%d] in %s: %d page(s) %v, not compared (pass its parent with --parent)", pid, b.Path, skipB, ErrParentNotGiven))
-	}
+	d.noteUncompared(a, ma, pid)
+	d.noteUncompared(b, mb, pid)
 	// Walk both lists of runs page by page in address order.
 	i, j := 0, 0
 	var pa, pb uint64 // page index within the current run
@@ -505,16 +490,7 @@ func (d *Diff) memory(ctx context.Context, a, b *Archive, pid uint32, comm strin
 				return fmt.Errorf("read memory: %w", err)
 			}
 			if !bytes.Equal(bufA, bufB) {
-				c := get(addrA)
-				c.ChangedPages++
-				if len(c.Pages) < maxListedPages {
-					c.Pages = append(c.Pages, addrA)
-				}
-				for k := range bufA {
-					if bufA[k] != bufB[k] {
-						c.ChangedBytes++
-					}
-				}
+				countChange(get(addrA), addrA, bufA, bufB)
 			}
 		}
 		if addrA <= addrB && i < len(ra) {
@@ -538,6 +514,34 @@ func (d *Diff) memory(ctx context.Context, a, b *Archive, pid uint32, comm strin
 		d.MemoryTotal.RemovedPages += c.RemovedPages
 	}
 	return nil
+}
+
+// noteUncompared notes the pages of pid in ar that are in a parent not
+// given, which the comparison skips.
+func (d *Diff) noteUncompared(ar *Archive, m *procMem, pid uint32) {
+	skip := 0
+	for _, r := range m.ranges {
+		if r.inParent() && !m.parentGiven {
+			skip += int(r.pages)
+		}
+	}
+	if skip > 0 {
+		d.Notes = append(d.Notes, fmt.Sprintf("memory of [%d] in %s: %d page(s) %v, not compared (pass its parent with --parent)", pid, ar.Path, skip, ErrParentNotGiven))
+	}
+}
+
+// countChange counts the page at addr, whose contents differ (a, b), as
+// changed in c.
+func countChange(c *MemChange, addr uint64, a, b []byte) {
+	c.ChangedPages++
+	if len(c.Pages) < maxListedPages {
+		c.Pages = append(c.Pages, addr)
+	}
+	for k := range a {
+		if a[k] != b[k] {
+			c.ChangedBytes++
+		}
+	}
 }
 
 func (d *Diff) tars(a, b *Archive) {
