@@ -418,43 +418,9 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 		c.add(coreName, fmt.Errorf("check task %s: task state %d: %w", pid, core.TC.TaskState, ErrImage))
 		return
 	}
-	leader := false
-	for _, tid := range t.Threads {
-		if other, dup := tids[tid]; dup {
-			c.add("pstree.img", fmt.Errorf("check thread %d of task %s: also a thread of task %d: %w", tid, pid, other, ErrImage))
-			continue
-		}
-		tids[tid] = t.PID
-		if tid == 0 || tid > MaxPID {
-			c.add("pstree.img", fmt.Errorf("check thread %d of task %s: out of range 1-%d: %w", tid, pid, MaxPID, ErrImage))
-			continue
-		}
-		if tid == t.PID {
-			leader = true
-			continue
-		}
-		name := "core-" + strconv.FormatUint(uint64(tid), 10) + ".img"
-		if d, ok := c.content(name, "thread of task "+pid+" in pstree.img"); ok {
-			_, err := ReadCore(name, d)
-			if !c.failed(name, err) {
-				c.checkCreds(name, d)
-			}
-		}
-	}
-	if !leader {
-		c.add("pstree.img", fmt.Errorf("check task %s: its threads do not include it: %w", pid, ErrImage))
-	}
+	c.checkThreads(t, pid, tids)
 	why := "task " + pid + " is alive"
-	mmName := "mm-" + pid + ".img"
-	if d, ok := c.content(mmName, why); ok {
-		mm, err := ReadMm(mmName, d)
-		if !c.failed(mmName, err) {
-			c.checkVmas(mmName, mm.Vmas)
-			if ids := c.fileSet(mmName + " names an executable"); ids != nil && !ids[mm.ExeFileID] {
-				c.add(mmName, fmt.Errorf("check exe_file_id %d: not in files.img: %w", mm.ExeFileID, ErrImage))
-			}
-		}
-	}
+	c.checkMm(pid, why)
 	pmName := "pagemap-" + pid + ".img"
 	if _, ok := c.files[pmName]; !ok {
 		c.add(pmName, fmt.Errorf("find image: %s: %w", why, ErrMissing))
@@ -494,6 +460,51 @@ func (c *checker) checkTask(t PstreeEntry, tids map[uint32]uint32, inv Inventory
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// checkThreads checks the threads of task t (pid) in pstree.img and their
+// core images, recording each thread's task in tids.
+func (c *checker) checkThreads(t PstreeEntry, pid string, tids map[uint32]uint32) {
+	leader := false
+	for _, tid := range t.Threads {
+		if other, dup := tids[tid]; dup {
+			c.add("pstree.img", fmt.Errorf("check thread %d of task %s: also a thread of task %d: %w", tid, pid, other, ErrImage))
+			continue
+		}
+		tids[tid] = t.PID
+		if tid == 0 || tid > MaxPID {
+			c.add("pstree.img", fmt.Errorf("check thread %d of task %s: out of range 1-%d: %w", tid, pid, MaxPID, ErrImage))
+			continue
+		}
+		if tid == t.PID {
+			leader = true
+			continue
+		}
+		name := "core-" + strconv.FormatUint(uint64(tid), 10) + ".img"
+		if d, ok := c.content(name, "thread of task "+pid+" in pstree.img"); ok {
+			_, err := ReadCore(name, d)
+			if !c.failed(name, err) {
+				c.checkCreds(name, d)
+			}
+		}
+	}
+	if !leader {
+		c.add("pstree.img", fmt.Errorf("check task %s: its threads do not include it: %w", pid, ErrImage))
+	}
+}
+
+// checkMm checks the mm image of task pid: its VMAs and executable.
+func (c *checker) checkMm(pid, why string) {
+	mmName := "mm-" + pid + ".img"
+	if d, ok := c.content(mmName, why); ok {
+		mm, err := ReadMm(mmName, d)
+		if !c.failed(mmName, err) {
+			c.checkVmas(mmName, mm.Vmas)
+			if ids := c.fileSet(mmName + " names an executable"); ids != nil && !ids[mm.ExeFileID] {
+				c.add(mmName, fmt.Errorf("check exe_file_id %d: not in files.img: %w", mm.ExeFileID, ErrImage))
 			}
 		}
 	}
