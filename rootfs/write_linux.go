@@ -156,6 +156,12 @@ func (d *diffWriter) entry(name string) error {
 		return nil // sockets
 	}
 	setHeaderMeta(hdr, &st)
+	return d.write(hdr, f, name)
+}
+
+// write writes hdr, with the extended attributes of f (a directory or
+// regular file, or nil), and a regular file's contents.
+func (d *diffWriter) write(hdr *tar.Header, f *os.File, name string) error {
 	if f != nil {
 		xs, err := xattrs(int(f.Fd()), name)
 		if err != nil {
