@@ -154,6 +154,49 @@ func dedup(ctx context.Context, parentDir, finalDir string, opts *Options, check
 	}
 
 	results := make([]*result, len(tasks))
+	bufs := make(chan *buffers, o.Parallelism)
+	for range o.Parallelism {
+		bufs <- newBuffers(chunkPages, ps)
+	}
+	err = runPool(ctx, len(tasks), o.Parallelism, func(ctx context.Context, i int) error {
+		buf := <-bufs
+		defer func() { bufs <- buf }()
+		r, err := dedupTask(ctx, &dedupSets{fin: fin, par: par, buf: buf, o: &o}, tasks[i], firstID+uint32(i))
+		results[i] = r
+		return err
+	})
+	if err != nil {
+		for _, r := range results {
+			r.discard()
+		}
+		return nil, err
+	}
+	if err := commit(finalDir, target, linked, results, o.NoSync); err != nil {
+		return nil, err
+	}
+
+	return sumStats(results), nil
+}
+
+// sumStats adds up the tasks' results.
+func sumStats(results []*result) *Stats {
+	st := &Stats{Tasks: len(results)}
+	for _, r := range results {
+		if r.rewritten {
+			st.TasksRewritten++
+		}
+		st.PagesScanned += r.scanned
+		st.PagesWritten += r.kept
+		st.PagesParent += r.par
+		st.BytesBefore += r.before
+		st.BytesAfter += r.after
+	}
+	return st
+}
+
+// runPool runs fn for 0..n-1 on up to parallelism goroutines. The first
+// error cancels the rest (fn sees ctx done) and is returned; so is ctx's.
+func runPool(ctx context.Context, n, parallelism int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -162,21 +205,17 @@ func dedup(ctx context.Context, parentDir, finalDir string, opts *Options, check
 		firstErr error
 		next     = make(chan int)
 	)
-	for range min(o.Parallelism, max(len(tasks), 1)) {
+	for range min(parallelism, max(n, 1)) {
 		wg.Go(func() {
-			buf := newBuffers(chunkPages, ps)
 			for i := range next {
-				r, err := dedupTask(ctx, fin, par, tasks[i], firstID+uint32(i), buf, &o)
-				if err != nil {
+				if err := fn(ctx, i); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
-					continue
 				}
-				results[i] = r
 			}
 		})
 	}
 feed:
-	for i := range tasks {
+	for i := range n {
 		select {
 		case next <- i:
 		case <-ctx.Done():
@@ -188,28 +227,7 @@ feed:
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
-	if firstErr != nil {
-		for _, r := range results {
-			r.discard()
-		}
-		return nil, firstErr
-	}
-	if err := commit(finalDir, target, linked, results, o.NoSync); err != nil {
-		return nil, err
-	}
-
-	st = &Stats{Tasks: len(tasks)}
-	for _, r := range results {
-		if r.rewritten {
-			st.TasksRewritten++
-		}
-		st.PagesScanned += r.scanned
-		st.PagesWritten += r.kept
-		st.PagesParent += r.par
-		st.BytesBefore += r.before
-		st.BytesAfter += r.after
-	}
-	return st, nil
+	return firstErr
 }
 
 // pageSizeOf validates a page size option.
@@ -319,11 +337,20 @@ func newBuffers(chunkPages, ps uint64) *buffers {
 	return &buffers{fin: make([]byte, chunkPages*ps), par: make([]byte, chunkPages*ps), got: make([]bool, chunkPages)}
 }
 
+// dedupSets is what dedupTask works with: the final set, its parent, a
+// buffer of its own, and the options.
+type dedupSets struct {
+	fin, par *imageSet
+	buf      *buffers
+	o        *Options
+}
+
 // dedupTask compares the stored pages of task pid in fin with the pages of
 // par at the same addresses, and writes the new pages file and pagemap to
 // temporary files in fin's directory. It returns a result without
 // temporary files when no page is found in the parent.
-func dedupTask(ctx context.Context, fin, par *imageSet, pid, newID uint32, buf *buffers, o *Options) (_ *result, err error) {
+func dedupTask(ctx context.Context, sets *dedupSets, pid, newID uint32) (_ *result, err error) {
+	fin, par, buf := sets.fin, sets.par, sets.buf
 	t, err := fin.task(pid)
 	if err != nil {
 		return nil, err
@@ -412,24 +439,29 @@ func dedupTask(ctx context.Context, fin, par *imageSet, pid, newID uint32, buf *
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	if err := finishFile(tmp, o.NoSync); err != nil {
+	if err := finishFile(tmp, sets.o.NoSync); err != nil {
 		return nil, err
 	}
 	tmp = nil
-
-	pm, err := os.CreateTemp(fin.dir, fmt.Sprintf(".dedup-pagemap-%d-*", pid))
-	if err != nil {
-		return nil, err
-	}
-	res.pagemapTm = pm.Name()
-	if _, err := pm.Write(encodePagemap(t.magic, newID, out)); err != nil {
-		pm.Close()
-		return nil, err
-	}
-	if err := finishFile(pm, o.NoSync); err != nil {
+	if err := sets.writePagemap(res, t.magic, out); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// writePagemap writes res's new pagemap, entries out, to a temporary file
+// in the final set's directory.
+func (sets *dedupSets) writePagemap(res *result, magic []byte, out []pmEntry) error {
+	pm, err := os.CreateTemp(sets.fin.dir, fmt.Sprintf(".dedup-pagemap-%d-*", res.pid))
+	if err != nil {
+		return err
+	}
+	res.pagemapTm = pm.Name()
+	if _, err := pm.Write(encodePagemap(magic, res.newID, out)); err != nil {
+		pm.Close()
+		return err
+	}
+	return finishFile(pm, sets.o.NoSync)
 }
 
 // finishFile syncs (unless noSync), makes world-readable like CRIU's

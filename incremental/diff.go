@@ -120,10 +120,10 @@ func MemoryDiff(ctx context.Context, dirA, dirB string, opts *DiffOptions) (rep 
 		return nil, err
 	}
 	all := slices.Compact(slices.Sorted(slices.Values(append(pa, pb...))))
-	bufA, bufB := newBuffers(chunkPages, ps), newBuffers(chunkPages, ps)
+	pair := &setPair{a: a, b: b, bufA: newBuffers(chunkPages, ps), bufB: newBuffers(chunkPages, ps), maxAddrs: o.MaxAddrs}
 	rep = &MemoryReport{}
 	for _, pid := range all {
-		d, err := diffTask(ctx, a, b, pid, bufA, bufB, o.MaxAddrs)
+		d, err := pair.diffTask(ctx, pid)
 		if err != nil {
 			return nil, err
 		}
@@ -155,8 +155,16 @@ func storedSpans(t *task) []span {
 	return out
 }
 
+// setPair is two image sets compared task by task, with a buffer each.
+type setPair struct {
+	a, b       *imageSet
+	bufA, bufB *buffers
+	maxAddrs   int // changed addresses listed per task
+}
+
 // diffTask compares the memory of task pid in a and b.
-func diffTask(ctx context.Context, a, b *imageSet, pid uint32, bufA, bufB *buffers, maxAddrs int) (TaskDiff, error) {
+func (sp *setPair) diffTask(ctx context.Context, pid uint32) (TaskDiff, error) {
+	a, b, bufA, bufB, maxAddrs := sp.a, sp.b, sp.bufA, sp.bufB, sp.maxAddrs
 	d := TaskDiff{PID: pid}
 	ta, err := a.task(pid)
 	if err != nil {
