@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/testutil/cri"
+)
+
+// TestIntegrationContainerdCheckpointImage restores a checkpoint image
+// made by the real containerd 1.7 (Debian trixie's, the peer unpacked by
+// scripts/peer-containerd.sh 1.7, daemon started here with its own root,
+// state and socket): `ctr containers checkpoint --task --image --rw` of the
+// counter, read from containerd's content store (the digest of `ctr
+// images ls`). The counter goes on from the value its rw layer holds,
+// with its layer's changes (containerd's whiteout a deletion); a corrupt
+// blob is refused and leaves nothing.
+func TestIntegrationContainerdCheckpointImage(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	rootfs := workloadTar(t)
+	c := cri.StartCtr(t)
+	const base, image = "localhost/ckpt-counter:ctr", "localhost/ckpt-counter:checkpoint"
+	c.ImportImage(t, cri.OCIImage(t, t.TempDir(), rootfs, base, []string{"/bin/counter"}))
+	c.RunCtr(t, base, "counter1", []string{"/bin/counter", "-write-files", "-interval", "100ms"})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(c.LogPath("counter1"))
+		if lastCounter(string(b)) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd's counter did not reach 3: %q", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Ctr(t, "containers", "checkpoint", "--task", "--image", "--rw", "counter1", image)
+	c.Ctr(t, "tasks", "kill", "-s", "KILL", "counter1")
+	dgst := c.ImageDigest(t, image)
+	ref := TransportContainerd + ":" + c.Root() + "@" + dgst
+
+	_, err := e.RestoreImage(ctx, ref, nil)
+	if !errors.Is(err, ErrUnknownImage) || !hasRemedy(err, RemedyImagePull, base) {
+		t.Fatalf("RestoreImage without the base image = %v, want ErrUnknownImage with RemedyImagePull of %s", err, base)
+	}
+	if _, err := e.ImageImport(ctx, rootfs, base); err != nil {
+		t.Fatal(err)
+	}
+	corruptContainerd(t, e, c.Root(), dgst)
+	caps := []string{"CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE"}
+	res, err := e.RestoreImage(ctx, ref, &ImportOptions{CapAdd: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Container.Name != "counter1" || res.Container.Image != base || !res.Legacy {
+		t.Errorf("restored %s of %s (legacy %v), want counter1 of %s, legacy", res.Container.Name, res.Container.Image, res.Legacy, base)
+	}
+	at := rwCounter(t, c.Root(), dgst)
+	log := waitLog(t, e, "counter1", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+	if cs := counters(log); len(cs) == 0 || cs[0] != at+1 {
+		t.Fatalf("restored counter starts %v, want %d (the rw layer's /tmp/counter is %d)", cs[:min(len(cs), 3)], at+1, at)
+	}
+	checkContinues(t, log, at+1)
+	root := res.Container.Rootfs
+	if got := readFile(t, filepath.Join(root, "added.txt")); got != "added by counter\n" {
+		t.Errorf("/added.txt = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/deleted.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("/etc/deleted.txt (containerd's whiteout) still there: %v", err)
+	}
+}
+
+// corruptContainerd restores copies of the content store at root with one
+// byte changed in the CRIU tar, then in the spec: each is refused with
+// ErrChecksum and leaves no container.
+func corruptContainerd(t *testing.T, e *Engine, root, dgst string) {
+	t.Helper()
+	blobs, err := format.ContainerdBlobs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := format.OpenContainerdCheckpoint(blobs, dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec string
+	for _, d := range containerdIndex(t, blobs, dgst) {
+		if d.MediaType == format.MediaTypeContainerdSpec {
+			spec = d.Digest
+		}
+	}
+	for _, victim := range []string{cp.CRIU.Digest, spec} {
+		dir := t.TempDir() // an OCI layout's blobs: dir/blobs/sha256
+		if err := os.CopyFS(filepath.Join(dir, "blobs"), os.DirFS(blobs)); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(victim, "sha256:"))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/3] ^= 1
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.RestoreImage(context.Background(), TransportContainerd+":"+dir+"@"+dgst, &ImportOptions{CapAdd: []string{"CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE"}})
+		if !errors.Is(err, format.ErrChecksum) {
+			t.Errorf("RestoreImage with blob %s corrupt = %v, want ErrChecksum", victim, err)
+		}
+		noLeftovers(t, e, 0)
+	}
+}
+
+// containerdIndex returns the entries of the index dgst in blobs.
+func containerdIndex(t *testing.T, blobs, dgst string) []format.Descriptor {
+	t.Helper()
+	var idx struct {
+		Manifests []format.Descriptor `json:"manifests"`
+	}
+	b, err := os.ReadFile(filepath.Join(blobs, "sha256", strings.TrimPrefix(dgst, "sha256:")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	return idx.Manifests
+}
+
+// rwCounter returns the value of /tmp/counter in the checkpoint image's
+// rw layer: the counter's value when containerd checkpointed it.
+func rwCounter(t *testing.T, root, dgst string) int {
+	t.Helper()
+	blobs, err := format.ContainerdBlobs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := format.OpenContainerdCheckpoint(blobs, dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(blobs, "sha256", strings.TrimPrefix(cp.RW.Digest, "sha256:")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no tmp/counter in the rw layer: %v", err)
+		}
+		if h.Name == "tmp/counter" {
+			b, _ := io.ReadAll(tr)
+			n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+}
