@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"github.com/ckpt/ckpt/internal/testutil/cri"
 )
 
@@ -174,5 +177,81 @@ func rwCounter(t *testing.T, root, dgst string) int {
 			}
 			return n
 		}
+	}
+}
+
+// TestIntegrationKubeletCheckpointImage restores a Kubernetes-style
+// checkpoint image made as the Kubernetes documentation says, with the
+// real buildah (Debian 12's, scripts/peer-buildah.sh): `buildah from
+// scratch`, `add` of the kubelet's archive (containerd's, uncompressed as
+// the kubelet writes it) at /, `config --annotation
+// io.kubernetes.cri-o.annotations.checkpoint.name=counter`, `commit`. ckpt
+// pulls it from buildah's store (containers-storage:) on one root and from
+// `buildah push`'s oci-archive on another, and restores it from each: the
+// counter goes on from the archive's log.
+func TestIntegrationKubeletCheckpointImage(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	b := testutil.RequireBuildah(t)
+	archive := filepath.Join(b.Dir, "checkpoint.tar")
+	unzstd(t, filepath.Join("..", "testdata", "kubelet", "containerd-counter.tar.zst"), archive)
+	const image = "localhost/checkpoint-counter:latest"
+	ctr := b.Run(t, "from", "--signature-policy", b.Policy, "scratch")
+	b.Run(t, "add", ctr, archive, "/")
+	b.Run(t, "config", "--annotation="+AnnotationCRIOCheckpointName+"=counter", ctr)
+	b.Run(t, "commit", "--signature-policy", b.Policy, ctr, image)
+	b.Run(t, "rm", ctr)
+	ociArchive := filepath.Join(b.Dir, "checkpoint-image.tar")
+	b.Run(t, "push", "--signature-policy", b.Policy, image, "oci-archive:"+ociArchive)
+	at := lastCounter(readArchiveLog(t, archive))
+	caps := []string{"CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE"}
+
+	for _, src := range []string{"containers-storage:[" + b.Root + "]" + image, "oci-archive:" + ociArchive} {
+		t.Run(strings.Split(src, ":")[0], func(t *testing.T) {
+			e := e
+			if !strings.HasPrefix(src, TransportStorage) {
+				e = realEngine(t)
+			}
+			img, err := e.ImagePull(ctx, src, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.ImageImport(ctx, workloadTar(t), cri.SandboxImage); err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.RestoreImage(ctx, img.ID, &ImportOptions{CapAdd: caps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k := res.Kube; k == nil || k.Pod != "web" || k.Namespace != "shop" || res.Container.Name != "counter" || !res.Legacy {
+				t.Fatalf("RestoreImage: kube %+v, name %s, legacy %v; want pod shop/web, container counter, legacy", k, res.Container.Name, res.Legacy)
+			}
+			log := waitLog(t, e, "counter", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+			checkContinues(t, log, at)
+		})
+	}
+}
+
+// unzstd decompresses the zstd file src into dst.
+func unzstd(t *testing.T, src, dst string) {
+	t.Helper()
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, zr); err != nil {
+		t.Fatal(err)
 	}
 }
