@@ -154,7 +154,9 @@ func TestContainerdCheckpointHostile(t *testing.T) {
 		want error
 	}{
 		{"bad digest syntax", func(t *testing.T) (string, string) { return newCtrdStore(t, nil).dir, "sha256:../../etc/passwd" }, ErrFormat},
-		{"missing index", func(t *testing.T) (string, string) { return newCtrdStore(t, nil).dir, "sha256:" + strings.Repeat("0", 64) }, ErrFormat},
+		{"missing index", func(t *testing.T) (string, string) {
+			return newCtrdStore(t, nil).dir, "sha256:" + strings.Repeat("0", 64)
+		}, ErrFormat},
 		{"index not matching its digest", func(t *testing.T) (string, string) {
 			s := newCtrdStore(t, nil)
 			d := s.index(t)
