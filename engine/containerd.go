@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/ckpt/ckpt/format"
 )
@@ -12,30 +11,18 @@ import (
 // containers checkpoint --task`) in a containerd content store, for
 // restore: containerd:DIR@sha256:HEX, DIR a containerd root, its content
 // directory or an OCI layout holding the blobs, HEX the image's digest
-// (`ctr images ls`). containerd's metadata (meta.db, which names images)
-// is locked while containerd runs, so the digest names the image.
+// (`ctr images ls`); containerd:DIR for an OCI layout whose index.json
+// lists that image alone. containerd's metadata (meta.db, which names
+// images) is locked while containerd runs, so the digest names the image.
 const TransportContainerd = "containerd"
 
-// containerdLayer returns the containerd checkpoint image ref
-// (DIR@sha256:HEX, without the transport) as a legacy archive stream
-// (format.ContainerdCheckpoint.WriteArchive), which an import reads as it
-// reads any archive.
+// containerdLayer returns the containerd checkpoint image ref (what
+// follows the transport: format.ParseContainerdRef) as a legacy archive
+// stream, which an import reads as it reads any archive.
 func containerdLayer(ref string) (*layerSource, error) {
-	dir, dgst, ok := strings.Cut(ref, "@")
-	if !ok || dir == "" {
-		return nil, fmt.Errorf("%w: %s:%s: want %s:DIR@sha256:DIGEST (the DIGEST of `ctr images ls`)", ErrImageReference, TransportContainerd, ref, TransportContainerd)
-	}
-	blobs, err := format.ContainerdBlobs(dir)
+	c, err := format.ParseContainerdRef(ref)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s:%s: %w", TransportContainerd, ref, err)
 	}
-	c, err := format.OpenContainerdCheckpoint(blobs, dgst)
-	if err != nil {
-		return nil, err
-	}
-	return &layerSource{size: -1, open: func() (io.ReadCloser, error) {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(c.WriteArchive(pw)) }()
-		return pr, nil
-	}}, nil
+	return &layerSource{size: -1, open: func() (io.ReadCloser, error) { return c.Open(), nil }}, nil
 }

@@ -53,6 +53,9 @@ func TestIntegrationContainerdCheckpointImage(t *testing.T) {
 	c.Ctr(t, "tasks", "kill", "-s", "KILL", "counter1")
 	dgst := c.ImageDigest(t, image)
 	ref := TransportContainerd + ":" + c.Root() + "@" + dgst
+	if d := os.Getenv("CKPT_CONTAINERD_OUT"); d != "" {
+		saveLayout(t, c.Root(), dgst, image, d) // scripts/mkcontainerd.sh keeps it
+	}
 
 	_, err := e.RestoreImage(ctx, ref, nil)
 	if !errors.Is(err, ErrUnknownImage) || !hasRemedy(err, RemedyImagePull, base) {
@@ -71,6 +74,9 @@ func TestIntegrationContainerdCheckpointImage(t *testing.T) {
 		t.Errorf("restored %s of %s (legacy %v), want counter1 of %s, legacy", res.Container.Name, res.Container.Image, res.Legacy, base)
 	}
 	at := rwCounter(t, c.Root(), dgst)
+	if testing.Verbose() {
+		t.Logf("containerd's log up to the kill:\n%s", tail(readFile(t, c.LogPath("counter1")), 5))
+	}
 	log := waitLog(t, e, "counter1", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
 	if cs := counters(log); len(cs) == 0 || cs[0] != at+1 {
 		t.Fatalf("restored counter starts %v, want %d (the rw layer's /tmp/counter is %d)", cs[:min(len(cs), 3)], at+1, at)
@@ -142,11 +148,12 @@ func containerdIndex(t *testing.T, blobs, dgst string) []format.Descriptor {
 	return idx.Manifests
 }
 
-// rwCounter returns the value of /tmp/counter in the checkpoint image's
-// rw layer: the counter's value when containerd checkpointed it.
-func rwCounter(t *testing.T, root, dgst string) int {
+// rwCounter returns the value of /tmp/counter in the rw layer of the
+// checkpoint image dgst in the content store or OCI layout dir: the
+// counter's value when containerd checkpointed it.
+func rwCounter(t *testing.T, dir, dgst string) int {
 	t.Helper()
-	blobs, err := format.ContainerdBlobs(root)
+	blobs, err := format.ContainerdBlobs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,5 +260,117 @@ func unzstd(t *testing.T, src, dst string) {
 	defer out.Close()
 	if _, err := io.Copy(out, zr); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// saveLayout writes the checkpoint image dgst of the containerd root into
+// out as an OCI layout whose index.json lists it as name: its index, every
+// blob the index lists and the base image's manifest, not the base image's
+// config and layers (restoring needs the base image in ckpt's store).
+func saveLayout(t *testing.T, root, dgst, name, out string) {
+	t.Helper()
+	blobs, err := format.ContainerdBlobs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(out, "blobs", "sha256"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var size int
+	for _, d := range append(containerdIndex(t, blobs, dgst), format.Descriptor{Digest: dgst}) {
+		b, err := os.ReadFile(filepath.Join(blobs, "sha256", strings.TrimPrefix(d.Digest, "sha256:")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Digest == dgst {
+			size = len(b)
+		}
+		if err := os.WriteFile(filepath.Join(out, "blobs", "sha256", strings.TrimPrefix(d.Digest, "sha256:")), b, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []any{map[string]any{
+		"mediaType": "application/vnd.oci.image.index.v1+json", "digest": dgst, "size": size,
+		"annotations": map[string]string{"org.opencontainers.image.ref.name": name},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "index.json"), index, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestoreContainerdTestdata restores the containerd 1.7 checkpoint
+// image kept in testdata/containerd (an OCI layout; no containerd needed),
+// named by the layout alone: the counter goes on from its rw layer's
+// value.
+func TestRestoreContainerdTestdata(t *testing.T) {
+	t.Parallel()
+	e := realEngine(t)
+	ctx := context.Background()
+	dir := unpackLayout(t, filepath.Join("..", "testdata", "containerd", "ctr-counter.tar.zst"))
+	if _, err := e.ImageImport(ctx, workloadTar(t), "localhost/ckpt-counter:ctr"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.RestoreImage(ctx, TransportContainerd+":"+dir, &ImportOptions{Name: "copy", CapAdd: []string{"CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Container.Name != "copy" {
+		t.Errorf("restored as %s, want copy", res.Container.Name)
+	}
+	var idx struct {
+		Manifests []format.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, "index.json"))), &idx); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("index.json: %v", err)
+	}
+	at := rwCounter(t, dir, idx.Manifests[0].Digest)
+	log := waitLog(t, e, "copy", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+	if cs := counters(log); len(cs) == 0 || cs[0] != at+1 {
+		t.Fatalf("restored counter starts %v, want %d", cs[:min(len(cs), 3)], at+1)
+	}
+	checkContinues(t, log, at+1)
+}
+
+// unpackLayout unpacks the zstd tar of an OCI layout into a temporary
+// directory and returns it.
+func unpackLayout(t *testing.T, path string) string {
+	t.Helper()
+	plain := filepath.Join(t.TempDir(), "layout.tar")
+	unzstd(t, path, plain)
+	f, err := os.Open(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := t.TempDir()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return dir
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		if h.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

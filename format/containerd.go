@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -89,8 +90,8 @@ type ContainerdCheckpoint struct {
 // plugin's directory, or an OCI image layout.
 func ContainerdBlobs(dir string) (string, error) {
 	for _, d := range []string{"io.containerd.content.v1.content/blobs", "blobs"} {
-		p := path.Join(dir, d)
-		if fi, err := os.Stat(path.Join(p, "sha256")); err == nil && fi.IsDir() {
+		p := filepath.Join(dir, d)
+		if fi, err := os.Stat(filepath.Join(p, "sha256")); err == nil && fi.IsDir() {
 			return p, nil
 		}
 	}
@@ -325,6 +326,55 @@ func (v *digestReader) Read(p []byte) (int, error) {
 		return n, errorf(ErrChecksum, "%s (%s) does not match its digest", v.what, v.d.Digest)
 	}
 	return n, err
+}
+
+// Open returns the archive WriteArchive writes, as a stream: a read
+// fails with WriteArchive's error, and Close stops the writing.
+func (c *ContainerdCheckpoint) Open() io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(c.WriteArchive(pw)) }()
+	return pr
+}
+
+// ParseContainerdRef opens the containerd checkpoint image ref names:
+// DIR@sha256:HEX (DIR a containerd root, its content directory or an OCI
+// layout, HEX the index's digest, `ctr images ls`), or DIR alone for an
+// OCI layout whose index.json lists the checkpoint image's index, alone.
+func ParseContainerdRef(ref string) (*ContainerdCheckpoint, error) {
+	dir, dgst, ok := strings.Cut(ref, "@")
+	if dir == "" {
+		return nil, fmt.Errorf("%w: %q: want DIR@sha256:DIGEST (the DIGEST of `ctr images ls`)", ErrFormat, ref)
+	}
+	blobs, err := ContainerdBlobs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if dgst, err = layoutIndex(dir); err != nil {
+			return nil, err
+		}
+	}
+	return OpenContainerdCheckpoint(blobs, dgst)
+}
+
+// layoutIndex returns the digest of the one index that the OCI layout
+// dir's index.json lists.
+func layoutIndex(dir string) (string, error) {
+	f, err := os.Open(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return "", fmt.Errorf("%s: no index.json to find the checkpoint image in (give DIR@sha256:DIGEST): %w", dir, err)
+	}
+	defer f.Close()
+	var idx struct {
+		Manifests []Descriptor `json:"manifests"`
+	}
+	if err := json.NewDecoder(io.LimitReader(f, MaxContainerdIndexSize)).Decode(&idx); err != nil {
+		return "", errorf(ErrFormat, "%s/index.json: %v", dir, err)
+	}
+	if len(idx.Manifests) != 1 || idx.Manifests[0].MediaType != mediaTypeOCIIndex {
+		return "", errorf(ErrFormat, "%s/index.json lists %d images, want the one index of a containerd checkpoint image (or give DIR@sha256:DIGEST)", dir, len(idx.Manifests))
+	}
+	return idx.Manifests[0].Digest, nil
 }
 
 // containerdID is what a container ID or name may be in the config.dump

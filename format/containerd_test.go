@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // ctrdStore is a synthetic containerd content store of one checkpoint
@@ -270,5 +272,61 @@ func TestContainerdCheckpointHostile(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestContainerdTestdata reads the real containerd 1.7 checkpoint image in
+// testdata/containerd (an OCI layout found by its index.json) and
+// verifies the archive it makes: legacy, containerd's, every CRIU image
+// check passed.
+func TestContainerdTestdata(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "testdata", "containerd", "ctr-counter.tar.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	dir := t.TempDir()
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		if h.Typeflag == tar.TypeDir {
+			_ = os.MkdirAll(p, 0o755)
+			continue
+		}
+		b, _ := io.ReadAll(tr)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := ParseContainerdRef(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name() != "counter1" || c.Annotations[ContainerdAnnotationImage] != "localhost/ckpt-counter:ctr" || c.RW.Digest == "" || c.Base.Digest == "" {
+		t.Errorf("name %s, annotations %v, rw %v, base %v", c.Name(), c.Annotations, c.RW, c.Base)
+	}
+	rc := c.Open()
+	defer rc.Close()
+	rep, err := Verify(rc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Legacy || len(rep.Problems) > 0 || len(rep.Images) != 1 || rep.Images[0].Processes == 0 {
+		t.Fatalf("Verify: legacy %v, problems %v, images %+v", rep.Legacy, rep.Problems, rep.Images)
+	}
+	if _, err := ParseContainerdRef(dir + "@sha256:" + strings.Repeat("1", 64)); !errors.Is(err, ErrFormat) {
+		t.Errorf("ParseContainerdRef of a digest not in the layout = %v, want ErrFormat", err)
 	}
 }
