@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/ckpt/ckpt/format"
@@ -22,7 +21,7 @@ const TransportContainerd = "containerd"
 func containerdLayer(ref string) (*layerSource, error) {
 	c, err := format.ParseContainerdRef(ref)
 	if err != nil {
-		return nil, fmt.Errorf("%s:%s: %w", TransportContainerd, ref, err)
+		return nil, err
 	}
 	return &layerSource{size: -1, open: func() (io.ReadCloser, error) { return c.Open(), nil }}, nil
 }

@@ -95,7 +95,7 @@ func ContainerdBlobs(dir string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s is not a containerd root, content store or OCI layout: no blobs/sha256 in it", dir)
+	return "", fmt.Errorf("%w: %s is not a containerd root, content store or OCI layout: no blobs/sha256 in it", ErrNotContainerdCheckpoint, dir)
 }
 
 var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -112,8 +112,11 @@ func OpenContainerdCheckpoint(blobs, dgst string) (*ContainerdCheckpoint, error)
 	if !sha256Digest.MatchString(dgst) {
 		return nil, errorf(ErrFormat, "containerd image digest %q: want sha256: and 64 hex digits", dgst)
 	}
-	c := &ContainerdCheckpoint{blobs: blobs}
-	data, err := c.readSmall(Descriptor{MediaType: mediaTypeOCIIndex, Digest: dgst, Size: -1})
+	c := &ContainerdCheckpoint{blobs: blobs, Index: Descriptor{MediaType: mediaTypeOCIIndex, Digest: dgst, Size: -1}}
+	if _, err := os.Lstat(filepath.Join(blobs, "sha256", strings.TrimPrefix(dgst, "sha256:"))); errors.Is(err, fs.ErrNotExist) {
+		return nil, errorf(ErrFormat, "no image %s in %s (the digests are in `ctr images ls`)", dgst, blobs)
+	}
+	data, err := c.readSmall(c.Index)
 	if err != nil {
 		return nil, err
 	}
