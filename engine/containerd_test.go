@@ -312,7 +312,7 @@ func TestRestoreContainerdTestdata(t *testing.T) {
 	t.Parallel()
 	e := realEngine(t)
 	ctx := context.Background()
-	dir := unpackLayout(t, filepath.Join("..", "testdata", "containerd", "ctr-counter.tar.zst"))
+	dir := testutil.UnpackZstdTar(t, filepath.Join("..", "testdata", "containerd", "ctr-counter.tar.zst"), t.TempDir())
 	if _, err := e.ImageImport(ctx, workloadTar(t), "localhost/ckpt-counter:ctr"); err != nil {
 		t.Fatal(err)
 	}
@@ -335,42 +335,4 @@ func TestRestoreContainerdTestdata(t *testing.T) {
 		t.Fatalf("restored counter starts %v, want %d", cs[:min(len(cs), 3)], at+1)
 	}
 	checkContinues(t, log, at+1)
-}
-
-// unpackLayout unpacks the zstd tar of an OCI layout into a temporary
-// directory and returns it.
-func unpackLayout(t *testing.T, path string) string {
-	t.Helper()
-	plain := filepath.Join(t.TempDir(), "layout.tar")
-	unzstd(t, path, plain)
-	f, err := os.Open(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	dir := t.TempDir()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return dir
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
-		if h.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

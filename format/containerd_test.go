@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // ctrdStore is a synthetic containerd content store of one checkpoint
@@ -280,36 +280,7 @@ func TestContainerdCheckpointHostile(t *testing.T) {
 // verifies the archive it makes: legacy, containerd's, every CRIU image
 // check passed.
 func TestContainerdTestdata(t *testing.T) {
-	f, err := os.Open(filepath.Join("..", "testdata", "containerd", "ctr-counter.tar.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	dir := t.TempDir()
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
-		if h.Typeflag == tar.TypeDir {
-			_ = os.MkdirAll(p, 0o755)
-			continue
-		}
-		b, _ := io.ReadAll(tr)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := testutil.UnpackZstdTar(t, filepath.Join("..", "testdata", "containerd", "ctr-counter.tar.zst"), t.TempDir())
 	c, err := ParseContainerdRef(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"archive/tar"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/ckpt/ckpt/engine"
 	"github.com/ckpt/ckpt/internal/testutil"
@@ -27,7 +23,7 @@ func TestCLIRestoreContainerd(t *testing.T) {
 		testutil.Missing(t, "workload: %v (run make workloads)", err)
 	}
 	dir := t.TempDir()
-	layout := unpackZstdTar(t, "../../testdata/containerd/ctr-counter.tar.zst", filepath.Join(dir, "layout"))
+	layout := testutil.UnpackZstdTar(t, "../../testdata/containerd/ctr-counter.tar.zst", filepath.Join(dir, "layout"))
 	g := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run")}
 	t.Cleanup(func() {
 		ckpt(t, append(append([]string{}, g...), "rm", "-f", "counter1")...)
@@ -59,44 +55,4 @@ func TestCLIRestoreContainerd(t *testing.T) {
 		_, logs, _ := run("logs", "counter1")
 		return strings.Count(logs, "counter ") >= 3
 	})
-}
-
-// unpackZstdTar unpacks the zstd tar file into dir (regular files and
-// directories only) and returns dir.
-func unpackZstdTar(t *testing.T, file, dir string) string {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return dir
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
-		if h.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
