@@ -343,6 +343,9 @@ type layerSource struct {
 	size int64
 	rc   io.ReadCloser
 	head []byte // what declared read of rc
+	// noDrain closes the stream without reading it to its end (a pipe
+	// whose writer stops at Close).
+	noDrain bool
 }
 
 // declared opens the stream and returns the manifest its archive
@@ -379,7 +382,9 @@ func (l *layerSource) reader() (io.Reader, error) {
 // if it is closed early (a data race).
 func (l *layerSource) close() {
 	if l.rc != nil {
-		_, _ = io.Copy(io.Discard, l.rc)
+		if !l.noDrain {
+			_, _ = io.Copy(io.Discard, l.rc)
+		}
 		_ = l.rc.Close()
 		l.rc = nil
 	}

@@ -23,5 +23,5 @@ func containerdLayer(ref string) (*layerSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &layerSource{size: -1, open: func() (io.ReadCloser, error) { return c.Open(), nil }}, nil
+	return &layerSource{size: -1, noDrain: true, open: func() (io.ReadCloser, error) { return c.Open(), nil }}, nil
 }
