@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,8 +53,10 @@ const (
 // its value is the runtime spec as JSON.
 const containerdSpecType = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 
-// ErrNotContainerdCheckpoint reports an index that is not a containerd
-// checkpoint image (no CRIU tar).
+// ErrNotContainerdCheckpoint reports a directory, OCI layout or index that
+// is not a containerd checkpoint image (no content store, an index.json
+// listing something else, an index without a CRIU tar): a caller that
+// tries several kinds of input can tell it from a bad checkpoint image.
 var ErrNotContainerdCheckpoint = errors.New("format: not a containerd checkpoint image")
 
 // Descriptor is an OCI content descriptor as a containerd index lists it.
@@ -133,13 +136,14 @@ func OpenContainerdCheckpoint(blobs, dgst string) (*ContainerdCheckpoint, error)
 		return nil, errorf(ErrFormat, "containerd image %s: an index of schema %d with %d entries, want schema 2 and at most %d", dgst, idx.SchemaVersion, len(idx.Manifests), MaxContainerdEntries)
 	}
 	c.Annotations = idx.Annotations
+	if !slices.ContainsFunc(idx.Manifests, func(d Descriptor) bool { return d.MediaType == MediaTypeContainerdCRIU }) {
+		// Before the entries are judged: an image's index is named as such.
+		return nil, fmt.Errorf("%w: index %s has no %s entry (checkpoint with ctr's --task)", ErrNotContainerdCheckpoint, dgst, MediaTypeContainerdCRIU)
+	}
 	for _, d := range idx.Manifests {
 		if err := c.entry(d); err != nil {
 			return nil, err
 		}
-	}
-	if c.CRIU.Digest == "" {
-		return nil, fmt.Errorf("%w: index %s has no %s entry (checkpoint with ctr's --task)", ErrNotContainerdCheckpoint, dgst, MediaTypeContainerdCRIU)
 	}
 	if c.Spec == nil {
 		return nil, errorf(ErrFormat, "containerd image %s: no %s entry", dgst, MediaTypeContainerdSpec)
@@ -375,7 +379,7 @@ func layoutIndex(dir string) (string, error) {
 		return "", errorf(ErrFormat, "%s/index.json: %v", dir, err)
 	}
 	if len(idx.Manifests) != 1 || idx.Manifests[0].MediaType != mediaTypeOCIIndex {
-		return "", errorf(ErrFormat, "%s/index.json lists %d images, want the one index of a containerd checkpoint image (or give DIR@sha256:DIGEST)", dir, len(idx.Manifests))
+		return "", fmt.Errorf("%w: %s/index.json lists %d images, want the one index of a containerd checkpoint image (or give DIR@sha256:DIGEST)", ErrNotContainerdCheckpoint, dir, len(idx.Manifests))
 	}
 	return idx.Manifests[0].Digest, nil
 }

@@ -301,3 +301,30 @@ func TestContainerdTestdata(t *testing.T) {
 		t.Errorf("ParseContainerdRef of a digest not in the layout = %v, want ErrFormat", err)
 	}
 }
+
+// TestContainerdNotCheckpoint: an ordinary image's layout and index are
+// ErrNotContainerdCheckpoint, told from a bad checkpoint image.
+func TestContainerdNotCheckpoint(t *testing.T) {
+	s := newCtrdStore(t, nil)
+	man := s.blob(t, []byte(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:`+strings.Repeat("a", 64)+`","size":2}}`))
+	list := func(ds ...Descriptor) string {
+		b, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": ds})
+		return s.blob(t, b)
+	}
+	m := Descriptor{MediaType: mediaTypeOCIManifest, Digest: man, Size: 130}
+	multi := list(m, m)
+	blobs, _ := ContainerdBlobs(s.dir)
+	if _, err := OpenContainerdCheckpoint(blobs, multi); !errors.Is(err, ErrNotContainerdCheckpoint) {
+		t.Errorf("an image's index: %v, want ErrNotContainerdCheckpoint", err)
+	}
+	top, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []Descriptor{m}})
+	if err := os.WriteFile(filepath.Join(s.dir, "index.json"), top, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseContainerdRef(s.dir); !errors.Is(err, ErrNotContainerdCheckpoint) {
+		t.Errorf("an image's layout: %v, want ErrNotContainerdCheckpoint", err)
+	}
+	if _, err := ParseContainerdRef(t.TempDir()); !errors.Is(err, ErrNotContainerdCheckpoint) {
+		t.Errorf("an empty directory: %v, want ErrNotContainerdCheckpoint", err)
+	}
+}
