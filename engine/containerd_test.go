@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -329,6 +330,26 @@ func TestRestoreContainerdTestdata(t *testing.T) {
 	at := rwCounter(t, dir, idx.Manifests[0].Digest)
 	log := waitLog(t, e, "copy", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
 	checkFromRW(t, log, at)
+
+	// Exported by ckpt (containerd's /run tmpfs now in ckpt's record) and
+	// imported on a second root, it goes on again.
+	if !slices.ContainsFunc(res.Container.Mounts, func(m Mount) bool { return m.Type == "tmpfs" && m.Destination == "/run" }) {
+		t.Errorf("mounts %+v, want containerd's tmpfs at /run", res.Container.Mounts)
+	}
+	archive := filepath.Join(t.TempDir(), "copy.tar.zst")
+	if _, err := e.Export(ctx, "copy", archive, &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}}); err != nil {
+		t.Fatal(err)
+	}
+	other := realEngine(t)
+	if _, err := other.ImageImport(ctx, workloadTar(t), "localhost/ckpt-counter:ctr"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Import(ctx, archive, &ImportOptions{CapAdd: []string{"CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE"}}); err != nil {
+		t.Fatal(err)
+	}
+	at = lastCounter(logText(extractMember(t, archive, format.ContainerLogName)))
+	log = waitLog(t, other, "copy", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+	checkContinues(t, log, at)
 }
 
 // checkFromRW checks that the restored counter's log starts where the rw
