@@ -363,3 +363,29 @@ func checkFromRW(t *testing.T, log string, at int) {
 	}
 	checkContinues(t, log, cs[0])
 }
+
+// TestRecordRunTmpfs: ckpt's own record keeps a tmpfs mount at /run only
+// (containerd's, carried by a restored containerd checkpoint); one
+// anywhere else is refused as a bad archive.
+func TestRecordRunTmpfs(t *testing.T) {
+	for _, tc := range []struct {
+		dest string
+		ok   bool
+	}{{"/run", true}, {"/run/", true}, {"/etc", false}, {"/", false}} {
+		staging := t.TempDir()
+		cfg, err := json.Marshal(&Container{Name: "c", Command: []string{"/bin/counter"}, Mounts: []Mount{{Type: "tmpfs", Destination: tc.dest}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(staging, format.ConfigName), cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := readRecord(staging, false)
+		switch {
+		case tc.ok && (err != nil || !slices.Equal(rec.Extra, []string{"/run"})):
+			t.Errorf("tmpfs at %s: %v, extra %v; want /run kept", tc.dest, err, rec)
+		case !tc.ok && !errors.Is(err, format.ErrFormat):
+			t.Errorf("tmpfs at %s: %v, want ErrFormat", tc.dest, err)
+		}
+	}
+}
