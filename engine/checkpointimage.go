@@ -343,6 +343,9 @@ type layerSource struct {
 	size int64
 	rc   io.ReadCloser
 	head []byte // what declared read of rc
+	// noDrain closes the stream without reading it to its end (a pipe
+	// whose writer stops at Close).
+	noDrain bool
 }
 
 // declared opens the stream and returns the manifest its archive
@@ -379,7 +382,9 @@ func (l *layerSource) reader() (io.Reader, error) {
 // if it is closed early (a data race).
 func (l *layerSource) close() {
 	if l.rc != nil {
-		_, _ = io.Copy(io.Discard, l.rc)
+		if !l.noDrain {
+			_, _ = io.Copy(io.Discard, l.rc)
+		}
 		_ = l.rc.Close()
 		l.rc = nil
 	}
@@ -390,7 +395,8 @@ func (l *layerSource) close() {
 // IMAGE` does: ref must carry a checkpoint annotation (podman's or
 // CRI-O's, ErrNotCheckpointImage otherwise) and have one layer, whose tar
 // stream is read as an archive by [Engine.Import], with every check an
-// import makes and o's options. The layer is streamed from the store into
+// import makes and o's options. A ref of [TransportContainerd] is a
+// containerd checkpoint image, read as a legacy archive. The layer is streamed from the store into
 // the import's staging directory; the image stays.
 func (e *Engine) RestoreImage(ctx context.Context, ref string, o *ImportOptions) (_ *ImportResult, err error) {
 	if o == nil {
@@ -404,7 +410,12 @@ func (e *Engine) RestoreImage(ctx context.Context, ref string, o *ImportOptions)
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	layer, err := e.checkpointLayer(ref)
+	var layer *layerSource
+	if rest, ok := strings.CutPrefix(ref, TransportContainerd+":"); ok {
+		layer, err = containerdLayer(rest)
+	} else {
+		layer, err = e.checkpointLayer(ref)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -229,6 +229,12 @@
 //     config's diff ID) into an import: the same extraction, limits and
 //     checks as an archive file, nothing of it read from the image's
 //     mounted file system.
+//   - A containerd 1.x checkpoint image ([TransportContainerd],
+//     containerd.go) is read from containerd's content store by its
+//     index's digest, never from its metadata database, every blob's size
+//     and digest checked (format.OpenContainerdCheckpoint), and streamed
+//     into an import as a legacy archive (its WriteArchive); nothing of it
+//     enters the image store.
 //
 // # Life cycle and volumes
 //

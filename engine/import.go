@@ -728,6 +728,10 @@ func (e *Engine) finishCreate(ctx context.Context, c *Container, rec *importReco
 			x.Mounts = append(x.Mounts, Mount{Type: "cgroup", Destination: dest})
 			continue
 		}
+		if dest == runTmpfs {
+			x.Mounts = append(x.Mounts, Mount{Type: "tmpfs", Destination: dest})
+			continue
+		}
 		src := filepath.Join(dir, fmt.Sprintf("%d-%s", i, filepath.Base(dest)))
 		var err error
 		switch dest {

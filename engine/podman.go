@@ -80,6 +80,10 @@ func (ps *podmanSpec) hasNamespace(typ string) bool {
 	return false
 }
 
+// runTmpfs is the one tmpfs mount an imported container may have beyond
+// the engine's own: containerd's default spec mounts one at /run.
+const runTmpfs = "/run"
+
 // podmanProvided are the bind mounts podman provides itself; an import
 // provides them from the new container's directory.
 var podmanProvided = map[string]bool{
@@ -119,7 +123,8 @@ func readPodmanRecord(staging string, cfg []byte) (*importRecord, error) {
 	for _, m := range ps.Mounts {
 		switch {
 		case (m.Type == "bind" && podmanProvided[m.Destination] && !dests[m.Destination]) ||
-			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup"):
+			(m.Type == "cgroup" && m.Destination == "/sys/fs/cgroup") ||
+			(m.Type == "tmpfs" && filepath.Clean(m.Destination) == runTmpfs):
 			rec.Extra = append(rec.Extra, m.Destination)
 		case m.Type == "bind" && !dests[m.Destination]:
 			b := volumes.BindMount{Source: m.Source, Destination: m.Destination}

@@ -24,7 +24,7 @@ type importRecord struct {
 	Network                  string
 	Volumes                  []Mount // named volumes
 	Binds                    []volumes.BindMount
-	Extra                    []string // destinations of engine-made bind mounts (podman: /etc/hosts...)
+	Extra                    []string // destinations of engine-made mounts (podman: /etc/hosts..., containerd: a /run tmpfs)
 	TCP                      bool
 	// The process' identity, directory and limits (run's flags); the
 	// record's Entrypoint is a prefix of Command (check).
@@ -86,6 +86,11 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 				rec.Volumes = append(rec.Volumes, Mount{Type: "volume", Name: m.Name, Destination: m.Destination, ReadOnly: m.ReadOnly})
 			case "cgroup":
 				rec.Extra = append(rec.Extra, "/sys/fs/cgroup")
+			case "tmpfs":
+				if filepath.Clean(m.Destination) != runTmpfs {
+					return nil, fmt.Errorf("%w: config.dump: a tmpfs mount at %q (only %s can be one)", format.ErrFormat, m.Destination, runTmpfs)
+				}
+				rec.Extra = append(rec.Extra, runTmpfs)
 			case "bind":
 				if podmanProvided[m.Destination] && filepath.Base(filepath.Dir(m.Source)) == "userdata" {
 					// Provided by the engine for a container imported

@@ -128,6 +128,13 @@ func specFor(c *Container) (*specs.Spec, error) {
 				Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}})
 			continue
 		}
+		if m.Type == "tmpfs" {
+			// containerd's default spec has a tmpfs at /run, whose
+			// contents CRIU restores from its images.
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: runTmpfs, Type: "tmpfs", Source: "tmpfs",
+				Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}})
+			continue
+		}
 		opts := []string{"rbind"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")

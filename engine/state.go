@@ -153,7 +153,9 @@ type PreCheckpointRecord struct {
 
 // Mount is a volume or bind mount of a container.
 type Mount struct {
-	// Type is "volume" (named volume under Root/volumes) or "bind".
+	// Type is "volume" (named volume under Root/volumes) or "bind"; an
+	// imported container may also have "cgroup" (/sys/fs/cgroup) and
+	// "tmpfs" (only at /run, containerd's).
 	Type string `json:"type"`
 	// Name is the volume's name (Type "volume").
 	Name string `json:"name,omitempty"`

@@ -113,6 +113,17 @@
 // sealed archive (package format/seal) it knows by its first line,
 // [SealedMagic]: this package reads none, format/seal opens them.
 //
+// A containerd 1.x checkpoint image ([OpenContainerdCheckpoint],
+// containerd.go) is read from a content store's blobs by its index's
+// digest, through os.Root (no symbolic link leads out): the index and
+// the small blobs (at most [MaxContainerdIndexSize], [MaxContainerdEntries]
+// entries, only containerd's checkpoint media types) are checked against
+// their descriptors' sizes and digests before use, the CRIU tar and the rw
+// layer as [ContainerdCheckpoint.WriteArchive] streams them into a legacy
+// archive, which fails with [ErrChecksum] at a mismatch; the CRIU tar may
+// hold only regular files at its top level. Every reader of archives then
+// applies its own checks to that stream.
+//
 // The limits on contents are this package's (limits.go) and
 // format/criuimg's: the engine's rootfs and volumes packages and package
 // inspect use the same constants, so every reader accepts the same

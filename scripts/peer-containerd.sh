@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # peer-containerd.sh unpacks containerd 2.x, with its CRI plugin, from the
-# next Debian suite that has one (on Debian 12: forky) into a private
+# next Debian suite that has one (on Debian 12: forky), or containerd 1.7
+# (Debian 13 trixie's, for `ctr c checkpoint --image`), into a private
 # directory and prints that directory. Nothing is installed and apt's own
 # state is not touched: only that suite's Packages index is read, into a
 # private apt directory, and the one .deb is downloaded and unpacked with
@@ -9,10 +10,12 @@
 #
 # The directory holds usr/bin/{containerd,containerd-shim-runc-v2,ctr}.
 # Tests start containerd from there with their own --config, root, state
-# and socket (engine/kubelet_test.go, scripts/mkkubelet.sh). It is made
-# once per containerd version, atomically.
+# and socket (engine/kubelet_test.go, scripts/mkkubelet.sh,
+# engine/containerd_test.go). It is made once per containerd version,
+# atomically.
 #
-#	peer-containerd.sh            print the directory, making it if needed
+#	peer-containerd.sh            containerd 2.x: print the directory, making it if needed
+#	peer-containerd.sh 1.7        the same for containerd 1.7
 set -euo pipefail
 
 cache=${CKPT_CACHE:-/var/cache/ckpt}/peers
@@ -20,8 +23,14 @@ die() { echo "peer-containerd.sh: $*" >&2; exit 1; }
 command -v apt-get >/dev/null 2>&1 || die "needs apt-get (Debian or Ubuntu)"
 [ "$(id -u)" = 0 ] || die "must run as root (apt's private index and download)"
 
-# A cached unpack of any 2.x version serves.
-for d in "$cache"/containerd-2.*; do
+series=${1:-2}
+case "$series" in
+2 | 1.7) ;;
+*) die "unknown containerd series $series: 2 (the default) or 1.7" ;;
+esac
+
+# A cached unpack of any version of the series serves.
+for d in "$cache"/containerd-"$series".*; do
 	if [ -x "$d/usr/bin/containerd" ]; then
 		echo "$d"
 		exit 0
@@ -29,9 +38,10 @@ for d in "$cache"/containerd-2.*; do
 done
 
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-case "$codename" in
-bookworm | trixie) suite=forky ;;
-*) die "no known Debian suite with containerd 2.x for $codename; unpack containerd >= 2.0 by hand into $cache/containerd-VERSION" ;;
+case "$series/$codename" in
+2/bookworm | 2/trixie) suite=forky ;;
+1.7/bookworm | 1.7/trixie) suite=trixie ;;
+*) die "no known Debian suite with containerd $series.x for $codename; unpack containerd $series.x by hand into $cache/containerd-VERSION" ;;
 esac
 
 # The main Debian mirror and keyring of the machine's own sources.
@@ -60,7 +70,7 @@ apt=(apt-get -o Dir::Etc::SourceList="$tmp/apt/sources.list" -o Dir::Etc::Source
 deb=$(echo "$tmp"/dl/containerd_*.deb)
 [ -f "$deb" ] || die "apt-get download left no containerd .deb"
 ver=$(dpkg-deb -f "$deb" Version)
-case "$ver" in 2.*) ;; *) die "$suite's containerd is $ver, not 2.x" ;; esac
+case "$ver" in "$series".*) ;; *) die "$suite's containerd is $ver, not $series.x" ;; esac
 dpkg-deb -x "$deb" "$tmp/root"
 dir=$cache/containerd-${ver//[^A-Za-z0-9.+~-]/_}
 "$tmp/root/usr/bin/containerd" --version >/dev/null ||

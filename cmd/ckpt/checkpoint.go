@@ -281,6 +281,11 @@ from it as --import does from an archive, with the same checks and the
 --import flags (--name, -v, ...). An image that is not a checkpoint is
 refused.
 
+IMAGE may also be containerd:DIR@sha256:DIGEST, a containerd 1.x checkpoint
+image (ctr containers checkpoint --task [--image] [--rw]) read from the
+content store of the containerd root DIR (or an OCI layout's blobs), DIGEST
+its index's (ctr images ls), every blob's digest checked.
+
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ckpt/ckpt/engine"
 	"github.com/spf13/pflag"
@@ -69,6 +70,9 @@ func runCreateImage(ctx context.Context, env *cmdEnv, c *command, r *imageRun) i
 func imageArg(ctx context.Context, env *cmdEnv, r *importRun) string {
 	if len(r.args) != 1 || r.all || r.latest || r.fs.Changed("import") {
 		return ""
+	}
+	if strings.HasPrefix(r.args[0], engine.TransportContainerd+":") {
+		return r.args[0]
 	}
 	if _, err := env.eng.Inspect(ctx, r.args[0]); !errors.Is(err, engine.ErrUnknownContainer) {
 		return ""

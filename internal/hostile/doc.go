@@ -1,7 +1,10 @@
 // Package hostile holds the end-to-end hostile-archive corpus: real ckpt
 // v1 exports, mutated and re-digested so that every digest checks out,
 // each run against `ckptinspect verify` and `ckpt restore -i` as built
-// from this tree, with sentinels around them. It has no API; its tests
+// from this tree, with sentinels around them; and containerd checkpoint
+// images made from testdata/containerd's, changed and re-digested, each
+// run against `ckpt restore containerd:DIR` (containerd_test.go). It has
+// no API; its tests
 // need root, CRIU and runc, and fail without them under CI=true.
 //
 // Invariants the tests check for every case:

@@ -1,6 +1,8 @@
 // Package cri runs the peer containerd 2.x with its CRI plugin for tests,
 // and drives it as the kubelet does, so that tests get real containerd CRI
-// checkpoint archives (the kubelet's forensic checkpoints).
+// checkpoint archives (the kubelet's forensic checkpoints). [StartCtr]
+// runs the peer containerd 1.7 without CRI, driven by its ctr, for its
+// checkpoint images (`ctr containers checkpoint --task --image --rw`).
 //
 // Invariants:
 //
@@ -20,7 +22,10 @@
 //     where its shims put their sockets (named by a hash of the socket
 //     address, so they do not meet another containerd's); cleanup removes
 //     the directory again if the test made it and it is empty.
-//   - Cleanup removes every pod the test made, stops containerd (the
+//   - StartCtr's containers run in a ctr namespace named after that
+//     directory, so their cgroups are under the same parent, with runc's
+//     root and their logs under the directory.
+//   - Cleanup removes every pod and ctr container the test made, stops containerd (the
 //     process this package started, by its PID), and unmounts what is still
 //     mounted under the temporary directory before removing it
 //     (CKPT_CRI_KEEP=1 keeps the directory, containerd's log in it, to
@@ -68,6 +73,9 @@ type Containerd struct {
 	cmd         *exec.Cmd
 	conn        *grpc.ClientConn
 	pods        []string
+	// ns is ctr's namespace; ctrs the containers RunCtr made.
+	ns   string
+	ctrs []string
 }
 
 // shimRunDir is containerd 2.x's fixed directory for its shims' sockets
@@ -82,53 +90,11 @@ const SandboxImage = "localhost/ckpt-counter:cri"
 // and starts it; cleanup is registered on t.
 func Start(t testing.TB) *Containerd {
 	t.Helper()
-	testutil.RequireRoot(t)
-	runc := testutil.RequireTool(t, "runc")
-	criu := testutil.RequireTool(t, "criu")
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "scripts", "peer-containerd.sh")
-	out, err := exec.Command("bash", script).Output()
-	if err != nil {
-		msg := err.Error()
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		testutil.Missing(t, "containerd 2.x: scripts/peer-containerd.sh could not unpack it: %s", msg)
+	c := launch(t, "2", "k8s.io", (*Containerd).config)
+	if c == nil {
 		return nil
 	}
-	bin := filepath.Join(strings.TrimSpace(string(out)), "usr", "bin")
-	// Not t.TempDir: containerd's state must be gone, mounts first, before
-	// the directory is removed (Cleanup below).
-	dir, err := os.MkdirTemp("/var/tmp", "ckpt-cri-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Containerd{Dir: dir, Bin: bin, socket: filepath.Join(dir, "containerd.sock")}
-	if _, err := os.Stat(shimRunDir); os.IsNotExist(err) {
-		c.madeShimDir = true
-	}
-	t.Cleanup(func() { c.stop(t) })
-	conf := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(conf, []byte(c.config(runc)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	writeCNI(t, dir)
-	if v, err := exec.Command(filepath.Join(bin, "containerd"), "--version").Output(); err == nil {
-		c.Version = strings.TrimSpace(string(v))
-	}
-	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	c.cmd = exec.Command(filepath.Join(bin, "containerd"), "--config", conf)
-	// The shim is found on PATH, and runc's checkpoint runs the criu on PATH.
-	c.cmd.Env = append(os.Environ(), "PATH="+bin+":"+filepath.Dir(runc)+":"+filepath.Dir(criu)+":"+os.Getenv("PATH"))
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	c.cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start containerd: %v", err)
-	}
+	var err error
 	c.conn, err = grpc.NewClient("unix://"+c.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +114,62 @@ func Start(t testing.TB) *Containerd {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// launch unpacks the peer containerd of series ("2" or "1.7") if needed
+// and starts it with the configuration config gives (from the runc
+// binary's path), its ctr namespace ns; cleanup is registered on t. It
+// returns nil after testutil.Missing.
+func launch(t testing.TB, series, ns string, config func(c *Containerd, runc string) string) *Containerd {
+	t.Helper()
+	testutil.RequireRoot(t)
+	runc := testutil.RequireTool(t, "runc")
+	criu := testutil.RequireTool(t, "criu")
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "scripts", "peer-containerd.sh")
+	out, err := exec.Command("bash", script, series).Output()
+	if err != nil {
+		msg := err.Error()
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = strings.TrimSpace(string(ee.Stderr))
+		}
+		testutil.Missing(t, "containerd %s.x: scripts/peer-containerd.sh %s could not unpack it: %s", series, series, msg)
+		return nil
+	}
+	bin := filepath.Join(strings.TrimSpace(string(out)), "usr", "bin")
+	// Not t.TempDir: containerd's state must be gone, mounts first, before
+	// the directory is removed (Cleanup below).
+	dir, err := os.MkdirTemp("/var/tmp", "ckpt-cri-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Containerd{Dir: dir, Bin: bin, socket: filepath.Join(dir, "containerd.sock"), ns: ns}
+	if _, err := os.Stat(shimRunDir); os.IsNotExist(err) {
+		c.madeShimDir = true
+	}
+	t.Cleanup(func() { c.stop(t) })
+	conf := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(conf, []byte(config(c, runc)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeCNI(t, dir)
+	if v, err := exec.Command(filepath.Join(bin, "containerd"), "--version").Output(); err == nil {
+		c.Version = strings.TrimSpace(string(v))
+	}
+	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	c.cmd = exec.Command(filepath.Join(bin, "containerd"), "--config", conf)
+	// The shim is found on PATH, and runc's checkpoint runs the criu on PATH.
+	c.cmd.Env = append(os.Environ(), "PATH="+bin+":"+filepath.Dir(runc)+":"+filepath.Dir(criu)+":"+os.Getenv("PATH"))
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	c.cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("start containerd: %v", err)
+	}
+	return c
 }
 
 // config is containerd's configuration: everything under c.Dir, the
@@ -254,6 +276,7 @@ func (c *Containerd) stop(t testing.TB) {
 	if c.conn != nil {
 		c.conn.Close()
 	}
+	c.removeCtrs(t)
 	if c.cmd != nil && c.cmd.Process != nil {
 		_ = c.cmd.Process.Signal(unix.SIGTERM)
 		done := make(chan struct{})
@@ -302,10 +325,11 @@ func unmountUnder(t testing.TB, dir string) {
 	}
 }
 
-// Ctr runs the peer's ctr against this containerd, in the CRI's namespace.
+// Ctr runs the peer's ctr against this containerd, in its namespace (the
+// CRI's, k8s.io, for Start).
 func (c *Containerd) Ctr(t testing.TB, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(c.Bin, "ctr"), append([]string{"-a", c.socket, "-n", "k8s.io"}, args...)...)
+	cmd := exec.Command(filepath.Join(c.Bin, "ctr"), append([]string{"-a", c.socket, "-n", c.ns}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("ctr %s: %v: %s", strings.Join(args, " "), err, out)
