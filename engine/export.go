@@ -61,7 +61,9 @@ type ExportOptions struct {
 	// SealTo, if set, seals the archive to these keys (format/seal,
 	// docs/FORMAT.md §11): the archive, compressed as usual, is encrypted
 	// as it is written, and nothing but the envelope's header is in
-	// clear, on disk or in the stream.
+	// clear, on disk or in the stream. A pre-copy chain may be sealed
+	// level by level (PreCheckpoint, WithPrevious): a level's parent is
+	// named by the digest of the manifest inside its envelope.
 	SealTo []age.Recipient
 }
 
@@ -219,9 +221,6 @@ func (x *exportJob) check() error {
 		return err
 	}
 	x.comp = comp
-	if len(x.opts.SealTo) > 0 && (x.opts.PreCheckpoint || x.opts.WithPrevious) {
-		return fmt.Errorf("%w: a sealed archive is a full checkpoint: not with --pre-checkpoint or --with-previous (sealed chains are not supported yet)", ErrOptions)
-	}
 	if x.streaming {
 		switch {
 		case x.opts.PreCheckpoint || x.opts.WithPrevious:

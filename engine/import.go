@@ -162,6 +162,11 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := checkSealed(path, o.Identities); err != nil {
 		return nil, err
 	}
+	for _, p := range o.Previous {
+		if err := checkSealed(p, o.Identities); err != nil {
+			return nil, wrapf(err, "previous checkpoint %s", p)
+		}
+	}
 	x, err := e.beginImport(path, nil, o)
 	if err != nil {
 		return nil, err
@@ -331,7 +336,7 @@ func (x *importJob) verify(ctx context.Context) error {
 	case m.Parent == nil && len(x.o.Previous) > 0:
 		return remedy(fmt.Errorf("%w: the archive is a full checkpoint and depends on no pre-checkpoint", format.ErrParent), RemedyNoPrevious, "")
 	case len(x.o.Previous) > 0:
-		if err := extractPrevious(ctx, x.o.Previous, x.staging, format.Link{Manifest: m, Digest: md}); err != nil {
+		if err := extractPrevious(ctx, x.o.Previous, x.o.Identities, x.staging, format.Link{Manifest: m, Digest: md}); err != nil {
 			return err
 		}
 		x.pt.done("extract_previous")
