@@ -272,10 +272,14 @@ func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 	if msg != "" {
 		return usageErr(stderr, "show", msg)
 	}
+	ids, err := flagIdentities(fs)
+	if err != nil {
+		return usageErr(stderr, "show", err.Error())
+	}
 	code := exitOK
 	var rows []*inspect.Summary
 	for _, a := range args {
-		s, err := inspect.Show(ctx, a, &inspect.ShowOptions{Verify: getBool(fs, "verify"), Full: getBool(fs, "full")})
+		s, err := inspect.Show(ctx, a, &inspect.ShowOptions{Verify: getBool(fs, "verify"), Full: getBool(fs, "full"), Identities: ids})
 		if err != nil {
 			fail(stderr, "show", err)
 			code = exitFailure
@@ -284,7 +288,6 @@ func runShow(ctx context.Context, fs *pflag.FlagSet, args []string, stdout, stde
 		s.Path = shownName(ctx, a)
 		rows = append(rows, s)
 	}
-	var err error
 	if asJSON {
 		err = inspect.WriteJSON(stdout, inspect.ShowJSON{Version: inspect.JSONVersion, Archives: rows})
 	} else {

@@ -38,18 +38,13 @@ func (u *unsealed) close() {
 // Without keys a sealed archive is left for show, which lists it as
 // sealed, and refused, naming the flag, by the others.
 func unsealArgs(cmd string, fs *pflag.FlagSet, args []string) (*unsealed, error) {
-	keys, _ := fs.GetStringArray("decrypt-key")
-	var ids []age.Identity
-	for _, k := range keys {
-		is, err := seal.ParseIdentities(k)
-		if err != nil {
-			return nil, fmt.Errorf("--decrypt-key %s: %w", k, err)
-		}
-		ids = append(ids, is...)
+	ids, err := flagIdentities(fs)
+	if err != nil {
+		return nil, err
 	}
 	u := &unsealed{}
 	open := func(name string) (string, error) {
-		if !isSealed(name) || len(ids) == 0 && cmd == "show" {
+		if !isSealed(name) || cmd == "show" && (len(ids) == 0 || showsAt(fs)) {
 			return name, nil
 		}
 		p, err := u.open(name, ids)
@@ -85,6 +80,28 @@ func unsealArgs(cmd string, fs *pflag.FlagSet, args []string) (*unsealed, error)
 		}
 	}
 	return u, nil
+}
+
+// flagIdentities reads the keys of --decrypt-key.
+func flagIdentities(fs *pflag.FlagSet) ([]age.Identity, error) {
+	keys, _ := fs.GetStringArray("decrypt-key")
+	var ids []age.Identity
+	for _, k := range keys {
+		is, err := seal.ParseIdentities(k)
+		if err != nil {
+			return nil, fmt.Errorf("--decrypt-key %s: %w", k, err)
+		}
+		ids = append(ids, is...)
+	}
+	return ids, nil
+}
+
+// showsAt reports whether show reads sealed archives itself, decrypting
+// only the chunks it reads (inspect.ShowOptions.Identities): all but
+// --verify, which reads the archive whole.
+func showsAt(fs *pflag.FlagSet) bool {
+	v, _ := fs.GetBool("verify")
+	return !v
 }
 
 // open decrypts the sealed archive name into a memfd and returns its

@@ -94,6 +94,20 @@ func TestSealed(t *testing.T) {
 	if code != exitOK || fields(strings.ReplaceAll(out, sealed, plain)) != fields(want) || errOut != "" {
 		t.Errorf("show with key = %d:\n%s%s\nwant\n%s", code, out, errOut, want)
 	}
+	if strings.Contains(errOut, "not a checkpoint archive") {
+		t.Errorf("show without key: %s", errOut)
+	}
+	for _, flag := range []string{"--full", "--verify"} {
+		code, out, errOut = do("show", flag, "--decrypt-key", key, sealed)
+		_, want, _ := do("show", flag, plain)
+		if code != exitOK || fields(strings.ReplaceAll(out, sealed, plain)) != fields(want) || errOut != "" {
+			t.Errorf("show %s with key = %d:\n%s%s\nwant\n%s", flag, code, out, errOut, want)
+		}
+	}
+	code, _, errOut = do("show", "--decrypt-key", wrong, sealed)
+	if code != exitFailure || !strings.Contains(errOut, "sealed for an ssh-ed25519 key") {
+		t.Errorf("show with a wrong key = %d: %s", code, errOut)
+	}
 	for _, args := range [][]string{
 		{"verify", sealed}, {"inspect", "--all", sealed}, {"memparse", sealed}, {"diff", plain, sealed},
 	} {

@@ -18,6 +18,10 @@
 //   - Every chunk of plaintext [Open]'s reader returns has been
 //     authenticated; a truncated or altered payload is an error wrapping
 //     [ErrCorrupt] at the chunk, never plaintext.
+//   - [OpenAt] gives the same plaintext by random access: it checks the
+//     header and key as Open does and authenticates the final chunk
+//     (fixing the length) before it returns, then each ReadAt
+//     authenticates every chunk it returns bytes of.
 //   - The writer streams: [NewWriter] holds one chunk in memory and
 //     writes nothing in clear but the envelope header.
 //   - After the age stream a trailer reserved for a signature may follow
