@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
+
+	"github.com/ckpt/ckpt/format"
 )
 
 // countingReaderAt counts the bytes read through it.
@@ -77,5 +80,23 @@ func TestOpenAt(t *testing.T) {
 	}
 	if _, err := io.Copy(io.Discard, io.NewSectionReader(pr, 0, n)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("flipped byte: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestNewerEnvelope: a file of another envelope version is named as a
+// sealed archive (IsSealed, format.Sniff) and refused naming its version.
+func TestNewerEnvelope(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := sshKey(t, dir, "id")
+	b := seal(t, []byte("x"), pub)
+	v2 := append([]byte("ckpt-sealed-archive/v2\n"), b[len(Magic):]...)
+	if !IsSealed(v2) {
+		t.Error("IsSealed(v2) = false")
+	}
+	if l, err := format.Sniff(bytes.NewReader(v2), int64(len(v2))); err != nil || l != format.LooksSealed {
+		t.Errorf("Sniff(v2) = %q, %v", l, err)
+	}
+	if _, err := open(v2, priv); !errors.Is(err, ErrEnvelope) || !strings.Contains(err.Error(), `envelope version "v2"`) {
+		t.Errorf("open(v2) = %v", err)
 	}
 }

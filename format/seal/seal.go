@@ -111,8 +111,9 @@ func (h *Header) Recipients() string {
 }
 
 // IsSealed reports whether head, a file's first bytes (at least
-// len(Magic)), begins a sealed archive.
-func IsSealed(head []byte) bool { return bytes.HasPrefix(head, []byte(Magic)) }
+// len(Magic)), begins a sealed archive, of any envelope version
+// (format.SealedPrefix): Open names one it does not read.
+func IsSealed(head []byte) bool { return bytes.HasPrefix(head, []byte(format.SealedPrefix)) }
 
 // ReadHeader reads and checks the clear header from r, at most MaxHeader
 // bytes, and returns it with its bytes. It does not check the MAC (that
@@ -138,6 +139,9 @@ func readHeader(r io.Reader) (*Header, []byte, io.Reader, error) {
 		return l, nil
 	}
 	if l, err := line(); err != nil || l != Magic {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), format.SealedPrefix); ok && err == nil && len(v) <= 16 {
+			return nil, nil, nil, fmt.Errorf("%w: envelope version %q, which this ckpt does not read (it reads %q): open it with the ckpt that wrote it", ErrEnvelope, v, strings.TrimSpace(Magic))
+		}
 		return nil, nil, nil, fmt.Errorf("%w: the first line is not %q", ErrEnvelope, strings.TrimSpace(Magic))
 	}
 	if l, err := line(); err != nil || l != ageIntro {
