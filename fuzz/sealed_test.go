@@ -85,3 +85,33 @@ func TestRunSealed(t *testing.T) {
 		t.Fatalf("%d execs, findings %+v", res.Execs, res.Findings)
 	}
 }
+
+// FuzzMutatedSealed runs sealed inputs (MutateSealed) of seed archives
+// through ExecSealed: envelope mutations must be refused with a named
+// error, and nothing may panic or escape.
+func FuzzMutatedSealed(f *testing.F) {
+	for _, c := range []format.Compression{format.Zstd, format.None} {
+		f.Add(seedArchive(f, c, c == format.None), uint64(1))
+	}
+	k, err := newSealKeys()
+	if err != nil {
+		f.Fatal(err)
+	}
+	sb, err := NewSandbox(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		s, err := ParseSeed(data)
+		if err != nil {
+			return
+		}
+		r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+		in, name, refuse := MutateSealed(r, s, k)
+		if o := guarded(context.Background(), func(ctx context.Context, data []byte, sb *Sandbox) error {
+			return ExecSealed(ctx, data, k.ids, sb, refuse)
+		}, in, sb, 10*time.Second, 512<<20); o != nil {
+			t.Fatalf("%s after %s: %s", o.kind, name, o.detail)
+		}
+	})
+}
