@@ -158,7 +158,9 @@ func TestGuardedFindings(t *testing.T) {
 	}
 	// Run saves findings to OutDir.
 	execFunc = tests[0].exec
-	execSealedFunc = func(ctx context.Context, data []byte, _ []age.Identity, sb *Sandbox, _ bool) error { return execFunc(ctx, data, sb) }
+	execSealedFunc = func(ctx context.Context, data []byte, _ []age.Identity, sb *Sandbox, _ bool) error {
+		return execFunc(ctx, data, sb)
+	}
 	defer func() { execSealedFunc = ExecSealed }()
 	dir := t.TempDir()
 	seed := filepath.Join(dir, "seed.ckpt")
