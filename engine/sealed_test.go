@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
@@ -138,87 +135,6 @@ func TestSealedMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, dst, ir2.Container.ID, "the streamed copy's counter to go on", func(l string) bool { return lastCounter(l) >= 3 })
-}
-
-// BenchmarkSealed compares an export and an import of the counter
-// holding 256 MiB of ballast, unsealed and sealed to an ed25519 key
-// (staged export to a tmpfs, archive on disk; the import on a second
-// root). It reports each phase's seconds per operation.
-//
-//	go test ./engine/ -run '^$' -bench Sealed -benchtime 3x
-func BenchmarkSealed(b *testing.B) {
-	for _, sealed := range []bool{false, true} {
-		name := "plain"
-		if sealed {
-			name = "sealed"
-		}
-		b.Run("256MiB/"+name, func(b *testing.B) { benchSealed(b, 256, sealed) })
-	}
-}
-
-func benchSealed(b *testing.B, mib int, sealed bool) {
-	src, dst := realEngine(b), realEngine(b)
-	tmp := b.TempDir()
-	if err := syscall.Mount("tmpfs", tmp, "tmpfs", 0, fmt.Sprintf("size=%dm", mib+512)); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = syscall.Unmount(tmp, syscall.MNT_DETACH) })
-	src.TmpDir = tmp
-	var xo ExportOptions
-	var im ImportOptions
-	if sealed {
-		keys := b.TempDir()
-		p := filepath.Join(keys, "id")
-		if out, err := exec.Command(testutil.RequireTool(b, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", p).CombinedOutput(); err != nil {
-			b.Fatalf("ssh-keygen: %v: %s", err, out)
-		}
-		var err error
-		if xo.SealTo, err = seal.ParseRecipients(p + ".pub"); err != nil {
-			b.Fatal(err)
-		}
-		if im.Identities, err = seal.ParseIdentities(p); err != nil {
-			b.Fatal(err)
-		}
-	}
-	out := b.TempDir()
-	ctx := context.Background()
-	var exp, imp time.Duration
-	var size int64
-	b.StopTimer()
-	for i := 0; i < b.N; i++ {
-		name := fmt.Sprintf("b%d", i)
-		cmd := []string{"/bin/counter", "-interval", "100ms", "-ballast-mb", fmt.Sprint(mib)}
-		if _, err := src.Run(ctx, "workload", &RunOptions{Name: name, Command: cmd}); err != nil {
-			b.Fatal(err)
-		}
-		waitBallast(b, src, name)
-		archive := filepath.Join(out, name)
-		t0 := time.Now()
-		xr, err := src.Export(ctx, name, archive, &xo)
-		if err != nil {
-			b.Fatal(err)
-		}
-		exp += time.Since(t0)
-		size = xr.Size
-		t0 = time.Now()
-		ir, err := dst.Import(ctx, archive, &im)
-		if err != nil {
-			b.Fatal(err)
-		}
-		imp += time.Since(t0)
-		_ = os.Remove(archive)
-		for _, r := range []struct {
-			e   *Engine
-			ref string
-		}{{src, name}, {dst, ir.Container.ID}} {
-			if err := r.e.Remove(ctx, r.ref, true); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.ReportMetric(exp.Seconds()/float64(b.N), "export-s/op")
-	b.ReportMetric(imp.Seconds()/float64(b.N), "import-s/op")
-	b.ReportMetric(float64(size)/(1<<20), "archive-MiB")
 }
 
 // TestSealedPodman: podman's archive (legacy, no manifest) sealed to an
