@@ -294,7 +294,9 @@ func (s *syncBuffer) Reset() {
 // host without memory tracking), then --with-previous -e --print-stats
 // (deduplication statistics) on one root, restore --import with
 // --import-previous repeated on the other; the counter continues there. A
-// final archive alone, or with only part of its chain, is refused.
+// final archive alone, or with only part of its chain, is refused. The
+// second pre-checkpoint and the final are sealed (--encrypt-to, the first
+// is not): without --decrypt-key the chain is refused naming the flag.
 func TestCLIPreCopy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -330,9 +332,14 @@ func TestCLIPreCopy(t *testing.T) {
 	b("image", "import", tarPath, "workload")
 	a("run", "-d", "--name", "pc", "workload", "/bin/counter", "-interval", "50ms", "-ballast-mb", "16", "-dirty-percent", "1", "-file", "")
 	waitFor(t, func() bool { return strings.Contains(a("logs", "pc"), "counter 3\n") })
-	pre1, pre2, final := filepath.Join(dir, "pre1.tar.zst"), filepath.Join(dir, "pre2.tar.zst"), filepath.Join(dir, "final.tar.zst")
+	pre1, pre2, final := filepath.Join(dir, "pre1.tar.zst"), filepath.Join(dir, "pre2.sealed"), filepath.Join(dir, "final.sealed")
+	// The chain mixes levels: pre1 unsealed, pre2 and final sealed.
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
 	a("checkpoint", "-P", "-e", pre1, "pc")
-	out := a("checkpoint", "-P", "--print-stats", "-e", pre2, "pc")
+	out := a("checkpoint", "-P", "--print-stats", "-e", pre2, "--encrypt-to", key+".pub", "pc")
 	var st2 checkpointStatsJSON
 	if err := json.Unmarshal([]byte(out), &st2); err != nil || len(st2.Containers) != 1 {
 		t.Fatalf("checkpoint -P --print-stats = %s (%v)", out, err)
@@ -340,7 +347,7 @@ func TestCLIPreCopy(t *testing.T) {
 	if cs := st2.Containers[0]; cs.PreCopy == engine.PreCopyDedup && (cs.Incremental == nil || cs.Incremental.PagesParent == 0) {
 		t.Errorf("second -P by full dump + dedup: no page skipped as in parent: %s", out)
 	}
-	out = a("checkpoint", "--with-previous", "--print-stats", "-e", final, "pc")
+	out = a("checkpoint", "--with-previous", "--print-stats", "-e", final, "--encrypt-to", key+".pub", "pc")
 	var st checkpointStatsJSON
 	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Containers) != 1 {
 		t.Fatalf("checkpoint --with-previous --print-stats = %s (%v)", out, err)
@@ -358,16 +365,20 @@ func TestCLIPreCopy(t *testing.T) {
 	default:
 		t.Errorf("checkpoint --with-previous --print-stats: ckpt_pre_copy %q, want a method (%s)", cs.PreCopy, out)
 	}
-	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final)...); code != 1 || !strings.Contains(errOut, "--import-previous") {
+	dk := []string{"--decrypt-key", key}
+	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1)...); code != 1 || !strings.Contains(errOut, "give its key with --decrypt-key") {
+		t.Errorf("restore -i of the sealed chain without --decrypt-key = exit %d, stderr %q; want 1 naming --decrypt-key", code, errOut)
+	}
+	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), append([]string{"restore", "-i", final}, dk...)...)...); code != 1 || !strings.Contains(errOut, "--import-previous") {
 		t.Errorf("restore -i FINAL without --import-previous = exit %d, stderr %q; want 1 naming --import-previous", code, errOut)
 	}
 	if st.Containers[0].PreCopy == engine.PreCopyDedup {
-		if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final, "--import-previous", pre2)...); code != 1 || !strings.Contains(errOut, "not among those given") || !strings.Contains(errOut, "with --import-previous") {
+		if code, _, errOut := ckpt(t, append(append([]string{}, gb...), append([]string{"restore", "-i", final, "--import-previous", pre2}, dk...)...)...); code != 1 || !strings.Contains(errOut, "not among those given") || !strings.Contains(errOut, "with --import-previous") {
 			t.Errorf("restore -i FINAL --import-previous PRE2 = exit %d, stderr %q; want 1 naming the missing archive", code, errOut)
 		}
-		b("restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1)
+		b(append([]string{"restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1}, dk...)...)
 	} else {
-		b("restore", "-i", final, "--import-previous", pre2) // CRIU pre-dumps do not chain
+		b(append([]string{"restore", "-i", final, "--import-previous", pre2}, dk...)...) // CRIU pre-dumps do not chain
 	}
 	at := strings.Count(a("logs", "pc"), "\n")
 	waitFor(t, func() bool { return strings.Count(b("logs", "pc"), "\n") > at+2 })
