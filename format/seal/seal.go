@@ -36,11 +36,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 
 	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
+	"golang.org/x/crypto/ssh"
 )
 
 // Magic is the first line of a sealed archive (format.SealedMagic).
@@ -67,6 +69,14 @@ var (
 	ErrCorrupt = errors.New("sealed archive corrupt or altered")
 	// ErrKey: a key file cannot be used.
 	ErrKey = errors.New("unusable key")
+	// ErrSignature: the archive's signature is malformed or does not
+	// match it.
+	ErrSignature = errors.New("bad signature")
+	// ErrUnsigned: a signature is required (--trust-key) and the archive
+	// has none.
+	ErrUnsigned = errors.New("the archive is not signed")
+	// ErrUntrusted: the archive is signed by a key not trusted.
+	ErrUntrusted = errors.New("the archive is signed by a key not trusted")
 )
 
 // Stanza is one recipient stanza of the header: its type and arguments.
@@ -181,6 +191,11 @@ func readHeader(r io.Reader) (*Header, []byte, io.Reader, error) {
 // (it does not close the underlying writer).
 type Writer struct {
 	age io.WriteCloser
+	// With a signer (NewSignedWriter): what was written is hashed into
+	// sum, and Close appends the signature's trailer to out.
+	signer ssh.Signer
+	sum    hash.Hash
+	out    io.Writer
 }
 
 // NewWriter writes Magic and the age header for rs to w and returns a
@@ -204,8 +219,22 @@ func NewWriter(w io.Writer, rs []age.Recipient) (*Writer, error) {
 
 func (w *Writer) Write(p []byte) (int, error) { return w.age.Write(p) }
 
-// Close writes the last chunk.
-func (w *Writer) Close() error { return w.age.Close() }
+// Close writes the last chunk and, for a signed archive, the trailer with
+// the signature.
+func (w *Writer) Close() error {
+	if err := w.age.Close(); err != nil {
+		return err
+	}
+	if w.signer == nil {
+		return nil
+	}
+	sig, err := signDigest(w.signer, "sha256", w.sum.Sum(nil))
+	if err != nil {
+		return err
+	}
+	_, err = w.out.Write(AppendTrailer(nil, sig))
+	return err
+}
 
 // Open reads the header from r and unwraps the file key with one of ids,
 // and returns the authenticated plaintext. Errors: ErrEnvelope,
