@@ -11,7 +11,6 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fileio"
 	"golang.org/x/sys/unix"
 )
@@ -102,7 +101,7 @@ func (e *Engine) writeArchive(ctx context.Context, a *archiveJob) (*archiveResul
 		// plain Writer reads what was not summed during the dump twice.
 		out, finish := sealedOut(ctx, a.f)
 		defer finish.release()
-		sl, err := seal.NewWriter(out, a.o.SealTo)
+		sl, err := newSealer(out, a.o)
 		if err != nil {
 			return nil, err
 		}

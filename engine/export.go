@@ -13,6 +13,7 @@ import (
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fsutil"
+	"golang.org/x/crypto/ssh"
 )
 
 // ExportOptions configures [Engine.Export]; the zero value exports with
@@ -65,6 +66,10 @@ type ExportOptions struct {
 	// level by level (PreCheckpoint, WithPrevious): a level's parent is
 	// named by the digest of the manifest inside its envelope.
 	SealTo []age.Recipient
+	// SignKey, if set, signs a sealed archive (SealTo required): an
+	// OpenSSH SSHSIG signature over the whole envelope, in its trailer
+	// (docs/FORMAT.md rule 37), which `ssh-keygen -Y verify` checks too.
+	SignKey ssh.Signer
 }
 
 // ExportResult describes an export.
@@ -221,6 +226,9 @@ func (x *exportJob) check() error {
 		return err
 	}
 	x.comp = comp
+	if x.opts.SignKey != nil && len(x.opts.SealTo) == 0 {
+		return fmt.Errorf("%w: a signature goes with a sealed archive: give --encrypt-to too", ErrOptions)
+	}
 	if x.streaming {
 		switch {
 		case x.opts.PreCheckpoint || x.opts.WithPrevious:

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 
@@ -15,14 +16,51 @@ import (
 // with a malformed header (seal.ErrEnvelope). An archive whose header
 // opens but whose payload is altered fails later, in the extraction,
 // whose staging is removed.
-func checkSealed(path string, ids []age.Identity) error {
+//
+// A signature (rule 37) is checked over the whole file first: with
+// trust, an archive that is not sealed and signed by one of its keys is
+// refused (seal.ErrUnsigned, seal.ErrUntrusted); a signature that does
+// not match is seal.ErrSignature, with or without trust. It returns the
+// checked signature, or nil.
+func checkSealed(path string, ids []age.Identity, trust seal.Trust) (*seal.Signed, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil // the extraction names the problem
+		if len(trust) > 0 {
+			return nil, fmt.Errorf("%w: %w", seal.ErrUnsigned, err)
+		}
+		return nil, nil // the extraction names the problem
 	}
 	defer f.Close()
+	head := make([]byte, len(seal.Magic))
+	_, _ = io.ReadFull(f, head)
+	if !seal.IsSealed(head) {
+		if len(trust) > 0 {
+			return nil, fmt.Errorf("%w: it is not sealed, so it carries no signature, and --trust-key requires one", seal.ErrUnsigned)
+		}
+		return nil, nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	signed, err := seal.VerifyFile(f, fi.Size(), trust)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
 	_, _, err = unsealed(f, ids)
-	return err
+	return signed, err
+}
+
+// newSealer returns the writer that seals an export to o.SealTo, signed
+// with o.SignKey if set.
+func newSealer(w io.Writer, o *ExportOptions) (*seal.Writer, error) {
+	if o.SignKey != nil {
+		return seal.NewSignedWriter(w, o.SealTo, o.SignKey)
+	}
+	return seal.NewWriter(w, o.SealTo)
 }
 
 // unseal returns r, or, if r begins a sealed archive, its plaintext

@@ -136,7 +136,7 @@ func ParseSignature(armored []byte) (*Signature, error) {
 	}
 	key, err := ssh.ParsePublicKey(f[0])
 	if err != nil {
-		return nil, fmt.Errorf("%w: its key: %w", ErrSignature, err)
+		return nil, fmt.Errorf("%w: its key is not an SSH public key ckpt reads", ErrSignature)
 	}
 	sig := new(ssh.Signature)
 	if err := ssh.Unmarshal(f[4], sig); err != nil {
