@@ -59,6 +59,10 @@ type Summary struct {
 	// [MaxShowScan].
 	Unknown []string `json:"unknown,omitempty"`
 
+	// Signer names the key whose signature a sealed archive carries (not
+	// checked by Show), or "".
+	Signer string `json:"signer,omitempty"`
+
 	note string // why Unknown: what reading them takes
 }
 
@@ -203,7 +207,16 @@ func (s *Summary) sealed(name string) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("show %s: %w", name, err)
 	}
-	return sealedSummary(name, h), nil
+	sum := sealedSummary(name, h)
+	if fi, err := f.Stat(); err == nil {
+		// The signature is outside the encryption: its key is named
+		// without a key, not checked (that reads the whole file).
+		if sig, _, err := seal.ReadSignature(f, fi.Size()); err == nil && sig != nil {
+			sum.Signer = sig.Signer()
+			sum.note += fmt.Sprintf("; signed by %s, not checked by show: verify --trust-key checks it", sum.Signer)
+		}
+	}
+	return sum, nil
 }
 
 // shown is the archive Show reads: the file, or the plaintext of a
