@@ -69,6 +69,10 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "/nonexistent.pub", "x"}, exitUsage, "--encrypt-to /nonexistent.pub: unusable key"},
 		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "ssh-dss AAAA", "x"}, exitUsage, "neither an age recipient"},
 		{[]string{"restore", "--decrypt-key", "k", "x"}, exitUsage, "--decrypt-key can only be used with --import"},
+		{[]string{"checkpoint", "--sign-key", "k", "x"}, exitUsage, "--sign-key can only be used with --export and --encrypt-to"},
+		{[]string{"checkpoint", "-e", "a.tar", "--sign-key", "k", "x"}, exitUsage, "--sign-key signs a sealed archive: give --encrypt-to too"},
+		{[]string{"restore", "--trust-key", "k.pub", "x"}, exitUsage, "--trust-key can only be used with --import"},
+		{[]string{"restore", "-i", "a.tar", "--trust-key", "/nonexistent.pub"}, exitUsage, "--trust-key /nonexistent.pub: unusable key"},
 		{[]string{"restore", "-i", "a.tar", "--decrypt-key", "/nonexistent"}, exitUsage, "--decrypt-key /nonexistent: unusable key"},
 	}
 	for _, tt := range tests {

@@ -223,3 +223,23 @@ func TestParseSignatureHostile(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSignature: any trailer body parses to a signature or an
+// ErrSignature, never a panic, and a parsed one never verifies against a
+// digest it was not made for.
+func FuzzParseSignature(f *testing.F) {
+	f.Add([]byte(armorBegin + "\nU1NIU0lHAAAAAQ==\n" + armorEnd))
+	f.Add(armor([]byte("SSHSIG\x00\x00\x00\x01\x00\x00\x00\x00")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSignature(b)
+		if err != nil {
+			if !errors.Is(err, ErrSignature) {
+				t.Fatalf("ParseSignature = %v, want ErrSignature", err)
+			}
+			return
+		}
+		if s.verifyDigest(make([]byte, 32)) == nil {
+			t.Fatal("a fuzzed signature verified")
+		}
+	})
+}

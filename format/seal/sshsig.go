@@ -109,7 +109,7 @@ func armor(blob []byte) []byte {
 // bytes). Errors wrap ErrSignature.
 func ParseSignature(armored []byte) (*Signature, error) {
 	s := strings.TrimSpace(string(armored))
-	if !strings.HasPrefix(s, armorBegin) || !strings.HasSuffix(s, armorEnd) {
+	if len(s) < len(armorBegin)+len(armorEnd) || !strings.HasPrefix(s, armorBegin) || !strings.HasSuffix(s, armorEnd) {
 		return nil, fmt.Errorf("%w: not an armored SSH signature", ErrSignature)
 	}
 	body := strings.Join(strings.Fields(s[len(armorBegin):len(s)-len(armorEnd)]), "")
