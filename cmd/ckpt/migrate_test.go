@@ -125,18 +125,26 @@ func TestCLIMigrate(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(a("logs", "m"), "counter 3\n") })
 	gb := []string{"--root", filepath.Join(dir, "b", "root"), "--runroot", filepath.Join(dir, "b", "run")}
 
-	// Sealed to an ssh-keygen key, the container running on: refused
-	// without the key, naming the flag; restored with it.
+	// Sealed to an ssh-keygen key and signed with it, the container
+	// running on: refused without the key, naming the flag, and with
+	// another key trusted; restored with the key and its signer trusted.
 	key := filepath.Join(dir, "id_ed25519")
 	if out, err := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v: %s", err, out)
 	}
+	other := filepath.Join(dir, "other")
+	if out, err := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
 	sealed := filepath.Join(dir, "m.sealed")
-	a("checkpoint", "-R", "-e", sealed, "--encrypt-to", key+".pub", "m")
+	a("checkpoint", "-R", "-e", sealed, "--encrypt-to", key+".pub", "--sign-key", key, "m")
 	if code, _, errOut := ckpt(t, append(gb, "restore", "-i", sealed, "-n", "m3")...); code == 0 || !strings.Contains(errOut, "give its key with --decrypt-key") {
 		t.Errorf("restore -i of a sealed archive without key = exit %d, %q", code, errOut)
 	}
-	b("restore", "-i", sealed, "-n", "m3", "--decrypt-key", key)
+	if code, _, errOut := ckpt(t, append(gb, "restore", "-i", sealed, "-n", "m3", "--decrypt-key", key, "--trust-key", other+".pub")...); code == 0 || !strings.Contains(errOut, "signed by a key not trusted") {
+		t.Errorf("restore -i --trust-key of another signer = exit %d, %q", code, errOut)
+	}
+	b("restore", "-i", sealed, "-n", "m3", "--decrypt-key", key, "--trust-key", key+".pub")
 	waitFor(t, func() bool { return strings.Count(b("logs", "m3"), "\n") > 3 })
 
 	archive := filepath.Join(dir, "m.tar.gz")
