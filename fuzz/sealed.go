@@ -199,9 +199,8 @@ func mutFlipPayload(r *rand.Rand, b []byte, l sealedLayout) []byte {
 
 // mutTrailer appends a trailer reserved for a signature that is not well
 // formed (seal.AppendTrailer's format broken): age then sees bytes after
-// its final chunk. A well-formed trailer is stripped unverified until
-// signatures are checked: TrailerCheck is the hook that will refuse a
-// forged one.
+// its final chunk. A well-formed forged one is MutateSealed's, refused by
+// TrailerCheck.
 func mutTrailer(r *rand.Rand, b []byte, _ sealedLayout) []byte {
 	t := seal.AppendTrailer(nil, []byte("forged signature"))
 	switch r.IntN(4) {
@@ -220,7 +219,15 @@ func mutTrailer(r *rand.Rand, b []byte, _ sealedLayout) []byte {
 // TrailerCheck, if set, checks the signature trailer of a sealed archive
 // that opened (h.Trailer; the whole file in data). The fuzzer then also
 // forges well-formed trailers, which it must refuse with a named error.
-var TrailerCheck func(h *seal.Header, data []byte) error
+// It is restore's check: a trailer's signature is verified over the file
+// (seal.VerifyFile, which refuses a forged one with seal.ErrSignature).
+var TrailerCheck = func(h *seal.Header, data []byte) error {
+	if h == nil || h.Trailer == nil {
+		return nil
+	}
+	_, err := seal.VerifyFile(bytes.NewReader(data), int64(len(data)), nil)
+	return err
+}
 
 // MutateSealed returns a sealed archive made from seed and the names of
 // the mutations applied, and whether it must be refused: either the seed
@@ -244,7 +251,7 @@ func MutateSealed(r *rand.Rand, seed *Seed, k *sealKeys) (_ []byte, name string,
 
 // SealedErrors are the named errors a mutated sealed archive may be
 // refused with (a signature check adds its own).
-var SealedErrors = []error{seal.ErrEnvelope, seal.ErrNoKey, seal.ErrWrongKey, seal.ErrCorrupt}
+var SealedErrors = []error{seal.ErrEnvelope, seal.ErrNoKey, seal.ErrWrongKey, seal.ErrCorrupt, seal.ErrSignature}
 
 // namedSeal reports whether err wraps one of SealedErrors.
 func namedSeal(err error) bool {
