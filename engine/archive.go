@@ -11,7 +11,6 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fileio"
 	"golang.org/x/sys/unix"
 )
@@ -103,8 +102,9 @@ func (e *Engine) writeArchive(ctx context.Context, a *archiveJob) (*archiveResul
 	if len(a.o.SealTo) > 0 {
 		// Sealed: no going back to write the manifest last, so the
 		// plain Writer reads what was not summed during the dump twice.
-		bw := bufio.NewWriterSize(a.f, 1<<20)
-		sl, err := seal.NewWriter(bw, a.o.SealTo)
+		out, finish := sealedOut(ctx, a.f)
+		defer finish.release()
+		sl, err := newSealer(out, a.o)
 		if err != nil {
 			return nil, err
 		}
@@ -114,10 +114,7 @@ func (e *Engine) writeArchive(ctx context.Context, a *archiveJob) (*archiveResul
 			if err := sl.Close(); err != nil {
 				return 0, err
 			}
-			if err := bw.Flush(); err != nil {
-				return 0, err
-			}
-			return a.f.Seek(0, io.SeekCurrent)
+			return finish.written()
 		}
 	} else if dw, err := fileio.NewDirectWriter(ctx, a.f, a.o.Progress); err == nil {
 		defer dw.Release()
@@ -154,6 +151,29 @@ func (e *Engine) writeArchive(ctx context.Context, a *archiveJob) (*archiveResul
 	}
 	r.manifest, r.digest = zw.Manifest()
 	return r, nil
+}
+
+// sealedFinish ends the writes of sealedOut's writer.
+type sealedFinish struct {
+	written func() (int64, error) // flushes, returns the file's size
+	release func()
+}
+
+// sealedOut returns the writer of a sealed archive into f, new: the
+// O_DIRECT writer where the file system has it (writing in its own
+// goroutine, while the next chunks are sealed, and taking no page cache,
+// as an unsealed archive's), else a buffer through the page cache.
+func sealedOut(ctx context.Context, f *os.File) (io.Writer, sealedFinish) {
+	if dw, err := fileio.NewDirectWriter(ctx, f, nil); err == nil {
+		return dw, sealedFinish{written: func() (int64, error) { return dw.Written(), dw.Finish() }, release: dw.Release}
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	return bw, sealedFinish{written: func() (int64, error) {
+		if err := bw.Flush(); err != nil {
+			return 0, err
+		}
+		return f.Seek(0, io.SeekCurrent)
+	}, release: func() {}}
 }
 
 // imagesMember is the archive directory of a's images.

@@ -180,6 +180,8 @@
 // (ImportOptions.Identities, sealed.go) opens the envelope's header with
 // the keys before the staging directory is made, and a payload that fails
 // to authenticate later fails the extraction, which removes the staging.
+// Each level of a pre-copy chain may be sealed: the import checks the keys
+// against every --import-previous archive too before staging anything.
 // docs/MIGRATION.md describes them.
 //
 // # Images

@@ -14,6 +14,7 @@ import (
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fsutil"
+	"golang.org/x/crypto/ssh"
 )
 
 // ExportOptions configures [Engine.Export]; the zero value exports with
@@ -62,8 +63,14 @@ type ExportOptions struct {
 	// SealTo, if set, seals the archive to these keys (format/seal,
 	// docs/FORMAT.md §11): the archive, compressed as usual, is encrypted
 	// as it is written, and nothing but the envelope's header is in
-	// clear, on disk or in the stream.
+	// clear, on disk or in the stream. A pre-copy chain may be sealed
+	// level by level (PreCheckpoint, WithPrevious): a level's parent is
+	// named by the digest of the manifest inside its envelope.
 	SealTo []age.Recipient
+	// SignKey, if set, signs a sealed archive (SealTo required): an
+	// OpenSSH SSHSIG signature over the whole envelope, in its trailer
+	// (docs/FORMAT.md rule 37), which `ssh-keygen -Y verify` checks too.
+	SignKey ssh.Signer
 }
 
 // ExportResult describes an export.
@@ -223,8 +230,8 @@ func (x *exportJob) check() error {
 		return err
 	}
 	x.comp = comp
-	if len(x.opts.SealTo) > 0 && (x.opts.PreCheckpoint || x.opts.WithPrevious) {
-		return fmt.Errorf("%w: a sealed archive is a full checkpoint: not with --pre-checkpoint or --with-previous (sealed chains are not supported yet)", ErrOptions)
+	if x.opts.SignKey != nil && len(x.opts.SealTo) == 0 {
+		return fmt.Errorf("%w: a signature goes with a sealed archive: give --encrypt-to too", ErrOptions)
 	}
 	if x.streaming {
 		switch {

@@ -15,6 +15,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"github.com/ckpt/ckpt/rootfs"
@@ -85,6 +86,13 @@ type ImportOptions struct {
 	// refused (seal.ErrNoKey, seal.ErrWrongKey) before anything is made;
 	// an unsealed one ignores them.
 	Identities []age.Identity
+	// Trust, if set, requires the archive (and each of Previous) to be
+	// sealed and signed by one of these keys: the signature is checked
+	// over the whole file before anything is made (seal.ErrUnsigned,
+	// seal.ErrUntrusted, seal.ErrSignature). Without it a signed archive's
+	// signature is checked all the same, and its signer reported
+	// (ImportResult.Signer).
+	Trust seal.Trust
 }
 
 // ImportResult describes an import.
@@ -96,6 +104,8 @@ type ImportResult struct {
 	// Legacy reports an archive without a manifest (podman, CRI-O,
 	// containerd): its structure was checked but it carried no digests.
 	Legacy bool
+	// Signer names the key that signed a signed archive (checked), or "".
+	Signer string
 	// Kube is the pod of a kubelet checkpoint archive (CRI-O, containerd),
 	// restored as a standalone container; PodLost says what of the pod
 	// was not restored.
@@ -159,13 +169,20 @@ func (e *Engine) Import(ctx context.Context, path string, o *ImportOptions) (_ *
 	if err := e.preflight(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkSealed(path, o.Identities); err != nil {
+	signed, err := checkSealed(path, o.Identities, o.Trust)
+	if err != nil {
 		return nil, err
+	}
+	for _, p := range o.Previous {
+		if _, err := checkSealed(p, o.Identities, o.Trust); err != nil {
+			return nil, wrapf(err, "previous checkpoint %s", p)
+		}
 	}
 	x, err := e.beginImport(path, nil, o)
 	if err != nil {
 		return nil, err
 	}
+	x.signed = signed
 	// Once everything made is undone (or the import is done).
 	defer x.end()
 	return x.run(ctx)
@@ -187,9 +204,11 @@ func (o *ImportOptions) check() error {
 // importJob is one import in progress: what its phases find and make,
 // each filled by the phase that finds or makes it.
 type importJob struct {
-	e    *Engine
-	path string
-	o    *ImportOptions
+	// signed is the archive's checked signature, or nil.
+	signed *seal.Signed
+	e      *Engine
+	path   string
+	o      *ImportOptions
 	// layer, if set, is the archive's source instead of the file at path,
 	// which then only names it (a checkpoint image's layer).
 	layer *layerSource
@@ -319,6 +338,9 @@ func (x *importJob) verify(ctx context.Context) error {
 		return err
 	}
 	x.res = &ImportResult{Manifest: m, Legacy: legacy}
+	if x.signed != nil {
+		x.res.Signer = x.signed.Signer()
+	}
 	x.pt.done("extract")
 	x.j.phase("check")
 
@@ -331,7 +353,7 @@ func (x *importJob) verify(ctx context.Context) error {
 	case m.Parent == nil && len(x.o.Previous) > 0:
 		return remedy(fmt.Errorf("%w: the archive is a full checkpoint and depends on no pre-checkpoint", format.ErrParent), RemedyNoPrevious, "")
 	case len(x.o.Previous) > 0:
-		if err := extractPrevious(ctx, x.o.Previous, x.staging, format.Link{Manifest: m, Digest: md}); err != nil {
+		if err := extractPrevious(ctx, x.o.Previous, x.o.Identities, x.staging, format.Link{Manifest: m, Digest: md}); err != nil {
 			return err
 		}
 		x.pt.done("extract_previous")

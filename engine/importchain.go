@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fileio"
 	"github.com/ckpt/ckpt/internal/fsutil"
@@ -40,8 +41,9 @@ type previousArchive struct {
 }
 
 // readPrevious reads the manifest of the pre-checkpoint archive at path
-// (only its first frame) and checks that it is one.
-func readPrevious(path string) (_ previousArchive, err error) {
+// (only its first frame; of a sealed one, opened with ids, its first
+// chunks) and checks that it is one.
+func readPrevious(path string, ids []age.Identity) (_ previousArchive, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return previousArchive{}, err
@@ -52,7 +54,11 @@ func readPrevious(path string) (_ previousArchive, err error) {
 	} else if !fi.Mode().IsRegular() {
 		return previousArchive{}, fmt.Errorf("%s is not a regular file", path)
 	}
-	m, d, err := format.ReadManifest(bufio.NewReader(f))
+	r, err := unseal(bufio.NewReader(f), ids)
+	if err != nil {
+		return previousArchive{}, err
+	}
+	m, d, err := format.ReadManifest(r)
 	if errors.Is(err, format.ErrNoManifest) {
 		return previousArchive{}, remedy(fmt.Errorf("%w: %s has no manifest", format.ErrParent, path), RemedyPreExport, "")
 	}
@@ -113,11 +119,12 @@ func orderPrevious(final format.Link, given []previousArchive) ([]previousArchiv
 // before extracting anything), then verifies and extracts the images of
 // each into staging in the chain layout of precopy.go, and links them:
 // checkpoint/parent -> ../pre-checkpoint, and each level to the one
-// below. Nothing outside staging is touched.
-func extractPrevious(ctx context.Context, paths []string, staging string, final format.Link) error {
+// below. Nothing outside staging is touched. Sealed archives are opened
+// with ids (each level may be sealed or not).
+func extractPrevious(ctx context.Context, paths []string, ids []age.Identity, staging string, final format.Link) error {
 	var given []previousArchive
 	for _, path := range paths {
-		p, err := readPrevious(path)
+		p, err := readPrevious(path, ids)
 		if err != nil {
 			return wrapf(err, "previous checkpoint %s", path)
 		}
@@ -129,7 +136,7 @@ func extractPrevious(ctx context.Context, paths []string, staging string, final 
 	}
 	n := len(ordered)
 	for i, p := range ordered {
-		if err := extractLevel(ctx, p, staging, stagedLevelName(i, n)); err != nil {
+		if err := extractLevel(ctx, p, ids, staging, stagedLevelName(i, n)); err != nil {
 			return wrapf(err, "previous checkpoint %s", p.path)
 		}
 	}
@@ -146,8 +153,8 @@ func extractPrevious(ctx context.Context, paths []string, staging string, final 
 }
 
 // extractLevel verifies and extracts the pre-checkpoint images of p
-// (and nothing else) to staging/name.
-func extractLevel(ctx context.Context, p previousArchive, staging, name string) error {
+// (and nothing else) to staging/name, opening it with ids if sealed.
+func extractLevel(ctx context.Context, p previousArchive, ids []age.Identity, staging, name string) error {
 	dst := filepath.Join(staging, name)
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("%w: the final archive has a %s directory", format.ErrFormat, name)
@@ -166,8 +173,13 @@ func extractLevel(ctx context.Context, p previousArchive, staging, name string) 
 	if err != nil {
 		return err
 	}
-	r, closeReader := fileio.NewSequentialReader(f, fi.Size())
+	sr, closeReader := fileio.NewSequentialReader(f, fi.Size())
 	defer closeReader()
+	r, stop, err := unsealAhead(sr, ids)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	zr, err := format.Extract(ctx, r, tmp, &format.ExtractOptions{
 		Filter:    func(h *format.Header) bool { return strings.HasPrefix(h.Name, format.PreCheckpointDir+"/") },
 		FreeSpace: stagingSpace(tmp),

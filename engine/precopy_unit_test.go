@@ -445,12 +445,12 @@ func TestExtractLevelRefusesParentMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	p, err := readPrevious(path)
+	p, err := readPrevious(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	staging := t.TempDir()
-	err = extractLevel(context.Background(), p, staging, format.PreCheckpointDir)
+	err = extractLevel(context.Background(), p, nil, staging, format.PreCheckpointDir)
 	if !errors.Is(err, format.ErrFormat) || !strings.Contains(err.Error(), "pre-checkpoint/parent") {
 		t.Errorf("extractLevel(archive with pre-checkpoint/parent) = %v, want ErrFormat naming it", err)
 	}

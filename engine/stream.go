@@ -16,7 +16,6 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	"github.com/ckpt/ckpt/format"
-	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
@@ -239,7 +238,7 @@ func (x *exportJob) startStream() error {
 	x.out = &streamOut{w: dst, progress: progress}
 	var w io.Writer = x.out
 	if len(x.opts.SealTo) > 0 {
-		if x.sealer, err = seal.NewWriter(x.out, x.opts.SealTo); err != nil {
+		if x.sealer, err = newSealer(x.out, &x.opts); err != nil {
 			return x.fail("write archive", err)
 		}
 		w = x.sealer

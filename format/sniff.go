@@ -44,13 +44,19 @@ const (
 	// LooksOtherCompression: xz or bzip2, which Sniff does not decode.
 	LooksOtherCompression Looks = "a file compressed with xz or bzip2"
 	// LooksSealed: a sealed (encrypted) checkpoint archive, which begins
-	// with SealedMagic (docs/FORMAT.md §11; package format/seal).
+	// with SealedMagic (docs/FORMAT.md §11; package format/seal), or with
+	// SealedPrefix and another envelope version.
 	LooksSealed Looks = "a sealed checkpoint archive"
 )
 
 // SealedMagic is the first line of a sealed archive, the one clear line
 // before its age header.
-const SealedMagic = "ckpt-sealed-archive/v1\n"
+const SealedMagic = SealedPrefix + "v1\n"
+
+// SealedPrefix begins the first line of a sealed archive of any envelope
+// version: a reader names one of a version it does not read as such,
+// not as a broken archive.
+const SealedPrefix = "ckpt-sealed-archive/"
 
 // ImageArchive reports whether l is an image archive (OCI or Docker).
 func (l Looks) ImageArchive() bool { return l == LooksOCIArchive || l == LooksDockerArchive }
@@ -103,7 +109,7 @@ func Sniff(r io.ReaderAt, size int64) (Looks, error) {
 	if bytes.HasPrefix(head, xzMagic) || bytes.HasPrefix(head, bzip2Magic) {
 		return LooksOtherCompression, nil
 	}
-	if bytes.HasPrefix(head, []byte(SealedMagic)) {
+	if bytes.HasPrefix(head, []byte(SealedPrefix)) {
 		return LooksSealed, nil
 	}
 	br := bufio.NewReader(io.NewSectionReader(r, 0, size))

@@ -22,5 +22,17 @@
 //   - names with ".." elements, absolute names, and links (symlinks and
 //     hard links out of the target, a file written through a link).
 //
-// The package imports format (and format/criuimg), never the reverse.
+// Sealed archives ([MutateSealed], [ExecSealed]; one input in four, all
+// with Options.Sealed) are the seed sealed to an age key made per run,
+// then either its contents mutated as above before sealing, or its
+// envelope mutated ([SealedMutations]: the clear line, the stanzas, the
+// header's MAC, truncations at and within chunks, flipped payload bytes
+// and tags, swapped chunks, a malformed signature trailer). An envelope
+// mutation must be refused, both by seal.Open and by seal.OpenAt read
+// to the end, with an error of [SealedErrors]: else the finding is
+// KindAccepted or KindUnnamed. [TrailerCheck] is the hook of signature
+// checking: once set, forged well-formed trailers are tried too.
+//
+// The package imports format (and format/criuimg, format/seal), never
+// the reverse.
 package fuzz

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
 )
 
@@ -120,7 +121,7 @@ func TestGuardedFindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	if o := guarded(context.Background(), []byte("not an archive"), sb, 5*time.Second, 1<<30); o != nil {
+	if o := guarded(context.Background(), nil, []byte("not an archive"), sb, 5*time.Second, 1<<30); o != nil {
 		t.Errorf("guarded(garbage) = %+v, want nil", o)
 	}
 	defer func() { execFunc = Exec }()
@@ -149,7 +150,7 @@ func TestGuardedFindings(t *testing.T) {
 			execFunc = tt.exec
 			// The deadline only ends the hang case: long enough that a
 			// loaded machine finishes the others first.
-			o := guarded(context.Background(), nil, sb, 2*time.Second, 16<<20)
+			o := guarded(context.Background(), nil, nil, sb, 2*time.Second, 16<<20)
 			if o == nil || o.kind != tt.kind {
 				t.Errorf("guarded() = %+v, want a %s finding", o, tt.kind)
 			}
@@ -157,6 +158,10 @@ func TestGuardedFindings(t *testing.T) {
 	}
 	// Run saves findings to OutDir.
 	execFunc = tests[0].exec
+	execSealedFunc = func(ctx context.Context, data []byte, _ []age.Identity, sb *Sandbox, _ bool) error {
+		return execFunc(ctx, data, sb)
+	}
+	defer func() { execSealedFunc = ExecSealed }()
 	dir := t.TempDir()
 	seed := filepath.Join(dir, "seed.ckpt")
 	os.WriteFile(seed, seedArchive(t, format.None, false), 0o600)
@@ -191,7 +196,7 @@ func FuzzMutatedArchive(f *testing.F) {
 			r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 			in, name = Mutate(r, s)
 		}
-		if o := guarded(context.Background(), in, sb, 10*time.Second, 512<<20); o != nil {
+		if o := guarded(context.Background(), nil, in, sb, 10*time.Second, 512<<20); o != nil {
 			t.Fatalf("%s after %s: %s", o.kind, name, o.detail)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -28,7 +29,8 @@ const (
 
 // Finding is an input that made the code under test misbehave.
 type Finding struct {
-	// Kind is KindPanic, KindHang, KindEscape or KindAlloc.
+	// Kind is KindPanic, KindHang, KindEscape or KindAlloc; for a sealed
+	// archive also KindUnnamed or KindAccepted.
 	Kind string
 	// Detail describes what happened (the panic value and stack, the
 	// escaped path, the bytes allocated).
@@ -142,8 +144,12 @@ func Exec(ctx context.Context, data []byte, sb *Sandbox) error {
 	return err
 }
 
-// execFunc is what guarded runs; tests replace it to check the guard.
-var execFunc = Exec
+// execFunc and execSealedFunc are what guarded runs; tests replace them
+// to check the guard.
+var (
+	execFunc       = Exec
+	execSealedFunc = ExecSealed
+)
 
 // Options configure Run.
 type Options struct {
@@ -165,6 +171,9 @@ type Options struct {
 	TempDir string
 	// Log receives progress lines; nil means none.
 	Log io.Writer
+	// Sealed makes every input a sealed archive (MutateSealed); without
+	// it one in four is.
+	Sealed bool
 }
 
 // Result summarizes a run.
@@ -200,15 +209,18 @@ type outcome struct {
 	kind, detail string
 }
 
-// guarded runs Exec with panic recovery, a time limit and a heap watch.
-func guarded(ctx context.Context, data []byte, sb *Sandbox, timeout time.Duration, maxAlloc int64) *outcome {
+// guarded runs exec (nil: execFunc) with panic recovery, a time limit
+// and a heap watch.
+func guarded(ctx context.Context, exec func(context.Context, []byte, *Sandbox) error, data []byte, sb *Sandbox, timeout time.Duration, maxAlloc int64) *outcome {
 	done := make(chan *outcome, 1)
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	base := heapBytes()
-	// Read once here: a goroutine left running after a timeout must not
-	// read it while a test replaces it.
-	exec := execFunc
+	if exec == nil {
+		// Read once here: a goroutine left running after a timeout must
+		// not read it while a test replaces it.
+		exec = execFunc
+	}
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -216,6 +228,11 @@ func guarded(ctx context.Context, data []byte, sb *Sandbox, timeout time.Duratio
 			}
 		}()
 		if err := exec(ectx, data, sb); err != nil {
+			var fe *findingError
+			if errors.As(err, &fe) {
+				done <- &outcome{fe.kind, fe.detail}
+				return
+			}
 			done <- &outcome{KindEscape, err.Error()}
 			return
 		}
@@ -279,6 +296,10 @@ func Run(ctx context.Context, seeds []string, opts *Options) (*Result, error) {
 		return nil, err
 	}
 	defer sb.Close()
+	keys, err := newSealKeys()
+	if err != nil {
+		return nil, err
+	}
 	r := rand.New(rand.NewPCG(uint64(o.Seed), uint64(o.Seed)>>32^0x9e3779b97f4a7c15))
 	res := &Result{}
 	start := time.Now()
@@ -294,8 +315,19 @@ func Run(ctx context.Context, seeds []string, opts *Options) (*Result, error) {
 			break
 		}
 		seed := parsed[r.IntN(len(parsed))]
-		data, name := Mutate(r, seed)
-		out := guarded(ctx, data, sb, o.Timeout, o.MaxAlloc)
+		var exec func(context.Context, []byte, *Sandbox) error
+		var data []byte
+		var name string
+		if o.Sealed || r.IntN(4) == 0 {
+			var refuse bool
+			data, name, refuse = MutateSealed(r, seed, keys)
+			exec = func(ctx context.Context, data []byte, sb *Sandbox) error {
+				return execSealedFunc(ctx, data, keys.ids, sb, refuse)
+			}
+		} else {
+			data, name = Mutate(r, seed)
+		}
+		out := guarded(ctx, exec, data, sb, o.Timeout, o.MaxAlloc)
 		res.Execs++
 		if out != nil {
 			f := Finding{Kind: out.kind, Detail: out.detail, Mutation: name, Input: data}

@@ -20,7 +20,10 @@
 // header to header by seeking, a compressed stream only up to those two
 // (podman writes them first) unless ShowOptions.Full, its member sizes
 // then unknown. Figures Show leaves unread are named in Summary.Unknown,
-// never reported as zero. [Load] streams the archive through
+// never reported as zero. A sealed archive Show reads as the archive
+// inside with ShowOptions.Identities, by random access (seal.OpenAt:
+// only the chunks read are decrypted, each authenticated), and lists
+// as sealed without them. [Load] streams the archive through
 // format's verifying reader and keeps what its [LoadOptions] select: the
 // small metadata members in memory (at most [MaxSmallFile] each), the CRIU
 // metadata images in memory (at most [MaxImageSize] each and

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/format/seal"
 	"github.com/ckpt/ckpt/internal/fileio"
@@ -57,6 +58,10 @@ type Summary struct {
 	// creation time of a v1 archive whose config.dump lies past
 	// [MaxShowScan].
 	Unknown []string `json:"unknown,omitempty"`
+
+	// Signer names the key whose signature a sealed archive carries (not
+	// checked by Show), or "".
+	Signer string `json:"signer,omitempty"`
 
 	note string // why Unknown: what reading them takes
 }
@@ -109,6 +114,9 @@ type ShowOptions struct {
 	// compressed legacy archive (its member sizes are in tar headers
 	// spread over it), a v1 archive's members up to config.dump.
 	Full bool
+	// Identities open a sealed archive (not with Verify): without them
+	// it is listed as sealed.
+	Identities []age.Identity
 }
 
 // Show summarizes the archive at name. For a v1 archive it reads the
@@ -117,7 +125,9 @@ type ShowOptions struct {
 // members come before it or with opts.Full; Created stays zero
 // otherwise (listed in Unknown), or when that part cannot be read
 // (verification is Verify's business). A legacy archive is read as
-// [showLegacy] says.
+// [showLegacy] says. A sealed archive is listed as sealed without
+// opts.Identities; with them it is read as the archive inside, through
+// seal.OpenAt, which decrypts only the chunks read (not with Verify).
 func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error) {
 	var o ShowOptions
 	if opts != nil {
@@ -125,26 +135,21 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 	}
 	o.Full = o.Full || o.Verify
 	s := &Summary{Path: name}
-	f, err := os.Open(name)
+	src, err := openShown(name, &o)
 	if err != nil {
-		return nil, fmt.Errorf("show archive: %w", err)
+		return nil, err
 	}
-	if h, _, err := seal.ReadHeader(f); err == nil {
-		f.Close()
-		return sealedSummary(name, h), nil
+	if src == nil {
+		return s.sealed(name)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("show %s: %w", name, err)
-	}
+	defer src.close()
 	// No buffering here: the reader's own 4 KiB buffer reads only what
 	// the manifest's frame needs.
-	m, d, err := format.ReadManifest(f)
+	m, d, err := format.ReadManifest(src.at(0))
 	if err == nil && m.Version == format.StreamVersion {
 		// A streamed archive's members are in its index, at its end.
-		m, err = streamedMembers(ctx, f, m, d)
+		m, err = streamedMembers(ctx, src, m, d)
 	}
-	f.Close()
 	switch {
 	case err == nil:
 		s.Info = manifestInfo(m)
@@ -152,13 +157,13 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 		s.chainOf(m)
 		s.Verified = VerifiedUnchecked
 		if n := sizeBefore(m, format.ConfigName); o.Full || n <= MaxShowScan {
-			s.Created = scanCreated(ctx, name)
+			s.Created = scanCreated(ctx, src)
 		} else {
 			s.Unknown = []string{"created"}
 			s.note = fmt.Sprintf("CREATED needs %s of members decompressed to reach config.dump: show --full", Size(n))
 		}
 	case errors.Is(err, format.ErrNoManifest):
-		if err := showLegacy(ctx, s, name, o.Full); err != nil {
+		if err := showLegacy(ctx, s, src, o.Full); err != nil {
 			return nil, fmt.Errorf("show %s: %w", name, err)
 		}
 		s.Verified = VerifiedUnverifiable
@@ -166,22 +171,103 @@ func Show(ctx context.Context, name string, opts *ShowOptions) (*Summary, error)
 		return nil, fmt.Errorf("show %s: %w", name, err)
 	}
 	if o.Verify {
-		r, err := Verify(ctx, name, nil)
-		if err != nil {
+		if err := s.verify(ctx, name); err != nil {
 			return nil, err
-		}
-		s.Problems = r.Problems
-		switch {
-		case len(r.Problems) > 0:
-			s.Verified = VerifiedNo
-		case r.Legacy:
-			s.Verified = VerifiedUnverifiable
-		default:
-			s.Verified = VerifiedYes
 		}
 	}
 	return s, nil
 }
+
+// verify verifies the archive at name into s.
+func (s *Summary) verify(ctx context.Context, name string) error {
+	r, err := Verify(ctx, name, nil)
+	if err != nil {
+		return err
+	}
+	s.Problems = r.Problems
+	switch {
+	case len(r.Problems) > 0:
+		s.Verified = VerifiedNo
+	case r.Legacy:
+		s.Verified = VerifiedUnverifiable
+	default:
+		s.Verified = VerifiedYes
+	}
+	return nil
+}
+
+// sealed is the row of the sealed archive name shown without a key.
+func (s *Summary) sealed(name string) (*Summary, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("show archive: %w", err)
+	}
+	defer f.Close()
+	h, _, err := seal.ReadHeader(f)
+	if err != nil {
+		return nil, fmt.Errorf("show %s: %w", name, err)
+	}
+	sum := sealedSummary(name, h)
+	if fi, err := f.Stat(); err == nil {
+		// The signature is outside the encryption: its key is named
+		// without a key, not checked (that reads the whole file).
+		if sig, _, err := seal.ReadSignature(f, fi.Size()); err == nil && sig != nil {
+			sum.Signer = sig.Signer()
+			sum.note += fmt.Sprintf("; signed by %s, not checked by show: verify --trust-key checks it", sum.Signer)
+		}
+	}
+	return sum, nil
+}
+
+// shown is the archive Show reads: the file, or the plaintext of a
+// sealed one, by random access.
+type shown struct {
+	f    *os.File
+	r    io.ReaderAt
+	size int64
+}
+
+// openShown opens the archive at name for Show: nil, nil for a sealed
+// archive without o.Identities.
+func openShown(name string, o *ShowOptions) (*shown, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("show archive: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("show %s: %w", name, err)
+	}
+	src := &shown{f: f, r: f, size: fi.Size()}
+	head := make([]byte, len(seal.Magic))
+	if n, _ := f.ReadAt(head, 0); !seal.IsSealed(head[:n]) {
+		return src, nil
+	}
+	if len(o.Identities) == 0 {
+		f.Close()
+		return nil, nil
+	}
+	if o.Verify {
+		f.Close()
+		return nil, fmt.Errorf("show --verify %s: a sealed archive is verified once decrypted whole, not through Show", name)
+	}
+	if src.r, src.size, _, err = seal.OpenAt(f, fi.Size(), o.Identities); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("show %s: %w", name, err)
+	}
+	return src, nil
+}
+
+// at returns a reader of the archive from off that also seeks and
+// reads at offsets (within the archive).
+func (s *shown) at(off int64) *io.SectionReader {
+	r := io.NewSectionReader(s.r, 0, s.size)
+	_, _ = r.Seek(off, io.SeekStart)
+	return r
+}
+
+func (s *shown) close() { s.f.Close() }
 
 // VerifiedSealed is the Verified of a sealed archive shown without its
 // key.
@@ -208,22 +294,17 @@ var legacyNeeds = []string{format.ConfigName, format.SpecName}
 // compressed stream it stops decompressing once it has legacyNeeds
 // (podman writes config.dump and spec.dump first), unless full, and then
 // lists the sizes in s.Unknown.
-func showLegacy(ctx context.Context, s *Summary, name string, full bool) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+func showLegacy(ctx context.Context, s *Summary, src *shown, full bool) error {
 	ro := format.ReaderOptions{Skim: true}
 	if !full {
 		ro.Concurrency = 1 // no read-ahead past config.dump and spec.dump
 	}
-	zr, err := format.NewReader(&ctxFile{ctx: ctx, f: f}, &ro)
+	zr, err := format.NewReader(&ctxFile{ctx: ctx, f: src.at(0)}, &ro)
 	if err != nil {
 		return err
 	}
 	defer zr.Close()
-	a := newArchive(name)
+	a := newArchive(s.Path)
 	defer a.Close()
 	a.Legacy, a.Compression = true, zr.Compression()
 	l := &loader{a: a, zr: zr}
@@ -268,7 +349,7 @@ func hasAll(m map[string][]byte, names []string) bool {
 // seeks (format skims an uncompressed archive by seeking).
 type ctxFile struct {
 	ctx context.Context
-	f   *os.File
+	f   io.ReadSeeker
 }
 
 func (c *ctxFile) Read(p []byte) (int, error) {
@@ -292,16 +373,11 @@ func sizeBefore(m *format.Manifest, name string) int64 {
 	return n
 }
 
-// scanCreated reads the v1 archive at name up to config.dump, verifying
+// scanCreated reads the v1 archive src up to config.dump, verifying
 // what it reads, and returns the creation time it records; zero when
 // absent or unreadable.
-func scanCreated(ctx context.Context, name string) time.Time {
-	f, err := os.Open(name)
-	if err != nil {
-		return time.Time{}
-	}
-	defer f.Close()
-	zr, err := format.NewReader(fileio.ContextReader(ctx, bufio.NewReaderSize(f, 1<<20)), nil)
+func scanCreated(ctx context.Context, src *shown) time.Time {
+	zr, err := format.NewReader(fileio.ContextReader(ctx, bufio.NewReaderSize(src.at(0), 1<<20)), nil)
 	if err != nil {
 		return time.Time{}
 	}
@@ -325,21 +401,15 @@ func scanCreated(ctx context.Context, name string) time.Time {
 	}
 }
 
-// streamedMembers returns the manifest m of the streamed archive f with
-// its members from its index: read near its end (format.ReadIndexAt), or
-// if not found there by reading the whole archive.
-func streamedMembers(ctx context.Context, f *os.File, m *format.Manifest, d format.Digest) (*format.Manifest, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if full, err := format.ReadIndexAt(f, fi.Size(), m, d); err == nil {
+// streamedMembers returns the manifest m of the streamed archive src
+// with its members from its index: read near its end
+// (format.ReadIndexAt), or if not found there by reading the whole
+// archive.
+func streamedMembers(ctx context.Context, src *shown, m *format.Manifest, d format.Digest) (*format.Manifest, error) {
+	if full, err := format.ReadIndexAt(src.r, src.size, m, d); err == nil {
 		return full, nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	rep, err := format.Verify(fileio.ContextReader(ctx, bufio.NewReaderSize(f, 1<<20)), nil)
+	rep, err := format.Verify(fileio.ContextReader(ctx, bufio.NewReaderSize(src.at(0), 1<<20)), nil)
 	if err != nil {
 		return nil, err
 	}

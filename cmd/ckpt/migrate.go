@@ -26,6 +26,7 @@ type exportFlags struct {
 	path, compress string
 	stream         bool
 	encryptTo      []string
+	signKey        string
 }
 
 func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
@@ -35,13 +36,14 @@ func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
 	fs.StringVarP(&x.compress, "compress", "c", "zstd", "compression of the --export archive: zstd, gzip or none")
 	fs.BoolVar(&o.IgnoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
 	fs.BoolVar(&o.IgnoreVolumes, "ignore-volumes", false, "with --export: leave the named volumes' content out")
+	fs.StringVar(&x.signKey, "sign-key", "", "with --export and --encrypt-to: sign the sealed archive with the SSH private key `FILE` (ed25519, RSA; no passphrase), which restore --trust-key and ssh-keygen -Y verify check")
 	fs.StringArrayVar(&x.encryptTo, "encrypt-to", nil, "with --export: seal the archive to `KEY`, an SSH public key file (ed25519, RSA), an age recipient (age1…) or a file of them; repeatable, any one key opens it")
 	return x
 }
 
 // used reports whether any export flag was given.
 func (x *exportFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream", "encrypt-to"} {
+	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream", "encrypt-to", "sign-key"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -72,6 +74,8 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 			return usageError(env, c, "--stream can only be used with --export")
 		case r.fs.Changed("encrypt-to"):
 			return usageError(env, c, "--encrypt-to can only be used with --export")
+		case r.fs.Changed("sign-key"):
+			return usageError(env, c, "--sign-key can only be used with --export and --encrypt-to")
 		default:
 			return usageError(env, c, "--compress can only be used with --export")
 		}
@@ -99,6 +103,16 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 			return usageError(env, c, "--encrypt-to %s: %v", k, err)
 		}
 		xo.SealTo = append(xo.SealTo, rs...)
+	}
+	if x.signKey != "" {
+		if len(xo.SealTo) == 0 {
+			return usageError(env, c, "--sign-key signs a sealed archive: give --encrypt-to too")
+		}
+		s, err := seal.ParseSigningKey(x.signKey)
+		if err != nil {
+			return usageError(env, c, "--sign-key %s: %v", x.signKey, err)
+		}
+		xo.SignKey = s
 	}
 	out, name := env.stdout, x.path
 	if x.path == "-" {
@@ -139,6 +153,7 @@ type importFlags struct {
 	network                                       string
 	capAdd                                        []string
 	decryptKeys                                   []string
+	trustKeys                                     []string
 }
 
 func addImportFlags(fs *pflag.FlagSet) *importFlags {
@@ -154,12 +169,13 @@ func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	fs.BoolVar(&x.ignoreIP, "ignore-static-ip", false, "with --import: ignore a static IP address (ckpt containers have none)")
 	fs.BoolVar(&x.ignoreMAC, "ignore-static-mac", false, "with --import: ignore a static MAC address (ckpt containers have none)")
 	fs.StringArrayVar(&x.decryptKeys, "decrypt-key", nil, "with --import: open a sealed archive with the private key `FILE`: an SSH private key (ed25519, RSA; no passphrase) or an age identity file; repeatable")
+	fs.StringArrayVar(&x.trustKeys, "trust-key", nil, "with --import: require the archive to be sealed and signed by the SSH public key `FILE` (a .pub, authorized_keys or allowed_signers file), checked before anything is made; repeatable")
 	fs.StringSliceVar(&x.capAdd, "cap-add", nil, "with --import: grant the container these capabilities (`CAP[,CAP...]`) beyond the default set, which the checkpoint's processes held (containerd's pods hold CAP_NET_RAW, CAP_MKNOD and CAP_AUDIT_WRITE more)")
 	return x
 }
 
 func (x *importFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add", "decrypt-key"} {
+	for _, n := range []string{"import", "import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add", "decrypt-key", "trust-key"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -211,6 +227,9 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 	if err != nil {
 		return env.fail(err)
 	}
+	if res.Signer != "" && len(r.flags.trustKeys) == 0 {
+		env.errorf("note: %s is signed by %s (signature checked; --trust-key requires a signer)", src, res.Signer)
+	}
 	if res.Legacy {
 		env.errorf("warning: %s has no manifest (made by another engine): its structure was checked, its contents could not be verified", src)
 	}
@@ -240,7 +259,7 @@ func (r *importRun) options() (*engine.ImportOptions, string) {
 		return nil, "--import and an image cannot be used together"
 	}
 	if x.path == "" && r.image == "" {
-		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add", "decrypt-key"} {
+		for _, n := range []string{"import-previous", "name", "ignore-rootfs", "ignore-volumes", "ignore-static-ip", "ignore-static-mac", "volume", "ignore-binds", "network", "cap-add", "decrypt-key", "trust-key"} {
 			if r.fs.Changed(n) {
 				return nil, fmt.Sprintf("--%s can only be used with --import or a checkpoint image", n)
 			}
@@ -268,8 +287,17 @@ func (r *importRun) options() (*engine.ImportOptions, string) {
 		}
 		ids = append(ids, is...)
 	}
+	var trust seal.Trust
+	for _, k := range x.trustKeys {
+		t, err := seal.ParseTrustKeys(k)
+		if err != nil {
+			return nil, fmt.Sprintf("--trust-key %s: %v", k, err)
+		}
+		trust = append(trust, t...)
+	}
 	return &engine.ImportOptions{
 		Identities:     ids,
+		Trust:          trust,
 		RestoreOptions: *o,
 		Binds:          binds, IgnoreBinds: x.ignoreBinds, Network: x.network,
 		Name: x.name, IgnoreRootfs: x.ignoreRootfs, IgnoreVolumes: x.ignoreVols,

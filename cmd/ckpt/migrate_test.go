@@ -69,6 +69,10 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "/nonexistent.pub", "x"}, exitUsage, "--encrypt-to /nonexistent.pub: unusable key"},
 		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "ssh-dss AAAA", "x"}, exitUsage, "neither an age recipient"},
 		{[]string{"restore", "--decrypt-key", "k", "x"}, exitUsage, "--decrypt-key can only be used with --import"},
+		{[]string{"checkpoint", "--sign-key", "k", "x"}, exitUsage, "--sign-key can only be used with --export and --encrypt-to"},
+		{[]string{"checkpoint", "-e", "a.tar", "--sign-key", "k", "x"}, exitUsage, "--sign-key signs a sealed archive: give --encrypt-to too"},
+		{[]string{"restore", "--trust-key", "k.pub", "x"}, exitUsage, "--trust-key can only be used with --import"},
+		{[]string{"restore", "-i", "a.tar", "--trust-key", "/nonexistent.pub"}, exitUsage, "--trust-key /nonexistent.pub: unusable key"},
 		{[]string{"restore", "-i", "a.tar", "--decrypt-key", "/nonexistent"}, exitUsage, "--decrypt-key /nonexistent: unusable key"},
 	}
 	for _, tt := range tests {
@@ -121,18 +125,26 @@ func TestCLIMigrate(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(a("logs", "m"), "counter 3\n") })
 	gb := []string{"--root", filepath.Join(dir, "b", "root"), "--runroot", filepath.Join(dir, "b", "run")}
 
-	// Sealed to an ssh-keygen key, the container running on: refused
-	// without the key, naming the flag; restored with it.
+	// Sealed to an ssh-keygen key and signed with it, the container
+	// running on: refused without the key, naming the flag, and with
+	// another key trusted; restored with the key and its signer trusted.
 	key := filepath.Join(dir, "id_ed25519")
 	if out, err := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v: %s", err, out)
 	}
+	other := filepath.Join(dir, "other")
+	if out, err := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
 	sealed := filepath.Join(dir, "m.sealed")
-	a("checkpoint", "-R", "-e", sealed, "--encrypt-to", key+".pub", "m")
+	a("checkpoint", "-R", "-e", sealed, "--encrypt-to", key+".pub", "--sign-key", key, "m")
 	if code, _, errOut := ckpt(t, append(gb, "restore", "-i", sealed, "-n", "m3")...); code == 0 || !strings.Contains(errOut, "give its key with --decrypt-key") {
 		t.Errorf("restore -i of a sealed archive without key = exit %d, %q", code, errOut)
 	}
-	b("restore", "-i", sealed, "-n", "m3", "--decrypt-key", key)
+	if code, _, errOut := ckpt(t, append(gb, "restore", "-i", sealed, "-n", "m3", "--decrypt-key", key, "--trust-key", other+".pub")...); code == 0 || !strings.Contains(errOut, "signed by a key not trusted") {
+		t.Errorf("restore -i --trust-key of another signer = exit %d, %q", code, errOut)
+	}
+	b("restore", "-i", sealed, "-n", "m3", "--decrypt-key", key, "--trust-key", key+".pub")
 	waitFor(t, func() bool { return strings.Count(b("logs", "m3"), "\n") > 3 })
 
 	archive := filepath.Join(dir, "m.tar.gz")
@@ -294,7 +306,9 @@ func (s *syncBuffer) Reset() {
 // host without memory tracking), then --with-previous -e --print-stats
 // (deduplication statistics) on one root, restore --import with
 // --import-previous repeated on the other; the counter continues there. A
-// final archive alone, or with only part of its chain, is refused.
+// final archive alone, or with only part of its chain, is refused. The
+// second pre-checkpoint and the final are sealed (--encrypt-to, the first
+// is not): without --decrypt-key the chain is refused naming the flag.
 func TestCLIPreCopy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -330,9 +344,14 @@ func TestCLIPreCopy(t *testing.T) {
 	b("image", "import", tarPath, "workload")
 	a("run", "-d", "--name", "pc", "workload", "/bin/counter", "-interval", "50ms", "-ballast-mb", "16", "-dirty-percent", "1", "-file", "")
 	waitFor(t, func() bool { return strings.Contains(a("logs", "pc"), "counter 3\n") })
-	pre1, pre2, final := filepath.Join(dir, "pre1.tar.zst"), filepath.Join(dir, "pre2.tar.zst"), filepath.Join(dir, "final.tar.zst")
+	pre1, pre2, final := filepath.Join(dir, "pre1.tar.zst"), filepath.Join(dir, "pre2.sealed"), filepath.Join(dir, "final.sealed")
+	// The chain mixes levels: pre1 unsealed, pre2 and final sealed.
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
 	a("checkpoint", "-P", "-e", pre1, "pc")
-	out := a("checkpoint", "-P", "--print-stats", "-e", pre2, "pc")
+	out := a("checkpoint", "-P", "--print-stats", "-e", pre2, "--encrypt-to", key+".pub", "pc")
 	var st2 checkpointStatsJSON
 	if err := json.Unmarshal([]byte(out), &st2); err != nil || len(st2.Containers) != 1 {
 		t.Fatalf("checkpoint -P --print-stats = %s (%v)", out, err)
@@ -340,7 +359,7 @@ func TestCLIPreCopy(t *testing.T) {
 	if cs := st2.Containers[0]; cs.PreCopy == engine.PreCopyDedup && (cs.Incremental == nil || cs.Incremental.PagesParent == 0) {
 		t.Errorf("second -P by full dump + dedup: no page skipped as in parent: %s", out)
 	}
-	out = a("checkpoint", "--with-previous", "--print-stats", "-e", final, "pc")
+	out = a("checkpoint", "--with-previous", "--print-stats", "-e", final, "--encrypt-to", key+".pub", "pc")
 	var st checkpointStatsJSON
 	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Containers) != 1 {
 		t.Fatalf("checkpoint --with-previous --print-stats = %s (%v)", out, err)
@@ -358,16 +377,20 @@ func TestCLIPreCopy(t *testing.T) {
 	default:
 		t.Errorf("checkpoint --with-previous --print-stats: ckpt_pre_copy %q, want a method (%s)", cs.PreCopy, out)
 	}
-	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final)...); code != 1 || !strings.Contains(errOut, "--import-previous") {
+	dk := []string{"--decrypt-key", key}
+	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1)...); code != 1 || !strings.Contains(errOut, "give its key with --decrypt-key") {
+		t.Errorf("restore -i of the sealed chain without --decrypt-key = exit %d, stderr %q; want 1 naming --decrypt-key", code, errOut)
+	}
+	if code, _, errOut := ckpt(t, append(append([]string{}, gb...), append([]string{"restore", "-i", final}, dk...)...)...); code != 1 || !strings.Contains(errOut, "--import-previous") {
 		t.Errorf("restore -i FINAL without --import-previous = exit %d, stderr %q; want 1 naming --import-previous", code, errOut)
 	}
 	if st.Containers[0].PreCopy == engine.PreCopyDedup {
-		if code, _, errOut := ckpt(t, append(append([]string{}, gb...), "restore", "-i", final, "--import-previous", pre2)...); code != 1 || !strings.Contains(errOut, "not among those given") || !strings.Contains(errOut, "with --import-previous") {
+		if code, _, errOut := ckpt(t, append(append([]string{}, gb...), append([]string{"restore", "-i", final, "--import-previous", pre2}, dk...)...)...); code != 1 || !strings.Contains(errOut, "not among those given") || !strings.Contains(errOut, "with --import-previous") {
 			t.Errorf("restore -i FINAL --import-previous PRE2 = exit %d, stderr %q; want 1 naming the missing archive", code, errOut)
 		}
-		b("restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1)
+		b(append([]string{"restore", "-i", final, "--import-previous", pre2, "--import-previous", pre1}, dk...)...)
 	} else {
-		b("restore", "-i", final, "--import-previous", pre2) // CRIU pre-dumps do not chain
+		b(append([]string{"restore", "-i", final, "--import-previous", pre2}, dk...)...) // CRIU pre-dumps do not chain
 	}
 	at := strings.Count(a("logs", "pc"), "\n")
 	waitFor(t, func() bool { return strings.Count(b("logs", "pc"), "\n") > at+2 })

@@ -17,6 +17,7 @@ import (
 // addKeyFlag gives a command that reads archives --decrypt-key.
 func addKeyFlag(fs *pflag.FlagSet) {
 	fs.StringArray("decrypt-key", nil, "open sealed archives with the private key `FILE` (SSH ed25519 or RSA without passphrase, or an age identity file); repeatable")
+	fs.StringArray("trust-key", nil, "require each archive to be sealed and signed by the SSH public key `FILE` (a .pub, authorized_keys or allowed_signers file), checked over the whole file first; repeatable")
 }
 
 // unsealed are the sealed archives of a command line, opened: each one's
@@ -38,18 +39,20 @@ func (u *unsealed) close() {
 // Without keys a sealed archive is left for show, which lists it as
 // sealed, and refused, naming the flag, by the others.
 func unsealArgs(cmd string, fs *pflag.FlagSet, args []string) (*unsealed, error) {
-	keys, _ := fs.GetStringArray("decrypt-key")
-	var ids []age.Identity
-	for _, k := range keys {
-		is, err := seal.ParseIdentities(k)
-		if err != nil {
-			return nil, fmt.Errorf("--decrypt-key %s: %w", k, err)
-		}
-		ids = append(ids, is...)
+	ids, err := flagIdentities(fs)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := flagTrust(fs)
+	if err != nil {
+		return nil, err
 	}
 	u := &unsealed{}
 	open := func(name string) (string, error) {
-		if !isSealed(name) || len(ids) == 0 && cmd == "show" {
+		if err := checkSignature(cmd, name, trust); err != nil {
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		if !isSealed(name) || cmd == "show" && (len(ids) == 0 || showsAt(fs)) {
 			return name, nil
 		}
 		p, err := u.open(name, ids)
@@ -85,6 +88,69 @@ func unsealArgs(cmd string, fs *pflag.FlagSet, args []string) (*unsealed, error)
 		}
 	}
 	return u, nil
+}
+
+// flagIdentities reads the keys of --decrypt-key.
+func flagIdentities(fs *pflag.FlagSet) ([]age.Identity, error) {
+	keys, _ := fs.GetStringArray("decrypt-key")
+	var ids []age.Identity
+	for _, k := range keys {
+		is, err := seal.ParseIdentities(k)
+		if err != nil {
+			return nil, fmt.Errorf("--decrypt-key %s: %w", k, err)
+		}
+		ids = append(ids, is...)
+	}
+	return ids, nil
+}
+
+// flagTrust reads the keys of --trust-key.
+func flagTrust(fs *pflag.FlagSet) (seal.Trust, error) {
+	keys, _ := fs.GetStringArray("trust-key")
+	var t seal.Trust
+	for _, k := range keys {
+		ks, err := seal.ParseTrustKeys(k)
+		if err != nil {
+			return nil, fmt.Errorf("--trust-key %s: %w", k, err)
+		}
+		t = append(t, ks...)
+	}
+	return t, nil
+}
+
+// checkSignature checks the signature of the archive name, as restore
+// does: with trust it must be sealed and signed by one of its keys; a
+// signature is checked by every command but show (which names the signer
+// unchecked, to stay quick) without trust too.
+func checkSignature(cmd, name string, trust seal.Trust) error {
+	if !isSealed(name) {
+		if len(trust) > 0 {
+			return fmt.Errorf("%w: it is not sealed, so it carries no signature, and --trust-key requires one", seal.ErrUnsigned)
+		}
+		return nil
+	}
+	if cmd == "show" && len(trust) == 0 {
+		return nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = seal.VerifyFile(f, fi.Size(), trust)
+	return err
+}
+
+// showsAt reports whether show reads sealed archives itself, decrypting
+// only the chunks it reads (inspect.ShowOptions.Identities): all but
+// --verify, which reads the archive whole.
+func showsAt(fs *pflag.FlagSet) bool {
+	v, _ := fs.GetBool("verify")
+	return !v
 }
 
 // open decrypts the sealed archive name into a memfd and returns its

@@ -94,6 +94,20 @@ func TestSealed(t *testing.T) {
 	if code != exitOK || fields(strings.ReplaceAll(out, sealed, plain)) != fields(want) || errOut != "" {
 		t.Errorf("show with key = %d:\n%s%s\nwant\n%s", code, out, errOut, want)
 	}
+	if strings.Contains(errOut, "not a checkpoint archive") {
+		t.Errorf("show without key: %s", errOut)
+	}
+	for _, flag := range []string{"--full", "--verify"} {
+		code, out, errOut = do("show", flag, "--decrypt-key", key, sealed)
+		_, want, _ := do("show", flag, plain)
+		if code != exitOK || fields(strings.ReplaceAll(out, sealed, plain)) != fields(want) || errOut != "" {
+			t.Errorf("show %s with key = %d:\n%s%s\nwant\n%s", flag, code, out, errOut, want)
+		}
+	}
+	code, _, errOut = do("show", "--decrypt-key", wrong, sealed)
+	if code != exitFailure || !strings.Contains(errOut, "sealed for an ssh-ed25519 key") {
+		t.Errorf("show with a wrong key = %d: %s", code, errOut)
+	}
 	for _, args := range [][]string{
 		{"verify", sealed}, {"inspect", "--all", sealed}, {"memparse", sealed}, {"diff", plain, sealed},
 	} {
@@ -108,6 +122,74 @@ func TestSealed(t *testing.T) {
 		code, _, errOut = do(append(args, "--decrypt-key", wrong)...)
 		if code != exitUsage || !strings.Contains(errOut, "sealed for an ssh-ed25519 key") {
 			t.Errorf("%s with a wrong key = %d: %s", args[0], code, errOut)
+		}
+	}
+}
+
+// TestSignedInspect: a sealed archive signed with an ed25519 key. show
+// without key names its signer (unchecked); verify --trust-key with the
+// signer's public key passes, with another key refuses it (untrusted),
+// and refuses the unsigned sealed and the plain archive (unsigned); a
+// flipped byte fails the signature.
+func TestSignedInspect(t *testing.T) {
+	const plain = "../../testdata/ckpt/counter.tar.zst"
+	dir := t.TempDir()
+	_, key, wrong := sealFile(t, plain, dir)
+	unsigned := filepath.Join(dir, "counter.sealed")
+	pub := func(priv, name string) string {
+		b, _ := os.ReadFile(priv)
+		k, err := ssh.ParsePrivateKey(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.PublicKey()))) + " " + name + "\n"
+		if err := os.WriteFile(p, []byte(line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyPub, wrongPub := pub(key, "ops@example"), pub(wrong, "other@example")
+	signer, err := seal.ParseSigningKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := seal.ParseRecipients(keyPub)
+	in, _ := os.ReadFile(plain)
+	var b bytes.Buffer
+	w, err := seal.NewSignedWriter(&b, rs, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Write(in)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	signed, flipped := filepath.Join(dir, "signed.sealed"), filepath.Join(dir, "flipped.sealed")
+	_ = os.WriteFile(signed, b.Bytes(), 0o600)
+	fb := bytes.Clone(b.Bytes())
+	fb[len(fb)/2] ^= 1
+	_ = os.WriteFile(flipped, fb, 0o600)
+	do := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	if code, out, errOut := do("show", signed); code != exitOK || !strings.Contains(errOut, "signed by SHA256:") {
+		t.Errorf("show of a signed archive = %d:\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := do("verify", "--decrypt-key", key, "--trust-key", keyPub, signed); code != exitOK {
+		t.Errorf("verify --trust-key (the signer) = %d:\n%s%s", code, out, errOut)
+	}
+	for _, c := range []struct{ name, path, trust, want string }{
+		{"untrusted", signed, wrongPub, "signed by a key not trusted"},
+		{"unsigned sealed", unsigned, keyPub, "not signed"},
+		{"plain", plain, keyPub, "not signed"},
+		{"flipped", flipped, keyPub, "bad signature"},
+	} {
+		code, _, errOut := do("verify", "--decrypt-key", key, "--trust-key", c.trust, c.path)
+		if code == exitOK || !strings.Contains(errOut, c.want) {
+			t.Errorf("verify --trust-key of %s = %d: %s, want %q", c.name, code, errOut, c.want)
 		}
 	}
 }

@@ -18,6 +18,10 @@
 //   - Every chunk of plaintext [Open]'s reader returns has been
 //     authenticated; a truncated or altered payload is an error wrapping
 //     [ErrCorrupt] at the chunk, never plaintext.
+//   - [OpenAt] gives the same plaintext by random access: it checks the
+//     header and key as Open does and authenticates the final chunk
+//     (fixing the length) before it returns, then each ReadAt
+//     authenticates every chunk it returns bytes of.
 //   - The writer streams: [NewWriter] holds one chunk in memory and
 //     writes nothing in clear but the envelope header.
 //   - After the age stream a trailer reserved for a signature may follow
@@ -32,11 +36,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 
 	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
+	"golang.org/x/crypto/ssh"
 )
 
 // Magic is the first line of a sealed archive (format.SealedMagic).
@@ -63,6 +69,14 @@ var (
 	ErrCorrupt = errors.New("sealed archive corrupt or altered")
 	// ErrKey: a key file cannot be used.
 	ErrKey = errors.New("unusable key")
+	// ErrSignature: the archive's signature is malformed or does not
+	// match it.
+	ErrSignature = errors.New("bad signature")
+	// ErrUnsigned: a signature is required (--trust-key) and the archive
+	// has none.
+	ErrUnsigned = errors.New("the archive is not signed")
+	// ErrUntrusted: the archive is signed by a key not trusted.
+	ErrUntrusted = errors.New("the archive is signed by a key not trusted")
 )
 
 // Stanza is one recipient stanza of the header: its type and arguments.
@@ -107,8 +121,9 @@ func (h *Header) Recipients() string {
 }
 
 // IsSealed reports whether head, a file's first bytes (at least
-// len(Magic)), begins a sealed archive.
-func IsSealed(head []byte) bool { return bytes.HasPrefix(head, []byte(Magic)) }
+// len(Magic)), begins a sealed archive, of any envelope version
+// (format.SealedPrefix): Open names one it does not read.
+func IsSealed(head []byte) bool { return bytes.HasPrefix(head, []byte(format.SealedPrefix)) }
 
 // ReadHeader reads and checks the clear header from r, at most MaxHeader
 // bytes, and returns it with its bytes. It does not check the MAC (that
@@ -134,6 +149,9 @@ func readHeader(r io.Reader) (*Header, []byte, io.Reader, error) {
 		return l, nil
 	}
 	if l, err := line(); err != nil || l != Magic {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), format.SealedPrefix); ok && err == nil && len(v) <= 16 {
+			return nil, nil, nil, fmt.Errorf("%w: envelope version %q, which this ckpt does not read (it reads %q): open it with the ckpt that wrote it", ErrEnvelope, v, strings.TrimSpace(Magic))
+		}
 		return nil, nil, nil, fmt.Errorf("%w: the first line is not %q", ErrEnvelope, strings.TrimSpace(Magic))
 	}
 	if l, err := line(); err != nil || l != ageIntro {
@@ -173,6 +191,11 @@ func readHeader(r io.Reader) (*Header, []byte, io.Reader, error) {
 // (it does not close the underlying writer).
 type Writer struct {
 	age io.WriteCloser
+	// With a signer (NewSignedWriter): what was written is hashed into
+	// sum, and Close appends the signature's trailer to out.
+	signer ssh.Signer
+	sum    hash.Hash
+	out    io.Writer
 }
 
 // NewWriter writes Magic and the age header for rs to w and returns a
@@ -196,8 +219,22 @@ func NewWriter(w io.Writer, rs []age.Recipient) (*Writer, error) {
 
 func (w *Writer) Write(p []byte) (int, error) { return w.age.Write(p) }
 
-// Close writes the last chunk.
-func (w *Writer) Close() error { return w.age.Close() }
+// Close writes the last chunk and, for a signed archive, the trailer with
+// the signature.
+func (w *Writer) Close() error {
+	if err := w.age.Close(); err != nil {
+		return err
+	}
+	if w.signer == nil {
+		return nil
+	}
+	sig, err := signDigest(w.signer, "sha256", w.sum.Sum(nil))
+	if err != nil {
+		return err
+	}
+	_, err = w.out.Write(AppendTrailer(nil, sig))
+	return err
+}
 
 // Open reads the header from r and unwraps the file key with one of ids,
 // and returns the authenticated plaintext. Errors: ErrEnvelope,

@@ -70,19 +70,29 @@ func (t *trailerReader) Read(p []byte) (int, error) {
 // ended.
 func (t *trailerReader) cut() {
 	b := t.buf[t.start:t.end]
-	if len(b) < footerLen || string(b[len(b)-len(footerMagic):]) != footerMagic {
-		return
-	}
-	n := binary.BigEndian.Uint64(b[len(b)-footerLen:])
-	if n < uint64(len(TrailerIntro)) || n > MaxTrailer || n > uint64(len(b)-footerLen) {
-		return
-	}
-	cut := len(b) - footerLen - int(n)
-	if !bytes.HasPrefix(b[cut:], []byte(TrailerIntro)) {
+	cut, ok := findTrailer(b)
+	if !ok {
 		return
 	}
 	t.trailer = bytes.Clone(b[cut : len(b)-footerLen])
 	t.end = t.start + cut
+}
+
+// findTrailer returns where a well-formed trailer begins in b, the end of
+// a stream, and whether b ends with one.
+func findTrailer(b []byte) (int, bool) {
+	if len(b) < footerLen || string(b[len(b)-len(footerMagic):]) != footerMagic {
+		return 0, false
+	}
+	n := binary.BigEndian.Uint64(b[len(b)-footerLen:])
+	if n < uint64(len(TrailerIntro)) || n > MaxTrailer || n > uint64(len(b)-footerLen) {
+		return 0, false
+	}
+	cut := len(b) - footerLen - int(n)
+	if !bytes.HasPrefix(b[cut:], []byte(TrailerIntro)) {
+		return 0, false
+	}
+	return cut, true
 }
 
 // AppendTrailer returns the trailer of body (after TrailerIntro) with its

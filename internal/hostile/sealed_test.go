@@ -1,6 +1,7 @@
 package hostile
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -130,6 +131,52 @@ func sealedCases() []hostileCase {
 			name: "sealed-flipped", verify: 2, restoreFlags: key, want: "sealed archive corrupt or altered",
 			build: func(t *testing.T, c *corpus) string {
 				return c.sealed(t, func(b []byte) []byte { b[len(b)*3/4] ^= 1; return b })
+			},
+		},
+		// Classes ckptinspect fuzz's sealed mutations brought.
+		{
+			name: "sealed-bad-mac", verify: 2, restoreFlags: key, want: "bad header MAC",
+			build: func(t *testing.T, c *corpus) string {
+				return c.sealed(t, func(b []byte) []byte {
+					i := bytes.Index(b, []byte("\n--- ")) + 6
+					b[i] ^= 1
+					return b
+				})
+			},
+		},
+		{
+			name: "sealed-chunks-swapped", verify: 2, restoreFlags: key, want: "sealed archive corrupt or altered",
+			build: func(t *testing.T, c *corpus) string {
+				return c.sealed(t, func(b []byte) []byte {
+					const chunk = 64<<10 + 16
+					at := bytes.Index(b, []byte("\n--- "))
+					at += bytes.IndexByte(b[at+1:], '\n') + 2 + 16 // past the MAC line and the nonce
+					if len(b) < at+3*chunk {
+						t.Fatalf("the sealed base archive has fewer than three chunks")
+					}
+					first := bytes.Clone(b[at : at+chunk])
+					copy(b[at:], b[at+chunk:at+2*chunk])
+					copy(b[at+chunk:], first)
+					return b
+				})
+			},
+		},
+		{
+			name: "sealed-bad-trailer", verify: 2, restoreFlags: key, want: "sealed archive corrupt or altered",
+			build: func(t *testing.T, c *corpus) string {
+				return c.sealed(t, func(b []byte) []byte {
+					tr := seal.AppendTrailer(nil, []byte("signature"))
+					tr[0] = 'X' // the intro: not a trailer, so bytes after the age stream
+					return append(b, tr...)
+				})
+			},
+		},
+		{
+			name: "sealed-envelope-v2", verify: 2, restoreFlags: key, want: "envelope version \"v2\", which this ckpt does not read",
+			build: func(t *testing.T, c *corpus) string {
+				return c.sealed(t, func(b []byte) []byte {
+					return append([]byte(strings.Replace(seal.Magic, "/v1", "/v2", 1)), b[len(seal.Magic):]...)
+				})
 			},
 		},
 	}
