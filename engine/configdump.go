@@ -95,7 +95,7 @@ func decodeConfigDump(cfg []byte) (*Container, error) {
 	case bytes.HasPrefix(d.Layout, []byte(`"`)):
 		var layout string
 		if err := json.Unmarshal(d.Layout, &layout); err != nil || layout != configDumpLayout {
-			return nil, fmt.Errorf("%w: config.dump: layout %s is not %q: written by a newer ckpt?", format.ErrFormat, d.Layout, configDumpLayout)
+			return nil, fmt.Errorf("%w: config.dump has layout %s, this ckpt reads %q: restore with the ckpt that wrote it", format.ErrFormat, d.Layout, configDumpLayout)
 		}
 		if len(d.Ckpt) == 0 || bytes.Equal(d.Ckpt, []byte("null")) {
 			return nil, fmt.Errorf("%w: config.dump holds no ckpt record (\"ckpt\")", format.ErrFormat)
