@@ -40,6 +40,16 @@ func TestConfigDumpLayouts(t *testing.T) {
 		len(pod.NamedVolumes) != 1 || pod.NamedVolumes[0].Name != "v" || len(pod.NamedVolumes[0].Options) != 1 {
 		t.Fatalf("podman's fields = %+v, %v\n%s", pod, err, b)
 	}
+	host := *c
+	host.Network = "host"
+	hb, _ := marshalConfigDump(&host, "runc")
+	var hp struct {
+		CreateNetNS bool   `json:"createNetNS"`
+		NetworkMode string `json:"networkMode"`
+	}
+	if err := json.Unmarshal(hb, &hp); err != nil || hp.CreateNetNS || hp.NetworkMode != "host" {
+		t.Fatalf("host network: podman's fields = %+v, %v", hp, err)
+	}
 	var old Container
 	if err := json.Unmarshal(b, &old); err == nil {
 		t.Fatalf("a ckpt reading config.dump as its record read %+v, want a decoding error", old)
