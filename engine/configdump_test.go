@@ -69,3 +69,20 @@ func TestConfigDumpLayouts(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigDumpStored reads the record of an archive ckpt wrote before
+// the podman-shaped layout (testdata/ckpt/counter.tar.zst).
+func TestConfigDumpStored(t *testing.T) {
+	c, err := decodeConfigDump(extractMember(t, "../testdata/ckpt/counter.tar.zst", format.ConfigName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vol, bind bool
+	for _, m := range c.Mounts {
+		vol = vol || (m.Type == "volume" && m.Name == "vol1" && m.Destination == "/data")
+		bind = bind || (m.Type == "bind" && m.Destination == "/hostdir" && m.ReadOnly)
+	}
+	if c.Name != "w" || len(c.Command) == 0 || !vol || !bind {
+		t.Fatalf("the stored archive's record = %+v", c)
+	}
+}
