@@ -3,7 +3,6 @@ package engine
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -212,7 +211,7 @@ func (e *Engine) addDumpMembers(zw *format.Writer, a *archiveJob, cpuinfo string
 	if err := zw.AddDir(a.imagesMember(), a.imgDir); err != nil {
 		return err
 	}
-	cfg, err := json.MarshalIndent(a.c, "", "  ")
+	cfg, err := marshalConfigDump(a.c, e.runtimePath())
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -36,15 +35,16 @@ func TestImportHostGrants(t *testing.T) {
 	if _, err := src.Export(ctx, "b", archive, &ExportOptions{Compression: format.None}); err != nil {
 		t.Fatal(err)
 	}
-	var rec Container
-	if err := json.Unmarshal(extractMember(t, archive, format.ConfigName), &rec); err != nil {
+	recp, err := decodeConfigDump(extractMember(t, archive, format.ConfigName))
+	if err != nil {
 		t.Fatal(err)
 	}
+	rec := *recp
 	hostile := func(edit func(*Container)) string {
 		r := rec
 		r.Mounts = append([]Mount{}, rec.Mounts...)
 		edit(&r)
-		b, _ := json.Marshal(r)
+		b, _ := marshalConfigDump(&r, "runc")
 		return rewriteArchive(t, archive, format.ConfigName, b)
 	}
 	toRoot := hostile(func(r *Container) {
@@ -64,7 +64,7 @@ func TestImportHostGrants(t *testing.T) {
 		}
 	}()
 
-	_, err := dst.Import(ctx, toRoot, nil)
+	_, err = dst.Import(ctx, toRoot, nil)
 	if !errors.Is(err, ErrHostResource) || !strings.Contains(err.Error(), `/data (on the source host "/")`) {
 		t.Fatalf("Import of an archive binding / = %v, want ErrHostResource naming /data", err)
 	}

@@ -88,7 +88,8 @@ type ExportResult struct {
 
 // Export checkpoints a running container and writes everything needed to
 // restore it on another host into a v1 archive at path (see
-// docs/FORMAT.md): the CRIU images, the container record (config.dump),
+// docs/FORMAT.md): the CRIU images, the container record (config.dump,
+// in libpod's shape with ckpt's record inside: configdump.go),
 // the OCI spec (spec.dump), CRIU's statistics and CPU description
 // (cpuinfo.img), the container layer's changes (rootfs-diff.tar,
 // deleted.files), the named volumes (volumes/<name>.tar) and ctr.log.

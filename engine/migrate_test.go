@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"github.com/ckpt/ckpt/internal/testutil"
 	"os"
@@ -177,10 +176,11 @@ func TestMigrate(t *testing.T) {
 
 	// config.dump is checked before anything is created: a bind mount
 	// nobody mapped with -v, a volume name that is a path.
-	var rec Container
-	if err := json.Unmarshal(extractMember(t, archive, format.ConfigName), &rec); err != nil {
+	recp, err := decodeConfigDump(extractMember(t, archive, format.ConfigName))
+	if err != nil {
 		t.Fatal(err)
 	}
+	rec := *recp
 	for _, tc := range []struct {
 		mount Mount
 		want  error
@@ -191,7 +191,7 @@ func TestMigrate(t *testing.T) {
 	} {
 		r := rec
 		r.Mounts = append(append([]Mount{}, rec.Mounts...), tc.mount)
-		b, _ := json.Marshal(r)
+		b, _ := marshalConfigDump(&r, "runc")
 		if _, err := third.Import(ctx, rewriteArchive(t, archive, format.ConfigName, b), nil); !errors.Is(err, tc.want) {
 			t.Errorf("Import with mount %+v = %v, want %v", tc.mount, err, tc.want)
 		}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -64,9 +63,9 @@ func readRecord(staging string, legacy bool) (*importRecord, error) {
 		return nil, fmt.Errorf("read config.dump: %w", err)
 	}
 	if !legacy {
-		var c Container
-		if err := json.Unmarshal(cfg, &c); err != nil {
-			return nil, fmt.Errorf("%w: decode config.dump: %w", format.ErrFormat, err)
+		c, err := decodeConfigDump(cfg)
+		if err != nil {
+			return nil, err
 		}
 		rec := &importRecord{
 			Name: c.Name, ID: c.ID, Image: c.Image, ImageID: c.ImageID,

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -319,7 +318,7 @@ func (x *exportJob) writeStreamed() error {
 // and ctr.log, as addDumpMembers does for a file.
 func (x *exportJob) addStreamedMeta() error {
 	sw := x.sw
-	cfg, err := json.MarshalIndent(&x.rec, "", "  ")
+	cfg, err := marshalConfigDump(&x.rec, x.e.runtimePath())
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,13 @@
 # The directory holds `podman` (a wrapper naming the private conmon,
 # netavark and runc in a containers.conf) and `policy.json` (accept
 # anything: tests import local tars only; pass it with --signature-policy),
-# the same interface as scripts/peer-podman.sh. Made once, atomically.
+# the same interface as scripts/peer-podman.sh. Rootful podman reads its
+# signature policy from a path compiled in, /etc/containers/policy.json,
+# where commands without --signature-policy (`container checkpoint
+# --create-image`) need one: the private binary's copy of that string is
+# rewritten to /var/cache/ckpt/policy.json (the same length), which holds
+# the same accept-anything policy; /etc is not touched. Made once,
+# atomically; a directory made before that rewrite gets it in place.
 #
 #	peer-podman5.sh            print the directory, making it if needed
 set -euo pipefail
@@ -29,9 +35,37 @@ command -v apt-get >/dev/null 2>&1 || die "needs apt-get (Debian or Ubuntu)"
 want=(podman conmon netavark libc6 libgpgme11t64 libassuan9 libgpg-error0 libseccomp2
 	libsubid5 libglib2.0-0t64 libsystemd0 libsqlite3-0)
 
+policy='{"default":[{"type":"insecureAcceptAnything"}]}'
+
+# The policy of the private podman's rewritten default path.
+syspolicy=/var/cache/ckpt/policy.json
+
+# private DIR writes DIR/podman, the wrapper, and rewrites the binary's
+# default policy path, each through a temporary file and a rename (tests
+# may be running the old ones).
+private() {
+	local d=$1 bin=$1/root/usr/bin/podman
+	mkdir -p "$(dirname "$syspolicy")"
+	echo "$policy" >"$syspolicy.tmp"
+	mv "$syspolicy.tmp" "$syspolicy"
+	if grep -q -a /etc/containers/policy.json "$bin"; then
+		perl -0777 -pe 's#/etc/containers/policy\.json#'"$syspolicy"'#g' <"$bin" >"$bin.tmp"
+		[ "$(stat -c %s "$bin.tmp")" = "$(stat -c %s "$bin")" ] || die "rewriting the policy path changed podman's size"
+		chmod 0755 "$bin.tmp"
+		mv "$bin.tmp" "$bin"
+	fi
+	printf '#!/bin/sh\n# %s from Debian %s, unpacked by scripts/peer-podman5.sh.\nCONTAINERS_CONF=%s/containers.conf exec %s "$@"\n' \
+		"$(basename "$d")" "$suite" "$d" "$bin" >"$d/.podman.tmp"
+	chmod 0755 "$d/.podman.tmp"
+	mv "$d/.podman.tmp" "$d/podman"
+}
+
 # Made before: no need to ask the mirror again.
 for d in "$cache"/podman-5.*; do
 	if [ -x "$d/podman" ]; then
+		if [ ! -f "$syspolicy" ] || grep -q -a /etc/containers/policy.json "$d/root/usr/bin/podman"; then
+			private "$d"
+		fi
 		echo "$d"
 		exit 0
 	fi
@@ -96,18 +130,13 @@ runtime = "runc"
 [network]
 network_backend = "netavark"
 EOF
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$tmp/policy.json"
-cat >"$tmp/podman" <<EOF
-#!/bin/sh
-# podman $ver from Debian $suite, unpacked by scripts/peer-podman5.sh.
-CONTAINERS_CONF=$dir/containers.conf exec $dir/root/usr/bin/podman "\$@"
-EOF
-chmod 0755 "$tmp/podman"
+echo "$policy" >"$tmp/policy.json"
 rm -rf "$tmp/debs" "$tmp/apt-cache" "$tmp/lists" "$tmp/apt.log"
 sync -f "$tmp"
 rm -rf "$dir"
 mv "$tmp" "$dir"
 trap - EXIT
+private "$dir"
 # Checked in place: the binaries only run from the final directory.
 for b in "${bins[@]}"; do
 	if missing=$(ldd "$dir/root/$b" 2>&1 | grep -E 'not found|version .* not found'); then
