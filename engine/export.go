@@ -63,6 +63,14 @@ type ExportOptions struct {
 	// as it is written, and nothing but the envelope's header is in
 	// clear, on disk or in the stream.
 	SealTo []age.Recipient
+	// Confirm, if set, is called once a streamed archive's last byte is
+	// written to Output (close it there: the reader's end of the stream),
+	// while the container is still frozen and alive; it returns nil once
+	// the reader has restored the container (the target confirmed).
+	// Only then is the container stopped (without LeaveRunning). An error
+	// fails the export and the container is thawed and runs on. Only
+	// with Output.
+	Confirm func() error
 }
 
 // ExportResult describes an export.
@@ -139,7 +147,7 @@ type rollback struct {
 func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, *rollback, error) {
 	x := e.newExportJob(ctx, ref, path, o)
 	err := x.run(x.check, x.plan, x.open, x.pause, x.prepareExport, x.startStream, x.dump, x.release,
-		x.recordStop, x.dedup, x.gather, x.write, x.commit, x.record, x.stopStreamed, x.tidy)
+		x.recordStop, x.dedup, x.gather, x.write, x.confirm, x.commit, x.record, x.stopStreamed, x.tidy)
 	if err != nil {
 		return nil, x.rb, wrapf(err, "export %s", ref)
 	}
@@ -221,6 +229,9 @@ func (x *exportJob) check() error {
 	x.comp = comp
 	if len(x.opts.SealTo) > 0 && (x.opts.PreCheckpoint || x.opts.WithPrevious) {
 		return fmt.Errorf("%w: a sealed archive is a full checkpoint: not with --pre-checkpoint or --with-previous (sealed chains are not supported yet)", ErrOptions)
+	}
+	if x.opts.Confirm != nil && x.opts.Output == nil {
+		return fmt.Errorf("%w: Confirm needs Output (the reader that confirms)", ErrOptions)
 	}
 	if x.streaming {
 		switch {

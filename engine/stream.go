@@ -407,3 +407,19 @@ func (x *exportJob) writeStreamedFile() error {
 	}
 	return nil
 }
+
+// confirm waits, after a streamed archive's last byte, for its reader to
+// say it restored the container (ExportOptions.Confirm), with the
+// container still frozen and alive (or, with LeaveRunning, running): a
+// refusal fails the export, whose undo thaws it, so it runs on.
+func (x *exportJob) confirm() error {
+	if x.opts.Confirm == nil {
+		return nil
+	}
+	x.j.phase("confirm")
+	if err := x.opts.Confirm(); err != nil {
+		return fmt.Errorf("%w: %w (the container runs on here)", ErrNotConfirmed, err)
+	}
+	x.pt.done("confirm")
+	return nil
+}

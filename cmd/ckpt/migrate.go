@@ -104,7 +104,7 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 	if x.path == "-" {
 		// The archive goes to stdout; what ckpt says goes to stderr.
 		if f, ok := env.stdout.(*os.File); ok && isTerminal(f) {
-			return usageError(env, c, "--export -: stdout is a terminal: redirect it to a file or pipe it (e.g. | ssh HOST ckpt restore -i FILE)")
+			return usageError(env, c, "--export -: stdout is a terminal: redirect it to a file or pipe it (e.g. | ssh HOST ckpt restore -i -)")
 		}
 		xo.Output, name, out = env.stdout, "stdout", env.stderr
 		stopSIGPIPE()
@@ -143,7 +143,7 @@ type importFlags struct {
 
 func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	x := &importFlags{}
-	fs.StringVarP(&x.path, "import", "i", "", "restore a new container from the checkpoint archive `FILE` (from checkpoint --export or podman)")
+	fs.StringVarP(&x.path, "import", "i", "", "restore a new container from the checkpoint archive `FILE` (from checkpoint --export or podman); - reads it from stdin")
 	fs.StringVarP(&x.name, "name", "n", "", "with --import: restore under this name with a new container ID")
 	fs.StringArrayVar(&x.previous, "import-previous", nil, "with --import: a pre-checkpoint archive `FILE` the imported checkpoint depends on (checkpoint --with-previous); repeat it for each of a chain, in any order")
 	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --import: do not apply the archive's container layer changes")
@@ -201,6 +201,12 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 	var err error
 	if r.image != "" {
 		res, err = env.eng.RestoreImage(ctx, r.image, im)
+	} else if r.flags.path == "-" {
+		if isTerminal(os.Stdin) {
+			bar.done(false)
+			return usageError(env, r.c, "--import -: stdin is a terminal: pipe the archive in (e.g. ckpt checkpoint -e - CONTAINER | ssh HOST ckpt restore -i -)")
+		}
+		res, err = env.eng.ImportStream(ctx, os.Stdin, "stdin", im)
 	} else {
 		res, err = env.eng.Import(ctx, r.flags.path, im)
 	}

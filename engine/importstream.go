@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
+)
+
+// An import from a stream (restore -i -) reads the archive once, front
+// to back, as it arrives: the sealed envelope's header and the manifest
+// are read ahead (a bounded head, kept and replayed to the extraction),
+// everything else flows through the one extraction into staging. It
+// never reads to the stream's end after a failure: the writer (a
+// `checkpoint -e -` on the other end of a pipe) sees its pipe break
+// before its last byte and keeps its container.
+
+// streamHead is how much of a stream is peeked to name what it is when
+// it has no manifest (format.Sniff reads its first 4 KiB; a tar header
+// and the start of its first entry fit too).
+const streamHead = 64 << 10
+
+// ImportStream is [Engine.Import] of an archive read from r (a pipe:
+// `ckpt restore -i -`), named name in errors: a v1 or streamed (v2)
+// archive, compressed or not, sealed (opened with o.Identities) or not,
+// or a legacy archive. It makes the same checks in the same order and
+// leaves nothing on failure; r is read once and only as far as the
+// import got, so a failed import leaves the rest of r unread.
+// o.Previous are files, as for Import.
+func (e *Engine) ImportStream(ctx context.Context, r io.Reader, name string, o *ImportOptions) (_ *ImportResult, err error) {
+	if o == nil {
+		o = &ImportOptions{}
+	}
+	defer func() {
+		if err != nil {
+			err = wrapf(err, "import %s", name)
+		}
+	}()
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if err := e.preflight(ctx); err != nil {
+		return nil, err
+	}
+	src, head, stop, err := openStream(r, o)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	x, err := e.beginImport(name, src, o)
+	if err != nil {
+		return nil, err
+	}
+	defer x.end()
+	if x.declared == nil {
+		// Name a stream that is no checkpoint archive for what it looks
+		// like, before anything is extracted, as Import does for a file.
+		if err := streamNotCheckpoint(head, name); err != nil {
+			return nil, err
+		}
+	}
+	return x.run(ctx)
+}
+
+// openStream returns r as an archive source and its first bytes (for
+// format.Sniff): a sealed stream is opened with o.Identities first (a
+// missing or wrong key is refused here, before staging) and decrypted
+// ahead in a goroutine of its own, which stop ends. Nothing drains r.
+func openStream(r io.Reader, o *ImportOptions) (_ *layerSource, head []byte, stop func(), _ error) {
+	br := bufio.NewReaderSize(r, streamHead)
+	magic, _ := br.Peek(len(seal.Magic))
+	stop = func() {}
+	if seal.IsSealed(magic) {
+		pr, _, err := seal.Open(br, o.Identities)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		var ahead io.Reader
+		ahead, stop = readAhead(pr)
+		br = bufio.NewReaderSize(ahead, streamHead)
+	}
+	// Peeked bytes stay in br: the extraction reads them again.
+	head, _ = br.Peek(streamHead)
+	src := &layerSource{size: -1, open: func() (io.ReadCloser, error) { return io.NopCloser(br), nil }}
+	return src, bytes.Clone(head), stop, nil
+}
+
+// readAhead reads r a MiB ahead in a goroutine, so that what produces r
+// (decryption) overlaps what consumes it; stop ends the goroutine.
+func readAhead(r io.Reader) (io.Reader, func()) {
+	rp, wp := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := io.CopyBuffer(wp, r, make([]byte, 1<<20))
+		wp.CloseWithError(err)
+	}()
+	return rp, func() {
+		rp.CloseWithError(errors.New("extraction ended"))
+		<-done
+	}
+}
+
+// streamNotCheckpoint is notCheckpoint for the head of a stream.
+func streamNotCheckpoint(head []byte, name string) error {
+	looks, err := format.Sniff(bytes.NewReader(head), int64(len(head)))
+	if err != nil {
+		return nil
+	}
+	err = looks.NotCheckpoint()
+	switch {
+	case err == nil:
+		return nil
+	case looks == format.LooksRootfs:
+		return remedy(err, RemedyImportRootfs, name)
+	case looks.ImageArchive():
+		return remedy(err, RemedyImageArchive, name)
+	}
+	return fmt.Errorf("%w (read from %s)", err, name)
+}
