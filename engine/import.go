@@ -631,24 +631,9 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 		}
 		return nil, remedy(fmt.Errorf("%w: the checkpoint has established TCP connections", ErrState), r, "")
 	}
-	// The base image must be here.
-	s, err := e.storeOpen()
+	image, err := e.baseImage(rec.Image, rec.ImageID)
 	if err != nil {
 		return nil, err
-	}
-	image := ""
-	for _, ref := range []string{rec.ImageID, rec.Image} {
-		if ref == "" {
-			continue
-		}
-		if _, err := e.resolveImage(s, ref); err == nil {
-			image = ref
-			break
-		}
-	}
-	if image == "" {
-		return nil, remedy(fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store, and nothing is pulled",
-			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID)), RemedyImagePull, orNone(rec.Image))
 	}
 	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
 	if err != nil {
@@ -670,7 +655,35 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 	if err := format.CheckImageDir(filepath.Join(staging, format.CheckpointDir), imageOptions(network == NetworkHost, nil, capAdd)); err != nil {
 		return nil, err
 	}
-	name, id := rec.Name, rec.ID
+	name, id, err := e.freeName(ctx, rec.Name, rec.ID, o)
+	if err != nil {
+		return nil, err
+	}
+	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped, capAdd: capAdd}, nil
+}
+
+// baseImage returns the reference of the checkpoint's base image (its
+// ID first, then its name) in the local store, which must have it.
+func (e *Engine) baseImage(name, id string) (string, error) {
+	s, err := e.storeOpen()
+	if err != nil {
+		return "", err
+	}
+	for _, ref := range []string{id, name} {
+		if ref == "" {
+			continue
+		}
+		if _, err := e.resolveImage(s, ref); err == nil {
+			return ref, nil
+		}
+	}
+	return "", remedy(fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store, and nothing is pulled",
+		ErrUnknownImage, orNone(name), orNone(id)), RemedyImagePull, orNone(name))
+}
+
+// freeName returns the name and ID the imported container gets (o.Name
+// and a new ID, or the recorded ones), refusing those in use.
+func (e *Engine) freeName(ctx context.Context, name, id string, o *ImportOptions) (string, string, error) {
 	if o.Name != "" {
 		name, id = o.Name, ""
 	}
@@ -679,14 +692,14 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 		if o.Name != "" {
 			r = RemedyOtherName
 		}
-		return nil, remedy(fmt.Errorf("%w: a container named %s exists", ErrNameInUse, name), r, "")
+		return "", "", remedy(fmt.Errorf("%w: a container named %s exists", ErrNameInUse, name), r, "")
 	}
 	if id != "" {
 		if _, err := e.loadState(id); err == nil {
-			return nil, remedy(fmt.Errorf("%w: container ID %s exists", ErrNameInUse, id[:12]), RemedyCopy, "")
+			return "", "", remedy(fmt.Errorf("%w: container ID %s exists", ErrNameInUse, id[:12]), RemedyCopy, "")
 		}
 	}
-	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped, capAdd: capAdd}, nil
+	return name, id, nil
 }
 
 func orNone(s string) string {
@@ -799,13 +812,9 @@ func applyRootfs(ctx context.Context, staging, root string, oci bool) error {
 // checkCompatible refuses an archive from another architecture or a CPU
 // whose features this one lacks, naming the source CPU.
 func (e *Engine) checkCompatible(ctx context.Context, staging string, m *format.Manifest) error {
-	src := strings.TrimSpace(m.Host.CPU.Vendor + " " + m.Host.CPU.Model)
-	if src == "" {
-		src = "unknown CPU"
-	}
-	if m.Host.Arch != "" && m.Host.Arch != runtime.GOARCH {
-		return fmt.Errorf("%w: the checkpoint was taken on %s (%s), this host is %s: restore it on a %s host",
-			ErrIncompatible, m.Host.Arch, src, runtime.GOARCH, m.Host.Arch)
+	src := sourceCPU(m)
+	if err := checkArch(m); err != nil {
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(staging, format.CPUInfoName)); err != nil {
 		return nil // legacy archives carry no CPU record
@@ -815,6 +824,24 @@ func (e *Engine) checkCompatible(ctx context.Context, staging string, m *format.
 			ErrIncompatible, src, orNone(m.Host.Kernel), err)
 	}
 	return nil
+}
+
+// checkArch refuses a checkpoint of another architecture, naming the
+// source CPU.
+func checkArch(m *format.Manifest) error {
+	if m.Host.Arch != "" && m.Host.Arch != runtime.GOARCH {
+		return fmt.Errorf("%w: the checkpoint was taken on %s (%s), this host is %s: restore it on a %s host",
+			ErrIncompatible, m.Host.Arch, sourceCPU(m), runtime.GOARCH, m.Host.Arch)
+	}
+	return nil
+}
+
+// sourceCPU names the CPU the checkpoint was taken on.
+func sourceCPU(m *format.Manifest) string {
+	if src := strings.TrimSpace(m.Host.CPU.Vendor + " " + m.Host.CPU.Model); src != "" {
+		return src
+	}
+	return "unknown CPU"
 }
 
 // maxFilesImage bounds files.img before crit decodes it (crit allocates

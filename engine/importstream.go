@@ -63,6 +63,8 @@ func (e *Engine) ImportStream(ctx context.Context, r io.Reader, name string, o *
 		if err := streamNotCheckpoint(head, name); err != nil {
 			return nil, err
 		}
+	} else if err := x.e.precheck(ctx, x.declared, o); err != nil {
+		return nil, err
 	}
 	return x.run(ctx)
 }
@@ -122,4 +124,44 @@ func streamNotCheckpoint(head []byte, name string) error {
 		return remedy(err, RemedyImageArchive, name)
 	}
 	return fmt.Errorf("%w (read from %s)", err, name)
+}
+
+// precheck refuses, from the stream's declared manifest alone, what the
+// checks after its extraction would refuse on this host: another
+// architecture, a base image not in the store, a name or ID in use.
+// Refused before the pages are read, the writer of a plain pipe
+// (`checkpoint -e - | restore -i -`, no confirmation) sees its pipe break
+// and keeps its container. The manifest is not trusted: this only
+// refuses earlier; the full checks run on the verified archive.
+func (e *Engine) precheck(ctx context.Context, m *format.Manifest, o *ImportOptions) error {
+	if err := checkArch(m); err != nil {
+		return err
+	}
+	if m.Container.Image != "" || m.Container.ImageID != "" {
+		if _, err := e.baseImage(m.Container.Image, m.Container.ImageID); err != nil {
+			return err
+		}
+	}
+	if m.Container.Name == "" && o.Name == "" {
+		return nil
+	}
+	id := m.Container.ID
+	if !fullID(id) {
+		id = "" // not a path to look at: the verified record decides
+	}
+	_, _, err := e.freeName(ctx, m.Container.Name, id, o)
+	return err
+}
+
+// fullID reports whether id is a full container ID (64 lowercase hex).
+func fullID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

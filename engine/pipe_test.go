@@ -173,11 +173,13 @@ func (c *cutReader) Read(p []byte) (int, error) {
 
 // TestPipeMigrateFaults breaks a confirmed pipe migration at points of
 // the stream (the target sees it end there; the source its pipe break):
-// in the manifest, mid-pages, at the index, and after the last byte with
-// the target's checks refusing (a name in use) and its CRIU restore
-// interrupted or failing in CRIU. Each time the source's container runs on (thawed, its
-// counter going on) and the target has no container, staging directory
-// or storage container; then an unbroken migration succeeds.
+// in the manifest, mid-pages, at the index; the target refuses from the
+// manifest (a name in use, before the pages); after the last byte its
+// restore is interrupted or fails in CRIU; and a plain pipe (no
+// confirmation) whose target refuses from the manifest. Each time the
+// source's container runs on (thawed, its counter going on) and the
+// target has no container, staging directory or storage container; then
+// an unbroken migration succeeds.
 func TestPipeMigrateFaults(t *testing.T) {
 	t.Parallel()
 	src, dst := realEngine(t), realEngine(t)
@@ -212,21 +214,29 @@ func TestPipeMigrateFaults(t *testing.T) {
 		}
 	}}
 	for _, tc := range []struct {
-		name string
-		in   func(io.Reader) io.Reader
-		ctx  context.Context
-		o    *ImportOptions
+		name  string
+		in    func(io.Reader) io.Reader
+		ctx   context.Context
+		o     *ImportOptions
+		plain bool // no confirmation: a plain pipe
 	}{
-		{"manifest", func(r io.Reader) io.Reader { return &cutReader{r: r, n: 200} }, ctx, nil},
-		{"pages", func(r io.Reader) io.Reader { return &cutReader{r: r, n: 6 << 20} }, ctx, nil},
-		{"index", func(r io.Reader) io.Reader { return &cutReader{r: r, at: []byte(format.IndexName)} }, ctx, nil},
-		{"name-in-use", nil, ctx, &ImportOptions{Name: "taken"}},
-		{"restore-cancelled", nil, rctx, atRestore},
-		{"criu-fails", nil, ctx, noBinary},
+		{"manifest", func(r io.Reader) io.Reader { return &cutReader{r: r, n: 200} }, ctx, nil, false},
+		{"pages", func(r io.Reader) io.Reader { return &cutReader{r: r, n: 6 << 20} }, ctx, nil, false},
+		{"index", func(r io.Reader) io.Reader { return &cutReader{r: r, at: []byte(format.IndexName)} }, ctx, nil, false},
+		{"name-in-use", nil, ctx, &ImportOptions{Name: "taken"}, false},
+		{"restore-cancelled", nil, rctx, atRestore, false},
+		{"criu-fails", nil, ctx, noBinary, false},
+		// Without confirmation the target refuses from the manifest,
+		// before the pages: the source's pipe breaks mid-stream.
+		{"plain-name-in-use", nil, ctx, &ImportOptions{Name: "taken"}, true},
 	} {
 		before := lastCounter(logsOf(t, src, "cut"))
 		p := pipeImport(t, tc.ctx, dst, tc.in, tc.o)
-		_, err := src.Export(ctx, "cut", "-", &ExportOptions{Output: p.pw, Compression: format.None, Confirm: p.confirm})
+		xo := &ExportOptions{Output: p.pw, Compression: format.None, Confirm: p.confirm}
+		if tc.plain {
+			xo.Confirm = nil
+		}
+		_, err := src.Export(ctx, "cut", "-", xo)
 		p.pw.Close()
 		if err == nil {
 			t.Fatalf("%s: the export succeeded", tc.name)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,7 @@ import (
 // --ignore-volumes fill the ExportOptions given to addExportFlags.
 type exportFlags struct {
 	path, compress string
+	confirmCmd     string
 	stream         bool
 	encryptTo      []string
 }
@@ -35,13 +38,14 @@ func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
 	fs.StringVarP(&x.compress, "compress", "c", "zstd", "compression of the --export archive: zstd, gzip or none")
 	fs.BoolVar(&o.IgnoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
 	fs.BoolVar(&o.IgnoreVolumes, "ignore-volumes", false, "with --export: leave the named volumes' content out")
+	fs.StringVar(&x.confirmCmd, "confirm-cmd", "", "with --export -: pipe the archive into the shell command `CMD` (e.g. 'ssh HOST ckpt restore -i -') instead of stdout, and stop the container only once CMD exits 0 (it restored it); otherwise the container runs on")
 	fs.StringArrayVar(&x.encryptTo, "encrypt-to", nil, "with --export: seal the archive to `KEY`, an SSH public key file (ed25519, RSA), an age recipient (age1…) or a file of them; repeatable, any one key opens it")
 	return x
 }
 
 // used reports whether any export flag was given.
 func (x *exportFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream", "encrypt-to"} {
+	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream", "encrypt-to", "confirm-cmd"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -72,6 +76,8 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 			return usageError(env, c, "--stream can only be used with --export")
 		case r.fs.Changed("encrypt-to"):
 			return usageError(env, c, "--encrypt-to can only be used with --export")
+		case r.fs.Changed("confirm-cmd"):
+			return usageError(env, c, "--confirm-cmd can only be used with --export -")
 		default:
 			return usageError(env, c, "--compress can only be used with --export")
 		}
@@ -101,7 +107,17 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 		xo.SealTo = append(xo.SealTo, rs...)
 	}
 	out, name := env.stdout, x.path
-	if x.path == "-" {
+	var target *confirmTarget
+	switch {
+	case x.confirmCmd != "" && x.path != "-":
+		return usageError(env, c, "--confirm-cmd can only be used with --export - (the archive goes to the command)")
+	case x.confirmCmd != "":
+		if target, err = startConfirmTarget(env, x.confirmCmd); err != nil {
+			return env.fail(err)
+		}
+		xo.Output, xo.Confirm, name = target.stdin, target.confirm, "the --confirm-cmd command"
+		stopSIGPIPE()
+	case x.path == "-":
 		// The archive goes to stdout; what ckpt says goes to stderr.
 		if f, ok := env.stdout.(*os.File); ok && isTerminal(f) {
 			return usageError(env, c, "--export -: stdout is a terminal: redirect it to a file or pipe it (e.g. | ssh HOST ckpt restore -i -)")
@@ -115,6 +131,13 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 	}
 	res, err := env.eng.Export(ctx, refs[0], name, &xo)
 	bar.done(err == nil)
+	if target != nil {
+		if terr := target.wait(); err != nil && terr != nil && !errors.Is(err, engine.ErrNotConfirmed) {
+			// The command's own failure (ssh could not connect) is the
+			// cause of a broken pipe.
+			env.errorf("--confirm-cmd: %v", terr)
+		}
+	}
 	if err != nil {
 		return env.fail(err)
 	}
@@ -454,4 +477,43 @@ func (p *progress) done(ok bool) {
 // CRIU do not inherit it.
 func stopSIGPIPE() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+}
+
+// confirmTarget is the --confirm-cmd command: the archive goes to its
+// stdin, and its exit status 0 confirms the restore at the other end.
+type confirmTarget struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	once  sync.Once
+	err   error
+}
+
+// startConfirmTarget starts command with sh -c, its output going to
+// ckpt's (the target's restored container ID to stdout).
+func startConfirmTarget(env *cmdEnv, command string) (*confirmTarget, error) {
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Stdout, cmd.Stderr = env.stdout, env.stderr
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("--confirm-cmd %q: %w", command, err)
+	}
+	return &confirmTarget{cmd: cmd, stdin: w}, nil
+}
+
+// confirm ends the archive's stream and waits for the command: nil if it
+// exited 0.
+func (t *confirmTarget) confirm() error { return t.wait() }
+
+// wait closes the command's stdin and returns how it ended, once.
+func (t *confirmTarget) wait() error {
+	t.once.Do(func() {
+		_ = t.stdin.Close()
+		if err := t.cmd.Wait(); err != nil {
+			t.err = fmt.Errorf("the command %q: %w", strings.Join(t.cmd.Args[2:], " "), err)
+		}
+	})
+	return t.err
 }
