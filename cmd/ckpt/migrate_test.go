@@ -69,6 +69,8 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "/nonexistent.pub", "x"}, exitUsage, "--encrypt-to /nonexistent.pub: unusable key"},
 		{[]string{"checkpoint", "-e", "a.tar", "--encrypt-to", "ssh-dss AAAA", "x"}, exitUsage, "neither an age recipient"},
 		{[]string{"restore", "--decrypt-key", "k", "x"}, exitUsage, "--decrypt-key can only be used with --import"},
+		{[]string{"checkpoint", "--confirm-cmd", "true", "x"}, exitUsage, "--confirm-cmd can only be used with --export -"},
+		{[]string{"checkpoint", "-e", "a.tar", "--confirm-cmd", "true", "x"}, exitUsage, "--confirm-cmd can only be used with --export -"},
 		{[]string{"restore", "-i", "a.tar", "--decrypt-key", "/nonexistent"}, exitUsage, "--decrypt-key /nonexistent: unusable key"},
 	}
 	for _, tt := range tests {
