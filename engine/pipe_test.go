@@ -261,3 +261,22 @@ func TestPipeMigrateFaults(t *testing.T) {
 	}
 	noLeftovers(t, dst, 2)
 }
+
+// importThroughPipe imports the archive at path through a pipe, as
+// `cat path | ckpt restore -i -`.
+func importThroughPipe(ctx context.Context, e *Engine, path string, o *ImportOptions) (*ImportResult, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		f, err := os.Open(path)
+		if err == nil {
+			_, _ = io.Copy(pw, f)
+			f.Close()
+		}
+		pw.Close()
+	}()
+	defer pr.Close()
+	return e.ImportStream(ctx, pr, "stdin", o)
+}
