@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
+	"github.com/ckpt/ckpt/format/seal"
 )
 
 // pipeTarget is an import reading a pipe, as `ckpt restore -i -` does
@@ -279,4 +281,56 @@ func importThroughPipe(ctx context.Context, e *Engine, path string, o *ImportOpt
 	}()
 	defer pr.Close()
 	return e.ImportStream(ctx, pr, "stdin", o)
+}
+
+// TestPipeSealed migrates a counter through a pipe as a sealed streamed
+// archive (`checkpoint -e - --encrypt-to KEY | restore -i - --decrypt-key
+// KEY`), confirmed; a sealed v1 archive piped in without its key or with
+// another is refused before any staging directory exists.
+func TestPipeSealed(t *testing.T) {
+	t.Parallel()
+	src, dst := realEngine(t), realEngine(t)
+	ctx := context.Background()
+	keys := t.TempDir()
+	priv, wrong := sshKeygen(t, keys, "id_ed25519"), sshKeygen(t, keys, "other")
+	to, err := seal.ParseRecipients(priv + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "sp", Command: []string{"/bin/counter", "-interval", "50ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, src, "sp", "counter 3", func(l string) bool { return lastCounter(l) >= 3 })
+	v1 := filepath.Join(t.TempDir(), "sp.sealed")
+	if _, err := src.Export(ctx, "sp", v1, &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}, SealTo: to}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ids  []age.Identity
+		want error
+	}{
+		{"no key", nil, seal.ErrNoKey},
+		{"wrong key", identities(t, wrong), seal.ErrWrongKey},
+	} {
+		_, err := importThroughPipe(ctx, dst, v1, &ImportOptions{Identities: c.ids})
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if _, serr := os.Stat(filepath.Join(dst.root(), "import")); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("%s: the import directory exists (%v): something was staged before the key was checked", c.name, serr)
+		}
+		noLeftovers(t, dst, 0)
+	}
+
+	p := pipeImport(t, ctx, dst, nil, &ImportOptions{Identities: identities(t, priv)})
+	xr, err := src.Export(ctx, "sp", "-", &ExportOptions{Output: p.pw, SealTo: to, Confirm: p.confirm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if xr.Container.Status != StatusExited {
+		t.Errorf("the source after a confirmed sealed migration: %s, want exited", xr.Container.Status)
+	}
+	at := lastCounter(logsOf(t, src, "sp"))
+	waitLog(t, dst, "sp", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
 }
