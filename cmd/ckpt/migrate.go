@@ -213,6 +213,9 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 		return usageError(env, r.c, "%s", msg)
 	}
 	src := r.flags.path
+	if src == "-" {
+		src = "stdin"
+	}
 	if r.image != "" {
 		src = "image " + r.image
 	}
