@@ -208,11 +208,14 @@ type importJob struct {
 	undo undoStack
 
 	declared *format.Manifest // the archive's manifest, not trusted (nil: none)
-	res      *ImportResult    // the manifest verified, then the result
-	rec      *importRecord    // what the archive's record asks for
-	plan     *importPlan      // what the checks decided
-	vols     []string         // the container's -v specs: named volumes, then binds
-	c        *Container       // the container made
+	// cpuEarly, if set, gets the result of `criu cpuinfo check` run on
+	// a streamed archive's cpuinfo.img as soon as it was extracted.
+	cpuEarly chan error
+	res      *ImportResult // the manifest verified, then the result
+	rec      *importRecord // what the archive's record asks for
+	plan     *importPlan   // what the checks decided
+	vols     []string      // the container's -v specs: named volumes, then binds
+	c        *Container    // the container made
 }
 
 // beginImport makes the staging directory (on a tmpfs if the archive's
@@ -355,12 +358,41 @@ func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy boo
 		return nil, false, "", err
 	}
 	defer stop()
-	zr, err := format.Extract(ctx, r, x.staging, &format.ExtractOptions{FreeSpace: stagingSpace(x.staging)})
+	eo := &format.ExtractOptions{FreeSpace: stagingSpace(x.staging)}
+	x.checkCPUEarly(ctx, eo)
+	zr, err := format.Extract(ctx, r, x.staging, eo)
 	if err != nil {
+		if x.cpuEarly != nil {
+			<-x.cpuEarly // no CRIU outlives the import
+		}
 		return nil, false, "", extractError(err, x.staging)
 	}
 	defer zr.Close()
 	return zr.Manifest(), zr.Legacy(), zr.ManifestDigest(), nil
+}
+
+// checkCPUEarly makes the extraction of a streamed archive run `criu
+// cpuinfo check` on its cpuinfo.img, in a goroutine, once the next member
+// begins (cpuinfo.img is then written), so that it overlaps the pages:
+// ckpt writes it first. The result counts only if the archive verifies
+// (check waits for it then); a failure there is checked again.
+func (x *importJob) checkCPUEarly(ctx context.Context, eo *format.ExtractOptions) {
+	if x.declared == nil || x.declared.Version != format.StreamVersion {
+		return
+	}
+	ch := make(chan error, 1)
+	seen, started := false, false
+	eo.Filter = func(h *format.Header) bool {
+		switch {
+		case h.Name == format.CPUInfoName:
+			seen = true
+		case seen && !started:
+			started = true
+			x.cpuEarly = ch
+			go func() { ch <- x.e.checkCompatible(ctx, x.staging, x.declared) }()
+		}
+		return true
+	}
 }
 
 // open opens the archive (the file at path, or the layer) and returns it,
@@ -398,8 +430,12 @@ func (x *importJob) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := x.e.checkCompatible(ctx, x.staging, x.res.Manifest); err != nil {
-		return err
+	if x.cpuEarly == nil || <-x.cpuEarly != nil || checkArch(x.res.Manifest) != nil {
+		// Not checked while the archive was read, or refused then: the
+		// check decides (and names the problem) now.
+		if err := x.e.checkCompatible(ctx, x.staging, x.res.Manifest); err != nil {
+			return err
+		}
 	}
 	x.pt.done("cpu_check")
 	if _, err := os.Stat(filepath.Join(x.staging, format.CheckpointDir, "inventory.img")); err != nil {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -136,6 +137,20 @@ func TestPipeMigrate(t *testing.T) {
 		t.Errorf("v1 through the pipe: version %d", ir.Manifest.Version)
 	}
 	waitLog(t, src, "back", "the copy's counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+
+	// A streamed archive whose CPU description this CPU fails, checked
+	// while the pages arrive: refused, nothing made.
+	v2 := filepath.Join(dir, "v2.tar")
+	if _, err := dst.Export(ctx, "mig", v2, &ExportOptions{CheckpointOptions: CheckpointOptions{LeaveRunning: true}, Stream: true, Compression: format.None}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := rewriteStream(t, v2, format.CPUInfoName, []byte("\x00\x01garbage"))
+	if _, err := importThroughPipe(ctx, src, foreign, &ImportOptions{Name: "cpu", IgnoreVolumes: true}); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("ImportStream of a foreign CPU's stream = %v, want ErrIncompatible", err)
+	}
+	if left := stagingLeft(src); len(left) != 0 {
+		t.Errorf("staging left after a refused stream: %v", left)
+	}
 
 	// Not an archive: named for what it is, nothing made.
 	_, err = dst.ImportStream(ctx, strings.NewReader("hello\n"), "stdin", &ImportOptions{Name: "text"})
@@ -333,4 +348,68 @@ func TestPipeSealed(t *testing.T) {
 	}
 	at := lastCounter(logsOf(t, src, "sp"))
 	waitLog(t, dst, "sp", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
+}
+
+// rewriteStream writes a copy of the streamed archive at path, a valid
+// one (its own index), with member name's content replaced by data.
+func rewriteStream(t *testing.T, path, name string, data []byte) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := format.NewReader(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	type member struct {
+		name string
+		data []byte
+	}
+	var members []member
+	for {
+		h, err := zr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == format.IndexName || h.Typeflag == tar.TypeDir {
+			continue
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(members); n > 0 && members[n-1].name == h.Name {
+			members[n-1].data = append(members[n-1].data, b...) // a part
+			continue
+		}
+		members = append(members, member{h.Name, b})
+	}
+	out := filepath.Join(t.TempDir(), "rewritten.tar")
+	of, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer of.Close()
+	sw, err := format.NewStreamWriter(of, *zr.Manifest(), &format.WriterOptions{Compression: format.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.name == name {
+			m.data = data
+		}
+		if err := sw.AddBytes(m.name, m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -250,6 +250,11 @@ func (x *exportJob) startStream() error {
 		return x.fail("write archive", err)
 	}
 	x.sw = sw
+	// The CPU description first (it is made before the dump): an import
+	// checks this CPU against it while the pages arrive.
+	if err := sw.AddFile(format.CPUInfoName, cpuinfo); err != nil {
+		return x.fail("write archive", err)
+	}
 	ps, err := startPageStreams(x.imgDir, a.imagesMember(), pageFIFOs(cgroupProcs(x.c.PID)), sw, func() { x.j.running("streaming") })
 	if err != nil {
 		return err
@@ -317,8 +322,8 @@ func (x *exportJob) writeStreamed() error {
 	return nil
 }
 
-// addStreamedMeta adds config.dump, spec.dump, stats-dump, cpuinfo.img
-// and ctr.log, as addDumpMembers does for a file.
+// addStreamedMeta adds config.dump, spec.dump, stats-dump and ctr.log,
+// as addDumpMembers does for a file (cpuinfo.img went first).
 func (x *exportJob) addStreamedMeta() error {
 	sw := x.sw
 	cfg, err := json.MarshalIndent(&x.rec, "", "  ")
@@ -335,9 +340,6 @@ func (x *exportJob) addStreamedMeta() error {
 		if err := sw.AddFile(format.StatsName, filepath.Join(x.work, crit.StatsDump)); err != nil {
 			return err
 		}
-	}
-	if err := sw.AddFile(format.CPUInfoName, x.cpuinfo); err != nil {
-		return err
 	}
 	if log, err := fileio.ReadTail(filepath.Join(x.e.containerDir(x.c.ID), logFile), 16<<20); err == nil {
 		if err := sw.AddBytes(format.ContainerLogName, log); err != nil {
