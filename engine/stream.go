@@ -32,7 +32,9 @@ import (
 // images directory, CRIU opens and writes them as files (it numbers them
 // from 1, one per pagemap), and a goroutine per FIFO copies each into the
 // archive as CRIU writes it. The other images are small and written as
-// files; they go into the archive after the dump. A pages image CRIU
+// files; they go into the archive after the dump. The CPU description
+// (cpuinfo.img, made before the dump) goes first, after the manifest, so
+// that an import checks its CPU while the pages arrive. A pages image CRIU
 // writes beyond the FIFOs made (more processes than counted) lands as a
 // file and is added after the dump too.
 //
