@@ -110,6 +110,14 @@
 //     holds it until it has written start.json, so a dump or restore a
 //     killed process started finishes first ([ErrBusy] meanwhile, saying
 //     so).
+//   - An import from a stream ([Engine.ImportStream], restore -i -) reads
+//     it once, front to back, and stops reading at its first failure, so
+//     that the writer of a pipe sees it break; it refuses from the
+//     declared manifest what it can (architecture, base image, name or
+//     ID in use) before the pages, and makes the same checks as a file's
+//     import after. A streamed export with [ExportOptions.Confirm] keeps
+//     its container frozen and alive after the last byte until Confirm
+//     returns: nil stops it, an error thaws it ([ErrNotConfirmed]).
 //   - CKPT_TEST_STOP_AT (testStopEnv) is the fault tests' hook: it only
 //     stops the process (SIGSTOP) at a named point; SIGCONT goes on.
 //   - Nothing the engine removes leads outside the tree removed: trees

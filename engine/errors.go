@@ -60,6 +60,9 @@ var (
 	// ErrNotCheckpointImage reports an image given to restore that
 	// carries no checkpoint annotation (podman's or CRI-O's).
 	ErrNotCheckpointImage = errors.New("engine: not a checkpoint image")
+	// ErrNotConfirmed reports a streamed export whose reader did not
+	// confirm the restore (ExportOptions.Confirm): the container runs on.
+	ErrNotConfirmed = errors.New("engine: the target did not confirm")
 )
 
 // Why the engine killed a tool ([ExitError.Killed]).

@@ -71,6 +71,14 @@ type ExportOptions struct {
 	// OpenSSH SSHSIG signature over the whole envelope, in its trailer
 	// (docs/FORMAT.md rule 37), which `ssh-keygen -Y verify` checks too.
 	SignKey ssh.Signer
+	// Confirm, if set, is called once a streamed archive's last byte is
+	// written to Output (close it there: the reader's end of the stream),
+	// while the container is still frozen and alive; it returns nil once
+	// the reader has restored the container (the target confirmed).
+	// Only then is the container stopped (without LeaveRunning). An error
+	// fails the export and the container is thawed and runs on. Only
+	// with Output.
+	Confirm func() error
 }
 
 // ExportResult describes an export.
@@ -148,7 +156,7 @@ type rollback struct {
 func (e *Engine) export(ctx context.Context, ref, path string, o *ExportOptions) (*ExportResult, *rollback, error) {
 	x := e.newExportJob(ctx, ref, path, o)
 	err := x.run(x.check, x.plan, x.open, x.pause, x.prepareExport, x.startStream, x.dump, x.release,
-		x.recordStop, x.dedup, x.gather, x.write, x.commit, x.record, x.stopStreamed, x.tidy)
+		x.recordStop, x.dedup, x.gather, x.write, x.confirm, x.commit, x.record, x.stopStreamed, x.tidy)
 	if err != nil {
 		return nil, x.rb, wrapf(err, "export %s", ref)
 	}
@@ -233,6 +241,9 @@ func (x *exportJob) check() error {
 	x.comp = comp
 	if x.opts.SignKey != nil && len(x.opts.SealTo) == 0 {
 		return fmt.Errorf("%w: a signature goes with a sealed archive: give --encrypt-to too", ErrOptions)
+	}
+	if x.opts.Confirm != nil && x.opts.Output == nil {
+		return fmt.Errorf("%w: Confirm needs Output (the reader that confirms)", ErrOptions)
 	}
 	if x.streaming {
 		switch {

@@ -92,6 +92,7 @@ type ImportOptions struct {
 	// seal.ErrUntrusted, seal.ErrSignature). Without it a signed archive's
 	// signature is checked all the same, and its signer reported
 	// (ImportResult.Signer).
+	// ImportStream refuses it (a stream cannot be checked whole first).
 	Trust seal.Trust
 }
 
@@ -227,11 +228,14 @@ type importJob struct {
 	undo undoStack
 
 	declared *format.Manifest // the archive's manifest, not trusted (nil: none)
-	res      *ImportResult    // the manifest verified, then the result
-	rec      *importRecord    // what the archive's record asks for
-	plan     *importPlan      // what the checks decided
-	vols     []string         // the container's -v specs: named volumes, then binds
-	c        *Container       // the container made
+	// cpuEarly, if set, gets the result of `criu cpuinfo check` run on
+	// a streamed archive's cpuinfo.img as soon as it was extracted.
+	cpuEarly chan error
+	res      *ImportResult // the manifest verified, then the result
+	rec      *importRecord // what the archive's record asks for
+	plan     *importPlan   // what the checks decided
+	vols     []string      // the container's -v specs: named volumes, then binds
+	c        *Container    // the container made
 }
 
 // beginImport makes the staging directory (on a tmpfs if the archive's
@@ -377,12 +381,41 @@ func (x *importJob) extract(ctx context.Context) (_ *format.Manifest, legacy boo
 		return nil, false, "", err
 	}
 	defer stop()
-	zr, err := format.Extract(ctx, r, x.staging, &format.ExtractOptions{FreeSpace: stagingSpace(x.staging)})
+	eo := &format.ExtractOptions{FreeSpace: stagingSpace(x.staging)}
+	x.checkCPUEarly(ctx, eo)
+	zr, err := format.Extract(ctx, r, x.staging, eo)
 	if err != nil {
+		if x.cpuEarly != nil {
+			<-x.cpuEarly // no CRIU outlives the import
+		}
 		return nil, false, "", extractError(err, x.staging)
 	}
 	defer zr.Close()
 	return zr.Manifest(), zr.Legacy(), zr.ManifestDigest(), nil
+}
+
+// checkCPUEarly makes the extraction of a streamed archive run `criu
+// cpuinfo check` on its cpuinfo.img, in a goroutine, once the next member
+// begins (cpuinfo.img is then written), so that it overlaps the pages:
+// ckpt writes it first. The result counts only if the archive verifies
+// (check waits for it then); a failure there is checked again.
+func (x *importJob) checkCPUEarly(ctx context.Context, eo *format.ExtractOptions) {
+	if x.declared == nil || x.declared.Version != format.StreamVersion {
+		return
+	}
+	ch := make(chan error, 1)
+	seen, started := false, false
+	eo.Filter = func(h *format.Header) bool {
+		switch {
+		case h.Name == format.CPUInfoName:
+			seen = true
+		case seen && !started:
+			started = true
+			x.cpuEarly = ch
+			go func() { ch <- x.e.checkCompatible(ctx, x.staging, x.declared) }()
+		}
+		return true
+	}
 }
 
 // open opens the archive (the file at path, or the layer) and returns it,
@@ -420,8 +453,12 @@ func (x *importJob) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := x.e.checkCompatible(ctx, x.staging, x.res.Manifest); err != nil {
-		return err
+	if x.cpuEarly == nil || <-x.cpuEarly != nil || checkArch(x.res.Manifest) != nil {
+		// Not checked while the archive was read, or refused then: the
+		// check decides (and names the problem) now.
+		if err := x.e.checkCompatible(ctx, x.staging, x.res.Manifest); err != nil {
+			return err
+		}
 	}
 	x.pt.done("cpu_check")
 	if _, err := os.Stat(filepath.Join(x.staging, format.CheckpointDir, "inventory.img")); err != nil {
@@ -653,24 +690,9 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 		}
 		return nil, remedy(fmt.Errorf("%w: the checkpoint has established TCP connections", ErrState), r, "")
 	}
-	// The base image must be here.
-	s, err := e.storeOpen()
+	image, err := e.baseImage(rec.Image, rec.ImageID)
 	if err != nil {
 		return nil, err
-	}
-	image := ""
-	for _, ref := range []string{rec.ImageID, rec.Image} {
-		if ref == "" {
-			continue
-		}
-		if _, err := e.resolveImage(s, ref); err == nil {
-			image = ref
-			break
-		}
-	}
-	if image == "" {
-		return nil, remedy(fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store, and nothing is pulled",
-			ErrUnknownImage, orNone(rec.Image), orNone(rec.ImageID)), RemedyImagePull, orNone(rec.Image))
 	}
 	binds, dropped, err := grantedBinds(rec.Binds, hostGrants{binds: o.Binds, dropBinds: o.IgnoreBinds})
 	if err != nil {
@@ -692,7 +714,35 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 	if err := format.CheckImageDir(filepath.Join(staging, format.CheckpointDir), imageOptions(network == NetworkHost, nil, capAdd)); err != nil {
 		return nil, err
 	}
-	name, id := rec.Name, rec.ID
+	name, id, err := e.freeName(ctx, rec.Name, rec.ID, o)
+	if err != nil {
+		return nil, err
+	}
+	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped, capAdd: capAdd}, nil
+}
+
+// baseImage returns the reference of the checkpoint's base image (its
+// ID first, then its name) in the local store, which must have it.
+func (e *Engine) baseImage(name, id string) (string, error) {
+	s, err := e.storeOpen()
+	if err != nil {
+		return "", err
+	}
+	for _, ref := range []string{id, name} {
+		if ref == "" {
+			continue
+		}
+		if _, err := e.resolveImage(s, ref); err == nil {
+			return ref, nil
+		}
+	}
+	return "", remedy(fmt.Errorf("%w: the checkpoint's base image %s (ID %s) is not in the local store, and nothing is pulled",
+		ErrUnknownImage, orNone(name), orNone(id)), RemedyImagePull, orNone(name))
+}
+
+// freeName returns the name and ID the imported container gets (o.Name
+// and a new ID, or the recorded ones), refusing those in use.
+func (e *Engine) freeName(ctx context.Context, name, id string, o *ImportOptions) (string, string, error) {
 	if o.Name != "" {
 		name, id = o.Name, ""
 	}
@@ -701,14 +751,14 @@ func (e *Engine) planImport(ctx context.Context, staging string, rec *importReco
 		if o.Name != "" {
 			r = RemedyOtherName
 		}
-		return nil, remedy(fmt.Errorf("%w: a container named %s exists", ErrNameInUse, name), r, "")
+		return "", "", remedy(fmt.Errorf("%w: a container named %s exists", ErrNameInUse, name), r, "")
 	}
 	if id != "" {
 		if _, err := e.loadState(id); err == nil {
-			return nil, remedy(fmt.Errorf("%w: container ID %s exists", ErrNameInUse, id[:12]), RemedyCopy, "")
+			return "", "", remedy(fmt.Errorf("%w: container ID %s exists", ErrNameInUse, id[:12]), RemedyCopy, "")
 		}
 	}
-	return &importPlan{image: image, network: network, name: name, id: id, binds: binds, dropped: dropped, capAdd: capAdd}, nil
+	return name, id, nil
 }
 
 func orNone(s string) string {
@@ -825,13 +875,9 @@ func applyRootfs(ctx context.Context, staging, root string, oci bool) error {
 // checkCompatible refuses an archive from another architecture or a CPU
 // whose features this one lacks, naming the source CPU.
 func (e *Engine) checkCompatible(ctx context.Context, staging string, m *format.Manifest) error {
-	src := strings.TrimSpace(m.Host.CPU.Vendor + " " + m.Host.CPU.Model)
-	if src == "" {
-		src = "unknown CPU"
-	}
-	if m.Host.Arch != "" && m.Host.Arch != runtime.GOARCH {
-		return fmt.Errorf("%w: the checkpoint was taken on %s (%s), this host is %s: restore it on a %s host",
-			ErrIncompatible, m.Host.Arch, src, runtime.GOARCH, m.Host.Arch)
+	src := sourceCPU(m)
+	if err := checkArch(m); err != nil {
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(staging, format.CPUInfoName)); err != nil {
 		return nil // legacy archives carry no CPU record
@@ -841,6 +887,24 @@ func (e *Engine) checkCompatible(ctx context.Context, staging string, m *format.
 			ErrIncompatible, src, orNone(m.Host.Kernel), err)
 	}
 	return nil
+}
+
+// checkArch refuses a checkpoint of another architecture, naming the
+// source CPU.
+func checkArch(m *format.Manifest) error {
+	if m.Host.Arch != "" && m.Host.Arch != runtime.GOARCH {
+		return fmt.Errorf("%w: the checkpoint was taken on %s (%s), this host is %s: restore it on a %s host",
+			ErrIncompatible, m.Host.Arch, sourceCPU(m), runtime.GOARCH, m.Host.Arch)
+	}
+	return nil
+}
+
+// sourceCPU names the CPU the checkpoint was taken on.
+func sourceCPU(m *format.Manifest) string {
+	if src := strings.TrimSpace(m.Host.CPU.Vendor + " " + m.Host.CPU.Model); src != "" {
+		return src
+	}
+	return "unknown CPU"
 }
 
 // maxFilesImage bounds files.img before crit decodes it (crit allocates

@@ -222,9 +222,11 @@ func TestPreCopyChain(t *testing.T) {
 		noLeftovers(t, dst, 0)
 	}
 
-	// The chain in any order; the counter goes on from the final's.
+	// The chain in any order; the counter goes on from the final's. The
+	// final comes through a pipe (`restore -i - --import-previous`): the
+	// pre-checkpoints went ahead as files.
 	at := lastCounter(logText(extractMember(t, final, format.ContainerLogName)))
-	ir, err := dst.Import(ctx, final, &ImportOptions{Previous: []string{pre1, pre2}})
+	ir, err := importThroughPipe(ctx, dst, final, &ImportOptions{Previous: []string{pre1, pre2}})
 	if err != nil {
 		t.Fatal(err)
 	}

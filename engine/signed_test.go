@@ -137,3 +137,16 @@ func TestSignedMigrate(t *testing.T) {
 	}
 	waitLog(t, dst, ir2.Container.ID, "the streamed copy's counter to go on", func(l string) bool { return lastCounter(l) >= 3 })
 }
+
+// TestImportStreamTrust: --trust-key with a stream is refused before
+// anything is read or made: the signature is checked over a whole file.
+func TestImportStreamTrust(t *testing.T) {
+	e := &Engine{Root: t.TempDir(), RunRoot: t.TempDir()}
+	_, err := e.ImportStream(context.Background(), strings.NewReader("anything"), "stdin", &ImportOptions{Trust: seal.Trust{{Name: "x"}}})
+	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "--trust-key needs the archive as a file") {
+		t.Errorf("ImportStream with Trust = %v, want ErrOptions", err)
+	}
+	if ents, _ := os.ReadDir(e.Root); len(ents) != 0 {
+		t.Errorf("ImportStream with Trust made %d entries under the root", len(ents))
+	}
+}

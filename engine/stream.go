@@ -29,7 +29,9 @@ import (
 // images directory, CRIU opens and writes them as files (it numbers them
 // from 1, one per pagemap), and a goroutine per FIFO copies each into the
 // archive as CRIU writes it. The other images are small and written as
-// files; they go into the archive after the dump. A pages image CRIU
+// files; they go into the archive after the dump. The CPU description
+// (cpuinfo.img, made before the dump) goes first, after the manifest, so
+// that an import checks its CPU while the pages arrive. A pages image CRIU
 // writes beyond the FIFOs made (more processes than counted) lands as a
 // file and is added after the dump too.
 //
@@ -247,6 +249,11 @@ func (x *exportJob) startStream() error {
 		return x.fail("write archive", err)
 	}
 	x.sw = sw
+	// The CPU description first (it is made before the dump): an import
+	// checks this CPU against it while the pages arrive.
+	if err := sw.AddFile(format.CPUInfoName, cpuinfo); err != nil {
+		return x.fail("write archive", err)
+	}
 	ps, err := startPageStreams(x.imgDir, a.imagesMember(), pageFIFOs(cgroupProcs(x.c.PID)), sw, func() { x.j.running("streaming") })
 	if err != nil {
 		return err
@@ -314,8 +321,8 @@ func (x *exportJob) writeStreamed() error {
 	return nil
 }
 
-// addStreamedMeta adds config.dump, spec.dump, stats-dump, cpuinfo.img
-// and ctr.log, as addDumpMembers does for a file.
+// addStreamedMeta adds config.dump, spec.dump, stats-dump and ctr.log,
+// as addDumpMembers does for a file (cpuinfo.img went first).
 func (x *exportJob) addStreamedMeta() error {
 	sw := x.sw
 	cfg, err := marshalConfigDump(&x.rec, x.e.runtimePath())
@@ -332,9 +339,6 @@ func (x *exportJob) addStreamedMeta() error {
 		if err := sw.AddFile(format.StatsName, filepath.Join(x.work, crit.StatsDump)); err != nil {
 			return err
 		}
-	}
-	if err := sw.AddFile(format.CPUInfoName, x.cpuinfo); err != nil {
-		return err
 	}
 	if log, err := x.e.containerLog(x.c.ID, x.logCut()); err == nil {
 		if err := sw.AddBytes(format.ContainerLogName, log); err != nil {
@@ -402,5 +406,21 @@ func (x *exportJob) writeStreamedFile() error {
 	if err := x.ctx.Err(); err != nil {
 		return x.fail("export", err)
 	}
+	return nil
+}
+
+// confirm waits, after a streamed archive's last byte, for its reader to
+// say it restored the container (ExportOptions.Confirm), with the
+// container still frozen and alive (or, with LeaveRunning, running): a
+// refusal fails the export, whose undo thaws it, so it runs on.
+func (x *exportJob) confirm() error {
+	if x.opts.Confirm == nil {
+		return nil
+	}
+	x.j.phase("confirm")
+	if err := x.opts.Confirm(); err != nil {
+		return fmt.Errorf("%w: %w (the container runs on here)", ErrNotConfirmed, err)
+	}
+	x.pt.done("confirm")
 	return nil
 }

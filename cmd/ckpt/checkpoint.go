@@ -201,6 +201,15 @@ beside FILE, synced and renamed. If the export fails or is interrupted
 there is no FILE and the container keeps running (restored from its dump
 if it was stopped). See docs/MIGRATION.md.
 
+With --export - it writes a streamed archive to stdout in one pass, the
+container frozen until its last byte (ckpt checkpoint -e - web | ssh HOST
+ckpt restore -i -); then it stops (-R: runs on). A broken pipe leaves it
+running; a plain pipe has no way back, so a target failing after the last
+byte cannot keep it. --confirm-cmd CMD pipes the archive into the shell
+command CMD instead and stops the container only once CMD exits 0 (the
+target restored it); otherwise it is thawed and runs on:
+  ckpt checkpoint -e - --confirm-cmd 'ssh HOST ckpt restore -i -' web
+
 --print-stats prints one JSON document in podman's shape (durations in
 microseconds) with the engine's phases added as "ckpt_phases".`,
 	}
@@ -258,7 +267,7 @@ logs, exec, stop and checkpoint work as before. The images are removed after
 a successful restore unless --keep. If CRIU fails the container stays
 checkpointed (restorable) and the error quotes CRIU's log.
 
-With --import FILE it restores a new container from an archive made by
+With --import FILE (- reads stdin) it restores a new container from an archive made by
 'checkpoint --export', by podman, or by the kubelet through CRI-O or
 containerd (restored as a standalone container: a note says what of the pod
 is lost): the archive is verified into a staging

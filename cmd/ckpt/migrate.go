@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,7 @@ import (
 // --ignore-volumes fill the ExportOptions given to addExportFlags.
 type exportFlags struct {
 	path, compress string
+	confirmCmd     string
 	stream         bool
 	encryptTo      []string
 	signKey        string
@@ -37,13 +40,14 @@ func addExportFlags(fs *pflag.FlagSet, o *engine.ExportOptions) *exportFlags {
 	fs.BoolVar(&o.IgnoreRootfs, "ignore-rootfs", false, "with --export: leave the container layer's changes out")
 	fs.BoolVar(&o.IgnoreVolumes, "ignore-volumes", false, "with --export: leave the named volumes' content out")
 	fs.StringVar(&x.signKey, "sign-key", "", "with --export and --encrypt-to: sign the sealed archive with the SSH private key `FILE` (ed25519, RSA; no passphrase), which restore --trust-key and ssh-keygen -Y verify check")
+	fs.StringVar(&x.confirmCmd, "confirm-cmd", "", "with --export -: pipe the archive into the shell command `CMD` (e.g. 'ssh HOST ckpt restore -i -') instead of stdout, and stop the container only once CMD exits 0 (it restored it); otherwise the container runs on")
 	fs.StringArrayVar(&x.encryptTo, "encrypt-to", nil, "with --export: seal the archive to `KEY`, an SSH public key file (ed25519, RSA), an age recipient (age1…) or a file of them; repeatable, any one key opens it")
 	return x
 }
 
 // used reports whether any export flag was given.
 func (x *exportFlags) used(fs *pflag.FlagSet) bool {
-	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream", "encrypt-to", "sign-key"} {
+	for _, n := range []string{"export", "compress", "ignore-rootfs", "ignore-volumes", "stream", "encrypt-to", "sign-key", "confirm-cmd"} {
 		if fs.Changed(n) {
 			return true
 		}
@@ -76,6 +80,8 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 			return usageError(env, c, "--encrypt-to can only be used with --export")
 		case r.fs.Changed("sign-key"):
 			return usageError(env, c, "--sign-key can only be used with --export and --encrypt-to")
+		case r.fs.Changed("confirm-cmd"):
+			return usageError(env, c, "--confirm-cmd can only be used with --export -")
 		default:
 			return usageError(env, c, "--compress can only be used with --export")
 		}
@@ -115,10 +121,20 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 		xo.SignKey = s
 	}
 	out, name := env.stdout, x.path
-	if x.path == "-" {
+	var target *confirmTarget
+	switch {
+	case x.confirmCmd != "" && x.path != "-":
+		return usageError(env, c, "--confirm-cmd can only be used with --export - (the archive goes to the command)")
+	case x.confirmCmd != "":
+		if target, err = startConfirmTarget(env, x.confirmCmd); err != nil {
+			return env.fail(err)
+		}
+		xo.Output, xo.Confirm, name = target.stdin, target.confirm, "the --confirm-cmd command"
+		stopSIGPIPE()
+	case x.path == "-":
 		// The archive goes to stdout; what ckpt says goes to stderr.
 		if f, ok := env.stdout.(*os.File); ok && isTerminal(f) {
-			return usageError(env, c, "--export -: stdout is a terminal: redirect it to a file or pipe it (e.g. | ssh HOST ckpt restore -i FILE)")
+			return usageError(env, c, "--export -: stdout is a terminal: redirect it to a file or pipe it (e.g. | ssh HOST ckpt restore -i -)")
 		}
 		xo.Output, name, out = env.stdout, "stdout", env.stderr
 		stopSIGPIPE()
@@ -129,6 +145,13 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 	}
 	res, err := env.eng.Export(ctx, refs[0], name, &xo)
 	bar.done(err == nil)
+	if target != nil {
+		if terr := target.wait(); err != nil && terr != nil && !errors.Is(err, engine.ErrNotConfirmed) {
+			// The command's own failure (ssh could not connect) is the
+			// cause of a broken pipe.
+			env.errorf("--confirm-cmd: %v", terr)
+		}
+	}
 	if err != nil {
 		return env.fail(err)
 	}
@@ -158,7 +181,7 @@ type importFlags struct {
 
 func addImportFlags(fs *pflag.FlagSet) *importFlags {
 	x := &importFlags{}
-	fs.StringVarP(&x.path, "import", "i", "", "restore a new container from the checkpoint archive `FILE` (from checkpoint --export or podman)")
+	fs.StringVarP(&x.path, "import", "i", "", "restore a new container from the checkpoint archive `FILE` (from checkpoint --export or podman); - reads it from stdin")
 	fs.StringVarP(&x.name, "name", "n", "", "with --import: restore under this name with a new container ID")
 	fs.StringArrayVar(&x.previous, "import-previous", nil, "with --import: a pre-checkpoint archive `FILE` the imported checkpoint depends on (checkpoint --with-previous); repeat it for each of a chain, in any order")
 	fs.BoolVar(&x.ignoreRootfs, "ignore-rootfs", false, "with --import: do not apply the archive's container layer changes")
@@ -209,6 +232,9 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 		return usageError(env, r.c, "%s", msg)
 	}
 	src := r.flags.path
+	if src == "-" {
+		src = "stdin"
+	}
 	if r.image != "" {
 		src = "image " + r.image
 	}
@@ -220,6 +246,12 @@ func runImport(ctx context.Context, env *cmdEnv, r *importRun) int {
 	var err error
 	if r.image != "" {
 		res, err = env.eng.RestoreImage(ctx, r.image, im)
+	} else if r.flags.path == "-" {
+		if isTerminal(os.Stdin) {
+			bar.done(false)
+			return usageError(env, r.c, "--import -: stdin is a terminal: pipe the archive in (e.g. ckpt checkpoint -e - CONTAINER | ssh HOST ckpt restore -i -)")
+		}
+		res, err = env.eng.ImportStream(ctx, os.Stdin, "stdin", im)
 	} else {
 		res, err = env.eng.Import(ctx, r.flags.path, im)
 	}
@@ -479,4 +511,43 @@ func (p *progress) done(ok bool) {
 // CRIU do not inherit it.
 func stopSIGPIPE() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+}
+
+// confirmTarget is the --confirm-cmd command: the archive goes to its
+// stdin, and its exit status 0 confirms the restore at the other end.
+type confirmTarget struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	once  sync.Once
+	err   error
+}
+
+// startConfirmTarget starts command with sh -c, its output going to
+// ckpt's (the target's restored container ID to stdout).
+func startConfirmTarget(env *cmdEnv, command string) (*confirmTarget, error) {
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Stdout, cmd.Stderr = env.stdout, env.stderr
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("--confirm-cmd %q: %w", command, err)
+	}
+	return &confirmTarget{cmd: cmd, stdin: w}, nil
+}
+
+// confirm ends the archive's stream and waits for the command: nil if it
+// exited 0.
+func (t *confirmTarget) confirm() error { return t.wait() }
+
+// wait closes the command's stdin and returns how it ended, once.
+func (t *confirmTarget) wait() error {
+	t.once.Do(func() {
+		_ = t.stdin.Close()
+		if err := t.cmd.Wait(); err != nil {
+			t.err = fmt.Errorf("the command %q: %w", strings.Join(t.cmd.Args[2:], " "), err)
+		}
+	})
+	return t.err
 }

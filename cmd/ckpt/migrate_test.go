@@ -73,6 +73,8 @@ func TestMigrateUsage(t *testing.T) {
 		{[]string{"checkpoint", "-e", "a.tar", "--sign-key", "k", "x"}, exitUsage, "--sign-key signs a sealed archive: give --encrypt-to too"},
 		{[]string{"restore", "--trust-key", "k.pub", "x"}, exitUsage, "--trust-key can only be used with --import"},
 		{[]string{"restore", "-i", "a.tar", "--trust-key", "/nonexistent.pub"}, exitUsage, "--trust-key /nonexistent.pub: unusable key"},
+		{[]string{"checkpoint", "--confirm-cmd", "true", "x"}, exitUsage, "--confirm-cmd can only be used with --export -"},
+		{[]string{"checkpoint", "-e", "a.tar", "--confirm-cmd", "true", "x"}, exitUsage, "--confirm-cmd can only be used with --export -"},
 		{[]string{"restore", "-i", "a.tar", "--decrypt-key", "/nonexistent"}, exitUsage, "--decrypt-key /nonexistent: unusable key"},
 	}
 	for _, tt := range tests {

@@ -508,6 +508,18 @@ func TestHostileCorpus(t *testing.T) {
 			dst.removeAll(t)
 			dst.checkClean(t)
 			s.check(t)
+			if tc.restored {
+				return
+			}
+			// The same archive through a pipe (restore -i -) is refused
+			// as well, and leaves nothing either.
+			r = dst.ckptStdin(t, path, append([]string{"restore", "-i", "-"}, c.flags(t, tc.restoreFlags)...)...)
+			if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("restore -i - = exit %d, want 1 naming %q\n%s", r.code, tc.want, r.stderr)
+			}
+			dst.removeAll(t)
+			dst.checkClean(t)
+			s.check(t)
 		})
 	}
 }

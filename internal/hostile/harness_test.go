@@ -87,6 +87,12 @@ func wrap(out string, argv []string) int {
 // time and peak memory against the bounds.
 func run(t *testing.T, argv ...string) result {
 	t.Helper()
+	return runStdin(t, "", argv...)
+}
+
+// runStdin is run with the file stdin ("": none) as the command's stdin.
+func runStdin(t *testing.T, stdin string, argv ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
 	defer cancel()
 	self, err := os.Executable()
@@ -100,6 +106,14 @@ func run(t *testing.T, argv ...string) result {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
+	if stdin != "" {
+		f, err := os.Open(stdin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
 	start := time.Now()
 	err = cmd.Run()
 	r := result{stdout: o.String(), stderr: e.String(), took: time.Since(start), code: -1}
@@ -147,6 +161,12 @@ func newHost(t *testing.T, b bins, dir string) *host {
 func (h *host) ckpt(t *testing.T, args ...string) result {
 	t.Helper()
 	return run(t, append([]string{h.bins.ckpt, "--root", h.root, "--runroot", h.run}, args...)...)
+}
+
+// ckptStdin runs ckpt with h's roots and the file stdin as its stdin.
+func (h *host) ckptStdin(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	return runStdin(t, stdin, append([]string{h.bins.ckpt, "--root", h.root, "--runroot", h.run}, args...)...)
 }
 
 // must runs ckpt and fails the test unless it succeeds.
