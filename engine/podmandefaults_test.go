@@ -12,12 +12,11 @@ import (
 	"github.com/ckpt/ckpt/internal/testutil"
 )
 
-// TestIntegrationPodmanDefaults restores an archive podman 5.4 (Debian 13)
-// made of a container run with podman's defaults. Podman 4.3's case (its
-// extra capabilities refused until granted with CapAdd, its extra masked
-// path masked again) is not run: the private podman 4.3's conmon does not
-// find its own libraries on a machine without them (the table takes it
-// back once scripts/peer-podman.sh wraps conmon).
+// TestIntegrationPodmanDefaults restores archives podman made of a
+// container run with podman's defaults (only the rlimits this machine
+// cannot grant lowered), from podman 4.3 (Debian 12) and podman 5.4
+// (Debian 13): podman 4's extra capabilities are refused until granted
+// with CapAdd, and its extra masked path (/sys/dev/block) is masked again.
 func TestIntegrationPodmanDefaults(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -25,6 +24,8 @@ func TestIntegrationPodmanDefaults(t *testing.T) {
 		extra  []string
 		capAdd []string
 	}{
+		{"podman4", testutil.RequirePodman, []string{"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"},
+			[]string{"NET_RAW", "MKNOD", "AUDIT_WRITE"}},
 		{"podman5", testutil.RequirePodman5, nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
