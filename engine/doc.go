@@ -200,7 +200,8 @@
 //     and cannot be pushed or saved.
 //   - Images from outside are untrusted archives: containers/image checks
 //     every blob's digest and size and bounds manifests and configs; ckpt
-//     adds the limits of imagelayout.go before it reads a layout (index.json
+//     adds the limits of package internal/imagexfer (shared with
+//     ckptinspect) before it reads a layout (index.json
 //     and oci-layout regular and at most MaxLayoutIndex bytes, at most
 //     MaxLayoutManifests manifests per index, each manifest and nested
 //     index a regular blob of at most MaxLayoutIndex bytes, nothing but

@@ -6,27 +6,22 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
-	"go.podman.io/image/v5/image"
-	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
-	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
-	stypes "go.podman.io/storage/types"
+
+	"github.com/ckpt/ckpt/internal/imagexfer"
 )
 
 // The transports of image references, podman's names.
 const (
-	TransportDocker        = "docker"             // docker://NAME: a registry
-	TransportOCI           = "oci"                // oci:DIR[:NAME]: an OCI image layout
-	TransportOCIArchive    = "oci-archive"        // oci-archive:FILE[:NAME]
-	TransportDockerArchive = "docker-archive"     // docker-archive:FILE[:NAME]
-	TransportStorage       = "containers-storage" // containers-storage:[GRAPHROOT]NAME: podman's store
+	TransportDocker        = imagexfer.TransportDocker        // docker://NAME: a registry
+	TransportOCI           = imagexfer.TransportOCI           // oci:DIR[:NAME]: an OCI image layout
+	TransportOCIArchive    = imagexfer.TransportOCIArchive    // oci-archive:FILE[:NAME]
+	TransportDockerArchive = imagexfer.TransportDockerArchive // docker-archive:FILE[:NAME]
+	TransportStorage       = imagexfer.TransportStorage       // containers-storage:[GRAPHROOT]NAME: podman's store
 )
 
 // TransferOptions are the options of a pull, push, load or save. The
@@ -67,133 +62,7 @@ func (e *Engine) systemContext(o *TransferOptions) *types.SystemContext {
 // oci-archives.
 func (e *Engine) imageTmpDir() string { return filepath.Join(e.root(), "image-tmp") }
 
-// splitTransport splits TRANSPORT:REST for the transports ckpt knows;
-// anything else is a bare name (transport "").
-func splitTransport(ref string) (transport, rest string) {
-	t, rest, ok := strings.Cut(ref, ":")
-	switch t {
-	case TransportDocker, TransportOCI, TransportOCIArchive, TransportDockerArchive, TransportStorage:
-		if ok {
-			return t, rest
-		}
-	}
-	return "", ref
-}
-
-// parseTransportRef parses ref with the transport's own parser; a bare
-// name is a registry reference (docker://).
-func parseTransportRef(transport, rest string) (types.ImageReference, error) {
-	var r types.ImageReference
-	var err error
-	if transport == "" {
-		r, err = docker.ParseReference("//" + rest)
-	} else {
-		r, err = transports.Get(transport).ParseReference(rest)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrImageReference, err)
-	}
-	return r, nil
-}
-
-// openForeignStore opens the containers/storage store a
-// containers-storage: reference names ("[GRAPHROOT]NAME", or NAME in the
-// default store of storage.conf, podman's), and returns the reference in
-// it. The caller shuts the store down.
-func openForeignStore(rest string) (storage.Store, types.ImageReference, error) {
-	opts, err := stypes.DefaultStoreOptions()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read storage.conf: %w", err)
-	}
-	if strings.HasPrefix(rest, "[") {
-		spec, name, ok := strings.Cut(rest[1:], "]")
-		if !ok || !filepath.IsAbs(spec) {
-			return nil, nil, fmt.Errorf("%w: containers-storage:%s: give [/absolute/graph/root]IMAGE", ErrImageReference, rest)
-		}
-		if spec != opts.GraphRoot {
-			// Another store's run root: beside it, not the default's.
-			opts.RunRoot = filepath.Join(spec, "ckpt-runroot")
-		}
-		opts.GraphRoot, rest = spec, name
-	}
-	if _, err := os.Stat(opts.GraphRoot); err != nil {
-		return nil, nil, fmt.Errorf("%w: containers-storage: no store at %s", ErrImageReference, opts.GraphRoot)
-	}
-	if opts.GraphDriverName == "" {
-		// The driver the store was made with (containers/storage would
-		// find it too, and log that it did).
-		for _, d := range []string{"overlay", "vfs"} {
-			if _, err := os.Stat(filepath.Join(opts.GraphRoot, d+"-images")); err == nil {
-				opts.GraphDriverName = d
-				break
-			}
-		}
-	}
-	s, err := getStore(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open store %s: %w", opts.GraphRoot, err)
-	}
-	r, err := istorage.Transport.ParseStoreReference(s, rest)
-	if err != nil {
-		_, _ = s.Shutdown(false)
-		return nil, nil, fmt.Errorf("%w: containers-storage:%s: %w", ErrImageReference, rest, err)
-	}
-	return s, r, nil
-}
-
-// policyContext accepts any image, as podman's default policy.json does:
-// ckpt keeps no signature policy.
-func policyContext() (*signature.PolicyContext, error) {
-	return signature.NewPolicyContext(&signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}})
-}
-
-// copyImage copies src to dst with containers/image, which checks every
-// blob's digest and size against its descriptor.
-func copyImage(ctx context.Context, dst, src types.ImageReference, sys *types.SystemContext, progress io.Writer) error {
-	pc, err := policyContext()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = pc.Destroy() }()
-	_, err = copy.Image(ctx, pc, dst, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: progress})
-	return err
-}
-
-// sourceFacts are what a pull learns of its source before copying.
-type sourceFacts struct {
-	// id is the image ID the store gives it (its config's digest).
-	id string
-	// name is its name, if the source gives one.
-	name reference.Named
-}
-
-// inspectSource opens src, checks what the limits of untrusted images
-// require (no layer fetched from elsewhere than src) and returns its
-// facts.
-func inspectSource(ctx context.Context, src types.ImageReference, sys *types.SystemContext) (*sourceFacts, error) {
-	is, err := src.NewImageSource(ctx, sys)
-	if err != nil {
-		return nil, err
-	}
-	img, err := image.FromSource(ctx, sys, is)
-	if err != nil {
-		_ = is.Close()
-		return nil, err
-	}
-	defer img.Close()
-	for _, l := range img.LayerInfos() {
-		if len(l.URLs) > 0 && src.Transport().Name() != TransportDocker {
-			return nil, fmt.Errorf("%w: layer %s is to be fetched from %s, outside the image; ckpt loads only what the archive holds", ErrHostileImage, l.Digest, l.URLs[0])
-		}
-	}
-	cfg := img.ConfigInfo().Digest
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: config digest %q: %w", ErrHostileImage, cfg, err)
-	}
-	return &sourceFacts{id: cfg.Encoded(), name: src.DockerReference()}, nil
-}
-
-// pullInto copies src into the engine's store as image f.id named name
+// pullInto copies src into the engine's store as image f.ID named name
 // (none if nil), and returns it. A failed copy leaves no image and no
 // layer of its own in the store.
 func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageReference, name reference.Named, o *TransferOptions) (*Image, error) {
@@ -201,17 +70,17 @@ func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageR
 	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := inspectSource(ctx, src, sys)
+	f, err := imagexfer.CheckSource(ctx, src, sys)
 	if err != nil {
 		return nil, err
 	}
 	if name == nil {
-		name = f.name
+		name = f.Name
 	}
 	if name != nil {
 		name = reference.TagNameOnly(name)
 	}
-	dst, err := istorage.Transport.NewStoreReference(s, name, f.id)
+	dst, err := istorage.Transport.NewStoreReference(s, name, f.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -219,19 +88,19 @@ func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageR
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.Image(f.id)
+	_, err = s.Image(f.ID)
 	had := err == nil // the image was there: a failure must not remove it
-	err = copyImage(ctx, dst, src, sys, o.progress())
+	err = imagexfer.Copy(ctx, dst, src, sys, o.progress())
 	if err == nil {
-		err = checkNewLayers(s, f.id, before)
+		err = checkNewLayers(s, f.ID, before)
 	}
 	if err != nil {
-		dropPartialPull(s, f.id, had, before)
+		dropPartialPull(s, f.ID, had, before)
 		return nil, err
 	}
-	img, err := s.Image(f.id)
+	img, err := s.Image(f.ID)
 	if err != nil {
-		return nil, fmt.Errorf("find the copied image %s: %w", f.id, err)
+		return nil, fmt.Errorf("find the copied image %s: %w", f.ID, err)
 	}
 	return e.image(s, img), nil
 }
