@@ -84,16 +84,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cargs := fs.Args()
 	if fs.Lookup("decrypt-key") != nil {
+		im, err := imageArgs(ctx, fs, cargs)
+		if err != nil {
+			fail(stderr, args[0], err)
+			return imageExit(args[0])
+		}
+		defer im.close()
 		u, err := unsealArgs(args[0], fs, cargs)
 		if err != nil {
 			fail(stderr, args[0], err)
 			return exitUsage
 		}
 		defer u.close()
+		u.names = append(u.names, im.names...)
 		stdout, stderr = u.writers(stdout, stderr)
 		ctx = u.withNames(ctx)
 	}
 	return explain(c.run(ctx, fs, cargs, stdout, stderr), cargs, stderr)
+}
+
+// imageExit is the exit code of cmd when an image could not be read: an
+// archive that could not be read (1), trouble (2) for verify and diff.
+func imageExit(cmd string) int {
+	if cmd == "verify" || cmd == "diff" {
+		return exitUsage
+	}
+	return exitFailure
 }
 
 func fail(stderr io.Writer, cmd string, err error) {
