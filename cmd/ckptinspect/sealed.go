@@ -36,7 +36,6 @@ func (u *unsealed) close() {
 	}
 }
 
-
 // unsealArgs replaces each sealed archive among args and --parent by a
 // path to its plaintext, decrypted with the --decrypt-key identities into
 // a memfd (so the whole archive is read, and authenticated, first).
