@@ -204,7 +204,8 @@
 //     ckptinspect) before it reads a layout (index.json
 //     and oci-layout regular and at most MaxLayoutIndex bytes, at most
 //     MaxLayoutManifests manifests per index, each manifest and nested
-//     index a regular blob of at most MaxLayoutIndex bytes, nothing but
+//     index a regular blob of at most MaxLayoutIndex bytes with the
+//     digest its index lists, nothing but
 //     directories and regular files under blobs/), unpacks an oci-archive itself (at most
 //     MaxArchiveMembers members, directories and regular files with local
 //     names, written through os.Root), refuses a layer a layout or archive

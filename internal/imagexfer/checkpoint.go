@@ -2,11 +2,9 @@ package imagexfer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
@@ -95,7 +93,7 @@ type CheckpointLayer struct {
 // layer's tar stream, decompressed, to w: the checkpoint archive it holds
 // (a whole ckpt archive for ckpt's images, the archive's members for
 // podman's). The manifest's digest is checked against the layout's index
-// (or the reference's digest, or the list's), the config's by
+// (CheckLayout), the reference's digest or the list's, the config's by
 // containers/image, and the layer's digest and size after it was copied:
 // an error means w must not be read. An image without a checkpoint
 // annotation is ErrNotCheckpointImage.
@@ -157,18 +155,15 @@ func openSource(ctx context.Context, src Source, o *ReadOptions) (types.ImageRef
 		}
 		return ref, want, drop, nil
 	case TransportOCI:
+		// CheckLayout checks the manifests' digests.
 		if _, err := CheckLayout(src.Path, src.Image); err != nil {
-			return nil, "", nil, err
-		}
-		want, err := layoutManifest(src.Path, src.Image)
-		if err != nil {
 			return nil, "", nil, err
 		}
 		ref, err := ocilayout.NewReference(src.Path, src.Image)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("%w: %w", ErrImageReference, err)
 		}
-		return ref, want, nothing, nil
+		return ref, "", nothing, nil
 	case TransportDockerArchive:
 		ref, err := dockerarchive.NewReference(src.Path, nil)
 		if err != nil {
@@ -195,32 +190,6 @@ func openSource(ctx context.Context, src Source, o *ReadOptions) (types.ImageRef
 		want = c.Digest()
 	}
 	return ref, want, nothing, nil
-}
-
-// layoutManifest returns the digest of the manifest of the layout dir's
-// image (ref.name image, or the only one), as index.json gives it.
-func layoutManifest(dir, image string) (digest.Digest, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if err != nil {
-		return "", err
-	}
-	var idx ociIndex
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return "", fmt.Errorf("%w: decode index.json: %w", ErrHostileImage, err)
-	}
-	for _, m := range idx.Manifests {
-		if image == "" && len(idx.Manifests) == 1 || image != "" && m.Annotations[RefNameAnnotation] == image {
-			d, err := digest.Parse(m.Digest)
-			if err != nil {
-				return "", fmt.Errorf("%w: index.json lists the digest %q: %w", ErrHostileImage, m.Digest, err)
-			}
-			return d, nil
-		}
-	}
-	if image == "" {
-		return "", fmt.Errorf("%w: %s holds %d images: name one (oci:DIR:NAME)", ErrImageReference, dir, len(idx.Manifests))
-	}
-	return "", fmt.Errorf("%w: %s holds no image named %s", ErrImageReference, dir, image)
 }
 
 // checkpointImage reads the manifest of is (choosing the instance of a

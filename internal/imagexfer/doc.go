@@ -9,15 +9,16 @@
 //     before containers/image reads it (CheckLayout: index.json and
 //     oci-layout regular and at most MaxLayoutIndex bytes, at most
 //     MaxLayoutManifests manifests per index, each manifest and nested
-//     index a regular blob of at most MaxLayoutIndex bytes, nothing but
+//     index a regular blob of at most MaxLayoutIndex bytes whose digest is
+//     the one its index lists (containers/image does not check it), nothing but
 //     directories and regular files under blobs/); an oci-archive is
 //     unpacked here, not by containers/image (UnpackOCIArchive: at most
 //     MaxArchiveMembers members, directories and regular files with local
 //     names, written through os.Root); a layer to be fetched from a URL
 //     outside a layout or archive is refused (CheckSource).
 //   - ReadCheckpointLayer checks every descriptor it follows: the
-//     manifest's digest against the layout's index (or the reference's
-//     digest, or a list's), the config's (containers/image), and the
+//     manifest's digest against the layout's index (CheckLayout), the
+//     reference's digest or a list's, the config's (containers/image), and the
 //     layer's digest and size while it is copied out; a layer that does not
 //     match is refused after it was read and before anyone reads the copy.
 //   - An image is a checkpoint image only by its manifest's annotations

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 )
 
@@ -90,7 +91,7 @@ func CheckLayout(dir, image string) (reference.Named, error) {
 // checkIndex decodes the index b (index.json, or a nested index blob) of
 // the layout dir and checks that it lists at most MaxLayoutManifests
 // manifests whose blobs are at most MaxLayoutIndex bytes (containers/image
-// reads a layout's manifests whole), and the same of the indexes it lists,
+// reads a layout's manifests whole) and have the digests listed, and the same of the indexes it lists,
 // down to maxIndexDepth.
 func checkIndex(dir, what string, b []byte, depth int) (*ociIndex, error) {
 	var idx ociIndex
@@ -110,15 +111,19 @@ func checkIndex(dir, what string, b []byte, depth int) (*ociIndex, error) {
 		if err != nil || !fi.Mode().IsRegular() || fi.Size() > MaxLayoutIndex {
 			return nil, fmt.Errorf("%w: manifest %s is not a regular file of at most %d bytes in the layout", ErrHostileImage, m.Digest, MaxLayoutIndex)
 		}
+		nb, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		// containers/image reads a layout's manifest unchecked.
+		if got := digest.FromBytes(nb); got.String() != m.Digest {
+			return nil, fmt.Errorf("%w: manifest %s in the layout has the digest %s: it is not the manifest %s names", ErrHostileImage, m.Digest, got, what)
+		}
 		if m.MediaType != ociIndexType {
 			continue
 		}
 		if depth+1 >= maxIndexDepth {
 			return nil, fmt.Errorf("%w: image indexes nested deeper than %d", ErrHostileImage, maxIndexDepth)
-		}
-		nb, err := os.ReadFile(p)
-		if err != nil {
-			return nil, err
 		}
 		if _, err := checkIndex(dir, "index "+m.Digest, nb, depth+1); err != nil {
 			return nil, err
