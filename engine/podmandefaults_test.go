@@ -63,7 +63,18 @@ func TestIntegrationPodmanDefaults(t *testing.T) {
 // with -e and returns the archive.
 func podmanCounterArchive(t *testing.T, p testutil.Podman, runFlags []string) string {
 	t.Helper()
-	dir := t.TempDir()
+	podman, dir := podmanCounter(t, p, runFlags)
+	archive := filepath.Join(dir, "pd.tar.zst")
+	podman("container", "checkpoint", "-e", archive, "pd")
+	return archive
+}
+
+// podmanCounter has podman run the counter as "pd" from the workload
+// imported as localhost/w:1 in a private store under dir (its graph root
+// dir/graph) and returns a function running podman on that store.
+func podmanCounter(t *testing.T, p testutil.Podman, runFlags []string) (podman func(args ...string) string, dir string) {
+	t.Helper()
+	dir = t.TempDir()
 	// podman 4.3 refuses a runroot path of over 50 characters.
 	runroot, err := os.MkdirTemp("", "prun")
 	if err != nil {
@@ -71,7 +82,7 @@ func podmanCounterArchive(t *testing.T, p testutil.Podman, runFlags []string) st
 	}
 	global := []string{"--root", filepath.Join(dir, "graph"), "--runroot", runroot, "--tmpdir", filepath.Join(runroot, "tmp"),
 		"--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"}
-	podman := func(args ...string) string {
+	podman = func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(p.Path, append(append([]string{}, global...), args...)...)
 		cmd.Env = append(os.Environ(), "PODMAN_IGNORE_CGROUPSV1_WARNING=1")
@@ -96,7 +107,5 @@ func podmanCounterArchive(t *testing.T, p testutil.Podman, runFlags []string) st
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	archive := filepath.Join(dir, "pd.tar.zst")
-	podman("container", "checkpoint", "-e", archive, "pd")
-	return archive
+	return podman, dir
 }

@@ -12,6 +12,25 @@ import (
 	"go.podman.io/image/v5/types"
 )
 
+// addImageFlags gives a command that reads archives the flags of
+// checkpoint images in registries, podman's.
+func addImageFlags(fs *pflag.FlagSet) {
+	fs.Bool("tls-verify", true, "require HTTPS and verify certificates of docker:// registries")
+	fs.String("authfile", "", "registry credentials `FILE` (default $REGISTRY_AUTH_FILE, then podman's and docker's)")
+}
+
+// systemContext is containers/image's context of the image flags.
+func systemContext(fs *pflag.FlagSet) *types.SystemContext {
+	sys := &types.SystemContext{AuthFilePath: getString(fs, "authfile")}
+	if sys.AuthFilePath == "" {
+		sys.AuthFilePath = os.Getenv("REGISTRY_AUTH_FILE")
+	}
+	if !getBool(fs, "tls-verify") {
+		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+	}
+	return sys
+}
+
 // imageSource tells whether the argument a names a checkpoint image
 // rather than an archive: a reference of a transport (oci:, oci-archive:,
 // docker-archive:, docker://, containers-storage:), an OCI layout
@@ -46,12 +65,13 @@ func imageSource(a string) (imagexfer.Source, bool) {
 // image, or whose descriptors do not match, is an error naming it.
 func imageArgs(ctx context.Context, fs *pflag.FlagSet, args []string) (*unsealed, error) {
 	u := &unsealed{}
+	sys := systemContext(fs)
 	open := func(a string) (string, error) {
 		src, ok := imageSource(a)
 		if !ok {
 			return a, nil
 		}
-		p, err := u.openImage(ctx, src, a)
+		p, err := u.openImage(ctx, src, a, sys)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", a, err)
 		}
@@ -95,12 +115,12 @@ func replaceArgs(fs *pflag.FlagSet, args []string, open func(string) (string, er
 
 // openImage copies the checkpoint layer of src into a temporary file and
 // returns the path that opens it.
-func (u *unsealed) openImage(ctx context.Context, src imagexfer.Source, name string) (string, error) {
+func (u *unsealed) openImage(ctx context.Context, src imagexfer.Source, name string, sys *types.SystemContext) (string, error) {
 	f, p, remove, err := layerFile("")
 	if err != nil {
 		return "", err
 	}
-	_, err = imagexfer.ReadCheckpointLayer(ctx, src, f, &imagexfer.ReadOptions{Sys: &types.SystemContext{}})
+	_, err = imagexfer.ReadCheckpointLayer(ctx, src, f, &imagexfer.ReadOptions{Sys: sys})
 	if err == nil {
 		err = checkLayerLooks(f)
 	}

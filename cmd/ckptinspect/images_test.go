@@ -47,12 +47,16 @@ func TestImages(t *testing.T) {
 	}
 }
 
+// emptyRow is a show row of an empty archive (a checkpoint size of 0 B
+// after the format), what an image read as a plain tar gave.
+var emptyRow = regexp.MustCompile(`(legacy|v1)\s+0 B`)
+
 // checkImageCommands runs show, verify, inspect and memparse on the
 // checkpoint image arg, whose archive is of format ("v1" or "legacy").
 func checkImageCommands(t *testing.T, arg, format string) {
 	t.Helper()
 	code, out, errOut := ckptinspect("show", arg)
-	if code != 0 || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(arg)+`\s+\S+.*\s`+format+`\s`).MatchString(out) || strings.Contains(out, " 0 B") {
+	if code != 0 || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(arg)+`\s+\S+.*\s`+format+`\s`).MatchString(out) || emptyRow.MatchString(out) {
 		t.Errorf("show %s = %d\n%s%s", arg, code, out, errOut)
 	}
 	if code, out, errOut := ckptinspect("verify", arg); code != 0 || !strings.HasPrefix(out, arg+": ok") {

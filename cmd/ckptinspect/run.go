@@ -139,6 +139,7 @@ func commands() map[string]*command {
 			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				addOutputFlags(fs, "table")
 				fs.Bool("full", false, "read as far as every figure needs (a compressed archive without manifest: all of it)")
 				fs.Bool("verify", false, "read and verify each whole archive")
@@ -155,6 +156,7 @@ func commands() map[string]*command {
 			exits: "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				fs.Bool("ps-tree", false, "show the process tree")
 				fs.Bool("ps-tree-cmd", false, "show each process's command line (from its memory)")
 				fs.Bool("ps-tree-env", false, "show each process's environment (from its memory)")
@@ -182,6 +184,7 @@ func commands() map[string]*command {
 			exits: "  0 done, 1 the archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				fs.Uint32("pid", 0, "process to dump or search")
 				fs.StringP("search", "s", "", "search for a string")
 				fs.StringP("search-regex", "r", "", "search for a regular expression (Go syntax)")
@@ -202,6 +205,7 @@ func commands() map[string]*command {
 			flags: func(fs *pflag.FlagSet) {
 				addOutputFlags(fs, "text")
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				fs.Bool("require-manifest", false, "treat an archive without manifest as a problem")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
@@ -219,6 +223,7 @@ func commands() map[string]*command {
 			exits: "  0 identical, 1 different, 2 usage or trouble reading an archive\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				addOutputFlags(fs, "tree")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
