@@ -66,8 +66,9 @@ func inspectImage(t *testing.T, bin, arg, name, format string) {
 // CRIU) saved as an oci-archive and an OCI layout and pushed to a local
 // registry (docker://), and podman 4.3.1's --create-image read from its
 // store (containers-storage:) and saved as an oci-archive. Each reads as
-// the archive it holds; the oci-archive and the layout of one image are
-// identical to diff.
+// the archive it holds; the oci-archive and the pushed image are
+// identical to diff. Podman's docker-archive of its image, which keeps no
+// annotations, is named as no checkpoint image in one line.
 func TestIntegrationInspectCheckpointImages(t *testing.T) {
 	bin := buildCkptinspect(t)
 	t.Run("ckpt", func(t *testing.T) {
@@ -105,6 +106,18 @@ func TestIntegrationInspectCheckpointImages(t *testing.T) {
 		podman("save", "--format", "oci-archive", "-o", archive, "localhost/pd-cp:1")
 		for _, arg := range []string{archive, "containers-storage:[" + filepath.Join(dir, "graph") + "]localhost/pd-cp:1"} {
 			inspectImage(t, bin, arg, "pd", "legacy")
+		}
+		// A docker-archive drops the annotations: named in one line, not
+		// shown as an archive.
+		docker := filepath.Join(dir, "pd-cp.docker.tar")
+		podman("save", "--format", "docker-archive", "-o", docker, "localhost/pd-cp:1")
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, "show", docker)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		want := "ckptinspect show: " + docker + ": not a checkpoint image: its manifest is Docker's"
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || stdout.Len() != 0 || !strings.HasPrefix(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("show of podman's docker-archive = %v, stdout %q, stderr %q; want exit 1 and one line beginning %q", err, stdout.String(), stderr.String(), want)
 		}
 	})
 }

@@ -238,6 +238,9 @@ func checkpointImage(ctx context.Context, is types.ImageSource, want digest.Dige
 		}
 		ann = m.Annotations
 	}
+	if mt == manifest.DockerV2Schema2MediaType {
+		return nil, nil, fmt.Errorf("%w: its manifest is Docker's, which has no annotations to mark one (a checkpoint image saved as a docker-archive loses them: save it as an oci-archive)", ErrNotCheckpointImage)
+	}
 	if !IsCheckpoint(ann) {
 		return nil, nil, fmt.Errorf("%w: its manifest has no checkpoint annotation (%s or %s)", ErrNotCheckpointImage, AnnotationCheckpointRuntimeName, AnnotationCRIOCheckpointName)
 	}
