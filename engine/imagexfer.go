@@ -215,7 +215,7 @@ func (e *Engine) copyOut(ctx context.Context, s storage.Store, si *storage.Image
 	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
 		return err
 	}
-	return imagexfer.Copy(ctx, dst, src, sys, o.progress())
+	return copyImage(ctx, dst, src, sys, o.progress())
 }
 
 func shortImageID(id string) string {

@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
@@ -62,6 +65,56 @@ func (e *Engine) systemContext(o *TransferOptions) *types.SystemContext {
 // oci-archives.
 func (e *Engine) imageTmpDir() string { return filepath.Join(e.root(), "image-tmp") }
 
+// policyContext accepts any image, as podman's default policy.json does:
+// ckpt keeps no signature policy.
+func policyContext() (*signature.PolicyContext, error) {
+	return signature.NewPolicyContext(&signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}})
+}
+
+// copyImage copies src to dst with containers/image, which checks every
+// blob's digest and size against its descriptor.
+func copyImage(ctx context.Context, dst, src types.ImageReference, sys *types.SystemContext, progress io.Writer) error {
+	pc, err := policyContext()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = pc.Destroy() }()
+	_, err = copy.Image(ctx, pc, dst, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: progress})
+	return err
+}
+
+// sourceFacts are what a pull learns of its source before copying.
+type sourceFacts struct {
+	// ID is the image ID a store gives it (its config's digest).
+	ID string
+	// Name is its name, if the source gives one.
+	Name reference.Named
+}
+
+// inspectSource opens src, checks what the limits of untrusted images
+// require (no layer fetched from elsewhere than src) and returns its
+// facts.
+func inspectSource(ctx context.Context, src types.ImageReference, sys *types.SystemContext) (*sourceFacts, error) {
+	is, err := src.NewImageSource(ctx, sys)
+	if err != nil {
+		return nil, err
+	}
+	img, err := image.FromSource(ctx, sys, is)
+	if err != nil {
+		_ = is.Close()
+		return nil, err
+	}
+	defer img.Close()
+	if err := imagexfer.CheckURLs(src, img.LayerInfos()); err != nil {
+		return nil, err
+	}
+	cfg := img.ConfigInfo().Digest
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: config digest %q: %w", ErrHostileImage, cfg, err)
+	}
+	return &sourceFacts{ID: cfg.Encoded(), Name: src.DockerReference()}, nil
+}
+
 // pullInto copies src into the engine's store as image f.ID named name
 // (none if nil), and returns it. A failed copy leaves no image and no
 // layer of its own in the store.
@@ -70,7 +123,7 @@ func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageR
 	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := imagexfer.CheckSource(ctx, src, sys)
+	f, err := inspectSource(ctx, src, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +143,7 @@ func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageR
 	}
 	_, err = s.Image(f.ID)
 	had := err == nil // the image was there: a failure must not remove it
-	err = imagexfer.Copy(ctx, dst, src, sys, o.progress())
+	err = copyImage(ctx, dst, src, sys, o.progress())
 	if err == nil {
 		err = checkNewLayers(s, f.ID, before)
 	}

@@ -119,7 +119,7 @@ func ReadCheckpointLayer(ctx context.Context, src Source, w io.Writer, o *ReadOp
 	if err != nil || infos == nil {
 		infos = img.LayerInfos()
 	}
-	if err := checkURLs(ref, infos); err != nil {
+	if err := CheckURLs(ref, infos); err != nil {
 		return nil, err
 	}
 	if len(infos) != 1 {

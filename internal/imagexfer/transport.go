@@ -1,18 +1,12 @@
 package imagexfer
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
-	"go.podman.io/image/v5/docker/reference"
-	"go.podman.io/image/v5/image"
-	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/types"
@@ -103,59 +97,9 @@ func OpenForeignStore(rest string, get func(stypes.StoreOptions) (storage.Store,
 	return s, r, nil
 }
 
-// PolicyContext accepts any image, as podman's default policy.json does:
-// ckpt keeps no signature policy.
-func PolicyContext() (*signature.PolicyContext, error) {
-	return signature.NewPolicyContext(&signature.Policy{Default: []signature.PolicyRequirement{signature.NewPRInsecureAcceptAnything()}})
-}
-
-// Copy copies src to dst with containers/image, which checks every
-// blob's digest and size against its descriptor.
-func Copy(ctx context.Context, dst, src types.ImageReference, sys *types.SystemContext, progress io.Writer) error {
-	pc, err := PolicyContext()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = pc.Destroy() }()
-	_, err = copy.Image(ctx, pc, dst, src, &copy.Options{SourceCtx: sys, DestinationCtx: sys, ReportWriter: progress})
-	return err
-}
-
-// SourceFacts are what a pull learns of its source before copying.
-type SourceFacts struct {
-	// ID is the image ID a store gives it (its config's digest).
-	ID string
-	// Name is its name, if the source gives one.
-	Name reference.Named
-}
-
-// CheckSource opens src, checks what the limits of untrusted images
-// require (no layer fetched from elsewhere than src) and returns its
-// facts.
-func CheckSource(ctx context.Context, src types.ImageReference, sys *types.SystemContext) (*SourceFacts, error) {
-	is, err := src.NewImageSource(ctx, sys)
-	if err != nil {
-		return nil, err
-	}
-	img, err := image.FromSource(ctx, sys, is)
-	if err != nil {
-		_ = is.Close()
-		return nil, err
-	}
-	defer img.Close()
-	if err := checkURLs(src, img.LayerInfos()); err != nil {
-		return nil, err
-	}
-	cfg := img.ConfigInfo().Digest
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: config digest %q: %w", ErrHostileImage, cfg, err)
-	}
-	return &SourceFacts{ID: cfg.Encoded(), Name: src.DockerReference()}, nil
-}
-
-// checkURLs refuses a layer of src (not a registry) to be fetched from a
+// CheckURLs refuses a layer of src (not a registry) to be fetched from a
 // URL: only what the archive or layout holds is read.
-func checkURLs(src types.ImageReference, layers []types.BlobInfo) error {
+func CheckURLs(src types.ImageReference, layers []types.BlobInfo) error {
 	for _, l := range layers {
 		if len(l.URLs) > 0 && src.Transport().Name() != TransportDocker {
 			return fmt.Errorf("%w: layer %s is to be fetched from %s, outside the image; ckpt loads only what the archive holds", ErrHostileImage, l.Digest, l.URLs[0])
