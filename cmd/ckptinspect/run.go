@@ -32,6 +32,10 @@ Commands:
   fuzz      fuzz the archive reader, verifier and extractor
   completion  print a bash, zsh or fish completion script
 
+An ARCHIVE may also be a checkpoint image (podman's or ckpt's --create-image): an
+oci-archive or docker-archive file, an OCI layout directory, or oci:DIR[:NAME],
+oci-archive:FILE[:NAME], docker-archive:FILE, docker://REF, containers-storage:[ROOT]NAME.
+
 Run "ckptinspect COMMAND --help" for a command's flags.
 Exit codes: 0 success, 1 failure (verify: problems; diff: differences), 2 usage or trouble.
 Human output may change; use --json (or --format json, the same) in scripts.

@@ -15,7 +15,7 @@
 //     unpacked here, not by containers/image (UnpackOCIArchive: at most
 //     MaxArchiveMembers members, directories and regular files with local
 //     names, written through os.Root); a layer to be fetched from a URL
-//     outside a layout or archive is refused (CheckSource).
+//     outside a layout or archive is refused (CheckURLs).
 //   - ReadCheckpointLayer checks every descriptor it follows: the
 //     manifest's digest against the layout's index (CheckLayout), the
 //     reference's digest or a list's, the config's (containers/image), and the
