@@ -126,11 +126,14 @@ func ReadCheckpointLayer(ctx context.Context, src Source, w io.Writer, o *ReadOp
 		return nil, fmt.Errorf("%w: the image has %d layers; a checkpoint image has one", ErrNotCheckpointImage, len(infos))
 	}
 	cl.Digest = infos[0].Digest
-	max := o.MaxLayerSize
-	if max <= 0 {
-		max = format.MaxTotalSize
+	limit := o.MaxLayerSize
+	if limit <= 0 {
+		limit = format.MaxTotalSize
 	}
-	return cl, copyLayer(ctx, is, infos[0], w, max)
+	if err := copyLayer(ctx, is, infos[0], w, limit); err != nil {
+		return nil, err
+	}
+	return cl, nil
 }
 
 // openSource returns the containers/image reference of src, the digest
@@ -272,9 +275,9 @@ func checkManifest(raw []byte, want digest.Digest) error {
 }
 
 // copyLayer copies the blob of layer from is to w, decompressed, at most
-// max bytes of it, and checks the compressed blob's digest and size
+// most bytes of it, and checks the compressed blob's digest and size
 // against the descriptor once it was read whole.
-func copyLayer(ctx context.Context, is types.ImageSource, layer types.BlobInfo, w io.Writer, max int64) error {
+func copyLayer(ctx context.Context, is types.ImageSource, layer types.BlobInfo, w io.Writer, most int64) error {
 	if err := layer.Digest.Validate(); err != nil {
 		return fmt.Errorf("%w: layer digest %q: %w", ErrHostileImage, layer.Digest, err)
 	}
@@ -284,7 +287,7 @@ func copyLayer(ctx context.Context, is types.ImageSource, layer types.BlobInfo, 
 	}
 	defer rc.Close()
 	digester := layer.Digest.Algorithm().Digester()
-	limit := max
+	limit := most
 	if layer.Size > 0 {
 		limit = layer.Size
 	}
@@ -294,13 +297,13 @@ func copyLayer(ctx context.Context, is types.ImageSource, layer types.BlobInfo, 
 	if err != nil {
 		return fmt.Errorf("%w: layer %s: %w", ErrHostileImage, layer.Digest, err)
 	}
-	n, err := io.Copy(w, io.LimitReader(dr, max+1))
+	n, err := io.Copy(w, io.LimitReader(dr, most+1))
 	_ = dr.Close()
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", layer.Digest, err)
 	}
-	if n > max {
-		return fmt.Errorf("%w: layer %s unpacks to more than %d bytes", ErrHostileImage, layer.Digest, max)
+	if n > most {
+		return fmt.Errorf("%w: layer %s unpacks to more than %d bytes", ErrHostileImage, layer.Digest, most)
 	}
 	// What the decompressor left (padding, a trailer) is hashed too.
 	if _, err := io.Copy(io.Discard, raw); err != nil {

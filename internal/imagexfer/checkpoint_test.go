@@ -46,6 +46,10 @@ func TestReadCheckpointLayer(t *testing.T) {
 	if err != nil || !bytes.Equal(got.Bytes(), counter) || cl.Digest.String() != l.Layer || cl.Manifest.String() != l.Manifest {
 		t.Fatalf("ReadCheckpointLayer = %+v, %v (%d bytes), want the layer %s", cl, err, got.Len(), l.Layer)
 	}
+	// A layer unpacking to more than the bound (a decompression bomb).
+	if _, err := ReadCheckpointLayer(context.Background(), Source{Transport: TransportOCI, Path: l.Dir}, &bytes.Buffer{}, &ReadOptions{MaxLayerSize: 4096}); !errors.Is(err, ErrHostileImage) || !strings.Contains(err.Error(), "unpacks to more than 4096 bytes") {
+		t.Errorf("ReadCheckpointLayer(MaxLayerSize 4096) = %v, want ErrHostileImage", err)
+	}
 	flip := func(b []byte) []byte { b = bytes.Clone(b); b[len(b)/2] ^= 1; return b }
 	for _, c := range []struct {
 		name    string
