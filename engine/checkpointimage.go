@@ -25,25 +25,26 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fsutil"
+	"github.com/ckpt/ckpt/internal/imagexfer"
 )
 
 // The annotations of a checkpoint image's manifest: podman's
 // (libpod/define/annotations.go), by which podman recognizes one
 // (runtime.name), and CRI-O's, by which CRI-O and the kubelet do.
 const (
-	AnnotationCheckpointName          = "io.podman.annotations.checkpoint.name"
-	AnnotationCheckpointRawImageName  = "io.podman.annotations.checkpoint.rawImageName"
-	AnnotationCheckpointRootfsImageID = "io.podman.annotations.checkpoint.rootfsImageID"
-	AnnotationCheckpointRootfsImage   = "io.podman.annotations.checkpoint.rootfsImageName"
-	AnnotationCheckpointRuntimeName   = "io.podman.annotations.checkpoint.runtime.name"
-	AnnotationCheckpointRuntime       = "io.podman.annotations.checkpoint.runtime.version"
-	AnnotationCheckpointCRIUVersion   = "io.podman.annotations.checkpoint.criu.version"
-	AnnotationCheckpointHostArch      = "io.podman.annotations.checkpoint.host.arch"
-	AnnotationCheckpointHostKernel    = "io.podman.annotations.checkpoint.host.kernel"
-	AnnotationCheckpointCgroups       = "io.podman.annotations.checkpoint.cgroups.version"
-	AnnotationCheckpointDistName      = "io.podman.annotations.checkpoint.distribution.name"
-	AnnotationCheckpointDistVersion   = "io.podman.annotations.checkpoint.distribution.version"
-	AnnotationCRIOCheckpointName      = "io.kubernetes.cri-o.annotations.checkpoint.name"
+	AnnotationCheckpointName          = imagexfer.AnnotationCheckpointName
+	AnnotationCheckpointRawImageName  = imagexfer.AnnotationCheckpointRawImageName
+	AnnotationCheckpointRootfsImageID = imagexfer.AnnotationCheckpointRootfsImageID
+	AnnotationCheckpointRootfsImage   = imagexfer.AnnotationCheckpointRootfsImage
+	AnnotationCheckpointRuntimeName   = imagexfer.AnnotationCheckpointRuntimeName
+	AnnotationCheckpointRuntime       = imagexfer.AnnotationCheckpointRuntime
+	AnnotationCheckpointCRIUVersion   = imagexfer.AnnotationCheckpointCRIUVersion
+	AnnotationCheckpointHostArch      = imagexfer.AnnotationCheckpointHostArch
+	AnnotationCheckpointHostKernel    = imagexfer.AnnotationCheckpointHostKernel
+	AnnotationCheckpointCgroups       = imagexfer.AnnotationCheckpointCgroups
+	AnnotationCheckpointDistName      = imagexfer.AnnotationCheckpointDistName
+	AnnotationCheckpointDistVersion   = imagexfer.AnnotationCheckpointDistVersion
+	AnnotationCRIOCheckpointName      = imagexfer.AnnotationCRIOCheckpointName
 )
 
 // checkpointHost is what a checkpoint image's annotations say of the host
@@ -87,15 +88,10 @@ func checkpointAnnotations(m *format.Manifest, h checkpointHost) map[string]stri
 	return a
 }
 
-// isCheckpointImage reports whether annotations mark a checkpoint image:
-// podman's (runtime.name, which podman checks, or name) or CRI-O's.
+// isCheckpointImage reports whether annotations mark a checkpoint image
+// (imagexfer.IsCheckpoint).
 func isCheckpointImage(annotations map[string]string) bool {
-	for _, k := range []string{AnnotationCheckpointRuntimeName, AnnotationCheckpointName, AnnotationCRIOCheckpointName} {
-		if _, ok := annotations[k]; ok {
-			return true
-		}
-	}
-	return false
+	return imagexfer.IsCheckpoint(annotations)
 }
 
 // distribution reads ID and VERSION_ID of os-release text, podman's

@@ -210,10 +210,12 @@
 //     and cannot be pushed or saved.
 //   - Images from outside are untrusted archives: containers/image checks
 //     every blob's digest and size and bounds manifests and configs; ckpt
-//     adds the limits of imagelayout.go before it reads a layout (index.json
+//     adds the limits of package internal/imagexfer (shared with
+//     ckptinspect) before it reads a layout (index.json
 //     and oci-layout regular and at most MaxLayoutIndex bytes, at most
 //     MaxLayoutManifests manifests per index, each manifest and nested
-//     index a regular blob of at most MaxLayoutIndex bytes, nothing but
+//     index a regular blob of at most MaxLayoutIndex bytes with the
+//     digest its index lists, nothing but
 //     directories and regular files under blobs/), unpacks an oci-archive itself (at most
 //     MaxArchiveMembers members, directories and regular files with local
 //     names, written through os.Root), refuses a layer a layout or archive

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ckpt/ckpt/internal/fileio"
+	"github.com/ckpt/ckpt/internal/imagexfer"
 )
 
 // Sentinel errors. Callers match them with [errors.Is]; the returned errors
@@ -52,14 +53,14 @@ var (
 	// ErrImageReference reports an image reference or file ckpt cannot
 	// use: an unknown transport, a malformed name, a file that is no
 	// image archive, an image without a manifest to push.
-	ErrImageReference = errors.New("engine: invalid image reference")
+	ErrImageReference = imagexfer.ErrImageReference
 	// ErrHostileImage reports an image (archive, layout, registry) that
-	// breaks the limits of untrusted images (imagelayout.go) or is
+	// breaks the limits of untrusted images (internal/imagexfer) or is
 	// malformed; nothing of it is left in the store.
-	ErrHostileImage = errors.New("engine: image refused")
+	ErrHostileImage = imagexfer.ErrHostileImage
 	// ErrNotCheckpointImage reports an image given to restore that
 	// carries no checkpoint annotation (podman's or CRI-O's).
-	ErrNotCheckpointImage = errors.New("engine: not a checkpoint image")
+	ErrNotCheckpointImage = imagexfer.ErrNotCheckpointImage
 	// ErrNotConfirmed reports a streamed export whose reader did not
 	// confirm the restore (ExportOptions.Confirm): the container runs on.
 	ErrNotConfirmed = errors.New("engine: the target did not confirm")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/fsutil"
+	"github.com/ckpt/ckpt/internal/imagexfer"
 )
 
 // Save formats, podman's names.
@@ -43,7 +44,7 @@ func (e *Engine) ImagePull(ctx context.Context, ref string, o *TransferOptions) 
 	if err != nil {
 		return nil, err
 	}
-	transport, rest := splitTransport(ref)
+	transport, rest := imagexfer.SplitTransport(ref)
 	switch transport {
 	case TransportOCIArchive:
 		file, image, _ := strings.Cut(rest, ":")
@@ -56,14 +57,14 @@ func (e *Engine) ImagePull(ctx context.Context, ref string, o *TransferOptions) 
 			return e.loadDockerArchive(ctx, s, rest, o)
 		}
 	case TransportStorage:
-		fs, src, err := openForeignStore(rest)
+		fs, src, err := imagexfer.OpenForeignStore(rest, getStore)
 		if err != nil {
 			return nil, err
 		}
 		defer func() { _, _ = fs.Shutdown(false) }()
 		return e.pullInto(ctx, s, src, nil, o)
 	}
-	src, err := parseTransportRef(transport, rest)
+	src, err := imagexfer.ParseReference(transport, rest)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +74,7 @@ func (e *Engine) ImagePull(ctx context.Context, ref string, o *TransferOptions) 
 // pullLayout copies the image of the OCI layout dir whose ref.name is
 // image (the only one if empty), after checking the layout's bounds.
 func (e *Engine) pullLayout(ctx context.Context, s storage.Store, dir, image string, o *TransferOptions) (*Image, error) {
-	name, err := checkOCILayout(dir, image)
+	name, err := imagexfer.CheckLayout(dir, image)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func (e *Engine) loadOCIArchive(ctx context.Context, s storage.Store, file, imag
 		return nil, err
 	}
 	defer func() { _ = fsutil.RemoveAll(dir) }()
-	if err := unpackOCIArchive(ctx, file, dir); err != nil {
+	if err := imagexfer.UnpackOCIArchive(ctx, file, dir); err != nil {
 		return nil, err
 	}
 	return e.pullLayout(ctx, s, dir, image, o)
@@ -184,11 +185,11 @@ func (e *Engine) ImagePush(ctx context.Context, img, dest string, o *TransferOpt
 		}
 		dest = si.Names[0]
 	}
-	transport, rest := splitTransport(dest)
+	transport, rest := imagexfer.SplitTransport(dest)
 	if transport == TransportStorage {
 		return fmt.Errorf("%w: %s: ckpt does not write into another store", ErrImageReference, dest)
 	}
-	dst, err := parseTransportRef(transport, rest)
+	dst, err := imagexfer.ParseReference(transport, rest)
 	if err != nil {
 		return err
 	}

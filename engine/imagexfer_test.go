@@ -266,6 +266,13 @@ func hostileLayouts(sentinel string) []hostileCase {
 			}
 			return dir
 		}, nil, "digest"},
+		{"manifest not the one index.json names", func(t *testing.T, dir string) string {
+			l := writeLayout(t, dir, layerTar(t, plainLayer...), nil, "")
+			if err := os.WriteFile(l.blobPath(l.manifest), append(l.manifestBytes, ' '), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, ErrHostileImage, "has the digest"},
 		{"layer from a URL outside the layout", func(t *testing.T, dir string) string {
 			l := writeLayout(t, dir, layerTar(t, plainLayer...), nil, "")
 			_ = os.Remove(l.blobPath(l.layer))

@@ -12,12 +12,11 @@ import (
 	"github.com/ckpt/ckpt/internal/testutil"
 )
 
-// TestIntegrationPodmanDefaults restores an archive podman 5.4 (Debian 13)
-// made of a container run with podman's defaults. Podman 4.3's case (its
-// extra capabilities refused until granted with CapAdd, its extra masked
-// path masked again) is not run: the private podman 4.3's conmon does not
-// find its own libraries on a machine without them (the table takes it
-// back once scripts/peer-podman.sh wraps conmon).
+// TestIntegrationPodmanDefaults restores archives podman made of a
+// container run with podman's defaults (only the rlimits this machine
+// cannot grant lowered), from podman 4.3 (Debian 12) and podman 5.4
+// (Debian 13): podman 4's extra capabilities are refused until granted
+// with CapAdd, and its extra masked path (/sys/dev/block) is masked again.
 func TestIntegrationPodmanDefaults(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -25,6 +24,8 @@ func TestIntegrationPodmanDefaults(t *testing.T) {
 		extra  []string
 		capAdd []string
 	}{
+		{"podman4", testutil.RequirePodman, []string{"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"},
+			[]string{"NET_RAW", "MKNOD", "AUDIT_WRITE"}},
 		{"podman5", testutil.RequirePodman5, nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,7 +63,18 @@ func TestIntegrationPodmanDefaults(t *testing.T) {
 // with -e and returns the archive.
 func podmanCounterArchive(t *testing.T, p testutil.Podman, runFlags []string) string {
 	t.Helper()
-	dir := t.TempDir()
+	podman, dir := podmanCounter(t, p, runFlags)
+	archive := filepath.Join(dir, "pd.tar.zst")
+	podman("container", "checkpoint", "-e", archive, "pd")
+	return archive
+}
+
+// podmanCounter has podman run the counter as "pd" from the workload
+// imported as localhost/w:1 in a private store under dir (its graph root
+// dir/graph) and returns a function running podman on that store.
+func podmanCounter(t *testing.T, p testutil.Podman, runFlags []string) (podman func(args ...string) string, dir string) {
+	t.Helper()
+	dir = t.TempDir()
 	// podman 4.3 refuses a runroot path of over 50 characters.
 	runroot, err := os.MkdirTemp("", "prun")
 	if err != nil {
@@ -70,7 +82,7 @@ func podmanCounterArchive(t *testing.T, p testutil.Podman, runFlags []string) st
 	}
 	global := []string{"--root", filepath.Join(dir, "graph"), "--runroot", runroot, "--tmpdir", filepath.Join(runroot, "tmp"),
 		"--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"}
-	podman := func(args ...string) string {
+	podman = func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(p.Path, append(append([]string{}, global...), args...)...)
 		cmd.Env = append(os.Environ(), "PODMAN_IGNORE_CGROUPSV1_WARNING=1")
@@ -95,7 +107,5 @@ func podmanCounterArchive(t *testing.T, p testutil.Podman, runFlags []string) st
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	archive := filepath.Join(dir, "pd.tar.zst")
-	podman("container", "checkpoint", "-e", archive, "pd")
-	return archive
+	return podman, dir
 }

@@ -6,10 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/signature"
@@ -17,18 +15,18 @@ import (
 	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
-	stypes "go.podman.io/storage/types"
 
 	"github.com/ckpt/ckpt/internal/fsutil"
+	"github.com/ckpt/ckpt/internal/imagexfer"
 )
 
 // The transports of image references, podman's names.
 const (
-	TransportDocker        = "docker"             // docker://NAME: a registry
-	TransportOCI           = "oci"                // oci:DIR[:NAME]: an OCI image layout
-	TransportOCIArchive    = "oci-archive"        // oci-archive:FILE[:NAME]
-	TransportDockerArchive = "docker-archive"     // docker-archive:FILE[:NAME]
-	TransportStorage       = "containers-storage" // containers-storage:[GRAPHROOT]NAME: podman's store
+	TransportDocker        = imagexfer.TransportDocker        // docker://NAME: a registry
+	TransportOCI           = imagexfer.TransportOCI           // oci:DIR[:NAME]: an OCI image layout
+	TransportOCIArchive    = imagexfer.TransportOCIArchive    // oci-archive:FILE[:NAME]
+	TransportDockerArchive = imagexfer.TransportDockerArchive // docker-archive:FILE[:NAME]
+	TransportStorage       = imagexfer.TransportStorage       // containers-storage:[GRAPHROOT]NAME: podman's store
 )
 
 // TransferOptions are the options of a pull, push, load or save. The
@@ -69,80 +67,6 @@ func (e *Engine) systemContext(o *TransferOptions) *types.SystemContext {
 // oci-archives.
 func (e *Engine) imageTmpDir() string { return filepath.Join(e.root(), "image-tmp") }
 
-// splitTransport splits TRANSPORT:REST for the transports ckpt knows;
-// anything else is a bare name (transport "").
-func splitTransport(ref string) (transport, rest string) {
-	t, rest, ok := strings.Cut(ref, ":")
-	switch t {
-	case TransportDocker, TransportOCI, TransportOCIArchive, TransportDockerArchive, TransportStorage:
-		if ok {
-			return t, rest
-		}
-	}
-	return "", ref
-}
-
-// parseTransportRef parses ref with the transport's own parser; a bare
-// name is a registry reference (docker://).
-func parseTransportRef(transport, rest string) (types.ImageReference, error) {
-	var r types.ImageReference
-	var err error
-	if transport == "" {
-		r, err = docker.ParseReference("//" + rest)
-	} else {
-		r, err = transports.Get(transport).ParseReference(rest)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrImageReference, err)
-	}
-	return r, nil
-}
-
-// openForeignStore opens the containers/storage store a
-// containers-storage: reference names ("[GRAPHROOT]NAME", or NAME in the
-// default store of storage.conf, podman's), and returns the reference in
-// it. The caller shuts the store down.
-func openForeignStore(rest string) (storage.Store, types.ImageReference, error) {
-	opts, err := stypes.DefaultStoreOptions()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read storage.conf: %w", err)
-	}
-	if strings.HasPrefix(rest, "[") {
-		spec, name, ok := strings.Cut(rest[1:], "]")
-		if !ok || !filepath.IsAbs(spec) {
-			return nil, nil, fmt.Errorf("%w: containers-storage:%s: give [/absolute/graph/root]IMAGE", ErrImageReference, rest)
-		}
-		if spec != opts.GraphRoot {
-			// Another store's run root: beside it, not the default's.
-			opts.RunRoot = filepath.Join(spec, "ckpt-runroot")
-		}
-		opts.GraphRoot, rest = spec, name
-	}
-	if _, err := os.Stat(opts.GraphRoot); err != nil {
-		return nil, nil, fmt.Errorf("%w: containers-storage: no store at %s", ErrImageReference, opts.GraphRoot)
-	}
-	if opts.GraphDriverName == "" {
-		// The driver the store was made with (containers/storage would
-		// find it too, and log that it did).
-		for _, d := range []string{"overlay", "vfs"} {
-			if _, err := os.Stat(filepath.Join(opts.GraphRoot, d+"-images")); err == nil {
-				opts.GraphDriverName = d
-				break
-			}
-		}
-	}
-	s, err := getStore(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open store %s: %w", opts.GraphRoot, err)
-	}
-	r, err := istorage.Transport.ParseStoreReference(s, rest)
-	if err != nil {
-		_, _ = s.Shutdown(false)
-		return nil, nil, fmt.Errorf("%w: containers-storage:%s: %w", ErrImageReference, rest, err)
-	}
-	return s, r, nil
-}
-
 // policyContext accepts any image, as podman's default policy.json does:
 // ckpt keeps no signature policy.
 func policyContext() (*signature.PolicyContext, error) {
@@ -163,10 +87,10 @@ func copyImage(ctx context.Context, dst, src types.ImageReference, sys *types.Sy
 
 // sourceFacts are what a pull learns of its source before copying.
 type sourceFacts struct {
-	// id is the image ID the store gives it (its config's digest).
-	id string
-	// name is its name, if the source gives one.
-	name reference.Named
+	// ID is the image ID a store gives it (its config's digest).
+	ID string
+	// Name is its name, if the source gives one.
+	Name reference.Named
 }
 
 // inspectSource opens src, checks what the limits of untrusted images
@@ -183,19 +107,17 @@ func inspectSource(ctx context.Context, src types.ImageReference, sys *types.Sys
 		return nil, err
 	}
 	defer img.Close()
-	for _, l := range img.LayerInfos() {
-		if len(l.URLs) > 0 && src.Transport().Name() != TransportDocker {
-			return nil, fmt.Errorf("%w: layer %s is to be fetched from %s, outside the image; ckpt loads only what the archive holds", ErrHostileImage, l.Digest, l.URLs[0])
-		}
+	if err := imagexfer.CheckURLs(src, img.LayerInfos()); err != nil {
+		return nil, err
 	}
 	cfg := img.ConfigInfo().Digest
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: config digest %q: %w", ErrHostileImage, cfg, err)
 	}
-	return &sourceFacts{id: cfg.Encoded(), name: src.DockerReference()}, nil
+	return &sourceFacts{ID: cfg.Encoded(), Name: src.DockerReference()}, nil
 }
 
-// pullInto copies src into the engine's store as image f.id named name
+// pullInto copies src into the engine's store as image f.ID named name
 // (none if nil), and returns it. A failed copy leaves no image and no
 // layer of its own in the store.
 func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageReference, name reference.Named, o *TransferOptions) (*Image, error) {
@@ -208,12 +130,12 @@ func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageR
 		return nil, err
 	}
 	if name == nil {
-		name = f.name
+		name = f.Name
 	}
 	if name != nil {
 		name = reference.TagNameOnly(name)
 	}
-	dst, err := istorage.Transport.NewStoreReference(s, name, f.id)
+	dst, err := istorage.Transport.NewStoreReference(s, name, f.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -228,19 +150,19 @@ func (e *Engine) pullInto(ctx context.Context, s storage.Store, src types.ImageR
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.Image(f.id)
+	_, err = s.Image(f.ID)
 	had := err == nil // the image was there: a failure must not remove it
 	err = copyImage(ctx, dst, src, sys, o.progress())
 	if err == nil {
-		err = checkNewLayers(s, f.id, before)
+		err = checkNewLayers(s, f.ID, before)
 	}
 	if err != nil {
-		dropPartialPull(s, f.id, had, before)
+		dropPartialPull(s, f.ID, had, before)
 		return nil, err
 	}
-	img, err := s.Image(f.id)
+	img, err := s.Image(f.ID)
 	if err != nil {
-		return nil, fmt.Errorf("find the copied image %s: %w", f.id, err)
+		return nil, fmt.Errorf("find the copied image %s: %w", f.ID, err)
 	}
 	return e.image(s, img), nil
 }

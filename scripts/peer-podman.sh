@@ -7,7 +7,10 @@
 # behind on its release's updates.
 #
 # The directory holds `podman` (a wrapper that sets the library path and
-# a containers.conf naming the private conmon) and `policy.json` (accept
+# a containers.conf naming the private conmon), `conmon` (a wrapper that
+# sets the library path too: podman starts conmon without its own
+# environment, so on a machine lacking conmon's libglib it did not find
+# the private one) and `policy.json` (accept
 # anything: the tests import local tars only; pass it with
 # --signature-policy). It is made once per podman version, atomically.
 #
@@ -26,7 +29,10 @@ if { [ -z "$ver" ] || [ "$ver" = "(none)" ]; } && [ "$(id -u)" = 0 ]; then
 	ver=$(candidate)
 fi
 [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "apt knows no podman package (apt-get update as root, then retry)"
-dir=$cache/podman-${ver//[^A-Za-z0-9.+~-]/_}
+# layout names the directory's layout: bumped when it changes, so that a
+# directory made by an older script is made again beside it.
+layout=2
+dir=$cache/podman-${ver//[^A-Za-z0-9.+~-]/_}-l$layout
 if [ -x "$dir/podman" ]; then
 	echo "$dir"
 	exit 0
@@ -52,7 +58,7 @@ rm -f "$tmp"/*.deb "$tmp/download.log"
 libdirs=$(find "$tmp/root" -name 'lib*.so*' -printf '%h\n' | sort -u | sed "s|^$tmp|\$d|" | paste -sd:)
 cat >"$tmp/containers.conf" <<EOF
 [engine]
-conmon_path = ["$dir/root/usr/bin/conmon"]
+conmon_path = ["$dir/conmon"]
 EOF
 echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$tmp/policy.json"
 cat >"$tmp/podman" <<EOF
@@ -61,9 +67,19 @@ cat >"$tmp/podman" <<EOF
 d=$dir
 LD_LIBRARY_PATH=$libdirs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} CONTAINERS_CONF=\$d/containers.conf exec "\$d/root/usr/bin/podman" "\$@"
 EOF
-chmod 0755 "$tmp/podman"
-LD_LIBRARY_PATH=${libdirs//\$d/$tmp} "$tmp/root/usr/bin/podman" --version >/dev/null ||
-	die "the unpacked podman does not run (a library it needs is missing)"
+cat >"$tmp/conmon" <<EOF
+#!/bin/sh
+# conmon of podman $ver, unpacked by scripts/peer-podman.sh; podman
+# starts it without the library path of its own wrapper.
+d=$dir
+LD_LIBRARY_PATH=$libdirs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH} exec "\$d/root/usr/bin/conmon" "\$@"
+EOF
+chmod 0755 "$tmp/podman" "$tmp/conmon"
+for bin in podman conmon; do
+	# An empty environment, as podman gives conmon.
+	env -i LD_LIBRARY_PATH="${libdirs//\$d/$tmp}" "$tmp/root/usr/bin/$bin" --version >/dev/null ||
+		die "the unpacked $bin does not run (a library it needs is missing)"
+done
 sync -f "$tmp"
 rm -rf "$dir"
 mv "$tmp" "$dir"

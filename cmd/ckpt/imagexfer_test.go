@@ -46,7 +46,7 @@ func TestImageLoadWrongFile(t *testing.T) {
 		archive: "it looks like a checkpoint archive, not an oci-archive or docker-archive: restore it with `ckpt restore --import " + archive + "`\n",
 	} {
 		code, out, errOut := ckpt(t, append(g, "image", "load", "-i", path)...)
-		if code != exitFailure || out != "" || !strings.HasPrefix(errOut, "ckpt: load "+path+": engine: invalid image reference: ") || !strings.HasSuffix(errOut, want) {
+		if code != exitFailure || out != "" || !strings.HasPrefix(errOut, "ckpt: load "+path+": invalid image reference: ") || !strings.HasSuffix(errOut, want) {
 			t.Errorf("image load %s = exit %d, stdout %q, stderr\n%s\nwant exit 1 and ...%s", filepath.Base(path), code, out, errOut, want)
 		}
 	}

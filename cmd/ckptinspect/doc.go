@@ -52,6 +52,19 @@
 // flag; the others refuse it (exit 2) naming the flag, or, with keys of
 // none of its recipients, the recipients.
 //
+// Checkpoint images: wherever an ARCHIVE (or --parent FILE) goes, a
+// checkpoint image may be given: an oci-archive or docker-archive file, an
+// OCI layout directory (told apart from archives by their contents), or a
+// reference oci:DIR[:NAME], oci-archive:FILE[:NAME], docker-archive:FILE,
+// docker://REF (with --tls-verify and --authfile, podman's) or
+// containers-storage:[GRAPHROOT]NAME. Its one layer is copied out,
+// decompressed, into an unlinked temporary file (internal/imagexfer:
+// layout bounds, the manifest's, config's and layer's digests checked)
+// and read as the archive it holds, under the name given. An image
+// without a checkpoint annotation, or whose layer is no checkpoint
+// archive, is refused in one line ("not a checkpoint image: ..."), never
+// shown as an empty archive: exit 1, or 2 for verify and diff.
+//
 // Exit codes: 0 success (verify: clean; diff: identical), 1 failure
 // (verify: problems found; diff: differences; fuzz: a finding), 2 usage or
 // trouble reading an archive (verify and diff, as diff(1)).

@@ -32,6 +32,10 @@ Commands:
   fuzz      fuzz the archive reader, verifier and extractor
   completion  print a bash, zsh or fish completion script
 
+An ARCHIVE may also be a checkpoint image (podman's or ckpt's --create-image): an
+oci-archive or docker-archive file, an OCI layout directory, or oci:DIR[:NAME],
+oci-archive:FILE[:NAME], docker-archive:FILE, docker://REF, containers-storage:[ROOT]NAME.
+
 Run "ckptinspect COMMAND --help" for a command's flags.
 Exit codes: 0 success, 1 failure (verify: problems; diff: differences), 2 usage or trouble.
 Human output may change; use --json (or --format json, the same) in scripts.
@@ -84,16 +88,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cargs := fs.Args()
 	if fs.Lookup("decrypt-key") != nil {
+		im, err := imageArgs(ctx, fs, cargs)
+		if err != nil {
+			fail(stderr, args[0], err)
+			return imageExit(args[0])
+		}
+		defer im.close()
 		u, err := unsealArgs(args[0], fs, cargs)
 		if err != nil {
 			fail(stderr, args[0], err)
 			return exitUsage
 		}
 		defer u.close()
+		u.names = append(u.names, im.names...)
 		stdout, stderr = u.writers(stdout, stderr)
 		ctx = u.withNames(ctx)
 	}
 	return explain(c.run(ctx, fs, cargs, stdout, stderr), cargs, stderr)
+}
+
+// imageExit is the exit code of cmd when an image could not be read: an
+// archive that could not be read (1), trouble (2) for verify and diff.
+func imageExit(cmd string) int {
+	if cmd == "verify" || cmd == "diff" {
+		return exitUsage
+	}
+	return exitFailure
 }
 
 func fail(stderr io.Writer, cmd string, err error) {
@@ -123,6 +143,7 @@ func commands() map[string]*command {
 			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				addOutputFlags(fs, "table")
 				fs.Bool("full", false, "read as far as every figure needs (a compressed archive without manifest: all of it)")
 				fs.Bool("verify", false, "read and verify each whole archive")
@@ -139,6 +160,7 @@ func commands() map[string]*command {
 			exits: "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				fs.Bool("ps-tree", false, "show the process tree")
 				fs.Bool("ps-tree-cmd", false, "show each process's command line (from its memory)")
 				fs.Bool("ps-tree-env", false, "show each process's environment (from its memory)")
@@ -166,6 +188,7 @@ func commands() map[string]*command {
 			exits: "  0 done, 1 the archive could not be read, 2 usage\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				fs.Uint32("pid", 0, "process to dump or search")
 				fs.StringP("search", "s", "", "search for a string")
 				fs.StringP("search-regex", "r", "", "search for a regular expression (Go syntax)")
@@ -186,6 +209,7 @@ func commands() map[string]*command {
 			flags: func(fs *pflag.FlagSet) {
 				addOutputFlags(fs, "text")
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				fs.Bool("require-manifest", false, "treat an archive without manifest as a problem")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},
@@ -203,6 +227,7 @@ func commands() map[string]*command {
 			exits: "  0 identical, 1 different, 2 usage or trouble reading an archive\n",
 			flags: func(fs *pflag.FlagSet) {
 				addKeyFlag(fs)
+				addImageFlags(fs)
 				addOutputFlags(fs, "tree")
 				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
 			},

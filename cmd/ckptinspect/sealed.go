@@ -23,13 +23,17 @@ func addKeyFlag(fs *pflag.FlagSet) {
 // unsealed are the sealed archives of a command line, opened: each one's
 // plaintext in an anonymous memory file, never on disk.
 type unsealed struct {
-	files []*os.File
-	names []string // "/proc/self/fd/N" → the name given, pairs for a Replacer
+	files   []*os.File
+	removes []func() // remove the named temporary files (not on Linux)
+	names   []string // "/proc/self/fd/N" → the name given, pairs for a Replacer
 }
 
 func (u *unsealed) close() {
 	for _, f := range u.files {
 		f.Close()
+	}
+	for _, r := range u.removes {
+		r()
 	}
 }
 
@@ -61,31 +65,9 @@ func unsealArgs(cmd string, fs *pflag.FlagSet, args []string) (*unsealed, error)
 		}
 		return p, nil
 	}
-	for i, a := range args {
-		p, err := open(a)
-		if err != nil {
-			u.close()
-			return nil, err
-		}
-		args[i] = p
-	}
-	if f := fs.Lookup("parent"); f != nil {
-		// GetStringArray returns a copy: the flag's value is replaced.
-		ps, _ := fs.GetStringArray("parent")
-		for i, a := range ps {
-			p, err := open(a)
-			if err != nil {
-				u.close()
-				return nil, err
-			}
-			ps[i] = p
-		}
-		if sv, ok := f.Value.(pflag.SliceValue); ok && len(ps) > 0 {
-			if err := sv.Replace(ps); err != nil {
-				u.close()
-				return nil, err
-			}
-		}
+	if err := replaceArgs(fs, args, open); err != nil {
+		u.close()
+		return nil, err
 	}
 	return u, nil
 }
