@@ -57,7 +57,10 @@
 // OCI layout directory (told apart from archives by their contents), or a
 // reference oci:DIR[:NAME], oci-archive:FILE[:NAME], docker-archive:FILE,
 // docker://REF (with --tls-verify and --authfile, podman's) or
-// containers-storage:[GRAPHROOT]NAME. Its one layer is copied out,
+// containers-storage:[GRAPHROOT]NAME; or containerd 1.x's checkpoint image,
+// containerd:DIR[@sha256:DIGEST] or its OCI layout directory, written as
+// the archive it holds (format.ContainerdCheckpoint: every blob's digest
+// checked). An OCI image's one layer is copied out,
 // decompressed, into an unlinked temporary file (internal/imagexfer:
 // layout bounds, the manifest's, config's and layer's digests checked)
 // and read as the archive it holds, under the name given. An image

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/imagexfer"
@@ -67,6 +68,12 @@ func imageArgs(ctx context.Context, fs *pflag.FlagSet, args []string) (*unsealed
 	u := &unsealed{}
 	sys := systemContext(fs)
 	open := func(a string) (string, error) {
+		if c, ok, err := containerdSource(a); ok || err != nil {
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", a, err)
+			}
+			return u.openContainerd(c, a)
+		}
 		src, ok := imageSource(a)
 		if !ok {
 			return a, nil
@@ -155,4 +162,41 @@ func checkLayerLooks(f *os.File) error {
 		return fmt.Errorf("%w: its layer is not a checkpoint archive: it looks like %s", imagexfer.ErrNotCheckpointImage, what)
 	}
 	return nil
+}
+
+// containerdSource opens a containerd checkpoint image: containerd:REF
+// (format.ParseContainerdRef: DIR@sha256:DIGEST or an OCI layout), or a
+// layout directory that holds one. ok is false for anything else.
+func containerdSource(a string) (*format.ContainerdCheckpoint, bool, error) {
+	ref, prefixed := strings.CutPrefix(a, "containerd:")
+	if !prefixed {
+		if fi, err := os.Stat(a); err != nil || !fi.IsDir() {
+			return nil, false, nil
+		}
+	}
+	c, err := format.ParseContainerdRef(ref)
+	if err != nil && !prefixed {
+		// Another kind of layout, or none: imageSource's to judge.
+		return nil, false, nil
+	}
+	return c, err == nil, err
+}
+
+// openContainerd writes the containerd checkpoint image c as the archive
+// it holds (its descriptors' digests checked as it is written) into a
+// temporary file, and returns the path that opens it.
+func (u *unsealed) openContainerd(c *format.ContainerdCheckpoint, name string) (string, error) {
+	f, p, remove, err := layerFile("")
+	if err != nil {
+		return "", err
+	}
+	if err := c.WriteArchive(f); err != nil {
+		f.Close()
+		remove()
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	u.files = append(u.files, f)
+	u.removes = append(u.removes, remove)
+	u.names = append(u.names, p, name)
+	return p, nil
 }

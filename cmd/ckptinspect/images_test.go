@@ -3,12 +3,14 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/ckpt/ckpt/internal/testutil"
 	"github.com/ckpt/ckpt/internal/testutil/ocitest"
 )
 
@@ -132,5 +134,52 @@ func writeTestFile(t testing.TB, p string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestContainerdImage: containerd 1.7's checkpoint image (the testdata
+// layout that `ctr c checkpoint --task --image --rw` made) reads as a
+// layout directory and as containerd:DIR, naming its container; a
+// containerd: reference to something else fails in one line; a blob
+// changed fails its digest.
+func TestContainerdImage(t *testing.T) {
+	dir := testutil.UnpackZstdTar(t, "../../testdata/containerd/ctr-counter.tar.zst", t.TempDir())
+	do := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	for _, arg := range []string{dir, "containerd:" + dir} {
+		code, out, errOut := do("show", arg)
+		if code != exitOK || !strings.Contains(out, "counter1") || !strings.Contains(out, "containerd") || !strings.Contains(out, arg) {
+			t.Errorf("show %s = %d:\n%s%s", arg, code, out, errOut)
+		}
+		if code, out, errOut := do("inspect", "--all", arg); code != exitOK || !strings.Contains(out, "pstree") && !strings.Contains(out, "Process tree") {
+			t.Errorf("inspect --all %s = %d:\n%s%s", arg, code, out, errOut)
+		}
+	}
+	other := t.TempDir()
+	if code, _, errOut := do("show", "containerd:"+other); code == exitOK || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+		t.Errorf("show containerd:(empty dir) = %d: %q, want one line", code, errOut)
+	}
+	// A changed CRIU blob: the biggest blob is the CRIU tar.
+	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
+	var big string
+	var size int64
+	for _, b := range blobs {
+		if fi, err := os.Stat(b); err == nil && fi.Size() > size {
+			big, size = b, fi.Size()
+		}
+	}
+	data := readFile(t, big)
+	data[len(data)/2] ^= 1
+	if err := os.Chmod(big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := do("show", dir); code == exitOK || !strings.Contains(errOut, "checksum") && !strings.Contains(errOut, "digest") {
+		t.Errorf("show of a changed blob = %d: %q", code, errOut)
 	}
 }

@@ -34,7 +34,8 @@ Commands:
 
 An ARCHIVE may also be a checkpoint image (podman's or ckpt's --create-image): an
 oci-archive or docker-archive file, an OCI layout directory, or oci:DIR[:NAME],
-oci-archive:FILE[:NAME], docker-archive:FILE, docker://REF, containers-storage:[ROOT]NAME.
+oci-archive:FILE[:NAME], docker-archive:FILE, docker://REF, containers-storage:[ROOT]NAME,
+or containerd's (ctr c checkpoint --image): containerd:DIR[@sha256:DIGEST].
 
 Run "ckptinspect COMMAND --help" for a command's flags.
 Exit codes: 0 success, 1 failure (verify: problems; diff: differences), 2 usage or trouble.
