@@ -128,55 +128,8 @@ func usageErr(stderr io.Writer, cmd, msg string) int {
 
 func commands() map[string]*command {
 	return map[string]*command{
-		"show": {
-			short:    "summarize archives, one row each",
-			synopsis: "show ARCHIVE... [--json | --format table|json] [--full] [--verify]",
-			desc: "one row per archive: file, container, image, ID, runtime, created, checkpointed, engine,\n" +
-				"format, checkpoint size, memory pages size, rootfs diff size, chain, verified.\n" +
-				"CHAIN is full, pre-checkpoint, or \"delta of <parent manifest digest> depth N\" for an\n" +
-				"incremental checkpoint, whose checkpoint size is then the delta's.\n" +
-				"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify, and\n" +
-				"config.dump, for the creation time, when at most 64 MiB of members come before it.\n" +
-				"Of an archive without manifest (podman, CRI-O, containerd) the tar headers and config.dump\n" +
-				"and spec.dump are read, nothing hashed; an uncompressed one is read from header to header,\n" +
-				"a compressed one up to spec.dump and config.dump: its sizes are then \"-\", with a note.\n" +
-				"--full reads as far as every figure needs.",
-			exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
-			flags: func(fs *pflag.FlagSet) {
-				addKeyFlag(fs)
-				addImageFlags(fs)
-				addOutputFlags(fs, "table")
-				fs.Bool("full", false, "read as far as every figure needs (a compressed archive without manifest: all of it)")
-				fs.Bool("verify", false, "read and verify each whole archive")
-			},
-			run: runShow,
-		},
-		"inspect": {
-			short:    "show what a checkpoint holds",
-			synopsis: "inspect ARCHIVE... [flags] [--json | --format tree|json] [--parent FILE]...",
-			desc: "show a checkpoint's process tree, command lines, environment, open files,\nsockets, mounts, CRIU statistics and metadata; reads each archive once.\n" +
-				"--parent gives the parent archives of an incremental checkpoint (nearest first): the chain\n" +
-				"is checked, then memory marked in parent is read from them; without them it is reported\n" +
-				"as \"in parent (not given)\".",
-			exits: "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
-			flags: func(fs *pflag.FlagSet) {
-				addKeyFlag(fs)
-				addImageFlags(fs)
-				fs.Bool("ps-tree", false, "show the process tree")
-				fs.Bool("ps-tree-cmd", false, "show each process's command line (from its memory)")
-				fs.Bool("ps-tree-env", false, "show each process's environment (from its memory)")
-				fs.Uint32P("pid", "p", 0, "only the subtree of this process")
-				fs.Bool("files", false, "show open files")
-				fs.Bool("sockets", false, "show sockets")
-				fs.Bool("mounts", false, "show the spec's mounts")
-				fs.Bool("stats", false, "show CRIU's dump statistics")
-				fs.Bool("metadata", false, "show manifest metadata, annotations and deleted files")
-				fs.Bool("all", false, "all of the above")
-				addOutputFlags(fs, "tree")
-				fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
-			},
-			run: runInspect,
-		},
+		"show":    showCommand(),
+		"inspect": inspectCommand(),
 		"memparse": {
 			short:    "show, dump and search process memory",
 			synopsis: "memparse ARCHIVE [--pid N] [-s STRING | -r REGEX] [-c N] [--json | --format table|json] [--parent FILE]...",
@@ -235,6 +188,64 @@ func commands() map[string]*command {
 			run: runDiff,
 		},
 		"fuzz": fuzzCommand(),
+	}
+}
+
+// showCommand is the show command (commands' table would otherwise be
+// one long literal).
+func showCommand() *command {
+	return &command{
+		short:    "summarize archives, one row each",
+		synopsis: "show ARCHIVE... [--json | --format table|json] [--full] [--verify]",
+		desc: "one row per archive: file, container, image, ID, runtime, created, checkpointed, engine,\n" +
+			"format, checkpoint size, memory pages size, rootfs diff size, chain, verified.\n" +
+			"CHAIN is full, pre-checkpoint, or \"delta of <parent manifest digest> depth N\" for an\n" +
+			"incremental checkpoint, whose checkpoint size is then the delta's.\n" +
+			"For a ckpt archive only the manifest is read (verified: unchecked) unless --verify, and\n" +
+			"config.dump, for the creation time, when at most 64 MiB of members come before it.\n" +
+			"Of an archive without manifest (podman, CRI-O, containerd) the tar headers and config.dump\n" +
+			"and spec.dump are read, nothing hashed; an uncompressed one is read from header to header,\n" +
+			"a compressed one up to spec.dump and config.dump: its sizes are then \"-\", with a note.\n" +
+			"--full reads as far as every figure needs.",
+		exits: "  0 shown, 1 an archive could not be read, 2 usage\n",
+		flags: func(fs *pflag.FlagSet) {
+			addKeyFlag(fs)
+			addImageFlags(fs)
+			addOutputFlags(fs, "table")
+			fs.Bool("full", false, "read as far as every figure needs (a compressed archive without manifest: all of it)")
+			fs.Bool("verify", false, "read and verify each whole archive")
+		},
+		run: runShow,
+	}
+}
+
+// inspectCommand is the inspect command.
+func inspectCommand() *command {
+	return &command{
+		short:    "show what a checkpoint holds",
+		synopsis: "inspect ARCHIVE... [flags] [--json | --format tree|json] [--parent FILE]...",
+		desc: "show a checkpoint's process tree, command lines, environment, open files,\nsockets, mounts, CRIU statistics and metadata; reads each archive once.\n" +
+			"--parent gives the parent archives of an incremental checkpoint (nearest first): the chain\n" +
+			"is checked, then memory marked in parent is read from them; without them it is reported\n" +
+			"as \"in parent (not given)\".",
+		exits: "  0 shown, 1 an archive could not be read or decoded, 2 usage\n",
+		flags: func(fs *pflag.FlagSet) {
+			addKeyFlag(fs)
+			addImageFlags(fs)
+			fs.Bool("ps-tree", false, "show the process tree")
+			fs.Bool("ps-tree-cmd", false, "show each process's command line (from its memory)")
+			fs.Bool("ps-tree-env", false, "show each process's environment (from its memory)")
+			fs.Uint32P("pid", "p", 0, "only the subtree of this process")
+			fs.Bool("files", false, "show open files")
+			fs.Bool("sockets", false, "show sockets")
+			fs.Bool("mounts", false, "show the spec's mounts")
+			fs.Bool("stats", false, "show CRIU's dump statistics")
+			fs.Bool("metadata", false, "show manifest metadata, annotations and deleted files")
+			fs.Bool("all", false, "all of the above")
+			addOutputFlags(fs, "tree")
+			fs.StringArray("parent", nil, "parent archive of an incremental checkpoint, nearest first (repeatable)")
+		},
+		run: runInspect,
 	}
 }
 
