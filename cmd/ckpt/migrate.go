@@ -55,6 +55,30 @@ func (x *exportFlags) used(fs *pflag.FlagSet) bool {
 	return false
 }
 
+// sealOptions reads --encrypt-to and --sign-key into o, or returns a
+// usage message.
+func (x *exportFlags) sealOptions(o *engine.ExportOptions) string {
+	for _, k := range x.encryptTo {
+		rs, err := seal.ParseRecipients(k)
+		if err != nil {
+			return fmt.Sprintf("--encrypt-to %s: %v", k, err)
+		}
+		o.SealTo = append(o.SealTo, rs...)
+	}
+	if x.signKey == "" {
+		return ""
+	}
+	if len(o.SealTo) == 0 {
+		return "--sign-key signs a sealed archive: give --encrypt-to too"
+	}
+	s, err := seal.ParseSigningKey(x.signKey)
+	if err != nil {
+		return fmt.Sprintf("--sign-key %s: %v", x.signKey, err)
+	}
+	o.SignKey = s
+	return ""
+}
+
 // exportRun is `checkpoint --export` as its flags and arguments say.
 type exportRun struct {
 	fs         *pflag.FlagSet
@@ -103,22 +127,8 @@ func runExport(ctx context.Context, env *cmdEnv, c *command, r *exportRun) int {
 	xo := r.opts
 	xo.Compression = comp
 	xo.Stream = x.stream
-	for _, k := range x.encryptTo {
-		rs, err := seal.ParseRecipients(k)
-		if err != nil {
-			return usageError(env, c, "--encrypt-to %s: %v", k, err)
-		}
-		xo.SealTo = append(xo.SealTo, rs...)
-	}
-	if x.signKey != "" {
-		if len(xo.SealTo) == 0 {
-			return usageError(env, c, "--sign-key signs a sealed archive: give --encrypt-to too")
-		}
-		s, err := seal.ParseSigningKey(x.signKey)
-		if err != nil {
-			return usageError(env, c, "--sign-key %s: %v", x.signKey, err)
-		}
-		xo.SignKey = s
+	if msg := x.sealOptions(&xo); msg != "" {
+		return usageError(env, c, "%s", msg)
 	}
 	out, name := env.stdout, x.path
 	var target *confirmTarget
