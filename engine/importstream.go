@@ -92,7 +92,13 @@ func openStream(r io.Reader, o *ImportOptions) (_ *layerSource, head []byte, sto
 		br = bufio.NewReaderSize(ahead, streamHead)
 	}
 	// Peeked bytes stay in br: the extraction reads them again.
-	head, _ = br.Peek(streamHead)
+	head, err := br.Peek(streamHead)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		// A sealed stream altered in its first chunks: named as such,
+		// not sniffed as an empty file.
+		stop()
+		return nil, nil, nil, err
+	}
 	src := &layerSource{size: -1, open: func() (io.ReadCloser, error) { return io.NopCloser(br), nil }}
 	return src, bytes.Clone(head), stop, nil
 }

@@ -20,6 +20,7 @@ import (
 const (
 	keyFlag   = "{key}"
 	wrongFlag = "{wrong}"
+	pubFlag   = "{key.pub}"
 )
 
 // flags returns restoreFlags with the key placeholders replaced by key
@@ -32,6 +33,9 @@ func (c *corpus) flags(t *testing.T, fs []string) []string {
 			f, _ = c.key(t, "id")
 		case wrongFlag:
 			f, _ = c.key(t, "wrong")
+		case pubFlag:
+			f, _ = c.key(t, "id")
+			f += ".pub"
 		}
 		out[i] = f
 	}
@@ -170,6 +174,26 @@ func sealedCases() []hostileCase {
 					return append(b, tr...)
 				})
 			},
+		},
+		{
+			// A well-formed trailer whose signature is garbage: a
+			// signature that is present is checked, trusted or not.
+			name: "signed-forged", verify: 2, restoreFlags: key, want: "bad signature: not an armored SSH signature", pipeRestores: true,
+			build: func(t *testing.T, c *corpus) string {
+				return c.sealed(t, func(b []byte) []byte { return seal.AppendTrailer(b, []byte("forged signature")) })
+			},
+		},
+		{
+			name: "signed-armor-garbage", verify: 2, restoreFlags: key, want: "bad signature", pipeRestores: true,
+			build: func(t *testing.T, c *corpus) string {
+				return c.sealed(t, func(b []byte) []byte {
+					return seal.AppendTrailer(b, []byte("-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAf////8=\n-----END SSH SIGNATURE-----\n"))
+				})
+			},
+		},
+		{
+			name: "signed-required", verify: 2, restoreFlags: append([]string{"--trust-key", pubFlag}, key...), want: "the archive is not signed", pipeWant: "--trust-key needs the archive as a file",
+			build: plain,
 		},
 		{
 			name: "sealed-envelope-v2", verify: 2, restoreFlags: key, want: "envelope version \"v2\", which this ckpt does not read",
