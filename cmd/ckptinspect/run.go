@@ -30,6 +30,7 @@ Commands:
   verify    check digests, member list, CRIU images, parent chain
   diff      compare two archives, memory page contents included
   fuzz      fuzz the archive reader, verifier and extractor
+  signature name a sealed archive's signer; its message and signature for ssh-keygen
   completion  print a bash, zsh or fish completion script
 
 An ARCHIVE may also be a checkpoint image (podman's or ckpt's --create-image): an
@@ -187,7 +188,8 @@ func commands() map[string]*command {
 			},
 			run: runDiff,
 		},
-		"fuzz": fuzzCommand(),
+		"fuzz":      fuzzCommand(),
+		"signature": signatureCommand(),
 	}
 }
 

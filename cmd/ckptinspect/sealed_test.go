@@ -8,12 +8,14 @@ import (
 	"encoding/pem"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
 	"github.com/ckpt/ckpt/format/seal"
+	"github.com/ckpt/ckpt/internal/testutil"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -177,6 +179,23 @@ func TestSignedInspect(t *testing.T) {
 	}
 	if code, out, errOut := do("show", signed); code != exitOK || !strings.Contains(errOut, "signed by SHA256:") {
 		t.Errorf("show of a signed archive = %d:\n%s%s", code, out, errOut)
+	}
+	// The signature command's files, checked by OpenSSH itself.
+	msg, sigFile, allowed := filepath.Join(dir, "msg"), filepath.Join(dir, "msg.sig"), filepath.Join(dir, "allowed")
+	if code, out, errOut := do("signature", signed, "--message", msg, "--signature", sigFile); code != exitOK || !strings.Contains(out, "signed by SHA256:") {
+		t.Errorf("signature = %d:\n%s%s", code, out, errOut)
+	}
+	pubLine, _ := os.ReadFile(keyPub)
+	_ = os.WriteFile(allowed, []byte("ops@example "+string(pubLine)), 0o600)
+	m, _ := os.Open(msg)
+	cmd := exec.Command(testutil.RequireTool(t, "ssh-keygen"), "-Y", "verify", "-f", allowed, "-I", "ops@example", "-n", seal.Namespace, "-s", sigFile)
+	cmd.Stdin = m
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("ssh-keygen -Y verify of the signature command's files: %v: %s", err, out)
+	}
+	m.Close()
+	if code, _, errOut := do("signature", unsigned); code != exitFailure || !strings.Contains(errOut, "not signed") {
+		t.Errorf("signature of an unsigned archive = %d: %s", code, errOut)
 	}
 	if code, out, errOut := do("verify", "--decrypt-key", key, "--trust-key", keyPub, signed); code != exitOK {
 		t.Errorf("verify --trust-key (the signer) = %d:\n%s%s", code, out, errOut)

@@ -115,23 +115,32 @@ func (s *Signed) Signer() string {
 }
 
 // ReadSignature returns the signature in the trailer of the sealed file
-// r of size bytes, not verified, or nil if it has none. Errors:
-// ErrSignature for a trailer that is not a signature.
+// r of size bytes, not verified, or nil if it has none, and the length of
+// what it signs (the file before the trailer). Errors: ErrSignature for a
+// trailer that is not a signature.
 func ReadSignature(r io.ReaderAt, size int64) (*Signature, int64, error) {
+	sig, n, _, err := ReadSignatureArmor(r, size)
+	return sig, n, err
+}
+
+// ReadSignatureArmor is ReadSignature that also returns the armored
+// signature as stored (for `ssh-keygen -Y verify -s`).
+func ReadSignatureArmor(r io.ReaderAt, size int64) (*Signature, int64, []byte, error) {
 	n := min(size, int64(hold))
 	tail := make([]byte, n)
 	if _, err := r.ReadAt(tail, size-n); err != nil && err != io.EOF {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	cut, ok := findTrailer(tail)
 	if !ok {
-		return nil, size, nil
+		return nil, size, nil, nil
 	}
-	sig, err := ParseSignature(tail[cut+len(TrailerIntro) : len(tail)-footerLen])
+	armored := tail[cut+len(TrailerIntro) : len(tail)-footerLen]
+	sig, err := ParseSignature(armored)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	return sig, size - n + int64(cut), nil
+	return sig, size - n + int64(cut), armored, nil
 }
 
 // VerifyFile checks the signature of the sealed file r of size bytes
