@@ -71,6 +71,13 @@ func main() {
 		fmt.Println(n)
 		return
 	}
+	if len(os.Args) == 3 && os.Args[1] == zstdFloorArg {
+		// The child that compresses the floor's images (streaming.go).
+		if err := zstdFloor(os.Args[2]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == warmMemoryArg {
 		// The child that warms the memory (memory.go).
 		n, err := strconv.ParseInt(os.Args[2], 10, 64)
@@ -103,6 +110,10 @@ type config struct {
 	precopy string
 	// memory says how the guest's memory was prepared (memory.go).
 	memory string
+	// streaming is -streaming: the #20 measurements (streaming.go)
+	// instead of the comparison with podman.
+	streaming bool
+	stream    streamConfig
 }
 
 func run(ctx context.Context, args []string) error {
@@ -125,6 +136,9 @@ func run(ctx context.Context, args []string) error {
 	if len(cases) > 0 {
 		return runPrecopy(ctx, cfg, cases)
 	}
+	if cfg.streaming {
+		return runStreaming(ctx, cfg, cfg.stream)
+	}
 	return compare(ctx, cfg)
 }
 
@@ -139,11 +153,19 @@ func parseConfig(args []string) (config, []precopyCase, error) {
 	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
 	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
 	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
+	streaming := fs.Bool("streaming", false, "measure issue #20's streaming instead: streamed and staged export, import, a throttled piped migration and ckpt's peak RSS against bare criu dump/restore and the fastest zstd, a section of -out")
+	rate := fs.Float64("rate", 1000, "with -streaming: the piped migration's link speed in Mbit/s")
+	stdin := fs.Bool("import-stdin", false, "with -streaming: the piped migration imports with `restore -i -` from the pipe (else from the file once it is whole)")
+	none := fs.Bool("none", true, "with -streaming: also a streamed export with -c none (to /dev/null)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
 	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench", precopy: *precopy,
-		ckpt: *ckpt, podman: !*noPodman}
+		ckpt: *ckpt, podman: !*noPodman && !*streaming, streaming: *streaming,
+		stream: streamConfig{rateMbit: *rate, importStdin: *stdin, none: *none}}
+	if *rate <= 0 {
+		return config{}, nil, fmt.Errorf("bad -rate %v: want Mbit/s above 0", *rate)
+	}
 	var cases []precopyCase
 	if cfg.precopy != "" {
 		var err error
@@ -584,7 +606,7 @@ func floors(ctx context.Context, cfg config, sizeMiB int) (f floor, err error) {
 	f.Dump = st.wall
 	f.Frozen = criuFrozen(dir)
 	t0 := time.Now()
-	n, in, err := tarZstd(dir)
+	n, in, err := tarZstd(dir, zstd.SpeedDefault)
 	if err != nil {
 		return f, err
 	}
@@ -628,11 +650,11 @@ func criuFrozen(dir string) time.Duration {
 	return time.Duration(st.GetFrozenTime()) * time.Microsecond
 }
 
-// tarZstd writes dir as a zstd-compressed tar to nowhere and returns the
-// compressed and input sizes.
-func tarZstd(dir string) (compressed, input int64, err error) {
+// tarZstd writes dir as a tar compressed by zstd at level, on all cores,
+// to nowhere and returns the compressed and input sizes.
+func tarZstd(dir string, level zstd.EncoderLevel) (compressed, input int64, err error) {
 	cw := &countWriter{}
-	enc, err := zstd.NewWriter(cw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	enc, err := zstd.NewWriter(cw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(level))
 	if err != nil {
 		return 0, 0, err
 	}
