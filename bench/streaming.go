@@ -78,7 +78,7 @@ func runStreaming(ctx context.Context, cfg config, sc streamConfig) error {
 		return fmt.Errorf("set up ckpt: %w", err)
 	}
 	defer e.teardown()
-	rep := &streamReport{cfg: cfg, sc: sc, started: time.Now(), load0: loadAvg(), runs: map[int][]streamRun{}}
+	rep := &streamReport{cfg: cfg, sc: sc, started: time.Now(), commit: commit(), load0: loadAvg(), runs: map[int][]streamRun{}}
 	for _, size := range cfg.sizes {
 		for i := range cfg.runs {
 			var r streamRun

@@ -22,6 +22,7 @@ type streamReport struct {
 	cfg          config
 	sc           streamConfig
 	started      time.Time
+	commit       string // at the start: the code measured
 	load0, load1 string
 	runs         map[int][]streamRun
 }
@@ -100,7 +101,7 @@ func memMetrics() []metric {
 		{"ckpt's own peak RSS, staged export", func(r streamRun) float64 { return mib(r.Staged.HWM) }},
 		{"ckpt's own peak RSS, `-c none` streamed export", func(r streamRun) float64 { return mib(r.None.HWM) }},
 		{"ckpt's own peak RSS, piped export / import", func(r streamRun) float64 { return mib(max(r.PipeExport.HWM, r.PipeImport.HWM)) }},
-		{"wait4 peak of ckpt and its children, streamed export (CRIU's)", func(r streamRun) float64 { return mib(r.Streamed.MaxRSS) }},
+		{"wait4 peak of ckpt and its children (runc, CRIU), streamed export", func(r streamRun) float64 { return mib(r.Streamed.MaxRSS) }},
 		{"wait4 peak of ckpt and its children, import", func(r streamRun) float64 { return mib(r.Import.MaxRSS) }},
 		{"bare `criu dump`'s peak", func(r streamRun) float64 { return mib(r.Dump.MaxRSS) }},
 	}
@@ -128,7 +129,7 @@ func cpuRows() []struct {
 func (rep *streamReport) header(b *bytes.Buffer) {
 	fmt.Fprintf(b, "## Streaming (#20)\n\n")
 	fmt.Fprintf(b, "Made by `%s` on %s, commit %s.\n\n", strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
-		rep.started.UTC().Format("2006-01-02 15:04 UTC"), commit())
+		rep.started.UTC().Format("2006-01-02 15:04 UTC"), rep.commit)
 	fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start %s, at the end %s. Machine: %s. Memory: %s.\n\n", rep.load0, rep.load1, machine(), rep.cfg.memory)
 	how := "into a file, imported once whole (`restore -i -` not used: run with -import-stdin once it exists)"
 	if rep.sc.importStdin {
@@ -262,7 +263,11 @@ func (rep *streamReport) ratios(b *bytes.Buffer, rs []streamRun) {
 		if target > 0 {
 			t, vd = fmt.Sprintf("≤ %.2f", target), verdict(v, target)
 		}
-		fmt.Fprintf(b, "| %s | %.2f | %s | %s |\n", name, v, t, vd)
+		val := "—"
+		if v > 0 {
+			val = fmt.Sprintf("%.2f", v)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", name, val, t, vd)
 	}
 	line("streamed export / max(bare dump, fastest zstd)", ratio(med(func(r streamRun) float64 { return secs(r.Streamed.Wall) }), floor), 1.25)
 	line("staged export / max(bare dump, fastest zstd)", ratio(med(func(r streamRun) float64 { return secs(r.Staged.Wall) }), floor), 0)
