@@ -151,7 +151,7 @@ func parseConfig(args []string) (config, []precopyCase, error) {
 	ckpt := fs.String("ckpt", "bin/ckpt", "ckpt binary")
 	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
 	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
-	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
+	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export); the floors use /dev/shm/ and its last element")
 	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
 	streaming := fs.Bool("streaming", false, "measure issue #20's streaming instead: streamed and staged export, import, a throttled piped migration and ckpt's peak RSS against bare criu dump/restore and the fastest zstd, a section of -out")
 	rate := fs.Float64("rate", 1000, "with -streaming: the piped migration's link speed in Mbit/s")
@@ -160,7 +160,7 @@ func parseConfig(args []string) (config, []precopyCase, error) {
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
-	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench", precopy: *precopy,
+	cfg := config{runs: *runs, out: *out, work: *work, shm: filepath.Join("/dev/shm", filepath.Base(*work)), precopy: *precopy,
 		ckpt: *ckpt, podman: !*noPodman && !*streaming, streaming: *streaming,
 		stream: streamConfig{rateMbit: *rate, importStdin: *stdin, none: *none}}
 	if *rate <= 0 {
