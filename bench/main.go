@@ -78,6 +78,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) == 3 && os.Args[1] == throttleArg {
+		// The link of the one-command migration (streaming.go).
+		if err := throttleChild(os.Args[2]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == warmMemoryArg {
 		// The child that warms the memory (memory.go).
 		n, err := strconv.ParseInt(os.Args[2], 10, 64)
@@ -155,14 +162,17 @@ func parseConfig(args []string) (config, []precopyCase, error) {
 	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
 	streaming := fs.Bool("streaming", false, "measure issue #20's streaming instead: streamed and staged export, import, a throttled piped migration and ckpt's peak RSS against bare criu dump/restore and the fastest zstd, a section of -out")
 	rate := fs.Float64("rate", 1000, "with -streaming: the piped migration's link speed in Mbit/s")
-	stdin := fs.Bool("import-stdin", false, "with -streaming: the piped migration imports with `restore -i -` from the pipe (else from the file once it is whole)")
+	pipe := fs.String("pipe", pipeFile, "with -streaming: the piped migration's form: file (`checkpoint -e -` into a file, then `restore -i FILE`), stdin (`checkpoint -e - | restore -i -`) or confirm (one `checkpoint -e - --confirm-cmd '… | restore -i -'`)")
 	none := fs.Bool("none", true, "with -streaming: also a streamed export with -c none (to /dev/null)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
 	cfg := config{runs: *runs, out: *out, work: *work, shm: filepath.Join("/dev/shm", filepath.Base(*work)), precopy: *precopy,
 		ckpt: *ckpt, podman: !*noPodman && !*streaming, streaming: *streaming,
-		stream: streamConfig{rateMbit: *rate, importStdin: *stdin, none: *none}}
+		stream: streamConfig{rateMbit: *rate, pipe: *pipe, none: *none}}
+	if *pipe != pipeFile && *pipe != pipeStdin && *pipe != pipeConfirm {
+		return config{}, nil, fmt.Errorf("bad -pipe %q: want file, stdin or confirm", *pipe)
+	}
 	if *rate <= 0 {
 		return config{}, nil, fmt.Errorf("bad -rate %v: want Mbit/s above 0", *rate)
 	}

@@ -30,9 +30,9 @@ import (
 //   - ckpt: a streamed export (`checkpoint -e -`, into a file on disk), its
 //     import (`restore -i`), a staged export (`checkpoint -e FILE`), a
 //     streamed export with `-c none` (to /dev/null), and a piped migration:
-//     `checkpoint -e -` through a copier throttled to -rate into either
-//     `restore -i -` (with -import-stdin) or a file imported once it is
-//     whole.
+//     `checkpoint -e -` through a copier throttled to -rate into a file
+//     imported once it is whole (-pipe file), into `restore -i -` (-pipe
+//     stdin), or as one command with --confirm-cmd (-pipe confirm).
 //
 // Each ckpt command's wall time, own and children's CPU, own peak RSS and
 // wait4's peak (CRIU's when larger) are kept (proc.go). The report is a
@@ -66,9 +66,9 @@ func (r *streamRun) fail(what string, err error) {
 
 // streamConfig is -streaming's own flags.
 type streamConfig struct {
-	rateMbit    float64
-	importStdin bool
-	none        bool
+	rateMbit float64
+	pipe     string // pipeFile, pipeStdin or pipeConfirm
+	none     bool
 }
 
 // runStreaming measures every size cfg.runs times and writes the report.
@@ -212,11 +212,36 @@ func streamedExport(ctx context.Context, e *ckptEngine, name string, sizeMiB int
 	return nil
 }
 
+// The piped migration's forms (-pipe).
+const (
+	// pipeFile: `checkpoint -e -` | copier > FILE, then `restore -i FILE`.
+	pipeFile = "file"
+	// pipeStdin: `checkpoint -e -` | copier | `restore -i -`.
+	pipeStdin = "stdin"
+	// pipeConfirm: one command, `checkpoint -e - --confirm-cmd
+	// 'COPIER | ckpt restore -i -'`: the source stops once the target
+	// restored.
+	pipeConfirm = "confirm"
+)
+
 // pipedMigration exports a fresh container with `checkpoint -e -` through
-// a copier throttled to sc.rateMbit and imports what arrives: from the
-// pipe with -import-stdin, else from the file once it is whole.
+// a copier throttled to sc.rateMbit and imports what arrives, in the
+// form sc.pipe says.
 func pipedMigration(ctx context.Context, e *ckptEngine, sc streamConfig, name string, sizeMiB int, r *streamRun) error {
 	if err := startCounter(ctx, e, name, sizeMiB); err != nil {
+		return err
+	}
+	defer removeContainer(e, name+"-target")
+	if sc.pipe == pipeConfirm {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		target := fmt.Sprintf("%s %s %g | %s", self, throttleArg, sc.rateMbit*1e6/8,
+			strings.Join(e.cmd("restore", "-n", name+"-target", "-i", "-"), " "))
+		settle()
+		r.PipeExport, _, err = runMeasured(ctx, e.cmd("checkpoint", "-e", "-", "--confirm-cmd", target, name), cmdIO{})
+		r.PipeTotal = r.PipeExport.Wall
 		return err
 	}
 	file := filepath.Join(e.cfg.work, name+".tar.zst")
@@ -226,29 +251,26 @@ func pipedMigration(ctx context.Context, e *ckptEngine, sc streamConfig, name st
 	if err != nil {
 		return err
 	}
+	defer pr.Close()
 	t0 := time.Now()
 	exp, err := startMeasured(ctx, e.cmd("checkpoint", "-e", "-", name), cmdIO{Stdout: pw})
 	pw.Close()
 	if err != nil {
-		pr.Close()
 		return err
 	}
 	var dst io.WriteCloser
 	var imp *measured
-	if sc.importStdin {
-		ir, iw, err := os.Pipe()
-		if err == nil {
+	if sc.pipe == pipeStdin {
+		var ir *os.File
+		if ir, dst, err = os.Pipe(); err == nil {
 			// The source's name is taken until its export ends.
 			imp, err = startMeasured(ctx, e.cmd("restore", "-n", name+"-target", "-i", "-"), cmdIO{Stdin: ir})
 			ir.Close()
 		}
-		if err != nil {
-			pr.Close()
-			exp.wait()
-			return err
-		}
-		dst = iw
-	} else if dst, err = os.Create(file); err != nil {
+	} else {
+		dst, err = os.Create(file)
+	}
+	if err != nil {
 		pr.Close()
 		exp.wait()
 		return err
@@ -267,8 +289,20 @@ func pipedMigration(ctx context.Context, e *ckptEngine, sc streamConfig, name st
 		r.PipeImport, ierr = imp.wait()
 	}
 	r.PipeTotal = time.Since(t0)
-	removeContainer(e, name+"-target")
 	return errors.Join(cerr, xerr, ierr)
+}
+
+// throttleArg makes the bench a child that copies stdin to stdout at
+// a rate (bytes a second): the link of the one-command migration.
+const throttleArg = "-throttle-child"
+
+func throttleChild(rate string) error {
+	bps, err := strconv.ParseFloat(rate, 64)
+	if err != nil || bps <= 0 {
+		return fmt.Errorf("bad rate %q", rate)
+	}
+	_, err = throttledCopy(os.Stdout, os.Stdin, bps)
+	return err
 }
 
 // throttledCopy copies src to dst at no more than rate bytes a second on

@@ -64,7 +64,11 @@ func statOf(rs []streamRun, f func(streamRun) float64) (stat, bool) {
 
 // transfer is how long the piped migration's bytes take at the rate.
 func (rep *streamReport) transfer(r streamRun) float64 {
-	return float64(r.PipeBytes) * 8 / (rep.sc.rateMbit * 1e6)
+	n := r.PipeBytes
+	if n == 0 { // -pipe confirm: the bench does not see the bytes
+		n = r.Size
+	}
+	return float64(n) * 8 / (rep.sc.rateMbit * 1e6)
 }
 
 func (rep *streamReport) timeMetrics() []metric {
@@ -83,7 +87,7 @@ func (rep *streamReport) timeMetrics() []metric {
 		{"CRIU frozen_time in the streamed export", func(r streamRun) float64 { return secs(r.FrozenStreamed) }},
 		{fmt.Sprintf("piped migration at %g Mbit/s, export start to import end", rep.sc.rateMbit), func(r streamRun) float64 { return secs(r.PipeTotal) }},
 		{"  its parts: streamed export + transfer at that rate + import", func(r streamRun) float64 {
-			if r.PipeBytes == 0 || r.Streamed.Wall == 0 || r.Import.Wall == 0 {
+			if rep.transfer(r) == 0 || r.Streamed.Wall == 0 || r.Import.Wall == 0 {
 				return 0
 			}
 			return secs(r.Streamed.Wall) + rep.transfer(r) + secs(r.Import.Wall)
@@ -131,10 +135,11 @@ func (rep *streamReport) header(b *bytes.Buffer) {
 	fmt.Fprintf(b, "Made by `%s` on %s, commit %s.\n\n", strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
 		rep.started.UTC().Format("2006-01-02 15:04 UTC"), rep.commit)
 	fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start %s, at the end %s. Machine: %s. Memory: %s.\n\n", rep.load0, rep.load1, machine(), rep.cfg.memory)
-	how := "into a file, imported once whole (`restore -i -` not used: run with -import-stdin once it exists)"
-	if rep.sc.importStdin {
-		how = "into `restore -i -`"
-	}
+	how := map[string]string{
+		pipeFile:    "into a file, imported once whole (`-pipe file`)",
+		pipeStdin:   "into `restore -i -` (`-pipe stdin`)",
+		pipeConfirm: "as one command, `checkpoint -e - --confirm-cmd 'COPIER | ckpt restore -i -'` (`-pipe confirm`; its time is that command's)",
+	}[rep.sc.pipe]
 	fmt.Fprintf(b, "Per size, %d runs; in each, the floors and ckpt's commands alternate which goes first; every command starts after a sync(2), on a fresh container (counter, `-ballast-mb N`, half pseudo-random, half text). ", rep.cfg.runs)
 	fmt.Fprintf(b, "Floors: the counter in its own PID namespace, `criu dump --shell-job` to tmpfs (its images), zstd at `SpeedFastest` on all cores (klauspost/compress) over a tar of those images read from tmpfs to nowhere, `criu restore -d` from them. ")
 	fmt.Fprintf(b, "ckpt: archives on disk (%s); the piped migration copies `checkpoint -e -` through a copier throttled to %g Mbit/s %s. ", rep.cfg.work, rep.sc.rateMbit, how)
