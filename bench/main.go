@@ -163,13 +163,14 @@ func parseConfig(args []string) (config, []precopyCase, error) {
 	streaming := fs.Bool("streaming", false, "measure issue #20's streaming instead: streamed and staged export, import, a throttled piped migration and ckpt's peak RSS against bare criu dump/restore and the fastest zstd, a section of -out")
 	rate := fs.Float64("rate", 1000, "with -streaming: the piped migration's link speed in Mbit/s")
 	pipe := fs.String("pipe", pipeFile, "with -streaming: the piped migration's form: file (`checkpoint -e -` into a file, then `restore -i FILE`), stdin (`checkpoint -e - | restore -i -`) or confirm (one `checkpoint -e - --confirm-cmd '… | restore -i -'`)")
+	importStdin := fs.Bool("import-stdin", false, "with -streaming: the import reads the streamed archive from stdin (`restore -i - < FILE`, the one-pass import) instead of `restore -i FILE`")
 	none := fs.Bool("none", true, "with -streaming: also a streamed export with -c none (to /dev/null)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
 	cfg := config{runs: *runs, out: *out, work: *work, shm: filepath.Join("/dev/shm", filepath.Base(*work)), precopy: *precopy,
 		ckpt: *ckpt, podman: !*noPodman && !*streaming, streaming: *streaming,
-		stream: streamConfig{rateMbit: *rate, pipe: *pipe, none: *none}}
+		stream: streamConfig{rateMbit: *rate, pipe: *pipe, importStdin: *importStdin, none: *none}}
 	if *pipe != pipeFile && *pipe != pipeStdin && *pipe != pipeConfirm {
 		return config{}, nil, fmt.Errorf("bad -pipe %q: want file, stdin or confirm", *pipe)
 	}

@@ -28,7 +28,8 @@ import (
 //     images read from tmpfs (klauspost/compress, in a child so that its
 //     CPU is its own), and a bare `criu restore -d` from tmpfs;
 //   - ckpt: a streamed export (`checkpoint -e -`, into a file on disk), its
-//     import (`restore -i`), a staged export (`checkpoint -e FILE`), a
+//     import (`restore -i FILE`, or `restore -i - < FILE` with
+//     -import-stdin), a staged export (`checkpoint -e FILE`), a
 //     streamed export with `-c none` (to /dev/null), and a piped migration:
 //     `checkpoint -e -` through a copier throttled to -rate into a file
 //     imported once it is whole (-pipe file), into `restore -i -` (-pipe
@@ -66,9 +67,10 @@ func (r *streamRun) fail(what string, err error) {
 
 // streamConfig is -streaming's own flags.
 type streamConfig struct {
-	rateMbit float64
-	pipe     string // pipeFile, pipeStdin or pipeConfirm
-	none     bool
+	rateMbit    float64
+	pipe        string // pipeFile, pipeStdin or pipeConfirm
+	importStdin bool   // the import reads the archive from stdin
+	none        bool
 }
 
 // runStreaming measures every size cfg.runs times and writes the report.
@@ -144,7 +146,7 @@ func streamCkpt(ctx context.Context, e *ckptEngine, sc streamConfig, sizeMiB, i 
 		removeContainer(e, name)
 		settle()
 		var out bytes.Buffer
-		u, _, err := runMeasured(ctx, e.cmd("restore", "--print-stats", "-i", archive), cmdIO{Stdout: &out})
+		u, err := importArchive(ctx, e, sc, archive, &out)
 		if err != nil {
 			r.fail("import", err)
 		}
@@ -184,6 +186,22 @@ func streamCkpt(ctx context.Context, e *ckptEngine, sc streamConfig, sizeMiB, i 
 		r.fail("piped migration", err)
 	}
 	removeContainer(e, name+"-piped")
+}
+
+// importArchive runs `restore --print-stats -i FILE`, or with
+// -import-stdin `restore --print-stats -i -` reading the file.
+func importArchive(ctx context.Context, e *ckptEngine, sc streamConfig, archive string, out io.Writer) (usage, error) {
+	if !sc.importStdin {
+		u, _, err := runMeasured(ctx, e.cmd("restore", "--print-stats", "-i", archive), cmdIO{Stdout: out})
+		return u, err
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return usage{}, err
+	}
+	defer f.Close()
+	u, _, err := runMeasured(ctx, e.cmd("restore", "--print-stats", "-i", "-"), cmdIO{Stdin: f, Stdout: out})
+	return u, err
 }
 
 // streamedExport starts the workload as name and exports it with

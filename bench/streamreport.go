@@ -71,6 +71,23 @@ func (rep *streamReport) transfer(r streamRun) float64 {
 	return float64(n) * 8 / (rep.sc.rateMbit * 1e6)
 }
 
+// parts is the piped migration's parts of a run: its streamed export,
+// the transfer at the rate and its import.
+func (rep *streamReport) parts(r streamRun) float64 {
+	if rep.transfer(r) == 0 || r.Streamed.Wall == 0 || r.Import.Wall == 0 {
+		return 0
+	}
+	return secs(r.Streamed.Wall) + rep.transfer(r) + secs(r.Import.Wall)
+}
+
+// importName is the import's row: the command that read the archive.
+func (rep *streamReport) importName() string {
+	if rep.sc.importStdin {
+		return "ckpt import `restore -i - < FILE` of the streamed archive"
+	}
+	return "ckpt import `restore -i FILE` of the streamed archive"
+}
+
 func (rep *streamReport) timeMetrics() []metric {
 	return []metric{
 		{"floor: bare `criu dump` to tmpfs", func(r streamRun) float64 { return secs(r.Dump.Wall) }},
@@ -80,18 +97,13 @@ func (rep *streamReport) timeMetrics() []metric {
 		{"ckpt streamed export `checkpoint -e -` (to a file)", func(r streamRun) float64 { return secs(r.Streamed.Wall) }},
 		{"ckpt staged export `checkpoint -e FILE`", func(r streamRun) float64 { return secs(r.Staged.Wall) }},
 		{"ckpt streamed export `-c none` (to /dev/null)", func(r streamRun) float64 { return secs(r.None.Wall) }},
-		{"ckpt import `restore -i` of the streamed archive", func(r streamRun) float64 { return secs(r.Import.Wall) }},
+		{rep.importName(), func(r streamRun) float64 { return secs(r.Import.Wall) }},
 		{"container stopped, streamed export (ckpt_frozen_time)", func(r streamRun) float64 { return secs(r.StoppedStreamed) }},
 		{"container stopped, staged export", func(r streamRun) float64 { return secs(r.StoppedStaged) }},
 		{"container stopped, `-c none` streamed export", func(r streamRun) float64 { return secs(r.StoppedNone) }},
 		{"CRIU frozen_time in the streamed export", func(r streamRun) float64 { return secs(r.FrozenStreamed) }},
 		{fmt.Sprintf("piped migration at %g Mbit/s, export start to import end", rep.sc.rateMbit), func(r streamRun) float64 { return secs(r.PipeTotal) }},
-		{"  its parts: streamed export + transfer at that rate + import", func(r streamRun) float64 {
-			if rep.transfer(r) == 0 || r.Streamed.Wall == 0 || r.Import.Wall == 0 {
-				return 0
-			}
-			return secs(r.Streamed.Wall) + rep.transfer(r) + secs(r.Import.Wall)
-		}},
+		{"  its parts: streamed export + transfer at that rate + import", rep.parts},
 		{"  of which the transfer alone", func(r streamRun) float64 { return rep.transfer(r) }},
 	}
 }
@@ -280,7 +292,7 @@ func (rep *streamReport) ratios(b *bytes.Buffer, rs []streamRun) {
 	line("import / bare restore", ratio(med(func(r streamRun) float64 { return secs(r.Import.Wall) }), restore), 1.25)
 	line("container stopped, streamed / bare freeze", ratio(med(func(r streamRun) float64 { return secs(r.StoppedStreamed) }), freeze), 1.1)
 	line("container stopped, staged / bare freeze", ratio(med(func(r streamRun) float64 { return secs(r.StoppedStaged) }), freeze), 0)
-	parts := rep.timeMetrics()[13].f
+	parts := rep.parts
 	line("piped migration / the sum of its parts", ratio(med(func(r streamRun) float64 { return secs(r.PipeTotal) }), med(parts)), 0)
 	peak := func(f func(streamRun) int64) float64 {
 		var m int64
