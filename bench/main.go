@@ -7,6 +7,7 @@
 //
 //	go run ./bench [-sizes 256,1024] [-runs 5] [-out bench/RESULTS.md]
 //	go run ./bench -precopy 256:1,256:2,1024:1 [-runs 3] [-out bench/PRECOPY.md]
+//	go run ./bench -streaming [-sizes 256,1024,4096] [-runs 5] [-rate 1000] [-pipe file|stdin|confirm] [-import-stdin]
 //
 // For each ballast size (MiB; the workload's ballast is half pseudo-random,
 // half repetitive text) and each run, alternating which engine goes first,
@@ -26,6 +27,11 @@
 // precopy.go): archive sizes of the pre-checkpoints, the final
 // --with-previous checkpoint and a full checkpoint taken right after it,
 // their frozen times, and the restore of the chain, into bench/PRECOPY.md.
+//
+// With -streaming it measures issue #20's streamed export and import
+// against the floors measured in the same runs, the piped migration and
+// ckpt's own peak RSS (see streaming.go), into a section of RESULTS.md
+// that `make bench` keeps.
 //
 // bench/show.sh times `ckptinspect show` next to checkpointctl's on podman
 // archives; its figures live in RESULTS.md after keptMarker, which the
