@@ -99,10 +99,15 @@ func runStreaming(ctx context.Context, cfg config, sc streamConfig) error {
 			}
 			log.Printf("%d MiB run %d: %s", size, i+1, r.summary())
 			rep.runs[size] = append(rep.runs[size], r)
+			// After every run: a bench stopped half-way leaves what it
+			// measured.
+			rep.load1 = loadAvg()
+			if err := rep.write(); err != nil {
+				return err
+			}
 		}
 	}
-	rep.load1 = loadAvg()
-	return rep.write()
+	return nil
 }
 
 func (r streamRun) summary() string {

@@ -146,13 +146,13 @@ func (rep *streamReport) header(b *bytes.Buffer) {
 	fmt.Fprintf(b, "## Streaming (#20)\n\n")
 	fmt.Fprintf(b, "Made by `%s` on %s, commit %s.\n\n", strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
 		rep.started.UTC().Format("2006-01-02 15:04 UTC"), rep.commit)
-	fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start %s, at the end %s. Machine: %s. Memory: %s.\n\n", rep.load0, rep.load1, machine(), rep.cfg.memory)
+	fmt.Fprintf(b, "Load average (1, 5, 15 min) at the start %s, after the last run %s. Machine: %s. Memory: %s.\n\n", rep.load0, rep.load1, machine(), rep.cfg.memory)
 	how := map[string]string{
 		pipeFile:    "into a file, imported once whole (`-pipe file`)",
 		pipeStdin:   "into `restore -i -` (`-pipe stdin`)",
 		pipeConfirm: "as one command, `checkpoint -e - --confirm-cmd 'COPIER | ckpt restore -i -'` (`-pipe confirm`; its time is that command's)",
 	}[rep.sc.pipe]
-	fmt.Fprintf(b, "Per size, %d runs; in each, the floors and ckpt's commands alternate which goes first; every command starts after a sync(2), on a fresh container (counter, `-ballast-mb N`, half pseudo-random, half text). ", rep.cfg.runs)
+	fmt.Fprintf(b, "Per size, %d runs (the report is rewritten after each: a size with fewer was cut short); in each, the floors and ckpt's commands alternate which goes first; every command starts after a sync(2), on a fresh container (counter, `-ballast-mb N`, half pseudo-random, half text). ", rep.cfg.runs)
 	fmt.Fprintf(b, "Floors: the counter in its own PID namespace, `criu dump --shell-job` to tmpfs (its images), zstd at `SpeedFastest` on all cores (klauspost/compress) over a tar of those images read from tmpfs to nowhere, `criu restore -d` from them. ")
 	fmt.Fprintf(b, "ckpt: archives on disk (%s); the piped migration copies `checkpoint -e -` through a copier throttled to %g Mbit/s %s. ", rep.cfg.work, rep.sc.rateMbit, how)
 	fmt.Fprintf(b, "Times are wall seconds; medians with min–max. A process's own peak RSS is its VmHWM polled every 5 ms; wait4's peak is the largest of it and each child it reaped; CPU is /proc/PID/stat's, read from the zombie before it is reaped (own, and reaped children's).\n\n")
@@ -162,7 +162,9 @@ func (rep *streamReport) write() error {
 	var b bytes.Buffer
 	rep.header(&b)
 	for _, size := range rep.cfg.sizes {
-		rep.writeSize(&b, size, rep.runs[size])
+		if len(rep.runs[size]) > 0 {
+			rep.writeSize(&b, size, rep.runs[size])
+		}
 	}
 	section := streamBegin + "\n\n" + b.String() + streamEnd + "\n"
 	if rep.cfg.out == "-" {
@@ -197,7 +199,7 @@ func spliceSection(old []byte, section string) []byte {
 }
 
 func (rep *streamReport) writeSize(b *bytes.Buffer, size int, rs []streamRun) {
-	fmt.Fprintf(b, "### %d MiB\n\n", size)
+	fmt.Fprintf(b, "### %d MiB (%d runs)\n\n", size, len(rs))
 	if s, ok := statOf(rs, func(r streamRun) float64 { return float64(r.Size) }); ok {
 		im, _ := statOf(rs, func(r streamRun) float64 { return float64(r.Images) })
 		fmt.Fprintf(b, "Images %.0f MB (bare dump), streamed archive %.0f MB (medians).\n\n", im.med/1e6, s.med/1e6)
