@@ -7,6 +7,7 @@
 //
 //	go run ./bench [-sizes 256,1024] [-runs 5] [-out bench/RESULTS.md]
 //	go run ./bench -precopy 256:1,256:2,1024:1 [-runs 3] [-out bench/PRECOPY.md]
+//	go run ./bench -streaming [-sizes 256,1024,4096] [-runs 5] [-rate 1000] [-pipe file|stdin|confirm] [-import-stdin]
 //
 // For each ballast size (MiB; the workload's ballast is half pseudo-random,
 // half repetitive text) and each run, alternating which engine goes first,
@@ -26,6 +27,11 @@
 // precopy.go): archive sizes of the pre-checkpoints, the final
 // --with-previous checkpoint and a full checkpoint taken right after it,
 // their frozen times, and the restore of the chain, into bench/PRECOPY.md.
+//
+// With -streaming it measures issue #20's streamed export and import
+// against the floors measured in the same runs, the piped migration and
+// ckpt's own peak RSS (see streaming.go), into a section of RESULTS.md
+// that `make bench` keeps.
 //
 // bench/show.sh times `ckptinspect show` next to checkpointctl's on podman
 // archives; its figures live in RESULTS.md after keptMarker, which the
@@ -71,6 +77,20 @@ func main() {
 		fmt.Println(n)
 		return
 	}
+	if len(os.Args) == 3 && os.Args[1] == zstdFloorArg {
+		// The child that compresses the floor's images (streaming.go).
+		if err := zstdFloor(os.Args[2]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if len(os.Args) == 3 && os.Args[1] == throttleArg {
+		// The link of the one-command migration (streaming.go).
+		if err := throttleChild(os.Args[2]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == warmMemoryArg {
 		// The child that warms the memory (memory.go).
 		n, err := strconv.ParseInt(os.Args[2], 10, 64)
@@ -103,6 +123,10 @@ type config struct {
 	precopy string
 	// memory says how the guest's memory was prepared (memory.go).
 	memory string
+	// streaming is -streaming: the #20 measurements (streaming.go)
+	// instead of the comparison with podman.
+	streaming bool
+	stream    streamConfig
 }
 
 func run(ctx context.Context, args []string) error {
@@ -125,6 +149,9 @@ func run(ctx context.Context, args []string) error {
 	if len(cases) > 0 {
 		return runPrecopy(ctx, cfg, cases)
 	}
+	if cfg.streaming {
+		return runStreaming(ctx, cfg, cfg.stream)
+	}
 	return compare(ctx, cfg)
 }
 
@@ -137,13 +164,25 @@ func parseConfig(args []string) (config, []precopyCase, error) {
 	ckpt := fs.String("ckpt", "bin/ckpt", "ckpt binary")
 	noPodman := fs.Bool("no-podman", false, "do not run podman even if it is installed")
 	out := fs.String("out", "bench/RESULTS.md", "report file (\"-\" for stdout)")
-	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export)")
+	work := fs.String("work", "/var/tmp/ckpt-bench", "scratch directory for archives and engine state (on disk, as users export); the floors use /dev/shm/ and its last element")
 	precopy := fs.String("precopy", "", "measure pre-copy chains of ckpt alone instead: `SIZE:DEPTH,…` (MiB of ballast : number of pre-checkpoints), report in bench/PRECOPY.md unless -out")
+	streaming := fs.Bool("streaming", false, "measure issue #20's streaming instead: streamed and staged export, import, a throttled piped migration and ckpt's peak RSS against bare criu dump/restore and the fastest zstd, a section of -out")
+	rate := fs.Float64("rate", 1000, "with -streaming: the piped migration's link speed in Mbit/s")
+	pipe := fs.String("pipe", pipeFile, "with -streaming: the piped migration's form: file (`checkpoint -e -` into a file, then `restore -i FILE`), stdin (`checkpoint -e - | restore -i -`) or confirm (one `checkpoint -e - --confirm-cmd '… | restore -i -'`)")
+	importStdin := fs.Bool("import-stdin", false, "with -streaming: the import reads the streamed archive from stdin (`restore -i - < FILE`, the one-pass import) instead of `restore -i FILE`")
+	none := fs.Bool("none", true, "with -streaming: also a streamed export with -c none (to /dev/null)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
-	cfg := config{runs: *runs, out: *out, work: *work, shm: "/dev/shm/ckpt-bench", precopy: *precopy,
-		ckpt: *ckpt, podman: !*noPodman}
+	cfg := config{runs: *runs, out: *out, work: *work, shm: filepath.Join("/dev/shm", filepath.Base(*work)), precopy: *precopy,
+		ckpt: *ckpt, podman: !*noPodman && !*streaming, streaming: *streaming,
+		stream: streamConfig{rateMbit: *rate, pipe: *pipe, importStdin: *importStdin, none: *none}}
+	if *pipe != pipeFile && *pipe != pipeStdin && *pipe != pipeConfirm {
+		return config{}, nil, fmt.Errorf("bad -pipe %q: want file, stdin or confirm", *pipe)
+	}
+	if *rate <= 0 {
+		return config{}, nil, fmt.Errorf("bad -rate %v: want Mbit/s above 0", *rate)
+	}
 	var cases []precopyCase
 	if cfg.precopy != "" {
 		var err error
@@ -584,7 +623,7 @@ func floors(ctx context.Context, cfg config, sizeMiB int) (f floor, err error) {
 	f.Dump = st.wall
 	f.Frozen = criuFrozen(dir)
 	t0 := time.Now()
-	n, in, err := tarZstd(dir)
+	n, in, err := tarZstd(dir, zstd.SpeedDefault)
 	if err != nil {
 		return f, err
 	}
@@ -628,11 +667,11 @@ func criuFrozen(dir string) time.Duration {
 	return time.Duration(st.GetFrozenTime()) * time.Microsecond
 }
 
-// tarZstd writes dir as a zstd-compressed tar to nowhere and returns the
-// compressed and input sizes.
-func tarZstd(dir string) (compressed, input int64, err error) {
+// tarZstd writes dir as a tar compressed by zstd at level, on all cores,
+// to nowhere and returns the compressed and input sizes.
+func tarZstd(dir string, level zstd.EncoderLevel) (compressed, input int64, err error) {
 	cw := &countWriter{}
-	enc, err := zstd.NewWriter(cw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	enc, err := zstd.NewWriter(cw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(level))
 	if err != nil {
 		return 0, 0, err
 	}
