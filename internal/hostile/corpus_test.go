@@ -238,14 +238,19 @@ func volumeTarOf(n int64) format.Source {
 	})
 }
 
-// configEdit repacks the base with config.dump's JSON changed by fn.
+// configEdit repacks the base with ckpt's record in config.dump (its
+// "ckpt" object, beside podman's fields) changed by fn.
 func (c *corpus) configEdit(t *testing.T, fn func(m map[string]any)) string {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(c.base.member(t, format.ConfigName), &m); err != nil {
 		t.Fatal(err)
 	}
-	fn(m)
+	rec, ok := m["ckpt"].(map[string]any)
+	if !ok {
+		t.Fatalf("config.dump has no ckpt record: %.200s", c.base.member(t, format.ConfigName))
+	}
+	fn(rec)
 	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
