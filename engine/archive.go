@@ -107,6 +107,7 @@ func (e *Engine) writeArchive(ctx context.Context, a *archiveJob) (*archiveResul
 		if err != nil {
 			return nil, err
 		}
+		defer sl.Abort()
 		cw := &countingWriter{w: sl, progress: a.o.Progress, ctx: ctx}
 		zw = format.NewWriter(cw, header, &format.WriterOptions{Compression: a.comp})
 		written = func() (int64, error) {

@@ -242,6 +242,7 @@ func (x *exportJob) startStream() error {
 		if x.sealer, err = newSealer(x.out, &x.opts); err != nil {
 			return x.fail("write archive", err)
 		}
+		x.held.push("end the sealing", func() error { x.sealer.Abort(); return nil })
 		w = x.sealer
 	}
 	sw, err := format.NewStreamWriter(w, header, &format.WriterOptions{Compression: x.comp})

@@ -22,8 +22,9 @@
 //     header and key as Open does and authenticates the final chunk
 //     (fixing the length) before it returns, then each ReadAt
 //     authenticates every chunk it returns bytes of.
-//   - The writer streams: [NewWriter] holds one chunk in memory and
-//     writes nothing in clear but the envelope header.
+//   - The writer streams: [NewWriter] holds a few MiB in memory (the
+//     slabs its goroutine encrypts) and writes nothing in clear but the
+//     envelope header.
 //   - After the age stream a trailer reserved for a signature may follow
 //     (TrailerIntro, at most [MaxTrailer] bytes, then its length and a
 //     footer magic): Open's reader strips it, unverified, into
@@ -39,6 +40,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"filippo.io/age"
 	"github.com/ckpt/ckpt/format"
@@ -188,7 +190,11 @@ func readHeader(r io.Reader) (*Header, []byte, io.Reader, error) {
 }
 
 // Writer seals an archive as it is written; Close ends the encryption
-// (it does not close the underlying writer).
+// (it does not close the underlying writer). Write copies into slabs that
+// a goroutine of the Writer encrypts and writes, so that the encryption
+// (ChaCha20-Poly1305, about a core's second per GB here) overlaps what
+// the caller does between writes (compressing, hashing). Close, or Abort
+// on a path that gives up, ends that goroutine.
 type Writer struct {
 	age io.WriteCloser
 	// With a signer (NewSignedWriter): what was written is hashed into
@@ -196,7 +202,20 @@ type Writer struct {
 	signer ssh.Signer
 	sum    hash.Hash
 	out    io.Writer
+
+	slab       []byte        // being filled by Write
+	full, free chan []byte   // to and from the goroutine
+	done       chan struct{} // closed when the goroutine ended
+	failed     atomic.Pointer[error]
+	aborted    atomic.Bool
+	closed     bool
 }
+
+// Pipelining of the Writer: writeSlabs slabs of writeSlab bytes.
+const (
+	writeSlab  = 1 << 20
+	writeSlabs = 4
+)
 
 // NewWriter writes Magic and the age header for rs to w and returns a
 // Writer whose plaintext is encrypted to w.
@@ -214,14 +233,85 @@ func NewWriter(w io.Writer, rs []age.Recipient) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{age: aw}, nil
+	sw := &Writer{age: aw, full: make(chan []byte, writeSlabs), free: make(chan []byte, writeSlabs),
+		done: make(chan struct{})}
+	for range writeSlabs - 1 {
+		sw.free <- make([]byte, 0, writeSlab)
+	}
+	sw.slab = make([]byte, 0, writeSlab)
+	go sw.seal()
+	return sw, nil
 }
 
-func (w *Writer) Write(p []byte) (int, error) { return w.age.Write(p) }
+// seal encrypts the slabs handed over until full closes; after an error
+// or Abort it only returns them.
+func (w *Writer) seal() {
+	defer close(w.done)
+	for b := range w.full {
+		if w.failed.Load() == nil && !w.aborted.Load() {
+			if _, err := w.age.Write(b); err != nil {
+				w.failed.Store(&err)
+			}
+		}
+		w.free <- b[:0] // room for every slab: never blocks
+	}
+}
+
+// err is the goroutine's first error, or nil.
+func (w *Writer) err() error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errors.New("seal: write after close")
+	}
+	n := 0
+	for len(p) > 0 {
+		if err := w.err(); err != nil {
+			return n, err
+		}
+		c := copy(w.slab[len(w.slab):cap(w.slab)], p)
+		w.slab = w.slab[:len(w.slab)+c]
+		p, n = p[c:], n+c
+		if len(w.slab) == cap(w.slab) {
+			w.full <- w.slab
+			w.slab = <-w.free
+		}
+	}
+	return n, nil
+}
+
+// Abort ends the Writer's goroutine without ending the encryption, for a
+// write that is given up: what was not yet encrypted is dropped. It does
+// not wait for a write of the goroutine to the underlying writer (a
+// stalled pipe); after Close it does nothing.
+func (w *Writer) Abort() {
+	if !w.closed {
+		w.closed = true
+		w.aborted.Store(true)
+		close(w.full)
+	}
+}
 
 // Close writes the last chunk and, for a signed archive, the trailer with
 // the signature.
 func (w *Writer) Close() error {
+	if w.closed {
+		return errors.New("seal: already closed")
+	}
+	w.closed = true
+	if len(w.slab) > 0 {
+		w.full <- w.slab
+	}
+	close(w.full)
+	<-w.done
+	if err := w.err(); err != nil {
+		return err
+	}
 	if err := w.age.Close(); err != nil {
 		return err
 	}

@@ -329,3 +329,116 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+// TestWriterSlabs writes more than the Writer's slabs hold, in pieces
+// that straddle their ends, and opens the same bytes back.
+func TestWriterSlabs(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := sshKey(t, dir, "id")
+	b, _ := os.ReadFile(pub)
+	rs, err := ParseRecipients(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := make([]byte, writeSlabs*writeSlab*2+12345)
+	_, _ = rand.Read(plain)
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, n := plain, 1; len(p) > 0; n = n*3 + 7 {
+		k := min(n%(writeSlab+4097), len(p))
+		if _, err := w.Write(p[:k]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[k:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := open(buf.Bytes(), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, plain) {
+		t.Fatalf("opened %d bytes, not the %d sealed", len(got), len(plain))
+	}
+}
+
+// failAfter fails every write once n bytes were written.
+type failAfter struct{ n int }
+
+var errFull = errors.New("device full")
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.n < len(p) {
+		return 0, errFull
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriterError: an error of the underlying writer, met by the Writer's
+// goroutine, comes back from a later Write or from Close.
+func TestWriterError(t *testing.T) {
+	dir := t.TempDir()
+	_, pub := sshKey(t, dir, "id")
+	b, _ := os.ReadFile(pub)
+	rs, _ := ParseRecipients(string(b))
+	w, err := NewWriter(&failAfter{n: 4096}, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256<<10)
+	var werr error
+	for range 64 {
+		if _, werr = w.Write(buf); werr != nil {
+			break
+		}
+	}
+	cerr := w.Close()
+	if !errors.Is(werr, errFull) && !errors.Is(cerr, errFull) {
+		t.Fatalf("Write: %v, Close: %v; want %v from one", werr, cerr, errFull)
+	}
+}
+
+// stalled blocks every write once armed, until release closes.
+type stalled struct {
+	armed   bool
+	release chan struct{}
+}
+
+func (s *stalled) Write(p []byte) (int, error) {
+	if s.armed {
+		<-s.release
+	}
+	return len(p), nil
+}
+
+// TestWriterAbort: Abort returns while the goroutine is stuck writing
+// (a stalled pipe), and the goroutine ends once the write returns.
+func TestWriterAbort(t *testing.T) {
+	dir := t.TempDir()
+	_, pub := sshKey(t, dir, "id")
+	b, _ := os.ReadFile(pub)
+	rs, _ := ParseRecipients(string(b))
+	s := &stalled{release: make(chan struct{})}
+	w, err := NewWriter(s, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.armed = true // the header went through; every write now stalls
+	for range 3 {
+		if _, err := w.Write(make([]byte, writeSlab)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Abort()
+	w.Abort() // twice is harmless
+	close(s.release)
+	<-w.done
+	if err := w.Close(); err == nil {
+		t.Fatal("Close after Abort succeeded")
+	}
+}
