@@ -258,12 +258,20 @@ func (s *StreamWriter) readParts(name string, r io.Reader, free <-chan []byte, f
 	}
 }
 
-// writePart writes one entry of member name.
+// writePart writes one entry of member name, summing it into h in a
+// goroutine of its own meanwhile: SHA-256 of a part costs about as much
+// as handing it to the compressors, and the two need not wait for each
+// other.
 func (s *StreamWriter) writePart(name string, b []byte, h hash.Hash) error {
+	summed := make(chan struct{})
+	go func() {
+		h.Write(b)
+		close(summed)
+	}()
+	defer func() { <-summed }()
 	if err := s.tw.WriteHeader(header(name, int64(len(b)), s.mtime)); err != nil {
 		return err
 	}
-	h.Write(b)
 	_, err := s.tw.Write(b)
 	return err
 }
