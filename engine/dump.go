@@ -59,7 +59,11 @@ type dumpJob struct {
 	work   string // CRIU's work directory: dump.log, stats-dump
 	// stop: the dump stops the container (neither -R nor -P). CRIU kills
 	// it at the end of its dump, and the images are its checkpoint.
-	stop     bool
+	stop bool
+	// hold: the dump keeps the container frozen after CRIU is done (a
+	// streamed export): the pre-dump script freezes it as for stop, and
+	// CRIU, finding it frozen, leaves it so.
+	hold     bool
 	step     *preStep    // a -P's new level of the chain
 	df       *dumpFreeze // how the container is frozen for a dump that stops it
 	unfreeze *undoStep   // that freeze's undo, dropped once the dump stopped it
@@ -162,7 +166,7 @@ func (d *dumpJob) prepare() error {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
-	df, removeConf, err := d.e.prepareDump(d.c, d.work, d.stop)
+	df, removeConf, err := d.e.prepareDump(d.c, d.work, d.stop || d.hold)
 	if err != nil {
 		return err
 	}

@@ -395,6 +395,14 @@ func (x *exportJob) pause() error {
 	if !x.pauses {
 		return nil
 	}
+	if x.streaming && x.e.namesCRIUConfig(x.c) {
+		if _, err := freezerOf(x.c.PID); err == nil {
+			// Frozen at CRIU's pre-dump action instead (prepare), so
+			// that it runs on while runc and CRIU start.
+			x.hold = true
+			return nil
+		}
+	}
 	x.j.phase("freeze")
 	if _, err := runcTool(context.Background(), append(x.e.runc("").base("pause"), x.c.ID), ""); err != nil {
 		_ = x.resume() // harmless if the pause did nothing
@@ -421,6 +429,9 @@ func (x *exportJob) logCut() time.Time {
 
 // resume thaws a paused container, even if ctx is cancelled.
 func (x *exportJob) resume() error {
+	if x.hold && x.df != nil && x.df.f != nil {
+		return x.df.f.thaw()
+	}
 	_, err := runcTool(context.Background(), append(x.e.runc("").base("resume"), x.c.ID), "")
 	return err
 }
@@ -434,7 +445,28 @@ func (x *exportJob) prepareExport() error {
 	if _, ok := x.df.frozenSince(); ok && x.unfreeze != nil {
 		x.pt.done("freeze")
 	}
+	if x.hold {
+		x.unpause = x.unfreeze
+	}
 	return nil
+}
+
+// heldFrozen makes sure a streamed export's container, held frozen by the
+// pre-dump script, is frozen after the dump, and dates the freeze. If the
+// script could not freeze it, CRIU froze it and let it run again at its
+// end: it is frozen now, having run for a moment after its checkpoint.
+func (x *exportJob) heldFrozen() {
+	if !x.hold {
+		return
+	}
+	if t, ok := x.df.frozenSince(); ok {
+		x.frozenAt = t
+		return
+	}
+	x.frozenAt = time.Now()
+	if x.df.f != nil {
+		_ = x.df.f.freeze()
+	}
 }
 
 // dump dumps the container (dump.go), summing its pages images while
@@ -449,6 +481,9 @@ func (x *exportJob) dump() error {
 		x.held.push("stop summing the pages", func() error { th.stop(); return nil })
 	}
 	err := x.dumpJob.dump()
+	if err == nil {
+		x.heldFrozen()
+	}
 	if x.streaming {
 		if serr := x.endStream(err == nil); err == nil && serr != nil {
 			// The dump went on to its end (the streams drain what the
