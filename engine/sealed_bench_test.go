@@ -109,12 +109,14 @@ func (c *sealedCase) measure(ctx context.Context, b *testing.B, m sealedMeasures
 	}
 	waitBallast(b, c.src, name)
 	syscall.Sync()
+	cpu0 := cpuSeconds()
 	t0 := time.Now()
 	xr, err := c.src.Export(ctx, name, c.archive, &c.xo)
 	if err != nil {
 		b.Fatal(err)
 	}
 	exp := time.Since(t0)
+	m[mode+" export CPU"] = append(m[mode+" export CPU"], cpuSeconds()-cpu0)
 	syscall.Sync()
 	t0 = time.Now()
 	ir, err := c.dst.Import(ctx, c.archive, &c.im)
@@ -124,6 +126,11 @@ func (c *sealedCase) measure(ctx context.Context, b *testing.B, m sealedMeasures
 	imp := time.Since(t0)
 	m[mode+" export"] = append(m[mode+" export"], exp.Seconds())
 	m[mode+" import"] = append(m[mode+" import"], imp.Seconds())
+	for _, p := range xr.Phases {
+		if p.Name == "write_archive" {
+			m[mode+" export write"] = append(m[mode+" export write"], float64(p.Microseconds)/1e6)
+		}
+	}
 	for _, p := range ir.Phases {
 		if p.Name == "extract" {
 			m[mode+" import extract"] = append(m[mode+" import extract"], float64(p.Microseconds)/1e6)
@@ -167,7 +174,7 @@ func (m sealedMeasures) report(b *testing.B) {
 		med[k] = v[len(v)/2]
 		rows = append(rows, fmt.Sprintf("%-22s median %.3fs  min %.3fs  max %.3fs  (n=%d)", k, med[k], v[0], v[len(v)-1], len(v)))
 	}
-	for _, op := range []string{"export", "import", "import extract"} {
+	for _, op := range []string{"export", "export write", "export CPU", "import", "import extract"} {
 		if p := med["plain "+op]; p > 0 {
 			r := med["sealed "+op] / p
 			// Each run's own ratio (its two cases ran one after the
@@ -193,4 +200,14 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// cpuSeconds is the CPU time (user and system) of this process and its
+// reaped children (runc; CRIU runs under runc), in seconds.
+func cpuSeconds() float64 {
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	t := func(v syscall.Timeval) float64 { return float64(v.Sec) + float64(v.Usec)/1e6 }
+	return t(self.Utime) + t(self.Stime) + t(kids.Utime) + t(kids.Stime)
 }
