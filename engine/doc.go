@@ -180,8 +180,8 @@
 // A streamed export (ExportOptions.Stream or Output, stream.go) writes a
 // version-2 archive in one pass, possibly to a pipe: the pages images
 // flow from CRIU through FIFOs into it during the dump; the container
-// stays frozen (runc pause, CRIU leaving it running) until the archive is
-// complete, then is killed and recorded exited (without LeaveRunning); any
+// stays frozen (from CRIU's pre-dump action, CRIU leaving it so) until
+// the archive is complete, then is killed and recorded exited (without LeaveRunning); any
 // failure, a reader gone included, thaws it and it runs on.
 // A sealed export (ExportOptions.SealTo, format/seal) encrypts the archive
 // as it is written, to the file or the stream; a sealed import

@@ -385,7 +385,10 @@ func (x *exportJob) pickDirs() {
 
 // pause freezes the container with runc pause when something must be
 // read after the dump in the state the dump saw: the container layer and
-// volumes of a LeaveRunning export. Otherwise CRIU alone freezes it, for
+// volumes of a LeaveRunning export, and a streamed export, which holds it
+// frozen until its archive is complete. A streamed export whose bundle
+// passes ckpt's CRIU configuration is frozen later instead, at CRIU's
+// pre-dump action (hold; prepareDump). Otherwise CRIU alone freezes it, for
 // its dump, and then kills it (without LeaveRunning: runc removes it, as
 // `ckpt checkpoint` does) or thaws it. runc pause is not interrupted
 // either: a killed one can leave the freezer half-way, which runc resume

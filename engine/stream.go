@@ -35,8 +35,10 @@ import (
 // writes beyond the FIFOs made (more processes than counted) lands as a
 // file and is added after the dump too.
 //
-// The container stays frozen (runc pause) from before the dump until its
-// archive is complete, as CRIU leaves it running: a reader that goes away
+// The container stays frozen from CRIU's pre-dump action (the action
+// script of freeze.go; runc pause before runc starts where the script
+// cannot run) until its archive is complete: CRIU, finding it frozen,
+// leaves it so when it lets it run. A reader that goes away
 // mid-stream leaves it running, never lost. Without LeaveRunning it is
 // then killed and recorded exited: its images are in the archive only.
 
