@@ -250,7 +250,7 @@ func extractOne(root *os.Root, zr *Reader, h *Header, want int64, scan func(io.R
 		_, err = f.Write(data)
 		return data, err
 	}
-	pc := &prefixCapture{w: &splitWriter{f: f, off: off, started: off}, n: int(want)}
+	pc := &prefixCapture{w: &splitWriter{f: f, off: off}, n: int(want)}
 	if scan != nil {
 		tr := &teeReader{r: zr, w: pc}
 		scan(tr)
@@ -307,25 +307,6 @@ func (p *prefixCapture) Write(b []byte) (int, error) {
 type splitWriter struct {
 	f   *os.File
 	off int64
-	// started is the offset up to which writeback was started: every
-	// writebackWindow bytes written, it is started for them, so that the
-	// disk works while the rest is extracted. Otherwise the first fsync
-	// on the file system after an extraction (an import's store writes its
-	// records) waits for all of it: 0.7 s for 1 GiB of pages here.
-	started int64
-}
-
-// writebackWindow is how much a splitWriter writes before it starts the
-// writeback of it.
-const writebackWindow = 8 << 20
-
-// writeback starts the writeback of what was written since the last
-// time, once that is writebackWindow bytes or more.
-func (w *splitWriter) writeback() {
-	if w.off-w.started >= writebackWindow {
-		startWriteback(w.f, w.started, w.off-w.started)
-		w.started = w.off
-	}
 }
 
 // splitMin is the smallest part worth a goroutine.
@@ -336,7 +317,6 @@ func (w *splitWriter) Write(b []byte) (int, error) {
 	if n <= 1 {
 		k, err := w.f.WriteAt(b, w.off)
 		w.off += int64(k)
-		w.writeback()
 		return k, err
 	}
 	part := (len(b) + n - 1) / n
@@ -352,7 +332,6 @@ func (w *splitWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	w.off += int64(len(b))
-	w.writeback()
 	return len(b), nil
 }
 
