@@ -330,16 +330,26 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
-// TestWriterSlabs writes more than the Writer's slabs hold, in pieces
-// that straddle their ends, and opens the same bytes back.
-func TestWriterSlabs(t *testing.T) {
-	dir := t.TempDir()
-	priv, pub := sshKey(t, dir, "id")
-	b, _ := os.ReadFile(pub)
+// sshRecipient makes an ed25519 key pair and returns the private key's
+// file and the public key as recipients.
+func sshRecipient(t *testing.T) (string, []age.Recipient) {
+	t.Helper()
+	priv, pub := sshKey(t, t.TempDir(), "id")
+	b, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rs, err := ParseRecipients(string(b))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return priv, rs
+}
+
+// TestWriterSlabs writes more than the Writer's slabs hold, in pieces
+// that straddle their ends, and opens the same bytes back.
+func TestWriterSlabs(t *testing.T) {
+	priv, rs := sshRecipient(t)
 	plain := make([]byte, writeSlabs*writeSlab*2+12345)
 	_, _ = rand.Read(plain)
 	var buf bytes.Buffer
@@ -382,10 +392,7 @@ func (f *failAfter) Write(p []byte) (int, error) {
 // TestWriterError: an error of the underlying writer, met by the Writer's
 // goroutine, comes back from a later Write or from Close.
 func TestWriterError(t *testing.T) {
-	dir := t.TempDir()
-	_, pub := sshKey(t, dir, "id")
-	b, _ := os.ReadFile(pub)
-	rs, _ := ParseRecipients(string(b))
+	_, rs := sshRecipient(t)
 	w, err := NewWriter(&failAfter{n: 4096}, rs)
 	if err != nil {
 		t.Fatal(err)
@@ -419,10 +426,7 @@ func (s *stalled) Write(p []byte) (int, error) {
 // TestWriterAbort: Abort returns while the goroutine is stuck writing
 // (a stalled pipe), and the goroutine ends once the write returns.
 func TestWriterAbort(t *testing.T) {
-	dir := t.TempDir()
-	_, pub := sshKey(t, dir, "id")
-	b, _ := os.ReadFile(pub)
-	rs, _ := ParseRecipients(string(b))
+	_, rs := sshRecipient(t)
 	s := &stalled{release: make(chan struct{})}
 	w, err := NewWriter(s, rs)
 	if err != nil {
