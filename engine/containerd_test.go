@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/ckpt/ckpt/format"
 	"github.com/ckpt/ckpt/internal/testutil"
 	"github.com/ckpt/ckpt/internal/testutil/cri"
@@ -200,7 +198,7 @@ func TestIntegrationKubeletCheckpointImage(t *testing.T) {
 	ctx := context.Background()
 	b := testutil.RequireBuildah(t)
 	archive := filepath.Join(b.Dir, "checkpoint.tar")
-	unzstd(t, filepath.Join("..", "testdata", "kubelet", "containerd-counter.tar.zst"), archive)
+	testutil.UnzstdFile(t, filepath.Join("..", "testdata", "kubelet", "containerd-counter.tar.zst"), archive)
 	const image = "localhost/checkpoint-counter:latest"
 	ctr := b.Run(t, "from", "--signature-policy", b.Policy, "scratch")
 	b.Run(t, "add", ctr, archive, "/")
@@ -235,29 +233,6 @@ func TestIntegrationKubeletCheckpointImage(t *testing.T) {
 			log := waitLog(t, e, "counter", "the counter to go on", func(l string) bool { return lastCounter(l) >= at+3 })
 			checkContinues(t, log, at)
 		})
-	}
-}
-
-// unzstd decompresses the zstd file src into dst.
-func unzstd(t *testing.T, src, dst string) {
-	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if _, err := io.Copy(out, zr); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -5,10 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/ckpt/ckpt/internal/testutil"
 )
 
 // RewriteZstd returns the zstd-compressed tar at path (a legacy archive,
@@ -17,18 +16,8 @@ import (
 // t if path has no such member.
 func RewriteZstd(t testing.TB, path, name string, edit func([]byte) []byte) []byte {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
 	var out bytes.Buffer
-	tr, tw := tar.NewReader(zr), tar.NewWriter(&out)
+	tr, tw := tar.NewReader(testutil.OpenZstd(t, path)), tar.NewWriter(&out)
 	found := false
 	for {
 		h, err := tr.Next()
