@@ -306,12 +306,7 @@ func TestPipeSealed(t *testing.T) {
 	t.Parallel()
 	src, dst := realEngine(t), realEngine(t)
 	ctx := context.Background()
-	keys := t.TempDir()
-	priv, wrong := sshKeygen(t, keys, "id_ed25519"), sshKeygen(t, keys, "other")
-	to, err := seal.ParseRecipients(priv + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, wrong, to := sealKeys(t)
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "sp", Command: []string{"/bin/counter", "-interval", "50ms"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -354,16 +349,7 @@ func TestPipeSealed(t *testing.T) {
 // one (its own index), with member name's content replaced by data.
 func rewriteStream(t *testing.T, path, name string, data []byte) string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := format.NewReader(f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
+	zr := openArchive(t, path)
 	type member struct {
 		name string
 		data []byte

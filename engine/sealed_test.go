@@ -29,6 +29,20 @@ func sshKeygen(t *testing.T, dir, name string) string {
 	return p
 }
 
+// sealKeys makes two key pairs with ssh-keygen, the one sealed to and
+// another, and returns their private key files and the recipients of the
+// first.
+func sealKeys(t *testing.T) (priv, other string, to []age.Recipient) {
+	t.Helper()
+	keys := t.TempDir()
+	priv, other = sshKeygen(t, keys, "id_ed25519"), sshKeygen(t, keys, "other")
+	to, err := seal.ParseRecipients(priv + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv, other, to
+}
+
 func identities(t *testing.T, key string) []age.Identity {
 	t.Helper()
 	ids, err := seal.ParseIdentities(key)
@@ -50,12 +64,7 @@ func TestSealedMigrate(t *testing.T) {
 	t.Parallel()
 	src, dst := realEngine(t), realEngine(t)
 	ctx := context.Background()
-	keys := t.TempDir()
-	priv, wrong := sshKeygen(t, keys, "id_ed25519"), sshKeygen(t, keys, "other")
-	to, err := seal.ParseRecipients(priv + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, wrong, to := sealKeys(t)
 	const secret = "s3cr3t-t0ken-4f9a1c"
 	cmd := []string{"/bin/counter", "-interval", "50ms"}
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "sealed", Command: cmd, Env: []string{"API_TOKEN=" + secret}}); err != nil {
@@ -203,12 +212,7 @@ func TestSealedChain(t *testing.T) {
 	src, dst := realEngine(t), realEngine(t)
 	src.memoryTrackingCheck = noMemoryTracking // the deduplicated chain, on any host
 	ctx := context.Background()
-	keys := t.TempDir()
-	priv, other := sshKeygen(t, keys, "id_ed25519"), sshKeygen(t, keys, "other")
-	to, err := seal.ParseRecipients(priv + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, other, to := sealKeys(t)
 	cmd := []string{"/bin/counter", "-ballast-mb", "16", "-dirty-percent", "1", "-interval", "100ms", "-file", ""}
 	if _, err := src.Run(ctx, "workload", &RunOptions{Name: "schain", Command: cmd}); err != nil {
 		t.Fatal(err)

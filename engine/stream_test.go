@@ -96,19 +96,26 @@ func TestStreamExport(t *testing.T) {
 	}
 }
 
-// entriesNamed counts the tar entries of name in the archive at path.
-func entriesNamed(t *testing.T, path, name string) int {
+// openArchive opens the archive at path for reading, closed when t ends.
+func openArchive(t *testing.T, path string) *format.Reader {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	zr, err := format.NewReader(f, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer zr.Close()
+	t.Cleanup(func() { zr.Close() })
+	return zr
+}
+
+// entriesNamed counts the tar entries of name in the archive at path.
+func entriesNamed(t *testing.T, path, name string) int {
+	t.Helper()
+	zr := openArchive(t, path)
 	n := 0
 	for {
 		h, err := zr.Next()
